@@ -1,0 +1,258 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/blevesearch/bleve/v2"
+
+	"mailvault/indexer/catalog"
+	"mailvault/indexer/mime"
+	"mailvault/indexer/store"
+)
+
+// ErrLocked is returned by Open when another process holds the data directory.
+var ErrLocked = errors.New("data directory is in use by another mailvault process")
+
+// Options configure an Archive. A nil *Options is equivalent to a zero Options.
+type Options struct {
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// ReadOnly opens the archive for searching and verifying: it takes a shared
+	// lock (several readers may run together, no writer) and never writes.
+	ReadOnly bool
+	// Limits bound MIME extraction; nil means the mime package defaults.
+	Limits *mime.Limits
+	// BatchDocs caps the documents in one index batch (default 1000).
+	BatchDocs int
+	// BatchBytes caps the text bytes in one index batch (default 32 MiB).
+	BatchBytes int
+	// DiscardIndex removes the index before opening, so that it is rebuilt
+	// from the store and catalog alone (invariant 7): every message is marked
+	// unindexed and CatchUp indexes it again. Used by `mailvault reindex`; it
+	// works even when the old index is damaged beyond opening.
+	DiscardIndex bool
+	// Workers is the number of goroutines hashing, parsing and compressing in
+	// Ingest (default GOMAXPROCS).
+	Workers int
+}
+
+// Archive is the store of record, the catalog and the index of one data
+// directory, owned by one process. It is safe for concurrent use, but only one
+// goroutine should call Ingest at a time (ingest order is the caller's).
+type Archive struct {
+	dir   string
+	opts  Options
+	log   *slog.Logger
+	lock  *os.File
+	store *store.Store
+	cat   *catalog.Catalog
+	idx   bleve.Index
+
+	writer *writer // nil when read-only
+
+	mu        sync.Mutex
+	mailboxes map[[2]string]catalog.Mailbox
+}
+
+// Open opens the archive in dir, creating it when it does not exist (unless
+// read-only).
+func Open(dir string, opts *Options) (*Archive, error) {
+	a := &Archive{dir: dir, mailboxes: map[[2]string]catalog.Mailbox{}}
+	if opts != nil {
+		a.opts = *opts
+	}
+	a.log = a.opts.Logger
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.opts.BatchDocs <= 0 {
+		a.opts.BatchDocs = 1000
+	}
+	if a.opts.BatchBytes <= 0 {
+		a.opts.BatchBytes = 32 << 20
+	}
+	if a.opts.Workers <= 0 {
+		a.opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if a.opts.ReadOnly {
+		if _, err := os.Stat(filepath.Join(dir, "catalog.db")); err != nil {
+			return nil, fmt.Errorf("open archive %s: no archive there (import or harvest mail first, or pass --data)", dir)
+		}
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	if err := a.lockDir(); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.closeAll()
+		}
+	}()
+	var err error
+	if a.store, err = store.Open(filepath.Join(dir, "blobs")); err != nil {
+		return nil, err
+	}
+	if a.cat, err = catalog.Open(filepath.Join(dir, "catalog.db")); err != nil {
+		return nil, err
+	}
+	var created bool
+	if a.opts.DiscardIndex && !a.opts.ReadOnly {
+		if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+			return nil, fmt.Errorf("discard index: %w", err)
+		}
+	}
+	if a.idx, created, err = openIndex(filepath.Join(dir, "index"), a.opts.ReadOnly); err != nil {
+		return nil, err
+	}
+	if created {
+		// A new index holds nothing, whatever the catalog remembers: the index
+		// directory was lost or removed. Everything gets indexed again.
+		if err := a.cat.ResetIndexed(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	if !a.opts.ReadOnly {
+		a.writer = newWriter(a)
+	}
+	ok = true
+	return a, nil
+}
+
+// openIndex opens the Bleve index at path, creating it (created true) when it
+// does not exist and readOnly is false.
+func openIndex(path string, readOnly bool) (idx bleve.Index, created bool, err error) {
+	cfg := map[string]any{"bolt_timeout": "2s", "read_only": readOnly}
+	idx, err = bleve.OpenUsing(path, cfg)
+	if err == nil {
+		return idx, false, nil
+	}
+	if !errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
+		return nil, false, fmt.Errorf("open index %s: %w (the index is a cache: `mailvault reindex` rebuilds it)", path, err)
+	}
+	if readOnly {
+		return nil, false, fmt.Errorf("open index %s: it does not exist (run `mailvault reindex`)", path)
+	}
+	m, err := newMapping()
+	if err != nil {
+		return nil, false, err
+	}
+	idx, err = bleve.NewUsing(path, m, bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, cfg)
+	if err != nil {
+		return nil, false, fmt.Errorf("create index %s: %w", path, err)
+	}
+	return idx, true, nil
+}
+
+// lockDir takes the data directory lock: exclusive for a writer, shared for
+// readers. The lock file names the holder's pid for the error message.
+func (a *Archive) lockDir() error {
+	path := filepath.Join(a.dir, "lock")
+	flag := os.O_RDWR | os.O_CREATE
+	how := syscall.LOCK_EX
+	if a.opts.ReadOnly {
+		flag, how = os.O_RDONLY, syscall.LOCK_SH
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o640); err == nil {
+				f.Close()
+			}
+		}
+	}
+	f, err := os.OpenFile(path, flag, 0o640)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		who := strings.TrimSpace(string(holder))
+		if who != "" {
+			who = " (pid " + who + ")"
+		}
+		return fmt.Errorf("open archive %s: %w%s; wait for it to finish or stop it", a.dir, ErrLocked, who)
+	}
+	if !a.opts.ReadOnly {
+		f.Truncate(0)
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	a.lock = f
+	return nil
+}
+
+// Close flushes pending index work and closes everything. Messages ingested but
+// not yet indexed when Close is interrupted are indexed at the next CatchUp.
+func (a *Archive) Close() error {
+	var err error
+	if a.writer != nil {
+		err = a.writer.close()
+	}
+	return errors.Join(err, a.closeAll())
+}
+
+func (a *Archive) closeAll() error {
+	var errs []error
+	if a.idx != nil {
+		errs = append(errs, a.idx.Close())
+	}
+	if a.cat != nil {
+		errs = append(errs, a.cat.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	if a.lock != nil {
+		errs = append(errs, a.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Dir returns the data directory.
+func (a *Archive) Dir() string { return a.dir }
+
+// Catalog returns the catalog, for commands that report on it.
+func (a *Archive) Catalog() *catalog.Catalog { return a.cat }
+
+// Store returns the blob store.
+func (a *Archive) Store() *store.Store { return a.store }
+
+// EnsureMailbox returns the catalog's mailbox (account, name), creating it with
+// source and uidvalidity when new.
+func (a *Archive) EnsureMailbox(ctx context.Context, account, name, source string, uidvalidity uint32) (catalog.Mailbox, error) {
+	mb, err := a.cat.EnsureMailbox(ctx, account, name, source, uidvalidity)
+	if err != nil {
+		return mb, err
+	}
+	a.mu.Lock()
+	a.mailboxes[[2]string{account, name}] = mb
+	a.mu.Unlock()
+	return mb, nil
+}
+
+func (a *Archive) mailbox(ctx context.Context, account, name string) (catalog.Mailbox, error) {
+	a.mu.Lock()
+	mb, ok := a.mailboxes[[2]string{account, name}]
+	a.mu.Unlock()
+	if ok {
+		return mb, nil
+	}
+	mb, err := a.cat.Mailbox(ctx, account, name)
+	if err != nil {
+		return mb, err
+	}
+	a.mu.Lock()
+	a.mailboxes[[2]string{account, name}] = mb
+	a.mu.Unlock()
+	return mb, nil
+}

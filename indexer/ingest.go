@@ -1,0 +1,372 @@
+package indexer
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"mailvault/indexer/catalog"
+	"mailvault/indexer/mime"
+	"mailvault/indexer/store"
+	"mailvault/query"
+)
+
+// Item is one copy of a message to archive: its raw bytes exactly as the
+// server (or file) gave them, and where it lives.
+type Item struct {
+	Account      string
+	Mailbox      string
+	UIDValidity  uint32
+	UID          uint32
+	Flags        []string
+	InternalDate time.Time
+	Raw          []byte
+}
+
+// Outcome says what Ingest did with an item.
+type Outcome int
+
+const (
+	// Stored: new content; a blob, a message and an occurrence were written.
+	Stored Outcome = iota + 1
+	// Linked: known content in a new place; only an occurrence was written.
+	Linked
+	// Present: the occurrence was archived already; nothing changed.
+	Present
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Stored:
+		return "stored"
+	case Linked:
+		return "linked"
+	case Present:
+		return "present"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Result reports what happened to one item of an Ingest call.
+type Result struct {
+	Key        store.Key
+	Outcome    Outcome
+	ParseError string // non-empty when the message was stored but could not be fully parsed
+}
+
+// prepared is an item after the parallel phase of Ingest.
+type prepared struct {
+	key    store.Key
+	msg    *mime.Message
+	stored int64
+	err    error
+}
+
+// Ingest archives items durably and queues their index documents. When it
+// returns nil, every item's blob and occurrence are committed: the caller may
+// advance its checkpoint past them (invariant 1). Items for mailboxes not
+// created with EnsureMailbox are an error. A message that does not parse is
+// still stored and cataloged, with its parse error (invariant 8).
+func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
+	if a.writer == nil {
+		return nil, fmt.Errorf("ingest: archive %s is open read-only", a.dir)
+	}
+	mbs := make([]catalog.Mailbox, len(items))
+	for i, it := range items {
+		mb, err := a.mailbox(ctx, it.Account, it.Mailbox)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+		mbs[i] = mb
+	}
+
+	// Parallel phase: hash, parse, compress and write blobs. The blob write is
+	// idempotent (content-addressed), so doing it before the catalog knows about
+	// the message is safe; a crash leaves at most an unreferenced blob.
+	preps := make([]prepared, len(items))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(a.opts.Workers, len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				p := &preps[i]
+				raw := items[i].Raw
+				p.key = store.KeyOf(raw)
+				p.msg = mime.Parse(raw, a.opts.Limits)
+				p.stored, p.err = a.store.Put(p.key, raw)
+			}
+		}()
+	}
+	for i := range items {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, p := range preps {
+		if p.err != nil {
+			return nil, fmt.Errorf("ingest: %w", p.err)
+		}
+	}
+	if err := a.store.Sync(); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+
+	// Catalog phase: one transaction for the whole batch.
+	tx, err := a.cat.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	defer tx.Rollback()
+	results := make([]Result, len(items))
+	touched := map[int64]int{} // message id → index into items of one copy, for re-indexing
+	uidnext := map[int64]uint32{}
+	for i, it := range items {
+		p := preps[i]
+		res := &results[i]
+		res.Key = p.key
+		res.ParseError = p.msg.ParseError()
+		exists, err := tx.OccurrenceExists(ctx, mbs[i].ID, it.UIDValidity, it.UID)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+		if exists {
+			res.Outcome = Present
+			continue
+		}
+		id, err := tx.MessageID(ctx, p.key)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+		newPlace := true
+		if id == 0 {
+			res.Outcome = Stored
+			if id, err = tx.InsertMessage(ctx, catalogMessage(p, len(it.Raw))); err != nil {
+				return nil, fmt.Errorf("ingest: %w", err)
+			}
+		} else {
+			res.Outcome = Linked
+			if newPlace, err = tx.InNewPlace(ctx, id, mbs[i].ID); err != nil {
+				return nil, fmt.Errorf("ingest: %w", err)
+			}
+		}
+		if _, err := tx.InsertOccurrence(ctx, &catalog.Occurrence{
+			MailboxID: mbs[i].ID, UIDValidity: it.UIDValidity, UID: it.UID, MessageID: id,
+			Flags: it.Flags, InternalDate: it.InternalDate, Size: int64(len(it.Raw)),
+		}); err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+		if newPlace {
+			if _, seen := touched[id]; !seen && res.Outcome == Linked {
+				if err := tx.Touch(ctx, id); err != nil {
+					return nil, fmt.Errorf("ingest: %w", err)
+				}
+			}
+			touched[id] = i
+		}
+		if it.UIDValidity == mbs[i].UIDValidity && it.UID+1 > uidnext[mbs[i].ID] {
+			uidnext[mbs[i].ID] = it.UID + 1
+		}
+	}
+	for mbID, next := range uidnext {
+		if err := tx.SetUIDNext(ctx, mbID, next); err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("ingest: commit: %w", err)
+	}
+
+	// Index phase: hand documents to the writer. From here on a failure loses
+	// nothing: the catalog marks these messages unindexed until the writer
+	// commits them, and CatchUp redoes whatever is left.
+	for id, i := range touched {
+		if err := a.queueIndex(ctx, id, preps[i].key, preps[i].msg, int64(len(items[i].Raw))); err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+func catalogMessage(p prepared, size int) *catalog.Message {
+	m := p.msg
+	from := ""
+	if len(m.From) > 0 {
+		from = formatAddress(m.From[0])
+	}
+	return &catalog.Message{
+		SHA256: p.key, Size: int64(size), StoredSize: p.stored, ParseError: m.ParseError(),
+		Subject: m.Subject, From: from, Date: m.Date, MessageID: m.MessageID,
+		HasAttachments: m.HasAttachments(),
+	}
+}
+
+func formatAddress(a mime.Address) string {
+	if a.Name == "" {
+		return a.Addr
+	}
+	if a.Addr == "" {
+		return a.Name
+	}
+	return (&mail.Address{Name: a.Name, Address: a.Addr}).String()
+}
+
+// queueIndex builds the index document of a message and hands it to the writer.
+func (a *Archive) queueIndex(ctx context.Context, id int64, key store.Key, m *mime.Message, size int64) error {
+	gen, err := a.cat.Gen(ctx, id)
+	if err != nil {
+		return fmt.Errorf("index message %s: %w", key, err)
+	}
+	places, err := a.cat.Places(ctx, id)
+	if err != nil {
+		return fmt.Errorf("index message %s: %w", key, err)
+	}
+	doc, n := buildDoc(m, size, places)
+	return a.writer.submit(ctx, indexJob{task: catalog.IndexTask{ID: id, SHA256: key, Gen: gen}, doc: doc, size: n})
+}
+
+// buildDoc returns the index document of a message and its approximate size.
+func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]any, int) {
+	n := 0
+	addrs := func(list []mime.Address) []string {
+		out := make([]string, 0, len(list))
+		for _, a := range list {
+			s := strings.TrimSpace(a.Name + " " + a.Addr)
+			n += len(s)
+			out = append(out, s)
+		}
+		return out
+	}
+	doc := map[string]any{
+		query.IndexFrom:          addrs(append(append([]mime.Address(nil), m.From...), m.Sender...)),
+		query.IndexTo:            addrs(m.To),
+		query.IndexCc:            addrs(m.Cc),
+		query.IndexBcc:           addrs(m.Bcc),
+		query.IndexSubject:       m.Subject,
+		query.IndexBody:          m.Text,
+		query.IndexSize:          float64(size),
+		query.IndexHasAttachment: m.HasAttachments(),
+	}
+	n += len(m.Subject) + len(m.Text)
+	if !m.Date.IsZero() {
+		doc[query.IndexDay] = float64(query.DayValue(m.Date))
+		doc[fieldTime] = float64(m.Date.Unix())
+	}
+	var names, texts []string
+	for _, at := range m.Attachments {
+		if at.Filename != "" {
+			names = append(names, at.Filename)
+		}
+		if at.Text != "" {
+			texts = append(texts, at.Text)
+		}
+		n += len(at.Filename) + len(at.Text)
+	}
+	doc[query.IndexAttachment] = names
+	doc[query.IndexAttachmentText] = texts
+	accounts := map[string]bool{}
+	mailboxes := map[string]bool{}
+	for _, p := range places {
+		accounts[p.Account] = true
+		mailboxes[query.CanonicalMailbox(p.Mailbox)] = true
+	}
+	doc[query.IndexAccount] = keys(accounts)
+	doc[query.IndexMailbox] = keys(mailboxes)
+	return doc, n
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Flush waits until every document queued so far is committed to the index.
+func (a *Archive) Flush(ctx context.Context) error {
+	if a.writer == nil {
+		return nil
+	}
+	return a.writer.flush(ctx)
+}
+
+// CatchUp indexes every message the catalog marks as not yet indexed, reading
+// it back from the store. It runs at start (a crash between the catalog commit
+// and the index commit leaves such messages) and for reindex. progress, when
+// not nil, is called after each message with the count done and the total.
+func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) error {
+	if a.writer == nil {
+		return fmt.Errorf("catch up: archive %s is open read-only", a.dir)
+	}
+	total, err := a.cat.CountUnindexed(ctx)
+	if err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	if total == 0 {
+		return nil
+	}
+	var after int64
+	done := 0
+	for {
+		tasks, err := a.cat.Unindexed(ctx, after, 256)
+		if err != nil {
+			return fmt.Errorf("catch up: %w", err)
+		}
+		if len(tasks) == 0 {
+			break
+		}
+		type parsed struct {
+			msg  *mime.Message
+			size int64
+			err  error
+		}
+		out := make([]parsed, len(tasks))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range min(a.opts.Workers, len(tasks)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					raw, err := a.store.Get(tasks[i].SHA256)
+					if err != nil {
+						out[i].err = err
+						continue
+					}
+					out[i] = parsed{msg: mime.Parse(raw, a.opts.Limits), size: int64(len(raw))}
+				}
+			}()
+		}
+		for i := range tasks {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		for i, t := range tasks {
+			after = t.ID
+			if out[i].err != nil {
+				// A missing or corrupt blob is verify's to report; indexing goes on.
+				a.log.Error("cannot index message: blob unreadable", "sha256", t.SHA256Hex(), "err", out[i].err)
+				continue
+			}
+			places, err := a.cat.Places(ctx, t.ID)
+			if err != nil {
+				return fmt.Errorf("catch up: %w", err)
+			}
+			doc, n := buildDoc(out[i].msg, out[i].size, places)
+			if err := a.writer.submit(ctx, indexJob{task: t, doc: doc, size: n}); err != nil {
+				return fmt.Errorf("catch up: %w", err)
+			}
+			done++
+			if progress != nil {
+				progress(done, total)
+			}
+		}
+	}
+	return a.Flush(ctx)
+}

@@ -1,0 +1,82 @@
+package indexer
+
+import (
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
+	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
+	"github.com/blevesearch/bleve/v2/mapping"
+
+	"mailvault/query"
+)
+
+// The analyser and field names are the query package's (query/schema.go), so
+// that translated queries and indexed documents agree. The analyser splits on
+// Unicode word boundaries and lowercases; it keeps stop words (a phrase like
+// "to be or not to be" must stay findable) and does not stem: an archive is
+// searched for what was written.
+const textAnalyzer = query.TextAnalyzer
+
+// fieldTime is the Date: header as Unix seconds, kept as doc values for
+// sorting hits by date. Only the indexer uses it.
+const fieldTime = "time"
+
+// newMapping returns the index mapping: one document per unique message, no
+// stored fields (the catalog and the blob hold everything shown to a user), and
+// term vectors on text fields because phrase queries need positions.
+func newMapping() (mapping.IndexMapping, error) {
+	m := bleve.NewIndexMapping()
+	if err := m.AddCustomAnalyzer(textAnalyzer, map[string]any{
+		"type":          custom.Name,
+		"tokenizer":     unicode.Name,
+		"token_filters": []string{lowercase.Name},
+	}); err != nil {
+		return nil, err
+	}
+	m.DefaultAnalyzer = textAnalyzer
+	m.StoreDynamic = false
+	m.IndexDynamic = false
+	m.DocValuesDynamic = false
+
+	text := func() *mapping.FieldMapping {
+		f := bleve.NewTextFieldMapping()
+		f.Analyzer = textAnalyzer
+		f.Store = false
+		f.IncludeInAll = false
+		f.IncludeTermVectors = true
+		f.DocValues = false
+		return f
+	}
+	num := func(docValues bool) *mapping.FieldMapping {
+		f := bleve.NewNumericFieldMapping()
+		f.Store = false
+		f.IncludeInAll = false
+		f.DocValues = docValues
+		return f
+	}
+	kw := func() *mapping.FieldMapping {
+		f := bleve.NewKeywordFieldMapping()
+		f.Analyzer = keyword.Name
+		f.Store = false
+		f.IncludeInAll = false
+		f.IncludeTermVectors = false
+		f.DocValues = false
+		return f
+	}
+	doc := bleve.NewDocumentStaticMapping()
+	for _, name := range query.TextFields() {
+		doc.AddFieldMappingsAt(name, text())
+	}
+	doc.AddFieldMappingsAt(query.IndexDay, num(false))
+	doc.AddFieldMappingsAt(fieldTime, num(true))
+	doc.AddFieldMappingsAt(query.IndexSize, num(false))
+	b := bleve.NewBooleanFieldMapping()
+	b.Store, b.IncludeInAll, b.DocValues = false, false, false
+	doc.AddFieldMappingsAt(query.IndexHasAttachment, b)
+	doc.AddFieldMappingsAt(query.IndexAccount, kw())
+	doc.AddFieldMappingsAt(query.IndexMailbox, kw())
+	m.DefaultMapping = doc
+	m.DefaultType = "message"
+	return m, nil
+}

@@ -1,0 +1,195 @@
+package indexer
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/search"
+	bleveq "github.com/blevesearch/bleve/v2/search/query"
+
+	"mailvault/indexer/catalog"
+	"mailvault/indexer/store"
+	"mailvault/query"
+)
+
+// SearchOptions narrow and shape a search. A nil *SearchOptions is equivalent
+// to a zero SearchOptions.
+type SearchOptions struct {
+	// Accounts and Mailboxes restrict the search to messages with an
+	// occurrence in one of these accounts / mailbox names, and the occurrences
+	// listed with each hit to those in them. Empty means no restriction.
+	Accounts  []string
+	Mailboxes []string
+	// Limit is the most messages returned (default 50); Offset skips that many first.
+	Limit  int
+	Offset int
+	// ByRelevance sorts by score; the default is newest sent date first.
+	ByRelevance bool
+	// Timeout bounds the search (default 10s).
+	Timeout time.Duration
+}
+
+// Occurrence is where a hit lives.
+type Occurrence struct {
+	Account      string    `json:"account"`
+	Mailbox      string    `json:"mailbox"`
+	UIDValidity  uint32    `json:"uidvalidity"`
+	UID          uint32    `json:"uid"`
+	Flags        []string  `json:"flags"`
+	InternalDate string    `json:"internal_date,omitempty"`
+	Expunged     string    `json:"expunged_at,omitempty"`
+	URL          string    `json:"url"`
+	Imported     bool      `json:"imported,omitempty"`
+	FirstSeen    time.Time `json:"-"`
+}
+
+// Hit is one message matching a search, with its occurrences in scope.
+type Hit struct {
+	SHA256      string
+	Date        time.Time // zero when the message has no valid Date:
+	From        string
+	Subject     string
+	Size        int64
+	ParseError  string
+	Score       float64
+	Occurrences []Occurrence
+}
+
+// SearchResult is a page of hits.
+type SearchResult struct {
+	Total uint64 // messages matching, over all pages
+	Hits  []Hit
+	Took  time.Duration
+}
+
+// maxTermExpansion caps how many terms a prefix query may expand to.
+const maxTermExpansion = 10000
+
+// Search runs q against the index and describes the hits from the catalog.
+func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions) (*SearchResult, error) {
+	var o SearchOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Limit <= 0 {
+		o.Limit = 50
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	bq, err := query.Bleve(q)
+	if err != nil {
+		return nil, err
+	}
+	var filters []bleveq.Query
+	if f := anyTerm(query.IndexAccount, o.Accounts); f != nil {
+		filters = append(filters, f)
+	}
+	canon := make([]string, len(o.Mailboxes))
+	for i, m := range o.Mailboxes {
+		canon[i] = query.CanonicalMailbox(m)
+	}
+	if f := anyTerm(query.IndexMailbox, canon); f != nil {
+		filters = append(filters, f)
+	}
+	if len(filters) > 0 {
+		bq = bleveq.NewConjunctionQuery(append([]bleveq.Query{bq}, filters...))
+	}
+	req := bleve.NewSearchRequestOptions(bq, o.Limit, o.Offset, false)
+	if !o.ByRelevance {
+		req.SortBy([]string{"-" + fieldTime, "_id"})
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, search.MaxTermSearchersKey, maxTermExpansion)
+	res, err := a.idx.SearchInContext(ctx, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("search timed out after %s: narrow the query", o.Timeout)
+		}
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	keys := make([][32]byte, 0, len(res.Hits))
+	for _, h := range res.Hits {
+		k, err := store.ParseKey(h.ID)
+		if err != nil {
+			return nil, fmt.Errorf("search: index holds a document with a bad id %q (run `mailvault reindex`)", h.ID)
+		}
+		keys = append(keys, k)
+	}
+	located, err := a.cat.Locate(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	scopeAccounts, scopeMailboxes := query.Scope(q)
+	scopeAccounts = append(scopeAccounts, o.Accounts...)
+	scopeMailboxes = append(scopeMailboxes, canon...)
+	out := &SearchResult{Total: res.Total, Took: res.Took}
+	for i, h := range res.Hits {
+		l := located[keys[i]]
+		if l == nil {
+			// The index is a cache and may be ahead of a restored catalog.
+			a.log.Warn("index hit unknown to the catalog", "sha256", h.ID)
+			continue
+		}
+		hit := Hit{SHA256: h.ID, Date: l.Date, From: l.From, Subject: l.Subject, Size: l.Size,
+			ParseError: l.ParseError, Score: h.Score}
+		for _, oc := range l.Occurrences {
+			if len(scopeAccounts) > 0 && !slices.Contains(scopeAccounts, oc.Account) {
+				continue
+			}
+			if len(scopeMailboxes) > 0 && !slices.Contains(scopeMailboxes, query.CanonicalMailbox(oc.Mailbox)) {
+				continue
+			}
+			hit.Occurrences = append(hit.Occurrences, occurrence(oc))
+		}
+		out.Hits = append(out.Hits, hit)
+	}
+	return out, nil
+}
+
+func anyTerm(field string, values []string) bleveq.Query {
+	if len(values) == 0 {
+		return nil
+	}
+	qs := make([]bleveq.Query, len(values))
+	for i, v := range values {
+		t := bleveq.NewTermQuery(v)
+		t.SetField(field)
+		qs[i] = t
+	}
+	return bleveq.NewDisjunctionQuery(qs)
+}
+
+func occurrence(o catalog.LocatedOccurrence) Occurrence {
+	return Occurrence{
+		Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID,
+		Flags: o.Flags, InternalDate: o.InternalDate, Expunged: o.ExpungedAt,
+		URL:      MessageURL(o.AccountURL, o.Account, o.Mailbox, o.UIDValidity, o.UID),
+		Imported: o.Source == catalog.SourceImport,
+	}
+}
+
+// MessageURL returns the RFC 5092 IMAP URL of an occurrence:
+// imap://user@host/Mailbox;UIDVALIDITY=v/;UID=u. accountURL is the account's
+// "imap://user@host" base. Mail imported from files has no server to point at;
+// it gets the same shape under the "mailvault" scheme with the account name as
+// authority (mailvault://account/Mailbox;UIDVALIDITY=v/;UID=u), which names the
+// occurrence in this archive unambiguously and which an IMAP client will not
+// mistake for a server.
+func MessageURL(accountURL, account, mailbox string, uidvalidity, uid uint32) string {
+	base := strings.TrimSuffix(accountURL, "/")
+	if base == "" {
+		base = "mailvault://" + url.PathEscape(account)
+	}
+	segs := strings.Split(mailbox, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return fmt.Sprintf("%s/%s;UIDVALIDITY=%d/;UID=%d", base, strings.Join(segs, "/"), uidvalidity, uid)
+}
