@@ -1,0 +1,267 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	bleveq "github.com/blevesearch/bleve/v2/search/query"
+)
+
+// ErrSubstring is returned by Bleve for a MatchSubstring node: a token index
+// cannot answer substring matches without a verification step.
+var ErrSubstring = errors.New("substring matching not supported yet")
+
+// Bleve translates n into a Bleve query over the fields of schema.go. It
+// builds the query programmatically; every text query relies on the
+// analyser the index mapping sets on the field (TextAnalyzer).
+//
+// Keys that Bleve cannot answer are errors: MatchSubstring (ErrSubstring)
+// and internal dates, which are facts of occurrences held by the catalog.
+func Bleve(n Node) (bleveq.Query, error) {
+	return translate(n, 0)
+}
+
+func translate(n Node, depth int) (bleveq.Query, error) {
+	if depth > 2*maxDepth {
+		return nil, fmt.Errorf("query nested too deeply (more than %d levels)", 2*maxDepth)
+	}
+	switch n := n.(type) {
+	case And:
+		return translateAnd(n, depth)
+	case Or:
+		if len(n.Nodes) == 0 {
+			return bleveq.NewMatchNoneQuery(), nil
+		}
+		qs := make([]bleveq.Query, len(n.Nodes))
+		for i, c := range n.Nodes {
+			q, err := translate(c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			qs[i] = q
+		}
+		return disjunction(qs), nil
+	case Not:
+		q, err := translate(n.Node, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		return exclude(nil, []bleveq.Query{q}), nil
+	case All:
+		return bleveq.NewMatchAllQuery(), nil
+	case Text:
+		return translateText(n)
+	case Date:
+		return translateDate(n)
+	case Size:
+		b := float64(n.Bytes)
+		excl := false
+		var q *bleveq.NumericRangeQuery
+		if n.Larger {
+			q = bleveq.NewNumericRangeInclusiveQuery(&b, nil, &excl, nil)
+		} else {
+			q = bleveq.NewNumericRangeInclusiveQuery(nil, &b, nil, &excl)
+		}
+		q.SetField(IndexSize)
+		return q, nil
+	case HasAttachment:
+		q := bleveq.NewBoolFieldQuery(true)
+		q.SetField(IndexHasAttachment)
+		return q, nil
+	case Account:
+		if n.Name == "" {
+			return nil, errors.New("account: empty name")
+		}
+		q := bleveq.NewTermQuery(n.Name)
+		q.SetField(IndexAccount)
+		return q, nil
+	case Mailbox:
+		if n.Name == "" {
+			return nil, errors.New("mailbox: empty name")
+		}
+		q := bleveq.NewTermQuery(CanonicalMailbox(n.Name))
+		q.SetField(IndexMailbox)
+		return q, nil
+	case nil:
+		return nil, errors.New("translate: nil node")
+	}
+	return nil, fmt.Errorf("translate: unknown node %T", n)
+}
+
+// translateAnd gathers the negated conjuncts into one MustNot, so that
+// "a -b -c" is a single boolean query and "-b -c" is all documents except
+// b or c.
+func translateAnd(n And, depth int) (bleveq.Query, error) {
+	var must, mustNot []bleveq.Query
+	for _, c := range n.Nodes {
+		neg := false
+		if x, ok := c.(Not); ok {
+			neg, c = true, x.Node
+		}
+		q, err := translate(c, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		if neg {
+			mustNot = append(mustNot, q)
+		} else {
+			must = append(must, q)
+		}
+	}
+	if len(mustNot) == 0 {
+		switch len(must) {
+		case 0:
+			return bleveq.NewMatchAllQuery(), nil
+		case 1:
+			return must[0], nil
+		}
+		return bleveq.NewConjunctionQuery(must), nil
+	}
+	return exclude(must, mustNot), nil
+}
+
+// exclude returns the documents that match all of must (every document if
+// must is empty) and none of mustNot. It keeps the shape Bleve's JSON form
+// requires: a conjunction for Must and a disjunction for MustNot.
+func exclude(must, mustNot []bleveq.Query) bleveq.Query {
+	if len(must) == 0 {
+		must = []bleveq.Query{bleveq.NewMatchAllQuery()}
+	}
+	q := bleveq.NewBooleanQuery(must, nil, mustNot)
+	q.MustNot.(*bleveq.DisjunctionQuery).SetMin(1)
+	return q
+}
+
+func disjunction(qs []bleveq.Query) bleveq.Query {
+	if len(qs) == 1 {
+		return qs[0]
+	}
+	q := bleveq.NewDisjunctionQuery(qs)
+	q.SetMin(1)
+	return q
+}
+
+// fields returns the index fields that f searches.
+func fields(f Field) ([]string, error) {
+	switch f {
+	case FieldText:
+		return TextFields(), nil
+	case FieldFrom:
+		return []string{IndexFrom}, nil
+	case FieldTo:
+		return []string{IndexTo}, nil
+	case FieldCc:
+		return []string{IndexCc}, nil
+	case FieldBcc:
+		return []string{IndexBcc}, nil
+	case FieldSubject:
+		return []string{IndexSubject}, nil
+	case FieldBody:
+		return []string{IndexBody}, nil
+	case FieldAttachment:
+		return []string{IndexAttachment, IndexAttachmentText}, nil
+	case FieldFilename:
+		return []string{IndexAttachment}, nil
+	}
+	return nil, fmt.Errorf("translate: unknown field %d", int(f))
+}
+
+func translateText(n Text) (bleveq.Query, error) {
+	fs, err := fields(n.Field)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(n.Value) == "" {
+		return nil, fmt.Errorf("%s: empty value", n.Field)
+	}
+	// perField builds one query per field and ORs them.
+	perField := func(mk func(field string) bleveq.Query) bleveq.Query {
+		qs := make([]bleveq.Query, len(fs))
+		for i, f := range fs {
+			qs[i] = mk(f)
+		}
+		return disjunction(qs)
+	}
+	switch n.Match {
+	case MatchWords:
+		words := strings.Fields(n.Value)
+		qs := make([]bleveq.Query, len(words))
+		for i, w := range words {
+			qs[i] = perField(func(field string) bleveq.Query { return wordQuery(w, field) })
+		}
+		if len(qs) == 1 {
+			return qs[0], nil
+		}
+		return bleveq.NewConjunctionQuery(qs), nil
+	case MatchPhrase:
+		return perField(func(field string) bleveq.Query {
+			q := bleveq.NewMatchPhraseQuery(n.Value)
+			q.SetField(field)
+			return q
+		}), nil
+	case MatchPrefix:
+		if err := checkPrefix(n.Value); err != nil {
+			return nil, err
+		}
+		pre := strings.Map(unicode.ToLower, n.Value)
+		return perField(func(field string) bleveq.Query {
+			q := bleveq.NewPrefixQuery(pre)
+			q.SetField(field)
+			return q
+		}), nil
+	case MatchSubstring:
+		return nil, fmt.Errorf("%s: %w", n.Field, ErrSubstring)
+	}
+	return nil, fmt.Errorf("translate: unknown match %d", int(n.Match))
+}
+
+// wordQuery matches one white-space-free word in field. A word of ASCII
+// letters and digits is one token; any other word may analyse into several
+// tokens (alice@example.org, e-mail, ideographs), which must then be
+// adjacent: a phrase.
+func wordQuery(w, field string) bleveq.Query {
+	simple := true
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		q := bleveq.NewMatchQuery(w)
+		q.SetOperator(bleveq.MatchQueryOperatorAnd)
+		q.SetField(field)
+		return q
+	}
+	q := bleveq.NewMatchPhraseQuery(w)
+	q.SetField(field)
+	return q
+}
+
+func translateDate(n Date) (bleveq.Query, error) {
+	if n.Internal {
+		return nil, errors.New("internal dates (BEFORE, ON, SINCE) are occurrence keys, not in the index")
+	}
+	y, m, d, ok := parseDay(fmt.Sprintf("%04d-%02d-%02d", n.Year, int(n.Month), n.Day))
+	if !ok || n.Year > 9999 {
+		return nil, fmt.Errorf("bad date %s", n)
+	}
+	day := float64(dayNumber(y, m, d))
+	yes, no := true, false
+	var q *bleveq.NumericRangeQuery
+	switch n.Op {
+	case DateBefore:
+		q = bleveq.NewNumericRangeInclusiveQuery(nil, &day, nil, &no)
+	case DateOn:
+		q = bleveq.NewNumericRangeInclusiveQuery(&day, &day, &yes, &yes)
+	case DateSince:
+		q = bleveq.NewNumericRangeInclusiveQuery(&day, nil, &yes, nil)
+	default:
+		return nil, fmt.Errorf("translate: unknown date op %d", int(n.Op))
+	}
+	q.SetField(IndexDay)
+	return q, nil
+}

@@ -1,0 +1,117 @@
+// Package query turns search text into one AST and the AST into a Bleve
+// query. It is pure: no I/O, no state; every function is safe for
+// concurrent use.
+//
+// # Invariants
+//
+//   - Both parsers (the human syntax here; IMAP SEARCH, RFC 9051 section
+//     6.4.4, later) produce the same Node types. Bleve translates a Node
+//     over the index fields named in schema.go, which the indexer's mapping
+//     uses too.
+//   - Parse errors are *ParseError values that name the byte offset of the
+//     problem: parse "from:": from: needs a value (at offset 5). Panics are
+//     used inside the parsers for control flow and never cross the API.
+//   - Node.String prints the human syntax; ParseHuman(n.String()) returns
+//     the same tree for every tree ParseHuman returns.
+//   - Negation is the complement over all messages: a query of negations
+//     alone ("-from:bob") means all messages except those.
+//
+// # Human syntax
+//
+// Terms are separated by white space and ANDed. Keys are case-insensitive;
+// values of account: and mailbox: are case-sensitive (except INBOX).
+//
+//	invoice              a word, in any text field (see below)
+//	"to be or not to be" a phrase: these words adjacent and in order
+//	inv*                 a prefix: a word starting with "inv"
+//	from:alice@example.org   to:  cc:  bcc:  subject:  body:
+//	attachment:report    filename:q3.pdf
+//	                     each takes a word, a prefix (word*) or a "phrase"
+//	before:2024-03-01    sent before that day (strictly)
+//	after:2024-03-01     sent on or after that day (inclusive, as Gmail)
+//	on:2024-03-01        sent on that day
+//	larger:100k          raw message larger than N bytes (strictly)
+//	smaller:2M           raw message smaller than N bytes (strictly)
+//	has:attachment       has at least one attachment
+//	account:alice        held in account "alice" (exact)
+//	mailbox:Archive/2024 held in a mailbox of that name, any account (exact)
+//	-term                not term: -from:bob, -"out of office", -(a b)
+//	NOT term             the same as -term
+//	a OR b               either; OR binds tighter than the implicit AND:
+//	                     "a b OR c d" is a AND (b OR c) AND d
+//	a AND b              the same as "a b"
+//	( ... )              grouping: (from:a OR from:b) subject:report
+//
+// Details, decided here:
+//
+//   - Words. A bare word runs up to white space, "(" or ")"; quote words
+//     that contain parentheses. A double quote starts a phrase only at the
+//     start of a term or of a value; inside a bare word it is an ordinary
+//     character. Words and phrases search the text fields: from, to, cc,
+//     bcc (each address as "Display Name <local@domain>"), subject, body,
+//     attachment names and attachment text. Each word may occur in a
+//     different field; a phrase must occur within one field. Matching is
+//     by token (the analyser TextAnalyzer: unicode word segmentation,
+//     lower case, no stop words, no stemming), not by substring: "report"
+//     does not find "reports"; use report*. A word that the analyser splits
+//     into several tokens (alice@example.org → alice, example.org; e-mail;
+//     東京) matches only with those tokens adjacent, as a phrase would.
+//     A word or phrase without any letter or digit is an error, since it
+//     could never match.
+//   - Phrases. Inside quotes \" is a quote and \\ a backslash; any other
+//     backslash stands for itself. A closing quote must be followed by
+//     white space, ")" or the end.
+//   - Prefixes. word* must have at least 2 characters before the "*", so
+//     that Bleve's expansion over the term dictionary stays bounded, and
+//     must be a prefix of one token: it may hold letters, digits and the
+//     joiners the tokenizer keeps inside words (. , : ; ' _), not "@", "-"
+//     or "/". Han and Hiragana are indexed one character each, so a prefix
+//     containing them is an error (search the word without "*"). A "*"
+//     elsewhere in a word is an ordinary character. The prefix is compared
+//     in lower case.
+//   - attachment: searches file names and extracted text of attachments;
+//     filename: searches file names only (as Gmail's filename:). body:
+//     searches the body text only, subject: the subject only.
+//   - Keys. A key is ASCII letters followed by ":" and, without white space,
+//     its value (from: alice is an error). An unknown key is an error that
+//     lists the known ones; quote a word that contains a colon to search for
+//     it ("re:meeting"). Text of the form letters:// is a word, so that URLs
+//     (http://example.org/x) stay searchable; words whose colon is not
+//     after letters only (10:30, x-y:z) are words too.
+//   - Operators OR, AND and NOT are upper case only; "or", "and" and "not"
+//     are words. Quote "OR" to search for the word. A "-" negates only when
+//     it starts a term and is directly followed by it ("- x" is an error);
+//     inside a word it is an ordinary character (e-mail).
+//   - Dates are YYYY-MM-DD (YYYY/MM/DD is accepted) and compare the sent
+//     date (Date: header) as the day written in the message's own zone,
+//     disregarding the time and zone, as IMAP SENTBEFORE/SENTON/SENTSINCE
+//     do: a message dated Fri, 1 Mar 2024 23:30 -0800 is on:2024-03-01.
+//     before: is exclusive and after: inclusive, so
+//     "after:2024-03-01 before:2024-04-01" is March.
+//   - Sizes are bytes, or a number with suffix k/K (1024), m/M (1024²) or
+//     g/G (1024³); comparisons are strict as IMAP LARGER/SMALLER.
+//   - mailbox: takes one exact name (it may contain "/" and "." and be
+//     quoted: mailbox:"Sent Items"); "*" and "%" are errors, not
+//     wildcards. INBOX in any case means INBOX.
+//   - A query must be valid UTF-8. An empty query (or only white space) is
+//     an error, as are unmatched parentheses, empty parentheses, an OR or
+//     AND without a term on both sides, and a dangling "-" or NOT. Groups
+//     and negations nest at most 100 deep.
+//
+// # Translation to Bleve
+//
+// And becomes a conjunction, with its negated members gathered into the
+// MustNot of one boolean query (Must = match-all when nothing is positive);
+// Or a disjunction (min 1); Not a boolean query (Must = match-all,
+// MustNot = the node). A word is, per field, a match query (a plain ASCII
+// word: one token) or a match-phrase query (any other word), ORed over the
+// fields; a phrase a match-phrase query per field; a prefix a prefix query
+// per field on the lower-cased prefix. Dates are numeric ranges on the
+// YYYYMMDD field day, sizes on size, has:attachment a boolean query,
+// account: and mailbox: term queries on keyword fields. Substring matching
+// (IMAP semantics) and internal dates are not answered by the index and are
+// errors for now.
+//
+// Scope reports the account: and mailbox: values a query requires of every
+// hit, so that a caller can show the matching occurrences of a message.
+package query

@@ -1,0 +1,105 @@
+package query
+
+import "time"
+
+// Names of the Bleve index fields. The indexer's index mapping uses these
+// constants, so that a query translated here and a document indexed there
+// agree on every name. One Bleve document is one unique message (sha256 of
+// its raw bytes); occurrence-level facts are indexed as the set of values
+// over all of its occurrences.
+const (
+	// IndexFrom, IndexTo, IndexCc and IndexBcc hold one value per address,
+	// "Display Name <local@domain>", analysed with TextAnalyzer and indexed
+	// with term vectors (phrase queries need positions).
+	IndexFrom = "from"
+	IndexTo   = "to"
+	IndexCc   = "cc"
+	IndexBcc  = "bcc"
+
+	// IndexSubject is the decoded Subject header; IndexBody is all decoded
+	// body text of the message. Both use TextAnalyzer and term vectors.
+	IndexSubject = "subject"
+	IndexBody    = "body"
+
+	// IndexAttachment holds the file names of attachments,
+	// IndexAttachmentText the text extracted from them. Both use
+	// TextAnalyzer and term vectors.
+	IndexAttachment     = "attachment"
+	IndexAttachmentText = "attachment_text"
+
+	// IndexDay is numeric: the sent date (Date: header) as YYYYMMDD in the
+	// message's own zone, as computed by DayValue. IMAP's SENTBEFORE, SENTON
+	// and SENTSINCE disregard time and zone, and so does this field.
+	IndexDay = "day"
+
+	// IndexSize is numeric: the size of the raw message in bytes
+	// (RFC822.SIZE).
+	IndexSize = "size"
+
+	// IndexHasAttachment is a boolean field.
+	IndexHasAttachment = "has_attachment"
+
+	// IndexAccount is a keyword field (exact, case-sensitive): one value per
+	// account that holds an occurrence of the message.
+	IndexAccount = "account"
+
+	// IndexMailbox is a keyword field (exact, case-sensitive): one value per
+	// distinct mailbox name among the message's occurrences. The indexer
+	// must store the inbox as "INBOX" (see CanonicalMailbox).
+	IndexMailbox = "mailbox"
+
+	// TextAnalyzer is the analyser of all text fields: the "unicode"
+	// tokenizer and the "to_lower" token filter, no stop-word removal and no
+	// stemming, so that "to be or not to be" stays searchable.
+	TextAnalyzer = "mv_text"
+)
+
+// TextFields returns the text fields searched by a free word or phrase, in
+// a fixed order.
+func TextFields() []string {
+	return []string{
+		IndexFrom, IndexTo, IndexCc, IndexBcc,
+		IndexSubject, IndexBody, IndexAttachment, IndexAttachmentText,
+	}
+}
+
+// DayValue returns the value of IndexDay for a sent date: YYYYMMDD of t in
+// t's own location. Pass the time as parsed from the Date: header, not
+// converted to UTC or local time.
+func DayValue(t time.Time) int {
+	y, m, d := t.Date()
+	return dayNumber(y, m, d)
+}
+
+func dayNumber(y int, m time.Month, d int) int {
+	return y*10000 + int(m)*100 + d
+}
+
+// CanonicalMailbox returns name with the inbox spelled "INBOX": RFC 9051
+// section 5.1 makes the name INBOX case-insensitive, every other mailbox
+// name is case-sensitive.
+func CanonicalMailbox(name string) string {
+	if len(name) == 5 && equalFoldASCII(name, "INBOX") {
+		return "INBOX"
+	}
+	return name
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
