@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/index/scorch/mergeplan"
 
 	"mailvault/indexer/catalog"
 	"mailvault/indexer/mime"
@@ -125,6 +127,7 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		}
 	}
 	if !a.opts.ReadOnly {
+		a.store.SweepTemps()
 		a.writer = newWriter(a)
 	}
 	ok = true
@@ -255,4 +258,44 @@ func (a *Archive) mailbox(ctx context.Context, account, name string) (catalog.Ma
 	a.mailboxes[[2]string{account, name}] = mb
 	a.mu.Unlock()
 	return mb, nil
+}
+
+// Compact merges the index into as few segments as Bleve's single-segment
+// merge plan allows. After a bulk import this makes the index smaller (one
+// term dictionary instead of several) and searches faster; the harvester's
+// steady trickle leaves merging to Bleve's background merger.
+func (a *Archive) Compact(ctx context.Context) error {
+	if a.writer == nil {
+		return nil
+	}
+	if err := a.Flush(ctx); err != nil {
+		return err
+	}
+	adv, err := a.idx.Advanced()
+	if err != nil {
+		return fmt.Errorf("compact index: %w", err)
+	}
+	s, ok := adv.(*scorch.Scorch)
+	if !ok {
+		return nil
+	}
+	if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
+		return fmt.Errorf("compact index: %w", err)
+	}
+	// Scorch deletes the merged-away segment files only on a later persister
+	// cycle; reopening the index runs one now, so the disk space is returned
+	// before a bulk import reports its size.
+	if err := a.writer.close(); err != nil {
+		return err
+	}
+	if err := a.idx.Close(); err != nil {
+		return fmt.Errorf("compact index: %w", err)
+	}
+	idx, _, err := openIndex(filepath.Join(a.dir, "index"), false)
+	if err != nil {
+		return fmt.Errorf("compact index: %w", err)
+	}
+	a.idx = idx
+	a.writer = newWriter(a)
+	return nil
 }

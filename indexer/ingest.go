@@ -3,7 +3,6 @@ package indexer
 import (
 	"context"
 	"fmt"
-	"net/mail"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +86,8 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 	// idempotent (content-addressed), so doing it before the catalog knows about
 	// the message is safe; a crash leaves at most an unreferenced blob.
 	preps := make([]prepared, len(items))
+	blobs := a.store.NewBatch()
+	defer blobs.Abort() // no-op after Commit
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range min(a.opts.Workers, len(items)) {
@@ -98,7 +99,7 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 				raw := items[i].Raw
 				p.key = store.KeyOf(raw)
 				p.msg = mime.Parse(raw, a.opts.Limits)
-				p.stored, p.err = a.store.Put(p.key, raw)
+				p.stored, p.err = blobs.Add(p.key, raw)
 			}
 		}()
 	}
@@ -112,7 +113,7 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 			return nil, fmt.Errorf("ingest: %w", p.err)
 		}
 	}
-	if err := a.store.Sync(); err != nil {
+	if err := blobs.Commit(); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 
@@ -212,7 +213,7 @@ func formatAddress(a mime.Address) string {
 	if a.Addr == "" {
 		return a.Name
 	}
-	return (&mail.Address{Name: a.Name, Address: a.Addr}).String()
+	return a.Name + " <" + a.Addr + ">"
 }
 
 // queueIndex builds the index document of a message and hands it to the writer.

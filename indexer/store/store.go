@@ -4,17 +4,27 @@
 //   - A blob holds exactly the raw bytes it was given (invariant 3 of ARCHITECTURE.md),
 //     compressed with zstd, and is keyed by the sha256 of those raw bytes. A key names
 //     one content forever: blobs are written once and never rewritten.
-//   - A blob becomes visible under its final name only after its bytes are on disk:
-//     it is written to a temporary file in the same directory, fsynced, then renamed.
-//     The rename itself is durable once Sync has fsynced the directory; callers call
-//     Sync before they record the blob anywhere else (the catalog), so a crash can leave
-//     an unreferenced blob or a stray temporary file, never a reference to a missing or
-//     partial blob.
+//   - A blob becomes visible under its final name only after its bytes are on disk,
+//     and is referenced elsewhere (the catalog) only after its name is on disk too.
+//     Writes go through a Batch: Add writes each blob to a temporary file; Commit
+//     makes the data durable, renames every file into place, and makes the renames
+//     durable. On Linux both steps are one syncfs(2) each, which costs the same as
+//     one fsync however many blobs the batch holds; elsewhere every file and
+//     directory is fsynced. A crash leaves at most unreferenced blobs or temporary
+//     files, never a reference to a missing or partial blob.
 //
 // On-disk layout:
 //
-//	<dir>/ab/cd/<sha256 hex>.zst    zstd frame of the raw message
-//	<dir>/.tmp/                     blobs being written; leftovers of interrupted writes are removed by Open
+//	<dir>/ab/<sha256 hex>.zst    zstd frame of the raw message; 256 fan-out directories
+//	<dir>/ab/.tmp-*              blobs being written. Temporary files live beside their
+//	                             final name because a rename within a directory is several
+//	                             times cheaper than across directories (measured: ext4).
+//	                             Leftovers of a crashed writer are removed by a sweep that
+//	                             Open starts in the background.
+//
+// One level of 256 directories (not two levels, ab/cd/) keeps a small archive from
+// spending a 4 KiB directory block per message, and still leaves only ~40,000
+// entries per directory at ten million messages, which ext4 and XFS index well.
 package store
 
 import (
@@ -28,6 +38,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -60,13 +71,10 @@ type Store struct {
 	dir string
 	enc *zstd.Encoder // EncodeAll/DecodeAll are safe for concurrent use
 	dec *zstd.Decoder
-
-	mu    sync.Mutex
-	dirty map[string]struct{} // directories with renames not yet fsynced
 }
 
-// Open opens (creating if needed) the store in dir and removes leftovers of
-// interrupted writes.
+// Open opens (creating if needed) the store in dir. A writer should then call
+// SweepTemps once.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
@@ -79,12 +87,18 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, enc: enc, dec: dec, dirty: map[string]struct{}{}}
-	if err := s.removeTemps(); err != nil {
-		return nil, err
+	s := &Store{dir: dir, enc: enc, dec: dec}
+	for i := range 256 {
+		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprintf("%02x", i)), 0o750); err != nil {
+			return nil, fmt.Errorf("open blob store: %w", err)
+		}
 	}
 	return s, nil
 }
+
+// SweepTemps starts a background removal of temporary files that a crashed
+// writer left. Call it only while holding the data directory exclusively.
+func (s *Store) SweepTemps() { go s.sweepTemps(time.Now()) }
 
 // Close releases the codec resources.
 func (s *Store) Close() error {
@@ -98,7 +112,7 @@ func (s *Store) Dir() string { return s.dir }
 // Path returns the file that holds (or would hold) the blob of k.
 func (s *Store) Path(k Key) string {
 	h := k.String()
-	return filepath.Join(s.dir, h[0:2], h[2:4], h+".zst")
+	return filepath.Join(s.dir, h[0:2], h+".zst")
 }
 
 // Has reports whether the blob of k exists.
@@ -113,65 +127,104 @@ func (s *Store) Has(k Key) (bool, error) {
 	return false, err
 }
 
-// Put stores raw under its key unless a blob with that key exists already. It
-// returns the number of bytes written to disk (0 when the blob existed). The
-// blob's bytes are durable when Put returns; its directory entry is durable
-// after the next Sync.
-func (s *Store) Put(k Key, raw []byte) (int64, error) {
+// Batch is a set of blob writes made durable together by Commit. It is safe
+// for concurrent use by several goroutines calling Add.
+type Batch struct {
+	s       *Store
+	mu      sync.Mutex
+	pending []pending
+}
+
+type pending struct{ tmp, final string }
+
+// NewBatch starts a batch of writes.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s} }
+
+// Add writes raw under key k unless the blob exists already (then it returns
+// 0). It returns the bytes the blob takes on disk. The blob is durable and
+// visible only after Commit.
+func (b *Batch) Add(k Key, raw []byte) (int64, error) {
+	s := b.s
 	path := s.Path(k)
 	if _, err := os.Stat(path); err == nil {
 		return 0, nil
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return 0, fmt.Errorf("store blob %s: %w", k, err)
-	}
 	data := s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
-	f, err := os.CreateTemp(filepath.Join(s.dir, ".tmp"), "blob-")
+	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix)
 	if err != nil {
 		return 0, fmt.Errorf("store blob %s: %w", k, err)
 	}
-	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && !syncfsWorks {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		os.Remove(tmp)
+		os.Remove(f.Name())
 		return 0, fmt.Errorf("store blob %s: %w", k, err)
 	}
-	s.mu.Lock()
-	s.dirty[dir] = struct{}{}
-	s.mu.Unlock()
+	b.mu.Lock()
+	b.pending = append(b.pending, pending{tmp: f.Name(), final: path})
+	b.mu.Unlock()
 	return int64(len(data)), nil
 }
 
-// Sync makes every rename done by Put since the last Sync durable by fsyncing
-// the directories involved (and their parents, which MkdirAll may have created).
-func (s *Store) Sync() error {
-	s.mu.Lock()
-	dirs := s.dirty
-	s.dirty = map[string]struct{}{}
-	s.mu.Unlock()
-	parents := map[string]struct{}{}
-	for d := range dirs {
-		parents[filepath.Dir(d)] = struct{}{}
+// Commit makes every blob added to the batch durable under its final name.
+func (b *Batch) Commit() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.pending) == 0 {
+		return nil
 	}
-	parents[s.dir] = struct{}{}
-	for _, set := range []map[string]struct{}{dirs, parents} {
-		for d := range set {
-			if err := syncDir(d); err != nil {
-				return fmt.Errorf("sync blob store: %w", err)
-			}
+	s := b.s
+	if syncfsWorks {
+		if err := syncFS(s.dir); err != nil { // the temporary files' data
+			return fmt.Errorf("sync blob store: %w", err)
+		}
+	}
+	dirs := map[string]struct{}{}
+	for _, p := range b.pending {
+		dirs[filepath.Dir(p.final)] = struct{}{}
+		if err := os.Rename(p.tmp, p.final); err != nil {
+			return fmt.Errorf("store blob: %w", err)
+		}
+	}
+	b.pending = nil
+	if syncfsWorks {
+		if err := syncFS(s.dir); err != nil { // the renames
+			return fmt.Errorf("sync blob store: %w", err)
+		}
+		return nil
+	}
+	dirs[s.dir] = struct{}{}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return fmt.Errorf("sync blob store: %w", err)
 		}
 	}
 	return nil
+}
+
+// Abort removes the temporary files of a batch that will not be committed.
+func (b *Batch) Abort() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.pending {
+		os.Remove(p.tmp)
+	}
+	b.pending = nil
+}
+
+// Put stores one blob durably: a batch of one.
+func (s *Store) Put(k Key, raw []byte) (int64, error) {
+	b := s.NewBatch()
+	n, err := b.Add(k, raw)
+	if err != nil {
+		return 0, err
+	}
+	return n, b.Commit()
 }
 
 func syncDir(dir string) error {
@@ -222,22 +275,37 @@ func (s *Store) Walk(fn func(k Key, path string, ok bool) error) error {
 			return err
 		}
 		if d.IsDir() {
-			if d.Name() == ".tmp" {
-				return filepath.SkipDir
-			}
 			return nil
 		}
 		name := d.Name()
+		if strings.HasPrefix(name, tmpPrefix) {
+			return nil
+		}
 		k, perr := ParseKey(strings.TrimSuffix(name, ".zst"))
 		return fn(k, path, perr == nil && strings.HasSuffix(name, ".zst") && path == s.Path(k))
 	})
 }
 
-// removeTemps deletes temporary files left by writes that a crash interrupted.
-func (s *Store) removeTemps() error {
-	tmp := filepath.Join(s.dir, ".tmp")
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("open blob store: %w", err)
+// tmpPrefix starts the name of a blob being written.
+const tmpPrefix = ".tmp-"
+
+// sweepTemps deletes temporary files left by a writer that crashed: those
+// older than this process's start, since the caller holds the data directory's
+// exclusive lock and every temporary file of its own is younger.
+func (s *Store) sweepTemps(started time.Time) {
+	for i := range 256 {
+		dir := filepath.Join(s.dir, fmt.Sprintf("%02x", i))
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), tmpPrefix) {
+				continue
+			}
+			if info, err := e.Info(); err == nil && info.ModTime().Before(started) {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
 	}
-	return os.Mkdir(tmp, 0o750)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestPutGetVerify(t *testing.T) {
@@ -19,9 +20,6 @@ func TestPutGetVerify(t *testing.T) {
 	n, err := s.Put(k, raw)
 	if err != nil || n == 0 {
 		t.Fatalf("Put = %d, %v; want bytes written", n, err)
-	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
 	}
 	info, _ := os.Stat(s.Path(k))
 	mtime := info.ModTime()
@@ -78,29 +76,45 @@ func TestVerifyDetectsCorruption(t *testing.T) {
 	}
 }
 
-func TestOpenRemovesTemps(t *testing.T) {
+func TestTempFilesAreSweptAndAborted(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	stray := filepath.Join(dir, ".tmp", "blob-123")
-	if err := os.WriteFile(stray, []byte("half"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer s.Close()
-	if _, err := os.Stat(stray); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("stray temp file survived Open: %v", err)
+	// An aborted batch leaves nothing behind.
+	k := KeyOf([]byte("x"))
+	b := s.NewBatch()
+	if _, err := b.Add(k, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	b.Abort()
+	if ents, _ := os.ReadDir(filepath.Dir(s.Path(k))); len(ents) != 0 {
+		t.Fatalf("Abort left %d files", len(ents))
+	}
+	// A crashed writer's leftovers (older than this process) are swept;
+	// a temporary file of a write in progress (younger) is not.
+	old := filepath.Join(dir, "ab", tmpPrefix+"old")
+	young := filepath.Join(dir, "cd", tmpPrefix+"young")
+	for _, p := range []string{old, young} {
+		if err := os.WriteFile(p, []byte("half"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-time.Hour)
+	os.Chtimes(old, past, past)
+	s.sweepTemps(time.Now().Add(-time.Minute))
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary file survived the sweep: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("in-flight temporary file was swept: %v", err)
 	}
 	n := 0
 	s.Walk(func(k Key, path string, ok bool) error { n++; return nil })
 	if n != 0 {
-		t.Fatalf("Walk saw %d files in an empty store", n)
+		t.Fatalf("Walk saw %d files, want temporaries skipped", n)
 	}
 }
 

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package store
+
+const syncfsWorks = false
+
+func syncFS(string) error { return nil }
