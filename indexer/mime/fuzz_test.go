@@ -1,0 +1,51 @@
+package mime
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// FuzzParse checks the invariants of Parse on arbitrary input: no panic
+// (Parse recovers, so a recovered panic shows up as an "internal error"
+// problem), a non-nil result, valid UTF-8 everywhere, limits respected, and
+// bounded time.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.eml")
+	for _, name := range files {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add(nested(5))
+	f.Add([]byte("Content-Type: message/rfc822\n\nContent-Type: multipart/mixed; boundary=x\n\n--x\n\nhi\n--x--\n"))
+	f.Add([]byte("Subject: =?utf-8?q?=E2=9C?= =?utf-8?b?kw==?=\n\n"))
+
+	tight := &Limits{MaxDepth: 3, MaxParts: 10, MaxHeaderBytes: 512, MaxDecodedBytes: 1024, MaxTextBytes: 256}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) > 64<<10 {
+			t.Skip()
+		}
+		for _, lim := range []*Limits{nil, tight} {
+			start := time.Now()
+			m := Parse(raw, lim)
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("Parse(%d bytes) took %v", len(raw), d)
+			}
+			checkInvariants(t, string(raw), m)
+			l := lim.withDefaults()
+			if len(m.Text) > l.MaxTextBytes {
+				t.Errorf("Parse(%q): len(Text) = %d > MaxTextBytes %d", raw, len(m.Text), l.MaxTextBytes)
+			}
+			if m.Parts > l.MaxParts {
+				t.Errorf("Parse(%q).Parts = %d > MaxParts %d", raw, m.Parts, l.MaxParts)
+			}
+			if len(m.Problems) > maxProblems+1 {
+				t.Errorf("Parse(%q): %d problems", raw, len(m.Problems))
+			}
+		}
+	})
+}
