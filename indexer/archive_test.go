@@ -107,8 +107,16 @@ func TestIngestIsIdempotentAndStoresOnce(t *testing.T) {
 	if got, want := ingest(t, a, in("alice", "Archive", 9, m1), in("bob", "INBOX", 3, m1), in("bob", "INBOX", 3, m1)), []Outcome{Linked, Linked, Present}; !slices.Equal(got, want) {
 		t.Fatalf("ingest elsewhere = %v, want %v", got, want)
 	}
-	if n := countBlobs(t, a); n != 2 {
-		t.Fatalf("store holds %d blobs, want 2 (one per content)", n)
+	// New content in two places within one batch: indexed with both places.
+	m3 := msg("Erin <erin@example.org>", "offsite", "Wed, 6 Mar 2024 09:00:00 +0000", "hiking")
+	if got, want := ingest(t, a, in("alice", "INBOX", 4, m3), in("bob", "INBOX", 4, m3)), []Outcome{Stored, Linked}; !slices.Equal(got, want) {
+		t.Fatalf("new content twice in a batch = %v, want %v", got, want)
+	}
+	if hits := find(t, a, "hiking account:bob", nil); len(hits) != 1 {
+		t.Fatalf("hiking account:bob: %d hits, want 1", len(hits))
+	}
+	if n := countBlobs(t, a); n != 3 {
+		t.Fatalf("store holds %d blobs, want 3 (one per content)", n)
 	}
 	hits := find(t, a, "budget", nil)
 	if len(hits) != 1 {
@@ -135,7 +143,7 @@ func TestIngestIsIdempotentAndStoresOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 3 || st[1].Account != "alice" || st[1].Mailbox != "INBOX" || st[1].Occurrences != 2 || st[1].Unindexed != 0 {
+	if len(st) != 3 || st[1].Account != "alice" || st[1].Mailbox != "INBOX" || st[1].Occurrences != 3 || st[1].Unindexed != 0 {
 		t.Fatalf("status = %+v", st)
 	}
 }
@@ -208,6 +216,8 @@ func TestPhrasesWithStopWordsAndDates(t *testing.T) {
 		{`after:2024-03-02`, []string{"other"}},
 		{`from:b@example.org`, []string{"other"}},
 		{`-from:b@example.org`, []string{"hamlet"}},
+		{`from:example`, []string{"hamlet", "other"}}, // the domain alone, split from the address
+		{`from:b`, []string{"other"}},
 	} {
 		if got := subjects(find(t, a, tc.q, nil)); !slices.Equal(got, tc.want) {
 			t.Errorf("search %s = %v, want %v", tc.q, got, tc.want)

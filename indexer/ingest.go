@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"mailvault/indexer/catalog"
 	"mailvault/indexer/mime"
@@ -69,25 +70,47 @@ type prepared struct {
 // advance its checkpoint past them (invariant 1). Items for mailboxes not
 // created with EnsureMailbox are an error. A message that does not parse is
 // still stored and cataloged, with its parse error (invariant 8).
+//
+// Ingest is Prepare followed by Commit; a bulk importer calls the two itself
+// to prepare the next batch while the previous one commits.
 func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
+	p, err := a.Prepare(ctx, items)
+	if err != nil {
+		return nil, err
+	}
+	return a.Commit(ctx, p)
+}
+
+// Prepared is a batch after the CPU-heavy half of ingest: hashed, parsed,
+// compressed, its new blobs written but not yet durable or visible.
+type Prepared struct {
+	items []Item
+	mbs   []catalog.Mailbox
+	preps []prepared
+	blobs *store.Batch
+}
+
+// Abort discards a prepared batch that will not be committed.
+func (p *Prepared) Abort() { p.blobs.Abort() }
+
+// Prepare hashes, parses and compresses items on Options.Workers goroutines
+// and writes their blobs' temporary files. It may run while Commit of an
+// earlier batch runs; nothing it does is visible until Commit.
+func (a *Archive) Prepare(ctx context.Context, items []Item) (*Prepared, error) {
 	if a.writer == nil {
 		return nil, fmt.Errorf("ingest: archive %s is open read-only", a.dir)
 	}
-	mbs := make([]catalog.Mailbox, len(items))
+	p := &Prepared{items: items, mbs: make([]catalog.Mailbox, len(items)), preps: make([]prepared, len(items)), blobs: a.store.NewBatch()}
 	for i, it := range items {
 		mb, err := a.mailbox(ctx, it.Account, it.Mailbox)
 		if err != nil {
 			return nil, fmt.Errorf("ingest: %w", err)
 		}
-		mbs[i] = mb
+		p.mbs[i] = mb
 	}
-
-	// Parallel phase: hash, parse, compress and write blobs. The blob write is
-	// idempotent (content-addressed), so doing it before the catalog knows about
-	// the message is safe; a crash leaves at most an unreferenced blob.
-	preps := make([]prepared, len(items))
-	blobs := a.store.NewBatch()
-	defer blobs.Abort() // no-op after Commit
+	// The blob write is idempotent (content-addressed), so doing it before the
+	// catalog knows the message is safe; a crash leaves at most an
+	// unreferenced blob.
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range min(a.opts.Workers, len(items)) {
@@ -95,11 +118,11 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				p := &preps[i]
+				pp := &p.preps[i]
 				raw := items[i].Raw
-				p.key = store.KeyOf(raw)
-				p.msg = mime.Parse(raw, a.opts.Limits)
-				p.stored, p.err = blobs.Add(p.key, raw)
+				pp.key = store.KeyOf(raw)
+				pp.msg = mime.Parse(raw, a.opts.Limits)
+				pp.stored, pp.err = p.blobs.Add(pp.key, raw)
 			}
 		}()
 	}
@@ -108,12 +131,23 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 	}
 	close(next)
 	wg.Wait()
-	for _, p := range preps {
-		if p.err != nil {
-			return nil, fmt.Errorf("ingest: %w", p.err)
+	for _, pp := range p.preps {
+		if pp.err != nil {
+			p.Abort()
+			return nil, fmt.Errorf("ingest: %w", pp.err)
 		}
 	}
-	if err := blobs.Commit(); err != nil {
+	return p, nil
+}
+
+// Commit makes a prepared batch durable: blobs (fsync), then one catalog
+// transaction, then hands the index documents to the writer. Commits must not
+// run concurrently with each other; call them in the order the batches were
+// prepared.
+func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
+	items, mbs, preps := p.items, p.mbs, p.preps
+	defer p.Abort() // no-op after the blobs are committed
+	if err := p.blobs.Commit(); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 
@@ -124,6 +158,7 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 	}
 	defer tx.Rollback()
 	results := make([]Result, len(items))
+	ids := make([]int64, len(items)) // message row id of each item
 	touched := map[int64]int{} // message id → index into items of one copy, for re-indexing
 	uidnext := map[int64]uint32{}
 	for i, it := range items {
@@ -155,6 +190,7 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 				return nil, fmt.Errorf("ingest: %w", err)
 			}
 		}
+		ids[i] = id
 		if _, err := tx.InsertOccurrence(ctx, &catalog.Occurrence{
 			MailboxID: mbs[i].ID, UIDValidity: it.UIDValidity, UID: it.UID, MessageID: id,
 			Flags: it.Flags, InternalDate: it.InternalDate, Size: int64(len(it.Raw)),
@@ -184,9 +220,34 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 
 	// Index phase: hand documents to the writer. From here on a failure loses
 	// nothing: the catalog marks these messages unindexed until the writer
-	// commits them, and CatchUp redoes whatever is left.
+	// commits them, and CatchUp redoes whatever is left. New content was
+	// inserted at gen 1 and lives exactly where this batch put it; known
+	// content in a new place asks the catalog for its gen and every place.
+	places := map[int64][]catalog.Place{}
+	for i, r := range results {
+		if r.Outcome == Stored {
+			places[ids[i]] = nil
+		}
+	}
+	for i, r := range results {
+		if ps, fresh := places[ids[i]]; fresh && r.Outcome != Present {
+			places[ids[i]] = append(ps, catalog.Place{Account: items[i].Account, Mailbox: items[i].Mailbox})
+		}
+	}
 	for id, i := range touched {
-		if err := a.queueIndex(ctx, id, preps[i].key, preps[i].msg, int64(len(items[i].Raw))); err != nil {
+		var err error
+		task := catalog.IndexTask{ID: id, SHA256: preps[i].key, Gen: 1}
+		ps, fresh := places[id]
+		if !fresh {
+			if task.Gen, err = a.cat.Gen(ctx, id); err == nil {
+				ps, err = a.cat.Places(ctx, id)
+			}
+			if err != nil {
+				return results, fmt.Errorf("index message %s: %w", preps[i].key, err)
+			}
+		}
+		doc, n := buildDoc(preps[i].msg, int64(len(items[i].Raw)), ps)
+		if err := a.writer.submit(ctx, indexJob{task: task, doc: doc, size: n}); err != nil {
 			return results, err
 		}
 	}
@@ -216,20 +277,6 @@ func formatAddress(a mime.Address) string {
 	return a.Name + " <" + a.Addr + ">"
 }
 
-// queueIndex builds the index document of a message and hands it to the writer.
-func (a *Archive) queueIndex(ctx context.Context, id int64, key store.Key, m *mime.Message, size int64) error {
-	gen, err := a.cat.Gen(ctx, id)
-	if err != nil {
-		return fmt.Errorf("index message %s: %w", key, err)
-	}
-	places, err := a.cat.Places(ctx, id)
-	if err != nil {
-		return fmt.Errorf("index message %s: %w", key, err)
-	}
-	doc, n := buildDoc(m, size, places)
-	return a.writer.submit(ctx, indexJob{task: catalog.IndexTask{ID: id, SHA256: key, Gen: gen}, doc: doc, size: n})
-}
-
 // buildDoc returns the index document of a message and its approximate size.
 func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]any, int) {
 	n := 0
@@ -239,6 +286,9 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 			s := strings.TrimSpace(a.Name + " " + a.Addr)
 			n += len(s)
 			out = append(out, s)
+			if split := splitPunct(a.Addr); split != "" {
+				out = append(out, split)
+			}
 		}
 		return out
 	}
@@ -261,6 +311,9 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 	for _, at := range m.Attachments {
 		if at.Filename != "" {
 			names = append(names, at.Filename)
+			if split := splitPunct(at.Filename); split != "" {
+				names = append(names, split)
+			}
 		}
 		if at.Text != "" {
 			texts = append(texts, at.Text)
@@ -278,6 +331,26 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 	doc[query.IndexAccount] = keys(accounts)
 	doc[query.IndexMailbox] = keys(mailboxes)
 	return doc, n
+}
+
+// splitPunct returns s with the dots, @ signs and other punctuation that the
+// tokenizer keeps inside words (example.org, invoice.pdf) turned into spaces,
+// or "" when that changes nothing. Indexed beside the original, it lets
+// from:example find alice@example.org and attachment:invoice find invoice.pdf,
+// while the original keeps phrases like from:alice@example.org exact.
+func splitPunct(s string) string {
+	changed := false
+	out := strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsSpace(r) {
+			return r
+		}
+		changed = true
+		return ' '
+	}, s)
+	if !changed {
+		return ""
+	}
+	return out
 }
 
 func keys(m map[string]bool) []string {

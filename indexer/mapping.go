@@ -76,6 +76,9 @@ func newMapping() (mapping.IndexMapping, error) {
 	doc.AddFieldMappingsAt(query.IndexHasAttachment, b)
 	doc.AddFieldMappingsAt(query.IndexAccount, kw())
 	doc.AddFieldMappingsAt(query.IndexMailbox, kw())
+	// No "_all" composite field: queries name their fields, and building it
+	// cost a tenth of all allocations during import.
+	doc.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())
 	m.DefaultMapping = doc
 	m.DefaultType = "message"
 	return m, nil

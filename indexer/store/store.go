@@ -187,7 +187,11 @@ func (b *Batch) Commit() error {
 	dirs := map[string]struct{}{}
 	for _, p := range b.pending {
 		dirs[filepath.Dir(p.final)] = struct{}{}
-		if err := os.Rename(p.tmp, p.final); err != nil {
+		// Never replace a blob: another batch may have stored the same content
+		// since Add looked. Same key, same bytes, so its file stays.
+		if err := renameNoReplace(p.tmp, p.final); errors.Is(err, fs.ErrExist) {
+			os.Remove(p.tmp)
+		} else if err != nil {
 			return fmt.Errorf("store blob: %w", err)
 		}
 	}

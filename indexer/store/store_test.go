@@ -130,3 +130,35 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentBatchesOfTheSameContent(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	raw := []byte("same bytes")
+	k := KeyOf(raw)
+	b1, b2 := s.NewBatch(), s.NewBatch()
+	// Both batches look before either commits, so both write the blob.
+	if n, err := b1.Add(k, raw); err != nil || n == 0 {
+		t.Fatalf("b1.Add = %d, %v", n, err)
+	}
+	if n, err := b2.Add(k, raw); err != nil || n == 0 {
+		t.Fatalf("b2.Add = %d, %v", n, err)
+	}
+	if err := b1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	info1, _ := os.Stat(s.Path(k))
+	if err := b2.Commit(); err != nil {
+		t.Fatalf("second commit of the same content: %v", err)
+	}
+	info2, _ := os.Stat(s.Path(k))
+	if !os.SameFile(info1, info2) {
+		t.Fatal("the second commit replaced the blob's file")
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(s.Path(k))); len(ents) != 1 {
+		t.Fatalf("%d files in the blob's directory, want 1 (temporaries removed)", len(ents))
+	}
+}
