@@ -159,7 +159,7 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	defer tx.Rollback()
 	results := make([]Result, len(items))
 	ids := make([]int64, len(items)) // message row id of each item
-	touched := map[int64]int{} // message id → index into items of one copy, for re-indexing
+	touched := map[int64]int{}       // message id → index into items of one copy, for re-indexing
 	uidnext := map[int64]uint32{}
 	for i, it := range items {
 		p := preps[i]

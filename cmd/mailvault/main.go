@@ -1,0 +1,211 @@
+// Command mailvault archives mail and searches the archive.
+//
+// Every command takes --data DIR, the data directory: the blob store, the
+// catalog and the index. Its default is $MAILVAULT_DATA, or ./mailvault-data
+// when that is not set.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // usage line after the name
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// commands is filled in init: the commands' run functions refer back to it
+// (for their usage text), which a plain initializer would make a cycle.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"import", "--account NAME [--mailbox NAME] PATH...", "archive mail from Maildir, Maildir++ and mbox files", runImport},
+		{"search", "[--account NAME] [--mailbox NAME] [--limit N] [--json] QUERY", "search the archive", runSearch},
+		{"status", "[--json]", "show every archived mailbox: messages, parse errors, indexing", runStatus},
+		{"verify", "[--json]", "re-hash every blob and check that store, catalog and index agree", runVerify},
+		{"reindex", "", "rebuild the search index from the store and catalog", runReindex},
+	}
+}
+
+// env is what every command shares: where output goes and how to log.
+type env struct {
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+// exitError carries a process exit code through a command's error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// errUsage means the command line was wrong; the flag set printed why.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// A second signal forces exit.
+		<-ctx.Done()
+		stop()
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+		<-c
+		fmt.Fprintln(os.Stderr, "mailvault: second signal, exiting now")
+		os.Exit(130)
+	}()
+	e := &env{stdout: os.Stdout, stderr: os.Stderr}
+	// MAILVAULT_CPUPROFILE=FILE writes a CPU profile of the command, for
+	// performance work (go tool pprof FILE).
+	if path := os.Getenv("MAILVAULT_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			code := run(ctx, e, os.Args[1:])
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
+	code := run(ctx, e, os.Args[1:])
+	// MAILVAULT_MEMPROFILE=FILE writes a heap profile (with allocation totals) at exit.
+	if path := os.Getenv("MAILVAULT_MEMPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	os.Exit(code)
+}
+
+func run(ctx context.Context, e *env, args []string) int {
+	if e.log == nil {
+		e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, e, args[1:])
+		var ee *exitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		case errors.As(err, &ee):
+			if ee.err != nil && ee.err.Error() != "" {
+				fmt.Fprintf(e.stderr, "mailvault %s: %v\n", c.name, ee.err)
+			}
+			return ee.code
+		default:
+			fmt.Fprintf(e.stderr, "mailvault %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(e.stderr, "mailvault: unknown command %q\n\n", args[0])
+	usage(e.stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "mailvault archives mail byte-exact and makes it searchable.\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  mailvault %-8s %s\n", c.name, c.args)
+	}
+	fmt.Fprintf(w, "\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nEvery command takes --data DIR (default $MAILVAULT_DATA, else ./mailvault-data)\nand --help. Run `mailvault COMMAND --help` for its flags.\n")
+}
+
+// newFlags returns a flag set for a command with the common --data flag.
+func newFlags(e *env, name string, data *string) *flag.FlagSet {
+	var c command
+	for _, cc := range commands {
+		if cc.name == name {
+			c = cc
+		}
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	def := os.Getenv("MAILVAULT_DATA")
+	if def == "" {
+		def = "./mailvault-data"
+	}
+	fs.StringVar(data, "data", def, "data `DIR`: blob store, catalog and index ($MAILVAULT_DATA)")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: mailvault %s %s\n\n%s.\n\nFlags:\n", name, c.args, upperFirst(c.summary))
+		fs.PrintDefaults()
+		if h, ok := helpText[name]; ok {
+			fmt.Fprintf(e.stderr, "\n%s", h)
+		}
+	}
+	return fs
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// parse parses args, flags and positional arguments in any order, and returns
+// the positional ones. Everything after "--" is positional, so a query that
+// starts with "-" (a negation) goes after it. Flag errors become errUsage.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}

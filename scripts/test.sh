@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of mailvault: unit and integration tests (a real SQLite, a
+# real Bleve index on disk, the SpamAssassin corpus end to end, SIGKILL crash
+# safety) and a short run of each fuzzer. Long fuzzing and benchmarks are
+# separate (see docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The corpus lives outside the repo; the end-to-end tests read it from here.
+export MAILVAULT_CORPUS="${MAILVAULT_CORPUS:-$HOME/.cache/mailvault/corpus}"
+./scripts/fetch-corpus.sh >/dev/null
+
+echo "== gofmt, go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 20m ./...
+
+echo "== fuzz (short)"
+fuzztime="${FUZZTIME:-15s}"
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "$fuzztime" ./indexer/mime/
+go test -run '^$' -fuzz '^FuzzParseHuman$' -fuzztime "$fuzztime" ./query/
+go test -run '^$' -fuzz '^FuzzMbox$' -fuzztime "$fuzztime" ./indexer/mailfile/
