@@ -1,0 +1,79 @@
+package catalog
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestOccurrencesAreUniqueAndCheckpointsMonotonic(t *testing.T) {
+	ctx := context.Background()
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mb, err := c.EnsureMailbox(ctx, "alice", "INBOX", SourceIMAP, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second EnsureMailbox returns the same row, its epoch unchanged.
+	again, err := c.EnsureMailbox(ctx, "alice", "INBOX", SourceIMAP, 99)
+	if err != nil || again.ID != mb.ID || again.UIDValidity != 42 {
+		t.Fatalf("EnsureMailbox again = %+v, %v; want the first row", again, err)
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := [32]byte{1, 2, 3}
+	id, err := tx.InsertMessage(ctx, &Message{SHA256: sha, Size: 10, Subject: "hi", Date: time.Date(2024, 3, 1, 23, 30, 0, 0, time.FixedZone("", -8*3600))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	occ := &Occurrence{MailboxID: mb.ID, UIDValidity: 42, UID: 7, MessageID: id, Size: 10, Flags: []string{`\Seen`}}
+	for i, want := range []bool{true, false} {
+		if got, err := tx.InsertOccurrence(ctx, occ); err != nil || got != want {
+			t.Fatalf("InsertOccurrence #%d = %v, %v; want %v", i+1, got, err, want)
+		}
+	}
+	if ok, _ := tx.OccurrenceExists(ctx, mb.ID, 42, 7); !ok {
+		t.Fatal("OccurrenceExists = false after insert")
+	}
+	if ok, _ := tx.OccurrenceExists(ctx, mb.ID, 43, 7); ok {
+		t.Fatal("an occurrence of another epoch exists")
+	}
+	if err := tx.SetUIDNext(ctx, mb.ID, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.SetUIDNext(ctx, mb.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.Mailbox(ctx, "alice", "INBOX")
+	if got.UIDNext != 8 {
+		t.Fatalf("uidnext = %d, want 8 (never moves back)", got.UIDNext)
+	}
+	// The date keeps its zone through the catalog.
+	loc, err := c.Locate(ctx, [][32]byte{sha})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := loc[sha]
+	if m == nil || m.Date.Day() != 1 || len(m.Occurrences) != 1 || m.Occurrences[0].Flags[0] != `\Seen` {
+		t.Fatalf("Locate = %+v", m)
+	}
+	if n, _ := c.CountUnindexed(ctx); n != 1 {
+		t.Fatalf("CountUnindexed = %d, want 1", n)
+	}
+	tasks, _ := c.Unindexed(ctx, 0, 10)
+	if err := c.MarkIndexed(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.CountUnindexed(ctx); n != 0 {
+		t.Fatalf("CountUnindexed after MarkIndexed = %d, want 0", n)
+	}
+}
