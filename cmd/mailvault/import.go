@@ -130,7 +130,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if sum.FileErrors > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d files or paths could not be read (see above); the rest was imported", sum.FileErrors)}
+		return &exitError{code: 1, err: fmt.Errorf("%d unreadable (files or paths, listed above); everything else was imported", sum.FileErrors)}
 	}
 	return nil
 }
