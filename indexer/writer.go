@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blevesearch/bleve/v2"
+
 	"mailvault/indexer/catalog"
 )
 
@@ -20,13 +22,29 @@ type indexJob struct {
 	size int // approximate text bytes, for the batch byte cap
 }
 
-// writer owns the Bleve batch. Only run touches the batch; producers hand it
-// documents through the bounded jobs channel, so a slow index slows ingest down
-// instead of growing memory.
+// batchWork is a full batch handed from the filler to the committer, or a
+// flush marker (reply set, batch nil) that the committer answers once every
+// batch handed before it is committed.
+type batchWork struct {
+	batch *bleve.Batch
+	tasks []catalog.IndexTask
+	bytes int
+	reply chan error
+}
+
+// writer owns the Bleve batches. Two goroutines, each the only user of what
+// it holds: run fills a batch from the bounded jobs channel (so a slow index
+// slows ingest down instead of growing memory) and hands it to commit, which
+// applies batches to the index one at a time, in order, and marks them
+// indexed in the catalog. Filling the next batch while the last one is
+// analysed and fsynced keeps both cores busy. Order matters: a message
+// re-indexed (new place) may sit in two consecutive batches, and the later
+// document must win.
 type writer struct {
 	a       *Archive
 	jobs    chan indexJob
 	flushes chan chan error
+	full    chan batchWork
 	quit    chan struct{}
 	done    chan struct{}
 
@@ -44,97 +62,102 @@ func newWriter(a *Archive) *writer {
 		a:       a,
 		jobs:    make(chan indexJob, a.opts.BatchDocs),
 		flushes: make(chan chan error),
+		full:    make(chan batchWork),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	go w.run()
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		w.commitLoop()
+	}()
+	go func() {
+		defer close(w.done)
+		w.fillLoop()
+		close(w.full)
+		<-committed
+	}()
 	return w
 }
 
-func (w *writer) run() {
-	defer close(w.done)
-	batch := w.a.idx.NewBatch()
-	var tasks []catalog.IndexTask
-	bytes := 0
+// fillLoop collects jobs into batches and hands full ones to commitLoop.
+func (w *writer) fillLoop() {
+	cur := batchWork{batch: w.a.idx.NewBatch()}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	commit := func() error {
-		if len(tasks) == 0 {
-			return nil
+	add := func(j indexJob) {
+		if err := cur.batch.Index(j.task.SHA256Hex(), j.doc); err != nil {
+			w.a.log.Error("index document", "sha256", j.task.SHA256Hex(), "err", err)
+			return
+		}
+		if len(cur.tasks) == 0 {
+			timer.Reset(idleCommit)
+		}
+		cur.tasks = append(cur.tasks, j.task)
+		cur.bytes += j.size
+	}
+	handOff := func() {
+		timer.Stop()
+		if len(cur.tasks) > 0 {
+			w.full <- cur
+			cur = batchWork{batch: w.a.idx.NewBatch()}
+		}
+	}
+	drain := func() {
+		for {
+			select {
+			case j := <-w.jobs:
+				add(j)
+			default:
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case j := <-w.jobs:
+			add(j)
+			if len(cur.tasks) >= w.a.opts.BatchDocs || cur.bytes >= w.a.opts.BatchBytes {
+				handOff()
+			}
+		case <-timer.C:
+			handOff()
+		case reply := <-w.flushes:
+			// Flush covers every job handed in before it.
+			drain()
+			handOff()
+			w.full <- batchWork{reply: reply}
+		case <-w.quit:
+			drain()
+			handOff()
+			return
+		}
+	}
+}
+
+// commitLoop applies batches to the index in the order they were filled.
+func (w *writer) commitLoop() {
+	for work := range w.full {
+		if work.reply != nil {
+			work.reply <- w.failed()
+			continue
 		}
 		start := time.Now()
-		err := w.a.idx.Batch(batch)
+		err := w.a.idx.Batch(work.batch)
 		if err == nil {
-			err = w.a.cat.MarkIndexed(context.Background(), tasks)
+			err = w.a.cat.MarkIndexed(context.Background(), work.tasks)
 		}
 		if err != nil {
-			err = fmt.Errorf("commit index batch of %d documents: %w", len(tasks), err)
+			err = fmt.Errorf("commit index batch of %d documents: %w", len(work.tasks), err)
 			w.a.log.Error("index commit failed; the messages stay queued for the next start", "err", err)
 			w.mu.Lock()
 			if w.err == nil {
 				w.err = err
 			}
 			w.mu.Unlock()
-		} else {
-			w.a.log.Debug("index batch committed", "docs", len(tasks), "bytes", bytes, "took", time.Since(start))
+			continue
 		}
-		batch.Reset()
-		tasks = tasks[:0]
-		bytes = 0
-		timer.Stop()
-		return err
-	}
-	for {
-		select {
-		case j := <-w.jobs:
-			if err := batch.Index(j.task.SHA256Hex(), j.doc); err != nil {
-				w.a.log.Error("index document", "sha256", j.task.SHA256Hex(), "err", err)
-				continue
-			}
-			if len(tasks) == 0 {
-				timer.Reset(idleCommit)
-			}
-			tasks = append(tasks, j.task)
-			bytes += j.size
-			if len(tasks) >= w.a.opts.BatchDocs || bytes >= w.a.opts.BatchBytes {
-				commit()
-			}
-		case <-timer.C:
-			commit()
-		case reply := <-w.flushes:
-			// Drain what is already queued so Flush covers every job handed in before it.
-			for drained := false; !drained; {
-				select {
-				case j := <-w.jobs:
-					if err := batch.Index(j.task.SHA256Hex(), j.doc); err == nil {
-						tasks = append(tasks, j.task)
-						bytes += j.size
-					}
-				default:
-					drained = true
-				}
-			}
-			err := commit()
-			if err == nil {
-				err = w.failed()
-			}
-			reply <- err
-		case <-w.quit:
-			for {
-				select {
-				case j := <-w.jobs:
-					if err := batch.Index(j.task.SHA256Hex(), j.doc); err == nil {
-						tasks = append(tasks, j.task)
-						bytes += j.size
-					}
-					continue
-				default:
-				}
-				break
-			}
-			commit()
-			return
-		}
+		w.a.log.Debug("index batch committed", "docs", len(work.tasks), "bytes", work.bytes, "took", time.Since(start))
 	}
 }
 
@@ -177,6 +200,7 @@ func (w *writer) flush(ctx context.Context) error {
 	}
 }
 
+// close commits what is queued and stops both goroutines.
 func (w *writer) close() error {
 	select {
 	case <-w.quit:
