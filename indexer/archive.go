@@ -104,27 +104,39 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		}
 	}()
 	var err error
-	if a.store, err = store.Open(filepath.Join(dir, "blobs")); err != nil {
+	if a.opts.ReadOnly {
+		a.store, err = store.OpenReadOnly(filepath.Join(dir, "blobs"))
+	} else {
+		a.store, err = store.Open(filepath.Join(dir, "blobs"))
+	}
+	if err != nil {
 		return nil, err
 	}
-	if a.cat, err = catalog.Open(filepath.Join(dir, "catalog.db")); err != nil {
+	if a.opts.ReadOnly {
+		a.cat, err = catalog.OpenReadOnly(filepath.Join(dir, "catalog.db"))
+	} else {
+		a.cat, err = catalog.Open(filepath.Join(dir, "catalog.db"))
+	}
+	if err != nil {
 		return nil, err
 	}
-	var created bool
-	if a.opts.DiscardIndex && !a.opts.ReadOnly {
-		if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
-			return nil, fmt.Errorf("discard index: %w", err)
+	indexDir := filepath.Join(dir, "index")
+	if !a.opts.ReadOnly {
+		if _, err := os.Stat(indexDir); a.opts.DiscardIndex || errors.Is(err, fs.ErrNotExist) {
+			// A new index holds nothing, whatever the catalog remembers: mark
+			// everything unindexed first, so that a crash or error between
+			// here and the index's creation cannot leave an empty index that
+			// the catalog believes complete.
+			if err := a.cat.ResetIndexed(context.Background()); err != nil {
+				return nil, fmt.Errorf("open archive: %w", err)
+			}
+			if err := os.RemoveAll(indexDir); err != nil {
+				return nil, fmt.Errorf("discard index: %w", err)
+			}
 		}
 	}
-	if a.idx, created, err = openIndex(filepath.Join(dir, "index"), a.opts.ReadOnly); err != nil {
+	if a.idx, _, err = openIndex(indexDir, a.opts.ReadOnly); err != nil {
 		return nil, err
-	}
-	if created {
-		// A new index holds nothing, whatever the catalog remembers: the index
-		// directory was lost or removed. Everything gets indexed again.
-		if err := a.cat.ResetIndexed(context.Background()); err != nil {
-			return nil, err
-		}
 	}
 	if !a.opts.ReadOnly {
 		a.store.SweepTemps()
@@ -180,9 +192,9 @@ func (a *Archive) lockDir() error {
 	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)
 		f.Close()
-		who := strings.TrimSpace(string(holder))
-		if who != "" {
-			who = " (pid " + who + ")"
+		who := ""
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(holder))); pid > 0 && syscall.Kill(pid, 0) == nil {
+			who = fmt.Sprintf(" (pid %d, or a reader such as search or verify)", pid)
 		}
 		return fmt.Errorf("open archive %s: %w%s; wait for it to finish or stop it", a.dir, ErrLocked, who)
 	}
@@ -285,10 +297,11 @@ func (a *Archive) Compact(ctx context.Context) error {
 	// Scorch deletes the merged-away segment files only on a later persister
 	// cycle; reopening the index runs one now, so the disk space is returned
 	// before a bulk import reports its size.
-	if err := a.writer.close(); err != nil {
-		return err
-	}
-	if err := a.idx.Close(); err != nil {
+	werr := a.writer.close()
+	a.writer = nil
+	cerr := a.idx.Close()
+	a.idx = nil
+	if err := errors.Join(werr, cerr); err != nil {
 		return fmt.Errorf("compact index: %w", err)
 	}
 	idx, _, err := openIndex(filepath.Join(a.dir, "index"), false)

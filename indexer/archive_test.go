@@ -136,6 +136,17 @@ func TestIngestIsIdempotentAndStoresOnce(t *testing.T) {
 	if hits := find(t, a, "lunch", &SearchOptions{Accounts: []string{"bob"}}); len(hits) != 0 {
 		t.Fatalf("lunch in bob's account = %v, want none", subjects(hits))
 	}
+	// An account and a mailbox filter together mean that mailbox of that
+	// account: alice+INBOX must not match a message in alice/Archive and carol/INBOX.
+	mustMailbox(t, a, "carol", "INBOX")
+	m4 := msg("Fay <fay@example.org>", "crossed", "Thu, 7 Mar 2024 09:00:00 +0000", "wires")
+	ingest(t, a, in("alice", "Archive", 20, m4), in("carol", "INBOX", 20, m4))
+	if hits := find(t, a, "wires", &SearchOptions{Accounts: []string{"alice"}, Mailboxes: []string{"INBOX"}}); len(hits) != 0 {
+		t.Fatalf("wires in alice/INBOX = %+v, want none (it is in alice/Archive and carol/INBOX)", hits)
+	}
+	if hits := find(t, a, "wires account:alice mailbox:INBOX", nil); len(hits) != 0 {
+		t.Fatalf("wires account:alice mailbox:INBOX = %+v, want none", hits)
+	}
 	if hits := find(t, a, "budget", &SearchOptions{Mailboxes: []string{"Archive"}}); len(hits) != 1 || len(hits[0].Occurrences) != 1 {
 		t.Fatalf("budget in Archive = %+v, want one hit with one occurrence", hits)
 	}
@@ -143,7 +154,7 @@ func TestIngestIsIdempotentAndStoresOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 3 || st[1].Account != "alice" || st[1].Mailbox != "INBOX" || st[1].Occurrences != 3 || st[1].Unindexed != 0 {
+	if len(st) != 4 || st[1].Account != "alice" || st[1].Mailbox != "INBOX" || st[1].Occurrences != 3 || st[1].Unindexed != 0 {
 		t.Fatalf("status = %+v", st)
 	}
 }
@@ -364,6 +375,7 @@ func TestMessageURL(t *testing.T) {
 		{"imap://alice@mail.example.org", "alice", "INBOX", "imap://alice@mail.example.org/INBOX;UIDVALIDITY=7/;UID=42"},
 		{"imap://alice@mail.example.org", "alice", "Archive/2024 Q1", "imap://alice@mail.example.org/Archive/2024%20Q1;UIDVALIDITY=7/;UID=42"},
 		{"", "bob", "Sent", "mailvault://bob/Sent;UIDVALIDITY=7/;UID=42"},
+		{"", "alice@example.org", "INBOX", "mailvault://alice%40example.org/INBOX;UIDVALIDITY=7/;UID=42"},
 	} {
 		if got := MessageURL(tc.base, tc.account, tc.mailbox, 7, 42); got != tc.want {
 			t.Errorf("MessageURL(%q, %q, %q) = %q, want %q", tc.base, tc.account, tc.mailbox, got, tc.want)

@@ -248,7 +248,10 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 		}
 		doc, n := buildDoc(preps[i].msg, int64(len(items[i].Raw)), ps)
 		if err := a.writer.submit(ctx, indexJob{task: task, doc: doc, size: n}); err != nil {
-			return results, err
+			// Committed all the same: the catalog marks the message unindexed
+			// and CatchUp indexes it at the next start. Only cancellation
+			// gets here (a closed writer means the archive is closing).
+			a.log.Warn("index queue", "sha256", task.SHA256Hex(), "err", err)
 		}
 	}
 	return results, nil
@@ -324,12 +327,15 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 	doc[query.IndexAttachmentText] = texts
 	accounts := map[string]bool{}
 	mailboxes := map[string]bool{}
+	pairs := map[string]bool{}
 	for _, p := range places {
 		accounts[p.Account] = true
 		mailboxes[query.CanonicalMailbox(p.Mailbox)] = true
+		pairs[placeKey(p.Account, p.Mailbox)] = true
 	}
 	doc[query.IndexAccount] = keys(accounts)
 	doc[query.IndexMailbox] = keys(mailboxes)
+	doc[fieldPlace] = keys(pairs)
 	return doc, n
 }
 
@@ -385,7 +391,7 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 		return nil
 	}
 	var after int64
-	done := 0
+	done, failed := 0, 0
 	for {
 		tasks, err := a.cat.Unindexed(ctx, after, 256)
 		if err != nil {
@@ -426,6 +432,7 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 			if out[i].err != nil {
 				// A missing or corrupt blob is verify's to report; indexing goes on.
 				a.log.Error("cannot index message: blob unreadable", "sha256", t.SHA256Hex(), "err", out[i].err)
+				failed++
 				continue
 			}
 			places, err := a.cat.Places(ctx, t.ID)
@@ -442,5 +449,11 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 			}
 		}
 	}
-	return a.Flush(ctx)
+	if err := a.Flush(ctx); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("catch up: %d messages could not be indexed: their blobs are missing or corrupt (run `mailvault verify` for the list)", failed)
+	}
+	return nil
 }

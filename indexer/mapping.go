@@ -22,6 +22,15 @@ const textAnalyzer = query.TextAnalyzer
 // sorting hits by date. Only the indexer uses it.
 const fieldTime = "time"
 
+// fieldPlace holds account + "\x00" + mailbox for each place of a message, so
+// that an account and a mailbox filter together match that mailbox of that
+// account, not the mailbox name in any account. Only the indexer uses it.
+const fieldPlace = "place"
+
+func placeKey(account, mailbox string) string {
+	return account + "\x00" + query.CanonicalMailbox(mailbox)
+}
+
 // newMapping returns the index mapping: one document per unique message, no
 // stored fields (the catalog and the blob hold everything shown to a user), and
 // term vectors on text fields because phrase queries need positions.
@@ -76,6 +85,7 @@ func newMapping() (mapping.IndexMapping, error) {
 	doc.AddFieldMappingsAt(query.IndexHasAttachment, b)
 	doc.AddFieldMappingsAt(query.IndexAccount, kw())
 	doc.AddFieldMappingsAt(query.IndexMailbox, kw())
+	doc.AddFieldMappingsAt(fieldPlace, kw())
 	// No "_all" composite field: queries name their fields, and building it
 	// cost a tenth of all allocations during import.
 	doc.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())

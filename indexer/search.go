@@ -86,16 +86,27 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	if err != nil {
 		return nil, err
 	}
-	var filters []bleveq.Query
-	if f := anyTerm(query.IndexAccount, o.Accounts); f != nil {
-		filters = append(filters, f)
+	if o.Offset < 0 {
+		return nil, fmt.Errorf("search: offset %d is negative", o.Offset)
 	}
+	var filters []bleveq.Query
 	canon := make([]string, len(o.Mailboxes))
 	for i, m := range o.Mailboxes {
 		canon[i] = query.CanonicalMailbox(m)
 	}
-	if f := anyTerm(query.IndexMailbox, canon); f != nil {
-		filters = append(filters, f)
+	switch {
+	case len(o.Accounts) > 0 && len(canon) > 0:
+		var pairs []string
+		for _, acct := range o.Accounts {
+			for _, mb := range canon {
+				pairs = append(pairs, placeKey(acct, mb))
+			}
+		}
+		filters = append(filters, anyTerm(fieldPlace, pairs))
+	case len(o.Accounts) > 0:
+		filters = append(filters, anyTerm(query.IndexAccount, o.Accounts))
+	case len(canon) > 0:
+		filters = append(filters, anyTerm(query.IndexMailbox, canon))
 	}
 	if len(filters) > 0 {
 		bq = bleveq.NewConjunctionQuery(append([]bleveq.Query{bq}, filters...))
@@ -148,9 +159,32 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 			}
 			hit.Occurrences = append(hit.Occurrences, occurrence(oc))
 		}
+		if len(hit.Occurrences) == 0 {
+			// account:a mailbox:b in the query matched a message that is in
+			// account a and in a mailbox b of another account, but not in a/b.
+			// (The --account/--mailbox options use the exact place field.)
+			out.Total--
+			continue
+		}
 		out.Hits = append(out.Hits, hit)
 	}
 	return out, nil
+}
+
+// escapeAuthority percent-encodes everything but RFC 3986 unreserved
+// characters, so an account name like "alice@example.org" or "bob:work" stays
+// one authority instead of reading as user@host or host:port.
+func escapeAuthority(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 func anyTerm(field string, values []string) bleveq.Query {
@@ -185,7 +219,7 @@ func occurrence(o catalog.LocatedOccurrence) Occurrence {
 func MessageURL(accountURL, account, mailbox string, uidvalidity, uid uint32) string {
 	base := strings.TrimSuffix(accountURL, "/")
 	if base == "" {
-		base = "mailvault://" + url.PathEscape(account)
+		base = "mailvault://" + escapeAuthority(account)
 	}
 	segs := strings.Split(mailbox, "/")
 	for i, s := range segs {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
+	"golang.org/x/sync/semaphore"
 
 	"mailvault/indexer/catalog"
 )
@@ -28,7 +29,7 @@ type indexJob struct {
 type batchWork struct {
 	batch *bleve.Batch
 	tasks []catalog.IndexTask
-	bytes int
+	bytes int64
 	reply chan error
 }
 
@@ -48,9 +49,16 @@ type writer struct {
 	quit    chan struct{}
 	done    chan struct{}
 
+	// budget bounds the text bytes queued or in batches not yet committed, so
+	// that back-pressure holds for big documents too, not only for many.
+	budget *semaphore.Weighted
+
 	mu  sync.Mutex
-	err error // first commit error; the writer stops accepting work after it
+	err error // first commit error since the last flush
 }
+
+// queueBudget is the most document bytes the writer holds at once.
+const queueBudget = 96 << 20
 
 // idleCommit is how long a partly filled batch waits for more documents
 // before it is committed anyway, so that mail arriving one by one becomes
@@ -65,6 +73,7 @@ func newWriter(a *Archive) *writer {
 		full:    make(chan batchWork),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
+		budget:  semaphore.NewWeighted(queueBudget),
 	}
 	committed := make(chan struct{})
 	go func() {
@@ -87,14 +96,16 @@ func (w *writer) fillLoop() {
 	timer.Stop()
 	add := func(j indexJob) {
 		if err := cur.batch.Index(j.task.SHA256Hex(), j.doc); err != nil {
+			// The message stays unindexed in the catalog; CatchUp retries it.
 			w.a.log.Error("index document", "sha256", j.task.SHA256Hex(), "err", err)
+			w.budget.Release(jobWeight(j))
 			return
 		}
 		if len(cur.tasks) == 0 {
 			timer.Reset(idleCommit)
 		}
 		cur.tasks = append(cur.tasks, j.task)
-		cur.bytes += j.size
+		cur.bytes += jobWeight(j)
 	}
 	handOff := func() {
 		timer.Stop()
@@ -117,7 +128,7 @@ func (w *writer) fillLoop() {
 		select {
 		case j := <-w.jobs:
 			add(j)
-			if len(cur.tasks) >= w.a.opts.BatchDocs || cur.bytes >= w.a.opts.BatchBytes {
+			if len(cur.tasks) >= w.a.opts.BatchDocs || cur.bytes >= int64(w.a.opts.BatchBytes) {
 				handOff()
 			}
 		case <-timer.C:
@@ -139,7 +150,10 @@ func (w *writer) fillLoop() {
 func (w *writer) commitLoop() {
 	for work := range w.full {
 		if work.reply != nil {
-			work.reply <- w.failed()
+			w.mu.Lock()
+			work.reply <- w.err
+			w.err = nil
+			w.mu.Unlock()
 			continue
 		}
 		start := time.Now()
@@ -147,9 +161,13 @@ func (w *writer) commitLoop() {
 		if err == nil {
 			err = w.a.cat.MarkIndexed(context.Background(), work.tasks)
 		}
+		w.budget.Release(work.bytes)
 		if err != nil {
 			err = fmt.Errorf("commit index batch of %d documents: %w", len(work.tasks), err)
-			w.a.log.Error("index commit failed; the messages stay queued for the next start", "err", err)
+			// The catalog still marks these messages unindexed: CatchUp (at the
+			// next start, or reindex) indexes them. Ingest goes on: the index
+			// is a cache, and an index problem must not stop archiving.
+			w.a.log.Error("index commit failed; the messages stay unindexed until the next start", "err", err)
 			w.mu.Lock()
 			if w.err == nil {
 				w.err = err
@@ -167,22 +185,30 @@ func (w *writer) failed() error {
 	return w.err
 }
 
-// submit hands a document to the writer, waiting while the queue is full.
+// jobWeight is what a job counts against the queue budget: its text bytes,
+// capped so that one huge document can always get in alone.
+func jobWeight(j indexJob) int64 { return min(int64(j.size)+256, queueBudget) }
+
+// submit hands a document to the writer, waiting while the queue is full
+// (by count or by bytes).
 func (w *writer) submit(ctx context.Context, j indexJob) error {
-	if err := w.failed(); err != nil {
+	if err := w.budget.Acquire(ctx, jobWeight(j)); err != nil {
 		return err
 	}
 	select {
 	case w.jobs <- j:
 		return nil
 	case <-w.done:
+		w.budget.Release(jobWeight(j))
 		return errWriterClosed
 	case <-ctx.Done():
+		w.budget.Release(jobWeight(j))
 		return ctx.Err()
 	}
 }
 
-// flush commits everything submitted so far.
+// flush commits everything submitted so far. It returns the first index
+// commit error since the previous flush, if any.
 func (w *writer) flush(ctx context.Context) error {
 	reply := make(chan error, 1)
 	select {

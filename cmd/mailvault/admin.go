@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"mailvault/indexer"
@@ -85,6 +87,9 @@ func runReindex(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "reindex", &data)
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if _, err := os.Stat(filepath.Join(data, "catalog.db")); err != nil {
+		return fmt.Errorf("no archive in %s to reindex (check --data)", data)
 	}
 	limitMemory()
 	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, DiscardIndex: true})

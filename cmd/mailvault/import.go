@@ -126,6 +126,9 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "imported %d (%d new, %d copies of known mail), already present %d, parse errors %d, unreadable %d; %.1fs, %.0f msg/s\n",
 			sum.imported(), sum.Stored, sum.Linked, sum.Present, sum.ParseErrors, sum.FileErrors, sum.Seconds, rate)
 	}
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: 130, err: errors.New("interrupted; everything imported so far is kept: run the same import again to resume")}
+	}
 	if err != nil {
 		return err
 	}
@@ -149,9 +152,13 @@ func limitMemory() {
 }
 
 func importAll(ctx context.Context, e *env, a *indexer.Archive, account string, boxes []mailfile.Mailbox, total int, sum *importSummary) error {
-	// Finish indexing whatever an interrupted run left behind.
+	// Finish indexing whatever an interrupted run left behind. A message whose
+	// blob is unreadable stays unindexed (verify names it); importing goes on.
 	if err := a.CatchUp(ctx, nil); err != nil {
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fmt.Fprintf(e.stderr, "mailvault import: %v\n", err)
 	}
 	prog := newProgress(e.stderr, "importing")
 	defer prog.done()
@@ -161,7 +168,12 @@ func importAll(ctx context.Context, e *env, a *indexer.Archive, account string, 
 			done += n
 			prog.update(done, max(total, done))
 		}); err != nil {
-			return err
+			var we *walkError
+			if !errors.As(err, &we) {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "mailvault import: %v\n", err)
+			sum.FileErrors++
 		}
 	}
 	if err := a.Flush(ctx); err != nil {
@@ -241,7 +253,8 @@ func importMailbox(ctx context.Context, e *env, a *indexer.Archive, account stri
 			fmt.Fprintf(e.stderr, "mailvault import: %v\n", err)
 			sum.FileErrors++
 		})
-		if err == nil && !send() {
+		// Whatever was read before a fatal read error is still imported.
+		if !send() && err == nil {
 			err = ctx.Err()
 		}
 		walkErr <- err
@@ -294,16 +307,23 @@ func importMailbox(ctx context.Context, e *env, a *indexer.Archive, account stri
 		prepared <- p
 	}
 	close(prepared)
-	if err := errors.Join(prepErr, <-committed); err != nil {
-		<-walkErr
-		return err
-	}
-	err = <-walkErr
+	commitErr := <-committed
+	werr := <-walkErr
 	// present is written by the walker goroutine, which has finished now.
 	sum.Present += present
 	advance(present)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("import %s: %w", box.Path, err)
+	if err := errors.Join(prepErr, commitErr); err != nil {
+		return err
+	}
+	if werr != nil && !errors.Is(werr, context.Canceled) {
+		return &walkError{fmt.Errorf("import %s: %w", box.Path, werr)}
 	}
 	return ctx.Err()
 }
+
+// walkError is a mailbox that could not be read to its end: reported, and the
+// import goes on with the next one.
+type walkError struct{ err error }
+
+func (e *walkError) Error() string { return e.err.Error() }
+func (e *walkError) Unwrap() error { return e.err }

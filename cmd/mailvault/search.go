@@ -50,6 +50,10 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if limit <= 0 || offset < 0 {
+		fmt.Fprintln(e.stderr, "mailvault search: --limit must be positive and --offset not negative")
+		return errUsage
+	}
 	if sortBy != "date" && sortBy != "relevance" {
 		return fmt.Errorf("--sort %q: want date or relevance", sortBy)
 	}

@@ -38,6 +38,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -71,6 +72,28 @@ type Store struct {
 	dir string
 	enc *zstd.Encoder // EncodeAll/DecodeAll are safe for concurrent use
 	dec *zstd.Decoder
+
+	// unsynced is set when a Commit failed part way: some renames may not be
+	// durable, so the next Commit syncs even if it has nothing of its own
+	// (its batch may rely on a blob that an earlier, failed batch renamed).
+	unsynced atomic.Bool
+}
+
+// OpenReadOnly opens an existing store for reading (Get, Verify, Walk) without
+// creating anything.
+func OpenReadOnly(dir string) (*Store, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
+	if err != nil {
+		return nil, err
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	return &Store{dir: dir, enc: enc, dec: dec}, nil
 }
 
 // Open opens (creating if needed) the store in dir. A writer should then call
@@ -175,9 +198,19 @@ func (b *Batch) Add(k Key, raw []byte) (int64, error) {
 func (b *Batch) Commit() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.pending) == 0 {
+	s := b.s
+	if len(b.pending) == 0 && !s.unsynced.Load() {
 		return nil
 	}
+	if err := b.commit(); err != nil {
+		s.unsynced.Store(true)
+		return err
+	}
+	s.unsynced.Store(false)
+	return nil
+}
+
+func (b *Batch) commit() error {
 	s := b.s
 	if syncfsWorks {
 		if err := syncFS(s.dir); err != nil { // the temporary files' data
