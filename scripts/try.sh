@@ -27,8 +27,8 @@ search() {
 	./mailvault search --data "$data" "$@"
 }
 search --limit 5 'subject:razor from:sourceforge'
-search --limit 5 '"to be or not to be"'
-search --limit 5 'has:attachment filename:exe'
+search --limit 5 '"not to be"'
+search --limit 5 'has:attachment filename:jpg'
 search --limit 3 --json 'before:2002-08-01 smaller:2k'
 
 echo
