@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
@@ -310,5 +311,15 @@ func (a *Archive) Compact(ctx context.Context) error {
 	}
 	a.idx = idx
 	a.writer = newWriter(a)
+	// The reopened index's persister deletes the old files shortly after
+	// start; wait for that (bounded), so the import's reported size is real.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		zaps, _ := filepath.Glob(filepath.Join(a.dir, "index", "store", "*.zap"))
+		if len(zaps) <= 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return nil
 }
