@@ -323,3 +323,16 @@ func (a *Archive) Compact(ctx context.Context) error {
 	}
 	return nil
 }
+
+// OpenEpoch returns the checkpoint of a harvested mailbox in the epoch
+// uidvalidity; see catalog.OpenEpoch.
+func (a *Archive) OpenEpoch(ctx context.Context, account, accountURL, mailbox string, uidvalidity uint32) (uint32, bool, error) {
+	next, fresh, err := a.cat.OpenEpoch(ctx, account, accountURL, mailbox, uidvalidity)
+	if err != nil {
+		return 0, false, err
+	}
+	a.mu.Lock()
+	delete(a.mailboxes, [2]string{account, mailbox}) // cached epoch is stale
+	a.mu.Unlock()
+	return next, fresh, nil
+}

@@ -535,3 +535,39 @@ func OpenReadOnly(path string) (*Catalog, error) {
 	}
 	return &Catalog{db: db}, nil
 }
+
+// OpenEpoch returns the checkpoint (uidnext) of mailbox (account, name) in the
+// epoch uidvalidity, creating the account and mailbox when new. When the
+// mailbox's current epoch is another UIDVALIDITY, the server has renumbered
+// it: a new epoch starts at uidnext 1 (invariant 6). Old occurrences stay.
+// accountURL ("imap://user@host") is recorded for RFC 5092 URLs.
+func (c *Catalog) OpenEpoch(ctx context.Context, account, accountURL, name string, uidvalidity uint32) (uidnext uint32, newEpoch bool, err error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO accounts(name, url) VALUES (?, ?)
+		ON CONFLICT(name) DO UPDATE SET url = excluded.url`, account, accountURL); err != nil {
+		return 0, false, fmt.Errorf("account %q: %w", account, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO mailboxes(account_id, name, source, uidvalidity)
+		SELECT id, ?, ?, ? FROM accounts WHERE name = ?
+		ON CONFLICT(account_id, name) DO NOTHING`, name, SourceIMAP, uidvalidity, account); err != nil {
+		return 0, false, fmt.Errorf("mailbox %q/%q: %w", account, name, err)
+	}
+	mb, err := mailbox(ctx, tx, account, name)
+	if err != nil {
+		return 0, false, err
+	}
+	if mb.Source != SourceIMAP {
+		return 0, false, fmt.Errorf("mailbox %q of account %q holds imported mail; harvest it under another account name", name, account)
+	}
+	if mb.UIDValidity != uidvalidity {
+		if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uidvalidity = ?, uidnext = 1 WHERE id = ?`, uidvalidity, mb.ID); err != nil {
+			return 0, false, err
+		}
+		mb.UIDNext, newEpoch = 1, true
+	}
+	return mb.UIDNext, newEpoch, tx.Commit()
+}

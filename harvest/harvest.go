@@ -1,0 +1,625 @@
+package harvest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net"
+	"os"
+	"path"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message/charset"
+)
+
+// ErrAuth marks a login the server refused: the account is parked and
+// retried slowly instead of hammering the server with a wrong password.
+var ErrAuth = errors.New("authentication failed")
+
+// Account is one IMAP account to harvest.
+type Account struct {
+	Name string // unique; used in URLs and output
+	Host string
+	Port int
+	// TLS is "implicit" (default, port 993), "starttls" or "none" (only for
+	// loopback test servers: credentials travel in clear text).
+	TLS                string
+	TLSCAFile          string // extra CA for the server certificate; certificates are always verified unless
+	InsecureSkipVerify bool   // this is set
+	Username           string
+	Password           string
+	// Mailboxes are include patterns (path.Match syntax on the decoded name,
+	// "*" for all); Exclude patterns remove from them.
+	Mailboxes []string
+	Exclude   []string
+	// Idle names the mailbox watched with IDLE (a name or a special-use
+	// attribute such as `\Sent`); the first one that exists is used. The
+	// others are polled every PollInterval.
+	Idle         []string
+	PollInterval time.Duration
+}
+
+// URL is the account's RFC 5092 base, imap://user@host[:port].
+func (a *Account) URL() string {
+	host := a.Host
+	if a.Port != 0 && !(a.Port == 993 && a.tlsMode() == "implicit") && !(a.Port == 143 && a.tlsMode() != "implicit") {
+		host = net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+	}
+	return "imap://" + escapeUser(a.Username) + "@" + host
+}
+
+func escapeUser(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			out = append(out, c)
+		} else {
+			out = append(out, fmt.Sprintf("%%%02X", c)...)
+		}
+	}
+	return string(out)
+}
+
+func (a *Account) tlsMode() string {
+	if a.TLS == "" {
+		return "implicit"
+	}
+	return a.TLS
+}
+
+// Message is one message fetched from a server, with where it lives.
+type Message struct {
+	Account      string
+	Mailbox      string
+	UIDValidity  uint32
+	UID          uint32
+	Flags        []string
+	InternalDate time.Time
+	Raw          []byte // BODY[] exactly as the server sent it
+}
+
+// Sink is where harvested mail goes (implemented over indexer.Archive).
+type Sink interface {
+	// Checkpoint returns the first UID of mailbox not yet archived in the
+	// epoch uidvalidity; a UIDVALIDITY the Sink has not seen starts a new
+	// epoch at 1.
+	Checkpoint(ctx context.Context, account, accountURL, mailbox string, uidvalidity uint32) (uint32, error)
+	// Store archives msgs durably before it returns; it advances the
+	// checkpoint past them. Storing a message twice changes nothing.
+	Store(ctx context.Context, msgs []Message) error
+}
+
+// Options tune a Harvester. A nil *Options is equivalent to a zero Options.
+type Options struct {
+	Logger *slog.Logger
+	// FetchChunk is the most messages one UID FETCH asks for (default 100);
+	// FetchBytes caps the bytes buffered before they go to the Sink (default 16 MiB).
+	FetchChunk int
+	FetchBytes int
+	// IdleRestart re-issues IDLE this often, well before servers drop idle
+	// clients (default 9 minutes).
+	IdleRestart time.Duration
+	// Backoff bounds between reconnects (defaults 1s and 5m); AuthBackoff is
+	// the wait after a refused login (default 15m).
+	MinBackoff, MaxBackoff, AuthBackoff time.Duration
+	// MaxMessageBytes: a larger message is recorded as skipped (default 256 MiB).
+	MaxMessageBytes int64
+}
+
+// MailboxState is what a Harvester knows of one mailbox, for status.
+type MailboxState struct {
+	Mailbox        string
+	UIDValidity    uint32
+	ServerMessages uint32
+	State          string // "catching up", "idle", "polling"
+	LastSync       time.Time
+}
+
+// Status is the state of one account's harvest.
+type Status struct {
+	Account   string
+	State     string // "connecting", "harvesting", "backing off", "error"
+	Error     string
+	Mailboxes map[string]MailboxState
+}
+
+// Harvester harvests one account. Run it with Run; Status may be called from
+// any goroutine.
+type Harvester struct {
+	acct Account
+	sink Sink
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	status Status
+}
+
+// New returns a Harvester for acct writing to sink.
+func New(acct Account, sink Sink, opts *Options) *Harvester {
+	h := &Harvester{acct: acct, sink: sink}
+	if opts != nil {
+		h.opts = *opts
+	}
+	o := &h.opts
+	if o.FetchChunk <= 0 {
+		o.FetchChunk = 100
+	}
+	if o.FetchBytes <= 0 {
+		o.FetchBytes = 16 << 20
+	}
+	if o.IdleRestart <= 0 {
+		o.IdleRestart = 9 * time.Minute
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Minute
+	}
+	if o.AuthBackoff <= 0 {
+		o.AuthBackoff = 15 * time.Minute
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 256 << 20
+	}
+	if h.acct.PollInterval <= 0 {
+		h.acct.PollInterval = time.Minute
+	}
+	if len(h.acct.Mailboxes) == 0 {
+		h.acct.Mailboxes = []string{"*"}
+	}
+	h.log = o.Logger
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.log = h.log.With("account", acct.Name)
+	h.status = Status{Account: acct.Name, State: "connecting", Mailboxes: map[string]MailboxState{}}
+	return h
+}
+
+// Status returns a copy of the harvester's current state.
+func (h *Harvester) Status() Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.status
+	s.Mailboxes = make(map[string]MailboxState, len(h.status.Mailboxes))
+	for k, v := range h.status.Mailboxes {
+		s.Mailboxes[k] = v
+	}
+	return s
+}
+
+func (h *Harvester) setState(state, errText string) {
+	h.mu.Lock()
+	h.status.State, h.status.Error = state, errText
+	h.mu.Unlock()
+}
+
+func (h *Harvester) setMailbox(ms MailboxState) {
+	h.mu.Lock()
+	h.status.Mailboxes[ms.Mailbox] = ms
+	h.mu.Unlock()
+}
+
+// Run harvests until ctx is done, reconnecting after any failure with
+// exponential backoff and jitter. It returns nil when ctx is cancelled.
+func (h *Harvester) Run(ctx context.Context) error {
+	backoff := h.opts.MinBackoff
+	for {
+		start := time.Now()
+		err := h.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := backoff
+		switch {
+		case errors.Is(err, ErrAuth):
+			wait = h.opts.AuthBackoff
+			h.setState("error", err.Error())
+			h.log.Error("login refused; account parked", "err", err, "retry_in", wait)
+		default:
+			if time.Since(start) > 2*h.opts.MaxBackoff {
+				backoff = h.opts.MinBackoff // it worked for a while: start over
+				wait = backoff
+			}
+			h.setState("backing off", err.Error())
+			h.log.Warn("connection lost; reconnecting", "err", err, "retry_in", wait)
+			backoff = min(backoff*2, h.opts.MaxBackoff)
+		}
+		// Full jitter around the wait so that many accounts of one server
+		// do not reconnect in step.
+		wait = wait/2 + rand.N(wait/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// session is one connection's life: connect, log in, catch every mailbox
+// up, then watch until something fails.
+func (h *Harvester) session(ctx context.Context) error {
+	h.setState("connecting", "")
+	changed := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	c, err := h.dial(&imapclient.Options{
+		WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader},
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			// Runs on the client's reader goroutine: only signal.
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					signal()
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	if err := c.Login(h.acct.Username, h.acct.Password).Wait(); err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Code == imap.ResponseCodeAuthenticationFailed) {
+			return fmt.Errorf("account %q: login as %q: %w: %v (check the password)", h.acct.Name, h.acct.Username, ErrAuth, err)
+		}
+		return fmt.Errorf("account %q: login: %w", h.acct.Name, err)
+	}
+	h.setState("harvesting", "")
+	boxes, idle, err := h.mailboxes(c)
+	if err != nil {
+		return err
+	}
+	for _, mb := range boxes {
+		if err := h.syncMailbox(ctx, c, mb); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Watch: IDLE on one mailbox, poll the rest.
+	nextPoll := time.Now().Add(h.acct.PollInterval)
+	for {
+		if idle != "" && c.Caps().Has(imap.CapIdle) {
+			if _, err := c.Select(idle, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+				return fmt.Errorf("examine %q: %w", idle, err)
+			}
+			cmd, err := c.Idle()
+			if err != nil {
+				return fmt.Errorf("idle %q: %w", idle, err)
+			}
+			h.markIdle(idle)
+			timer := time.NewTimer(min(h.opts.IdleRestart, time.Until(nextPoll)))
+			select {
+			case <-changed:
+			case <-timer.C:
+			case <-ctx.Done():
+			case <-c.Closed():
+			}
+			timer.Stop()
+			if err := cmd.Close(); err != nil {
+				return fmt.Errorf("idle %q: %w", idle, err)
+			}
+			if err := cmd.Wait(); err != nil {
+				return fmt.Errorf("idle %q: %w", idle, err)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := h.syncMailbox(ctx, c, idle); err != nil {
+				return err
+			}
+		} else {
+			select {
+			case <-time.After(time.Until(nextPoll)):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if time.Now().After(nextPoll) {
+			if err := h.poll(ctx, c, boxes, idle); err != nil {
+				return err
+			}
+			nextPoll = time.Now().Add(h.acct.PollInterval)
+		}
+	}
+}
+
+func (h *Harvester) dial(o *imapclient.Options) (*imapclient.Client, error) {
+	addr := net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port()))
+	o.Dialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 60 * time.Second}
+	if h.acct.tlsMode() != "none" {
+		cfg := &tls.Config{ServerName: h.acct.Host, InsecureSkipVerify: h.acct.InsecureSkipVerify}
+		if h.acct.TLSCAFile != "" {
+			pem, err := os.ReadFile(h.acct.TLSCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("account %q: tls_ca_file: %w", h.acct.Name, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("account %q: tls_ca_file %s: no PEM certificates in it", h.acct.Name, h.acct.TLSCAFile)
+			}
+			cfg.RootCAs = pool
+		}
+		o.TLSConfig = cfg
+	}
+	var c *imapclient.Client
+	var err error
+	switch h.acct.tlsMode() {
+	case "implicit":
+		c, err = imapclient.DialTLS(addr, o)
+	case "starttls":
+		c, err = imapclient.DialStartTLS(addr, o)
+	case "none":
+		c, err = imapclient.DialInsecure(addr, o)
+	default:
+		return nil, fmt.Errorf("account %q: tls %q: want implicit, starttls or none", h.acct.Name, h.acct.TLS)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account %q: connect %s: %w", h.acct.Name, addr, err)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("account %q: %s greeting: %w", h.acct.Name, addr, err)
+	}
+	return c, nil
+}
+
+func (h *Harvester) port() int {
+	if h.acct.Port != 0 {
+		return h.acct.Port
+	}
+	if h.acct.tlsMode() == "implicit" {
+		return 993
+	}
+	return 143
+}
+
+// mailboxes lists the account's mailboxes to harvest and picks the one to IDLE on.
+func (h *Harvester) mailboxes(c *imapclient.Client) (boxes []string, idle string, err error) {
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return nil, "", fmt.Errorf("account %q: list: %w", h.acct.Name, err)
+	}
+	attrs := map[string][]imap.MailboxAttr{}
+	for _, l := range list {
+		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		if !matchAny(h.acct.Mailboxes, l.Mailbox) || matchAny(h.acct.Exclude, l.Mailbox) {
+			continue
+		}
+		boxes = append(boxes, l.Mailbox)
+		attrs[l.Mailbox] = l.Attrs
+	}
+	for _, want := range h.acct.Idle {
+		for _, b := range boxes {
+			if b == want || (want == "INBOX" && b == "INBOX") || hasAttr(attrs[b], imap.MailboxAttr(want)) {
+				return boxes, b, nil
+			}
+		}
+	}
+	return boxes, "", nil
+}
+
+func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
+	for _, x := range attrs {
+		if string(x) == string(a) || (len(x) == len(a) && equalFold(string(x), string(a))) {
+			return true
+		}
+	}
+	return false
+}
+
+func equalFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, name); ok || p == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Harvester) markIdle(mb string) {
+	h.mu.Lock()
+	ms := h.status.Mailboxes[mb]
+	ms.Mailbox, ms.State = mb, "idle"
+	h.status.Mailboxes[mb] = ms
+	h.mu.Unlock()
+}
+
+// poll checks every mailbox but the IDLE one with STATUS and catches up the
+// ones with new mail.
+func (h *Harvester) poll(ctx context.Context, c *imapclient.Client, boxes []string, idle string) error {
+	for _, mb := range boxes {
+		if mb == idle {
+			continue
+		}
+		st, err := c.Status(mb, &imap.StatusOptions{UIDNext: true, UIDValidity: true, NumMessages: true}).Wait()
+		if err != nil {
+			return fmt.Errorf("status %q: %w", mb, err)
+		}
+		next, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), mb, st.UIDValidity)
+		if err != nil {
+			return err
+		}
+		if uint32(st.UIDNext) > next {
+			if err := h.syncMailbox(ctx, c, mb); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// syncMailbox catches mailbox mb up from its checkpoint: EXAMINE, compare
+// UIDVALIDITY, UID SEARCH for the UIDs at or above the checkpoint, then UID
+// FETCH them in chunks, each chunk stored before the next is fetched.
+func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb string) error {
+	log := h.log.With("mailbox", mb)
+	sel, err := c.Select(mb, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return fmt.Errorf("examine %q: %w", mb, err)
+	}
+	next, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), mb, sel.UIDValidity)
+	if err != nil {
+		return err
+	}
+	ms := MailboxState{Mailbox: mb, UIDValidity: sel.UIDValidity, ServerMessages: sel.NumMessages, State: "catching up"}
+	h.setMailbox(ms)
+	if sel.NumMessages == 0 || (sel.UIDNext != 0 && uint32(sel.UIDNext) <= next) {
+		ms.State, ms.LastSync = "polling", time.Now()
+		h.setMailbox(ms)
+		return nil
+	}
+	data, err := c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(next), Stop: 0}}}}, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("uid search %q: %w", mb, err)
+	}
+	var uids []imap.UID
+	for _, u := range data.AllUIDs() {
+		// "n:*" includes the highest UID even when it is below n: skip it,
+		// or the newest message is fetched again on every pass.
+		if uint32(u) >= next {
+			uids = append(uids, u)
+		}
+	}
+	if len(uids) == 0 {
+		ms.State, ms.LastSync = "polling", time.Now()
+		h.setMailbox(ms)
+		return nil
+	}
+	log.Info("catching up", "uidvalidity", sel.UIDValidity, "from_uid", next, "messages", len(uids))
+	for start := 0; start < len(uids); start += h.opts.FetchChunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := uids[start:min(start+h.opts.FetchChunk, len(uids))]
+		msgs, err := h.fetch(c, mb, sel.UIDValidity, chunk)
+		if err != nil {
+			return err
+		}
+		// A server that sends UID after the body literal gets its response
+		// routed to the unilateral handler: ask once more for what is
+		// missing. What is still missing was expunged meanwhile.
+		if missing := missingUIDs(chunk, msgs); len(missing) > 0 {
+			again, err := h.fetch(c, mb, sel.UIDValidity, missing)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, again...)
+			if gone := missingUIDs(missing, again); len(gone) > 0 {
+				log.Info("messages vanished before they could be fetched", "uids", imap.UIDSetNum(gone...).String())
+			}
+		}
+		if err := h.sink.Store(ctx, msgs); err != nil {
+			return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
+		}
+	}
+	ms.State, ms.LastSync = "polling", time.Now()
+	h.setMailbox(ms)
+	return nil
+}
+
+func missingUIDs(asked []imap.UID, got []Message) []imap.UID {
+	have := make(map[uint32]bool, len(got))
+	for _, m := range got {
+		have[m.UID] = true
+	}
+	var missing []imap.UID
+	for _, u := range asked {
+		if !have[uint32(u)] {
+			missing = append(missing, u)
+		}
+	}
+	return missing
+}
+
+// fetch reads the given UIDs' bodies, flags, internal dates and sizes. A
+// literal is copied out at once; nothing else happens while the connection
+// is blocked on it.
+func (h *Harvester) fetch(c *imapclient.Client, mb string, uidvalidity uint32, uids []imap.UID) ([]Message, error) {
+	cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	defer cmd.Close()
+	var msgs []Message
+	for {
+		md := cmd.Next()
+		if md == nil {
+			break
+		}
+		m := Message{Account: h.acct.Name, Mailbox: mb, UIDValidity: uidvalidity}
+		for {
+			item := md.Next()
+			if item == nil {
+				break
+			}
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				m.UID = uint32(it.UID)
+			case imapclient.FetchItemDataFlags:
+				for _, f := range it.Flags {
+					m.Flags = append(m.Flags, string(f))
+				}
+			case imapclient.FetchItemDataInternalDate:
+				m.InternalDate = it.Time
+			case imapclient.FetchItemDataBodySection:
+				raw, err := io.ReadAll(io.LimitReader(it.Literal, h.opts.MaxMessageBytes+1))
+				if err != nil {
+					return nil, fmt.Errorf("fetch %q: read body: %w", mb, err)
+				}
+				m.Raw = raw
+			}
+		}
+		if m.UID == 0 || m.Raw == nil {
+			continue
+		}
+		if int64(len(m.Raw)) > h.opts.MaxMessageBytes {
+			h.log.Error("message over the size limit; skipped", "mailbox", mb, "uid", m.UID, "limit", h.opts.MaxMessageBytes)
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("fetch %q: %w", mb, err)
+	}
+	return msgs, nil
+}

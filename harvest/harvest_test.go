@@ -1,0 +1,217 @@
+package harvest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+// memSink is an in-memory Sink that counts duplicate deliveries.
+type memSink struct {
+	mu    sync.Mutex
+	msgs  map[string]Message // account/mailbox/uidvalidity/uid
+	dupes int
+}
+
+func newMemSink() *memSink { return &memSink{msgs: map[string]Message{}} }
+
+func key(acct, mb string, uv, uid uint32) string { return fmt.Sprintf("%s/%s/%d/%d", acct, mb, uv, uid) }
+
+func (s *memSink) Checkpoint(_ context.Context, acct, _ string, mb string, uv uint32) (uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := uint32(1)
+	for _, m := range s.msgs {
+		if m.Account == acct && m.Mailbox == mb && m.UIDValidity == uv && m.UID >= next {
+			next = m.UID + 1
+		}
+	}
+	return next, nil
+}
+
+func (s *memSink) Store(_ context.Context, msgs []Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range msgs {
+		k := key(m.Account, m.Mailbox, m.UIDValidity, m.UID)
+		if _, ok := s.msgs[k]; ok {
+			s.dupes++
+		}
+		s.msgs[k] = m
+	}
+	return nil
+}
+
+func (s *memSink) count() (int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs), s.dupes
+}
+
+// memServer starts an in-process IMAP server with user alice.
+func memServer(t *testing.T) (addr string) {
+	t.Helper()
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("alice", "secret")
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func appendMsg(t *testing.T, addr, mailbox string, raw []byte) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice", "secret").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Create(mailbox, nil).Wait() // may exist
+	cmd := c.Append(mailbox, int64(len(raw)), nil)
+	cmd.Write(raw)
+	cmd.Close()
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatalf("append to %s: %v", mailbox, err)
+	}
+}
+
+func testAccount(addr string) Account {
+	host, port, _ := net.SplitHostPort(addr)
+	var p int
+	fmt.Sscan(port, &p)
+	return Account{Name: "alice", Host: host, Port: p, TLS: "none", Username: "alice", Password: "secret",
+		Idle: []string{"INBOX"}, PollInterval: 200 * time.Millisecond}
+}
+
+func mail(i int) []byte {
+	return fmt.Appendf(nil, "From: x@example.org\r\nSubject: message %d\r\nMessage-ID: <%d@example.org>\r\n\r\nbody %d\r\n", i, i, i)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestHarvestCatchUpIdleAndPoll(t *testing.T) {
+	addr := memServer(t)
+	for i := range 5 {
+		appendMsg(t, addr, "INBOX", mail(i))
+	}
+	appendMsg(t, addr, "Archive", mail(100))
+	sink := newMemSink()
+	h := New(testAccount(addr), sink, &Options{FetchChunk: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+
+	waitFor(t, "catch-up of 6 messages", func() bool { n, _ := sink.count(); return n == 6 })
+	// New mail in the IDLE mailbox and in a polled one.
+	appendMsg(t, addr, "INBOX", mail(5))
+	appendMsg(t, addr, "Archive", mail(101))
+	waitFor(t, "new mail", func() bool { n, _ := sink.count(); return n == 8 })
+	// Let a few polls and IDLE rounds pass: nothing may be fetched twice.
+	time.Sleep(700 * time.Millisecond)
+	n, dupes := sink.count()
+	if n != 8 || dupes != 0 {
+		t.Fatalf("sink has %d messages, %d duplicate deliveries; want 8, 0", n, dupes)
+	}
+	sink.mu.Lock()
+	var found bool
+	for _, m := range sink.msgs {
+		if m.Mailbox == "INBOX" && bytes.Equal(m.Raw, mail(3)) {
+			found = true
+		}
+	}
+	sink.mu.Unlock()
+	if !found {
+		t.Fatal("message 3 not delivered byte-exact")
+	}
+	st := h.Status()
+	if st.State != "harvesting" || st.Mailboxes["INBOX"].State != "idle" {
+		t.Fatalf("status = %+v", st)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestHarvestWrongPasswordParksAccount(t *testing.T) {
+	addr := memServer(t)
+	acct := testAccount(addr)
+	acct.Password = "wrong"
+	h := New(acct, newMemSink(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Run(ctx)
+	waitFor(t, "error state", func() bool { return h.Status().State == "error" })
+	if st := h.Status(); !strings.Contains(st.Error, "authentication failed") || !strings.Contains(st.Error, "check the password") {
+		t.Fatalf("error = %q, want an authentication failure that says what to check", st.Error)
+	}
+}
+
+func TestHarvestUnreachableServerBacksOff(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	h := New(testAccount(addr), newMemSink(), &Options{MinBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Run(ctx)
+	waitFor(t, "backing off", func() bool { return h.Status().State == "backing off" })
+	if st := h.Status(); !strings.Contains(st.Error, "connect "+addr) {
+		t.Fatalf("error = %q, want it to name the address", st.Error)
+	}
+}
+
+func TestAccountURL(t *testing.T) {
+	for _, tc := range []struct {
+		a    Account
+		want string
+	}{
+		{Account{Host: "mail.example.org", Username: "alice"}, "imap://alice@mail.example.org"},
+		{Account{Host: "127.0.0.1", Port: 10143, TLS: "none", Username: "a@b"}, "imap://a%40b@127.0.0.1:10143"},
+	} {
+		if got := tc.a.URL(); got != tc.want {
+			t.Errorf("URL() = %q, want %q", got, tc.want)
+		}
+	}
+}
