@@ -51,8 +51,7 @@ type Options struct {
 }
 
 // Archive is the store of record, the catalog and the index of one data
-// directory, owned by one process. It is safe for concurrent use, but only one
-// goroutine should call Ingest at a time (ingest order is the caller's).
+// directory, owned by one process. It is safe for concurrent use.
 type Archive struct {
 	dir   string
 	opts  Options
@@ -63,6 +62,8 @@ type Archive struct {
 	idx   bleve.Index
 
 	writer *writer // nil when read-only
+
+	commitMu sync.Mutex // serialises Commit
 
 	mu        sync.Mutex
 	mailboxes map[[2]string]catalog.Mailbox

@@ -72,7 +72,8 @@ type prepared struct {
 // still stored and cataloged, with its parse error (invariant 8).
 //
 // Ingest is Prepare followed by Commit; a bulk importer calls the two itself
-// to prepare the next batch while the previous one commits.
+// to prepare the next batch while the previous one commits. Ingest is safe
+// for concurrent use: Prepares run in parallel, Commits one at a time.
 func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 	p, err := a.Prepare(ctx, items)
 	if err != nil {
@@ -145,6 +146,11 @@ func (a *Archive) Prepare(ctx context.Context, items []Item) (*Prepared, error) 
 // run concurrently with each other; call them in the order the batches were
 // prepared.
 func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
+	// Commits are serialised (harvesters of many accounts call Ingest
+	// concurrently): a message's index documents must reach the writer in the
+	// order of the catalog generations they reflect.
+	a.commitMu.Lock()
+	defer a.commitMu.Unlock()
 	items, mbs, preps := p.items, p.mbs, p.preps
 	defer p.Abort() // no-op after the blobs are committed
 	if err := p.blobs.Commit(); err != nil {

@@ -11,6 +11,15 @@ import (
 	"mailvault/indexer"
 )
 
+// statusLine is one mailbox in `status` output: what the catalog holds, and,
+// while `serve` runs, what its harvester reports.
+type statusLine struct {
+	indexer.MailboxStatus
+	ServerMessages *uint32 `json:"server_messages"` // null when no harvester reports it
+	State          string  `json:"state"`
+	Error          string  `json:"error"`
+}
+
 func runStatus(ctx context.Context, e *env, args []string) error {
 	var data string
 	var asJSON bool
@@ -23,25 +32,54 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	live := readHarvestStatus(data)
+	lines := make([]statusLine, len(st))
+	for i, s := range st {
+		l := statusLine{MailboxStatus: s, State: "archived"}
+		if s.Source == "imap" {
+			l.State = "not running"
+		}
+		if live != nil {
+			if acct, ok := live.Accounts[s.Account]; ok {
+				l.State, l.Error = acct.State, acct.Error
+				if ms, ok := acct.Mailboxes[s.Mailbox]; ok {
+					n := ms.ServerMessages
+					l.ServerMessages = &n
+					if acct.State == "harvesting" {
+						l.State = ms.State
+					}
+				}
+			}
+		}
+		lines[i] = l
+	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
-		for _, s := range st {
-			enc.Encode(s)
+		for _, l := range lines {
+			enc.Encode(l)
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "ACCOUNT\tMAILBOX\tSOURCE\tARCHIVED\tUNIQUE\tPARSE ERRORS\tNOT INDEXED\tEXPUNGED\t")
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tMAILBOX\tSERVER\tARCHIVED\tUNIQUE\tPARSE ERRORS\tNOT INDEXED\tEXPUNGED\tSTATE")
 	var tot indexer.MailboxStatus
-	for _, s := range st {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", s.Account, s.Mailbox, s.Source,
-			s.Occurrences, s.Unique, s.ParseErrors, s.Unindexed, s.Expunged)
-		tot.Occurrences += s.Occurrences
-		tot.ParseErrors += s.ParseErrors
-		tot.Unindexed += s.Unindexed
-		tot.Expunged += s.Expunged
+	for _, l := range lines {
+		server := "-"
+		if l.ServerMessages != nil {
+			server = fmt.Sprint(*l.ServerMessages)
+		}
+		state := l.State
+		if l.Error != "" {
+			state += ": " + l.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Account, l.Mailbox, server,
+			l.Occurrences, l.Unique, l.ParseErrors, l.Unindexed, l.Expunged, state)
+		tot.Occurrences += l.Occurrences
+		tot.ParseErrors += l.ParseErrors
+		tot.Unindexed += l.Unindexed
+		tot.Expunged += l.Expunged
 	}
-	fmt.Fprintf(tw, "total\t%d mailboxes\t\t%d\t\t%d\t%d\t%d\t\n", len(st), tot.Occurrences, tot.ParseErrors, tot.Unindexed, tot.Expunged)
+	fmt.Fprintf(tw, "total\t%d mailboxes\t\t%d\t\t%d\t%d\t%d\t\n", len(lines), tot.Occurrences, tot.ParseErrors, tot.Unindexed, tot.Expunged)
 	return tw.Flush()
 }
 

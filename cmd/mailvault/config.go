@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"mailvault/harvest"
+)
+
+// config is the YAML configuration of `mailvault serve` (see
+// mailvault.example.yaml for every field, annotated).
+type config struct {
+	DataDir  string          `yaml:"data_dir"`
+	Accounts []accountConfig `yaml:"accounts"`
+}
+
+type accountConfig struct {
+	Name               string   `yaml:"name"`
+	Host               string   `yaml:"host"`
+	Port               int      `yaml:"port"`
+	TLS                string   `yaml:"tls"`
+	TLSCAFile          string   `yaml:"tls_ca_file"`
+	InsecureSkipVerify bool     `yaml:"insecure_skip_verify"`
+	Username           string   `yaml:"username"`
+	PasswordFile       string   `yaml:"password_file"`
+	PasswordEnv        string   `yaml:"password_env"`
+	Auth               string   `yaml:"auth"`
+	Mailboxes          []string `yaml:"mailboxes"`
+	Exclude            []string `yaml:"exclude"`
+	Idle               []string `yaml:"idle"`
+	PollInterval       string   `yaml:"poll_interval"`
+	MaxConnections     int      `yaml:"max_connections"`
+}
+
+// loadConfig reads and validates the configuration in full: it reports every
+// problem at once, each with its path (accounts[2].host: ...).
+func loadConfig(path string) (*config, []harvest.Account, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	var cfg config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	var problems []string
+	bad := func(at, format string, args ...any) {
+		problems = append(problems, at+": "+fmt.Sprintf(format, args...))
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./mailvault-data"
+	}
+	if len(cfg.Accounts) == 0 {
+		bad("accounts", "no accounts configured")
+	}
+	seen := map[string]bool{}
+	var accounts []harvest.Account
+	for i, ac := range cfg.Accounts {
+		at := fmt.Sprintf("accounts[%d]", i)
+		if ac.Name == "" {
+			bad(at+".name", "required")
+		} else if seen[ac.Name] {
+			bad(at+".name", "%q is used by another account", ac.Name)
+		} else if strings.ContainsAny(ac.Name, "/\x00") {
+			bad(at+".name", "%q: no / in account names", ac.Name)
+		}
+		seen[ac.Name] = true
+		if ac.Host == "" {
+			bad(at+".host", "required")
+		}
+		if ac.Port < 0 || ac.Port > 65535 {
+			bad(at+".port", "%d is not a port", ac.Port)
+		}
+		switch ac.TLS {
+		case "", "implicit", "starttls":
+		case "none":
+			if ip := net.ParseIP(ac.Host); ac.Host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				bad(at+".tls", "none sends the password in clear text; it is allowed only for a loopback host, not %q", ac.Host)
+			}
+		default:
+			bad(at+".tls", "%q: want implicit, starttls or none", ac.TLS)
+		}
+		if ac.TLSCAFile != "" {
+			if _, err := os.Stat(ac.TLSCAFile); err != nil {
+				bad(at+".tls_ca_file", "%v", err)
+			}
+		}
+		if ac.Username == "" {
+			bad(at+".username", "required")
+		}
+		switch ac.Auth {
+		case "", "plain", "login":
+		case "xoauth2":
+			bad(at+".auth", "xoauth2 is not supported yet; use plain or login")
+		default:
+			bad(at+".auth", "%q: want plain or login", ac.Auth)
+		}
+		password := ""
+		switch {
+		case ac.PasswordFile != "" && ac.PasswordEnv != "":
+			bad(at, "set password_file or password_env, not both")
+		case ac.PasswordFile != "":
+			b, err := os.ReadFile(ac.PasswordFile)
+			if err != nil {
+				bad(at+".password_file", "%v", err)
+			}
+			password = strings.TrimRight(string(b), "\r\n")
+		case ac.PasswordEnv != "":
+			v, ok := os.LookupEnv(ac.PasswordEnv)
+			if !ok {
+				bad(at+".password_env", "environment variable %s is not set", ac.PasswordEnv)
+			}
+			password = v
+		default:
+			bad(at, "password_file or password_env is required")
+		}
+		poll := time.Minute
+		if ac.PollInterval != "" {
+			d, err := time.ParseDuration(ac.PollInterval)
+			if err != nil || d < time.Second {
+				bad(at+".poll_interval", "%q: want a duration of at least 1s, like 60s", ac.PollInterval)
+			}
+			poll = d
+		}
+		if ac.MaxConnections < 0 {
+			bad(at+".max_connections", "must not be negative")
+		}
+		idle := ac.Idle
+		if idle == nil {
+			idle = []string{"INBOX"}
+		}
+		accounts = append(accounts, harvest.Account{
+			Name: ac.Name, Host: ac.Host, Port: ac.Port, TLS: ac.TLS, TLSCAFile: ac.TLSCAFile,
+			InsecureSkipVerify: ac.InsecureSkipVerify, Username: ac.Username, Password: password,
+			Mailboxes: ac.Mailboxes, Exclude: ac.Exclude, Idle: idle, PollInterval: poll,
+		})
+	}
+	if len(problems) > 0 {
+		return nil, nil, fmt.Errorf("config %s has %d problems:\n  %s", path, len(problems), strings.Join(problems, "\n  "))
+	}
+	return &cfg, accounts, nil
+}

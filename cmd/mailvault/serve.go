@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"mailvault/harvest"
+	"mailvault/indexer"
+)
+
+// harvestStatusFile is where a running serve publishes its harvesters'
+// state every second, for `mailvault status` in another process (which reads
+// the catalog itself, so status works whether serve runs or not).
+const harvestStatusFile = "harvest-status.json"
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	var data, cfgPath, logFormat string
+	fs := newFlags(e, "serve", &data)
+	fs.StringVar(&cfgPath, "config", "", "configuration `FILE` (YAML; see mailvault.example.yaml)")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if cfgPath == "" {
+		fmt.Fprintln(e.stderr, "mailvault serve: --config is required. To make one:\n\n  cp mailvault.example.yaml mailvault.yaml   # then set host, username, password_file\n  mailvault serve --config mailvault.yaml\n\nThe example file documents every field.")
+		return errUsage
+	}
+	cfg, accounts, err := loadConfig(cfgPath)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	dataSet := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "data" {
+			dataSet = true
+		}
+	})
+	if !dataSet {
+		data = cfg.DataDir
+	}
+	var handler slog.Handler = slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	if logFormat == "json" {
+		handler = slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	}
+	log := slog.New(handler)
+	for _, a := range accounts {
+		if a.InsecureSkipVerify {
+			log.Warn("certificate verification is off for this account", "account", a.Name)
+		}
+		if a.TLS == "none" {
+			log.Warn("clear-text IMAP: the password crosses the network unencrypted (loopback only)", "account", a.Name)
+		}
+	}
+
+	a, err := indexer.Open(data, &indexer.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.CatchUp(ctx, nil); err != nil && ctx.Err() == nil {
+		log.Error("catching up the index", "err", err)
+	}
+	sink := &archiveSink{a: a}
+	harvesters := make([]*harvest.Harvester, len(accounts))
+	var wg sync.WaitGroup
+	for i, acct := range accounts {
+		harvesters[i] = harvest.New(acct, sink, &harvest.Options{Logger: log})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			harvesters[i].Run(ctx)
+		}()
+	}
+	log.Info("serving", "data", data, "accounts", len(accounts))
+	publish := func() {
+		if err := writeHarvestStatus(data, harvesters); err != nil {
+			log.Warn("publish harvest status", "err", err)
+		}
+	}
+	publish()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-tick.C:
+			publish()
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	// Ordered shutdown: harvesters log out (their Run returns), then the
+	// index writer flushes and everything closes (deferred a.Close).
+	log.Info("shutting down")
+	wg.Wait()
+	os.Remove(filepath.Join(data, harvestStatusFile))
+	if err := a.Flush(context.Background()); err != nil {
+		log.Error("flush index", "err", err)
+	}
+	return nil
+}
+
+// archiveSink is harvest.Sink over the archive.
+type archiveSink struct{ a *indexer.Archive }
+
+func (s *archiveSink) Checkpoint(ctx context.Context, account, accountURL, mailbox string, uidvalidity uint32) (uint32, error) {
+	next, _, err := s.a.OpenEpoch(ctx, account, accountURL, mailbox, uidvalidity)
+	return next, err
+}
+
+func (s *archiveSink) Store(ctx context.Context, msgs []harvest.Message) error {
+	items := make([]indexer.Item, len(msgs))
+	for i, m := range msgs {
+		items[i] = indexer.Item{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
+			Flags: m.Flags, InternalDate: m.InternalDate, Raw: m.Raw}
+	}
+	_, err := s.a.Ingest(ctx, items)
+	return err
+}
+
+var _ harvest.Sink = (*archiveSink)(nil)
+
+// harvestStatus is the published state: per account, and when it was written.
+type harvestStatus struct {
+	Written  time.Time                 `json:"written"`
+	Accounts map[string]harvest.Status `json:"accounts"`
+}
+
+func writeHarvestStatus(dir string, hs []*harvest.Harvester) error {
+	st := harvestStatus{Written: time.Now(), Accounts: map[string]harvest.Status{}}
+	for _, h := range hs {
+		s := h.Status()
+		st.Accounts[s.Account] = s
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, harvestStatusFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, harvestStatusFile))
+}
+
+// readHarvestStatus returns a running serve's published state, or nil when
+// there is none or it is stale (serve is not running).
+func readHarvestStatus(dir string) *harvestStatus {
+	b, err := os.ReadFile(filepath.Join(dir, harvestStatusFile))
+	if err != nil {
+		return nil
+	}
+	var st harvestStatus
+	if err := json.Unmarshal(b, &st); err != nil || time.Since(st.Written) > 30*time.Second {
+		return nil
+	}
+	return &st
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+// TestServeHarvestsIntoTheArchive runs `mailvault serve` against go-imap's
+// in-process server: mail already there and mail appended while it runs end
+// up archived and searchable, with RFC 5092 URLs; status shows the live state.
+func TestServeHarvestsIntoTheArchive(t *testing.T) {
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("alice", "secret")
+	u.Create("INBOX", nil)
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession:   func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) { return mem.NewSession(), nil, nil },
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	addr := ln.Addr().(*net.TCPAddr)
+	put := func(mailbox, subject string) {
+		c, err := imapclient.DialInsecure(addr.String(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Login("alice", "secret").Wait(); err != nil {
+			t.Fatal(err)
+		}
+		c.Create(mailbox, nil).Wait()
+		raw := fmt.Sprintf("From: bob@example.org\r\nSubject: %s\r\nDate: Mon, 4 Mar 2024 10:00:00 +0100\r\n\r\nhello %s\r\n", subject, subject)
+		cmd := c.Append(mailbox, int64(len(raw)), nil)
+		cmd.Write([]byte(raw))
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("INBOX", "zeppelin")
+	put("Archive", "dirigible")
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("secret\n"), 0o600)
+	cfg := fmt.Sprintf(`data_dir: %s
+accounts:
+  - name: alice
+    host: 127.0.0.1
+    port: %d
+    tls: none
+    username: alice
+    password_file: %s
+    idle: [INBOX]
+    poll_interval: 1s
+`, filepath.Join(dir, "data"), addr.Port, filepath.Join(dir, "pw"))
+	os.WriteFile(filepath.Join(dir, "mailvault.yaml"), []byte(cfg), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- run(ctx, &env{stdout: &bytes.Buffer{}, stderr: &serveErr}, []string{"serve", "--config", filepath.Join(dir, "mailvault.yaml")})
+	}()
+	data := filepath.Join(dir, "data")
+	archived := func() int {
+		var out bytes.Buffer
+		if run(context.Background(), &env{stdout: &out, stderr: &bytes.Buffer{}}, []string{"status", "--data", data, "--json"}) != 0 {
+			return -1
+		}
+		n := 0
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var l statusLine
+			if json.Unmarshal([]byte(line), &l) == nil {
+				n += l.Occurrences
+			}
+		}
+		return n
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; serve said:\n%s", what, serveErr.String())
+			}
+		}
+	}
+	waitUntil("the first two messages", func() bool { return archived() == 2 })
+	put("INBOX", "blimp") // while IDLE
+	waitUntil("the message appended while idle", func() bool { return archived() == 3 })
+
+	var out bytes.Buffer
+	waitUntil("live state in status", func() bool {
+		out.Reset()
+		run(context.Background(), &env{stdout: &out, stderr: &bytes.Buffer{}}, []string{"status", "--data", data, "--json"})
+		return strings.Contains(out.String(), `"state":"idle"`) && strings.Contains(out.String(), `"server_messages":2`)
+	})
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exit %d: %s", code, serveErr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop on cancel")
+	}
+	out.Reset()
+	if code := run(context.Background(), &env{stdout: &out, stderr: &bytes.Buffer{}}, []string{"search", "--data", data, "--json", "blimp"}); code != 0 {
+		t.Fatalf("search exit %d", code)
+	}
+	var hit searchLine
+	if err := json.Unmarshal(out.Bytes(), &hit); err != nil {
+		t.Fatalf("search output %q: %v", out.String(), err)
+	}
+	want := fmt.Sprintf("imap://alice@127.0.0.1:%d/INBOX;UIDVALIDITY=%d/;UID=2", addr.Port, hit.UIDValidity)
+	if hit.URL != want || hit.Mailbox != "INBOX" {
+		t.Fatalf("hit = %+v, want url %s", hit, want)
+	}
+	if code := run(context.Background(), &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}, []string{"verify", "--data", data}); code != 0 {
+		t.Fatal("verify after serve failed")
+	}
+}
