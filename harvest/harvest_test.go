@@ -25,7 +25,9 @@ type memSink struct {
 
 func newMemSink() *memSink { return &memSink{msgs: map[string]Message{}} }
 
-func key(acct, mb string, uv, uid uint32) string { return fmt.Sprintf("%s/%s/%d/%d", acct, mb, uv, uid) }
+func key(acct, mb string, uv, uid uint32) string {
+	return fmt.Sprintf("%s/%s/%d/%d", acct, mb, uv, uid)
+}
 
 func (s *memSink) Checkpoint(_ context.Context, acct, _ string, mb string, uv uint32) (uint32, error) {
 	s.mu.Lock()
