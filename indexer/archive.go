@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -123,22 +124,33 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		return nil, err
 	}
 	indexDir := filepath.Join(dir, "index")
-	if !a.opts.ReadOnly {
-		if _, err := os.Stat(indexDir); a.opts.DiscardIndex || errors.Is(err, fs.ErrNotExist) {
-			// A new index holds nothing, whatever the catalog remembers: mark
-			// everything unindexed first, so that a crash or error between
-			// here and the index's creation cannot leave an empty index that
-			// the catalog believes complete.
+	if a.opts.ReadOnly {
+		if a.idx, err = openIndex(indexDir, true); err != nil {
+			return nil, err
+		}
+	} else {
+		rebuild := a.opts.DiscardIndex
+		if _, err := os.Stat(indexDir); errors.Is(err, fs.ErrNotExist) {
+			rebuild = true
+		} else if !rebuild {
+			if a.idx, err = openIndex(indexDir, false); err != nil {
+				// The index is a cache: one that cannot be opened (a crash
+				// mid-write, a disk fault) is rebuilt, not a reason to stop.
+				a.log.Warn("index unreadable; rebuilding it from the store and catalog", "err", err)
+				rebuild = true
+			}
+		}
+		if rebuild {
+			// Mark everything unindexed first, so that a crash or error
+			// between here and a complete new index cannot leave an index
+			// that the catalog believes complete.
 			if err := a.cat.ResetIndexed(context.Background()); err != nil {
 				return nil, fmt.Errorf("open archive: %w", err)
 			}
-			if err := os.RemoveAll(indexDir); err != nil {
-				return nil, fmt.Errorf("discard index: %w", err)
+			if a.idx, err = createIndex(indexDir); err != nil {
+				return nil, err
 			}
 		}
-	}
-	if a.idx, _, err = openIndex(indexDir, a.opts.ReadOnly); err != nil {
-		return nil, err
 	}
 	if !a.opts.ReadOnly {
 		a.store.SweepTemps()
@@ -148,29 +160,61 @@ func Open(dir string, opts *Options) (*Archive, error) {
 	return a, nil
 }
 
-// openIndex opens the Bleve index at path, creating it (created true) when it
-// does not exist and readOnly is false.
-func openIndex(path string, readOnly bool) (idx bleve.Index, created bool, err error) {
-	cfg := map[string]any{"bolt_timeout": "2s", "read_only": readOnly}
-	idx, err = bleve.OpenUsing(path, cfg)
-	if err == nil {
-		return idx, false, nil
+var indexConfig = map[string]any{"bolt_timeout": "2s"}
+
+// openIndex opens the existing Bleve index at path.
+func openIndex(path string, readOnly bool) (bleve.Index, error) {
+	cfg := maps.Clone(indexConfig)
+	cfg["read_only"] = readOnly
+	idx, err := bleve.OpenUsing(path, cfg)
+	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) && readOnly {
+		return nil, fmt.Errorf("open index %s: it does not exist (run `mailvault reindex`)", path)
 	}
-	if !errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
-		return nil, false, fmt.Errorf("open index %s: %w (the index is a cache: `mailvault reindex` rebuilds it)", path, err)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w (the index is a cache: `mailvault reindex` rebuilds it)", path, err)
 	}
-	if readOnly {
-		return nil, false, fmt.Errorf("open index %s: it does not exist (run `mailvault reindex`)", path)
-	}
+	return idx, nil
+}
+
+// createIndex replaces whatever is at path with a new, empty index. It is
+// built beside path and renamed into place once closed: bleve writes the
+// mapping after NewUsing returns, and a crash in between must not leave a
+// half-made index under the real name.
+func createIndex(path string) (bleve.Index, error) {
 	m, err := newMapping()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	idx, err = bleve.NewUsing(path, m, bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, cfg)
+	tmp := path + ".new"
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, fmt.Errorf("create index: %w", err)
+	}
+	idx, err := bleve.NewUsing(tmp, m, bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, maps.Clone(indexConfig))
 	if err != nil {
-		return nil, false, fmt.Errorf("create index %s: %w", path, err)
+		return nil, fmt.Errorf("create index %s: %w", tmp, err)
 	}
-	return idx, true, nil
+	if err := idx.Close(); err != nil {
+		return nil, fmt.Errorf("create index %s: %w", tmp, err)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		return nil, fmt.Errorf("create index: remove old index: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("create index: %w", err)
+	}
+	if err := syncDirOf(path); err != nil {
+		return nil, fmt.Errorf("create index: %w", err)
+	}
+	return openIndex(path, false)
+}
+
+func syncDirOf(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // lockDir takes the data directory lock: exclusive for a writer, shared for
@@ -306,7 +350,7 @@ func (a *Archive) Compact(ctx context.Context) error {
 	if err := errors.Join(werr, cerr); err != nil {
 		return fmt.Errorf("compact index: %w", err)
 	}
-	idx, _, err := openIndex(filepath.Join(a.dir, "index"), false)
+	idx, err := openIndex(filepath.Join(a.dir, "index"), false)
 	if err != nil {
 		return fmt.Errorf("compact index: %w", err)
 	}

@@ -382,3 +382,24 @@ func TestMessageURL(t *testing.T) {
 		}
 	}
 }
+
+func TestDamagedIndexIsRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	a := openTest(t, dir)
+	mustMailbox(t, a, "alice", "INBOX")
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1,
+		Raw: msg("x@example.org", "kept", "Mon, 4 Mar 2024 10:00:00 +0100", "narwhal")})
+	a.Close()
+	// What a crash while bleve was writing its metadata leaves behind.
+	if err := os.WriteFile(filepath.Join(dir, "index", "index_meta.json"), []byte(`{"storage":`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	a = openTest(t, dir)
+	defer a.Close()
+	if err := a.CatchUp(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if hits := find(t, a, "narwhal", nil); len(hits) != 1 {
+		t.Fatalf("after a damaged index: %d hits, want 1", len(hits))
+	}
+}

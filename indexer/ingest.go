@@ -398,6 +398,9 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 	}
 	var after int64
 	done, failed := 0, 0
+	// Commit at least every few seconds, so that a catch-up interrupted again
+	// and again (a crash loop) still makes progress.
+	lastFlush := time.Now()
 	for {
 		tasks, err := a.cat.Unindexed(ctx, after, 256)
 		if err != nil {
@@ -453,6 +456,12 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 			if progress != nil {
 				progress(done, total)
 			}
+		}
+		if time.Since(lastFlush) > 2*time.Second {
+			if err := a.Flush(ctx); err != nil {
+				return fmt.Errorf("catch up: %w", err)
+			}
+			lastFlush = time.Now()
 		}
 	}
 	if err := a.Flush(ctx); err != nil {

@@ -73,6 +73,10 @@ type Store struct {
 	enc *zstd.Encoder // EncodeAll/DecodeAll are safe for concurrent use
 	dec *zstd.Decoder
 
+	// token starts the names of this Store's temporary files: tmpPrefix, the
+	// pid and the open time. Every other temporary file is a crashed writer's.
+	token string
+
 	// unsynced is set when a Commit failed part way: some renames may not be
 	// durable, so the next Commit syncs even if it has nothing of its own
 	// (its batch may rely on a blob that an earlier, failed batch renamed).
@@ -110,7 +114,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, enc: enc, dec: dec}
+	s := &Store{dir: dir, enc: enc, dec: dec, token: fmt.Sprintf("%s%d-%d-", tmpPrefix, os.Getpid(), time.Now().UnixNano())}
 	for i := range 256 {
 		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprintf("%02x", i)), 0o750); err != nil {
 			return nil, fmt.Errorf("open blob store: %w", err)
@@ -121,7 +125,7 @@ func Open(dir string) (*Store, error) {
 
 // SweepTemps starts a background removal of temporary files that a crashed
 // writer left. Call it only while holding the data directory exclusively.
-func (s *Store) SweepTemps() { go s.sweepTemps(time.Now()) }
+func (s *Store) SweepTemps() { go s.sweepTemps() }
 
 // Close releases the codec resources.
 func (s *Store) Close() error {
@@ -173,7 +177,7 @@ func (b *Batch) Add(k Key, raw []byte) (int64, error) {
 		return 0, nil
 	}
 	data := s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
-	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix)
+	f, err := os.CreateTemp(filepath.Dir(path), s.token)
 	if err != nil {
 		return 0, fmt.Errorf("store blob %s: %w", k, err)
 	}
@@ -326,10 +330,12 @@ func (s *Store) Walk(fn func(k Key, path string, ok bool) error) error {
 // tmpPrefix starts the name of a blob being written.
 const tmpPrefix = ".tmp-"
 
-// sweepTemps deletes temporary files left by a writer that crashed: those
-// older than this process's start, since the caller holds the data directory's
-// exclusive lock and every temporary file of its own is younger.
-func (s *Store) sweepTemps(started time.Time) {
+// sweepTemps deletes temporary files left by a writer that crashed: every
+// one not named with this Store's token, since the caller holds the data
+// directory's exclusive lock. (Comparing modification times with the time of
+// Open is not enough: file timestamps lag the clock by a few milliseconds, and
+// a sweep so based deleted files of writes in progress.)
+func (s *Store) sweepTemps() {
 	for i := range 256 {
 		dir := filepath.Join(s.dir, fmt.Sprintf("%02x", i))
 		ents, err := os.ReadDir(dir)
@@ -337,11 +343,8 @@ func (s *Store) sweepTemps(started time.Time) {
 			continue
 		}
 		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), tmpPrefix) {
-				continue
-			}
-			if info, err := e.Info(); err == nil && info.ModTime().Before(started) {
-				os.Remove(filepath.Join(dir, e.Name()))
+			if n := e.Name(); strings.HasPrefix(n, tmpPrefix) && !strings.HasPrefix(n, s.token) {
+				os.Remove(filepath.Join(dir, n))
 			}
 		}
 	}
