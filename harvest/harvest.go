@@ -13,8 +13,10 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -98,6 +100,10 @@ type Sink interface {
 	// Store archives msgs durably before it returns; it advances the
 	// checkpoint past them. Storing a message twice changes nothing.
 	Store(ctx context.Context, msgs []Message) error
+	// Reconcile gives the server's current UIDs of an epoch with their
+	// flags: archived copies whose UID is gone are marked expunged (never
+	// removed), changed flags are updated.
+	Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) error
 }
 
 // Options tune a Harvester. A nil *Options is equivalent to a zero Options.
@@ -254,6 +260,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 func (h *Harvester) session(ctx context.Context) error {
 	h.setState("connecting", "")
 	changed := make(chan struct{}, 1)
+	var expunged atomic.Bool
 	signal := func() {
 		select {
 		case changed <- struct{}{}:
@@ -268,6 +275,10 @@ func (h *Harvester) session(ctx context.Context) error {
 				if d.NumMessages != nil {
 					signal()
 				}
+			},
+			Expunge: func(uint32) {
+				expunged.Store(true)
+				signal()
 			},
 		},
 	})
@@ -290,7 +301,7 @@ func (h *Harvester) session(ctx context.Context) error {
 		return err
 	}
 	for _, mb := range boxes {
-		if err := h.syncMailbox(ctx, c, mb); err != nil {
+		if err := h.syncMailbox(ctx, c, mb, true); err != nil {
 			return err
 		}
 	}
@@ -326,7 +337,7 @@ func (h *Harvester) session(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if err := h.syncMailbox(ctx, c, idle); err != nil {
+			if err := h.syncMailbox(ctx, c, idle, expunged.Swap(false)); err != nil {
 				return err
 			}
 		} else {
@@ -337,6 +348,11 @@ func (h *Harvester) session(ctx context.Context) error {
 			}
 		}
 		if time.Now().After(nextPoll) {
+			if idle != "" {
+				if err := h.syncMailbox(ctx, c, idle, true); err != nil {
+					return err
+				}
+			}
 			if err := h.poll(ctx, c, boxes, idle); err != nil {
 				return err
 			}
@@ -464,25 +480,17 @@ func (h *Harvester) markIdle(mb string) {
 	h.mu.Unlock()
 }
 
-// poll checks every mailbox but the IDLE one with STATUS and catches up the
-// ones with new mail.
+// poll syncs every mailbox but the IDLE one: new mail, expunges and flag
+// changes. Flags can change without any count changing, so every poll does a
+// full FLAGS sweep of each mailbox (CONDSTORE CHANGEDSINCE would make it
+// cheaper and is not used yet).
 func (h *Harvester) poll(ctx context.Context, c *imapclient.Client, boxes []string, idle string) error {
 	for _, mb := range boxes {
 		if mb == idle {
 			continue
 		}
-		st, err := c.Status(mb, &imap.StatusOptions{UIDNext: true, UIDValidity: true, NumMessages: true}).Wait()
-		if err != nil {
-			return fmt.Errorf("status %q: %w", mb, err)
-		}
-		next, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), mb, st.UIDValidity)
-		if err != nil {
+		if err := h.syncMailbox(ctx, c, mb, true); err != nil {
 			return err
-		}
-		if uint32(st.UIDNext) > next {
-			if err := h.syncMailbox(ctx, c, mb); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -490,9 +498,10 @@ func (h *Harvester) poll(ctx context.Context, c *imapclient.Client, boxes []stri
 
 // syncMailbox catches mailbox mb up from its checkpoint: EXAMINE, compare
 // UIDVALIDITY, UID SEARCH for the UIDs at or above the checkpoint, then UID
-// FETCH them in chunks, each chunk stored before the next is fetched.
-func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb string) error {
-	log := h.log.With("mailbox", mb)
+// FETCH them in chunks, each chunk stored before the next is fetched. With
+// reconcile it then fetches every message's flags and hands them to the Sink,
+// which marks vanished UIDs expunged and records flag changes.
+func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb string, reconcile bool) error {
 	sel, err := c.Select(mb, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return fmt.Errorf("examine %q: %w", mb, err)
@@ -503,12 +512,69 @@ func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb st
 	}
 	ms := MailboxState{Mailbox: mb, UIDValidity: sel.UIDValidity, ServerMessages: sel.NumMessages, State: "catching up"}
 	h.setMailbox(ms)
-	if sel.NumMessages == 0 || (sel.UIDNext != 0 && uint32(sel.UIDNext) <= next) {
-		ms.State, ms.LastSync = "polling", time.Now()
-		h.setMailbox(ms)
-		return nil
+	if sel.NumMessages > 0 && (sel.UIDNext == 0 || uint32(sel.UIDNext) > next) {
+		if err := h.catchUp(ctx, c, mb, sel.UIDValidity, next); err != nil {
+			return err
+		}
 	}
+	if reconcile {
+		if err := h.reconcile(ctx, c, mb, sel); err != nil {
+			return err
+		}
+	}
+	ms.State, ms.LastSync = "polling", time.Now()
+	h.setMailbox(ms)
+	return nil
+}
+
+// reconcile fetches the UID and flags of every message of the selected
+// mailbox and gives them to the Sink.
+func (h *Harvester) reconcile(ctx context.Context, c *imapclient.Client, mb string, sel *imap.SelectData) error {
+	flags := make(map[uint32][]string, sel.NumMessages)
+	if sel.NumMessages > 0 {
+		cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
+		for {
+			md := cmd.Next()
+			if md == nil {
+				break
+			}
+			buf, err := md.Collect()
+			if err != nil {
+				cmd.Close()
+				return fmt.Errorf("fetch flags %q: %w", mb, err)
+			}
+			if buf.UID != 0 {
+				flags[uint32(buf.UID)] = flagStrings(buf.Flags)
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return fmt.Errorf("fetch flags %q: %w", mb, err)
+		}
+	}
+	if err := h.sink.Reconcile(ctx, h.acct.Name, mb, sel.UIDValidity, flags); err != nil {
+		return fmt.Errorf("reconcile %q: %w", mb, err)
+	}
+	return nil
+}
+
+// flagStrings returns flags as strings in a stable (sorted) order, so that
+// comparing a server's flags with the archive's does not depend on the order
+// the server lists them in.
+func flagStrings(fs []imap.Flag) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = string(f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// catchUp fetches and stores every message of the selected mailbox with a
+// UID at or above next.
+func (h *Harvester) catchUp(ctx context.Context, c *imapclient.Client, mb string, uidvalidity, next uint32) error {
+	log := h.log.With("mailbox", mb)
 	data, err := c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(next), Stop: 0}}}}, nil).Wait()
+	sel := struct{ UIDValidity uint32 }{uidvalidity}
 	if err != nil {
 		return fmt.Errorf("uid search %q: %w", mb, err)
 	}
@@ -521,8 +587,6 @@ func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb st
 		}
 	}
 	if len(uids) == 0 {
-		ms.State, ms.LastSync = "polling", time.Now()
-		h.setMailbox(ms)
 		return nil
 	}
 	log.Info("catching up", "uidvalidity", sel.UIDValidity, "from_uid", next, "messages", len(uids))
@@ -552,8 +616,6 @@ func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb st
 			return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
 		}
 	}
-	ms.State, ms.LastSync = "polling", time.Now()
-	h.setMailbox(ms)
 	return nil
 }
 
@@ -596,9 +658,7 @@ func (h *Harvester) fetch(c *imapclient.Client, mb string, uidvalidity uint32, u
 			case imapclient.FetchItemDataUID:
 				m.UID = uint32(it.UID)
 			case imapclient.FetchItemDataFlags:
-				for _, f := range it.Flags {
-					m.Flags = append(m.Flags, string(f))
-				}
+				m.Flags = flagStrings(it.Flags)
 			case imapclient.FetchItemDataInternalDate:
 				m.InternalDate = it.Time
 			case imapclient.FetchItemDataBodySection:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,11 +20,12 @@ import (
 // memSink is an in-memory Sink that counts duplicate deliveries.
 type memSink struct {
 	mu    sync.Mutex
-	msgs  map[string]Message // account/mailbox/uidvalidity/uid
-	dupes int
+	msgs     map[string]Message // account/mailbox/uidvalidity/uid
+	expunged map[string]bool
+	dupes    int
 }
 
-func newMemSink() *memSink { return &memSink{msgs: map[string]Message{}} }
+func newMemSink() *memSink { return &memSink{msgs: map[string]Message{}, expunged: map[string]bool{}} }
 
 func key(acct, mb string, uv, uid uint32) string {
 	return fmt.Sprintf("%s/%s/%d/%d", acct, mb, uv, uid)
@@ -50,6 +52,23 @@ func (s *memSink) Store(_ context.Context, msgs []Message) error {
 			s.dupes++
 		}
 		s.msgs[k] = m
+	}
+	return nil
+}
+
+func (s *memSink) Reconcile(_ context.Context, acct, mb string, uv uint32, flags map[uint32][]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, m := range s.msgs {
+		if m.Account != acct || m.Mailbox != mb || m.UIDValidity != uv {
+			continue
+		}
+		if f, ok := flags[m.UID]; !ok {
+			s.expunged[k] = true
+		} else {
+			m.Flags = f
+			s.msgs[k] = m
+		}
 	}
 	return nil
 }
@@ -160,6 +179,50 @@ func TestHarvestCatchUpIdleAndPoll(t *testing.T) {
 	sink.mu.Unlock()
 	if !found {
 		t.Fatal("message 3 not delivered byte-exact")
+	}
+	// Flag change and expunge on the server reach the sink.
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Login("alice", "secret").Wait()
+	c.Select("Archive", nil).Wait()
+	if err := c.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Select("INBOX", nil).Wait()
+	if err := c.Store(imap.UIDSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	c.Close()
+	flagged := func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for _, m := range sink.msgs {
+			if m.Mailbox == "Archive" && m.UID == 1 {
+				return slices.Contains(m.Flags, `\Flagged`)
+			}
+		}
+		return false
+	}
+	expunged := func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for k, m := range sink.msgs {
+			if m.Mailbox == "INBOX" && m.UID == 2 {
+				return sink.expunged[k]
+			}
+		}
+		return false
+	}
+	waitFor(t, "the flag change", flagged)
+	waitFor(t, "the expunge", expunged)
+	if n, _ := sink.count(); n != 8 {
+		t.Fatalf("sink has %d messages after an expunge, want 8 (expunged mail is kept)", n)
 	}
 	st := h.Status()
 	if st.State != "harvesting" || st.Mailboxes["INBOX"].State != "idle" {

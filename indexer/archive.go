@@ -381,3 +381,13 @@ func (a *Archive) OpenEpoch(ctx context.Context, account, accountURL, mailbox st
 	a.mu.Unlock()
 	return next, fresh, nil
 }
+
+// Reconcile records the server's current set of UIDs and their flags for one
+// epoch of a harvested mailbox; see catalog.Reconcile.
+func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) (expunged, reflagged int, err error) {
+	mb, err := a.cat.Mailbox(ctx, account, mailbox)
+	if err != nil {
+		return 0, 0, err
+	}
+	return a.cat.Reconcile(ctx, mb.ID, uidvalidity, flags)
+}

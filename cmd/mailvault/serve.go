@@ -124,6 +124,11 @@ func (s *archiveSink) Store(ctx context.Context, msgs []harvest.Message) error {
 	return err
 }
 
+func (s *archiveSink) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) error {
+	_, _, err := s.a.Reconcile(ctx, account, mailbox, uidvalidity, flags)
+	return err
+}
+
 var _ harvest.Sink = (*archiveSink)(nil)
 
 // harvestStatus is the published state: per account, and when it was written.

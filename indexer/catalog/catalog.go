@@ -571,3 +571,61 @@ func (c *Catalog) OpenEpoch(ctx context.Context, account, accountURL, name strin
 	}
 	return mb.UIDNext, newEpoch, tx.Commit()
 }
+
+// Reconcile brings the occurrences of one epoch of a mailbox in line with the
+// server: flags holds every UID the server has now, with its flags. An
+// occurrence whose UID the server no longer has is marked expunged (never
+// deleted: invariant 5); one whose flags changed gets the new flags. It
+// returns how many occurrences it marked expunged and how many it re-flagged.
+func (c *Catalog) Reconcile(ctx context.Context, mailboxID int64, uidvalidity uint32, flags map[uint32][]string) (expunged, reflagged int, err error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT id, uid, flags FROM occurrences
+		WHERE mailbox_id = ? AND uidvalidity = ? AND expunged_at = ''`, mailboxID, uidvalidity)
+	if err != nil {
+		return 0, 0, err
+	}
+	type change struct {
+		id    int64
+		flags string
+		gone  bool
+	}
+	var changes []change
+	for rows.Next() {
+		var id int64
+		var uid uint32
+		var have string
+		if err := rows.Scan(&id, &uid, &have); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		now, present := flags[uid]
+		switch {
+		case !present:
+			changes = append(changes, change{id: id, gone: true})
+		case strings.Join(now, " ") != have:
+			changes = append(changes, change{id: id, flags: strings.Join(now, " ")})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	at := now()
+	for _, ch := range changes {
+		if ch.gone {
+			_, err = tx.ExecContext(ctx, `UPDATE occurrences SET expunged_at = ? WHERE id = ?`, at, ch.id)
+			expunged++
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE occurrences SET flags = ? WHERE id = ?`, ch.flags, ch.id)
+			reflagged++
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	return expunged, reflagged, tx.Commit()
+}

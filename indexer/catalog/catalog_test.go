@@ -77,3 +77,38 @@ func TestOccurrencesAreUniqueAndCheckpointsMonotonic(t *testing.T) {
 		t.Fatalf("CountUnindexed after MarkIndexed = %d, want 0", n)
 	}
 }
+
+func TestReconcileMarksExpungedAndReflags(t *testing.T) {
+	ctx := context.Background()
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mb, _ := c.EnsureMailbox(ctx, "alice", "INBOX", SourceIMAP, 5)
+	tx, _ := c.Begin(ctx)
+	for uid := uint32(1); uid <= 3; uid++ {
+		id, err := tx.InsertMessage(ctx, &Message{SHA256: [32]byte{byte(uid)}, Size: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.InsertOccurrence(ctx, &Occurrence{MailboxID: mb.ID, UIDValidity: 5, UID: uid, MessageID: id, Size: 1})
+	}
+	tx.Commit()
+	// The server now has UID 1 (flagged) and 3; UID 2 was expunged.
+	exp, ref, err := c.Reconcile(ctx, mb.ID, 5, map[uint32][]string{1: {`\Flagged`}, 3: nil})
+	if err != nil || exp != 1 || ref != 1 {
+		t.Fatalf("Reconcile = %d expunged, %d reflagged, %v; want 1, 1", exp, ref, err)
+	}
+	// Idempotent: a second identical pass changes nothing.
+	if exp, ref, _ := c.Reconcile(ctx, mb.ID, 5, map[uint32][]string{1: {`\Flagged`}, 3: nil}); exp != 0 || ref != 0 {
+		t.Fatalf("second Reconcile = %d, %d; want 0, 0", exp, ref)
+	}
+	var n int
+	c.DB().QueryRow(`SELECT count(*) FROM occurrences WHERE expunged_at != ''`).Scan(&n)
+	var total int
+	c.DB().QueryRow(`SELECT count(*) FROM occurrences`).Scan(&total)
+	if n != 1 || total != 3 {
+		t.Fatalf("%d expunged of %d occurrences; want 1 of 3 (never deleted)", n, total)
+	}
+}
