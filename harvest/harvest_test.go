@@ -19,7 +19,7 @@ import (
 
 // memSink is an in-memory Sink that counts duplicate deliveries.
 type memSink struct {
-	mu    sync.Mutex
+	mu       sync.Mutex
 	msgs     map[string]Message // account/mailbox/uidvalidity/uid
 	expunged map[string]bool
 	dupes    int
