@@ -285,9 +285,16 @@ func (h *Harvester) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	// On cancellation the session ends politely (DONE, LOGOUT) at the next
+	// step; the connection is closed outright only if that takes too long.
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(3*time.Second, func() { c.Close() }) })
 	defer stop()
 	defer c.Close()
+	defer func() {
+		if ctx.Err() != nil {
+			c.Logout().Wait()
+		}
+	}()
 	if err := c.Login(h.acct.Username, h.acct.Password).Wait(); err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Code == imap.ResponseCodeAuthenticationFailed) {
@@ -348,6 +355,12 @@ func (h *Harvester) session(ctx context.Context) error {
 			}
 		}
 		if time.Now().After(nextPoll) {
+			// Mailboxes created, renamed or deleted on the server since the
+			// last look: re-list them.
+			if boxes, idle, err = h.mailboxes(c); err != nil {
+				return err
+			}
+			h.forget(boxes)
 			if idle != "" {
 				if err := h.syncMailbox(ctx, c, idle, true); err != nil {
 					return err
@@ -470,6 +483,19 @@ func matchAny(patterns []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// forget drops the status of mailboxes that are no longer listed (deleted or
+// renamed on the server; their archived mail stays).
+func (h *Harvester) forget(boxes []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name := range h.status.Mailboxes {
+		if !slices.Contains(boxes, name) {
+			h.log.Info("mailbox gone from the server; its archived mail stays", "mailbox", name)
+			delete(h.status.Mailboxes, name)
+		}
+	}
 }
 
 func (h *Harvester) markIdle(mb string) {

@@ -162,12 +162,13 @@ func TestHarvestCatchUpIdleAndPoll(t *testing.T) {
 	// New mail in the IDLE mailbox and in a polled one.
 	appendMsg(t, addr, "INBOX", mail(5))
 	appendMsg(t, addr, "Archive", mail(101))
-	waitFor(t, "new mail", func() bool { n, _ := sink.count(); return n == 8 })
+	appendMsg(t, addr, "Later", mail(200)) // a mailbox new since the harvester listed them
+	waitFor(t, "new mail, also in a new mailbox", func() bool { n, _ := sink.count(); return n == 9 })
 	// Let a few polls and IDLE rounds pass: nothing may be fetched twice.
 	time.Sleep(700 * time.Millisecond)
 	n, dupes := sink.count()
-	if n != 8 || dupes != 0 {
-		t.Fatalf("sink has %d messages, %d duplicate deliveries; want 8, 0", n, dupes)
+	if n != 9 || dupes != 0 {
+		t.Fatalf("sink has %d messages, %d duplicate deliveries; want 9, 0", n, dupes)
 	}
 	sink.mu.Lock()
 	var found bool
@@ -221,8 +222,8 @@ func TestHarvestCatchUpIdleAndPoll(t *testing.T) {
 	}
 	waitFor(t, "the flag change", flagged)
 	waitFor(t, "the expunge", expunged)
-	if n, _ := sink.count(); n != 8 {
-		t.Fatalf("sink has %d messages after an expunge, want 8 (expunged mail is kept)", n)
+	if n, _ := sink.count(); n != 9 {
+		t.Fatalf("sink has %d messages after an expunge, want 9 (expunged mail is kept)", n)
 	}
 	st := h.Status()
 	if st.State != "harvesting" || st.Mailboxes["INBOX"].State != "idle" {
