@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -57,18 +58,24 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	if sortBy != "date" && sortBy != "relevance" {
 		return fmt.Errorf("--sort %q: want date or relevance", sortBy)
 	}
-	q, err := query.ParseHuman(strings.Join(words, " "))
+	text := strings.Join(words, " ")
+	q, err := query.ParseHuman(text)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
-	if err != nil {
-		return err
+	// A running serve holds the index: ask it. Otherwise open the archive.
+	res, err := searchViaDaemon(ctx, data, searchRequest{Query: text, Accounts: accounts, Mailboxes: mailboxes,
+		Limit: limit, Offset: offset, ByRelevance: sortBy == "relevance"})
+	if errors.Is(err, errNoDaemon) {
+		var a *indexer.Archive
+		if a, err = indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true}); err != nil {
+			return err
+		}
+		defer a.Close()
+		res, err = a.Search(ctx, q, &indexer.SearchOptions{
+			Accounts: accounts, Mailboxes: mailboxes, Limit: limit, Offset: offset, ByRelevance: sortBy == "relevance",
+		})
 	}
-	defer a.Close()
-	res, err := a.Search(ctx, q, &indexer.SearchOptions{
-		Accounts: accounts, Mailboxes: mailboxes, Limit: limit, Offset: offset, ByRelevance: sortBy == "relevance",
-	})
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			harvesters[i].Run(ctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := serveLocalAPI(ctx, data, a, log); err != nil {
+			log.Error("local API stopped; search and status from other processes will not see this serve", "err", err)
+		}
+	}()
 	log.Info("serving", "data", data, "accounts", len(accounts))
 	publish := func() {
 		if err := writeHarvestStatus(data, harvesters); err != nil {

@@ -115,6 +115,14 @@ accounts:
 		run(context.Background(), &env{stdout: &out, stderr: &bytes.Buffer{}}, []string{"status", "--data", data, "--json"})
 		return strings.Contains(out.String(), `"state":"idle"`) && strings.Contains(out.String(), `"server_messages":2`)
 	})
+	// search works beside serve: it asks serve over the local socket.
+	var found bytes.Buffer
+	if code := run(context.Background(), &env{stdout: &found, stderr: &bytes.Buffer{}}, []string{"search", "--data", data, "--json", "zeppelin"}); code != 0 || !strings.Contains(found.String(), `"subject":"zeppelin"`) {
+		t.Fatalf("search while serving: exit %d, %q", code, found.String())
+	}
+	if code := run(context.Background(), &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}, []string{"search", "--data", data, "from:"}); code != 2 {
+		t.Fatalf("bad query while serving: exit %d, want 2", code)
+	}
 	cancel()
 	select {
 	case code := <-done:
