@@ -104,6 +104,10 @@ type Sink interface {
 	// flags: archived copies whose UID is gone are marked expunged (never
 	// removed), changed flags are updated.
 	Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) error
+	// Skip records that a message could not be fetched after repeated tries
+	// and moves the checkpoint past it, so that one bad message never stalls
+	// its mailbox. The record says what failed; nothing is silently lost.
+	Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error
 }
 
 // Options tune a Harvester. A nil *Options is equivalent to a zero Options.
@@ -150,11 +154,25 @@ type Harvester struct {
 
 	mu     sync.Mutex
 	status Status
+
+	// strikes counts failed fetches per "mailbox/uidvalidity/first UID of the
+	// chunk", across reconnects. Only Run's goroutine touches it.
+	strikes map[string]int
+	// splitUntil: per "mailbox/uidvalidity", fetch one message at a time up
+	// to this UID (a chunk ending there failed repeatedly).
+	splitUntil map[string]uint32
 }
+
+// Fetch failures before a chunk is fetched one message at a time, and before
+// a single message is skipped (and recorded).
+const (
+	strikesToSplit = 2
+	strikesToSkip  = 3
+)
 
 // New returns a Harvester for acct writing to sink.
 func New(acct Account, sink Sink, opts *Options) *Harvester {
-	h := &Harvester{acct: acct, sink: sink}
+	h := &Harvester{acct: acct, sink: sink, strikes: map[string]int{}, splitUntil: map[string]uint32{}}
 	if opts != nil {
 		h.opts = *opts
 	}
@@ -621,10 +639,32 @@ func (h *Harvester) catchUp(ctx context.Context, c *imapclient.Client, mb string
 			return err
 		}
 		chunk := uids[start:min(start+h.opts.FetchChunk, len(uids))]
+		epoch := fmt.Sprintf("%s/%d", mb, sel.UIDValidity)
+		if uint32(chunk[0]) <= h.splitUntil[epoch] && len(chunk) > 1 {
+			// A chunk here failed before: go one message at a time through
+			// its range to find the message that breaks the connection.
+			chunk = chunk[:1]
+			start -= h.opts.FetchChunk - 1
+		}
+		strike := fmt.Sprintf("%s/%d/%d", epoch, len(chunk), chunk[0])
+		if len(chunk) == 1 && h.strikes[strike] >= strikesToSkip {
+			reason := fmt.Sprintf("fetch failed %d times", h.strikes[strike])
+			log.Error("message cannot be fetched; recorded as skipped", "uid", chunk[0], "reason", reason)
+			if err := h.sink.Skip(ctx, h.acct.Name, mb, sel.UIDValidity, uint32(chunk[0]), reason); err != nil {
+				return err
+			}
+			delete(h.strikes, strike)
+			continue
+		}
 		msgs, err := h.fetch(c, mb, sel.UIDValidity, chunk)
 		if err != nil {
+			h.strikes[strike]++
+			if len(chunk) > 1 && h.strikes[strike] >= strikesToSplit {
+				h.splitUntil[epoch] = uint32(chunk[len(chunk)-1])
+			}
 			return err
 		}
+		delete(h.strikes, strike)
 		// A server that sends UID after the body literal gets its response
 		// routed to the unilateral handler: ask once more for what is
 		// missing. What is still missing was expunged meanwhile.

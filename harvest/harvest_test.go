@@ -22,6 +22,7 @@ type memSink struct {
 	mu       sync.Mutex
 	msgs     map[string]Message // account/mailbox/uidvalidity/uid
 	expunged map[string]bool
+	skipped  []string
 	dupes    int
 }
 
@@ -70,6 +71,13 @@ func (s *memSink) Reconcile(_ context.Context, acct, mb string, uv uint32, flags
 			s.msgs[k] = m
 		}
 	}
+	return nil
+}
+
+func (s *memSink) Skip(_ context.Context, acct, mb string, uv, uid uint32, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skipped = append(s.skipped, key(acct, mb, uv, uid)+": "+reason)
 	return nil
 }
 

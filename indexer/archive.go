@@ -391,3 +391,8 @@ func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidval
 	}
 	return a.cat.Reconcile(ctx, mb.ID, uidvalidity, flags)
 }
+
+// Skip records a message a server would not deliver; see catalog.Skip.
+func (a *Archive) Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error {
+	return a.cat.Skip(ctx, account, mailbox, uidvalidity, uid, reason)
+}

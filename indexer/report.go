@@ -28,6 +28,7 @@ type MailboxStatus struct {
 	Unindexed   int    `json:"not_indexed"`
 	Indexed     int    `json:"indexed"`
 	Expunged    int    `json:"expunged"`
+	Skipped     int    `json:"skipped"` // messages the server would not deliver (see the catalog's skipped table)
 	LastSync    string `json:"last_sync,omitempty"`
 }
 
@@ -47,7 +48,8 @@ func Status(ctx context.Context, dir string) ([]MailboxStatus, error) {
 		count(o.id), count(DISTINCT o.message_id),
 		count(DISTINCT CASE WHEN msg.parse_error != '' THEN msg.id END),
 		count(DISTINCT CASE WHEN msg.indexed_gen < msg.gen THEN msg.id END),
-		coalesce(sum(o.expunged_at != ''), 0)
+		coalesce(sum(o.expunged_at != ''), 0),
+		(SELECT count(*) FROM skipped s WHERE s.mailbox_id = m.id)
 		FROM mailboxes m JOIN accounts a ON a.id = m.account_id
 		LEFT JOIN occurrences o ON o.mailbox_id = m.id
 		LEFT JOIN messages msg ON msg.id = o.message_id
@@ -60,7 +62,7 @@ func Status(ctx context.Context, dir string) ([]MailboxStatus, error) {
 	for rows.Next() {
 		var s MailboxStatus
 		if err := rows.Scan(&s.Account, &s.Mailbox, &s.Source, &s.UIDValidity, &s.UIDNext, &s.LastSync,
-			&s.Occurrences, &s.Unique, &s.ParseErrors, &s.Unindexed, &s.Expunged); err != nil {
+			&s.Occurrences, &s.Unique, &s.ParseErrors, &s.Unindexed, &s.Expunged, &s.Skipped); err != nil {
 			return nil, fmt.Errorf("status: %w", err)
 		}
 		s.Indexed = s.Unique - s.Unindexed

@@ -136,6 +136,10 @@ func (s *archiveSink) Reconcile(ctx context.Context, account, mailbox string, ui
 	return err
 }
 
+func (s *archiveSink) Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error {
+	return s.a.Skip(ctx, account, mailbox, uidvalidity, uid, reason)
+}
+
 var _ harvest.Sink = (*archiveSink)(nil)
 
 // harvestStatus is the published state: per account, and when it was written.

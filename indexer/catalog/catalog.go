@@ -78,6 +78,14 @@ CREATE TABLE IF NOT EXISTS occurrences (
 	UNIQUE (mailbox_id, uidvalidity, uid)
 );
 CREATE INDEX IF NOT EXISTS occurrences_message ON occurrences(message_id);
+CREATE TABLE IF NOT EXISTS skipped (         -- messages a server would not deliver, after retries
+	mailbox_id  INTEGER NOT NULL REFERENCES mailboxes(id),
+	uidvalidity INTEGER NOT NULL,
+	uid         INTEGER NOT NULL,
+	reason      TEXT NOT NULL,
+	at          TEXT NOT NULL,
+	PRIMARY KEY (mailbox_id, uidvalidity, uid)
+);
 `
 
 // Sources of a mailbox's contents.
@@ -628,4 +636,27 @@ func (c *Catalog) Reconcile(ctx context.Context, mailboxID int64, uidvalidity ui
 		}
 	}
 	return expunged, reflagged, tx.Commit()
+}
+
+// Skip records that (account, mailbox, uidvalidity, uid) could not be
+// fetched, with why, and advances the mailbox checkpoint past it.
+func (c *Catalog) Skip(ctx context.Context, account, name string, uidvalidity, uid uint32, reason string) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	mb, err := mailbox(ctx, tx, account, name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO skipped(mailbox_id, uidvalidity, uid, reason, at) VALUES (?,?,?,?,?)
+		ON CONFLICT DO UPDATE SET reason = excluded.reason, at = excluded.at`, mb.ID, uidvalidity, uid, reason, now()); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ? AND uidvalidity = ?`,
+		uid+1, mb.ID, uidvalidity); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -112,3 +112,24 @@ func TestReconcileMarksExpungedAndReflags(t *testing.T) {
 		t.Fatalf("%d expunged of %d occurrences; want 1 of 3 (never deleted)", n, total)
 	}
 }
+
+func TestSkipAdvancesTheCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.EnsureMailbox(ctx, "alice", "INBOX", SourceIMAP, 5)
+	if err := c.Skip(ctx, "alice", "INBOX", 5, 41, "fetch failed 3 times"); err != nil {
+		t.Fatal(err)
+	}
+	if next, _, err := c.OpenEpoch(ctx, "alice", "imap://alice@h", "INBOX", 5); err != nil || next != 42 {
+		t.Fatalf("checkpoint after skipping uid 41 = %d, %v; want 42", next, err)
+	}
+	var reason string
+	c.DB().QueryRow(`SELECT reason FROM skipped WHERE uid = 41`).Scan(&reason)
+	if reason != "fetch failed 3 times" {
+		t.Fatalf("skipped reason = %q", reason)
+	}
+}
