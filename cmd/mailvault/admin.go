@@ -72,6 +72,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		if l.Error != "" {
 			state += ": " + l.Error
 		}
+		if l.Skipped > 0 {
+			state += fmt.Sprintf(" (%d skipped: the server would not deliver them)", l.Skipped)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Account, l.Mailbox, server,
 			l.Occurrences, l.Unique, l.ParseErrors, l.Unindexed, l.Expunged, state)
 		tot.Occurrences += l.Occurrences
