@@ -49,6 +49,10 @@ type Account struct {
 	// others are polled every PollInterval.
 	Idle         []string
 	PollInterval time.Duration
+	// MaxConnections caps the connections to the account (default 1): one
+	// per IDLE mailbox. Servers limit connections per user and IP (Dovecot
+	// 10, Gmail 15, Exchange 16).
+	MaxConnections int
 }
 
 // URL is the account's RFC 5092 base, imap://user@host[:port].
@@ -155,8 +159,8 @@ type Harvester struct {
 	mu     sync.Mutex
 	status Status
 
-	// strikes counts failed fetches per "mailbox/uidvalidity/first UID of the
-	// chunk", across reconnects. Only Run's goroutine touches it.
+	// strikes counts failed fetches per "mailbox/uidvalidity/size/first UID
+	// of the chunk", across reconnects; guarded by mu (IDLE workers fetch too).
 	strikes map[string]int
 	// splitUntil: per "mailbox/uidvalidity", fetch one message at a time up
 	// to this UID (a chunk ending there failed repeatedly).
@@ -200,6 +204,9 @@ func New(acct Account, sink Sink, opts *Options) *Harvester {
 	}
 	if h.acct.PollInterval <= 0 {
 		h.acct.PollInterval = time.Minute
+	}
+	if h.acct.MaxConnections <= 0 {
+		h.acct.MaxConnections = 1
 	}
 	if len(h.acct.Mailboxes) == 0 {
 		h.acct.Mailboxes = []string{"*"}
@@ -273,15 +280,21 @@ func (h *Harvester) Run(ctx context.Context) error {
 	}
 }
 
-// session is one connection's life: connect, log in, catch every mailbox
-// up, then watch until something fails.
-func (h *Harvester) session(ctx context.Context) error {
-	h.setState("connecting", "")
-	changed := make(chan struct{}, 1)
-	var expunged atomic.Bool
+// conn is one logged-in connection and the signals of its unilateral data.
+type conn struct {
+	c        *imapclient.Client
+	changed  chan struct{} // EXISTS or EXPUNGE arrived; buffered, never blocks the reader
+	expunged atomic.Bool
+}
+
+// connect dials and logs in. The returned func ends the session: politely
+// (LOGOUT) when ctx is done, and the connection is closed outright if ctx is
+// done and the polite way takes too long.
+func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
+	cn := &conn{changed: make(chan struct{}, 1)}
 	signal := func() {
 		select {
-		case changed <- struct{}{}:
+		case cn.changed <- struct{}{}:
 		default:
 		}
 	}
@@ -295,45 +308,98 @@ func (h *Harvester) session(ctx context.Context) error {
 				}
 			},
 			Expunge: func(uint32) {
-				expunged.Store(true)
+				cn.expunged.Store(true)
 				signal()
 			},
 		},
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	// On cancellation the session ends politely (DONE, LOGOUT) at the next
-	// step; the connection is closed outright only if that takes too long.
+	cn.c = c
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(3*time.Second, func() { c.Close() }) })
-	defer stop()
-	defer c.Close()
-	defer func() {
+	end := func() {
+		stop()
 		if ctx.Err() != nil {
 			c.Logout().Wait()
 		}
-	}()
+		c.Close()
+	}
 	if err := c.Login(h.acct.Username, h.acct.Password).Wait(); err != nil {
+		end()
 		var ie *imap.Error
 		if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Code == imap.ResponseCodeAuthenticationFailed) {
-			return fmt.Errorf("account %q: login as %q: %w: %v (check the password)", h.acct.Name, h.acct.Username, ErrAuth, err)
+			return nil, nil, fmt.Errorf("account %q: login as %q: %w: %v (check the password)", h.acct.Name, h.acct.Username, ErrAuth, err)
 		}
-		return fmt.Errorf("account %q: login: %w", h.acct.Name, err)
+		return nil, nil, fmt.Errorf("account %q: login: %w", h.acct.Name, err)
 	}
+	return cn, end, nil
+}
+
+// session is one connection's life: connect, log in, catch every mailbox
+// up, then watch until something fails. Mailboxes to IDLE on beyond the
+// first get a connection each (up to MaxConnections in all), with their own
+// goroutine; a failure of any ends the session, and Run reconnects them all.
+func (h *Harvester) session(ctx context.Context) error {
+	h.setState("connecting", "")
+	cn, end, err := h.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
 	h.setState("harvesting", "")
-	boxes, idle, err := h.mailboxes(c)
+	boxes, idles, err := h.mailboxes(cn.c)
 	if err != nil {
 		return err
 	}
 	for _, mb := range boxes {
-		if err := h.syncMailbox(ctx, c, mb, true); err != nil {
+		if err := h.syncMailbox(ctx, cn.c, mb, true); err != nil {
 			return err
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Watch: IDLE on one mailbox, poll the rest.
+	wctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, len(idles))
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for _, mb := range idles[min(1, len(idles)):] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- h.idleWorker(wctx, mb)
+		}()
+	}
+	idle := ""
+	if len(idles) > 0 {
+		idle = idles[0]
+	}
+	return h.watch(ctx, cn, idle, true, errc)
+}
+
+// idleWorker keeps one more mailbox current over its own connection.
+func (h *Harvester) idleWorker(ctx context.Context, mb string) error {
+	cn, end, err := h.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	if err := h.syncMailbox(ctx, cn.c, mb, true); err != nil {
+		return err
+	}
+	return h.watch(ctx, cn, mb, false, nil)
+}
+
+// watch IDLEs on idle (when the server has IDLE) and syncs it on every
+// change; every PollInterval it reconciles idle and, on the main connection,
+// re-lists the mailboxes and syncs all the others but those watched by
+// other connections. It returns on the first error, or one from errc.
+func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool, errc <-chan error) error {
+	c := cn.c
 	nextPoll := time.Now().Add(h.acct.PollInterval)
 	for {
 		if idle != "" && c.Caps().Has(imap.CapIdle) {
@@ -346,11 +412,13 @@ func (h *Harvester) session(ctx context.Context) error {
 			}
 			h.markIdle(idle)
 			timer := time.NewTimer(min(h.opts.IdleRestart, time.Until(nextPoll)))
+			var werr error
 			select {
-			case <-changed:
+			case <-cn.changed:
 			case <-timer.C:
 			case <-ctx.Done():
 			case <-c.Closed():
+			case werr = <-errc:
 			}
 			timer.Stop()
 			if err := cmd.Close(); err != nil {
@@ -359,10 +427,13 @@ func (h *Harvester) session(ctx context.Context) error {
 			if err := cmd.Wait(); err != nil {
 				return fmt.Errorf("idle %q: %w", idle, err)
 			}
+			if werr != nil {
+				return werr
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if err := h.syncMailbox(ctx, c, idle, expunged.Swap(false)); err != nil {
+			if err := h.syncMailbox(ctx, c, idle, cn.expunged.Swap(false)); err != nil {
 				return err
 			}
 		} else {
@@ -370,25 +441,36 @@ func (h *Harvester) session(ctx context.Context) error {
 			case <-time.After(time.Until(nextPoll)):
 			case <-ctx.Done():
 				return ctx.Err()
+			case err := <-errc:
+				return err
 			}
 		}
-		if time.Now().After(nextPoll) {
+		if time.Now().Before(nextPoll) {
+			continue
+		}
+		if idle != "" {
+			if err := h.syncMailbox(ctx, c, idle, true); err != nil {
+				return err
+			}
+		}
+		if main {
 			// Mailboxes created, renamed or deleted on the server since the
 			// last look: re-list them.
-			if boxes, idle, err = h.mailboxes(c); err != nil {
+			boxes, idles, err := h.mailboxes(c)
+			if err != nil {
 				return err
 			}
 			h.forget(boxes)
-			if idle != "" {
-				if err := h.syncMailbox(ctx, c, idle, true); err != nil {
+			for _, mb := range boxes {
+				if slices.Contains(idles, mb) {
+					continue
+				}
+				if err := h.syncMailbox(ctx, c, mb, true); err != nil {
 					return err
 				}
 			}
-			if err := h.poll(ctx, c, boxes, idle); err != nil {
-				return err
-			}
-			nextPoll = time.Now().Add(h.acct.PollInterval)
 		}
+		nextPoll = time.Now().Add(h.acct.PollInterval)
 	}
 }
 
@@ -442,11 +524,12 @@ func (h *Harvester) port() int {
 	return 143
 }
 
-// mailboxes lists the account's mailboxes to harvest and picks the one to IDLE on.
-func (h *Harvester) mailboxes(c *imapclient.Client) (boxes []string, idle string, err error) {
+// mailboxes lists the account's mailboxes to harvest and picks the ones to
+// IDLE on: the configured Idle entries that exist, at most MaxConnections.
+func (h *Harvester) mailboxes(c *imapclient.Client) (boxes, idles []string, err error) {
 	list, err := c.List("", "*", nil).Collect()
 	if err != nil {
-		return nil, "", fmt.Errorf("account %q: list: %w", h.acct.Name, err)
+		return nil, nil, fmt.Errorf("account %q: list: %w", h.acct.Name, err)
 	}
 	attrs := map[string][]imap.MailboxAttr{}
 	for _, l := range list {
@@ -461,12 +544,13 @@ func (h *Harvester) mailboxes(c *imapclient.Client) (boxes []string, idle string
 	}
 	for _, want := range h.acct.Idle {
 		for _, b := range boxes {
-			if b == want || (want == "INBOX" && b == "INBOX") || hasAttr(attrs[b], imap.MailboxAttr(want)) {
-				return boxes, b, nil
+			if len(idles) < h.acct.MaxConnections && !slices.Contains(idles, b) &&
+				(b == want || hasAttr(attrs[b], imap.MailboxAttr(want))) {
+				idles = append(idles, b)
 			}
 		}
 	}
-	return boxes, "", nil
+	return boxes, idles, nil
 }
 
 func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
@@ -522,22 +606,6 @@ func (h *Harvester) markIdle(mb string) {
 	ms.Mailbox, ms.State = mb, "idle"
 	h.status.Mailboxes[mb] = ms
 	h.mu.Unlock()
-}
-
-// poll syncs every mailbox but the IDLE one: new mail, expunges and flag
-// changes. Flags can change without any count changing, so every poll does a
-// full FLAGS sweep of each mailbox (CONDSTORE CHANGEDSINCE would make it
-// cheaper and is not used yet).
-func (h *Harvester) poll(ctx context.Context, c *imapclient.Client, boxes []string, idle string) error {
-	for _, mb := range boxes {
-		if mb == idle {
-			continue
-		}
-		if err := h.syncMailbox(ctx, c, mb, true); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // syncMailbox catches mailbox mb up from its checkpoint: EXAMINE, compare
@@ -640,31 +708,35 @@ func (h *Harvester) catchUp(ctx context.Context, c *imapclient.Client, mb string
 		}
 		chunk := uids[start:min(start+h.opts.FetchChunk, len(uids))]
 		epoch := fmt.Sprintf("%s/%d", mb, sel.UIDValidity)
-		if uint32(chunk[0]) <= h.splitUntil[epoch] && len(chunk) > 1 {
+		h.mu.Lock()
+		split := h.splitUntil[epoch]
+		h.mu.Unlock()
+		if uint32(chunk[0]) <= split && len(chunk) > 1 {
 			// A chunk here failed before: go one message at a time through
 			// its range to find the message that breaks the connection.
 			chunk = chunk[:1]
 			start -= h.opts.FetchChunk - 1
 		}
 		strike := fmt.Sprintf("%s/%d/%d", epoch, len(chunk), chunk[0])
-		if len(chunk) == 1 && h.strikes[strike] >= strikesToSkip {
-			reason := fmt.Sprintf("fetch failed %d times", h.strikes[strike])
+		if n := h.strike(strike, 0); len(chunk) == 1 && n >= strikesToSkip {
+			reason := fmt.Sprintf("fetch failed %d times", n)
 			log.Error("message cannot be fetched; recorded as skipped", "uid", chunk[0], "reason", reason)
 			if err := h.sink.Skip(ctx, h.acct.Name, mb, sel.UIDValidity, uint32(chunk[0]), reason); err != nil {
 				return err
 			}
-			delete(h.strikes, strike)
+			h.strike(strike, -1)
 			continue
 		}
 		msgs, err := h.fetch(c, mb, sel.UIDValidity, chunk)
 		if err != nil {
-			h.strikes[strike]++
-			if len(chunk) > 1 && h.strikes[strike] >= strikesToSplit {
+			if n := h.strike(strike, 1); len(chunk) > 1 && n >= strikesToSplit {
+				h.mu.Lock()
 				h.splitUntil[epoch] = uint32(chunk[len(chunk)-1])
+				h.mu.Unlock()
 			}
 			return err
 		}
-		delete(h.strikes, strike)
+		h.strike(strike, -1)
 		// A server that sends UID after the body literal gets its response
 		// routed to the unilateral handler: ask once more for what is
 		// missing. What is still missing was expunged meanwhile.
@@ -683,6 +755,18 @@ func (h *Harvester) catchUp(ctx context.Context, c *imapclient.Client, mb string
 		}
 	}
 	return nil
+}
+
+// strike adds d to the strikes of key (d < 0 clears them) and returns the count.
+func (h *Harvester) strike(key string, d int) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d < 0 {
+		delete(h.strikes, key)
+		return 0
+	}
+	h.strikes[key] += d
+	return h.strikes[key]
 }
 
 func missingUIDs(asked []imap.UID, got []Message) []imap.UID {

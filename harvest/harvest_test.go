@@ -136,7 +136,7 @@ func testAccount(addr string) Account {
 	var p int
 	fmt.Sscan(port, &p)
 	return Account{Name: "alice", Host: host, Port: p, TLS: "none", Username: "alice", Password: "secret",
-		Idle: []string{"INBOX"}, PollInterval: 200 * time.Millisecond}
+		Idle: []string{"INBOX", "Archive"}, PollInterval: 200 * time.Millisecond, MaxConnections: 2}
 }
 
 func mail(i int) []byte {
@@ -234,7 +234,7 @@ func TestHarvestCatchUpIdleAndPoll(t *testing.T) {
 		t.Fatalf("sink has %d messages after an expunge, want 9 (expunged mail is kept)", n)
 	}
 	st := h.Status()
-	if st.State != "harvesting" || st.Mailboxes["INBOX"].State != "idle" {
+	if st.State != "harvesting" || st.Mailboxes["INBOX"].State != "idle" || st.Mailboxes["Archive"].State != "idle" {
 		t.Fatalf("status = %+v", st)
 	}
 	cancel()

@@ -141,6 +141,7 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 			Name: ac.Name, Host: ac.Host, Port: ac.Port, TLS: ac.TLS, TLSCAFile: ac.TLSCAFile,
 			InsecureSkipVerify: ac.InsecureSkipVerify, Username: ac.Username, Password: password,
 			Mailboxes: ac.Mailboxes, Exclude: ac.Exclude, Idle: idle, PollInterval: poll,
+			MaxConnections: max(ac.MaxConnections, 1),
 		})
 	}
 	if len(problems) > 0 {
