@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"slices"
@@ -61,20 +62,7 @@ func (a *Account) URL() string {
 	if a.Port != 0 && !(a.Port == 993 && a.tlsMode() == "implicit") && !(a.Port == 143 && a.tlsMode() != "implicit") {
 		host = net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
 	}
-	return "imap://" + escapeUser(a.Username) + "@" + host
-}
-
-func escapeUser(s string) string {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
-			out = append(out, c)
-		} else {
-			out = append(out, fmt.Sprintf("%%%02X", c)...)
-		}
-	}
-	return string(out)
+	return (&url.URL{Scheme: "imap", User: url.User(a.Username), Host: host}).String()
 }
 
 func (a *Account) tlsMode() string {

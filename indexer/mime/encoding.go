@@ -117,34 +117,41 @@ func appendQP(dst []byte, src []byte, max int) []byte {
 			dst = append(dst, c)
 			continue
 		}
-		if i+2 < len(src) && unhex(src[i+1]) >= 0 && unhex(src[i+2]) >= 0 {
-			dst = append(dst, byte(unhex(src[i+1])<<4|unhex(src[i+2])))
-			i += 2
-			continue
+		b, last, emit := qpEquals(src, i)
+		if emit {
+			dst = append(dst, b)
 		}
-		// Soft line break: "=" then optional blanks then a line end, or the
-		// end of the input.
-		j := i + 1
-		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
-			j++
-		}
-		switch {
-		case j == len(src):
-			i = j
-		case src[j] == '\n':
-			i = j
-		case src[j] == '\r' && j+1 < len(src) && src[j+1] == '\n':
-			i = j + 1
-		case src[j] == '\r':
-			i = j
-		default:
-			dst = append(dst, c)
-		}
+		i = last
 	}
 	if max >= 0 && len(dst) > limit {
 		dst = dst[:limit]
 	}
 	return dst
+}
+
+// qpEquals decodes the "=" at src[i]: an escape "=XX" gives its byte; a soft
+// line break ("=", optional blanks, then a line end or the end of the input)
+// gives nothing; any other "=" stands for itself. It returns the index of the
+// last byte consumed.
+func qpEquals(src []byte, i int) (b byte, last int, emit bool) {
+	if i+2 < len(src) && unhex(src[i+1]) >= 0 && unhex(src[i+2]) >= 0 {
+		return byte(unhex(src[i+1])<<4 | unhex(src[i+2])), i + 2, true
+	}
+	j := i + 1
+	for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
+		j++
+	}
+	switch {
+	case j == len(src):
+		return 0, j, false
+	case src[j] == '\n':
+		return 0, j, false
+	case src[j] == '\r' && j+1 < len(src) && src[j+1] == '\n':
+		return 0, j + 1, false
+	case src[j] == '\r':
+		return 0, j, false
+	}
+	return '=', i, true
 }
 
 // qpSize returns the decoded size of quoted-printable src.
@@ -155,27 +162,11 @@ func qpSize(src []byte) int64 {
 			n++
 			continue
 		}
-		if i+2 < len(src) && unhex(src[i+1]) >= 0 && unhex(src[i+2]) >= 0 {
-			n++
-			i += 2
-			continue
-		}
-		j := i + 1
-		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
-			j++
-		}
-		switch {
-		case j == len(src):
-			i = j
-		case src[j] == '\n':
-			i = j
-		case src[j] == '\r' && j+1 < len(src) && src[j+1] == '\n':
-			i = j + 1
-		case src[j] == '\r':
-			i = j
-		default:
+		_, last, emit := qpEquals(src, i)
+		if emit {
 			n++
 		}
+		i = last
 	}
 	return n
 }
