@@ -13,9 +13,9 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,6 +115,9 @@ type Options struct {
 	// Backoff bounds between reconnects (defaults 1s and 5m); AuthBackoff is
 	// the wait after a refused login (default 15m).
 	MinBackoff, MaxBackoff, AuthBackoff time.Duration
+	// StartJitter: the first connection waits a random time up to this
+	// (default 0; serve sets it for many accounts).
+	StartJitter time.Duration
 	// MaxMessageBytes: a larger message is recorded as skipped (default 256 MiB).
 	MaxMessageBytes int64
 }
@@ -235,6 +238,14 @@ func (h *Harvester) setMailbox(ms MailboxState) {
 // Run harvests until ctx is done, reconnecting after any failure with
 // exponential backoff and jitter. It returns nil when ctx is cancelled.
 func (h *Harvester) Run(ctx context.Context) error {
+	// Spread the first connections of many accounts over a moment, so that
+	// a process starting with hundreds of them does not knock on the server
+	// all at once (Dovecot serves 100 logins at a time by default).
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(rand.N(h.opts.StartJitter + 1)):
+	}
 	backoff := h.opts.MinBackoff
 	for {
 		start := time.Now()
@@ -286,7 +297,7 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 		default:
 		}
 	}
-	c, err := h.dial(&imapclient.Options{
+	c, err := h.dial(ctx, &imapclient.Options{
 		WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader},
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			// Runs on the client's reader goroutine: only signal.
@@ -316,7 +327,13 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 	if err := c.Login(h.acct.Username, h.acct.Password).Wait(); err != nil {
 		end()
 		var ie *imap.Error
-		if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Code == imap.ResponseCodeAuthenticationFailed) {
+		// Only a refusal of the credentials parks the account. A NO with
+		// another code (LIMIT: too many connections, UNAVAILABLE, ...) is
+		// temporary; a bare NO is what servers without response codes
+		// answer to a wrong password.
+		if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAuthenticationFailed ||
+			ie.Code == imap.ResponseCodeAuthorizationFailed || ie.Code == imap.ResponseCodeExpired ||
+			(ie.Type == imap.StatusResponseTypeNo && ie.Code == "")) {
 			return nil, nil, fmt.Errorf("account %q: login as %q: %w: %v (check the password)", h.acct.Name, h.acct.Username, ErrAuth, err)
 		}
 		return nil, nil, fmt.Errorf("account %q: login: %w", h.acct.Name, err)
@@ -462,7 +479,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 	}
 }
 
-func (h *Harvester) dial(o *imapclient.Options) (*imapclient.Client, error) {
+func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclient.Client, error) {
 	addr := net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port()))
 	o.Dialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 60 * time.Second}
 	if h.acct.tlsMode() != "none" {
@@ -480,27 +497,46 @@ func (h *Harvester) dial(o *imapclient.Options) (*imapclient.Client, error) {
 		}
 		o.TLSConfig = cfg
 	}
-	var c *imapclient.Client
-	var err error
-	switch h.acct.tlsMode() {
-	case "implicit":
-		c, err = imapclient.DialTLS(addr, o)
-	case "starttls":
-		c, err = imapclient.DialStartTLS(addr, o)
-	case "none":
-		c, err = imapclient.DialInsecure(addr, o)
-	default:
-		return nil, fmt.Errorf("account %q: tls %q: want implicit, starttls or none", h.acct.Name, h.acct.TLS)
-	}
+	// Dial and greet under ctx: a server that accepts the connection and
+	// then says nothing must not hold up a shutdown.
+	raw, err := o.Dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("account %q: connect %s: %w", h.acct.Name, addr, err)
 	}
-	if err := c.WaitGreeting(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("account %q: %s greeting: %w", h.acct.Name, addr, err)
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	raw.SetDeadline(time.Now().Add(greetingTimeout))
+	var c *imapclient.Client
+	switch h.acct.tlsMode() {
+	case "implicit":
+		tc := tls.Client(raw, o.TLSConfig)
+		if err = tc.HandshakeContext(ctx); err == nil {
+			c = imapclient.New(tc, o)
+		}
+	case "starttls":
+		c, err = imapclient.NewStartTLS(raw, o)
+	case "none":
+		c = imapclient.New(raw, o)
+	default:
+		raw.Close()
+		return nil, fmt.Errorf("account %q: tls %q: want implicit, starttls or none", h.acct.Name, h.acct.TLS)
 	}
+	if err == nil {
+		err = c.WaitGreeting()
+	}
+	if err != nil {
+		raw.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("account %q: connect %s: %w", h.acct.Name, addr, err)
+	}
+	raw.SetDeadline(time.Time{}) // the client sets its own from here on
 	return c, nil
 }
+
+// greetingTimeout bounds the TCP connect, TLS handshake and greeting.
+const greetingTimeout = 60 * time.Second
 
 func (h *Harvester) port() int {
 	if h.acct.Port != 0 {
@@ -566,13 +602,40 @@ func equalFold(a, b string) bool {
 	return true
 }
 
+// matchAny reports whether name matches one of the patterns, which use IMAP
+// LIST wildcards (RFC 9051 section 6.3.9): "*" matches anything, hierarchy
+// separators included ("*" is every mailbox, "Lists/*" every mailbox below
+// Lists), "%" anything but the separator "/".
 func matchAny(patterns []string, name string) bool {
 	for _, p := range patterns {
-		if ok, _ := path.Match(p, name); ok || p == name {
+		if matchWildcard(p, name) {
 			return true
 		}
 	}
 	return false
+}
+
+func matchWildcard(p, name string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*', '%':
+			for i := len(name); i >= 0; i-- {
+				if p[0] == '%' && strings.Contains(name[:i], "/") {
+					continue
+				}
+				if matchWildcard(p[1:], name[i:]) {
+					return true
+				}
+			}
+			return false
+		default:
+			if name == "" || name[0] != p[0] {
+				return false
+			}
+			p, name = p[1:], name[1:]
+		}
+	}
+	return name == ""
 }
 
 // forget drops the status of mailboxes that are no longer listed (deleted or

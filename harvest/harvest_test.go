@@ -289,3 +289,24 @@ func TestAccountURL(t *testing.T) {
 		}
 	}
 }
+
+func TestMatchWildcard(t *testing.T) {
+	for _, tc := range []struct {
+		p, name string
+		want    bool
+	}{
+		{"*", "INBOX", true},
+		{"*", "Archive/2019", true}, // "*" crosses the hierarchy
+		{"%", "Archive/2019", false},
+		{"%", "Archive", true},
+		{"Lists/*", "Lists/go/dev", true},
+		{"Lists/%", "Lists/go/dev", false},
+		{"Trash", "Trash", true},
+		{"Trash", "Trash2", false},
+		{"*Spam*", "Junk/Spam/2020", true},
+	} {
+		if got := matchWildcard(tc.p, tc.name); got != tc.want {
+			t.Errorf("matchWildcard(%q, %q) = %v, want %v", tc.p, tc.name, got, tc.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"text/tabwriter"
 
 	"mailvault/indexer"
@@ -52,6 +54,22 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		lines[i] = l
+	}
+	// An account serve harvests but that has no mailbox in the catalog yet
+	// (its login fails, its server is down) still gets a line with its error.
+	if live != nil {
+		var names []string
+		for name := range live.Accounts {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if !slices.ContainsFunc(lines, func(l statusLine) bool { return l.Account == name }) {
+				acct := live.Accounts[name]
+				lines = append(lines, statusLine{MailboxStatus: indexer.MailboxStatus{Account: name, Source: "imap"},
+					State: acct.State, Error: acct.Error})
+			}
+		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)

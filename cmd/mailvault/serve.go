@@ -71,7 +71,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	harvesters := make([]*harvest.Harvester, len(accounts))
 	var wg sync.WaitGroup
 	for i, acct := range accounts {
-		harvesters[i] = harvest.New(acct, sink, &harvest.Options{Logger: log})
+		harvesters[i] = harvest.New(acct, sink, &harvest.Options{Logger: log,
+			// 10 ms per account, at most 5 s: hundreds of accounts do not
+			// all log in to one server in the same instant.
+			StartJitter: min(time.Duration(len(accounts))*10*time.Millisecond, 5*time.Second)})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,0 +1,1272 @@
+//go:build unix
+
+package main
+
+// Integration tests of the harvester against a real, private Dovecot 2.3
+// (harvest/dovecottest), writing into a real indexer.Archive through
+// archiveSink, the adapter `mailvault serve` uses. Each test runs
+// harvest.Harvester in-process and checks the archive (catalog, store,
+// index) against what the server says it holds: STATUS/EXAMINE counts and
+// the BODY[] bytes Dovecot serves (CRLF, even for LF-only Maildir files:
+// see the dovecottest package doc), never the files on disk.
+//
+// Only TestDovecotCorpusColdHarvest needs the SpamAssassin corpus
+// (scripts/fetch-corpus.sh); the others make their own messages.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"mailvault/harvest"
+	"mailvault/harvest/dovecottest"
+	"mailvault/indexer"
+	"mailvault/indexer/store"
+	"mailvault/query"
+)
+
+// dcFastBackoff makes reconnects quick enough for a test.
+func dcFastBackoff(log *slog.Logger) *harvest.Options {
+	return &harvest.Options{Logger: log, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+}
+
+// dcAccount is a harvest.Account for user on srv's plain listener, IDLE on
+// INBOX and polling the other mailboxes every second.
+func dcAccount(t *testing.T, srv *dovecottest.Server, name, user string) harvest.Account {
+	t.Helper()
+	host, port, err := net.SplitHostPort(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return harvest.Account{Name: name, Host: host, Port: p, TLS: "none", Username: user,
+		Password: srv.Password(user), Idle: []string{"INBOX"}, PollInterval: time.Second}
+}
+
+// dcLogger returns a logger for harvesters whose output is shown only when
+// the test fails. Call it before starting harvesters, so that its cleanup
+// runs after theirs and includes their last words.
+func dcLogger(t *testing.T) *slog.Logger {
+	l := &dcLogBuffer{}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		lines := strings.Split(strings.TrimSpace(l.b.String()), "\n")
+		if len(lines) > 80 {
+			lines = lines[len(lines)-80:]
+		}
+		t.Logf("harvester log (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
+	})
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type dcLogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *dcLogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// dcArchive is an archive opened for one test, closed by its cleanup
+// unless the test closed it first (to reopen it, as a restarted process).
+type dcArchive struct {
+	*indexer.Archive
+	closed bool
+}
+
+func dcOpenArchive(t *testing.T, dir string) *dcArchive {
+	t.Helper()
+	a, err := indexer.Open(dir, nil)
+	if err != nil {
+		t.Fatalf("open archive: %v", err)
+	}
+	da := &dcArchive{Archive: a}
+	t.Cleanup(func() { da.close(t) })
+	return da
+}
+
+func (a *dcArchive) close(t testing.TB) {
+	if a.closed {
+		return
+	}
+	a.closed = true
+	if err := a.Archive.Close(); err != nil {
+		t.Errorf("close archive: %v", err)
+	}
+}
+
+// dcHarvester is a harvester running in its own goroutine.
+type dcHarvester struct {
+	*harvest.Harvester
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
+}
+
+// dcStart runs a harvester for acct until parent is done or stop is called;
+// the test's cleanup stops it.
+func dcStart(t *testing.T, parent context.Context, acct harvest.Account, sink harvest.Sink, opts *harvest.Options) *dcHarvester {
+	ctx, cancel := context.WithCancel(parent)
+	h := &dcHarvester{Harvester: harvest.New(acct, sink, opts), cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- h.Run(ctx) }()
+	t.Cleanup(func() { h.stop(t) })
+	return h
+}
+
+// stop cancels the harvester and waits for Run, which must return nil.
+func (h *dcHarvester) stop(t testing.TB) {
+	if h.stopped {
+		return
+	}
+	h.stopped = true
+	h.cancel()
+	h.wait(t)
+}
+
+// wait waits for Run to return after its context was cancelled.
+func (h *dcHarvester) wait(t testing.TB) {
+	h.stopped = true
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Errorf("harvester %s: Run returned %v after cancellation, want nil", h.Status().Account, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("harvester %s: Run still running 10 s after cancellation", h.Status().Account)
+	}
+}
+
+// dcWaitFor polls cond until it holds and returns how long that took; on
+// timeout it fails the test with what and cond's last description.
+func dcWaitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		ok, state := cond()
+		if ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %v waiting for %s; last state: %s", timeout, what, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dcStatus is `mailvault status`'s view of the archive, by "account/mailbox".
+func dcStatus(t *testing.T, a *dcArchive) map[string]indexer.MailboxStatus {
+	t.Helper()
+	st, err := indexer.Status(context.Background(), a.Dir())
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	out := map[string]indexer.MailboxStatus{}
+	for _, s := range st {
+		out[s.Account+"/"+s.Mailbox] = s
+	}
+	return out
+}
+
+// dcArchived returns the archived (occurrence) counts of the given
+// "account/mailbox" keys, and whether each equals want.
+func dcArchived(t *testing.T, a *dcArchive, want map[string]int) (bool, string) {
+	t.Helper()
+	st := dcStatus(t, a)
+	ok := true
+	var desc []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		got := st[k].Occurrences
+		if got != want[k] {
+			ok = false
+		}
+		desc = append(desc, fmt.Sprintf("%s %d/%d", k, got, want[k]))
+	}
+	return ok, strings.Join(desc, ", ")
+}
+
+// dcOcc is one occurrence row of the catalog with its content key.
+type dcOcc struct {
+	Account, Mailbox string
+	UIDValidity, UID uint32
+	SHA256           string
+	Flags            string
+	Expunged         string
+}
+
+func dcOccurrences(t *testing.T, a *dcArchive) []dcOcc {
+	t.Helper()
+	rows, err := a.Catalog().DB().Query(`SELECT ac.name, mb.name, o.uidvalidity, o.uid, lower(hex(m.sha256)), o.flags, o.expunged_at
+		FROM occurrences o JOIN mailboxes mb ON mb.id = o.mailbox_id JOIN accounts ac ON ac.id = mb.account_id
+		JOIN messages m ON m.id = o.message_id ORDER BY ac.name, mb.name, o.uidvalidity, o.uid`)
+	if err != nil {
+		t.Fatalf("list occurrences: %v", err)
+	}
+	defer rows.Close()
+	var out []dcOcc
+	for rows.Next() {
+		var o dcOcc
+		if err := rows.Scan(&o.Account, &o.Mailbox, &o.UIDValidity, &o.UID, &o.SHA256, &o.Flags, &o.Expunged); err != nil {
+			t.Fatalf("list occurrences: %v", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("list occurrences: %v", err)
+	}
+	return out
+}
+
+// dcCheckAgainstServer checks that the archive holds, for one epoch of a
+// mailbox, exactly one occurrence per message the server has now, each
+// keyed by the sha256 of the BODY[] the server returns for its UID, and
+// (when blobs) that the stored blob is byte for byte that BODY[]. It
+// returns the server's messages.
+func dcCheckAgainstServer(t *testing.T, srv *dovecottest.Server, a *dcArchive, occs []dcOcc, user, account, mailbox string, uidvalidity uint32, blobs bool) map[uint32][]byte {
+	t.Helper()
+	server := srv.Fetch(t, user, mailbox)
+	got := map[uint32]string{}
+	for _, o := range occs {
+		if o.Account != account || o.Mailbox != mailbox || o.UIDValidity != uidvalidity {
+			continue
+		}
+		if _, dup := got[o.UID]; dup {
+			t.Errorf("%s/%s;UIDVALIDITY=%d: UID %d archived twice", account, mailbox, uidvalidity, o.UID)
+		}
+		got[o.UID] = o.SHA256
+	}
+	bad := 0
+	report := func(format string, args ...any) {
+		bad++
+		if bad <= 10 {
+			t.Errorf("%s/%s;UIDVALIDITY=%d: "+format, append([]any{account, mailbox, uidvalidity}, args...)...)
+		}
+	}
+	for _, uid := range slices.Sorted(maps.Keys(server)) {
+		body := server[uid]
+		want := shaHex(body)
+		g, ok := got[uid]
+		switch {
+		case !ok:
+			report("server UID %d (sha256 %s) not archived", uid, want[:12])
+			continue
+		case g != want:
+			report("UID %d archived as sha256 %s, server BODY[] hashes to %s", uid, g, want)
+			continue
+		}
+		if blobs {
+			k, err := store.ParseKey(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := a.Store().Get(k)
+			if err != nil {
+				report("UID %d: blob %s: %v", uid, g[:12], err)
+			} else if !bytes.Equal(raw, body) {
+				report("UID %d: blob %s is not the server's BODY[] (%d vs %d bytes)", uid, g[:12], len(raw), len(body))
+			}
+		}
+	}
+	for uid := range got {
+		if _, ok := server[uid]; !ok {
+			report("UID %d archived but not on the server", uid)
+		}
+	}
+	if bad > 10 {
+		t.Errorf("%s/%s: %d problems in all", account, mailbox, bad)
+	}
+	return server
+}
+
+// dcVerify flushes the index and runs Verify: no problems, wantMessages
+// distinct messages, all indexed, a blob for each. Orphan blobs (a batch
+// interrupted between blob and catalog commit) are allowed only when
+// orphansOK.
+func dcVerify(t *testing.T, a *dcArchive, wantMessages int, orphansOK bool) {
+	t.Helper()
+	ctx := context.Background()
+	if err := a.Flush(ctx); err != nil {
+		t.Fatalf("flush index: %v", err)
+	}
+	rep, err := a.Verify(ctx, nil)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	for i, p := range rep.Problems {
+		if i == 10 {
+			t.Errorf("verify: ... %d problems in all", len(rep.Problems))
+			break
+		}
+		t.Errorf("verify: %s", p)
+	}
+	if rep.Messages != wantMessages || rep.Indexed != uint64(wantMessages) || rep.Blobs != rep.Messages+rep.Orphans {
+		t.Errorf("verify: %d messages, %d index documents, %d blobs (%d orphans); want %d messages, all indexed, one blob each",
+			rep.Messages, rep.Indexed, rep.Blobs, rep.Orphans, wantMessages)
+	}
+	if rep.Orphans != 0 && !orphansOK {
+		t.Errorf("verify: %d orphan blobs after an uninterrupted harvest", rep.Orphans)
+	}
+}
+
+// dcSearch runs a human-syntax query against the archive.
+func dcSearch(t *testing.T, a *dcArchive, q string) []indexer.Hit {
+	t.Helper()
+	n, err := query.ParseHuman(q)
+	if err != nil {
+		t.Fatalf("parse %q: %v", q, err)
+	}
+	res, err := a.Search(context.Background(), n, &indexer.SearchOptions{Limit: 1000})
+	if err != nil {
+		t.Fatalf("search %q: %v", q, err)
+	}
+	return res.Hits
+}
+
+// dcMessage is a small LF-only message; its body holds the word
+// dcMarker(tag, i), found by search. tag must be letters and digits.
+func dcMessage(tag string, i int) []byte {
+	return []byte(fmt.Sprintf("From: Sender %[2]d <sender%[2]d@example.org>\n"+
+		"To: alice@example.org\n"+
+		"Subject: %[1]s number %[2]d\n"+
+		"Date: Mon, 4 Mar 2024 10:%02[3]d:00 +0100\n"+
+		"Message-ID: <%[1]s.%[2]d@example.org>\n"+
+		"\n"+
+		"This is message %[2]d of %[1]s.\n"+
+		"Marker: %[4]s\n", tag, i, i%60, dcMarker(tag, i)))
+}
+
+func dcMarker(tag string, i int) string { return fmt.Sprintf("%sm%d", tag, i) }
+
+// dcMaildir writes msgs as a Maildir folder (cur/, names in order, no
+// flags) for dovecottest's LoadMaildir, which gives them UIDs 1..n.
+func dcMaildir(t *testing.T, msgs [][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, m := range msgs {
+		if err := os.WriteFile(filepath.Join(dir, "cur", fmt.Sprintf("%06d.dovecot-test:2,", i+1)), m, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func dcMessages(tag string, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = dcMessage(tag, i+1)
+	}
+	return out
+}
+
+func dcCRLF(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")) }
+
+// TestDovecotCorpusColdHarvest harvests the SpamAssassin corpus, 5 mailboxes
+// and 6,046 messages, from scratch: every mailbox ends up with exactly the
+// server's count, every occurrence's content is the sha256 of the BODY[]
+// Dovecot serves for its UID, every blob is byte for byte that BODY[], and
+// verify passes.
+func TestDovecotCorpusColdHarvest(t *testing.T) {
+	root := corpusMaildir(t)
+	folders := []string{"easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"}
+	srv := dovecottest.Start(t, nil)
+	log := dcLogger(t)
+
+	begin := time.Now()
+	want := map[string]int{"alice/INBOX": 0}
+	total := 0
+	for _, f := range folders {
+		n := srv.LoadMaildir(t, "alice", f, filepath.Join(root, "."+f))
+		want["alice/"+f] = n
+		total += n
+	}
+	t.Logf("loaded %d corpus messages into %d mailboxes in %v", total, len(folders), time.Since(begin).Round(time.Millisecond))
+	if total != 6046 {
+		t.Errorf("the corpus has %d messages, want 6046 (has scripts/fetch-corpus.sh changed?)", total)
+	}
+
+	a := dcOpenArchive(t, t.TempDir())
+	begin = time.Now()
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, &harvest.Options{Logger: log})
+	took := dcWaitFor(t, 50*time.Second, "the archive to hold every message", func() (bool, string) {
+		return dcArchived(t, a, want)
+	})
+	t.Logf("cold harvest of %d messages: %v (%.0f msg/s)", total, took.Round(time.Millisecond), float64(total)/took.Seconds())
+	// The harvester's own view (EXAMINE) agrees with what was loaded.
+	dcWaitFor(t, 10*time.Second, "the harvester to finish its first pass", func() (bool, string) {
+		st := h.Status()
+		for _, f := range folders {
+			ms := st.Mailboxes[f]
+			if ms.ServerMessages != uint32(want["alice/"+f]) || ms.LastSync.IsZero() {
+				return false, fmt.Sprintf("%+v", st)
+			}
+		}
+		return true, ""
+	})
+	h.stop(t)
+
+	begin = time.Now()
+	st := dcStatus(t, a)
+	occs := dcOccurrences(t, a)
+	distinct := map[string]bool{}
+	crlf := 0
+	for _, f := range folders {
+		s := st["alice/"+f]
+		server := dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", f, s.UIDValidity, true)
+		folderDistinct := map[string]bool{}
+		for _, body := range server {
+			sum := shaHex(body)
+			distinct[sum] = true
+			folderDistinct[sum] = true
+			if bytes.Contains(body, []byte("\r\n")) {
+				crlf++
+			}
+		}
+		if s.Occurrences != len(server) || s.Unique != len(folderDistinct) || s.UIDNext != uint32(len(server))+1 {
+			t.Errorf("status %s: archived %d, unique %d, uidnext %d; server has %d messages, %d distinct, UIDs 1..%d",
+				f, s.Occurrences, s.Unique, s.UIDNext, len(server), len(folderDistinct), len(server))
+		}
+	}
+	// LoadMaildir keeps the ":2,S" of the corpus file names: \Seen on the
+	// server, and so on every archived occurrence.
+	seen := 0
+	for _, o := range occs {
+		if slices.Contains(strings.Fields(o.Flags), `\Seen`) {
+			seen++
+		}
+	}
+	if len(occs) != total || seen != total {
+		t.Errorf("catalog: %d occurrences, %d with \\Seen; want %d, all \\Seen", len(occs), seen, total)
+	}
+	t.Logf("%d occurrences, %d distinct messages; %d BODY[]s carry CRLF (Dovecot converts the LF files); compared with the server in %v",
+		len(occs), len(distinct), crlf, time.Since(begin).Round(time.Millisecond))
+	begin = time.Now()
+	dcVerify(t, a, len(distinct), false)
+	t.Logf("flush and verify: %v", time.Since(begin).Round(time.Millisecond))
+}
+
+// TestDovecotAppendWhileIdleIsSearchable appends messages while the
+// harvester IDLEs on INBOX: each is searchable within a few seconds,
+// under its server UID and RFC 5092 URL, stored as the CRLF bytes Dovecot
+// serves; and archiving never marks anything \Seen on the server.
+func TestDovecotAppendWhileIdleIsSearchable(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	log := dcLogger(t)
+	srv.Append(t, "alice", "INBOX", dcMessage("before", 1))
+	a := dcOpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, &harvest.Options{Logger: log})
+	uidvalidity := srv.UIDValidity(t, "alice", "INBOX")
+
+	var latencies []time.Duration
+	for i := 1; i <= 3; i++ {
+		dcWaitFor(t, 10*time.Second, "the harvester to IDLE on INBOX", func() (bool, string) {
+			st := h.Status()
+			return st.State == "harvesting" && st.Mailboxes["INBOX"].State == "idle", fmt.Sprintf("%+v", st)
+		})
+		raw := dcMessage("idle", i)
+		marker := dcMarker("idle", i)
+		begin := time.Now()
+		uid := srv.Append(t, "alice", "INBOX", raw)
+		var hits []indexer.Hit
+		dcWaitFor(t, 10*time.Second, "the appended message to be searchable", func() (bool, string) {
+			hits = dcSearch(t, a, marker)
+			return len(hits) > 0, fmt.Sprintf("%d hits", len(hits))
+		})
+		latency := time.Since(begin)
+		latencies = append(latencies, latency)
+		if latency > 5*time.Second {
+			t.Errorf("append %d: searchable after %v, want < 5 s", i, latency)
+		}
+		if len(hits) != 1 || len(hits[0].Occurrences) != 1 {
+			t.Fatalf("search %s: %+v, want one hit with one occurrence", marker, hits)
+		}
+		hit, o := hits[0], hits[0].Occurrences[0]
+		wantURL := fmt.Sprintf("imap://alice@%s/INBOX;UIDVALIDITY=%d/;UID=%d", srv.Addr, uidvalidity, uid)
+		if o.Account != "alice" || o.Mailbox != "INBOX" || o.UID != uid || o.UIDValidity != uidvalidity || o.URL != wantURL {
+			t.Errorf("search %s: occurrence %+v, want INBOX UID %d, URL %s", marker, o, uid, wantURL)
+		}
+		// Dovecot serves the LF-only APPEND with CRLF: the archive holds that.
+		if want := shaHex(dcCRLF(raw)); hit.SHA256 != want {
+			t.Errorf("search %s: sha256 %s, want %s (the CRLF BODY[] Dovecot serves; LF original %s)", marker, hit.SHA256, want, shaHex(raw))
+		}
+		if hit.Subject != fmt.Sprintf("idle number %d", i) {
+			t.Errorf("search %s: subject %q", marker, hit.Subject)
+		}
+	}
+	t.Logf("APPEND → searchable while idle: %v", latencies)
+
+	// EXAMINE and BODY.PEEK[]: the harvest did not set \Seen.
+	c := srv.Dial(t, "alice")
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 4 {
+		t.Errorf("INBOX has %d messages, want 4", len(msgs))
+	}
+	for _, m := range msgs {
+		if slices.Contains(m.Flags, imap.FlagSeen) {
+			t.Errorf("UID %d is \\Seen on the server after harvesting: %v", m.UID, m.Flags)
+		}
+	}
+	dcVerify(t, a, 4, false)
+}
+
+// dcInterruptSink passes everything to the archive, counting the messages
+// handed to Store, and cancels the harvester's context when Store is called
+// for the at-th time: before handing that batch on (so the archive sees a
+// cancelled context mid-batch) or after.
+type dcInterruptSink struct {
+	harvest.Sink
+	at     int
+	after  bool
+	cancel context.CancelFunc
+
+	stores atomic.Int64
+	msgs   atomic.Int64
+}
+
+func (s *dcInterruptSink) Store(ctx context.Context, msgs []harvest.Message) error {
+	n := int(s.stores.Add(1))
+	s.msgs.Add(int64(len(msgs)))
+	if n == s.at && !s.after {
+		s.cancel()
+	}
+	err := s.Sink.Store(ctx, msgs)
+	if n == s.at && s.after {
+		s.cancel()
+	}
+	return err
+}
+
+// TestDovecotRestartMidCatchUp stops the harvester twice in the middle of
+// catching up a 1,200-message mailbox (once with a batch in the archive's
+// hands, once between batches), each time closing the archive and opening it
+// again as a restarted process would. Each stop leaves a contiguous prefix
+// of UIDs archived; the third run finishes with exactly the server's
+// messages, no occurrence twice, every content once, having fetched again at
+// most the batch in flight at each stop.
+func TestDovecotRestartMidCatchUp(t *testing.T) {
+	const n, chunk, mailbox = 1200, 50, "Archive"
+	msgs := dcMessages("bulk", n)
+	for i := 9; i < n; i += 10 {
+		msgs[i] = msgs[i-1] // every tenth message is a copy of the one before
+	}
+	distinct := n - n/10
+	srv := dovecottest.Start(t, nil)
+	log := dcLogger(t)
+	if got := srv.LoadMaildir(t, "alice", mailbox, dcMaildir(t, msgs)); got != n {
+		t.Fatalf("loaded %d messages, want %d", got, n)
+	}
+	dir := t.TempDir()
+	acct := dcAccount(t, srv, "alice", "alice")
+	opts := &harvest.Options{Logger: log, FetchChunk: chunk}
+	key := "alice/" + mailbox
+
+	fetched := int64(0)
+	last := 0
+	for round, interrupt := range []struct {
+		at    int
+		after bool
+	}{{5, false}, {7, true}} {
+		a := dcOpenArchive(t, dir)
+		ctx, cancel := context.WithCancel(context.Background())
+		sink := &dcInterruptSink{Sink: &archiveSink{a: a.Archive}, at: interrupt.at, after: interrupt.after, cancel: cancel}
+		h := dcStart(t, ctx, acct, sink, opts)
+		select {
+		case <-ctx.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: the harvester did not reach Store #%d in 30 s (%d Store calls so far; %d archived; status %+v)",
+				round+1, interrupt.at, sink.stores.Load(), dcStatus(t, a)[key].Occurrences, h.Status())
+		}
+		h.wait(t)
+		cancel()
+		fetched += sink.msgs.Load()
+		a.close(t)
+
+		a = dcOpenArchive(t, dir)
+		st := dcStatus(t, a)[key]
+		occs := dcOccurrences(t, a)
+		a.close(t)
+		t.Logf("round %d: stopped at Store #%d (%s the batch was handed on): %d archived, uidnext %d",
+			round+1, interrupt.at, map[bool]string{false: "before", true: "after"}[interrupt.after], st.Occurrences, st.UIDNext)
+		if st.Occurrences <= last || st.Occurrences >= n {
+			t.Fatalf("round %d: %d archived, want more than %d and fewer than %d (stopped mid catch-up)", round+1, st.Occurrences, last, n)
+		}
+		// A checkpoint, not a scatter: UIDs 1..k exactly, uidnext k+1.
+		for i, o := range occs {
+			if o.UID != uint32(i+1) {
+				t.Fatalf("round %d: occurrence %d has UID %d: the archived UIDs are not 1..%d", round+1, i, o.UID, len(occs))
+			}
+		}
+		if st.UIDNext != uint32(st.Occurrences)+1 {
+			t.Errorf("round %d: uidnext %d with UIDs 1..%d archived", round+1, st.UIDNext, st.Occurrences)
+		}
+		last = st.Occurrences
+	}
+
+	a := dcOpenArchive(t, dir)
+	sink := &dcInterruptSink{Sink: &archiveSink{a: a.Archive}}
+	h := dcStart(t, context.Background(), acct, sink, opts)
+	dcWaitFor(t, 30*time.Second, "the third run to finish the catch-up", func() (bool, string) {
+		return dcArchived(t, a, map[string]int{key: n})
+	})
+	// Let it look again (a poll, a reconcile) before judging duplicates.
+	first := h.Status().Mailboxes[mailbox].LastSync
+	dcWaitFor(t, 5*time.Second, "another sync of the mailbox", func() (bool, string) {
+		ls := h.Status().Mailboxes[mailbox].LastSync
+		return ls.After(first), ls.String()
+	})
+	h.stop(t)
+	fetched += sink.msgs.Load()
+
+	st := dcStatus(t, a)[key]
+	if st.Occurrences != n || st.Unique != distinct || st.UIDNext != n+1 || st.Expunged != 0 {
+		t.Errorf("status: archived %d, unique %d, uidnext %d, expunged %d; want %d, %d, %d, 0",
+			st.Occurrences, st.Unique, st.UIDNext, st.Expunged, n, distinct, n+1)
+	}
+	// Each stop may cost the batch in flight once more, nothing else.
+	if fetched < n || fetched > n+2*chunk {
+		t.Errorf("%d messages handed to the archive over three runs; want between %d and %d", fetched, n, n+2*chunk)
+	}
+	t.Logf("%d messages fetched in all for %d on the server", fetched, n)
+	dcCheckAgainstServer(t, srv, a, dcOccurrences(t, a), "alice", "alice", mailbox, st.UIDValidity, true)
+	dcVerify(t, a, distinct, true)
+}
+
+// TestDovecotUIDValidityChange renumbers two mailboxes on the server (the
+// IDLE one and a polled one): the harvester notices, starts a new epoch and
+// archives every message again under the new UIDVALIDITY, keeping the old
+// occurrences and storing no content twice; new mail then lands in the new
+// epoch.
+func TestDovecotUIDValidityChange(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	log := dcLogger(t)
+	srv.LoadMaildir(t, "alice", "INBOX", dcMaildir(t, dcMessages("uvinbox", 10)))
+	srv.LoadMaildir(t, "alice", "Archive", dcMaildir(t, dcMessages("uvarch", 5)))
+	a := dcOpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	dcWaitFor(t, 15*time.Second, "the first harvest", func() (bool, string) {
+		return dcArchived(t, a, map[string]int{"alice/INBOX": 10, "alice/Archive": 5})
+	})
+	dcWaitFor(t, 5*time.Second, "IDLE on INBOX", func() (bool, string) {
+		st := h.Status()
+		return st.Mailboxes["INBOX"].State == "idle", fmt.Sprintf("%+v", st)
+	})
+	blobsBefore := dcBlobCount(t, a)
+	old := map[string]uint32{"INBOX": srv.UIDValidity(t, "alice", "INBOX"), "Archive": srv.UIDValidity(t, "alice", "Archive")}
+	if st := dcStatus(t, a); st["alice/INBOX"].UIDValidity != old["INBOX"] || st["alice/Archive"].UIDValidity != old["Archive"] {
+		t.Fatalf("status uidvalidities %d, %d; server %v", st["alice/INBOX"].UIDValidity, st["alice/Archive"].UIDValidity, old)
+	}
+
+	renumbered := map[string]uint32{}
+	for mb, v := range old {
+		renumbered[mb] = v + 1000
+		srv.ChangeUIDValidity(t, "alice", mb, renumbered[mb])
+	}
+	took := dcWaitFor(t, 15*time.Second, "new epochs for both mailboxes", func() (bool, string) {
+		st := dcStatus(t, a)
+		hs := h.Status()
+		ok := true
+		var desc []string
+		for mb, v := range renumbered {
+			s := st["alice/"+mb]
+			want := map[string]int{"INBOX": 20, "Archive": 10}[mb]
+			if s.UIDValidity != v || s.Occurrences != want || hs.Mailboxes[mb].UIDValidity != v {
+				ok = false
+			}
+			desc = append(desc, fmt.Sprintf("%s: catalog uidvalidity %d archived %d, harvester uidvalidity %d",
+				mb, s.UIDValidity, s.Occurrences, hs.Mailboxes[mb].UIDValidity))
+		}
+		return ok, strings.Join(desc, "; ")
+	})
+	t.Logf("new epochs archived %v after the UIDVALIDITY change", took.Round(time.Millisecond))
+
+	st := dcStatus(t, a)
+	if st["alice/INBOX"].Unique != 10 || st["alice/Archive"].Unique != 5 {
+		t.Errorf("unique messages INBOX %d, Archive %d; want 10, 5 (the same contents in both epochs)", st["alice/INBOX"].Unique, st["alice/Archive"].Unique)
+	}
+	if got := dcBlobCount(t, a); got != blobsBefore {
+		t.Errorf("store holds %d blobs after the new epochs, %d before: identical content stored twice", got, blobsBefore)
+	}
+	occs := dcOccurrences(t, a)
+	for mb, v := range old {
+		// Both epochs hold the same UIDs with the same contents.
+		byUID := map[uint32]map[uint32]string{}
+		for _, o := range occs {
+			if o.Mailbox == mb {
+				if byUID[o.UID] == nil {
+					byUID[o.UID] = map[uint32]string{}
+				}
+				byUID[o.UID][o.UIDValidity] = o.SHA256
+			}
+		}
+		for uid, epochs := range byUID {
+			if len(epochs) != 2 || epochs[v] == "" || epochs[v] != epochs[renumbered[mb]] {
+				t.Errorf("%s UID %d: occurrences by uidvalidity %v; want the same content under %d and %d", mb, uid, epochs, v, renumbered[mb])
+			}
+		}
+		dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", mb, renumbered[mb], false)
+	}
+	hits := dcSearch(t, a, dcMarker("uvinbox", 3))
+	if len(hits) != 1 {
+		t.Fatalf("search %s: %d hits, want 1", dcMarker("uvinbox", 3), len(hits))
+	}
+	var epochs []uint32
+	urls := map[string]bool{}
+	for _, o := range hits[0].Occurrences {
+		if o.Mailbox == "INBOX" && o.UID == 3 {
+			epochs = append(epochs, o.UIDValidity)
+			urls[o.URL] = true
+		}
+	}
+	slices.Sort(epochs)
+	if !slices.Equal(epochs, []uint32{old["INBOX"], renumbered["INBOX"]}) || len(urls) != 2 {
+		t.Errorf("search hit occurrences %+v; want INBOX UID 3 under UIDVALIDITY %d and %d, with two URLs", hits[0].Occurrences, old["INBOX"], renumbered["INBOX"])
+	}
+
+	// Life goes on in the new epoch.
+	uid := srv.Append(t, "alice", "INBOX", dcMessage("uvafter", 1))
+	dcWaitFor(t, 10*time.Second, "new mail in the new epoch", func() (bool, string) {
+		hits := dcSearch(t, a, dcMarker("uvafter", 1))
+		if len(hits) != 1 || len(hits[0].Occurrences) != 1 {
+			return false, fmt.Sprintf("%+v", hits)
+		}
+		o := hits[0].Occurrences[0]
+		return o.UIDValidity == renumbered["INBOX"] && o.UID == uid, fmt.Sprintf("%+v", o)
+	})
+	h.stop(t)
+	if got := dcStatus(t, a)["alice/INBOX"]; got.Occurrences != 21 || got.UIDNext != uid+1 {
+		t.Errorf("INBOX: archived %d, uidnext %d; want 21, %d", got.Occurrences, got.UIDNext, uid+1)
+	}
+	dcVerify(t, a, 16, false)
+}
+
+func dcBlobCount(t *testing.T, a *dcArchive) int {
+	t.Helper()
+	n := 0
+	if err := a.Store().Walk(func(k store.Key, path string, ok bool) error {
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestDovecotWrongPassword: an account whose password the server refuses
+// is reported in state "error" with a message naming the failed login, is
+// not retried in a loop, and does not hold up another account on the same
+// server.
+func TestDovecotWrongPassword(t *testing.T) {
+	srv := dovecottest.Start(t, &dovecottest.Options{Users: []string{"alice", "bob"}})
+	log := dcLogger(t)
+	for i := 1; i <= 3; i++ {
+		srv.Append(t, "bob", "INBOX", dcMessage("bobmail", i))
+	}
+	a := dcOpenArchive(t, t.TempDir())
+	sink := &archiveSink{a: a.Archive}
+	bad := dcAccount(t, srv, "alice", "alice")
+	bad.Password = "not-" + bad.Password
+	hAlice := dcStart(t, context.Background(), bad, sink, dcFastBackoff(log))
+	hBob := dcStart(t, context.Background(), dcAccount(t, srv, "bob", "bob"), sink, dcFastBackoff(log))
+
+	dcWaitFor(t, 15*time.Second, "bob archived and alice in error", func() (bool, string) {
+		ok, desc := dcArchived(t, a, map[string]int{"bob/INBOX": 3})
+		st := hAlice.Status()
+		return ok && st.State == "error", fmt.Sprintf("%s; alice %+v", desc, st)
+	})
+	// Give a hammering harvester the chance to show itself.
+	time.Sleep(time.Second)
+	st := hAlice.Status()
+	lower := strings.ToLower(st.Error)
+	if st.State != "error" || !strings.Contains(lower, "login") || !strings.Contains(st.Error, harvest.ErrAuth.Error()) {
+		t.Errorf("alice: state %q, error %q; want state error, naming the refused login", st.State, st.Error)
+	}
+	if len(st.Mailboxes) != 0 {
+		t.Errorf("alice: mailboxes %v before any login succeeded", st.Mailboxes)
+	}
+	if bs := hBob.Status(); bs.State != "harvesting" || bs.Error != "" || bs.Mailboxes["INBOX"].ServerMessages != 3 {
+		t.Errorf("bob: %+v; want harvesting, no error, 3 messages on the server", bs)
+	}
+	for k := range dcStatus(t, a) {
+		if strings.HasPrefix(k, "alice/") {
+			t.Errorf("the archive has mailbox %s of the account that never logged in", k)
+		}
+	}
+	// Parked, not hammering: one refused login in Dovecot's log.
+	if n := dcAuthFailures(t, srv, "alice"); n != 1 {
+		t.Errorf("Dovecot logged %d failed logins for alice; want 1 (a refused account waits AuthBackoff)", n)
+	}
+}
+
+// TestDovecotNestedMailboxes: with the default mailbox selection (all),
+// mailboxes below others ("Archive/2019", "Lists/go/dev") are harvested
+// like top-level ones.
+func TestDovecotNestedMailboxes(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	log := dcLogger(t)
+	want := map[string]int{"alice/INBOX": 1}
+	srv.Append(t, "alice", "INBOX", dcMessage("nestinbox", 1))
+	for i, mb := range []string{"Archive", "Archive/2019", "Lists/go/dev"} {
+		srv.LoadMaildir(t, "alice", mb, dcMaildir(t, dcMessages(fmt.Sprintf("nest%d", i), 2)))
+		want["alice/"+mb] = 2
+	}
+	a := dcOpenArchive(t, t.TempDir())
+	acct := dcAccount(t, srv, "alice", "alice") // Mailboxes unset: every mailbox
+	h := dcStart(t, context.Background(), acct, &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	dcWaitFor(t, 3*time.Second, "every mailbox archived", func() (bool, string) {
+		ok, desc := dcArchived(t, a, want)
+		return ok, fmt.Sprintf("%s; harvester sees %v", desc, slices.Sorted(maps.Keys(h.Status().Mailboxes)))
+	})
+}
+
+// dcAuthFailures counts the failed logins of user in Dovecot's log
+// ("imap-login: Disconnected (auth failed, ...): user=<alice>, ...").
+func dcAuthFailures(t *testing.T, srv *dovecottest.Server, user string) int {
+	t.Helper()
+	f, err := os.Open(srv.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.Contains(l, "imap-login:") && strings.Contains(l, "auth failed") && strings.Contains(l, "user=<"+user+">") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDovecotServerDownAtStart starts the harvester while the server is
+// down: it backs off (small bounds here) and, once the server is up,
+// catches up by itself; a second outage under a running harvester is
+// survived the same way, and mail that arrived meanwhile is archived once.
+func TestDovecotServerDownAtStart(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	log := dcLogger(t)
+	srv.LoadMaildir(t, "alice", "INBOX", dcMaildir(t, dcMessages("downinbox", 25)))
+	srv.LoadMaildir(t, "alice", "Sent", dcMaildir(t, dcMessages("downsent", 10)))
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	a := dcOpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	dcWaitFor(t, 5*time.Second, "the harvester to back off", func() (bool, string) {
+		st := h.Status()
+		return st.State == "backing off" && strings.Contains(st.Error, "connect"), fmt.Sprintf("%+v", st)
+	})
+	time.Sleep(time.Second) // several failed attempts; the backoff reaches its bound
+	if st := h.Status(); st.State != "backing off" {
+		t.Errorf("with the server down: state %q, want backing off", st.State)
+	}
+	want := map[string]int{"alice/INBOX": 25, "alice/Sent": 10}
+	if ok, desc := dcArchived(t, a, map[string]int{"alice/INBOX": 0, "alice/Sent": 0}); !ok {
+		t.Errorf("archived with the server down: %s", desc)
+	}
+
+	begin := time.Now()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	up := time.Since(begin)
+	took := dcWaitFor(t, 10*time.Second, "the catch-up after the server came up", func() (bool, string) {
+		return dcArchived(t, a, want)
+	})
+	t.Logf("server up in %v; caught up %v later", up.Round(time.Millisecond), took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("caught up %v after the server came up, want < 5 s with MaxBackoff 500ms", took)
+	}
+	dcWaitFor(t, 5*time.Second, "IDLE after recovery", func() (bool, string) {
+		st := h.Status()
+		return st.State == "harvesting" && st.Error == "" && st.Mailboxes["INBOX"].State == "idle", fmt.Sprintf("%+v", st)
+	})
+
+	// A second outage, this time under a running harvester; mail arrives
+	// right after the server is back.
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	dcWaitFor(t, 5*time.Second, "the harvester to notice the outage", func() (bool, string) {
+		st := h.Status()
+		return st.State == "backing off" || st.State == "connecting", fmt.Sprintf("%+v", st)
+	})
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	uid := srv.Append(t, "alice", "INBOX", dcMessage("downafter", 1))
+	want["alice/INBOX"] = 26
+	took = dcWaitFor(t, 10*time.Second, "the message appended after the second outage", func() (bool, string) {
+		return dcArchived(t, a, want)
+	})
+	t.Logf("second outage: new mail archived %v after the append", took.Round(time.Millisecond))
+	dcWaitFor(t, 5*time.Second, "IDLE after the second recovery", func() (bool, string) {
+		st := h.Status()
+		return st.State == "harvesting" && st.Mailboxes["INBOX"].State == "idle", fmt.Sprintf("%+v", st)
+	})
+	h.stop(t)
+	st := dcStatus(t, a)
+	if s := st["alice/INBOX"]; s.UIDNext != uid+1 || s.Occurrences != 26 {
+		t.Errorf("INBOX: archived %d, uidnext %d; want 26, %d", s.Occurrences, s.UIDNext, uid+1)
+	}
+	occs := dcOccurrences(t, a)
+	dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", "INBOX", st["alice/INBOX"].UIDValidity, false)
+	dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", "Sent", st["alice/Sent"].UIDValidity, false)
+	dcVerify(t, a, 36, false)
+}
+
+// TestDovecotManyAccounts harvests 200 accounts of one Dovecot in one
+// process, one IDLE connection each: a message of its own per account and
+// one identical message sent to everyone, which is stored once with 200
+// occurrences.
+func TestDovecotManyAccounts(t *testing.T) {
+	const n = 200
+	users := make([]string, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%03d", i)
+	}
+	srv := dovecottest.Start(t, &dovecottest.Options{Users: users})
+	log := dcLogger(t)
+	broadcast := dcMessage("broadcast", 1)
+	begin := time.Now()
+	for _, u := range users {
+		dcDeliver(t, srv, u, dcMessage(u, 1), broadcast)
+	}
+	t.Logf("delivered %d messages to %d accounts in %v", 2*n, n, time.Since(begin).Round(time.Millisecond))
+
+	a := dcOpenArchive(t, t.TempDir())
+	sink := &archiveSink{a: a.Archive}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rssBefore := dcRSS()
+	goroutinesBefore := runtime.NumGoroutine()
+
+	begin = time.Now()
+	hs := make([]*dcHarvester, n)
+	for i, u := range users {
+		acct := dcAccount(t, srv, u, u)
+		acct.PollInterval = time.Minute
+		hs[i] = dcStart(t, context.Background(), acct, sink, &harvest.Options{Logger: log, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, StartJitter: 2 * time.Second})
+	}
+	count := func() (int, error) {
+		var c int
+		err := a.Catalog().DB().QueryRow(`SELECT count(*) FROM occurrences`).Scan(&c)
+		return c, err
+	}
+	archived := dcWaitFor(t, 40*time.Second, "every account archived", func() (bool, string) {
+		c, err := count()
+		return err == nil && c == 2*n, fmt.Sprintf("%d of %d archived (%v)", c, 2*n, err)
+	})
+	idle := dcWaitFor(t, 20*time.Second, "every account IDLE", func() (bool, string) {
+		k := 0
+		for _, h := range hs {
+			if st := h.Status(); st.State == "harvesting" && st.Mailboxes["INBOX"].State == "idle" {
+				k++
+			}
+		}
+		return k == n, fmt.Sprintf("%d of %d idle", k, n)
+	}) + archived
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	rssAfter := dcRSS()
+	t.Logf("%d accounts: %d messages archived in %v, all IDLE after %v; heap in use %.1f → %.1f MiB (+%.1f), RSS %s → %s, goroutines %d → %d",
+		n, 2*n, archived.Round(time.Millisecond), idle.Round(time.Millisecond),
+		mib(before.HeapInuse), mib(after.HeapInuse), mib(after.HeapInuse)-mib(before.HeapInuse),
+		rssBefore, rssAfter, goroutinesBefore, runtime.NumGoroutine())
+
+	begin = time.Now()
+	for _, h := range hs {
+		h.cancel()
+	}
+	for _, h := range hs {
+		h.wait(t)
+	}
+	t.Logf("%d harvesters stopped in %v", n, time.Since(begin).Round(time.Millisecond))
+
+	st := dcStatus(t, a)
+	for _, u := range users {
+		s, ok := st[u+"/INBOX"]
+		if !ok || s.Occurrences != 2 || s.Unique != 2 || s.UIDNext != 3 {
+			t.Errorf("%s/INBOX: %+v; want 2 archived, UIDs 1 and 2", u, s)
+		}
+	}
+	if len(st) != n {
+		t.Errorf("status lists %d mailboxes, want %d", len(st), n)
+	}
+	hits := dcSearch(t, a, dcMarker("broadcast", 1))
+	if len(hits) != 1 || len(hits[0].Occurrences) != n || hits[0].SHA256 != shaHex(dcCRLF(broadcast)) {
+		occ := 0
+		if len(hits) > 0 {
+			occ = len(hits[0].Occurrences)
+		}
+		t.Errorf("broadcast message: %d hits, %d occurrences; want one message with %d occurrences", len(hits), occ, n)
+	}
+	dcVerify(t, a, n+1, false)
+}
+
+// dcDeliver delivers msgs into user's INBOX the way an MDA does, straight
+// into the Maildir (home/USER/Maildir, see the dovecottest package doc):
+// written to tmp/, renamed into new/, owned like the user's home. Dovecot
+// gives them UIDs when a session first looks. For many users this is much
+// faster than APPEND, whose first login per user also builds the indexes.
+func dcDeliver(t *testing.T, srv *dovecottest.Server, user string, msgs ...[]byte) {
+	t.Helper()
+	home := filepath.Join(srv.Dir, "home", user)
+	fi, err := os.Stat(home)
+	if err != nil {
+		t.Fatalf("deliver to %s: %v", user, err)
+	}
+	uid, gid := -1, -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	own := func(path string) {
+		if err := os.Lchown(path, uid, gid); err != nil {
+			t.Fatalf("deliver to %s: %v", user, err)
+		}
+	}
+	md := filepath.Join(home, "Maildir")
+	for _, d := range []string{md, filepath.Join(md, "cur"), filepath.Join(md, "new"), filepath.Join(md, "tmp")} {
+		if err := os.Mkdir(d, 0o700); err != nil && !os.IsExist(err) {
+			t.Fatalf("deliver to %s: %v", user, err)
+		}
+		own(d)
+	}
+	for i, m := range msgs {
+		name := fmt.Sprintf("%d.M%dP%d.dovecot-test", time.Now().Unix(), i, os.Getpid())
+		tmp := filepath.Join(md, "tmp", name)
+		if err := os.WriteFile(tmp, m, 0o600); err != nil {
+			t.Fatalf("deliver to %s: %v", user, err)
+		}
+		own(tmp)
+		if err := os.Rename(tmp, filepath.Join(md, "new", name)); err != nil {
+			t.Fatalf("deliver to %s: %v", user, err)
+		}
+	}
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// dcRSS returns the process's resident set size from /proc, or "n/a".
+func dcRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "n/a"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strings.Join(strings.Fields(rest), " ")
+		}
+	}
+	return "n/a"
+}
+
+// TestDovecotServeReportsLoginFailure runs `mailvault serve` with one
+// account whose password the server refuses and one that works: `mailvault
+// status` shows the working account's mail and names the refused login of
+// the other, which has no mailbox in the archive yet.
+func TestDovecotServeReportsLoginFailure(t *testing.T) {
+	srv := dovecottest.Start(t, &dovecottest.Options{Users: []string{"alice", "bob"}})
+	srv.Append(t, "bob", "INBOX", dcMessage("servebob", 1))
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	good, bad := filepath.Join(dir, "bob.pw"), filepath.Join(dir, "alice.pw")
+	if err := os.WriteFile(good, []byte(srv.Password("bob")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("not-"+srv.Password("alice")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(srv.Addr)
+	cfg := fmt.Sprintf(`data_dir: %s
+accounts:
+  - {name: alice, host: %s, port: %s, tls: none, username: alice, password_file: %s}
+  - {name: bob, host: %s, port: %s, tls: none, username: bob, password_file: %s}
+`, data, host, port, bad, host, port, good)
+	cfgPath := filepath.Join(dir, "mailvault.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var serveErr dcLogBuffer
+	go func() {
+		done <- run(ctx, &env{stdout: &bytes.Buffer{}, stderr: &serveErr}, []string{"serve", "--config", cfgPath})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exit %d", code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("serve did not stop on cancel")
+		}
+		if t.Failed() {
+			serveErr.mu.Lock()
+			t.Logf("serve stderr:\n%s", serveErr.b.String())
+			serveErr.mu.Unlock()
+		}
+	}()
+	var out string
+	status := func() string {
+		var b bytes.Buffer
+		run(context.Background(), &env{stdout: &b, stderr: &bytes.Buffer{}}, []string{"status", "--data", data})
+		return b.String()
+	}
+	dcWaitFor(t, 10*time.Second, "bob archived, shown by status", func() (bool, string) {
+		out = status()
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 3 && f[0] == "bob" && f[1] == "INBOX" && f[3] == "1" {
+				return true, out
+			}
+		}
+		return false, out
+	})
+	// The harvest status is published every second.
+	dcWaitFor(t, 3*time.Second, "status to name alice's refused login", func() (bool, string) {
+		out = status()
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "alice") && strings.Contains(l, "error") && strings.Contains(l, "login") {
+				return true, out
+			}
+		}
+		return false, out
+	})
+}
+
+// TestDovecotConnectionLimitIsNotALoginFailure: a login refused because the
+// user has too many sessions (Dovecot's mail_max_userip_connections, NO
+// [LIMIT]) is a transient condition, not a wrong password: the harvester
+// backs off and retries, and harvests as soon as a session is free.
+func TestDovecotConnectionLimitIsNotALoginFailure(t *testing.T) {
+	srv := dovecottest.Start(t, &dovecottest.Options{MaxUserIPConnections: 1})
+	log := dcLogger(t)
+	srv.Append(t, "alice", "INBOX", dcMessage("limit", 1))
+	other := srv.Dial(t, "alice") // another client holds the one session allowed
+	a := dcOpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	dcWaitFor(t, 5*time.Second, "the first refused login", func() (bool, string) {
+		st := h.Status()
+		return st.Error != "", fmt.Sprintf("%+v", st)
+	})
+	if st := h.Status(); st.State == "error" || strings.Contains(st.Error, harvest.ErrAuth.Error()) {
+		t.Errorf("too many sessions reported as a refused login (parked for AuthBackoff): state %q, error %q", st.State, st.Error)
+	}
+	if err := other.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	took := dcWaitFor(t, 3*time.Second, "the harvest once the other session is gone", func() (bool, string) {
+		ok, desc := dcArchived(t, a, map[string]int{"alice/INBOX": 1})
+		return ok, fmt.Sprintf("%s; %+v", desc, h.Status())
+	})
+	t.Logf("archived %v after the other session logged out", took.Round(time.Millisecond))
+}
+
+// TestDovecotCancelWhileServerHangs freezes Dovecot (SIGSTOP to its process
+// group: connections are still accepted by the kernel, but nothing answers,
+// as with an overloaded or wedged server) while the harvester connects.
+// Cancelling the harvester must still end Run promptly: shutdown of serve
+// waits for every harvester.
+func TestDovecotCancelWhileServerHangs(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	log := dcLogger(t)
+	pgid := dcMasterPID(t, srv)
+	if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("freeze dovecot: %v", err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			syscall.Kill(-pgid, syscall.SIGCONT)
+		}
+	}
+	defer thaw()
+	a := dcOpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	time.Sleep(500 * time.Millisecond) // connected; waiting for a greeting that does not come
+	if st := h.Status(); st.State != "connecting" {
+		t.Errorf("while the server hangs: state %q, want connecting", st.State)
+	}
+	begin := time.Now()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		h.stopped = true
+		if err != nil {
+			t.Errorf("Run returned %v after cancellation, want nil", err)
+		}
+		t.Logf("Run returned %v after cancellation", time.Since(begin).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Errorf("Run still running %v after cancellation while the server hangs", time.Since(begin).Round(time.Millisecond))
+		thaw()
+		h.wait(t)
+		t.Logf("Run returned %v after cancellation, once the server answered again", time.Since(begin).Round(time.Millisecond))
+	}
+}
+
+// dcMasterPID returns the pid of srv's Dovecot master, which leads the
+// process group of the server, from the master.pid in its base_dir.
+func dcMasterPID(t *testing.T, srv *dovecottest.Server) int {
+	t.Helper()
+	cfg, err := os.ReadFile(srv.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(cfg), "\n") {
+		if rest, ok := strings.CutPrefix(l, "base_dir = "); ok {
+			b, err := os.ReadFile(filepath.Join(strings.TrimSpace(rest), "master.pid"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || pid <= 1 {
+				t.Fatalf("master.pid %q: %v", b, err)
+			}
+			return pid
+		}
+	}
+	t.Fatalf("no base_dir in %s", srv.ConfigFile)
+	return 0
+}
