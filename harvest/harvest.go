@@ -406,10 +406,29 @@ func (h *Harvester) idleWorker(ctx context.Context, mb string) error {
 func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool, errc <-chan error) error {
 	c := cn.c
 	nextPoll := time.Now().Add(h.acct.PollInterval)
+	var lastUIDNext imap.UID
 	for {
 		if idle != "" && c.Caps().Has(imap.CapIdle) {
-			if _, err := c.Select(idle, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			sel, err := c.Select(idle, &imap.SelectOptions{ReadOnly: true}).Wait()
+			if err != nil {
 				return fmt.Errorf("examine %q: %w", idle, err)
+			}
+			// Mail that arrived while the last sync was storing is counted
+			// in this EXAMINE's answer, and IDLE will not announce it again:
+			// sync first if the mailbox has grown since (once per UIDNEXT, so
+			// that a UID the server expunged cannot make this spin).
+			if sel.UIDNext != 0 && sel.UIDNext != lastUIDNext {
+				lastUIDNext = sel.UIDNext
+				next, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), idle, sel.UIDValidity)
+				if err != nil {
+					return err
+				}
+				if uint32(sel.UIDNext) > next {
+					if err := h.syncMailbox(ctx, c, idle, false); err != nil {
+						return err
+					}
+					continue
+				}
 			}
 			cmd, err := c.Idle()
 			if err != nil {

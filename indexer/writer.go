@@ -62,8 +62,9 @@ const queueBudget = 96 << 20
 
 // idleCommit is how long a partly filled batch waits for more documents
 // before it is committed anyway, so that mail arriving one by one becomes
-// searchable within about this delay.
-const idleCommit = 500 * time.Millisecond
+// searchable within about this delay. (500 ms measured a delivery-to-search
+// p99 just over 1 s against Dovecot, whose own IDLE notice takes ~0.5 s.)
+const idleCommit = 200 * time.Millisecond
 
 func newWriter(a *Archive) *writer {
 	w := &writer{
