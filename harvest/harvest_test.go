@@ -13,8 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"mailvault/harvest/memtest"
 )
 
 // memSink is an in-memory Sink that counts duplicate deliveries.
@@ -87,49 +87,9 @@ func (s *memSink) count() (int, int) {
 	return len(s.msgs), s.dupes
 }
 
-// memServer starts an in-process IMAP server with user alice.
-func memServer(t *testing.T) (addr string) {
-	t.Helper()
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser("alice", "secret")
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
+func memServer(t *testing.T) string { return memtest.Start(t) }
 
-func appendMsg(t *testing.T, addr, mailbox string, raw []byte) {
-	t.Helper()
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login("alice", "secret").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	c.Create(mailbox, nil).Wait() // may exist
-	cmd := c.Append(mailbox, int64(len(raw)), nil)
-	cmd.Write(raw)
-	cmd.Close()
-	if _, err := cmd.Wait(); err != nil {
-		t.Fatalf("append to %s: %v", mailbox, err)
-	}
-}
+func appendMsg(t *testing.T, addr, mailbox string, raw []byte) { memtest.Append(t, addr, mailbox, raw) }
 
 func testAccount(addr string) Account {
 	host, port, _ := net.SplitHostPort(addr)

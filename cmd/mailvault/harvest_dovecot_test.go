@@ -416,7 +416,6 @@ func TestDovecotCorpusColdHarvest(t *testing.T) {
 	}
 
 	a := dcOpenArchive(t, t.TempDir())
-	begin = time.Now()
 	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, &harvest.Options{Logger: log})
 	took := dcWaitFor(t, 50*time.Second, "the archive to hold every message", func() (bool, string) {
 		return dcArchived(t, a, want)
@@ -978,7 +977,6 @@ func TestDovecotManyAccounts(t *testing.T) {
 	rssBefore := dcRSS()
 	goroutinesBefore := runtime.NumGoroutine()
 
-	begin = time.Now()
 	hs := make([]*dcHarvester, n)
 	for i, u := range users {
 		acct := dcAccount(t, srv, u, u)

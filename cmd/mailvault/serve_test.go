@@ -12,51 +12,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"mailvault/harvest/memtest"
 )
 
 // TestServeHarvestsIntoTheArchive runs `mailvault serve` against go-imap's
 // in-process server: mail already there and mail appended while it runs end
 // up archived and searchable, with RFC 5092 URLs; status shows the live state.
 func TestServeHarvestsIntoTheArchive(t *testing.T) {
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser("alice", "secret")
-	u.Create("INBOX", nil)
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := net.ResolveTCPAddr("tcp", memtest.Start(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	addr := ln.Addr().(*net.TCPAddr)
 	put := func(mailbox, subject string) {
-		c, err := imapclient.DialInsecure(addr.String(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Login("alice", "secret").Wait(); err != nil {
-			t.Fatal(err)
-		}
-		c.Create(mailbox, nil).Wait()
 		raw := fmt.Sprintf("From: bob@example.org\r\nSubject: %s\r\nDate: Mon, 4 Mar 2024 10:00:00 +0100\r\n\r\nhello %s\r\n", subject, subject)
-		cmd := c.Append(mailbox, int64(len(raw)), nil)
-		cmd.Write([]byte(raw))
-		cmd.Close()
-		if _, err := cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
+		memtest.Append(t, addr.String(), mailbox, []byte(raw))
 	}
 	put("INBOX", "zeppelin")
 	put("Archive", "dirigible")
