@@ -1,6 +1,7 @@
 package harvest
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -28,6 +29,11 @@ import (
 // ErrAuth marks a login the server refused: the account is parked and
 // retried slowly instead of hammering the server with a wrong password.
 var ErrAuth = errors.New("authentication failed")
+
+// ErrCertificate marks a server certificate that failed verification. Like
+// ErrAuth it is a problem of configuration (or an attack), not of the
+// network: the account is parked and retried slowly.
+var ErrCertificate = errors.New("server certificate not trusted")
 
 // Account is one IMAP account to harvest.
 type Account struct {
@@ -106,12 +112,19 @@ type Sink interface {
 type Options struct {
 	Logger *slog.Logger
 	// FetchChunk is the most messages one UID FETCH asks for (default 100);
-	// FetchBytes caps the bytes buffered before they go to the Sink (default 16 MiB).
+	// FetchBytes caps the bytes of one such chunk, by the sizes the server
+	// gives (default 16 MiB; a larger message goes in a chunk of its own).
 	FetchChunk int
 	FetchBytes int
 	// IdleRestart re-issues IDLE this often, well before servers drop idle
 	// clients (default 9 minutes).
 	IdleRestart time.Duration
+	// ReadTimeout drops a connection on which the server has sent nothing
+	// for this long while a command waits for it, such as a server that
+	// stops in the middle of a message body (default 2 minutes). In IDLE
+	// and between polls the wait allowed is that much longer than the
+	// silence expected.
+	ReadTimeout time.Duration
 	// Backoff bounds between reconnects (defaults 1s and 5m); AuthBackoff is
 	// the wait after a refused login (default 15m).
 	MinBackoff, MaxBackoff, AuthBackoff time.Duration
@@ -180,6 +193,9 @@ func New(acct Account, sink Sink, opts *Options) *Harvester {
 	}
 	if o.IdleRestart <= 0 {
 		o.IdleRestart = 9 * time.Minute
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 2 * time.Minute
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
@@ -255,10 +271,10 @@ func (h *Harvester) Run(ctx context.Context) error {
 		}
 		wait := backoff
 		switch {
-		case errors.Is(err, ErrAuth):
+		case errors.Is(err, ErrAuth), errors.Is(err, ErrCertificate):
 			wait = h.opts.AuthBackoff
 			h.setState("error", err.Error())
-			h.log.Error("login refused; account parked", "err", err, "retry_in", wait)
+			h.log.Error("account parked until its configuration is fixed", "err", err, "retry_in", wait)
 		default:
 			if time.Since(start) > 2*h.opts.MaxBackoff {
 				backoff = h.opts.MinBackoff // it worked for a while: start over
@@ -282,6 +298,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 // conn is one logged-in connection and the signals of its unilateral data.
 type conn struct {
 	c        *imapclient.Client
+	tc       *timeoutConn
 	changed  chan struct{} // EXISTS or EXPUNGE arrived; buffered, never blocks the reader
 	expunged atomic.Bool
 }
@@ -297,7 +314,7 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 		default:
 		}
 	}
-	c, err := h.dial(ctx, &imapclient.Options{
+	c, tc, err := h.dial(ctx, &imapclient.Options{
 		WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader},
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			// Runs on the client's reader goroutine: only signal.
@@ -315,7 +332,7 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cn.c = c
+	cn.c, cn.tc = c, tc
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(3*time.Second, func() { c.Close() }) })
 	end := func() {
 		stop()
@@ -325,8 +342,20 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 		c.Close()
 	}
 	if err := c.Login(h.acct.Username, h.acct.Password).Wait(); err != nil {
-		end()
 		var ie *imap.Error
+		if !errors.As(err, &ie) {
+			// Not an answer: the connection broke. When the client's reader
+			// gave up on the server's data, that is the error worth
+			// reporting, not the failed write that followed it.
+			select {
+			case <-c.Closed():
+				if rerr := c.Close(); rerr != nil && !errors.Is(rerr, net.ErrClosed) {
+					err = fmt.Errorf("bad response from the server: %w", rerr)
+				}
+			case <-time.After(time.Second):
+			}
+		}
+		end()
 		// Only a refusal of the credentials parks the account. A NO with
 		// another code (LIMIT: too many connections, UNAVAILABLE, ...) is
 		// temporary; a bare NO is what servers without response codes
@@ -336,7 +365,7 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 			(ie.Type == imap.StatusResponseTypeNo && ie.Code == "")) {
 			return nil, nil, fmt.Errorf("account %q: login as %q: %w: %v (check the password)", h.acct.Name, h.acct.Username, ErrAuth, err)
 		}
-		return nil, nil, fmt.Errorf("account %q: login: %w", h.acct.Name, err)
+		return nil, nil, fmt.Errorf("account %q: login at %s: %w", h.acct.Name, net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port())), err)
 	}
 	return cn, end, nil
 }
@@ -358,7 +387,7 @@ func (h *Harvester) session(ctx context.Context) error {
 		return err
 	}
 	for _, mb := range boxes {
-		if err := h.syncMailbox(ctx, cn.c, mb, true); err != nil {
+		if err := h.syncMailbox(ctx, cn, mb, true); err != nil {
 			return err
 		}
 	}
@@ -393,7 +422,7 @@ func (h *Harvester) idleWorker(ctx context.Context, mb string) error {
 		return err
 	}
 	defer end()
-	if err := h.syncMailbox(ctx, cn.c, mb, true); err != nil {
+	if err := h.syncMailbox(ctx, cn, mb, true); err != nil {
 		return err
 	}
 	return h.watch(ctx, cn, mb, false, nil)
@@ -424,7 +453,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 					return err
 				}
 				if uint32(sel.UIDNext) > next {
-					if err := h.syncMailbox(ctx, c, idle, false); err != nil {
+					if err := h.syncMailbox(ctx, cn, idle, false); err != nil {
 						return err
 					}
 					continue
@@ -435,7 +464,9 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 				return fmt.Errorf("idle %q: %w", idle, err)
 			}
 			h.markIdle(idle)
-			timer := time.NewTimer(min(h.opts.IdleRestart, time.Until(nextPoll)))
+			wait := min(h.opts.IdleRestart, time.Until(nextPoll))
+			cn.tc.setTimeout(wait + h.opts.ReadTimeout)
+			timer := time.NewTimer(wait)
 			var werr error
 			select {
 			case <-cn.changed:
@@ -445,6 +476,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 			case werr = <-errc:
 			}
 			timer.Stop()
+			cn.tc.setTimeout(h.opts.ReadTimeout)
 			if err := cmd.Close(); err != nil {
 				return fmt.Errorf("idle %q: %w", idle, err)
 			}
@@ -457,10 +489,11 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if err := h.syncMailbox(ctx, c, idle, cn.expunged.Swap(false)); err != nil {
+			if err := h.syncMailbox(ctx, cn, idle, cn.expunged.Swap(false)); err != nil {
 				return err
 			}
 		} else {
+			cn.tc.setTimeout(time.Until(nextPoll) + h.opts.ReadTimeout)
 			select {
 			case <-time.After(time.Until(nextPoll)):
 			case <-ctx.Done():
@@ -468,12 +501,13 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 			case err := <-errc:
 				return err
 			}
+			cn.tc.setTimeout(h.opts.ReadTimeout)
 		}
 		if time.Now().Before(nextPoll) {
 			continue
 		}
 		if idle != "" {
-			if err := h.syncMailbox(ctx, c, idle, true); err != nil {
+			if err := h.syncMailbox(ctx, cn, idle, true); err != nil {
 				return err
 			}
 		}
@@ -489,7 +523,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 				if slices.Contains(idles, mb) {
 					continue
 				}
-				if err := h.syncMailbox(ctx, c, mb, true); err != nil {
+				if err := h.syncMailbox(ctx, cn, mb, true); err != nil {
 					return err
 				}
 			}
@@ -498,7 +532,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 	}
 }
 
-func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclient.Client, error) {
+func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclient.Client, *timeoutConn, error) {
 	addr := net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port()))
 	o.Dialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 60 * time.Second}
 	if h.acct.tlsMode() != "none" {
@@ -506,11 +540,11 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 		if h.acct.TLSCAFile != "" {
 			pem, err := os.ReadFile(h.acct.TLSCAFile)
 			if err != nil {
-				return nil, fmt.Errorf("account %q: tls_ca_file: %w", h.acct.Name, err)
+				return nil, nil, fmt.Errorf("account %q: tls_ca_file: %w", h.acct.Name, err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("account %q: tls_ca_file %s: no PEM certificates in it", h.acct.Name, h.acct.TLSCAFile)
+				return nil, nil, fmt.Errorf("account %q: tls_ca_file %s: no PEM certificates in it", h.acct.Name, h.acct.TLSCAFile)
 			}
 			cfg.RootCAs = pool
 		}
@@ -520,25 +554,26 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 	// then says nothing must not hold up a shutdown.
 	raw, err := o.Dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("account %q: connect %s: %w", h.acct.Name, addr, err)
+		return nil, nil, fmt.Errorf("account %q: connect %s: %w", h.acct.Name, addr, err)
 	}
+	tc := &timeoutConn{Conn: raw}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	raw.SetDeadline(time.Now().Add(greetingTimeout))
 	var c *imapclient.Client
 	switch h.acct.tlsMode() {
 	case "implicit":
-		tc := tls.Client(raw, o.TLSConfig)
-		if err = tc.HandshakeContext(ctx); err == nil {
-			c = imapclient.New(tc, o)
+		tlc := tls.Client(tc, o.TLSConfig)
+		if err = tlc.HandshakeContext(ctx); err == nil {
+			c = imapclient.New(tlc, o)
 		}
 	case "starttls":
-		c, err = imapclient.NewStartTLS(raw, o)
+		c, err = imapclient.NewStartTLS(tc, o)
 	case "none":
-		c = imapclient.New(raw, o)
+		c = imapclient.New(tc, o)
 	default:
 		raw.Close()
-		return nil, fmt.Errorf("account %q: tls %q: want implicit, starttls or none", h.acct.Name, h.acct.TLS)
+		return nil, nil, fmt.Errorf("account %q: tls %q: want implicit, starttls or none", h.acct.Name, h.acct.TLS)
 	}
 	if err == nil {
 		err = c.WaitGreeting()
@@ -546,12 +581,87 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 	if err != nil {
 		raw.Close()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("account %q: connect %s: %w", h.acct.Name, addr, err)
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			hint := "set tls_ca_file to the CA that signed it"
+			var herr x509.HostnameError
+			if errors.As(err, &herr) {
+				names := slices.Clone(herr.Certificate.DNSNames)
+				for _, ip := range herr.Certificate.IPAddresses {
+					names = append(names, ip.String())
+				}
+				hint = fmt.Sprintf("host must be a name the certificate is for: %s", strings.Join(names, ", "))
+			}
+			return nil, nil, fmt.Errorf("account %q: connect %s: %w: %v (%s; insecure_skip_verify turns checking off)", h.acct.Name, addr, ErrCertificate, verr.Err, hint)
+		}
+		var rerr tls.RecordHeaderError
+		switch {
+		case errors.As(err, &rerr):
+			err = fmt.Errorf("%w (the server does not speak TLS on this port: for port 143 use tls: starttls)", err)
+		case strings.Contains(err.Error(), "before greeting"):
+			err = fmt.Errorf("%w (no IMAP greeting: is %s the server's IMAP port, and tls: %s right for it?)", err, addr, h.acct.tlsMode())
+		}
+		return nil, nil, fmt.Errorf("account %q: connect %s: %w", h.acct.Name, addr, err)
 	}
-	raw.SetDeadline(time.Time{}) // the client sets its own from here on
-	return c, nil
+	raw.SetDeadline(time.Time{})
+	tc.setTimeout(h.opts.ReadTimeout)
+	return c, tc, nil
+}
+
+// timeoutConn is the connection under the IMAP client (and TLS). Once a
+// timeout is set, every read must see data within it, and the deadline is
+// moved at each read: the client's reader goroutine is always reading, so
+// the timeout is how long the server may stay silent. setTimeout also moves
+// the deadline of a read in progress.
+// While the harvester works on what it fetched (pause to resume), the
+// server owes it nothing and there is no deadline.
+type timeoutConn struct {
+	net.Conn
+	mu      sync.Mutex
+	timeout time.Duration // 0 until the greeting is read
+	paused  bool
+}
+
+func (c *timeoutConn) setTimeout(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timeout = d
+	if !c.paused {
+		c.Conn.SetReadDeadline(time.Now().Add(d))
+	}
+}
+
+func (c *timeoutConn) pause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paused = true
+	c.Conn.SetReadDeadline(time.Time{})
+}
+
+func (c *timeoutConn) resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paused = false
+	if c.timeout > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	}
+}
+
+func (c *timeoutConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	d := c.timeout
+	if d > 0 && !c.paused {
+		c.Conn.SetReadDeadline(time.Now().Add(d))
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && d > 0 {
+		err = fmt.Errorf("the server sent nothing for %v: %w", d, err)
+	}
+	return n, err
 }
 
 // greetingTimeout bounds the TCP connect, TLS handshake and greeting.
@@ -683,7 +793,8 @@ func (h *Harvester) markIdle(mb string) {
 // FETCH them in chunks, each chunk stored before the next is fetched. With
 // reconcile it then fetches every message's flags and hands them to the Sink,
 // which marks vanished UIDs expunged and records flag changes.
-func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb string, reconcile bool) error {
+func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconcile bool) error {
+	c := cn.c
 	sel, err := c.Select(mb, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return fmt.Errorf("examine %q: %w", mb, err)
@@ -695,12 +806,12 @@ func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb st
 	ms := MailboxState{Mailbox: mb, UIDValidity: sel.UIDValidity, ServerMessages: sel.NumMessages, State: "catching up"}
 	h.setMailbox(ms)
 	if sel.NumMessages > 0 && (sel.UIDNext == 0 || uint32(sel.UIDNext) > next) {
-		if err := h.catchUp(ctx, c, mb, sel.UIDValidity, next); err != nil {
+		if err := h.catchUp(ctx, cn, mb, sel.UIDValidity, next); err != nil {
 			return err
 		}
 	}
 	if reconcile {
-		if err := h.reconcile(ctx, c, mb, sel); err != nil {
+		if err := h.reconcile(ctx, cn, mb, sel); err != nil {
 			return err
 		}
 	}
@@ -711,7 +822,8 @@ func (h *Harvester) syncMailbox(ctx context.Context, c *imapclient.Client, mb st
 
 // reconcile fetches the UID and flags of every message of the selected
 // mailbox and gives them to the Sink.
-func (h *Harvester) reconcile(ctx context.Context, c *imapclient.Client, mb string, sel *imap.SelectData) error {
+func (h *Harvester) reconcile(ctx context.Context, cn *conn, mb string, sel *imap.SelectData) error {
+	c := cn.c
 	flags := make(map[uint32][]string, sel.NumMessages)
 	if sel.NumMessages > 0 {
 		cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
@@ -733,7 +845,10 @@ func (h *Harvester) reconcile(ctx context.Context, c *imapclient.Client, mb stri
 			return fmt.Errorf("fetch flags %q: %w", mb, err)
 		}
 	}
-	if err := h.sink.Reconcile(ctx, h.acct.Name, mb, sel.UIDValidity, flags); err != nil {
+	cn.tc.pause()
+	err := h.sink.Reconcile(ctx, h.acct.Name, mb, sel.UIDValidity, flags)
+	cn.tc.resume()
+	if err != nil {
 		return fmt.Errorf("reconcile %q: %w", mb, err)
 	}
 	return nil
@@ -752,79 +867,144 @@ func flagStrings(fs []imap.Flag) []string {
 }
 
 // catchUp fetches and stores every message of the selected mailbox with a
-// UID at or above next.
-func (h *Harvester) catchUp(ctx context.Context, c *imapclient.Client, mb string, uidvalidity, next uint32) error {
+// UID at or above next. It first asks for the UIDs and sizes of those
+// messages (UID FETCH next:* (RFC822.SIZE)), then fetches their bodies in
+// chunks of at most FetchChunk messages and FetchBytes bytes, each chunk
+// stored before the next is fetched: a process harvesting many accounts
+// holds at most one chunk per connection in memory, however large the
+// messages. A message over MaxMessageBytes is recorded as skipped without
+// being downloaded.
+func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidity, next uint32) error {
+	c := cn.c
 	log := h.log.With("mailbox", mb)
-	data, err := c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(next), Stop: 0}}}}, nil).Wait()
-	sel := struct{ UIDValidity uint32 }{uidvalidity}
+	todo, err := h.pending(c, mb, next)
 	if err != nil {
-		return fmt.Errorf("uid search %q: %w", mb, err)
+		return err
 	}
-	var uids []imap.UID
-	for _, u := range data.AllUIDs() {
-		// "n:*" includes the highest UID even when it is below n: skip it,
-		// or the newest message is fetched again on every pass.
-		if uint32(u) >= next {
-			uids = append(uids, u)
-		}
-	}
-	if len(uids) == 0 {
+	if len(todo) == 0 {
 		return nil
 	}
-	log.Info("catching up", "uidvalidity", sel.UIDValidity, "from_uid", next, "messages", len(uids))
-	for start := 0; start < len(uids); start += h.opts.FetchChunk {
+	log.Info("catching up", "uidvalidity", uidvalidity, "from_uid", next, "messages", len(todo))
+	epoch := fmt.Sprintf("%s/%d", mb, uidvalidity)
+	for i := 0; i < len(todo); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		chunk := uids[start:min(start+h.opts.FetchChunk, len(uids))]
-		epoch := fmt.Sprintf("%s/%d", mb, sel.UIDValidity)
+		if size := todo[i].size; size > h.opts.MaxMessageBytes {
+			if err := h.skip(ctx, cn, mb, uidvalidity, todo[i].uid, fmt.Sprintf(
+				"message is %d bytes, over the limit of %d (max_message_bytes)", size, h.opts.MaxMessageBytes)); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
 		h.mu.Lock()
 		split := h.splitUntil[epoch]
 		h.mu.Unlock()
-		if uint32(chunk[0]) <= split && len(chunk) > 1 {
-			// A chunk here failed before: go one message at a time through
-			// its range to find the message that breaks the connection.
-			chunk = chunk[:1]
-			start -= h.opts.FetchChunk - 1
+		end := i + 1
+		if uint32(todo[i].uid) > split {
+			bytes := todo[i].size
+			for end < len(todo) && end-i < h.opts.FetchChunk && todo[end].size <= h.opts.MaxMessageBytes &&
+				bytes+todo[end].size <= int64(h.opts.FetchBytes) {
+				bytes += todo[end].size
+				end++
+			}
+		} // else a chunk here failed before: go one message at a time through
+		// its range to find the message that breaks the connection.
+		chunk := make([]imap.UID, 0, end-i)
+		for _, p := range todo[i:end] {
+			chunk = append(chunk, p.uid)
 		}
 		strike := fmt.Sprintf("%s/%d/%d", epoch, len(chunk), chunk[0])
 		if n := h.strike(strike, 0); len(chunk) == 1 && n >= strikesToSkip {
-			reason := fmt.Sprintf("fetch failed %d times", n)
-			log.Error("message cannot be fetched; recorded as skipped", "uid", chunk[0], "reason", reason)
-			if err := h.sink.Skip(ctx, h.acct.Name, mb, sel.UIDValidity, uint32(chunk[0]), reason); err != nil {
+			if err := h.skip(ctx, cn, mb, uidvalidity, chunk[0], fmt.Sprintf("fetch failed %d times", n)); err != nil {
 				return err
 			}
 			h.strike(strike, -1)
+			i = end
 			continue
 		}
-		msgs, err := h.fetch(c, mb, sel.UIDValidity, chunk)
+		msgs, oversize, err := h.fetch(c, mb, uidvalidity, chunk)
 		if err != nil {
 			if n := h.strike(strike, 1); len(chunk) > 1 && n >= strikesToSplit {
 				h.mu.Lock()
 				h.splitUntil[epoch] = uint32(chunk[len(chunk)-1])
 				h.mu.Unlock()
 			}
-			return err
+			return fmt.Errorf("fetch UID %s of %q: %w", imap.UIDSetNum(chunk...), mb, err)
 		}
 		h.strike(strike, -1)
 		// A server that sends UID after the body literal gets its response
 		// routed to the unilateral handler: ask once more for what is
 		// missing. What is still missing was expunged meanwhile.
-		if missing := missingUIDs(chunk, msgs); len(missing) > 0 {
-			again, err := h.fetch(c, mb, sel.UIDValidity, missing)
+		if missing := missingUIDs(chunk, msgs, oversize); len(missing) > 0 {
+			again, over, err := h.fetch(c, mb, uidvalidity, missing)
 			if err != nil {
-				return err
+				return fmt.Errorf("fetch UID %s of %q: %w", imap.UIDSetNum(missing...), mb, err)
 			}
-			msgs = append(msgs, again...)
-			if gone := missingUIDs(missing, again); len(gone) > 0 {
+			msgs, oversize = append(msgs, again...), append(oversize, over...)
+			if gone := missingUIDs(missing, again, over); len(gone) > 0 {
 				log.Info("messages vanished before they could be fetched", "uids", imap.UIDSetNum(gone...).String())
 			}
 		}
-		if err := h.sink.Store(ctx, msgs); err != nil {
+		cn.tc.pause() // the server owes us nothing while the archive works
+		err = h.sink.Store(ctx, msgs)
+		cn.tc.resume()
+		if err != nil {
 			return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
 		}
+		for _, uid := range oversize {
+			// RFC822.SIZE said less than the body the server then sent.
+			if err := h.skip(ctx, cn, mb, uidvalidity, uid, fmt.Sprintf(
+				"message body is over the limit of %d bytes (max_message_bytes)", h.opts.MaxMessageBytes)); err != nil {
+				return err
+			}
+		}
+		i = end
 	}
 	return nil
+}
+
+// pendingMessage is a message to fetch and the size the server gives it.
+type pendingMessage struct {
+	uid  imap.UID
+	size int64
+}
+
+// pending returns the UIDs at or above next, in order, with their sizes.
+func (h *Harvester) pending(c *imapclient.Client, mb string, next uint32) ([]pendingMessage, error) {
+	cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: imap.UID(next), Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true})
+	var out []pendingMessage
+	for {
+		md := cmd.Next()
+		if md == nil {
+			break
+		}
+		buf, err := md.Collect()
+		if err != nil {
+			cmd.Close()
+			return nil, fmt.Errorf("list new messages of %q: %w", mb, err)
+		}
+		// "n:*" includes the highest UID even when it is below n: skip it,
+		// or the newest message is fetched again on every pass.
+		if uint32(buf.UID) >= next {
+			out = append(out, pendingMessage{uid: buf.UID, size: buf.RFC822Size})
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("list new messages of %q: %w", mb, err)
+	}
+	slices.SortFunc(out, func(a, b pendingMessage) int { return cmp.Compare(a.uid, b.uid) })
+	return out, nil
+}
+
+// skip records that the message uid will not be archived, and why, and
+// moves the mailbox's checkpoint past it.
+func (h *Harvester) skip(ctx context.Context, cn *conn, mb string, uidvalidity uint32, uid imap.UID, reason string) error {
+	h.log.Error("message not archived; recorded as skipped", "mailbox", mb, "uidvalidity", uidvalidity, "uid", uid, "reason", reason)
+	cn.tc.pause()
+	defer cn.tc.resume()
+	return h.sink.Skip(ctx, h.acct.Name, mb, uidvalidity, uint32(uid), reason)
 }
 
 // strike adds d to the strikes of key (d < 0 clears them) and returns the count.
@@ -839,10 +1019,14 @@ func (h *Harvester) strike(key string, d int) int {
 	return h.strikes[key]
 }
 
-func missingUIDs(asked []imap.UID, got []Message) []imap.UID {
-	have := make(map[uint32]bool, len(got))
+// missingUIDs returns the UIDs of asked that are neither in got nor in also.
+func missingUIDs(asked []imap.UID, got []Message, also []imap.UID) []imap.UID {
+	have := make(map[uint32]bool, len(got)+len(also))
 	for _, m := range got {
 		have[m.UID] = true
+	}
+	for _, u := range also {
+		have[uint32(u)] = true
 	}
 	var missing []imap.UID
 	for _, u := range asked {
@@ -855,20 +1039,21 @@ func missingUIDs(asked []imap.UID, got []Message) []imap.UID {
 
 // fetch reads the given UIDs' bodies, flags, internal dates and sizes. A
 // literal is copied out at once; nothing else happens while the connection
-// is blocked on it.
-func (h *Harvester) fetch(c *imapclient.Client, mb string, uidvalidity uint32, uids []imap.UID) ([]Message, error) {
+// is blocked on it. A body over MaxMessageBytes is read and dropped; its
+// UID is returned in oversize.
+func (h *Harvester) fetch(c *imapclient.Client, mb string, uidvalidity uint32, uids []imap.UID) (msgs []Message, oversize []imap.UID, err error) {
 	cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
-		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		UID: true, Flags: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
 	defer cmd.Close()
-	var msgs []Message
 	for {
 		md := cmd.Next()
 		if md == nil {
 			break
 		}
 		m := Message{Account: h.acct.Name, Mailbox: mb, UIDValidity: uidvalidity}
+		over := false
 		for {
 			item := md.Next()
 			if item == nil {
@@ -882,24 +1067,30 @@ func (h *Harvester) fetch(c *imapclient.Client, mb string, uidvalidity uint32, u
 			case imapclient.FetchItemDataInternalDate:
 				m.InternalDate = it.Time
 			case imapclient.FetchItemDataBodySection:
-				raw, err := io.ReadAll(io.LimitReader(it.Literal, h.opts.MaxMessageBytes+1))
-				if err != nil {
-					return nil, fmt.Errorf("fetch %q: read body: %w", mb, err)
+				size := it.Literal.Size()
+				if size > h.opts.MaxMessageBytes {
+					over = true
+					if _, err := io.Copy(io.Discard, it.Literal); err != nil {
+						return nil, nil, fmt.Errorf("connection lost in the middle of a message body: %w", err)
+					}
+					continue
 				}
-				m.Raw = raw
+				m.Raw = make([]byte, size)
+				if _, err := io.ReadFull(it.Literal, m.Raw); err != nil {
+					return nil, nil, fmt.Errorf("connection lost in the middle of a %d-byte message body: %w", size, err)
+				}
 			}
 		}
-		if m.UID == 0 || m.Raw == nil {
-			continue
+		switch {
+		case m.UID == 0:
+		case over:
+			oversize = append(oversize, imap.UID(m.UID))
+		case m.Raw != nil:
+			msgs = append(msgs, m)
 		}
-		if int64(len(m.Raw)) > h.opts.MaxMessageBytes {
-			h.log.Error("message over the size limit; skipped", "mailbox", mb, "uid", m.UID, "limit", h.opts.MaxMessageBytes)
-			continue
-		}
-		msgs = append(msgs, m)
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, fmt.Errorf("fetch %q: %w", mb, err)
+		return nil, nil, err
 	}
-	return msgs, nil
+	return msgs, oversize, nil
 }

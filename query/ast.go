@@ -266,7 +266,7 @@ func (n Account) String() string { return "account:" + nameValue(n.Name) }
 func (n Mailbox) String() string { return "mailbox:" + nameValue(n.Name) }
 
 func nameValue(s string) string {
-	if bareValue(s) {
+	if bareValue(s) && !strings.ContainsAny(s, "*%") {
 		return s
 	}
 	return quote(s)

@@ -393,12 +393,15 @@ func (p *humanParser) xkeyed(key string, start int) Node {
 		}
 		return Account{Name: v}
 	case "mailbox":
-		v, _ := p.xvalue(key)
+		v, quoted := p.xvalue(key)
 		if v == "" {
 			p.xerrorf(vpos, "%s: needs a value", key)
 		}
-		if strings.ContainsAny(v, "*%") {
-			p.xerrorf(vpos, "mailbox: takes one exact name, wildcards * and %% are not supported")
+		// Bare * and % look like IMAP LIST wildcards, which mailbox: does
+		// not expand; quoted, they are taken as part of the name (a
+		// mailbox may be called "100%").
+		if !quoted && strings.ContainsAny(v, "*%") {
+			p.xerrorf(vpos, "mailbox: takes one exact name, wildcards * and %% are not supported (quote the name if it contains them)")
 		}
 		return Mailbox{Name: CanonicalMailbox(v)}
 	}

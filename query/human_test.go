@@ -40,6 +40,7 @@ func TestParseHuman(t *testing.T) {
 		{`account:Alice@Example.org`, `account:Alice@Example.org`},
 		{`mailbox:Archive/2024.Q1`, `mailbox:Archive/2024.Q1`},
 		{`mailbox:"Sent Items"`, `mailbox:"Sent Items"`},
+		{`mailbox:"50%"`, `mailbox:"50%"`},
 		{`mailbox:inbox`, `mailbox:INBOX`},
 		{`mailbox:InBox/sub`, `mailbox:InBox/sub`},
 		{`-from:bob`, `-from:bob`},
@@ -118,6 +119,7 @@ func TestParseHumanTree(t *testing.T) {
 		{`has:attachment`, HasAttachment{}},
 		{`account:a`, Account{Name: "a"}},
 		{`mailbox:"Sent Items"`, Mailbox{Name: "Sent Items"}},
+		{`mailbox:"100% * more"`, Mailbox{Name: "100% * more"}},
 		{`-from:bob`, Not{Node: Text{Field: FieldFrom, Value: "bob", Match: MatchWords}}},
 		{`a b OR c`, And{Nodes: []Node{
 			Text{Value: "a"},
@@ -194,7 +196,7 @@ func TestParseHumanErrors(t *testing.T) {
 		{`larger:9999999999G`, `parse "larger:9999999999G": size "9999999999G" is too large (at offset 7)`},
 		{`has:pdf`, `parse "has:pdf": unknown has: value "pdf" (known: attachment) (at offset 4)`},
 		{`account:""`, `parse "account:\"\"": account: needs a value (at offset 8)`},
-		{`mailbox:Archive/*`, `parse "mailbox:Archive/*": mailbox: takes one exact name, wildcards * and % are not supported (at offset 8)`},
+		{`mailbox:Archive/*`, `parse "mailbox:Archive/*": mailbox: takes one exact name, wildcards * and % are not supported (quote the name if it contains them) (at offset 8)`},
 		{strings.Repeat("(", 101) + "a" + strings.Repeat(")", 101), `parse "` + strings.Repeat("(", 101) + "a" + strings.Repeat(")", 101) + `": query nested too deeply (more than 100 levels) (at offset 100)`},
 		{strings.Repeat("-", 101) + "a", `parse "` + strings.Repeat("-", 101) + `a": query nested too deeply (more than 100 levels) (at offset 100)`},
 	}
