@@ -24,6 +24,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-sasl"
 )
 
 // ErrAuth marks a login the server refused: the account is parked and
@@ -47,6 +48,15 @@ type Account struct {
 	InsecureSkipVerify bool   // this is set
 	Username           string
 	Password           string
+	// Auth is how to log in: "plain" (default: AUTHENTICATE PLAIN, with
+	// SASL-IR when offered, or the LOGIN command on servers without
+	// AUTH=PLAIN), "login" (the LOGIN command) or "xoauth2" (AUTHENTICATE
+	// XOAUTH2 with an OAuth 2 access token).
+	Auth string
+	// TokenFile holds the XOAUTH2 access token. It is read at every
+	// connection, so that whatever refreshes the token can rewrite it;
+	// without it the token is Password.
+	TokenFile string
 	// Mailboxes are include patterns (path.Match syntax on the decoded name,
 	// "*" for all); Exclude patterns remove from them.
 	Mailboxes []string
@@ -341,9 +351,9 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 		}
 		c.Close()
 	}
-	if err := c.Login(h.acct.Username, h.acct.Password).Wait(); err != nil {
+	if err := h.login(c); err != nil {
 		var ie *imap.Error
-		if !errors.As(err, &ie) {
+		if !errors.As(err, &ie) && !errors.Is(err, ErrAuth) {
 			// Not an answer: the connection broke. When the client's reader
 			// gave up on the server's data, that is the error worth
 			// reporting, not the failed write that followed it.
@@ -356,6 +366,13 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 			}
 		}
 		end()
+		what := "the password"
+		if h.acct.Auth == "xoauth2" {
+			what = "the access token"
+		}
+		if errors.Is(err, ErrAuth) {
+			return nil, nil, fmt.Errorf("account %q: login as %q: %w (check %s)", h.acct.Name, h.acct.Username, err, what)
+		}
 		// Only a refusal of the credentials parks the account. A NO with
 		// another code (LIMIT: too many connections, UNAVAILABLE, ...) is
 		// temporary; a bare NO is what servers without response codes
@@ -363,11 +380,52 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 		if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAuthenticationFailed ||
 			ie.Code == imap.ResponseCodeAuthorizationFailed || ie.Code == imap.ResponseCodeExpired ||
 			(ie.Type == imap.StatusResponseTypeNo && ie.Code == "")) {
-			return nil, nil, fmt.Errorf("account %q: login as %q: %w: %v (check the password)", h.acct.Name, h.acct.Username, ErrAuth, err)
+			return nil, nil, fmt.Errorf("account %q: login as %q: %w: %v (check %s)", h.acct.Name, h.acct.Username, ErrAuth, err, what)
 		}
 		return nil, nil, fmt.Errorf("account %q: login at %s: %w", h.acct.Name, net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port())), err)
 	}
 	return cn, end, nil
+}
+
+// login authenticates as the account's Auth says.
+func (h *Harvester) login(c *imapclient.Client) error {
+	switch h.acct.Auth {
+	case "login":
+		return c.Login(h.acct.Username, h.acct.Password).Wait()
+	case "xoauth2":
+		token := h.acct.Password
+		if h.acct.TokenFile != "" {
+			b, err := os.ReadFile(h.acct.TokenFile)
+			if err != nil {
+				return fmt.Errorf("%w: token_file: %v", ErrAuth, err)
+			}
+			token = strings.TrimSpace(string(b))
+		}
+		if !c.Caps().Has(imap.AuthCap("XOAUTH2")) {
+			return fmt.Errorf("%w: the server does not offer AUTH=XOAUTH2", ErrAuth)
+		}
+		return c.Authenticate(&xoauth2{user: h.acct.Username, token: token})
+	default:
+		if c.Caps().Has(imap.AuthCap(sasl.Plain)) {
+			return c.Authenticate(sasl.NewPlainClient("", h.acct.Username, h.acct.Password))
+		}
+		return c.Login(h.acct.Username, h.acct.Password).Wait()
+	}
+}
+
+// xoauth2 is the SASL XOAUTH2 mechanism of Google and Microsoft: one
+// message, "user=U^Aauth=Bearer T^A^A". A refusal comes as a challenge with
+// a JSON status, which the client must answer with an empty response; the
+// exchange is instead ended here with that status as the error, and the
+// connection is dropped.
+type xoauth2 struct{ user, token string }
+
+func (x *xoauth2) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
+}
+
+func (x *xoauth2) Next(challenge []byte) ([]byte, error) {
+	return nil, fmt.Errorf("%w: the server refused the token: %s", ErrAuth, challenge)
 }
 
 // session is one connection's life: connect, log in, catch every mailbox

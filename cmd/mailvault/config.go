@@ -31,6 +31,8 @@ type accountConfig struct {
 	PasswordFile       string   `yaml:"password_file"`
 	PasswordEnv        string   `yaml:"password_env"`
 	Auth               string   `yaml:"auth"`
+	TokenFile          string   `yaml:"token_file"`
+	TokenEnv           string   `yaml:"token_env"`
 	Mailboxes          []string `yaml:"mailboxes"`
 	Exclude            []string `yaml:"exclude"`
 	Idle               []string `yaml:"idle"`
@@ -96,31 +98,55 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 		if ac.Username == "" {
 			bad(at+".username", "required")
 		}
+		password, tokenFile := "", ""
 		switch ac.Auth {
 		case "", "plain", "login":
+			if ac.TokenFile != "" || ac.TokenEnv != "" {
+				bad(at, "token_file and token_env are for auth: xoauth2")
+			}
+			switch {
+			case ac.PasswordFile != "" && ac.PasswordEnv != "":
+				bad(at, "set password_file or password_env, not both")
+			case ac.PasswordFile != "":
+				b, err := os.ReadFile(ac.PasswordFile)
+				if err != nil {
+					bad(at+".password_file", "%v", err)
+				}
+				password = strings.TrimRight(string(b), "\r\n")
+			case ac.PasswordEnv != "":
+				v, ok := os.LookupEnv(ac.PasswordEnv)
+				if !ok {
+					bad(at+".password_env", "environment variable %s is not set", ac.PasswordEnv)
+				}
+				password = v
+			default:
+				bad(at, "password_file or password_env is required")
+			}
 		case "xoauth2":
-			bad(at+".auth", "xoauth2 is not supported yet; use plain or login")
-		default:
-			bad(at+".auth", "%q: want plain or login", ac.Auth)
-		}
-		password := ""
-		switch {
-		case ac.PasswordFile != "" && ac.PasswordEnv != "":
-			bad(at, "set password_file or password_env, not both")
-		case ac.PasswordFile != "":
-			b, err := os.ReadFile(ac.PasswordFile)
-			if err != nil {
-				bad(at+".password_file", "%v", err)
+			// The token file is read again at every connection, so that a
+			// refresher (a sidecar, a cron job) can rotate it under serve.
+			if ac.PasswordFile != "" || ac.PasswordEnv != "" {
+				bad(at, "auth: xoauth2 takes token_file or token_env, not a password")
 			}
-			password = strings.TrimRight(string(b), "\r\n")
-		case ac.PasswordEnv != "":
-			v, ok := os.LookupEnv(ac.PasswordEnv)
-			if !ok {
-				bad(at+".password_env", "environment variable %s is not set", ac.PasswordEnv)
+			switch {
+			case ac.TokenFile != "" && ac.TokenEnv != "":
+				bad(at, "set token_file or token_env, not both")
+			case ac.TokenFile != "":
+				if _, err := os.ReadFile(ac.TokenFile); err != nil {
+					bad(at+".token_file", "%v", err)
+				}
+				tokenFile = ac.TokenFile
+			case ac.TokenEnv != "":
+				v, ok := os.LookupEnv(ac.TokenEnv)
+				if !ok {
+					bad(at+".token_env", "environment variable %s is not set", ac.TokenEnv)
+				}
+				password = strings.TrimSpace(v)
+			default:
+				bad(at, "auth: xoauth2 needs token_file or token_env")
 			}
-			password = v
 		default:
-			bad(at, "password_file or password_env is required")
+			bad(at+".auth", "%q: want plain, login or xoauth2", ac.Auth)
 		}
 		poll := time.Minute
 		if ac.PollInterval != "" {
@@ -140,6 +166,7 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 		accounts = append(accounts, harvest.Account{
 			Name: ac.Name, Host: ac.Host, Port: ac.Port, TLS: ac.TLS, TLSCAFile: ac.TLSCAFile,
 			InsecureSkipVerify: ac.InsecureSkipVerify, Username: ac.Username, Password: password,
+			Auth: ac.Auth, TokenFile: tokenFile,
 			Mailboxes: ac.Mailboxes, Exclude: ac.Exclude, Idle: idle, PollInterval: poll,
 			MaxConnections: max(ac.MaxConnections, 1),
 		})

@@ -17,6 +17,10 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +46,20 @@ type faultProxy struct {
 
 	mu    sync.Mutex
 	conns []net.Conn
+	sent  bytes.Buffer // everything clients sent
+}
+
+// Write records what a client sent.
+func (p *faultProxy) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent.Write(b)
+}
+
+func (p *faultProxy) clientSent() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent.String()
 }
 
 func startFaultProxy(t *testing.T, target, marker string, stall bool) *faultProxy {
@@ -73,7 +91,7 @@ func startFaultProxy(t *testing.T, target, marker string, stall bool) *faultProx
 			p.mu.Lock()
 			p.conns = append(p.conns, c, s)
 			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(io.MultiWriter(s, p), c); s.Close() }()
 			go p.serverToClient(s, c)
 		}
 	}()
@@ -458,4 +476,102 @@ func largeMessage(tag string, size int) []byte {
 	}
 	b.WriteString("--b1--\r\n")
 	return b.Bytes()
+}
+
+// TestDovecotXOAUTH2 logs in with AUTHENTICATE XOAUTH2 to a Dovecot whose
+// oauth2 passdb asks a token-info endpoint served here. A token the
+// endpoint refuses parks the account with the server's answer and a hint;
+// once the token file holds a valid token, the next attempt (the file is
+// read at every connection) logs in and harvests.
+func TestDovecotXOAUTH2(t *testing.T) {
+	var asked atomic.Int32
+	valid := "ya29.valid-token"
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("access_token") != valid {
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"invalid_token"}`)
+			return
+		}
+		io.WriteString(w, `{"username":"alice","active":true}`)
+	}))
+	defer ts.Close()
+	srv := dovecottest.Start(t, &dovecottest.Options{OAuth2TokenInfoURL: ts.URL + "/tokeninfo?access_token="})
+	srv.Append(t, "alice", "INBOX", dcMessage("oauth", 1))
+	log := dcLogger(t)
+
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("ya29.expired-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acct := dcAccount(t, srv, "alice", "alice")
+	acct.Auth, acct.Password, acct.TokenFile = "xoauth2", "", tokenFile
+	a := dcOpenArchive(t, t.TempDir())
+	opts := dcFastBackoff(log)
+	opts.AuthBackoff = 2 * time.Second
+	h := dcStart(t, context.Background(), acct, &archiveSink{a: a.Archive}, opts)
+	var st harvest.Status
+	dcWaitFor(t, 10*time.Second, "the refused token in status", func() (bool, string) {
+		st = h.Status()
+		return st.State == "error", fmt.Sprintf("%+v", st)
+	})
+	t.Logf("refused: %s", st.Error)
+	for _, want := range []string{`login as "alice"`, "authentication failed", "check the access token"} {
+		if !strings.Contains(st.Error, want) {
+			t.Errorf("error %q does not say %q", st.Error, want)
+		}
+	}
+	if asked.Load() == 0 {
+		t.Error("Dovecot never asked the token endpoint: the login did not go through XOAUTH2")
+	}
+	if err := os.WriteFile(tokenFile, []byte(valid+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dcWaitFor(t, 10*time.Second, "the message archived after the token is replaced", func() (bool, string) {
+		return dcArchived(t, a, map[string]int{"alice/INBOX": 1})
+	})
+	if n := dcAuthLogins(t, srv, "alice", "XOAUTH2"); n == 0 {
+		t.Error("Dovecot logged no XOAUTH2 login for alice")
+	}
+}
+
+// dcAuthLogins counts user's successful logins with mechanism in
+// Dovecot's log ("imap-login: Login: user=<alice>, method=XOAUTH2, ...").
+func dcAuthLogins(t *testing.T, srv *dovecottest.Server, user, mechanism string) int {
+	t.Helper()
+	b, err := os.ReadFile(srv.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), fmt.Sprintf("Login: user=<%s>, method=%s,", user, mechanism))
+}
+
+// TestDovecotAuthModes: auth plain uses AUTHENTICATE PLAIN with SASL-IR,
+// auth login the LOGIN command, as seen on the wire (Dovecot logs both as
+// method=PLAIN).
+func TestDovecotAuthModes(t *testing.T) {
+	srv := dovecottest.Start(t, &dovecottest.Options{Users: []string{"alice", "bob"}})
+	srv.Append(t, "alice", "INBOX", dcMessage("modes", 1))
+	srv.Append(t, "bob", "INBOX", dcMessage("modes", 2))
+	log := dcLogger(t)
+	a := dcOpenArchive(t, t.TempDir())
+	sink := &archiveSink{a: a.Archive}
+	pp := startFaultProxy(t, srv.Addr, "\x00never sent\x00", false)
+	pl := startFaultProxy(t, srv.Addr, "\x00never sent\x00", false)
+	plain := pp.account(t, srv, "alice", "alice")
+	plain.Auth = "plain"
+	login := pl.account(t, srv, "bob", "bob")
+	login.Auth = "login"
+	dcStart(t, context.Background(), plain, sink, dcFastBackoff(log))
+	dcStart(t, context.Background(), login, sink, dcFastBackoff(log))
+	dcWaitFor(t, 10*time.Second, "both archived", func() (bool, string) {
+		return dcArchived(t, a, map[string]int{"alice/INBOX": 1, "bob/INBOX": 1})
+	})
+	if sent := pp.clientSent(); !strings.Contains(sent, " AUTHENTICATE PLAIN ") || strings.Contains(sent, " LOGIN ") {
+		t.Errorf("auth plain sent:\n%s", sent)
+	}
+	if sent := pl.clientSent(); !strings.Contains(sent, ` LOGIN "bob" `) && !strings.Contains(sent, " LOGIN bob ") || strings.Contains(sent, "AUTHENTICATE") {
+		t.Errorf("auth login sent:\n%s", sent)
+	}
 }

@@ -55,6 +55,11 @@ type Options struct {
 	// this server (Server.CAFile, Server.CAPool). STARTTLS is then offered on
 	// the plain listener too.
 	TLS bool
+	// OAuth2TokenInfoURL turns on XOAUTH2 and OAUTHBEARER logins, checked by
+	// Dovecot's oauth2 passdb with a GET of this URL followed by the token
+	// (for example "http://127.0.0.1:8080/tokeninfo?access_token="). The
+	// answer must be 200 with a JSON object whose "username" is the user.
+	OAuth2TokenInfoURL string
 }
 
 // Server is one private Dovecot instance. The exported fields are fixed by
@@ -398,12 +403,29 @@ func (s *Server) writeConfig(o *Options) error {
 	p("first_valid_gid = %d", s.mailGID)
 	p("last_valid_gid = %d", s.mailGID)
 	p("")
-	p("auth_mechanisms = plain login")
 	p("disable_plaintext_auth = no")
 	p("auth_failure_delay = 0")
+	if o.OAuth2TokenInfoURL == "" {
+		p("auth_mechanisms = plain login")
+	} else {
+		p("auth_mechanisms = plain login xoauth2 oauthbearer")
+		conf := filepath.Join(s.Dir, "dovecot-oauth2.conf.ext")
+		text := fmt.Sprintf("tokeninfo_url = %s\nusername_attribute = username\n", o.OAuth2TokenInfoURL)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
+		p("passdb {")
+		p("  driver = oauth2")
+		p("  mechanisms = xoauth2 oauthbearer")
+		p("  args = %s", conf)
+		p("}")
+	}
 	p("passdb {")
 	p("  driver = passwd-file")
 	p("  args = scheme=PLAIN username_format=%%u %s", filepath.Join(s.Dir, "passwd"))
+	if o.OAuth2TokenInfoURL != "" {
+		p("  mechanisms = plain login")
+	}
 	p("}")
 	p("userdb {")
 	p("  driver = static")
