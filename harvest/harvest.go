@@ -141,6 +141,12 @@ type Options struct {
 	// StartJitter: the first connection waits a random time up to this
 	// (default 0; serve sets it for many accounts).
 	StartJitter time.Duration
+	// FlagSweep is how often a polled mailbox's flags and UIDs are fetched
+	// whole to notice flag changes and expunges when the server has no
+	// CONDSTORE (default 10 minutes). With CONDSTORE, a change of
+	// HIGHESTMODSEQ says when; a poll that finds MESSAGES, UIDNEXT,
+	// UIDVALIDITY and HIGHESTMODSEQ unchanged costs one STATUS.
+	FlagSweep time.Duration
 	// MaxMessageBytes: a larger message is recorded as skipped (default 256 MiB).
 	MaxMessageBytes int64
 }
@@ -179,6 +185,22 @@ type Harvester struct {
 	// splitUntil: per "mailbox/uidvalidity", fetch one message at a time up
 	// to this UID (a chunk ending there failed repeatedly).
 	splitUntil map[string]uint32
+	// synced: per mailbox, what the server said at its last complete sync
+	// (guarded by mu).
+	synced map[string]stamp
+}
+
+// stamp is a mailbox's state on the server as EXAMINE or STATUS report it.
+type stamp struct {
+	uidValidity, uidNext, messages uint32
+	modSeq                         uint64 // 0 without CONDSTORE
+	reconciled                     time.Time
+}
+
+// same reports whether nothing was added, expunged or (with CONDSTORE)
+// changed between s and t.
+func (s stamp) same(t stamp) bool {
+	return s.uidValidity == t.uidValidity && s.uidNext == t.uidNext && s.messages == t.messages && s.modSeq == t.modSeq
 }
 
 // Fetch failures before a chunk is fetched one message at a time, and before
@@ -190,7 +212,7 @@ const (
 
 // New returns a Harvester for acct writing to sink.
 func New(acct Account, sink Sink, opts *Options) *Harvester {
-	h := &Harvester{acct: acct, sink: sink, strikes: map[string]int{}, splitUntil: map[string]uint32{}}
+	h := &Harvester{acct: acct, sink: sink, strikes: map[string]int{}, splitUntil: map[string]uint32{}, synced: map[string]stamp{}}
 	if opts != nil {
 		h.opts = *opts
 	}
@@ -218,6 +240,9 @@ func New(acct Account, sink Sink, opts *Options) *Harvester {
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 256 << 20
+	}
+	if o.FlagSweep <= 0 {
+		o.FlagSweep = 10 * time.Minute
 	}
 	if h.acct.PollInterval <= 0 {
 		h.acct.PollInterval = time.Minute
@@ -309,8 +334,9 @@ func (h *Harvester) Run(ctx context.Context) error {
 type conn struct {
 	c        *imapclient.Client
 	tc       *timeoutConn
-	changed  chan struct{} // EXISTS or EXPUNGE arrived; buffered, never blocks the reader
+	changed  chan struct{} // EXISTS, EXPUNGE or FETCH arrived; buffered, never blocks the reader
 	expunged atomic.Bool
+	flagged  atomic.Bool // a FETCH the client did not ask for: flags changed
 }
 
 // connect dials and logs in. The returned func ends the session: politely
@@ -335,6 +361,12 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 			},
 			Expunge: func(uint32) {
 				cn.expunged.Store(true)
+				signal()
+			},
+			// Runs on a goroutine of its own, and must consume msg.
+			Fetch: func(msg *imapclient.FetchMessageData) {
+				msg.Collect()
+				cn.flagged.Store(true)
 				signal()
 			},
 		},
@@ -547,7 +579,9 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if err := h.syncMailbox(ctx, cn, idle, cn.expunged.Swap(false)); err != nil {
+			changed := cn.expunged.Swap(false)
+			changed = cn.flagged.Swap(false) || changed
+			if err := h.syncMailbox(ctx, cn, idle, changed); err != nil {
 				return err
 			}
 		} else {
@@ -581,7 +615,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 				if slices.Contains(idles, mb) {
 					continue
 				}
-				if err := h.syncMailbox(ctx, cn, mb, true); err != nil {
+				if err := h.pollMailbox(ctx, cn, mb); err != nil {
 					return err
 				}
 			}
@@ -834,6 +868,7 @@ func (h *Harvester) forget(boxes []string) {
 		if !slices.Contains(boxes, name) {
 			h.log.Info("mailbox gone from the server; its archived mail stays", "mailbox", name)
 			delete(h.status.Mailboxes, name)
+			delete(h.synced, name)
 		}
 	}
 }
@@ -846,14 +881,49 @@ func (h *Harvester) markIdle(mb string) {
 	h.mu.Unlock()
 }
 
-// syncMailbox catches mailbox mb up from its checkpoint: EXAMINE, compare
-// UIDVALIDITY, UID SEARCH for the UIDs at or above the checkpoint, then UID
-// FETCH them in chunks, each chunk stored before the next is fetched. With
-// reconcile it then fetches every message's flags and hands them to the Sink,
-// which marks vanished UIDs expunged and records flag changes.
+// pollMailbox asks for a polled mailbox's STATUS and syncs it when the
+// answer differs from the last sync's, or when its flags are due for a
+// sweep (servers without CONDSTORE).
+func (h *Harvester) pollMailbox(ctx context.Context, cn *conn, mb string) error {
+	condstore := cn.c.Caps().Has(imap.CapCondStore)
+	st, err := cn.c.Status(mb, &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: condstore}).Wait()
+	if err != nil {
+		return fmt.Errorf("status %q: %w", mb, err)
+	}
+	now := stamp{uidValidity: st.UIDValidity, uidNext: uint32(st.UIDNext), modSeq: st.HighestModSeq}
+	if st.NumMessages != nil {
+		now.messages = *st.NumMessages
+	}
+	h.mu.Lock()
+	last, ok := h.synced[mb]
+	h.mu.Unlock()
+	if ok && last.same(now) && (now.modSeq != 0 || time.Since(last.reconciled) < h.opts.FlagSweep) {
+		ms := h.mailboxState(mb)
+		ms.Mailbox, ms.State, ms.LastSync = mb, "polling", time.Now()
+		h.setMailbox(ms)
+		return nil
+	}
+	return h.syncMailbox(ctx, cn, mb, true)
+}
+
+func (h *Harvester) mailboxState(mb string) MailboxState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.status.Mailboxes[mb]
+}
+
+// syncMailbox catches mailbox mb up from its checkpoint: EXAMINE (with
+// CONDSTORE when the server has it), compare UIDVALIDITY, list the UIDs at
+// or above the checkpoint, then UID FETCH them in chunks, each chunk stored
+// before the next is fetched. With reconcile it then fetches every
+// message's flags and hands them to the Sink, which marks vanished UIDs
+// expunged and records flag changes; with CONDSTORE that is skipped when
+// HIGHESTMODSEQ and the message count say nothing changed since the last
+// time.
 func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconcile bool) error {
 	c := cn.c
-	sel, err := c.Select(mb, &imap.SelectOptions{ReadOnly: true}).Wait()
+	condstore := c.Caps().Has(imap.CapCondStore)
+	sel, err := c.Select(mb, &imap.SelectOptions{ReadOnly: true, CondStore: condstore}).Wait()
 	if err != nil {
 		return fmt.Errorf("examine %q: %w", mb, err)
 	}
@@ -868,10 +938,25 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 			return err
 		}
 	}
-	if reconcile {
+	// The stamp records a state whose flags and expunges the archive has
+	// seen, so it moves only with a reconcile (or when CONDSTORE shows
+	// there was nothing to reconcile).
+	now := stamp{uidValidity: sel.UIDValidity, uidNext: uint32(sel.UIDNext), messages: sel.NumMessages, modSeq: sel.HighestModSeq}
+	h.mu.Lock()
+	last, seen := h.synced[mb]
+	h.mu.Unlock()
+	if reconcile && seen && now.modSeq != 0 && last.modSeq == now.modSeq && last.messages == now.messages && last.uidValidity == now.uidValidity {
+		now.reconciled = last.reconciled // CONDSTORE: no flag changed, nothing expunged
+	} else if reconcile {
 		if err := h.reconcile(ctx, cn, mb, sel); err != nil {
 			return err
 		}
+		now.reconciled = time.Now()
+	}
+	if reconcile {
+		h.mu.Lock()
+		h.synced[mb] = now
+		h.mu.Unlock()
 	}
 	ms.State, ms.LastSync = "polling", time.Now()
 	h.setMailbox(ms)
