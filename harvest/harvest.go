@@ -166,6 +166,16 @@ type Status struct {
 	State     string // "connecting", "harvesting", "backing off", "error"
 	Error     string
 	Mailboxes map[string]MailboxState
+	Counters  Counters
+}
+
+// Counters count since the Harvester was made, for metrics.
+type Counters struct {
+	Logins   int64 // successful logins (one per connection)
+	Failures int64 // sessions ended by an error (then a reconnect)
+	Messages int64 // messages fetched and handed to the Sink
+	Bytes    int64 // their bytes
+	Skipped  int64 // messages recorded as skipped
 }
 
 // Harvester harvests one account. Run it with Run; Status may be called from
@@ -177,7 +187,7 @@ type Harvester struct {
 	log  *slog.Logger
 
 	mu     sync.Mutex
-	status Status
+	status Status // its Counters too are guarded by mu
 
 	// strikes counts failed fetches per "mailbox/uidvalidity/size/first UID
 	// of the chunk", across reconnects; guarded by mu (IDLE workers fetch too).
@@ -274,6 +284,12 @@ func (h *Harvester) Status() Status {
 	return s
 }
 
+func (h *Harvester) count(f func(c *Counters)) {
+	h.mu.Lock()
+	f(&h.status.Counters)
+	h.mu.Unlock()
+}
+
 func (h *Harvester) setState(state, errText string) {
 	h.mu.Lock()
 	h.status.State, h.status.Error = state, errText
@@ -304,6 +320,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		h.count(func(c *Counters) { c.Failures++ })
 		wait := backoff
 		switch {
 		case errors.Is(err, ErrAuth), errors.Is(err, ErrCertificate):
@@ -416,6 +433,7 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 		}
 		return nil, nil, fmt.Errorf("account %q: login at %s: %w", h.acct.Name, net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port())), err)
 	}
+	h.count(func(c *Counters) { c.Logins++ })
 	return cn, end, nil
 }
 
@@ -1096,6 +1114,12 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 		if err != nil {
 			return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
 		}
+		h.count(func(c *Counters) {
+			c.Messages += int64(len(msgs))
+			for _, m := range msgs {
+				c.Bytes += int64(len(m.Raw))
+			}
+		})
 		for _, uid := range oversize {
 			// RFC822.SIZE said less than the body the server then sent.
 			if err := h.skip(ctx, cn, mb, uidvalidity, uid, fmt.Sprintf(
@@ -1147,7 +1171,11 @@ func (h *Harvester) skip(ctx context.Context, cn *conn, mb string, uidvalidity u
 	h.log.Error("message not archived; recorded as skipped", "mailbox", mb, "uidvalidity", uidvalidity, "uid", uid, "reason", reason)
 	cn.tc.pause()
 	defer cn.tc.resume()
-	return h.sink.Skip(ctx, h.acct.Name, mb, uidvalidity, uint32(uid), reason)
+	if err := h.sink.Skip(ctx, h.acct.Name, mb, uidvalidity, uint32(uid), reason); err != nil {
+		return err
+	}
+	h.count(func(c *Counters) { c.Skipped++ })
+	return nil
 }
 
 // strike adds d to the strikes of key (d < 0 clears them) and returns the count.

@@ -16,8 +16,9 @@ import (
 // config is the YAML configuration of `mailvault serve` (see
 // mailvault.example.yaml for every field, annotated).
 type config struct {
-	DataDir  string          `yaml:"data_dir"`
-	Accounts []accountConfig `yaml:"accounts"`
+	DataDir       string          `yaml:"data_dir"`
+	MetricsListen string          `yaml:"metrics_listen"`
+	Accounts      []accountConfig `yaml:"accounts"`
 }
 
 type accountConfig struct {
@@ -59,6 +60,11 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "./mailvault-data"
+	}
+	if cfg.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(cfg.MetricsListen); err != nil {
+			bad("metrics_listen", "%q: want host:port, like 127.0.0.1:9464", cfg.MetricsListen)
+		}
 	}
 	if len(cfg.Accounts) == 0 {
 		bad("accounts", "no accounts configured")

@@ -36,7 +36,7 @@ type searchRequest struct {
 }
 
 // serveLocalAPI answers local requests until ctx is done.
-func serveLocalAPI(ctx context.Context, dir string, a *indexer.Archive, log *slog.Logger) error {
+func serveLocalAPI(ctx context.Context, dir string, a *indexer.Archive, metrics http.HandlerFunc, log *slog.Logger) error {
 	path := filepath.Join(dir, localSocket)
 	os.Remove(path) // a stale socket of a crashed serve; the data dir lock is ours
 	ln, err := net.Listen("unix", path)
@@ -45,6 +45,7 @@ func serveLocalAPI(ctx context.Context, dir string, a *indexer.Archive, log *slo
 	}
 	os.Chmod(path, 0o660)
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("POST /search", func(w http.ResponseWriter, r *http.Request) {
 		var req searchRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -81,14 +82,24 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			harvesters[i].Run(ctx)
 		}()
 	}
+	metrics := metricsHandler(harvesters, sink, time.Now())
+	if cfg.MetricsListen != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := serveMetrics(ctx, cfg.MetricsListen, metrics); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := serveLocalAPI(ctx, data, a, log); err != nil {
+		if err := serveLocalAPI(ctx, data, a, metrics, log); err != nil {
 			log.Error("local API stopped; search and status from other processes will not see this serve", "err", err)
 		}
 	}()
-	log.Info("serving", "data", data, "accounts", len(accounts))
+	log.Info("serving", "data", data, "accounts", len(accounts), "metrics", cmp.Or(cfg.MetricsListen, "local socket only"))
 	publish := func() {
 		if err := writeHarvestStatus(data, harvesters); err != nil {
 			log.Warn("publish harvest status", "err", err)
@@ -117,7 +128,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 }
 
 // archiveSink is harvest.Sink over the archive.
-type archiveSink struct{ a *indexer.Archive }
+type archiveSink struct {
+	a     *indexer.Archive
+	stats sinkStats
+}
 
 func (s *archiveSink) Checkpoint(ctx context.Context, account, accountURL, mailbox string, uidvalidity uint32) (uint32, error) {
 	next, _, err := s.a.OpenEpoch(ctx, account, accountURL, mailbox, uidvalidity)
@@ -130,8 +144,16 @@ func (s *archiveSink) Store(ctx context.Context, msgs []harvest.Message) error {
 		items[i] = indexer.Item{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
 			Flags: m.Flags, InternalDate: m.InternalDate, Raw: m.Raw}
 	}
+	begin := time.Now()
 	_, err := s.a.Ingest(ctx, items)
-	return err
+	s.stats.storeNanos.Add(int64(time.Since(begin)))
+	if err != nil {
+		s.stats.errors.Add(1)
+		return err
+	}
+	s.stats.batches.Add(1)
+	s.stats.messages.Add(int64(len(msgs)))
+	return nil
 }
 
 func (s *archiveSink) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) error {

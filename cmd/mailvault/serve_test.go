@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +36,14 @@ func TestServeHarvestsIntoTheArchive(t *testing.T) {
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "pw"), []byte("secret\n"), 0o600)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := free.Addr().String()
+	free.Close()
 	cfg := fmt.Sprintf(`data_dir: %s
+metrics_listen: `+metricsAddr+`
 accounts:
   - name: alice
     host: 127.0.0.1
@@ -84,6 +95,30 @@ accounts:
 		run(context.Background(), &env{stdout: &out, stderr: &bytes.Buffer{}}, []string{"status", "--data", data, "--json"})
 		return strings.Contains(out.String(), `"state":"idle"`) && strings.Contains(out.String(), `"server_messages":2`)
 	})
+	// Metrics, on the configured TCP address and on the local socket.
+	tcp := &http.Client{Timeout: 5 * time.Second}
+	unix := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(data, localSocket))
+		}}}
+	for name, get := range map[string]func() (*http.Response, error){
+		"tcp":  func() (*http.Response, error) { return tcp.Get("http://" + metricsAddr + "/metrics") },
+		"unix": func() (*http.Response, error) { return unix.Get("http://mailvault/metrics") },
+	} {
+		resp, err := get()
+		if err != nil {
+			t.Fatalf("metrics over %s: %v", name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		checkMetrics(t, name, string(body), map[string]float64{
+			`mailvault_harvest_messages_total{account="alice"}`:           3,
+			`mailvault_harvest_skipped_total{account="alice"}`:            0,
+			`mailvault_account_mailboxes{account="alice"}`:                2,
+			`mailvault_account_state{account="alice",state="harvesting"}`: 1,
+			`mailvault_store_messages_total`:                              3,
+		})
+	}
 	// search works beside serve: it asks serve over the local socket.
 	var found bytes.Buffer
 	if code := run(context.Background(), &env{stdout: &found, stderr: &bytes.Buffer{}}, []string{"search", "--data", data, "--json", "zeppelin"}); code != 0 || !strings.Contains(found.String(), `"subject":"zeppelin"`) {
@@ -115,5 +150,46 @@ accounts:
 	}
 	if code := run(context.Background(), &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}, []string{"verify", "--data", data}); code != 0 {
 		t.Fatal("verify after serve failed")
+	}
+}
+
+// metricLine is one sample of the Prometheus text format, as written here:
+// a name, optional labels, a value.
+var metricLine = regexp.MustCompile(`^([a-z_]+(?:\{[a-z_]+="(?:[^"\\]|\\.)*"(?:,[a-z_]+="(?:[^"\\]|\\.)*")*\})?) (-?[0-9.e+]+)$`)
+
+// checkMetrics parses text as the Prometheus text format (every line a
+// comment or a well-formed sample, every metric with HELP and TYPE) and
+// checks the samples in want.
+func checkMetrics(t *testing.T, where, text string, want map[string]float64) {
+	t.Helper()
+	got := map[string]float64{}
+	typed := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == "#" && f[1] == "TYPE" {
+			typed[f[2]] = true
+			continue
+		}
+		if strings.HasPrefix(line, "# HELP ") {
+			continue
+		}
+		m := metricLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("metrics over %s: malformed line %q", where, line)
+			continue
+		}
+		name, _, _ := strings.Cut(m[1], "{")
+		if !typed[name] {
+			t.Errorf("metrics over %s: %s has no TYPE before it", where, name)
+		}
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			t.Errorf("metrics over %s: %q: %v", where, line, err)
+		}
+		got[m[1]] = v
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("metrics over %s: %s = %v (present %v), want %v", where, k, g, ok, v)
+		}
 	}
 }
