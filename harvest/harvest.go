@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-sasl"
+	"golang.org/x/sync/semaphore"
 )
 
 // ErrAuth marks a login the server refused: the account is parked and
@@ -147,8 +148,38 @@ type Options struct {
 	// HIGHESTMODSEQ says when; a poll that finds MESSAGES, UIDNEXT,
 	// UIDVALIDITY and HIGHESTMODSEQ unchanged costs one STATUS.
 	FlagSweep time.Duration
+	// Budget, shared by the harvesters of one process, bounds the bytes of
+	// fetched messages held in memory by all of them at once (nil: no
+	// bound beyond each harvester's FetchBytes).
+	Budget *Budget
 	// MaxMessageBytes: a larger message is recorded as skipped (default 256 MiB).
 	MaxMessageBytes int64
+}
+
+// Budget is a process-wide bound on the bytes of fetched messages waiting
+// to be stored: a harvester takes a chunk's size from it (by the sizes the
+// server gives) before fetching the chunk and gives it back once the chunk
+// is stored. Many accounts catching up at once then wait for each other
+// instead of each holding FetchBytes.
+type Budget struct {
+	sem  *semaphore.Weighted
+	size int64
+}
+
+// NewBudget returns a Budget of n bytes.
+func NewBudget(n int64) *Budget { return &Budget{sem: semaphore.NewWeighted(n), size: n} }
+
+// acquire takes n bytes (at most the whole budget: one message larger than
+// the budget waits for all of it, and then goes alone).
+func (b *Budget) acquire(ctx context.Context, n int64) (release func(), err error) {
+	if b == nil {
+		return func() {}, nil
+	}
+	n = max(1, min(n, b.size))
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	return func() { b.sem.Release(n) }, nil
 }
 
 // MailboxState is what a Harvester knows of one mailbox, for status.
@@ -1085,49 +1116,68 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 			i = end
 			continue
 		}
-		msgs, oversize, err := h.fetch(c, mb, uidvalidity, chunk)
+		var chunkBytes int64
+		for _, p := range todo[i:end] {
+			chunkBytes += p.size
+		}
+		release, err := h.opts.Budget.acquire(ctx, chunkBytes)
 		if err != nil {
-			if n := h.strike(strike, 1); len(chunk) > 1 && n >= strikesToSplit {
-				h.mu.Lock()
-				h.splitUntil[epoch] = uint32(chunk[len(chunk)-1])
-				h.mu.Unlock()
-			}
-			return fmt.Errorf("fetch UID %s of %q: %w", imap.UIDSetNum(chunk...), mb, err)
+			return err
 		}
-		h.strike(strike, -1)
-		// A server that sends UID after the body literal gets its response
-		// routed to the unilateral handler: ask once more for what is
-		// missing. What is still missing was expunged meanwhile.
-		if missing := missingUIDs(chunk, msgs, oversize); len(missing) > 0 {
-			again, over, err := h.fetch(c, mb, uidvalidity, missing)
-			if err != nil {
-				return fmt.Errorf("fetch UID %s of %q: %w", imap.UIDSetNum(missing...), mb, err)
-			}
-			msgs, oversize = append(msgs, again...), append(oversize, over...)
-			if gone := missingUIDs(missing, again, over); len(gone) > 0 {
-				log.Info("messages vanished before they could be fetched", "uids", imap.UIDSetNum(gone...).String())
-			}
-		}
-		cn.tc.pause() // the server owes us nothing while the archive works
-		err = h.sink.Store(ctx, msgs)
-		cn.tc.resume()
+		err = h.storeChunk(ctx, cn, mb, uidvalidity, chunk, strike, epoch)
+		release()
 		if err != nil {
-			return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
-		}
-		h.count(func(c *Counters) {
-			c.Messages += int64(len(msgs))
-			for _, m := range msgs {
-				c.Bytes += int64(len(m.Raw))
-			}
-		})
-		for _, uid := range oversize {
-			// RFC822.SIZE said less than the body the server then sent.
-			if err := h.skip(ctx, cn, mb, uidvalidity, uid, fmt.Sprintf(
-				"message body is over the limit of %d bytes (max_message_bytes)", h.opts.MaxMessageBytes)); err != nil {
-				return err
-			}
+			return err
 		}
 		i = end
+	}
+	return nil
+}
+
+// storeChunk fetches the messages of chunk and stores them.
+func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvalidity uint32, chunk []imap.UID, strike, epoch string) error {
+	c, log := cn.c, h.log.With("mailbox", mb)
+	msgs, oversize, err := h.fetch(c, mb, uidvalidity, chunk)
+	if err != nil {
+		if n := h.strike(strike, 1); len(chunk) > 1 && n >= strikesToSplit {
+			h.mu.Lock()
+			h.splitUntil[epoch] = uint32(chunk[len(chunk)-1])
+			h.mu.Unlock()
+		}
+		return fmt.Errorf("fetch UID %s of %q: %w", imap.UIDSetNum(chunk...), mb, err)
+	}
+	h.strike(strike, -1)
+	// A server that sends UID after the body literal gets its response
+	// routed to the unilateral handler: ask once more for what is
+	// missing. What is still missing was expunged meanwhile.
+	if missing := missingUIDs(chunk, msgs, oversize); len(missing) > 0 {
+		again, over, err := h.fetch(c, mb, uidvalidity, missing)
+		if err != nil {
+			return fmt.Errorf("fetch UID %s of %q: %w", imap.UIDSetNum(missing...), mb, err)
+		}
+		msgs, oversize = append(msgs, again...), append(oversize, over...)
+		if gone := missingUIDs(missing, again, over); len(gone) > 0 {
+			log.Info("messages vanished before they could be fetched", "uids", imap.UIDSetNum(gone...).String())
+		}
+	}
+	cn.tc.pause() // the server owes us nothing while the archive works
+	err = h.sink.Store(ctx, msgs)
+	cn.tc.resume()
+	if err != nil {
+		return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
+	}
+	h.count(func(c *Counters) {
+		c.Messages += int64(len(msgs))
+		for _, m := range msgs {
+			c.Bytes += int64(len(m.Raw))
+		}
+	})
+	for _, uid := range oversize {
+		// RFC822.SIZE said less than the body the server then sent.
+		if err := h.skip(ctx, cn, mb, uidvalidity, uid, fmt.Sprintf(
+			"message body is over the limit of %d bytes (max_message_bytes)", h.opts.MaxMessageBytes)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -272,3 +272,71 @@ func TestMatchWildcard(t *testing.T) {
 		}
 	}
 }
+
+// TestBudget: acquisitions are clamped to the budget's size (a message
+// larger than the budget still goes, alone), block while the budget is
+// spent, and give up when their context ends.
+func TestBudget(t *testing.T) {
+	b := NewBudget(100)
+	release, err := b.acquire(context.Background(), 1000) // clamped to 100
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.acquire(ctx, 1); err == nil {
+		t.Fatal("acquired from a spent budget")
+	}
+	got := make(chan struct{})
+	go func() {
+		r, err := b.acquire(context.Background(), 60)
+		if err == nil {
+			r()
+		}
+		close(got)
+	}()
+	select {
+	case <-got:
+		t.Fatal("acquired before the release")
+	case <-time.After(20 * time.Millisecond):
+	}
+	release()
+	select {
+	case <-got:
+	case <-time.After(time.Second):
+		t.Fatal("not acquired after the release")
+	}
+	var none *Budget // no budget: never blocks
+	r, err := none.acquire(context.Background(), 1<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r()
+}
+
+// TestHarvestersShareATinyBudget: accounts harvesting at once with a
+// budget smaller than any chunk take turns, and all their mail arrives.
+func TestHarvestersShareATinyBudget(t *testing.T) {
+	budget := NewBudget(10)
+	sink := newMemSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for a := range 3 {
+		addr := memServer(t)
+		for i := range 30 {
+			appendMsg(t, addr, "INBOX", mail(100*a+i))
+		}
+		acct := testAccount(addr)
+		acct.Name = fmt.Sprintf("acct%d", a)
+		h := New(acct, sink, &Options{Budget: budget, FetchChunk: 7})
+		wg.Add(1)
+		go func() { defer wg.Done(); h.Run(ctx) }()
+	}
+	waitFor(t, "90 messages", func() bool { n, _ := sink.count(); return n == 90 })
+	if _, dupes := sink.count(); dupes != 0 {
+		t.Errorf("%d duplicate deliveries", dupes)
+	}
+	cancel()
+	wg.Wait()
+}

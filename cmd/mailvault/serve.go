@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -69,10 +70,18 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Error("catching up the index", "err", err)
 	}
 	sink := &archiveSink{a: a}
+	// Memory: all harvesters together hold at most serveFetchBudget of
+	// fetched mail; the index writer's queue is bounded by bytes too; and
+	// the Go heap has a soft limit so that garbage does not double the
+	// resident size (docs/benchmarks.md has the figures).
+	budget := harvest.NewBudget(serveFetchBudget)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serveMemoryLimit)
+	}
 	harvesters := make([]*harvest.Harvester, len(accounts))
 	var wg sync.WaitGroup
 	for i, acct := range accounts {
-		harvesters[i] = harvest.New(acct, sink, &harvest.Options{Logger: log,
+		harvesters[i] = harvest.New(acct, sink, &harvest.Options{Logger: log, Budget: budget,
 			// 10 ms per account, at most 5 s: hundreds of accounts do not
 			// all log in to one server in the same instant.
 			StartJitter: min(time.Duration(len(accounts))*10*time.Millisecond, 5*time.Second)})
@@ -126,6 +135,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
+
+const (
+	serveFetchBudget = 64 << 20  // bytes of fetched mail held by all harvesters at once
+	serveMemoryLimit = 256 << 20 // the Go heap's soft limit in serve, unless GOMEMLIMIT is set
+)
 
 // archiveSink is harvest.Sink over the archive.
 type archiveSink struct {
