@@ -449,7 +449,8 @@ func hbColdMailvault(t *testing.T, srv *dovecottest.Server, run, total int) hbCo
 	}
 	defer a.Close()
 	sink := &hbCountingSink{archiveSink: &archiveSink{a: a}}
-	h := harvest.New(hbTLSAccount(t, srv, "sa", hbBenchUser), sink, nil)
+	limitServeMemory() // as serve runs it
+	h := harvest.New(hbTLSAccount(t, srv, "sa", hbBenchUser), sink, serveHarvestOptions(nil, 1))
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
 	// The sink's counter says when to look; the catalog (indexer.Status, what
@@ -619,7 +620,8 @@ func TestBenchHarvestLatency(t *testing.T) {
 	defer a.Close()
 	sink := &hbCountingSink{archiveSink: &archiveSink{a: a}, track: true}
 	catchUps := &hbCatchUpLog{}
-	h := harvest.New(hbTLSAccount(t, srv, "lat", hbBenchUser), sink, &harvest.Options{Logger: slog.New(catchUps)})
+	limitServeMemory()
+	h := harvest.New(hbTLSAccount(t, srv, "lat", hbBenchUser), sink, serveHarvestOptions(slog.New(catchUps), 1))
 	var runWG sync.WaitGroup
 	runWG.Add(1)
 	go func() { defer runWG.Done(); h.Run(ctx) }()
@@ -1066,8 +1068,10 @@ service imap {
 	hs := make([]*harvest.Harvester, n)
 	var runWG sync.WaitGroup
 	start := time.Now()
+	limitServeMemory()
+	opts := serveHarvestOptions(nil, n)
 	for i, u := range users {
-		hs[i] = harvest.New(hbTLSAccount(t, srv, u, u), sink, nil)
+		hs[i] = harvest.New(hbTLSAccount(t, srv, u, u), sink, opts)
 		runWG.Add(1)
 		go func() { defer runWG.Done(); hs[i].Run(ctx) }()
 	}

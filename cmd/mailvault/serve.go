@@ -74,17 +74,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// fetched mail; the index writer's queue is bounded by bytes too; and
 	// the Go heap has a soft limit so that garbage does not double the
 	// resident size (docs/benchmarks.md has the figures).
-	budget := harvest.NewBudget(serveFetchBudget)
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(serveMemoryLimit)
-	}
+	limitServeMemory()
+	opts := serveHarvestOptions(log, len(accounts))
 	harvesters := make([]*harvest.Harvester, len(accounts))
 	var wg sync.WaitGroup
 	for i, acct := range accounts {
-		harvesters[i] = harvest.New(acct, sink, &harvest.Options{Logger: log, Budget: budget,
-			// 10 ms per account, at most 5 s: hundreds of accounts do not
-			// all log in to one server in the same instant.
-			StartJitter: min(time.Duration(len(accounts))*10*time.Millisecond, 5*time.Second)})
+		harvesters[i] = harvest.New(acct, sink, opts)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -140,6 +135,22 @@ const (
 	serveFetchBudget = 64 << 20  // bytes of fetched mail held by all harvesters at once
 	serveMemoryLimit = 256 << 20 // the Go heap's soft limit in serve, unless GOMEMLIMIT is set
 )
+
+// limitServeMemory sets serve's soft heap limit unless GOMEMLIMIT is set.
+func limitServeMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serveMemoryLimit)
+	}
+}
+
+// serveHarvestOptions are the options of serve's harvesters (the harvest
+// benchmarks use them too), sharing one fetch budget.
+func serveHarvestOptions(log *slog.Logger, accounts int) *harvest.Options {
+	return &harvest.Options{Logger: log, Budget: harvest.NewBudget(serveFetchBudget),
+		// 10 ms per account, at most 5 s: hundreds of accounts do not
+		// all log in to one server in the same instant.
+		StartJitter: min(time.Duration(accounts)*10*time.Millisecond, 5*time.Second)}
+}
 
 // archiveSink is harvest.Sink over the archive.
 type archiveSink struct {
