@@ -822,7 +822,7 @@ func TestBenchHarvestLatency(t *testing.T) {
 			return q[2]
 		}
 		row("bare client IDLE: EXISTS seen (Dovecot's notification)", notify, missNotify)
-		row("harvester: catch-up began (its UID SEARCH answered)", began, missBegan)
+		row("harvester: catch-up began (its new-UID listing answered)", began, missBegan)
 		row("harvester: Store returned (durable in the catalog)", stored, missStored)
 		p99 := row("**archive.Search returns it**", found, missFound)
 		row("(searchable − bare client's EXISTS: mailvault's share)", share, 0)
@@ -841,7 +841,7 @@ func TestBenchHarvestLatency(t *testing.T) {
 }
 
 // hbCatchUpLog is a slog.Handler that records when the harvester logged
-// "catching up" (after its UID SEARCH answered, before the FETCH) and for
+// "catching up" (after its UID FETCH n:* (RFC822.SIZE) answered, before the body FETCH) and for
 // which UIDs.
 type hbCatchUpLog struct {
 	mu  sync.Mutex
