@@ -117,6 +117,11 @@ type Sink interface {
 	// and moves the checkpoint past it, so that one bad message never stalls
 	// its mailbox. The record says what failed; nothing is silently lost.
 	Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error
+	// MailboxesGone is told every mailbox the server LISTs (harvested or
+	// not): what was archived from any other mailbox of the account is
+	// gone from the server (deleted, or renamed) and is marked expunged,
+	// never removed. It returns those mailboxes, with how many messages.
+	MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error)
 }
 
 // Options tune a Harvester. A nil *Options is equivalent to a zero Options.
@@ -521,7 +526,7 @@ func (h *Harvester) session(ctx context.Context) error {
 	}
 	defer end()
 	h.setState("harvesting", "")
-	boxes, idles, err := h.mailboxes(cn.c)
+	boxes, idles, err := h.mailboxes(ctx, cn.c)
 	if err != nil {
 		return err
 	}
@@ -655,7 +660,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 		if main {
 			// Mailboxes created, renamed or deleted on the server since the
 			// last look: re-list them.
-			boxes, idles, err := h.mailboxes(c)
+			boxes, idles, err := h.mailboxes(ctx, c)
 			if err != nil {
 				return err
 			}
@@ -820,16 +825,18 @@ func (h *Harvester) port() int {
 
 // mailboxes lists the account's mailboxes to harvest and picks the ones to
 // IDLE on: the configured Idle entries that exist, at most MaxConnections.
-func (h *Harvester) mailboxes(c *imapclient.Client) (boxes, idles []string, err error) {
+func (h *Harvester) mailboxes(ctx context.Context, c *imapclient.Client) (boxes, idles []string, err error) {
 	list, err := c.List("", "*", nil).Collect()
 	if err != nil {
 		return nil, nil, fmt.Errorf("account %q: list: %w", h.acct.Name, err)
 	}
 	attrs := map[string][]imap.MailboxAttr{}
+	var all []string
 	for _, l := range list {
 		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
 			continue
 		}
+		all = append(all, l.Mailbox)
 		if !matchAny(h.acct.Mailboxes, l.Mailbox) || matchAny(h.acct.Exclude, l.Mailbox) {
 			continue
 		}
@@ -843,6 +850,13 @@ func (h *Harvester) mailboxes(c *imapclient.Client) (boxes, idles []string, err 
 				idles = append(idles, b)
 			}
 		}
+	}
+	gone, err := h.sink.MailboxesGone(ctx, h.acct.Name, all)
+	if err != nil {
+		return nil, nil, fmt.Errorf("account %q: mailboxes gone from the server: %w", h.acct.Name, err)
+	}
+	for mb, n := range gone {
+		h.log.Warn("mailbox deleted or renamed on the server; its archived messages are kept, marked expunged", "mailbox", mb, "messages", n)
 	}
 	return boxes, idles, nil
 }

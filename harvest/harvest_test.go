@@ -81,6 +81,19 @@ func (s *memSink) Skip(_ context.Context, acct, mb string, uv, uid uint32, reaso
 	return nil
 }
 
+func (s *memSink) MailboxesGone(_ context.Context, acct string, onServer []string) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gone := map[string]int{}
+	for k, m := range s.msgs {
+		if m.Account == acct && !slices.Contains(onServer, m.Mailbox) && !s.expunged[k] {
+			s.expunged[k] = true
+			gone[m.Mailbox]++
+		}
+	}
+	return gone, nil
+}
+
 func (s *memSink) count() (int, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -392,6 +392,12 @@ func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidval
 	return a.cat.Reconcile(ctx, mb.ID, uidvalidity, flags)
 }
 
+// MailboxesGone marks the occurrences of mailboxes no longer on the server
+// expunged; see catalog.MailboxesGone.
+func (a *Archive) MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error) {
+	return a.cat.MailboxesGone(ctx, account, onServer)
+}
+
 // Skip records a message a server would not deliver; see catalog.Skip.
 func (a *Archive) Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error {
 	return a.cat.Skip(ctx, account, mailbox, uidvalidity, uid, reason)

@@ -329,6 +329,9 @@ func (s *countingSink) Store(ctx context.Context, msgs []harvest.Message) error 
 func (s *countingSink) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) error {
 	return nil
 }
+func (s *countingSink) MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error) {
+	return nil, nil
+}
 func (s *countingSink) Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error {
 	return nil
 }

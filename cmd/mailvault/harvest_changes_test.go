@@ -86,3 +86,50 @@ func TestDovecotExpungeAndFlagChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestDovecotMailboxRenamedAndDeleted: a mailbox renamed on the server is
+// harvested under its new name with its content linked, not stored again;
+// the copies under the old name, and those of a deleted mailbox, stay in the
+// archive, searchable, marked expunged.
+func TestDovecotMailboxRenamedAndDeleted(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	srv.Append(t, "alice", "INBOX", dcMessage("rnin", 1))
+	srv.LoadMaildir(t, "alice", "Projects", dcMaildir(t, dcMessages("rnpr", 3)))
+	srv.LoadMaildir(t, "alice", "Old", dcMaildir(t, dcMessages("rnold", 2)))
+	log := dcLogger(t)
+	a := dcOpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	dcWaitFor(t, 10*time.Second, "everything archived", func() (bool, string) {
+		return dcArchived(t, a, map[string]int{"alice/INBOX": 1, "alice/Projects": 3, "alice/Old": 2})
+	})
+	blobs := dcBlobCount(t, a)
+
+	srv.RenameMailbox(t, "alice", "Projects", "Projects 2025")
+	srv.DeleteMailbox(t, "alice", "Old")
+	dcWaitFor(t, 10*time.Second, "the renamed mailbox archived and the old names marked", func() (bool, string) {
+		st := dcStatus(t, a)
+		ok := st["alice/Projects 2025"].Occurrences == 3 && st["alice/Projects"].Expunged == 3 && st["alice/Old"].Expunged == 2 &&
+			st["alice/INBOX"].Expunged == 0
+		return ok, fmt.Sprintf("%+v", st)
+	})
+	h.stop(t)
+	if n := dcBlobCount(t, a); n != blobs {
+		t.Errorf("%d blobs after the rename, %d before: the renamed mailbox's mail was stored again", n, blobs)
+	}
+	if err := a.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hits := dcSearch(t, a, dcMarker("rnpr", 2))
+	if len(hits) != 1 || len(hits[0].Occurrences) != 2 {
+		t.Fatalf("search for a renamed message: %+v, want one message in two places", hits)
+	}
+	for _, o := range hits[0].Occurrences {
+		if (o.Mailbox == "Projects") != (o.Expunged != "") {
+			t.Errorf("occurrence %s UID %d: expunged %q", o.Mailbox, o.UID, o.Expunged)
+		}
+	}
+	if hits := dcSearch(t, a, dcMarker("rnold", 1)); len(hits) != 1 || hits[0].Occurrences[0].Expunged == "" {
+		t.Errorf("search for a message of the deleted mailbox: %+v", hits)
+	}
+	dcVerify(t, a, 6, false)
+}

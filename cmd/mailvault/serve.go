@@ -190,6 +190,10 @@ func (s *archiveSink) Skip(ctx context.Context, account, mailbox string, uidvali
 	return s.a.Skip(ctx, account, mailbox, uidvalidity, uid, reason)
 }
 
+func (s *archiveSink) MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error) {
+	return s.a.MailboxesGone(ctx, account, onServer)
+}
+
 var _ harvest.Sink = (*archiveSink)(nil)
 
 // harvestStatus is the published state: per account, and when it was written.

@@ -457,3 +457,19 @@ func (s *Server) copyMessage(src, folder string) error {
 	}
 	return os.Rename(tmp, cur)
 }
+
+// RenameMailbox renames user's mailbox from to to (RENAME).
+func (s *Server) RenameMailbox(t testing.TB, user, from, to string) {
+	t.Helper()
+	if err := s.with(user, func(c *imapclient.Client) error { return c.Rename(from, to, nil).Wait() }); err != nil {
+		t.Fatalf("dovecottest: rename %q to %q: %v", from, to, err)
+	}
+}
+
+// DeleteMailbox deletes user's mailbox and the mail in it (DELETE).
+func (s *Server) DeleteMailbox(t testing.TB, user, mailbox string) {
+	t.Helper()
+	if err := s.with(user, func(c *imapclient.Client) error { return c.Delete(mailbox).Wait() }); err != nil {
+		t.Fatalf("dovecottest: delete %q: %v", mailbox, err)
+	}
+}

@@ -638,6 +638,56 @@ func (c *Catalog) Reconcile(ctx context.Context, mailboxID int64, uidvalidity ui
 	return expunged, reflagged, tx.Commit()
 }
 
+// MailboxesGone marks expunged every live occurrence, in any epoch, of the
+// account's harvested mailboxes whose names are not in onServer: mailboxes
+// deleted or renamed on the server (a renamed one is harvested again under
+// its new name, its content linked, not stored again). It returns the
+// mailboxes it marked, with how many occurrences. Nothing is removed.
+func (c *Catalog) MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT mb.id, mb.name FROM mailboxes mb
+		JOIN accounts ac ON ac.id = mb.account_id JOIN occurrences o ON o.mailbox_id = mb.id
+		WHERE ac.name = ? AND mb.source = ? AND o.expunged_at = ''`, account, SourceIMAP)
+	if err != nil {
+		return nil, err
+	}
+	present := make(map[string]bool, len(onServer))
+	for _, n := range onServer {
+		present[n] = true
+	}
+	gone := map[string]int64{}
+	for rows.Next() {
+		var id int64
+		var name string
+		if err := rows.Scan(&id, &name); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if !present[name] {
+			gone[name] = id
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	at := now()
+	for name, id := range gone {
+		res, err := tx.ExecContext(ctx, `UPDATE occurrences SET expunged_at = ? WHERE mailbox_id = ? AND expunged_at = ''`, at, id)
+		if err != nil {
+			return nil, err
+		}
+		n, _ := res.RowsAffected()
+		out[name] = int(n)
+	}
+	return out, tx.Commit()
+}
+
 // Skip records that (account, mailbox, uidvalidity, uid) could not be
 // fetched, with why, and advances the mailbox checkpoint past it.
 func (c *Catalog) Skip(ctx context.Context, account, name string, uidvalidity, uid uint32, reason string) error {
