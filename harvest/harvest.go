@@ -194,6 +194,10 @@ type MailboxState struct {
 	ServerMessages uint32
 	State          string // "catching up", "idle", "polling"
 	LastSync       time.Time
+	// While catching up: messages this catch-up has to fetch, how many it
+	// has fetched, and since when.
+	ToFetch, Fetched int       `json:",omitempty"`
+	CatchUpSince     time.Time `json:",omitzero"`
 }
 
 // Status is the state of one account's harvest.
@@ -969,6 +973,18 @@ func (h *Harvester) pollMailbox(ctx context.Context, cn *conn, mb string) error 
 	return h.syncMailbox(ctx, cn, mb, true)
 }
 
+// progress records how far a catch-up of mb has come.
+func (h *Harvester) progress(mb string, toFetch, fetched int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ms := h.status.Mailboxes[mb]
+	if fetched == 0 {
+		ms.CatchUpSince = time.Now()
+	}
+	ms.ToFetch, ms.Fetched = toFetch, fetched
+	h.status.Mailboxes[mb] = ms
+}
+
 func (h *Harvester) mailboxState(mb string) MailboxState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -1091,6 +1107,7 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 		return nil
 	}
 	log.Info("catching up", "uidvalidity", uidvalidity, "from_uid", next, "messages", len(todo))
+	h.progress(mb, len(todo), 0)
 	epoch := fmt.Sprintf("%s/%d", mb, uidvalidity)
 	for i := 0; i < len(todo); {
 		if err := ctx.Err(); err != nil {
@@ -1144,6 +1161,7 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 			return err
 		}
 		i = end
+		h.progress(mb, len(todo), i)
 	}
 	return nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"text/tabwriter"
+	"time"
 
 	"mailvault/indexer"
 )
@@ -20,6 +22,24 @@ type statusLine struct {
 	ServerMessages *uint32 `json:"server_messages"` // null when no harvester reports it
 	State          string  `json:"state"`
 	Error          string  `json:"error"`
+	// While catching up: messages to fetch in this catch-up, fetched so far,
+	// rate and estimated seconds left.
+	ToFetch    int     `json:"to_fetch,omitempty"`
+	Fetched    int     `json:"fetched,omitempty"`
+	Rate       float64 `json:"rate,omitempty"`
+	ETASeconds float64 `json:"eta_seconds,omitempty"`
+}
+
+// progressText is "1200/6046 fetched, 350 msg/s, ETA 14s".
+func (l statusLine) progressText() string {
+	if l.ToFetch == 0 {
+		return ""
+	}
+	s := fmt.Sprintf(" %d/%d fetched", l.Fetched, l.ToFetch)
+	if l.Rate > 0 {
+		s += fmt.Sprintf(", %.0f msg/s, ETA %s", l.Rate, (time.Duration(l.ETASeconds) * time.Second).String())
+	}
+	return s
 }
 
 func runStatus(ctx context.Context, e *env, args []string) error {
@@ -50,6 +70,16 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 					if acct.State == "harvesting" {
 						l.State = ms.State
 					}
+					if ms.State == "catching up" && ms.ToFetch > 0 {
+						l.ToFetch, l.Fetched = ms.ToFetch, ms.Fetched
+						if el := live.Written.Sub(ms.CatchUpSince).Seconds(); el > 0 && ms.Fetched > 0 {
+							l.Rate = float64(ms.Fetched) / el
+							l.ETASeconds = math.Round(float64(ms.ToFetch-ms.Fetched) / l.Rate)
+						}
+					}
+					if !ms.LastSync.IsZero() {
+						l.LastSync = ms.LastSync.UTC().Format(time.RFC3339)
+					}
 				}
 			}
 		}
@@ -79,28 +109,33 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tMAILBOX\tSERVER\tARCHIVED\tUNIQUE\tPARSE ERRORS\tNOT INDEXED\tEXPUNGED\tSTATE")
+	fmt.Fprintln(tw, "ACCOUNT\tMAILBOX\tSERVER\tARCHIVED\tUNIQUE\tINDEXED\tPARSE ERRORS\tEXPUNGED\tLAST SYNC\tSTATE")
 	var tot indexer.MailboxStatus
 	for _, l := range lines {
 		server := "-"
 		if l.ServerMessages != nil {
 			server = fmt.Sprint(*l.ServerMessages)
 		}
-		state := l.State
+		state := l.State + l.progressText()
 		if l.Error != "" {
 			state += ": " + l.Error
 		}
 		if l.Skipped > 0 {
 			state += fmt.Sprintf(" (%d skipped: the server would not deliver them)", l.Skipped)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Account, l.Mailbox, server,
-			l.Occurrences, l.Unique, l.ParseErrors, l.Unindexed, l.Expunged, state)
+		lastSync := "-"
+		if l.LastSync != "" {
+			lastSync = l.LastSync
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", l.Account, l.Mailbox, server,
+			l.Occurrences, l.Unique, l.Indexed, l.ParseErrors, l.Expunged, lastSync, state)
 		tot.Occurrences += l.Occurrences
+		tot.Indexed += l.Indexed
 		tot.ParseErrors += l.ParseErrors
 		tot.Unindexed += l.Unindexed
 		tot.Expunged += l.Expunged
 	}
-	fmt.Fprintf(tw, "total\t%d mailboxes\t\t%d\t\t%d\t%d\t%d\t\n", len(lines), tot.Occurrences, tot.ParseErrors, tot.Unindexed, tot.Expunged)
+	fmt.Fprintf(tw, "total\t%d mailboxes\t\t%d\t\t%d\t%d\t%d\t\t\n", len(lines), tot.Occurrences, tot.Indexed, tot.ParseErrors, tot.Expunged)
 	return tw.Flush()
 }
 

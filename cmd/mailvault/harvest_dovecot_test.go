@@ -417,9 +417,20 @@ func TestDovecotCorpusColdHarvest(t *testing.T) {
 
 	a := dcOpenArchive(t, t.TempDir())
 	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, &harvest.Options{Logger: log})
+	var progress harvest.MailboxState // a catch-up seen midway, for status
 	took := dcWaitFor(t, 50*time.Second, "the archive to hold every message", func() (bool, string) {
+		for _, ms := range h.Status().Mailboxes {
+			if ms.State == "catching up" && ms.Fetched > 0 && ms.Fetched < ms.ToFetch && !ms.CatchUpSince.IsZero() {
+				progress = ms
+			}
+		}
 		return dcArchived(t, a, want)
 	})
+	if progress.ToFetch == 0 {
+		t.Error("status never showed a catch-up's progress (fetched of to fetch)")
+	} else {
+		t.Logf("progress seen: %s %d/%d", progress.Mailbox, progress.Fetched, progress.ToFetch)
+	}
 	t.Logf("cold harvest of %d messages: %v (%.0f msg/s)", total, took.Round(time.Millisecond), float64(total)/took.Seconds())
 	// The harvester's own view (EXAMINE) agrees with what was loaded.
 	dcWaitFor(t, 10*time.Second, "the harvester to finish its first pass", func() (bool, string) {
