@@ -68,12 +68,14 @@ type Archive struct {
 
 	mu        sync.Mutex
 	mailboxes map[[2]string]catalog.Mailbox
+
+	views *viewCache // decoded messages for IMAP SEARCH verification
 }
 
 // Open opens the archive in dir, creating it when it does not exist (unless
 // read-only).
 func Open(dir string, opts *Options) (*Archive, error) {
-	a := &Archive{dir: dir, mailboxes: map[[2]string]catalog.Mailbox{}}
+	a := &Archive{dir: dir, mailboxes: map[[2]string]catalog.Mailbox{}, views: newViewCache(viewCacheBytes)}
 	if opts != nil {
 		a.opts = *opts
 	}

@@ -66,6 +66,30 @@ func serveLocalAPI(ctx context.Context, dir string, a *indexer.Archive, metrics 
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(res)
 	})
+	mux.HandleFunc("POST /search-imap", func(w http.ResponseWriter, r *http.Request) {
+		var req imapSearchRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		q, err := query.ParseIMAP(req.Criteria)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		res, err := searchIMAPAll(r.Context(), a, dir, q, req)
+		if err != nil {
+			var ee *exitError
+			if errors.As(err, &ee) && ee.code == 2 {
+				http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+				return
+			}
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(res)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -87,9 +111,20 @@ var errNoDaemon = errors.New("no running serve")
 // searchViaDaemon asks a running serve to search. It returns errNoDaemon when
 // there is none, and the caller opens the archive itself.
 func searchViaDaemon(ctx context.Context, dir string, req searchRequest) (*indexer.SearchResult, error) {
+	var res indexer.SearchResult
+	if err := askDaemon(ctx, dir, "/search", req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// askDaemon posts req as JSON to endpoint of the serve running on dir and
+// decodes its answer into out. It returns errNoDaemon when none answers; a
+// 422 answer (a bad query) is an exitError with code 2.
+func askDaemon(ctx context.Context, dir, endpoint string, req, out any) error {
 	path := filepath.Join(dir, localSocket)
 	if _, err := os.Stat(path); err != nil {
-		return nil, errNoDaemon
+		return errNoDaemon
 	}
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -97,32 +132,31 @@ func searchViaDaemon(ctx context.Context, dir string, req searchRequest) (*index
 		},
 	}}
 	body, _ := json.Marshal(req)
-	hreq, err := http.NewRequestWithContext(ctx, "POST", "http://mailvault/search", bytesReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, "POST", "http://mailvault"+endpoint, bytesReader(body))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := client.Do(hreq)
 	if err != nil {
 		var ne *net.OpError
 		if errors.As(err, &ne) {
-			return nil, errNoDaemon // stale socket: serve is gone
+			return errNoDaemon // stale socket: serve is gone
 		}
-		return nil, fmt.Errorf("ask the running serve: %w", err)
+		return fmt.Errorf("ask the running serve: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		err := errors.New(string(trimNewline(msg)))
 		if resp.StatusCode == http.StatusUnprocessableEntity {
-			return nil, &exitError{code: 2, err: err}
+			return &exitError{code: 2, err: err}
 		}
-		return nil, fmt.Errorf("running serve: %w", err)
+		return fmt.Errorf("running serve: %w", err)
 	}
-	var res indexer.SearchResult
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return nil, fmt.Errorf("running serve: bad answer: %w", err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("running serve: bad answer: %w", err)
 	}
-	return &res, nil
+	return nil
 }
 
 func trimNewline(b []byte) []byte {

@@ -34,8 +34,11 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	var data, sortBy string
 	var accounts, mailboxes stringList
 	var limit, offset int
-	var asJSON bool
+	var asJSON, imapSyntax, explain, withExpunged bool
 	fs := newFlags(e, "search", &data)
+	fs.BoolVar(&imapSyntax, "imap", false, "QUERY is IMAP SEARCH criteria (RFC 9051), answered like UID SEARCH: `* SEARCH uid ...` for one mailbox")
+	fs.BoolVar(&explain, "explain", false, "with --imap: print how the search was answered (to stderr)")
+	fs.BoolVar(&withExpunged, "include-expunged", false, "with --imap: search the copies the server has expunged too")
 	fs.Var(&accounts, "account", "only mail in account `NAME` (repeatable)")
 	fs.Var(&mailboxes, "mailbox", "only mail in mailbox `NAME` (repeatable)")
 	fs.IntVar(&limit, "limit", 50, "at most `N` messages")
@@ -59,6 +62,13 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("--sort %q: want date or relevance", sortBy)
 	}
 	text := strings.Join(words, " ")
+	if imapSyntax {
+		return runSearchIMAP(ctx, e, data, imapSearchRequest{Criteria: text, Accounts: accounts, Mailboxes: mailboxes,
+			IncludeExpunged: withExpunged}, asJSON, explain)
+	}
+	if explain || withExpunged {
+		return &exitError{code: 2, err: errors.New("--explain and --include-expunged go with --imap")}
+	}
 	q, err := query.ParseHuman(text)
 	if err != nil {
 		return &exitError{code: 2, err: err}

@@ -159,6 +159,10 @@ func (c *Catalog) EnsureMailbox(ctx context.Context, account, name, source strin
 }
 
 // Mailbox returns the mailbox (account, name); sql.ErrNoRows when there is none.
+// ErrNotFound is (wrapped in) the error of Mailbox for a mailbox that is
+// not in the catalog.
+var ErrNotFound = sql.ErrNoRows
+
 func (c *Catalog) Mailbox(ctx context.Context, account, name string) (Mailbox, error) {
 	return mailbox(ctx, c.db, account, name)
 }
@@ -636,6 +640,49 @@ func (c *Catalog) Reconcile(ctx context.Context, mailboxID int64, uidvalidity ui
 		}
 	}
 	return expunged, reflagged, tx.Commit()
+}
+
+// MailboxOccurrence is one occurrence with what IMAP SEARCH asks of it.
+type MailboxOccurrence struct {
+	UID         uint32
+	Flags       string // space-separated
+	Size        int64  // RFC822.SIZE: the bytes the server sent
+	InternalDay string // YYYY-MM-DD of the INTERNALDATE in its own zone; "" when unknown
+	SentDay     string // YYYY-MM-DD of the Date: header in its own zone; "" when none
+	Expunged    string // when the server expunged it; "" while it is there
+	MessageID   int64
+	SHA256      [32]byte
+	// For display.
+	Date, From, Subject, ParseError string
+}
+
+// MailboxOccurrences returns the occurrences of a mailbox's epoch in UID
+// order; expunged ones only when withExpunged.
+func (c *Catalog) MailboxOccurrences(ctx context.Context, mailboxID int64, uidvalidity uint32, withExpunged bool) ([]MailboxOccurrence, error) {
+	q := `SELECT o.uid, o.flags, o.size, substr(o.internal_date, 1, 10), substr(m.date, 1, 10), o.expunged_at, m.id, m.sha256,
+		m.date, m.from_addr, m.subject, m.parse_error
+		FROM occurrences o JOIN messages m ON m.id = o.message_id
+		WHERE o.mailbox_id = ? AND o.uidvalidity = ?`
+	if !withExpunged {
+		q += ` AND o.expunged_at = ''`
+	}
+	rows, err := c.db.QueryContext(ctx, q+` ORDER BY o.uid`, mailboxID, uidvalidity)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []MailboxOccurrence
+	for rows.Next() {
+		var o MailboxOccurrence
+		var sha []byte
+		if err := rows.Scan(&o.UID, &o.Flags, &o.Size, &o.InternalDay, &o.SentDay, &o.Expunged, &o.MessageID, &sha,
+			&o.Date, &o.From, &o.Subject, &o.ParseError); err != nil {
+			return nil, err
+		}
+		copy(o.SHA256[:], sha)
+		out = append(out, o)
+	}
+	return out, rows.Err()
 }
 
 // MailboxesGone marks expunged every live occurrence, in any epoch, of the

@@ -1,0 +1,273 @@
+package mime
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"mime"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/textproto"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// View is a message as IMAP SEARCH sees it, with every string case-folded
+// (Unicode full case folding, like the i;unicode-casemap comparator), so
+// that a case-insensitive substring test is strings.Contains of the folded
+// needle. It follows what Dovecot without an FTS plugin searches:
+//
+//   - Headers: the top-level header fields, unfolded and RFC 2047-decoded.
+//   - Body: every text/* part (and a message without Content-Type),
+//     decoded from its transfer encoding and charset to UTF-8, HTML as it
+//     is (tags and all), in order; other parts are not searched.
+//   - HeaderText ("Key: value" lines of the top-level header) and
+//     PartHeaders (those of nested MIME parts): with Body, what TEXT
+//     searches, each on its own (a match does not span two of them).
+type View struct {
+	Headers     []Header // Key as written, Value folded
+	// Addresses are the From, To, Cc and Bcc fields as Dovecot searches
+	// them: parsed and written back as `name <local@domain>, ...` (names
+	// quoted when they are not atoms), then decoded.
+	Addresses []Header
+	// Subjects are the Subject fields with runs of blanks made one space
+	// before decoding, as Dovecot searches them.
+	Subjects    []string
+	HeaderText  string
+	Body        string
+	PartHeaders string
+	Size        int // bytes held, for caches
+}
+
+// TextContains reports whether the folded needle is in the header block,
+// the body or the nested parts' headers (IMAP TEXT).
+func (v *View) TextContains(needle string) bool {
+	return strings.Contains(v.HeaderText, needle) || strings.Contains(v.Body, needle) || strings.Contains(v.PartHeaders, needle)
+}
+
+var fold = cases.Fold()
+
+// Fold case-folds s as View does: Unicode case folding, then compatibility
+// decomposition (NFKD), as Dovecot's i;unicode-casemap comparator
+// (titlecase and decomposition) does, so that "Ｆｒｅｅ" contains "free" and
+// "café" contains "cafe". Invalid UTF-8 sequences become U+FFFD.
+func Fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return strings.ToLower(s)
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return norm.NFKD.String(fold.String(s))
+}
+
+var viewWordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
+
+// NewView builds the View of raw. It never fails: what cannot be decoded
+// is searched as it is.
+func NewView(raw []byte) *View {
+	v := &View{}
+	var text, body, partHeaders strings.Builder
+	br := bufio.NewReader(bytes.NewReader(raw))
+	hdr, err := textproto.ReadHeader(br)
+	if err != nil && hdr.Len() == 0 {
+		v.Body = Fold(string(raw))
+		v.Size = len(v.Body)
+		return v
+	}
+	fields := hdr.Fields()
+	for fields.Next() {
+		rawVal := unfoldKeep(fields.Value())
+		val := rawVal
+		if dec, derr := viewWordDecoder.DecodeHeader(val); derr == nil {
+			val = dec
+		}
+		val = Fold(val)
+		v.Headers = append(v.Headers, Header{Key: fields.Key(), Value: val})
+		text.WriteString(Fold(fields.Key()))
+		text.WriteString(": ")
+		text.WriteString(val)
+		text.WriteString("\n")
+		switch strings.ToLower(fields.Key()) {
+		case "from", "to", "cc", "bcc":
+			v.Addresses = append(v.Addresses, Header{Key: fields.Key(), Value: Fold(writeAddresses(rawVal))})
+		case "subject":
+			val := compressLWSP(rawVal)
+			if dec, derr := viewWordDecoder.DecodeHeader(val); derr == nil {
+				val = dec
+			}
+			v.Subjects = append(v.Subjects, Fold(val))
+		}
+	}
+	walkText(hdr, br, 0, &body, &partHeaders)
+	v.Body = body.String()
+	v.HeaderText = text.String()
+	v.PartHeaders = partHeaders.String()
+	v.Size = len(v.HeaderText) + len(v.Body) + len(v.PartHeaders) + 64*len(v.Headers)
+	for _, h := range v.Headers {
+		v.Size += len(h.Key) + len(h.Value)
+	}
+	return v
+}
+
+// walkText appends the folded text/* parts of the entity (h, body) to out
+// and the headers of nested parts to headers. Transfer encodings are
+// decoded leniently (a bad quoted-printable escape stays as it is, as
+// Dovecot keeps it), then the charset; what cannot be converted is kept.
+func walkText(h textproto.Header, body io.Reader, depth int, out, headers *strings.Builder) {
+	if depth > defaultMaxDepth {
+		return
+	}
+	if depth > 0 {
+		fields := h.Fields()
+		for fields.Next() {
+			headers.WriteString(Fold(fields.Key() + ": " + unfoldKeep(fields.Value())))
+			headers.WriteString("\n")
+		}
+	}
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil || mt == "" {
+		mt, params = "text/plain", map[string]string{}
+	}
+	switch {
+	case strings.HasPrefix(mt, "multipart/") && params["boundary"] != "":
+		mr := textproto.NewMultipartReader(body, params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				return
+			}
+			walkText(p.Header, p, depth+1, out, headers)
+		}
+	case mt == "message/rfc822":
+		br := bufio.NewReader(body)
+		inner, err := textproto.ReadHeader(br)
+		if err != nil {
+			return
+		}
+		walkText(inner, br, depth+1, out, headers)
+	case strings.HasPrefix(mt, "text/"):
+		raw, _ := io.ReadAll(io.LimitReader(body, defaultMaxDecodedBytes))
+		switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+		case "quoted-printable":
+			raw = appendQP(nil, raw, -1)
+		case "base64":
+			raw = appendBase64(nil, raw, -1)
+		}
+		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+			if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
+				if conv, err := io.ReadAll(r); err == nil {
+					raw = conv
+				}
+			}
+		}
+		out.WriteString(Fold(string(raw)))
+	}
+}
+
+// unfoldKeep removes the line breaks of a folded value, keeping the blanks
+// (what IMAP servers search).
+func unfoldKeep(v string) string {
+	if strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, '\r') < 0 {
+		return v
+	}
+	return strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v)
+}
+
+// compressLWSP makes every run of blanks one space.
+func compressLWSP(s string) string {
+	var b strings.Builder
+	blank := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ' ' || c == '\t' {
+			if !blank {
+				b.WriteByte(' ')
+			}
+			blank = true
+			continue
+		}
+		blank = false
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// writeAddresses parses an address field and writes it back the way
+// Dovecot's message_address_write does, names decoded.
+func writeAddresses(raw string) string {
+	p := &parser{m: &Message{}, lim: (*Limits)(nil).withDefaults()}
+	list, _ := p.parseAddressList(raw, "search")
+	encoded := strings.Contains(raw, "=?")
+	var b strings.Builder
+	for i, a := range list {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if a.Name != "" {
+			if encoded {
+				b.WriteString(a.Name)
+			} else {
+				b.WriteString(maybeQuote(a.Name, true))
+			}
+		}
+		if a.Addr == "" {
+			continue
+		}
+		if a.Name != "" {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('<')
+		local, domain, _ := strings.Cut(a.Addr, "@")
+		if local == "" {
+			b.WriteString(`""`)
+		} else {
+			b.WriteString(maybeQuote(local, false))
+		}
+		if domain != "" {
+			b.WriteByte('@')
+			b.WriteString(domain)
+		}
+		b.WriteByte('>')
+	}
+	return b.String()
+}
+
+// maybeQuote quotes s when it is not all atext (dots allowed unless
+// escapeDot), escaping \, " and '.
+func maybeQuote(s string, escapeDot bool) string {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if !isAtext(s[i]) && (escapeDot || s[i] != '.') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' || c == '\'' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func isAtext(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80 ||
+		strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
