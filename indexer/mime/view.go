@@ -27,7 +27,7 @@ import (
 //     PartHeaders (those of nested MIME parts): with Body, what TEXT
 //     searches, each on its own (a match does not span two of them).
 type View struct {
-	Headers     []Header // Key as written, Value folded
+	Headers []Header // Key as written, Value folded
 	// Addresses are the From, To, Cc and Bcc fields as Dovecot searches
 	// them: parsed and written back as `name <local@domain>, ...` (names
 	// quoted when they are not atoms), then decoded.
