@@ -545,3 +545,89 @@ func (r UIDRange) Contains(n, max uint32) bool {
 	}
 	return n >= lo && n <= hi
 }
+
+// IMAPString prints n as IMAP SEARCH criteria, for every tree ParseIMAP
+// returns: ParseIMAP(IMAPString(n)) is n again. Keys of the human syntax
+// that IMAP cannot express (words, phrases, has:attachment, account:,
+// mailbox:) are printed in the human syntax, marked as such.
+func IMAPString(n Node) string {
+	switch n := n.(type) {
+	case All:
+		return "ALL"
+	case And:
+		parts := make([]string, len(n.Nodes))
+		for i, c := range n.Nodes {
+			parts[i] = IMAPString(c)
+			if _, ok := c.(And); ok {
+				parts[i] = "(" + parts[i] + ")"
+			}
+		}
+		return strings.Join(parts, " ")
+	case Or:
+		if len(n.Nodes) == 0 {
+			return "NOT ALL"
+		}
+		s := imapOperand(n.Nodes[len(n.Nodes)-1])
+		for i := len(n.Nodes) - 2; i >= 0; i-- {
+			s = "OR " + imapOperand(n.Nodes[i]) + " " + s
+		}
+		return s
+	case Not:
+		return "NOT " + imapOperand(n.Node)
+	case Flag:
+		return n.String()
+	case Header:
+		return "HEADER " + imapAString(n.Name) + " " + imapQuoted(n.Value)
+	case UIDs:
+		return n.String()
+	case Seqs:
+		return n.String()
+	case Recent:
+		return "RECENT"
+	case Size:
+		if n.Larger {
+			return "LARGER " + strconv.FormatInt(n.Bytes, 10)
+		}
+		return "SMALLER " + strconv.FormatInt(n.Bytes, 10)
+	case Date:
+		key := [...]string{DateBefore: "BEFORE", DateOn: "ON", DateSince: "SINCE"}[n.Op]
+		if !n.Internal {
+			key = "SENT" + key
+		}
+		return fmt.Sprintf("%s %d-%s-%04d", key, n.Day, n.Month.String()[:3], n.Year)
+	case Text:
+		if n.Match == MatchSubstring {
+			key := map[Field]string{FieldFrom: "FROM", FieldTo: "TO", FieldCc: "CC", FieldBcc: "BCC",
+				FieldSubject: "SUBJECT", FieldBody: "BODY", FieldText: "TEXT"}[n.Field]
+			if key != "" {
+				return key + " " + imapQuoted(n.Value)
+			}
+		}
+	}
+	return "{human: " + n.String() + "}"
+}
+
+// imapOperand prints an operand of OR or NOT: a list in parentheses.
+func imapOperand(n Node) string {
+	if _, ok := n.(And); ok {
+		return "(" + IMAPString(n) + ")"
+	}
+	return IMAPString(n)
+}
+
+// imapQuoted writes s as a quoted string, or as a literal when it holds a
+// line break or a NUL, which quoted strings cannot.
+func imapQuoted(s string) string {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return fmt.Sprintf("{%d}\r\n%s", len(s), s)
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// imapAString writes s as an atom when it can be one, else as imapQuoted.
+func imapAString(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r >= 0x80 || !isAStringChar(byte(r)) }) {
+		return s
+	}
+	return imapQuoted(s)
+}

@@ -28,4 +28,6 @@ echo "== fuzz (short)"
 scale="${FUZZ_SCALE:-1}"
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "$((50000 * scale))x" ./indexer/mime/
 go test -run '^$' -fuzz '^FuzzParseHuman$' -fuzztime "$((200000 * scale))x" ./query/
+go test -run '^$' -fuzz '^FuzzParseIMAP$' -fuzztime "$((200000 * scale))x" ./query/
+go test -run '^$' -fuzz '^FuzzNewView$' -fuzztime "$((30000 * scale))x" ./indexer/mime/
 go test -run '^$' -fuzz '^FuzzMbox$' -fuzztime "$((50000 * scale))x" ./indexer/mailfile/
