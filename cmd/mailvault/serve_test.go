@@ -127,6 +127,7 @@ accounts:
 	if code := run(context.Background(), &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}, []string{"search", "--data", data, "from:"}); code != 2 {
 		t.Fatalf("bad query while serving: exit %d, want 2", code)
 	}
+	checkSearchIMAP(t, data, "while serving")
 	cancel()
 	select {
 	case code := <-done:
@@ -150,6 +151,50 @@ accounts:
 	}
 	if code := run(context.Background(), &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}, []string{"verify", "--data", data}); code != 0 {
 		t.Fatal("verify after serve failed")
+	}
+	checkSearchIMAP(t, data, "after serve")
+}
+
+// checkSearchIMAP runs `search --imap` on the archive of
+// TestServeHarvestsIntoTheArchive (INBOX: zeppelin UID 1, blimp UID 2;
+// Archive: dirigible UID 1), through a running serve or not.
+func checkSearchIMAP(t *testing.T, data, when string) {
+	t.Helper()
+	mv := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), &env{stdout: &out, stderr: &errb}, append([]string{"search", "--data", data, "--imap"}, args...))
+		return code, out.String(), errb.String()
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--account", "alice", "--mailbox", "INBOX", `SUBJECT "EPPEL"`}, "* SEARCH 1\n"},
+		{[]string{"--account", "alice", "--mailbox", "inbox", "OR BODY blimp UID 1"}, "* SEARCH 1 2\n"},
+		{[]string{"--account", "alice", "--mailbox", "INBOX", "NOT ALL"}, "* SEARCH\n"},
+		{[]string{"--mailbox", "Archive", "FROM bob@"}, "* SEARCH 1\n"},
+	} {
+		if code, out, errs := mv(tt.args...); code != 0 || out != tt.want {
+			t.Errorf("%s: search --imap %q: exit %d, %q (stderr %q), want %q", when, tt.args, code, out, errs, tt.want)
+		}
+	}
+	code, out, _ := mv("--json", `TEXT "hello"`)
+	lines := nonEmptyLines(out)
+	if code != 0 || len(lines) != 3 {
+		t.Fatalf("%s: search --imap --json over both mailboxes: exit %d, %d lines:\n%s", when, code, len(lines), out)
+	}
+	var hit searchLine
+	if err := json.Unmarshal([]byte(lines[0]), &hit); err != nil || hit.URL == "" || hit.Subject == "" || hit.UID == 0 {
+		t.Errorf("%s: --json line %q: %+v, %v", when, lines[0], hit, err)
+	}
+	if code, _, errs := mv("TEXT hello"); code != 2 || !strings.Contains(errs, "2 mailboxes in scope") {
+		t.Errorf("%s: * SEARCH over two mailboxes: exit %d, %q", when, code, errs)
+	}
+	if code, _, errs := mv("--mailbox", "INBOX", "OR FROM x"); code != 2 || !strings.Contains(errs, "OR needs two search keys (at offset 9)") {
+		t.Errorf("%s: bad criteria: exit %d, %q", when, code, errs)
+	}
+	if code, _, errs := mv("--mailbox", "INBOX", "--explain", "SEEN BODY hello"); code != 0 || !strings.Contains(errs, "1 verified on decoded content") {
+		t.Errorf("%s: --explain: exit %d, %q", when, code, errs)
 	}
 }
 
