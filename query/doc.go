@@ -4,15 +4,18 @@
 //
 // # Invariants
 //
-//   - Both parsers (the human syntax here; IMAP SEARCH, RFC 9051 section
-//     6.4.4, later) produce the same Node types. Bleve translates a Node
+//   - Both parsers (ParseHuman; ParseIMAP for IMAP SEARCH, RFC 9051 section
+//     6.4.4) produce the same Node types, and one executor
+//     (indexer.Archive.SearchIMAP) answers either. Bleve translates a Node
 //     over the index fields named in schema.go, which the indexer's mapping
 //     uses too.
 //   - Parse errors are *ParseError values that name the byte offset of the
 //     problem: parse "from:": from: needs a value (at offset 5). Panics are
 //     used inside the parsers for control flow and never cross the API.
 //   - Node.String prints the human syntax; ParseHuman(n.String()) returns
-//     the same tree for every tree ParseHuman returns.
+//     the same tree for every tree ParseHuman returns. IMAPString prints
+//     IMAP criteria; ParseIMAP(IMAPString(n)) returns the same tree for
+//     every tree ParseIMAP returns (FuzzParseIMAP checks both ways).
 //   - Negation is the complement over all messages: a query of negations
 //     alone ("-from:bob") means all messages except those.
 //
@@ -109,8 +112,72 @@
 // per field on the lower-cased prefix. Dates are numeric ranges on the
 // YYYYMMDD field day, sizes on size, has:attachment a boolean query,
 // account: and mailbox: term queries on keyword fields. Substring matching
-// (IMAP semantics) and internal dates are not answered by the index and are
-// errors for now.
+// (IMAP semantics), internal dates, flags, UIDs and headers are not
+// answered by the index: Bleve returns an error for them, and
+// indexer.Archive.SearchIMAP answers them.
+//
+// # IMAP SEARCH
+//
+// ParseIMAP takes the criteria of `UID SEARCH` (optionally starting with
+// CHARSET UTF-8 or US-ASCII; other charsets are a BADCHARSET error): every
+// key of RFC 9051 and RFC 3501, sequence sets, parenthesised lists,
+// quoted strings (" and \ only), literals ({n} or {n+}, then CRLF or LF)
+// and atoms. Keys are case-insensitive; blanks between keys may be runs.
+// Error offsets are 0-based bytes, like the human syntax's.
+//
+// The executor answers for one mailbox what a server session that had just
+// selected it would, as of the archive's last sync: the messages still on
+// the server (expunged ones only with --include-expunged). Matching follows
+// Dovecot without an FTS plugin, the reference:
+//
+//   - String keys are case-insensitive substrings (Unicode case folding and
+//     compatibility decomposition, like i;unicode-casemap: "Ｆｒｅｅ"
+//     contains "free", "Café" contains "cafe") of the decoded field.
+//   - FROM, TO, CC, BCC search the address list written back as
+//     `name <local@domain>, ...`: every address in angle brackets, a name
+//     quoted when it is not all atext (unless it was an encoded word), then
+//     decoded. So FROM "<" matches every message with a From: address, and
+//     FROM "Tim Peters <" does not match `Tim Peters <tim@x>`, because the
+//     name is written "Tim Peters" in quotes.
+//   - SUBJECT searches the Subject with runs of blanks made one space, then
+//     decoded. HEADER searches the named top-level field, unfolded (blanks
+//     kept) and decoded; HEADER name "" tests presence.
+//   - BODY searches every text/* part (and a message without Content-Type)
+//     decoded from its transfer encoding, leniently (a bad quoted-printable
+//     escape is kept), and its charset; HTML as it is, tags included. Parts
+//     of other types are not searched. TEXT searches the top-level header,
+//     the body and the headers of nested parts, each on its own.
+//   - BEFORE/ON/SINCE compare the day of the INTERNALDATE in the zone the
+//     server gave it; SENTBEFORE/SENTON/SENTSINCE the day of the Date:
+//     header in its own zone, disregarding time and zone.
+//   - LARGER/SMALLER compare RFC822.SIZE (the bytes the server sent)
+//     strictly. UID and sequence sets take "*" as the largest UID or
+//     message number in use; a:b and b:a are the same range.
+//
+// Session notions, given an archive meaning:
+//
+//   - Sequence numbers: the position among the mailbox's messages still on
+//     the server, in UID order (what a fresh SELECT would number them).
+//   - RECENT matches nothing: \Recent belongs to the one session that first
+//     saw a message, and the archive saw it read-only (EXAMINE). So NEW
+//     (RECENT UNSEEN) matches nothing and OLD everything.
+//   - $ (a saved search result) and MODSEQ (the archive keeps no
+//     mod-sequences) are errors.
+//
+// Deviations from Dovecot, each kept in the conformance suite
+// (cmd/mailvault/imapsearch_dovecot_test.go) with the messages concerned:
+//
+//   - A Date: header Dovecot cannot parse ("2002/09/14 Sat 02:29:32 CDT",
+//     "Sat Sep 21 08:18:08 2002") counts there as 1 Jan 1970, so such
+//     messages are SENTBEFORE any day. mailvault reads the date a person
+//     reads, the one its human syntax and listings show: an eDiscovery
+//     search by sent date must find them in their month.
+//   - Invalid address fields: for `To: "" <>` Dovecot searches an invented
+//     "MISSING_MAILBOX@MISSING_DOMAIN", and for
+//     `To: <Undisclosed-Recipient:;@host>` it drops the domain. mailvault
+//     matches what is written in the message.
+//   - A quoted string with a backslash before anything but " and \ is a
+//     parse error (RFC 9051); Dovecot reads `""` as "r".
 //
 // Scope reports the account: and mailbox: values a query requires of every
 // hit, so that a caller can show the matching occurrences of a message.
