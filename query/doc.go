@@ -177,8 +177,7 @@
 //     `To: <Undisclosed-Recipient:;@host>` it drops the domain. mailvault
 //     matches what is written in the message.
 //   - A quoted string with a backslash before anything but " and \ is a
-//     parse error (RFC 9051); Dovecot reads `"
-"` as "r".
+//     parse error (RFC 9051); Dovecot reads `"\r"` as "r".
 //
 // Scope reports the account: and mailbox: values a query requires of every
 // hit, so that a caller can show the matching occurrences of a message.
