@@ -299,7 +299,7 @@ func deviation(mailbox, q string) (imapDeviation, bool) {
 // TestIMAPSearchConformance asks Dovecot and mailvault the suite's queries
 // over the same mailbox and requires the same UIDs.
 func TestIMAPSearchConformance(t *testing.T) {
-	for _, mb := range []string{"hard-ham-1", "spam-1"} {
+	for _, mb := range []string{"hard-ham-1", "spam-1", "easy-ham-1"} {
 		t.Run(mb, func(t *testing.T) { testIMAPConformance(t, mb) })
 	}
 }

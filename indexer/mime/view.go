@@ -86,7 +86,7 @@ func NewView(raw []byte) *View {
 	}
 	fields := hdr.Fields()
 	for fields.Next() {
-		rawVal := unfoldKeep(fields.Value())
+		rawVal := rawValue(fields)
 		val := rawVal
 		if dec, derr := viewWordDecoder.DecodeHeader(val); derr == nil {
 			val = dec
@@ -130,7 +130,7 @@ func walkText(h textproto.Header, body io.Reader, depth int, out, headers *strin
 	if depth > 0 {
 		fields := h.Fields()
 		for fields.Next() {
-			headers.WriteString(Fold(fields.Key() + ": " + unfoldKeep(fields.Value())))
+			headers.WriteString(Fold(fields.Key() + ": " + rawValue(fields)))
 			headers.WriteString("\n")
 		}
 	}
@@ -172,6 +172,21 @@ func walkText(h textproto.Header, body io.Reader, depth int, out, headers *strin
 		}
 		out.WriteString(Fold(string(raw)))
 	}
+}
+
+// rawValue is the current field's value as written, unfolded with its
+// blanks kept (textproto's Value makes every fold one space), without the
+// blanks after the colon.
+func rawValue(f textproto.HeaderFields) string {
+	raw, err := f.Raw()
+	if err != nil {
+		return unfoldKeep(f.Value())
+	}
+	v := string(raw)
+	if i := strings.IndexByte(v, ':'); i >= 0 {
+		v = v[i+1:]
+	}
+	return strings.TrimLeft(unfoldKeep(v), " \t")
 }
 
 // unfoldKeep removes the line breaks of a folded value, keeping the blanks
