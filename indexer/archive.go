@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,12 +71,18 @@ type Archive struct {
 	mailboxes map[[2]string]catalog.Mailbox
 
 	views *viewCache // decoded messages for IMAP SEARCH verification
+
+	// gen counts the catalog writes made through this Archive; the IMAP
+	// SEARCH occurrence cache is valid while it is unchanged.
+	gen    atomic.Int64
+	occMu  sync.Mutex
+	occMap map[occKey]occEntry
 }
 
 // Open opens the archive in dir, creating it when it does not exist (unless
 // read-only).
 func Open(dir string, opts *Options) (*Archive, error) {
-	a := &Archive{dir: dir, mailboxes: map[[2]string]catalog.Mailbox{}, views: newViewCache(viewCacheBytes)}
+	a := &Archive{dir: dir, mailboxes: map[[2]string]catalog.Mailbox{}, views: newViewCache(viewCacheBytes), occMap: map[occKey]occEntry{}}
 	if opts != nil {
 		a.opts = *opts
 	}
@@ -293,6 +300,7 @@ func (a *Archive) Store() *store.Store { return a.store }
 // EnsureMailbox returns the catalog's mailbox (account, name), creating it with
 // source and uidvalidity when new.
 func (a *Archive) EnsureMailbox(ctx context.Context, account, name, source string, uidvalidity uint32) (catalog.Mailbox, error) {
+	defer a.gen.Add(1)
 	mb, err := a.cat.EnsureMailbox(ctx, account, name, source, uidvalidity)
 	if err != nil {
 		return mb, err
@@ -374,6 +382,7 @@ func (a *Archive) Compact(ctx context.Context) error {
 // OpenEpoch returns the checkpoint of a harvested mailbox in the epoch
 // uidvalidity; see catalog.OpenEpoch.
 func (a *Archive) OpenEpoch(ctx context.Context, account, accountURL, mailbox string, uidvalidity uint32) (uint32, bool, error) {
+	defer a.gen.Add(1)
 	next, fresh, err := a.cat.OpenEpoch(ctx, account, accountURL, mailbox, uidvalidity)
 	if err != nil {
 		return 0, false, err
@@ -387,6 +396,7 @@ func (a *Archive) OpenEpoch(ctx context.Context, account, accountURL, mailbox st
 // Reconcile records the server's current set of UIDs and their flags for one
 // epoch of a harvested mailbox; see catalog.Reconcile.
 func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) (expunged, reflagged int, err error) {
+	defer a.gen.Add(1)
 	mb, err := a.cat.Mailbox(ctx, account, mailbox)
 	if err != nil {
 		return 0, 0, err
@@ -397,10 +407,12 @@ func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidval
 // MailboxesGone marks the occurrences of mailboxes no longer on the server
 // expunged; see catalog.MailboxesGone.
 func (a *Archive) MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error) {
+	defer a.gen.Add(1)
 	return a.cat.MailboxesGone(ctx, account, onServer)
 }
 
 // Skip records a message a server would not deliver; see catalog.Skip.
 func (a *Archive) Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error {
+	defer a.gen.Add(1)
 	return a.cat.Skip(ctx, account, mailbox, uidvalidity, uid, reason)
 }

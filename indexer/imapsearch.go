@@ -91,7 +91,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	if err != nil {
 		return nil, err
 	}
-	occs, err := a.cat.MailboxOccurrences(ctx, mb.ID, mb.UIDValidity, o.IncludeExpunged)
+	occs, err := a.mailboxOccurrences(ctx, mb, o.IncludeExpunged)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +106,10 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 		if occs[i].Expunged == "" {
 			ev.live++
 		}
+	}
+	match, err := ev.compile(n)
+	if err != nil {
+		return nil, err
 	}
 	res := &IMAPResult{Account: account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, AccountURL: mb.AccountURL, UIDs: []uint32{}}
 	seq := uint32(0)
@@ -122,7 +126,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 		} else {
 			ev.seq = 0
 		}
-		ok, err := ev.eval(n, oc)
+		ok, err := match(oc)
 		if err != nil {
 			return nil, err
 		}
@@ -211,110 +215,154 @@ func cost(n query.Node) int {
 	return 0
 }
 
-func (e *imapEval) eval(n query.Node, oc *catalog.MailboxOccurrence) (bool, error) {
+// pred is a compiled key: does the occurrence match?
+type pred func(oc *catalog.MailboxOccurrence) (bool, error)
+
+// compile turns n into a predicate once per query: AND and OR members
+// sorted cheap first, needles folded, days formatted.
+func (e *imapEval) compile(n query.Node) (pred, error) {
 	switch n := n.(type) {
 	case query.All:
-		return true, nil
-	case query.And:
-		nodes := slices.Clone(n.Nodes)
-		slices.SortStableFunc(nodes, func(x, y query.Node) int { return cost(x) - cost(y) })
-		for _, c := range nodes {
-			ok, err := e.eval(c, oc)
-			if err != nil || !ok {
-				return false, err
-			}
+		return func(*catalog.MailboxOccurrence) (bool, error) { return true, nil }, nil
+	case query.And, query.Or:
+		var nodes []query.Node
+		isAnd := false
+		if and, ok := n.(query.And); ok {
+			nodes, isAnd = slices.Clone(and.Nodes), true
+		} else {
+			nodes = slices.Clone(n.(query.Or).Nodes)
 		}
-		return true, nil
-	case query.Or:
-		nodes := slices.Clone(n.Nodes)
 		slices.SortStableFunc(nodes, func(x, y query.Node) int { return cost(x) - cost(y) })
-		for _, c := range nodes {
-			ok, err := e.eval(c, oc)
-			if err != nil || ok {
-				return ok, err
+		preds := make([]pred, len(nodes))
+		for i, c := range nodes {
+			p, err := e.compile(c)
+			if err != nil {
+				return nil, err
 			}
+			preds[i] = p
 		}
-		return false, nil
+		if isAnd {
+			return func(oc *catalog.MailboxOccurrence) (bool, error) {
+				for _, p := range preds {
+					if ok, err := p(oc); err != nil || !ok {
+						return false, err
+					}
+				}
+				return true, nil
+			}, nil
+		}
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			for _, p := range preds {
+				if ok, err := p(oc); err != nil || ok {
+					return ok, err
+				}
+			}
+			return false, nil
+		}, nil
 	case query.Not:
-		ok, err := e.eval(n.Node, oc)
-		return !ok, err
+		p, err := e.compile(n.Node)
+		if err != nil {
+			return nil, err
+		}
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			ok, err := p(oc)
+			return !ok, err
+		}, nil
 	case query.Flag:
-		for _, f := range strings.Fields(oc.Flags) {
-			if strings.EqualFold(f, n.Name) {
-				return true, nil
+		name := n.Name
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			for f := range strings.FieldsSeq(oc.Flags) {
+				if strings.EqualFold(f, name) {
+					return true, nil
+				}
 			}
-		}
-		return false, nil
+			return false, nil
+		}, nil
 	case query.Recent:
-		return false, nil
+		return func(*catalog.MailboxOccurrence) (bool, error) { return false, nil }, nil
 	case query.UIDs:
-		for _, r := range n.Set {
-			if r.Contains(oc.UID, e.maxUID) {
-				return true, nil
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			for _, r := range n.Set {
+				if r.Contains(oc.UID, e.maxUID) {
+					return true, nil
+				}
 			}
-		}
-		return false, nil
+			return false, nil
+		}, nil
 	case query.Seqs:
-		if e.seq == 0 {
-			return false, nil
-		}
-		for _, r := range n.Set {
-			if r.Contains(e.seq, e.live) {
-				return true, nil
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			if e.seq == 0 {
+				return false, nil
 			}
-		}
-		return false, nil
-	case query.Size:
-		if n.Larger {
-			return oc.Size > n.Bytes, nil
-		}
-		return oc.Size < n.Bytes, nil
-	case query.Date:
-		day := oc.SentDay
-		if n.Internal {
-			day = oc.InternalDay
-		}
-		if day == "" {
+			for _, r := range n.Set {
+				if r.Contains(e.seq, e.live) {
+					return true, nil
+				}
+			}
 			return false, nil
-		}
+		}, nil
+	case query.Size:
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			if n.Larger {
+				return oc.Size > n.Bytes, nil
+			}
+			return oc.Size < n.Bytes, nil
+		}, nil
+	case query.Date:
 		want := fmt.Sprintf("%04d-%02d-%02d", n.Year, n.Month, n.Day)
-		switch n.Op {
-		case query.DateBefore:
-			return day < want, nil
-		case query.DateOn:
-			return day == want, nil
-		default:
-			return day >= want, nil
-		}
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			day := oc.SentDay
+			if n.Internal {
+				day = oc.InternalDay
+			}
+			if day == "" {
+				return false, nil
+			}
+			switch n.Op {
+			case query.DateBefore:
+				return day < want, nil
+			case query.DateOn:
+				return day == want, nil
+			default:
+				return day >= want, nil
+			}
+		}, nil
 	case query.Account:
-		return n.Name == e.account, nil
+		ok := n.Name == e.account
+		return func(*catalog.MailboxOccurrence) (bool, error) { return ok, nil }, nil
 	case query.Mailbox:
-		return query.CanonicalMailbox(n.Name) == e.mailbox, nil
+		ok := query.CanonicalMailbox(n.Name) == e.mailbox
+		return func(*catalog.MailboxOccurrence) (bool, error) { return ok, nil }, nil
 	case query.Text:
 		if n.Match != query.MatchSubstring {
-			return e.indexed(n, oc)
+			return func(oc *catalog.MailboxOccurrence) (bool, error) { return e.indexed(n, oc) }, nil
 		}
-		v, err := e.view(oc)
-		if err != nil {
-			return false, err
-		}
-		return textMatch(v, n.Field, mime.Fold(n.Value)), nil
-	case query.Header:
-		v, err := e.view(oc)
-		if err != nil {
-			return false, err
-		}
-		want := mime.Fold(n.Value)
-		for _, h := range v.Headers {
-			if strings.EqualFold(h.Key, n.Name) && strings.Contains(h.Value, want) {
-				return true, nil
+		needle := mime.Fold(n.Value)
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			v, err := e.view(oc)
+			if err != nil {
+				return false, err
 			}
-		}
-		return false, nil
+			return textMatch(v, n.Field, needle), nil
+		}, nil
+	case query.Header:
+		needle := mime.Fold(n.Value)
+		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			v, err := e.view(oc)
+			if err != nil {
+				return false, err
+			}
+			for _, h := range v.Headers {
+				if strings.EqualFold(h.Key, n.Name) && strings.Contains(h.Value, needle) {
+					return true, nil
+				}
+			}
+			return false, nil
+		}, nil
 	case query.HasAttachment:
-		return e.indexed(n, oc)
+		return func(oc *catalog.MailboxOccurrence) (bool, error) { return e.indexed(n, oc) }, nil
 	}
-	return false, fmt.Errorf("search: %T is not supported here", n)
+	return nil, fmt.Errorf("search: %T is not supported here", n)
 }
 
 // textMatch tests a folded needle against a field of v.
@@ -465,4 +513,41 @@ func (a *Archive) DropViewCache() {
 	a.views.ll.Init()
 	clear(a.views.items)
 	a.views.size = 0
+}
+
+// occKey and occEntry are the IMAP SEARCH cache of a mailbox's occurrences.
+type occKey struct {
+	mailbox      int64
+	uidvalidity  uint32
+	withExpunged bool
+}
+
+type occEntry struct {
+	gen  int64
+	occs []catalog.MailboxOccurrence
+}
+
+// mailboxOccurrences returns the occurrences of mb's current epoch, from the
+// cache when nothing was written to the catalog since they were read. The
+// slice is shared: callers must not modify it.
+func (a *Archive) mailboxOccurrences(ctx context.Context, mb catalog.Mailbox, withExpunged bool) ([]catalog.MailboxOccurrence, error) {
+	key := occKey{mb.ID, mb.UIDValidity, withExpunged}
+	gen := a.gen.Load()
+	a.occMu.Lock()
+	e, ok := a.occMap[key]
+	a.occMu.Unlock()
+	if ok && e.gen == gen {
+		return e.occs, nil
+	}
+	occs, err := a.cat.MailboxOccurrences(ctx, mb.ID, mb.UIDValidity, withExpunged)
+	if err != nil {
+		return nil, err
+	}
+	a.occMu.Lock()
+	if len(a.occMap) > 64 {
+		clear(a.occMap) // a bound, not an LRU: searches go to few mailboxes at a time
+	}
+	a.occMap[key] = occEntry{gen: gen, occs: occs}
+	a.occMu.Unlock()
+	return occs, nil
 }

@@ -146,6 +146,7 @@ func (a *Archive) Prepare(ctx context.Context, items []Item) (*Prepared, error) 
 // run concurrently with each other; call them in the order the batches were
 // prepared.
 func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
+	defer a.gen.Add(1)
 	// Commits are serialised (harvesters of many accounts call Ingest
 	// concurrently): a message's index documents must reach the writer in the
 	// order of the catalog generations they reflect.
