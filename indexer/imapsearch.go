@@ -70,8 +70,13 @@ type IMAPPlan struct {
 
 // SearchIMAP answers n, parsed by query.ParseIMAP (or query.ParseHuman),
 // for account's mailbox.
-func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n query.Node, opts *IMAPSearchOptions) (*IMAPResult, error) {
+func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n query.Node, opts *IMAPSearchOptions) (res *IMAPResult, err error) {
 	begin := time.Now()
+	defer func() {
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "narrow the search") {
+			res, err = nil, fmt.Errorf("search: no answer within the deadline of %v; narrow the search: %w", time.Since(begin).Round(time.Millisecond), err)
+		}
+	}()
 	var o IMAPSearchOptions
 	if opts != nil {
 		o = *opts
@@ -111,7 +116,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	if err != nil {
 		return nil, err
 	}
-	res := &IMAPResult{Account: account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, AccountURL: mb.AccountURL, UIDs: []uint32{}}
+	res = &IMAPResult{Account: account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, AccountURL: mb.AccountURL, UIDs: []uint32{}}
 	seq := uint32(0)
 	for i := range occs {
 		if i%256 == 0 {
