@@ -1048,22 +1048,13 @@ func (h *Harvester) reconcile(ctx context.Context, cn *conn, mb string, sel *ima
 	c := cn.c
 	flags := make(map[uint32][]string, sel.NumMessages)
 	if sel.NumMessages > 0 {
-		cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
-		for {
-			md := cmd.Next()
-			if md == nil {
-				break
-			}
-			buf, err := md.Collect()
-			if err != nil {
-				cmd.Close()
-				return fmt.Errorf("fetch flags %q: %w", mb, err)
-			}
-			if buf.UID != 0 {
-				flags[uint32(buf.UID)] = flagStrings(buf.Flags)
-			}
-		}
-		if err := cmd.Close(); err != nil {
+		err := fetchEach(c, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true},
+			func(buf *imapclient.FetchMessageBuffer) {
+				if buf.UID != 0 {
+					flags[uint32(buf.UID)] = flagStrings(buf.Flags)
+				}
+			})
+		if err != nil {
 			return fmt.Errorf("fetch flags %q: %w", mb, err)
 		}
 	}
@@ -1214,16 +1205,10 @@ func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvali
 	return nil
 }
 
-// pendingMessage is a message to fetch and the size the server gives it.
-type pendingMessage struct {
-	uid  imap.UID
-	size int64
-}
-
-// pending returns the UIDs at or above next, in order, with their sizes.
-func (h *Harvester) pending(c *imapclient.Client, mb string, next uint32) ([]pendingMessage, error) {
-	cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: imap.UID(next), Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true})
-	var out []pendingMessage
+// fetchEach runs a FETCH without body sections and calls fn with each
+// message's data, in the order the server sends them.
+func fetchEach(c *imapclient.Client, set imap.NumSet, opts *imap.FetchOptions, fn func(*imapclient.FetchMessageBuffer)) error {
+	cmd := c.Fetch(set, opts)
 	for {
 		md := cmd.Next()
 		if md == nil {
@@ -1232,15 +1217,31 @@ func (h *Harvester) pending(c *imapclient.Client, mb string, next uint32) ([]pen
 		buf, err := md.Collect()
 		if err != nil {
 			cmd.Close()
-			return nil, fmt.Errorf("list new messages of %q: %w", mb, err)
+			return err
 		}
-		// "n:*" includes the highest UID even when it is below n: skip it,
-		// or the newest message is fetched again on every pass.
-		if uint32(buf.UID) >= next {
-			out = append(out, pendingMessage{uid: buf.UID, size: buf.RFC822Size})
-		}
+		fn(buf)
 	}
-	if err := cmd.Close(); err != nil {
+	return cmd.Close()
+}
+
+// pendingMessage is a message to fetch and the size the server gives it.
+type pendingMessage struct {
+	uid  imap.UID
+	size int64
+}
+
+// pending returns the UIDs at or above next, in order, with their sizes.
+func (h *Harvester) pending(c *imapclient.Client, mb string, next uint32) ([]pendingMessage, error) {
+	var out []pendingMessage
+	err := fetchEach(c, imap.UIDSet{imap.UIDRange{Start: imap.UID(next), Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true},
+		func(buf *imapclient.FetchMessageBuffer) {
+			// "n:*" includes the highest UID even when it is below n: skip
+			// it, or the newest message is fetched again on every pass.
+			if uint32(buf.UID) >= next {
+				out = append(out, pendingMessage{uid: buf.UID, size: buf.RFC822Size})
+			}
+		})
+	if err != nil {
 		return nil, fmt.Errorf("list new messages of %q: %w", mb, err)
 	}
 	slices.SortFunc(out, func(a, b pendingMessage) int { return cmp.Compare(a.uid, b.uid) })
