@@ -130,15 +130,17 @@
 // the server (expunged ones only with --include-expunged). Matching follows
 // Dovecot without an FTS plugin, the reference:
 //
-//   - String keys are case-insensitive substrings (Unicode case folding and
-//     compatibility decomposition, like i;unicode-casemap: "Ｆｒｅｅ"
-//     contains "free", "Café" contains "cafe") of the decoded field.
+//   - String keys are case-insensitive substrings of the decoded field, by
+//     i;unicode-casemap as Dovecot has it: each character's simple titlecase,
+//     then compatibility decomposition. "Ｆｒｅｅ" contains "free" and "Café"
+//     contains "cafe", but "ß" is not "ss": "GRÜSSE" does not find "Grüße".
 //   - FROM, TO, CC, BCC search the address list written back as
 //     `name <local@domain>, ...`: every address in angle brackets, a name
 //     quoted when it is not all atext (unless it was an encoded word), then
-//     decoded. So FROM "<" matches every message with a From: address, and
-//     FROM "Tim Peters <" does not match `Tim Peters <tim@x>`, because the
-//     name is written "Tim Peters" in quotes.
+//     decoded; a group as `name: member, member;`. So FROM "<" matches
+//     every message with a From: address, FROM "Tim Peters <" does not
+//     match `Tim Peters <tim@x>` (the name is written "Tim Peters" in
+//     quotes), and TO "undisclosed" matches `To: undisclosed-recipients:;`.
 //   - SUBJECT searches the Subject with runs of blanks made one space, then
 //     decoded. HEADER searches the named top-level field, unfolded (blanks
 //     kept) and decoded; HEADER name "" tests presence.
@@ -171,13 +173,16 @@
 //     "Sat Sep 21 08:18:08 2002") counts there as 1 Jan 1970, so such
 //     messages are SENTBEFORE any day. mailvault reads the date a person
 //     reads, the one its human syntax and listings show: an eDiscovery
-//     search by sent date must find them in their month.
+//     search by sent date must find them in their month. A message with no
+//     Date: at all is also 1 Jan 1970 to Dovecot; to mailvault it has no
+//     sent date, and no SENTBEFORE, SENTON or SENTSINCE matches it.
 //   - Invalid address fields: for `To: "" <>` Dovecot searches an invented
 //     "MISSING_MAILBOX@MISSING_DOMAIN", and for
 //     `To: <Undisclosed-Recipient:;@host>` it drops the domain. mailvault
 //     matches what is written in the message.
 //   - A quoted string with a backslash before anything but " and \ is a
-//     parse error (RFC 9051); Dovecot reads `"\r"` as "r".
+//     parse error (RFC 9051); Dovecot reads `"\r"` as "r" and `"\t"` as
+//     "t", which is never what the sender meant.
 //
 // Scope reports the account: and mailbox: values a query requires of every
 // hit, so that a caller can show the matching occurrences of a message.

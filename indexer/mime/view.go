@@ -6,11 +6,11 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
-	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -47,12 +47,12 @@ func (v *View) TextContains(needle string) bool {
 	return strings.Contains(v.HeaderText, needle) || strings.Contains(v.Body, needle) || strings.Contains(v.PartHeaders, needle)
 }
 
-var fold = cases.Fold()
-
-// Fold case-folds s as View does: Unicode case folding, then compatibility
-// decomposition (NFKD), as Dovecot's i;unicode-casemap comparator
-// (titlecase and decomposition) does, so that "Ｆｒｅｅ" contains "free" and
-// "café" contains "cafe". Invalid UTF-8 sequences become U+FFFD.
+// Fold case-folds s as View does, the way Dovecot's i;unicode-casemap
+// comparator does: each character's simple titlecase mapping, then
+// compatibility decomposition (NFKD). So "ＦＲＥＥ" matches "free" and "café"
+// contains "cafe", but "ß" stays "ß" ("GRÜSSE" does not match "grüße"). The
+// result is for comparing, not for showing. Invalid UTF-8 sequences become
+// U+FFFD.
 func Fold(s string) string {
 	ascii := true
 	for i := 0; i < len(s); i++ {
@@ -62,12 +62,12 @@ func Fold(s string) string {
 		}
 	}
 	if ascii {
-		return strings.ToLower(s)
+		return strings.ToUpper(s)
 	}
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return norm.NFKD.String(fold.String(s))
+	return norm.NFKD.String(strings.Map(unicode.ToTitle, s))
 }
 
 var viewWordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
@@ -218,43 +218,134 @@ func compressLWSP(s string) string {
 }
 
 // writeAddresses parses an address field and writes it back the way
-// Dovecot's message_address_write does, names decoded.
+// Dovecot's message_address_write does, names decoded: every address as
+// `name <local@domain>` (name quoted unless it is all atext or an encoded
+// word), groups as `name: member, member;`, joined by ", ".
 func writeAddresses(raw string) string {
 	p := &parser{m: &Message{}, lim: (*Limits)(nil).withDefaults()}
-	list, _ := p.parseAddressList(raw, "search")
-	encoded := strings.Contains(raw, "=?")
 	var b strings.Builder
-	for i, a := range list {
-		if i > 0 {
+	sep := func() {
+		if b.Len() > 0 && !strings.HasSuffix(b.String(), ": ") {
 			b.WriteString(", ")
 		}
-		if a.Name != "" {
-			if encoded {
-				b.WriteString(a.Name)
+	}
+	for _, el := range splitGroups(raw) {
+		if el.group {
+			sep()
+			if el.text == "" {
+				b.WriteString(`""`)
+			} else if strings.Contains(el.text, "=?") {
+				b.WriteString(p.decodeWords(el.text, "search"))
 			} else {
-				b.WriteString(maybeQuote(a.Name, true))
+				b.WriteString(maybeQuote(el.text, true))
 			}
-		}
-		if a.Addr == "" {
+			b.WriteString(": ")
 			continue
 		}
-		if a.Name != "" {
-			b.WriteByte(' ')
+		if el.end {
+			str := strings.TrimSuffix(b.String(), " ")
+			b.Reset()
+			b.WriteString(strings.TrimSuffix(str, ","))
+			b.WriteString(";")
+			continue
 		}
-		b.WriteByte('<')
-		local, domain, _ := strings.Cut(a.Addr, "@")
-		if local == "" {
-			b.WriteString(`""`)
-		} else {
-			b.WriteString(maybeQuote(local, false))
+		list, _ := p.parseAddressList(el.text, "search")
+		encoded := strings.Contains(el.text, "=?")
+		for _, a := range list {
+			sep()
+			if a.Name != "" {
+				if encoded {
+					b.WriteString(a.Name)
+				} else {
+					b.WriteString(maybeQuote(a.Name, true))
+				}
+			}
+			if a.Addr == "" {
+				continue
+			}
+			if a.Name != "" {
+				b.WriteByte(' ')
+			}
+			b.WriteByte('<')
+			local, domain, _ := strings.Cut(a.Addr, "@")
+			if local == "" {
+				b.WriteString(`""`)
+			} else {
+				b.WriteString(maybeQuote(local, false))
+			}
+			if domain != "" {
+				b.WriteByte('@')
+				b.WriteString(domain)
+			}
+			b.WriteByte('>')
 		}
-		if domain != "" {
-			b.WriteByte('@')
-			b.WriteString(domain)
-		}
-		b.WriteByte('>')
 	}
 	return b.String()
+}
+
+// addrElement is a piece of an address field: addresses (text), the start
+// of a group (group, its name in text) or its end.
+type addrElement struct {
+	text       string
+	group, end bool
+}
+
+// splitGroups cuts an address field at group starts ("name:") and ends
+// (";") outside quotes, comments and angle brackets.
+func splitGroups(raw string) []addrElement {
+	var out []addrElement
+	start, depth := 0, 0
+	inQuote, inAngle, inGroup := false, false, false
+	flush := func(i int) {
+		if t := strings.TrimSpace(raw[start:i]); t != "" {
+			out = append(out, addrElement{text: t})
+		}
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inQuote:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inQuote = false
+			}
+		case depth > 0:
+			if c == '\\' {
+				i++
+			} else if c == '(' {
+				depth++
+			} else if c == ')' {
+				depth--
+			}
+		case c == '"':
+			inQuote = true
+		case c == '(':
+			depth++
+		case c == '<':
+			inAngle = true
+		case c == '>':
+			inAngle = false
+		case inAngle:
+		case c == ':' && !inGroup:
+			name := strings.TrimSpace(raw[start:i])
+			if k := strings.LastIndexByte(name, ','); k >= 0 {
+				flush(start + k)
+				name = strings.TrimSpace(name[k+1:])
+			}
+			out = append(out, addrElement{text: strings.Trim(name, `"`), group: true})
+			inGroup, start = true, i+1
+		case c == ';' && inGroup:
+			flush(i)
+			out = append(out, addrElement{end: true})
+			inGroup, start = false, i+1
+		}
+	}
+	flush(len(raw))
+	if inGroup {
+		out = append(out, addrElement{end: true})
+	}
+	return out
 }
 
 // maybeQuote quotes s when it is not all atext (dots allowed unless
