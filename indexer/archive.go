@@ -76,13 +76,13 @@ type Archive struct {
 	// SEARCH occurrence cache is valid while it is unchanged.
 	gen    atomic.Int64
 	occMu  sync.Mutex
-	occMap map[occKey]occEntry
+	occMap map[occKey]*occEntry
 }
 
 // Open opens the archive in dir, creating it when it does not exist (unless
 // read-only).
 func Open(dir string, opts *Options) (*Archive, error) {
-	a := &Archive{dir: dir, mailboxes: map[[2]string]catalog.Mailbox{}, views: newViewCache(viewCacheBytes), occMap: map[occKey]occEntry{}}
+	a := &Archive{dir: dir, mailboxes: map[[2]string]catalog.Mailbox{}, views: newViewCache(viewCacheBytes), occMap: map[occKey]*occEntry{}}
 	if opts != nil {
 		a.opts = *opts
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mailvault/indexer/catalog"
@@ -53,7 +54,7 @@ type IMAPResult struct {
 	UIDValidity uint32
 	AccountURL  string
 	UIDs        []uint32
-	Hits        []catalog.MailboxOccurrence // the matching occurrences, in UID order
+	Hits        []*catalog.MailboxOccurrence // the matching occurrences, in UID order; shared, read-only
 	Plan        IMAPPlan
 }
 
@@ -89,19 +90,20 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	mb, err := a.cat.Mailbox(ctx, account, query.CanonicalMailbox(mailbox))
+	mb, err := a.mailbox(ctx, account, query.CanonicalMailbox(mailbox))
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, fmt.Errorf("search: account %q has no mailbox %q in the archive (`mailvault status` lists them)", account, mailbox)
 	}
 	if err != nil {
 		return nil, err
 	}
-	occs, err := a.mailboxOccurrences(ctx, mb, o.IncludeExpunged)
+	entry, err := a.mailboxOccurrences(ctx, mb, o.IncludeExpunged)
 	if err != nil {
 		return nil, err
 	}
+	occs := entry.occs
 	ev := &imapEval{a: a, ctx: ctx, opts: o, account: account, mailbox: mb.Name, occs: occs,
-		views: map[int64]*mime.View{}, index: map[query.Node]map[string]bool{}}
+		entry: entry, index: map[query.Node]map[string]bool{}}
 	ev.countKeys(n)
 	ev.plan.Messages = len(occs)
 	for i := range occs {
@@ -116,7 +118,8 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	if err != nil {
 		return nil, err
 	}
-	res = &IMAPResult{Account: account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, AccountURL: mb.AccountURL, UIDs: []uint32{}}
+	res = &IMAPResult{Account: account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, AccountURL: mb.AccountURL,
+		UIDs: make([]uint32, 0, 64)}
 	seq := uint32(0)
 	for i := range occs {
 		if i%256 == 0 {
@@ -125,6 +128,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 			}
 		}
 		oc := &occs[i]
+		ev.at = i
 		if oc.Expunged == "" {
 			seq++
 			ev.seq = seq
@@ -137,7 +141,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 		}
 		if ok {
 			res.UIDs = append(res.UIDs, oc.UID)
-			res.Hits = append(res.Hits, *oc)
+			res.Hits = append(res.Hits, oc)
 		}
 	}
 	res.Plan = ev.plan
@@ -156,7 +160,8 @@ type imapEval struct {
 	maxUID  uint32
 	live    uint32
 	seq     uint32 // sequence number of the occurrence being evaluated (0: expunged)
-	views   map[int64]*mime.View
+	entry   *occEntry // the cached occurrences, with their decoded views
+	at      int       // index in occs of the occurrence being evaluated
 	index   map[query.Node]map[string]bool // human-syntax keys: matching sha256s
 	plan    IMAPPlan
 }
@@ -405,7 +410,10 @@ func textMatch(v *mime.View, f query.Field, needle string) bool {
 
 // view returns the decoded, folded message of oc.
 func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
-	if v, ok := e.views[oc.MessageID]; ok {
+	slot := &e.entry.views[e.at]
+	if v := slot.Load(); v != nil {
+		e.plan.Verified++
+		e.plan.CacheHits++
 		return v, nil
 	}
 	e.plan.Verified++
@@ -426,7 +434,7 @@ func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
 		v = mime.NewView(raw)
 		e.a.views.put(oc.MessageID, v)
 	}
-	e.views[oc.MessageID] = v
+	slot.Store(v)
 	return v, nil
 }
 
@@ -518,6 +526,9 @@ func (a *Archive) DropViewCache() {
 	a.views.ll.Init()
 	clear(a.views.items)
 	a.views.size = 0
+	a.occMu.Lock()
+	clear(a.occMap)
+	a.occMu.Unlock()
 }
 
 // occKey and occEntry are the IMAP SEARCH cache of a mailbox's occurrences.
@@ -530,29 +541,44 @@ type occKey struct {
 type occEntry struct {
 	gen  int64
 	occs []catalog.MailboxOccurrence
+	// views[i] is the decoded view of occs[i] once a search needed it: the
+	// fast path past the LRU. It pins those views while the entry lives;
+	// at most occCacheMailboxes entries do, and any catalog write retires
+	// them all.
+	views []atomic.Pointer[mime.View]
 }
+
+// occCacheMailboxes bounds the mailboxes whose occurrences (and decoded
+// views) the IMAP SEARCH cache keeps.
+const occCacheMailboxes = 4
 
 // mailboxOccurrences returns the occurrences of mb's current epoch, from the
 // cache when nothing was written to the catalog since they were read. The
-// slice is shared: callers must not modify it.
-func (a *Archive) mailboxOccurrences(ctx context.Context, mb catalog.Mailbox, withExpunged bool) ([]catalog.MailboxOccurrence, error) {
+// entry is shared: callers must not modify its occurrences.
+func (a *Archive) mailboxOccurrences(ctx context.Context, mb catalog.Mailbox, withExpunged bool) (*occEntry, error) {
 	key := occKey{mb.ID, mb.UIDValidity, withExpunged}
 	gen := a.gen.Load()
 	a.occMu.Lock()
 	e, ok := a.occMap[key]
 	a.occMu.Unlock()
 	if ok && e.gen == gen {
-		return e.occs, nil
+		return e, nil
 	}
 	occs, err := a.cat.MailboxOccurrences(ctx, mb.ID, mb.UIDValidity, withExpunged)
 	if err != nil {
 		return nil, err
 	}
+	e = &occEntry{gen: gen, occs: occs, views: make([]atomic.Pointer[mime.View], len(occs))}
 	a.occMu.Lock()
-	if len(a.occMap) > 64 {
-		clear(a.occMap) // a bound, not an LRU: searches go to few mailboxes at a time
+	for k, old := range a.occMap {
+		if old.gen != gen {
+			delete(a.occMap, k) // stale: a write came since
+		}
 	}
-	a.occMap[key] = occEntry{gen: gen, occs: occs}
+	if len(a.occMap) >= occCacheMailboxes {
+		clear(a.occMap)
+	}
+	a.occMap[key] = e
 	a.occMu.Unlock()
-	return occs, nil
+	return e, nil
 }
