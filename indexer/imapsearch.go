@@ -159,9 +159,9 @@ type imapEval struct {
 	occs    []catalog.MailboxOccurrence
 	maxUID  uint32
 	live    uint32
-	seq     uint32 // sequence number of the occurrence being evaluated (0: expunged)
-	entry   *occEntry // the cached occurrences, with their decoded views
-	at      int       // index in occs of the occurrence being evaluated
+	seq     uint32                         // sequence number of the occurrence being evaluated (0: expunged)
+	entry   *occEntry                      // the cached occurrences, with their decoded views
+	at      int                            // index in occs of the occurrence being evaluated
 	index   map[query.Node]map[string]bool // human-syntax keys: matching sha256s
 	plan    IMAPPlan
 }
