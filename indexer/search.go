@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -227,3 +228,37 @@ func MessageURL(accountURL, account, mailbox string, uidvalidity, uid uint32) st
 	}
 	return fmt.Sprintf("%s/%s;UIDVALIDITY=%d/;UID=%d", base, strings.Join(segs, "/"), uidvalidity, uid)
 }
+
+// Message returns the message whose sha256 is hex (64 hex digits) with its
+// occurrences, or ErrNoMessage.
+func (a *Archive) Message(ctx context.Context, hex string) (*Hit, error) {
+	k, err := store.ParseKey(hex)
+	if err != nil {
+		return nil, ErrNoMessage
+	}
+	found, err := a.cat.Locate(ctx, [][32]byte{k})
+	if err != nil {
+		return nil, err
+	}
+	l, ok := found[k]
+	if !ok {
+		return nil, ErrNoMessage
+	}
+	h := &Hit{SHA256: hex, Date: l.Date, From: l.From, Subject: l.Subject, Size: l.Size, ParseError: l.ParseError}
+	for _, o := range l.Occurrences {
+		h.Occurrences = append(h.Occurrences, occurrence(o))
+	}
+	return h, nil
+}
+
+// Raw returns the message's bytes exactly as archived.
+func (a *Archive) Raw(hex string) ([]byte, error) {
+	k, err := store.ParseKey(hex)
+	if err != nil {
+		return nil, ErrNoMessage
+	}
+	return a.store.Get(k)
+}
+
+// ErrNoMessage is returned for a message id the archive does not hold.
+var ErrNoMessage = errors.New("no such message")

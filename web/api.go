@@ -1,0 +1,274 @@
+package web
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"mailvault/indexer"
+	"mailvault/query"
+)
+
+func listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+// searchAnswer is the body of GET /api/search.
+type searchAnswer struct {
+	Total      uint64       `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
+	Hits       []apiHit     `json:"hits"`
+	NextCursor string       `json:"next_cursor,omitempty"` // pass as cursor= for the next page
+	TookMS     float64      `json:"took_ms"`
+	Query      string       `json:"query"`  // the query as understood
+	Syntax     string       `json:"syntax"` // human or imap
+	Mailboxes  []imapAnswer `json:"mailboxes,omitempty"`
+}
+
+// apiHit is one message and where it lives (the occurrences the caller may see).
+type apiHit struct {
+	SHA256      string               `json:"sha256"`
+	Date        string               `json:"date"`
+	From        string               `json:"from"`
+	Subject     string               `json:"subject"`
+	Size        int64                `json:"size"`
+	Occurrences []indexer.Occurrence `json:"occurrences"`
+}
+
+// imapAnswer is `UID SEARCH`'s answer for one mailbox.
+type imapAnswer struct {
+	Account     string   `json:"account"`
+	Mailbox     string   `json:"mailbox"`
+	UIDValidity uint32   `json:"uidvalidity"`
+	UIDs        []uint32 `json:"uids"`
+}
+
+// cursor is an opaque page position: the offset of the next page.
+func encodeCursor(offset int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("o" + strconv.Itoa(offset)))
+}
+
+func decodeCursor(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil && len(b) > 1 && b[0] == 'o' {
+		if n, err := strconv.Atoi(string(b[1:])); err == nil && n >= 0 {
+			return n, nil
+		}
+	}
+	return 0, errors.New("bad cursor: pass next_cursor of the previous page as it is")
+}
+
+// apiSearch is GET /api/search?q=...&syntax=human|imap&account=..&mailbox=..&limit=..&cursor=..
+func (s *Server) apiSearch(c *gin.Context) {
+	u := user(c)
+	q := c.Query("q")
+	syntax := c.DefaultQuery("syntax", "human")
+	limit, err := strconv.Atoi(c.DefaultQuery("limit", "50"))
+	if err != nil || limit < 1 || limit > 1000 {
+		s.fail(c, http.StatusBadRequest, "limit: want a number from 1 to 1000")
+		return
+	}
+	offset, err := decodeCursor(c.Query("cursor"))
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	accounts, ok := u.Scope(c.QueryArray("account"))
+	if !ok {
+		// Not "forbidden": that would confirm the account exists.
+		s.fail(c, http.StatusNotFound, "no such account")
+		return
+	}
+	if u.Role == RoleUser && len(accounts) == 0 {
+		s.fail(c, http.StatusNotFound, "no such account")
+		return
+	}
+	mailboxes := c.QueryArray("mailbox")
+	var n query.Node
+	switch syntax {
+	case "human":
+		n, err = query.ParseHuman(q)
+	case "imap":
+		n, err = query.ParseIMAP(q)
+	default:
+		s.fail(c, http.StatusBadRequest, fmt.Sprintf("syntax %q: want human or imap", syntax))
+		return
+	}
+	if err != nil {
+		s.fail(c, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	s.audit(c, "", "search", syntax+": "+q)
+	begin := time.Now()
+	ans := searchAnswer{Hits: []apiHit{}, Query: q, Syntax: syntax}
+	if syntax == "human" {
+		res, err := s.opts.Archive.Search(c.Request.Context(), n, &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes,
+			Limit: limit, Offset: offset, ByRelevance: c.Query("sort") == "relevance"})
+		if err != nil {
+			s.searchFailed(c, err)
+			return
+		}
+		ans.Total = res.Total
+		for _, h := range res.Hits {
+			ans.Hits = append(ans.Hits, s.hit(u, h))
+		}
+		if uint64(offset+len(res.Hits)) < res.Total {
+			ans.NextCursor = encodeCursor(offset + len(res.Hits))
+		}
+	} else {
+		st, err := indexer.Status(c.Request.Context(), s.opts.DataDir)
+		if err != nil {
+			s.searchFailed(c, err)
+			return
+		}
+		var all []apiHit
+		for _, mb := range st {
+			if accounts != nil && !contains(accounts, mb.Account) || !u.Sees(mb.Account) ||
+				len(mailboxes) > 0 && !containsMailbox(mailboxes, mb.Mailbox) {
+				continue
+			}
+			res, err := s.opts.Archive.SearchIMAP(c.Request.Context(), mb.Account, mb.Mailbox, n, nil)
+			if err != nil {
+				s.searchFailed(c, err)
+				return
+			}
+			ans.Mailboxes = append(ans.Mailboxes, imapAnswer{Account: res.Account, Mailbox: res.Mailbox, UIDValidity: res.UIDValidity, UIDs: res.UIDs})
+			for _, h := range res.Hits {
+				all = append(all, apiHit{SHA256: fmt.Sprintf("%x", h.SHA256), Date: h.Date, From: h.From, Subject: h.Subject, Size: h.Size,
+					Occurrences: []indexer.Occurrence{{Account: res.Account, Mailbox: res.Mailbox, UIDValidity: res.UIDValidity, UID: h.UID,
+						Flags: strings.Fields(h.Flags), Expunged: h.Expunged,
+						URL: indexer.MessageURL(res.AccountURL, res.Account, res.Mailbox, res.UIDValidity, h.UID)}}})
+			}
+		}
+		ans.Total = uint64(len(all))
+		if offset < len(all) {
+			ans.Hits = all[offset:min(len(all), offset+limit)]
+		}
+		if offset+limit < len(all) {
+			ans.NextCursor = encodeCursor(offset + limit)
+		}
+	}
+	ans.TookMS = float64(time.Since(begin).Microseconds()) / 1000
+	c.JSON(http.StatusOK, ans)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsMailbox(list []string, mb string) bool {
+	for _, x := range list {
+		if query.CanonicalMailbox(x) == mb {
+			return true
+		}
+	}
+	return false
+}
+
+// searchFailed answers a search error: a deadline or a limit is the
+// caller's to fix (422), anything else is ours (500, logged).
+func (s *Server) searchFailed(c *gin.Context, err error) {
+	if strings.Contains(err.Error(), "narrow the search") || strings.Contains(err.Error(), "has no mailbox") {
+		s.fail(c, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	s.log.Error("search", "err", err)
+	s.fail(c, http.StatusInternalServerError, "search failed (logged)")
+}
+
+// hit keeps the occurrences u may see.
+func (s *Server) hit(u *User, h indexer.Hit) apiHit {
+	out := apiHit{SHA256: h.SHA256, From: h.From, Subject: h.Subject, Size: h.Size, Occurrences: []indexer.Occurrence{}}
+	if !h.Date.IsZero() {
+		out.Date = h.Date.Format(time.RFC3339)
+	}
+	for _, o := range h.Occurrences {
+		if u.Sees(o.Account) {
+			out.Occurrences = append(out.Occurrences, o)
+		}
+	}
+	return out
+}
+
+// message returns the message :id if u may see it (some occurrence in
+// their accounts); otherwise it answers 404 itself and returns nil.
+func (s *Server) message(c *gin.Context) *apiHit {
+	id := strings.ToLower(c.Param("id"))
+	h, err := s.opts.Archive.Message(c.Request.Context(), id)
+	if err != nil && !errors.Is(err, indexer.ErrNoMessage) {
+		s.log.Error("message", "id", id, "err", err)
+		s.fail(c, http.StatusInternalServerError, "internal error (logged)")
+		return nil
+	}
+	if err == nil {
+		ah := s.hit(user(c), *h)
+		if len(ah.Occurrences) > 0 {
+			return &ah
+		}
+	}
+	s.fail(c, http.StatusNotFound, "no such message: "+id)
+	return nil
+}
+
+// apiMessage is GET /api/messages/:id (the sha256 of the message).
+func (s *Server) apiMessage(c *gin.Context) {
+	h := s.message(c)
+	if h == nil {
+		return
+	}
+	s.audit(c, "", "read", h.SHA256)
+	c.JSON(http.StatusOK, h)
+}
+
+// apiRaw is GET /api/messages/:id/raw: the message byte-exact.
+func (s *Server) apiRaw(c *gin.Context) {
+	h := s.message(c)
+	if h == nil {
+		return
+	}
+	raw, err := s.opts.Archive.Raw(h.SHA256)
+	if err != nil {
+		s.log.Error("raw message", "id", h.SHA256, "err", err)
+		s.fail(c, http.StatusInternalServerError, "cannot read the message (logged; `mailvault verify` checks the store)")
+		return
+	}
+	s.audit(c, "", "download", h.SHA256)
+	c.Header("Content-Disposition", `attachment; filename="`+h.SHA256+`.eml"`)
+	c.Header("X-Content-SHA256", h.SHA256)
+	c.Data(http.StatusOK, "message/rfc822", raw)
+}
+
+// apiStatus is GET /api/status: one object per mailbox the caller may see.
+func (s *Server) apiStatus(c *gin.Context) {
+	u := user(c)
+	var lines []StatusLine
+	if s.opts.Status != nil {
+		all, err := s.opts.Status(c.Request.Context())
+		if err != nil {
+			s.log.Error("status", "err", err)
+			s.fail(c, http.StatusInternalServerError, "status failed (logged)")
+			return
+		}
+		for _, l := range all {
+			if acct, _ := l["account"].(string); u.Sees(acct) {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if lines == nil {
+		lines = []StatusLine{}
+	}
+	c.JSON(http.StatusOK, gin.H{"mailboxes": lines})
+}
