@@ -50,56 +50,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	st, err := indexer.Status(ctx, data)
+	lines, err := statusLines(ctx, data)
 	if err != nil {
 		return err
-	}
-	live := readHarvestStatus(data)
-	lines := make([]statusLine, len(st))
-	for i, s := range st {
-		l := statusLine{MailboxStatus: s, State: "archived"}
-		if s.Source == "imap" {
-			l.State = "not running"
-		}
-		if live != nil {
-			if acct, ok := live.Accounts[s.Account]; ok {
-				l.State, l.Error = acct.State, acct.Error
-				if ms, ok := acct.Mailboxes[s.Mailbox]; ok {
-					n := ms.ServerMessages
-					l.ServerMessages = &n
-					if acct.State == "harvesting" {
-						l.State = ms.State
-					}
-					if ms.State == "catching up" && ms.ToFetch > 0 {
-						l.ToFetch, l.Fetched = ms.ToFetch, ms.Fetched
-						if el := live.Written.Sub(ms.CatchUpSince).Seconds(); el > 0 && ms.Fetched > 0 {
-							l.Rate = float64(ms.Fetched) / el
-							l.ETASeconds = math.Round(float64(ms.ToFetch-ms.Fetched) / l.Rate)
-						}
-					}
-					if !ms.LastSync.IsZero() {
-						l.LastSync = ms.LastSync.UTC().Format(time.RFC3339)
-					}
-				}
-			}
-		}
-		lines[i] = l
-	}
-	// An account serve harvests but that has no mailbox in the catalog yet
-	// (its login fails, its server is down) still gets a line with its error.
-	if live != nil {
-		var names []string
-		for name := range live.Accounts {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			if !slices.ContainsFunc(lines, func(l statusLine) bool { return l.Account == name }) {
-				acct := live.Accounts[name]
-				lines = append(lines, statusLine{MailboxStatus: indexer.MailboxStatus{Account: name, Source: "imap"},
-					State: acct.State, Error: acct.Error})
-			}
-		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -212,4 +165,61 @@ func runReindex(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "index rebuilt: %d mailboxes, %d occurrences\n", len(st), n)
 	return nil
+}
+
+// statusLines is the state of every mailbox: the catalog's counts merged
+// with the live state a running serve publishes.
+func statusLines(ctx context.Context, data string) ([]statusLine, error) {
+	st, err := indexer.Status(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	live := readHarvestStatus(data)
+	lines := make([]statusLine, len(st))
+	for i, s := range st {
+		l := statusLine{MailboxStatus: s, State: "archived"}
+		if s.Source == "imap" {
+			l.State = "not running"
+		}
+		if live != nil {
+			if acct, ok := live.Accounts[s.Account]; ok {
+				l.State, l.Error = acct.State, acct.Error
+				if ms, ok := acct.Mailboxes[s.Mailbox]; ok {
+					n := ms.ServerMessages
+					l.ServerMessages = &n
+					if acct.State == "harvesting" {
+						l.State = ms.State
+					}
+					if ms.State == "catching up" && ms.ToFetch > 0 {
+						l.ToFetch, l.Fetched = ms.ToFetch, ms.Fetched
+						if el := live.Written.Sub(ms.CatchUpSince).Seconds(); el > 0 && ms.Fetched > 0 {
+							l.Rate = float64(ms.Fetched) / el
+							l.ETASeconds = math.Round(float64(ms.ToFetch-ms.Fetched) / l.Rate)
+						}
+					}
+					if !ms.LastSync.IsZero() {
+						l.LastSync = ms.LastSync.UTC().Format(time.RFC3339)
+					}
+				}
+			}
+		}
+		lines[i] = l
+	}
+	// An account serve harvests but that has no mailbox in the catalog yet
+	// (its login fails, its server is down) still gets a line with its error.
+	if live != nil {
+		var names []string
+		for name := range live.Accounts {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if !slices.ContainsFunc(lines, func(l statusLine) bool { return l.Account == name }) {
+				acct := live.Accounts[name]
+				lines = append(lines, statusLine{MailboxStatus: indexer.MailboxStatus{Account: name, Source: "imap"},
+					State: acct.State, Error: acct.Error})
+			}
+		}
+	}
+	return lines, nil
 }

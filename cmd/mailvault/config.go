@@ -18,6 +18,7 @@ import (
 type config struct {
 	DataDir       string          `yaml:"data_dir"`
 	MetricsListen string          `yaml:"metrics_listen"`
+	WebListen     string          `yaml:"web_listen"`
 	Accounts      []accountConfig `yaml:"accounts"`
 }
 
@@ -64,6 +65,15 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 	if cfg.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(cfg.MetricsListen); err != nil {
 			bad("metrics_listen", "%q: want host:port, like 127.0.0.1:9464", cfg.MetricsListen)
+		}
+	}
+	switch cfg.WebListen {
+	case "":
+		cfg.WebListen = "127.0.0.1:8080"
+	case "off":
+	default:
+		if _, _, err := net.SplitHostPort(cfg.WebListen); err != nil {
+			bad("web_listen", "%q: want host:port, like 127.0.0.1:8080, or off", cfg.WebListen)
 		}
 	}
 	if len(cfg.Accounts) == 0 {

@@ -39,6 +39,7 @@ func init() {
 		{"status", "[--json]", "show every archived mailbox: messages, parse errors, indexing", runStatus},
 		{"verify", "[--json]", "re-hash every blob and check that store, catalog and index agree", runVerify},
 		{"reindex", "", "rebuild the search index from the store and catalog", runReindex},
+		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... | list | audit", "manage who may use the web UI and API", runUser},
 	}
 }
 

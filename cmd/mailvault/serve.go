@@ -15,6 +15,7 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/indexer"
+	"mailvault/web"
 )
 
 // harvestStatusFile is where a running serve publishes its harvesters'
@@ -93,6 +94,39 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			defer wg.Done()
 			if err := serveMetrics(ctx, cfg.MetricsListen, metrics); err != nil {
 				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+	}
+	if cfg.WebListen != "off" {
+		users, err := web.OpenUsers(data)
+		if err != nil {
+			return err
+		}
+		defer users.Close()
+		if list, err := users.List(ctx); err == nil && len(list) == 0 {
+			log.Warn("no web users yet: the API answers nobody until one is made", "how", "mailvault user add NAME --role admin --data "+data)
+		}
+		srv := web.New(web.Options{Archive: a, Users: users, DataDir: data, Metrics: metrics, Logger: log,
+			Status: func(ctx context.Context) ([]web.StatusLine, error) {
+				lines, err := statusLines(ctx, data)
+				if err != nil {
+					return nil, err
+				}
+				out := make([]web.StatusLine, len(lines))
+				for i, l := range lines {
+					b, _ := json.Marshal(l)
+					json.Unmarshal(b, &out[i])
+				}
+				return out, nil
+			}})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := srv.ListenAndServe(ctx, cfg.WebListen, func(addr string) {
+				log.Info("web API listening", "url", "http://"+addr+"/", "api", "http://"+addr+"/api/search?q=...")
+			})
+			if err != nil {
+				log.Error("web API stopped; harvesting goes on", "listen", cfg.WebListen, "err", err)
 			}
 		}()
 	}

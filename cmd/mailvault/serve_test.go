@@ -42,8 +42,15 @@ func TestServeHarvestsIntoTheArchive(t *testing.T) {
 	}
 	metricsAddr := free.Addr().String()
 	free.Close()
+	free, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webAddr := free.Addr().String()
+	free.Close()
 	cfg := fmt.Sprintf(`data_dir: %s
 metrics_listen: `+metricsAddr+`
+web_listen: `+webAddr+`
 accounts:
   - name: alice
     host: 127.0.0.1
@@ -128,6 +135,7 @@ accounts:
 		t.Fatalf("bad query while serving: exit %d, want 2", code)
 	}
 	checkSearchIMAP(t, data, "while serving")
+	checkWebAPI(t, data, webAddr)
 	cancel()
 	select {
 	case code := <-done:
@@ -236,5 +244,38 @@ func checkMetrics(t *testing.T, where, text string, want map[string]float64) {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("metrics over %s: %s = %v (present %v), want %v", where, k, g, ok, v)
 		}
+	}
+}
+
+// checkWebAPI makes a user with `mailvault user`, then searches through the
+// web API of the running serve with the user's token.
+func checkWebAPI(t *testing.T, data, addr string) {
+	t.Helper()
+	stdin = strings.NewReader("a long password\n")
+	defer func() { stdin = os.Stdin }()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"user", "add", "--data", data, "--role", "auditor", "carol"}); code != 0 {
+		t.Fatalf("user add: exit %d: %s", code, errb.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"user", "token", "--data", data, "carol"}); code != 0 {
+		t.Fatalf("user token: exit %d: %s", code, errb.String())
+	}
+	token := strings.TrimSpace(out.String())
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/search?q=zeppelin", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("web API: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"subject":"zeppelin"`) || !strings.Contains(string(body), `"url":"imap://alice@`) {
+		t.Errorf("web API search: %d %s", resp.StatusCode, body)
+	}
+	out.Reset()
+	run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"user", "audit", "--data", data, "--json"})
+	if !strings.Contains(out.String(), `"user":"carol","action":"search","detail":"human: zeppelin"`) {
+		t.Errorf("audit trail: %s", out.String())
 	}
 }

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/term"
+
+	"mailvault/web"
+)
+
+// runUser is `mailvault user add|passwd|remove|list|token|audit`: the users
+// of the web UI and API, kept in <data>/users.db. It works beside a running
+// serve (SQLite in WAL mode).
+func runUser(ctx context.Context, e *env, args []string) error {
+	var data, role string
+	var accounts stringList
+	var asJSON bool
+	var last int
+	fs := newFlags(e, "user", &data)
+	fs.StringVar(&role, "role", "user", "with add: `ROLE`, admin (everything), auditor (reads every account) or user (only --account)")
+	fs.Var(&accounts, "account", "with add: an archive account `NAME` the user may see (repeatable; role user)")
+	fs.BoolVar(&asJSON, "json", false, "with list and audit: JSON, one object per line")
+	fs.IntVar(&last, "last", 50, "with audit: the last `N` entries")
+	words, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) == 0 || (words[0] != "list" && words[0] != "audit" && len(words) != 2) {
+		fmt.Fprintln(e.stderr, "mailvault user: want add NAME, passwd NAME, remove NAME, token NAME, list or audit")
+		fs.Usage()
+		return errUsage
+	}
+	if err := os.MkdirAll(data, 0o750); err != nil {
+		return err
+	}
+	users, err := web.OpenUsers(data)
+	if err != nil {
+		return err
+	}
+	defer users.Close()
+	switch words[0] {
+	case "add":
+		pw, err := readPassword(e, "password for "+words[1])
+		if err != nil {
+			return err
+		}
+		if err := users.Add(ctx, web.User{Name: words[1], Role: role, Accounts: accounts}, pw); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		fmt.Fprintf(e.stderr, "user %s added (%s)\n", words[1], role)
+	case "passwd":
+		pw, err := readPassword(e, "new password for "+words[1])
+		if err != nil {
+			return err
+		}
+		if err := users.SetPassword(ctx, words[1], pw); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		fmt.Fprintf(e.stderr, "password of %s changed\n", words[1])
+	case "remove":
+		if err := users.Remove(ctx, words[1]); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		fmt.Fprintf(e.stderr, "user %s removed, with their API tokens\n", words[1])
+	case "token":
+		tok, err := users.NewToken(ctx, words[1])
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		fmt.Fprintln(e.stdout, tok)
+		fmt.Fprintln(e.stderr, "API token made; it is shown this once. Use it as: Authorization: Bearer <token>")
+	case "list":
+		list, err := users.List(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			enc := json.NewEncoder(e.stdout)
+			for _, u := range list {
+				enc.Encode(u)
+			}
+			return nil
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "USER\tROLE\tACCOUNTS")
+		for _, u := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, strings.Join(u.Accounts, ","))
+		}
+		return tw.Flush()
+	case "audit":
+		trail, err := users.AuditTrail(ctx, last)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(e.stdout)
+		for _, a := range trail {
+			if asJSON {
+				enc.Encode(a)
+			} else {
+				fmt.Fprintf(e.stdout, "%s  %-10s %-12s %-15s %s\n", a.At, a.User, a.Action, a.Remote, a.Detail)
+			}
+		}
+	default:
+		fmt.Fprintf(e.stderr, "mailvault user: unknown action %q (add, passwd, remove, token, list, audit)\n", words[0])
+		return errUsage
+	}
+	return nil
+}
+
+// readPassword reads a password: the first line of standard input (for
+// scripts: echo "$PW" | mailvault user add ...), or from the terminal.
+func readPassword(e *env, prompt string) (string, error) {
+	fmt.Fprintf(e.stderr, "%s: ", prompt)
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b, err := term.ReadPassword(int(f.Fd())) // no echo
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		if len(b) == 0 {
+			return "", &exitError{code: 2, err: errors.New("no password given")}
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", &exitError{code: 2, err: errors.New("no password given on standard input")}
+	}
+	return pw, nil
+}
+
+// stdin is standard input; tests replace it.
+var stdin io.Reader = os.Stdin
