@@ -20,13 +20,12 @@ func listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) 
 
 // searchAnswer is the body of GET /api/search.
 type searchAnswer struct {
-	Total      uint64       `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
-	Hits       []apiHit     `json:"hits"`
-	NextCursor string       `json:"next_cursor,omitempty"` // pass as cursor= for the next page
-	TookMS     float64      `json:"took_ms"`
-	Query      string       `json:"query"`  // the query as understood
-	Syntax     string       `json:"syntax"` // human or imap
-	Mailboxes  []imapAnswer `json:"mailboxes,omitempty"`
+	Total      uint64   `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
+	Hits       []apiHit `json:"hits"`
+	NextCursor string   `json:"next_cursor,omitempty"` // pass as cursor= for the next page
+	TookMS     float64  `json:"took_ms"`
+	Query      string   `json:"query"`  // the query as understood
+	Syntax     string   `json:"syntax"` // human or imap
 }
 
 // apiHit is one message and where it lives (the occurrences the caller may see).
@@ -37,14 +36,6 @@ type apiHit struct {
 	Subject     string               `json:"subject"`
 	Size        int64                `json:"size"`
 	Occurrences []indexer.Occurrence `json:"occurrences"`
-}
-
-// imapAnswer is `UID SEARCH`'s answer for one mailbox.
-type imapAnswer struct {
-	Account     string   `json:"account"`
-	Mailbox     string   `json:"mailbox"`
-	UIDValidity uint32   `json:"uidvalidity"`
-	UIDs        []uint32 `json:"uids"`
 }
 
 // cursor is an opaque page position: the offset of the next page.
@@ -108,52 +99,14 @@ func (s *Server) apiSearch(c *gin.Context) {
 	s.audit(c, "", "search", syntax+": "+q)
 	begin := time.Now()
 	ans := searchAnswer{Hits: []apiHit{}, Query: q, Syntax: syntax}
-	if syntax == "human" {
-		res, err := s.opts.Archive.Search(c.Request.Context(), n, &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes,
-			Limit: limit, Offset: offset, ByRelevance: c.Query("sort") == "relevance"})
-		if err != nil {
-			s.searchFailed(c, err)
-			return
-		}
-		ans.Total = res.Total
-		for _, h := range res.Hits {
-			ans.Hits = append(ans.Hits, s.hit(u, h))
-		}
-		if uint64(offset+len(res.Hits)) < res.Total {
-			ans.NextCursor = encodeCursor(offset + len(res.Hits))
-		}
-	} else {
-		st, err := indexer.Status(c.Request.Context(), s.opts.DataDir)
-		if err != nil {
-			s.searchFailed(c, err)
-			return
-		}
-		var all []apiHit
-		for _, mb := range st {
-			if accounts != nil && !contains(accounts, mb.Account) || !u.Sees(mb.Account) ||
-				len(mailboxes) > 0 && !containsMailbox(mailboxes, mb.Mailbox) {
-				continue
-			}
-			res, err := s.opts.Archive.SearchIMAP(c.Request.Context(), mb.Account, mb.Mailbox, n, nil)
-			if err != nil {
-				s.searchFailed(c, err)
-				return
-			}
-			ans.Mailboxes = append(ans.Mailboxes, imapAnswer{Account: res.Account, Mailbox: res.Mailbox, UIDValidity: res.UIDValidity, UIDs: res.UIDs})
-			for _, h := range res.Hits {
-				all = append(all, apiHit{SHA256: fmt.Sprintf("%x", h.SHA256), Date: h.Date, From: h.From, Subject: h.Subject, Size: h.Size,
-					Occurrences: []indexer.Occurrence{{Account: res.Account, Mailbox: res.Mailbox, UIDValidity: res.UIDValidity, UID: h.UID,
-						Flags: strings.Fields(h.Flags), Expunged: h.Expunged,
-						URL: indexer.MessageURL(res.AccountURL, res.Account, res.Mailbox, res.UIDValidity, h.UID)}}})
-			}
-		}
-		ans.Total = uint64(len(all))
-		if offset < len(all) {
-			ans.Hits = all[offset:min(len(all), offset+limit)]
-		}
-		if offset+limit < len(all) {
-			ans.NextCursor = encodeCursor(offset + limit)
-		}
+	hits, total, err := s.runSearch(c, u, n, syntax, accounts, mailboxes, limit, offset, c.Query("sort") == "relevance")
+	if err != nil {
+		s.searchFailed(c, err)
+		return
+	}
+	ans.Hits, ans.Total = append(ans.Hits, hits...), total
+	if uint64(offset+len(hits)) < total {
+		ans.NextCursor = encodeCursor(offset + len(hits))
 	}
 	ans.TookMS = float64(time.Since(begin).Microseconds()) / 1000
 	c.JSON(http.StatusOK, ans)
@@ -175,6 +128,49 @@ func containsMailbox(list []string, mb string) bool {
 		}
 	}
 	return false
+}
+
+// runSearch answers n (human syntax or IMAP) in the accounts and mailboxes
+// given (nil: all u may see), one page of hits and the total: messages for
+// the human syntax, occurrences for IMAP.
+func (s *Server) runSearch(c *gin.Context, u *User, n query.Node, syntax string, accounts, mailboxes []string, limit, offset int, byRelevance bool) ([]apiHit, uint64, error) {
+	var hits []apiHit
+	if syntax == "human" {
+		res, err := s.opts.Archive.Search(c.Request.Context(), n, &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes,
+			Limit: limit, Offset: offset, ByRelevance: byRelevance})
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, h := range res.Hits {
+			hits = append(hits, s.hit(u, h))
+		}
+		return hits, res.Total, nil
+	}
+	st, err := indexer.Status(c.Request.Context(), s.opts.DataDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	var all []apiHit
+	for _, mb := range st {
+		if accounts != nil && !contains(accounts, mb.Account) || !u.Sees(mb.Account) ||
+			len(mailboxes) > 0 && !containsMailbox(mailboxes, mb.Mailbox) {
+			continue
+		}
+		res, err := s.opts.Archive.SearchIMAP(c.Request.Context(), mb.Account, mb.Mailbox, n, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, h := range res.Hits {
+			all = append(all, apiHit{SHA256: fmt.Sprintf("%x", h.SHA256), Date: h.Date, From: h.From, Subject: h.Subject, Size: h.Size,
+				Occurrences: []indexer.Occurrence{{Account: res.Account, Mailbox: res.Mailbox, UIDValidity: res.UIDValidity, UID: h.UID,
+					Flags: strings.Fields(h.Flags), Expunged: h.Expunged,
+					URL: indexer.MessageURL(res.AccountURL, res.Account, res.Mailbox, res.UIDValidity, h.UID)}}})
+		}
+	}
+	if offset < len(all) {
+		hits = all[offset:min(len(all), offset+limit)]
+	}
+	return hits, uint64(len(all)), nil
 }
 
 // searchFailed answers a search error: a deadline or a limit is the

@@ -23,6 +23,7 @@ import (
 type apiFixture struct {
 	srv                 *httptest.Server
 	users               *Users
+	archive             *indexer.Archive
 	admin, auditor, ann string // tokens; ann may see account "a" only
 	shared, onlyB       string // sha256 of a message in both accounts, of one only in "b"
 }
@@ -61,7 +62,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { users.Close() })
-	f := &apiFixture{users: users, shared: sha(shared), onlyB: sha(onlyB)}
+	f := &apiFixture{users: users, archive: a, shared: sha(shared), onlyB: sha(onlyB)}
 	for _, u := range []User{{Name: "root", Role: RoleAdmin}, {Name: "aud", Role: RoleAuditor}, {Name: "ann", Role: RoleUser, Accounts: []string{"a"}}} {
 		if err := users.Add(ctx, u, "correct horse"); err != nil {
 			t.Fatal(err)
@@ -72,10 +73,13 @@ func newAPIFixture(t *testing.T) *apiFixture {
 			t.Fatal(err)
 		}
 	}
-	s := New(Options{Archive: a, Users: users, DataDir: dir,
+	s, err := New(Options{Archive: a, Users: users, DataDir: dir,
 		Status: func(ctx context.Context) ([]StatusLine, error) {
 			return []StatusLine{{"account": "a", "mailbox": "INBOX"}, {"account": "b", "mailbox": "INBOX"}}, nil
 		}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
 	return f

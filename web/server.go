@@ -1,6 +1,6 @@
 // Package web is mailvault's HTTP side, served by `mailvault serve` in the
 // process that holds the archive: the JSON API under /api/ and the ops
-// endpoints (/healthz, /readyz, /metrics). The HTML pages come next.
+// endpoints (/healthz, /readyz, /metrics), and the HTML pages (ui.go).
 //
 // Every API request is authenticated (a bearer token from `mailvault user
 // token`) and scoped by role: an admin or auditor sees every account; a
@@ -51,7 +51,7 @@ type Server struct {
 }
 
 // New returns a Server.
-func New(opts Options) *Server {
+func New(opts Options) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{opts: opts, log: opts.Logger}
 	if s.log == nil {
@@ -73,8 +73,11 @@ func New(opts Options) *Server {
 	api.GET("/messages/:id/raw", s.apiRaw)
 	api.GET("/status", s.apiStatus)
 	api.GET("/whoami", func(c *gin.Context) { c.JSON(http.StatusOK, user(c)) })
+	if err := s.routeUI(e); err != nil {
+		return nil, err
+	}
 	s.engine = e
-	return s
+	return s, nil
 }
 
 // Handler returns the server as an http.Handler, refusing cross-origin

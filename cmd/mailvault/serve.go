@@ -106,7 +106,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		if list, err := users.List(ctx); err == nil && len(list) == 0 {
 			log.Warn("no web users yet: the API answers nobody until one is made", "how", "mailvault user add NAME --role admin --data "+data)
 		}
-		srv := web.New(web.Options{Archive: a, Users: users, DataDir: data, Metrics: metrics, Logger: log,
+		srv, err := web.New(web.Options{Archive: a, Users: users, DataDir: data, Metrics: metrics, Logger: log,
 			Status: func(ctx context.Context) ([]web.StatusLine, error) {
 				lines, err := statusLines(ctx, data)
 				if err != nil {
@@ -119,6 +119,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 				}
 				return out, nil
 			}})
+		if err != nil {
+			return err
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -377,3 +377,57 @@ func isAtext(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80 ||
 		strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
 }
+
+// HTMLBody returns the first text/html part of raw, decoded from its
+// transfer encoding and charset to UTF-8 (not sanitized: the caller must).
+func HTMLBody(raw []byte) (string, bool) {
+	br := bufio.NewReader(bytes.NewReader(raw))
+	hdr, err := textproto.ReadHeader(br)
+	if err != nil && hdr.Len() == 0 {
+		return "", false
+	}
+	return findHTML(hdr, br, 0)
+}
+
+func findHTML(h textproto.Header, body io.Reader, depth int) (string, bool) {
+	if depth > defaultMaxDepth {
+		return "", false
+	}
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		return "", false
+	}
+	switch {
+	case strings.HasPrefix(mt, "multipart/") && params["boundary"] != "":
+		mr := textproto.NewMultipartReader(body, params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				return "", false
+			}
+			if s, ok := findHTML(p.Header, p, depth+1); ok {
+				return s, true
+			}
+		}
+	case mt == "text/html":
+		if disp, _, _ := mime.ParseMediaType(h.Get("Content-Disposition")); disp == "attachment" {
+			return "", false
+		}
+		raw, _ := io.ReadAll(io.LimitReader(body, defaultMaxDecodedBytes))
+		switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+		case "quoted-printable":
+			raw = appendQP(nil, raw, -1)
+		case "base64":
+			raw = appendBase64(nil, raw, -1)
+		}
+		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+			if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
+				if conv, err := io.ReadAll(r); err == nil {
+					raw = conv
+				}
+			}
+		}
+		return strings.ToValidUTF8(string(raw), "\uFFFD"), true
+	}
+	return "", false
+}

@@ -1,0 +1,399 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/microcosm-cc/bluemonday"
+
+	"mailvault/indexer"
+	"mailvault/indexer/mime"
+	"mailvault/query"
+	"mailvault/templates"
+)
+
+// The HTML pages. They use no scripts: the Content-Security-Policy forbids
+// them, and everything is a link or a form. A message's HTML is sanitized
+// (bluemonday) and shown in a sandboxed iframe whose own policy allows no
+// scripts, no forms, and remote content only when asked for.
+
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+type ui struct {
+	s        *Server
+	pages    map[string]*template.Template
+	sessions *sessions
+	limiter  *limiter
+	policy   *bluemonday.Policy
+}
+
+// pageData is what every page gets.
+type pageData struct {
+	Title string
+	User  *User
+	Error string
+}
+
+func (s *Server) routeUI(e *gin.Engine) error {
+	pages, err := templates.Pages(nil)
+	if err != nil {
+		return err
+	}
+	key, err := loadSessionKey(s.opts.DataDir)
+	if err != nil {
+		return err
+	}
+	u := &ui{s: s, pages: pages, sessions: &sessions{key: key, ttl: 12 * time.Hour},
+		limiter: &limiter{failures: map[string][]time.Time{}}, policy: bluemonday.UGCPolicy()}
+	e.StaticFS("/static", http.FS(templates.Static()))
+	e.GET("/login", u.loginPage)
+	e.POST("/login", u.login)
+	e.POST("/logout", u.logout)
+	g := e.Group("/", u.session)
+	g.GET("/", u.search)
+	g.GET("/message/:id", u.message)
+	g.GET("/message/:id/raw", u.raw)
+	g.GET("/message/:id/html", u.html)
+	g.GET("/status", u.status)
+	return nil
+}
+
+func (u *ui) render(c *gin.Context, status int, page string, data any) {
+	c.Header("Content-Security-Policy", pageCSP)
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Referrer-Policy", "no-referrer")
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Status(status)
+	if err := u.pages[page].ExecuteTemplate(c.Writer, "layout", data); err != nil {
+		u.s.log.Error("render page", "page", page, "err", err)
+	}
+}
+
+func (u *ui) errorPage(c *gin.Context, status int, title, msg string) {
+	usr, _ := c.Get("user")
+	pu, _ := usr.(*User)
+	u.render(c, status, "error", pageData{Title: title, User: pu, Error: msg})
+	c.Abort()
+}
+
+// session requires a valid session cookie; without one a page redirects to
+// the login page, coming back afterwards.
+func (u *ui) session(c *gin.Context) {
+	v, err := c.Cookie(sessionCookie)
+	if err == nil {
+		if name, err := u.sessions.check(v, time.Now()); err == nil {
+			if usr, err := u.s.opts.Users.Get(c.Request.Context(), name); err == nil {
+				c.Set("user", usr)
+				c.Next()
+				return
+			}
+		}
+	}
+	c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+	c.Abort()
+}
+
+type loginData struct {
+	pageData
+	Name, Next string
+}
+
+func (u *ui) loginPage(c *gin.Context) {
+	u.render(c, http.StatusOK, "login", loginData{pageData: pageData{Title: "Log in"}, Next: safeNext(c.Query("next"))})
+}
+
+// safeNext keeps a redirect target on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
+		return "/"
+	}
+	return next
+}
+
+func (u *ui) login(c *gin.Context) {
+	name, pw, next := c.PostForm("name"), c.PostForm("password"), safeNext(c.PostForm("next"))
+	keys := []string{"ip:" + c.ClientIP(), "user:" + name}
+	now := time.Now()
+	data := loginData{pageData: pageData{Title: "Log in"}, Name: name, Next: next}
+	if u.limiter.blocked(keys, now) {
+		u.s.audit(c, name, "login-refused", "too many failures")
+		data.Error = fmt.Sprintf("Too many failed logins: try again in %v.", loginWindow)
+		u.render(c, http.StatusTooManyRequests, "login", data)
+		return
+	}
+	usr, err := u.s.opts.Users.Login(c.Request.Context(), name, pw)
+	if err != nil {
+		u.limiter.fail(keys, now)
+		u.s.audit(c, name, "login-failed", "")
+		data.Error = "Wrong user name or password."
+		if !errors.Is(err, ErrBadLogin) {
+			u.s.log.Error("login", "err", err)
+			data.Error = "Login failed (logged)."
+		}
+		u.render(c, http.StatusUnauthorized, "login", data)
+		return
+	}
+	u.s.audit(c, usr.Name, "login", "")
+	c.SetSameSite(http.SameSiteLaxMode)
+	c.SetCookie(sessionCookie, u.sessions.issue(usr.Name, now), int(u.sessions.ttl.Seconds()), "/", "", c.Request.TLS != nil, true)
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+func (u *ui) logout(c *gin.Context) {
+	c.SetCookie(sessionCookie, "", -1, "/", "", c.Request.TLS != nil, true)
+	c.Redirect(http.StatusSeeOther, "/login")
+}
+
+type searchPage struct {
+	pageData
+	Query, Syntax, Account, Sort string
+	Accounts                     []string
+	Searched                     bool
+	Total                        uint64
+	Took                         string
+	Hits                         []apiHit
+	Prev, Next                   string
+}
+
+const pageSize = 50
+
+func (u *ui) search(c *gin.Context) {
+	usr := user(c)
+	p := searchPage{pageData: pageData{Title: "Search", User: usr}, Query: c.Query("q"), Account: c.Query("account"), Sort: c.Query("sort")}
+	// The syntax switch is remembered in a cookie.
+	p.Syntax = c.Query("syntax")
+	if p.Syntax == "" {
+		p.Syntax, _ = c.Cookie("mv_syntax")
+	}
+	if p.Syntax != "imap" {
+		p.Syntax = "human"
+	}
+	c.SetSameSite(http.SameSiteLaxMode)
+	c.SetCookie("mv_syntax", p.Syntax, 365*24*3600, "/", "", c.Request.TLS != nil, true)
+	if st, err := indexer.Status(c.Request.Context(), u.s.opts.DataDir); err == nil {
+		seen := map[string]bool{}
+		for _, m := range st {
+			if usr.Sees(m.Account) && !seen[m.Account] {
+				seen[m.Account] = true
+				p.Accounts = append(p.Accounts, m.Account)
+			}
+		}
+	}
+	if strings.TrimSpace(p.Query) == "" {
+		u.render(c, http.StatusOK, "search", p)
+		return
+	}
+	offset, _ := strconv.Atoi(c.Query("offset"))
+	offset = max(0, offset)
+	var requested []string
+	if p.Account != "" {
+		requested = []string{p.Account}
+	}
+	accounts, ok := usr.Scope(requested)
+	if !ok || usr.Role == RoleUser && len(accounts) == 0 {
+		p.Error = "No such account."
+		u.render(c, http.StatusNotFound, "search", p)
+		return
+	}
+	var n query.Node
+	var err error
+	if p.Syntax == "imap" {
+		n, err = query.ParseIMAP(p.Query)
+	} else {
+		n, err = query.ParseHuman(p.Query)
+	}
+	if err != nil {
+		p.Error = err.Error()
+		u.render(c, http.StatusUnprocessableEntity, "search", p)
+		return
+	}
+	u.s.audit(c, "", "search", p.Syntax+": "+p.Query)
+	begin := time.Now()
+	hits, total, err := u.s.runSearch(c, usr, n, p.Syntax, accounts, nil, pageSize, offset, p.Sort == "relevance")
+	if err != nil {
+		p.Error = err.Error()
+		u.render(c, http.StatusUnprocessableEntity, "search", p)
+		return
+	}
+	p.Searched, p.Hits, p.Total = true, hits, total
+	p.Took = time.Since(begin).Round(time.Millisecond).String()
+	link := func(off int) string {
+		v := url.Values{"q": {p.Query}, "syntax": {p.Syntax}, "offset": {strconv.Itoa(off)}}
+		if p.Account != "" {
+			v.Set("account", p.Account)
+		}
+		if p.Sort != "" {
+			v.Set("sort", p.Sort)
+		}
+		return "/?" + v.Encode()
+	}
+	if offset > 0 {
+		p.Prev = link(max(0, offset-pageSize))
+	}
+	if uint64(offset+len(hits)) < total {
+		p.Next = link(offset + len(hits))
+	}
+	u.render(c, http.StatusOK, "search", p)
+}
+
+type messagePage struct {
+	pageData
+	Msg         *apiHit
+	Headers     []mime.Header
+	Text        string
+	Attachments []mime.Attachment
+	HasHTML     bool
+	Remote      bool
+}
+
+// uiMessage returns the message :id if the user may see it, or answers 404.
+func (u *ui) uiMessage(c *gin.Context) *apiHit {
+	id := strings.ToLower(c.Param("id"))
+	h, err := u.s.opts.Archive.Message(c.Request.Context(), id)
+	if err == nil {
+		if ah := u.s.hit(user(c), *h); len(ah.Occurrences) > 0 {
+			return &ah
+		}
+	} else if !errors.Is(err, indexer.ErrNoMessage) {
+		u.s.log.Error("message", "id", id, "err", err)
+	}
+	u.errorPage(c, http.StatusNotFound, "No such message", "There is no message "+id+" that you may see.")
+	return nil
+}
+
+func (u *ui) message(c *gin.Context) {
+	h := u.uiMessage(c)
+	if h == nil {
+		return
+	}
+	raw, err := u.s.opts.Archive.Raw(h.SHA256)
+	if err != nil {
+		u.s.log.Error("raw message", "id", h.SHA256, "err", err)
+		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged; `mailvault verify` checks the store).")
+		return
+	}
+	m := mime.Parse(raw, nil)
+	_, hasHTML := mime.HTMLBody(raw)
+	u.s.audit(c, "", "read", h.SHA256)
+	p := messagePage{pageData: pageData{Title: h.Subject, User: user(c)}, Msg: h, Text: m.Text, Attachments: m.Attachments,
+		HasHTML: hasHTML, Remote: c.Query("remote") == "1"}
+	for _, hd := range m.Headers {
+		switch strings.ToLower(hd.Key) {
+		case "from", "to", "cc", "bcc", "date", "subject", "reply-to", "message-id", "in-reply-to", "references":
+			p.Headers = append(p.Headers, hd)
+		}
+	}
+	u.render(c, http.StatusOK, "message", p)
+}
+
+func (u *ui) raw(c *gin.Context) {
+	h := u.uiMessage(c)
+	if h == nil {
+		return
+	}
+	raw, err := u.s.opts.Archive.Raw(h.SHA256)
+	if err != nil {
+		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged).")
+		return
+	}
+	u.s.audit(c, "", "download", h.SHA256)
+	c.Header("Content-Disposition", `attachment; filename="`+h.SHA256+`.eml"`)
+	c.Header("X-Content-SHA256", h.SHA256)
+	c.Data(http.StatusOK, "message/rfc822", raw)
+}
+
+// html serves a message's HTML body, sanitized, for the sandboxed iframe.
+// Its policy forbids scripts, forms, frames and (unless ?remote=1) any
+// request to another host.
+func (u *ui) html(c *gin.Context) {
+	h := u.uiMessage(c)
+	if h == nil {
+		return
+	}
+	raw, err := u.s.opts.Archive.Raw(h.SHA256)
+	if err != nil {
+		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged).")
+		return
+	}
+	body, _ := mime.HTMLBody(raw)
+	img := "img-src data:"
+	if c.Query("remote") == "1" {
+		img = "img-src data: https: http:"
+	}
+	c.Header("Content-Security-Policy", "default-src 'none'; "+img+"; style-src 'unsafe-inline'; sandbox")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Referrer-Policy", "no-referrer")
+	c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(u.policy.Sanitize(body)))
+}
+
+type statusRow struct {
+	Account, Mailbox, Server, LastSync, State, Error, ProgressText string
+	Archived, Indexed, Expunged                                    int
+	Progress                                                       int
+}
+
+type statusPage struct {
+	pageData
+	Problems []string
+	Lines    []statusRow
+}
+
+func (u *ui) status(c *gin.Context) {
+	usr := user(c)
+	p := statusPage{pageData: pageData{Title: "Status", User: usr}}
+	if u.s.opts.Status != nil {
+		lines, err := u.s.opts.Status(c.Request.Context())
+		if err != nil {
+			u.errorPage(c, http.StatusInternalServerError, "Status failed", "The status could not be read (logged).")
+			return
+		}
+		for _, l := range lines {
+			r := statusRow{Account: str(l["account"]), Mailbox: str(l["mailbox"]), State: str(l["state"]), Error: str(l["error"]),
+				LastSync: str(l["last_sync"]), Archived: num(l["archived"]), Indexed: num(l["indexed"]), Expunged: num(l["expunged"]), Server: "–"}
+			if !usr.Sees(r.Account) {
+				continue
+			}
+			if v, ok := l["server_messages"].(float64); ok {
+				r.Server = strconv.Itoa(int(v))
+			}
+			if tf := num(l["to_fetch"]); tf > 0 {
+				r.Progress = 100 * num(l["fetched"]) / tf
+				r.ProgressText = fmt.Sprintf("%d/%d", num(l["fetched"]), tf)
+				if eta := num(l["eta_seconds"]); eta > 0 {
+					r.ProgressText += fmt.Sprintf(", %d msg/s, ETA %v", num(l["rate"]), time.Duration(eta)*time.Second)
+				}
+			}
+			if r.Error != "" {
+				p.Problems = append(p.Problems, r.Account+": "+r.Error)
+			}
+			if pe := num(l["parse_errors"]); pe > 0 {
+				p.Problems = append(p.Problems, fmt.Sprintf("%s/%s: %d messages could not be fully parsed (archived byte-exact all the same)", r.Account, r.Mailbox, pe))
+			}
+			p.Lines = append(p.Lines, r)
+		}
+	}
+	sort.Strings(p.Problems)
+	p.Problems = compactStrings(p.Problems)
+	u.render(c, http.StatusOK, "status", p)
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+func num(v any) int    { f, _ := v.(float64); return int(f) }
+
+func compactStrings(s []string) []string {
+	var out []string
+	for i, x := range s {
+		if i == 0 || x != s[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+package web
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+
+	"mailvault/indexer"
+)
+
+// hostileHTML is a message whose HTML tries everything a mail can to run
+// code or call home.
+const hostileHTML = "From: mallory@evil.example\r\nTo: a@example.org\r\nSubject: hostile html\r\n" +
+	"Date: Mon, 4 Mar 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+	`<html><head><meta http-equiv="refresh" content="0;url=http://evil.example/r"><style>@import url(http://evil.example/i.css); body{background:url(http://evil.example/bg.png)}</style>` +
+	`<script>fetch("http://evil.example/s")</script></head><body onload="alert(1)">` +
+	`<p>Dear customer <b>click</b></p><img src="http://evil.example/pixel.gif" width=1 height=1>` +
+	`<a href="javascript:alert(2)">js link</a><svg><script>alert(3)</script><animate onbegin="alert(4)"/></svg>` +
+	`<form action="http://evil.example/f"><input name=p></form><iframe src="http://evil.example/frame"></iframe>` +
+	`<div style="background:url(http://evil.example/div.png)">styled</div><img src=x onerror="alert(5)"></body></html>` + "\r\n"
+
+// login returns a client with a session for name.
+func (f *apiFixture) login(t *testing.T, name, password string) (*http.Client, *http.Response) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(f.srv.URL+"/login", url.Values{"name": {name}, "password": {password}, "next": {"/status"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return c, resp
+}
+
+func page(t *testing.T, c *http.Client, u string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestUIPages(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	// The hostile message, in account a.
+	a := f.archive
+	res, err := a.Ingest(ctx, []indexer.Item{{Account: "a", Mailbox: "INBOX", UIDValidity: 5, UID: 7, Raw: []byte(hostileHTML)}})
+	if err != nil || len(res) != 1 {
+		t.Fatal(err)
+	}
+	a.Flush(ctx)
+	hostile := sha([]byte(hostileHTML))
+
+	// Not logged in: every page sends to the login page, and back.
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noJar.Get(f.srv.URL + "/message/" + hostile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?next=%2Fmessage%2F"+hostile {
+		t.Errorf("page without a session: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	ann, resp := f.login(t, "ann", "correct horse")
+	if resp.Request.URL.Path != "/status" {
+		t.Errorf("after login: at %s, want /status (the next page)", resp.Request.URL)
+	}
+	code, body, hdr := page(t, ann, f.srv.URL+"/?q=budget")
+	if code != 200 || !strings.Contains(body, "quarterly figures") || strings.Contains(body, "secret merger") || !strings.Contains(body, ";UIDVALIDITY=5/;UID=1") {
+		t.Errorf("search page: %d\n%s", code, body)
+	}
+	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
+		t.Errorf("search page CSP %q", csp)
+	}
+	code, body, _ = page(t, ann, f.srv.URL+"/?q="+url.QueryEscape(`subject:"unclosed`))
+	if code != 422 || !strings.Contains(body, "unterminated quote (at offset 8)") || !strings.Contains(body, `value="subject:&#34;unclosed"`) {
+		t.Errorf("bad query: %d; want the error with its offset and the query kept\n%s", code, body)
+	}
+	code, body, _ = page(t, ann, f.srv.URL+"/?syntax=imap&q="+url.QueryEscape(`SUBJECT "figures"`))
+	if code != 200 || !strings.Contains(body, "quarterly figures") || !strings.Contains(body, `value="imap" checked`) {
+		t.Errorf("IMAP search page: %d\n%s", code, body)
+	}
+	// The syntax is remembered.
+	if _, body, _ = page(t, ann, f.srv.URL+"/"); !strings.Contains(body, `value="imap" checked`) {
+		t.Error("the syntax switch was not remembered")
+	}
+	// Another account's message is a 404 page, as an unknown one.
+	for _, id := range []string{f.onlyB, strings.Repeat("ab", 32)} {
+		if code, body, _ := page(t, ann, f.srv.URL+"/message/"+id); code != 404 || !strings.Contains(body, "No such message") {
+			t.Errorf("message %s of another account: %d", id, code)
+		}
+		if code, _, _ := page(t, ann, f.srv.URL+"/message/"+id+"/raw"); code != 404 {
+			t.Errorf("raw %s of another account: %d", id, code)
+		}
+	}
+	code, body, _ = page(t, ann, f.srv.URL+"/message/"+hostile)
+	if code != 200 || !strings.Contains(body, `<iframe class="html" sandbox`) || !strings.Contains(body, hostile) {
+		t.Errorf("message page: %d\n%s", code, body)
+	}
+	code, body, hdr = page(t, ann, f.srv.URL+"/message/"+hostile+"/html")
+	csp := hdr.Get("Content-Security-Policy")
+	if code != 200 || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "sandbox") || strings.Contains(csp, "http:") {
+		t.Errorf("html: %d, CSP %q", code, csp)
+	}
+	for _, bad := range []string{"<script", "onload", "onerror", "onbegin", "javascript:", "<form", "<iframe", "refresh", "@import", "evil.example/bg", "<svg"} {
+		if strings.Contains(strings.ToLower(body), bad) {
+			t.Errorf("sanitized HTML still has %q:\n%s", bad, body)
+		}
+	}
+	if !strings.Contains(body, "Dear customer") {
+		t.Errorf("sanitized HTML lost the text: %s", body)
+	}
+	if _, _, hdr = page(t, ann, f.srv.URL+"/message/"+hostile+"/html?remote=1"); !strings.Contains(hdr.Get("Content-Security-Policy"), "img-src data: https: http:") {
+		t.Errorf("remote content asked for: CSP %q", hdr.Get("Content-Security-Policy"))
+	}
+	code, raw, _ := page(t, ann, f.srv.URL+"/message/"+hostile+"/raw")
+	if code != 200 || sha([]byte(raw)) != hostile {
+		t.Errorf("raw download: %d, sha256 %s", code, sha([]byte(raw)))
+	}
+	code, body, _ = page(t, ann, f.srv.URL+"/status")
+	if code != 200 || !strings.Contains(body, "<td>a</td>") || strings.Contains(body, "<td>b</td>") {
+		t.Errorf("status page: %d\n%s", code, body)
+	}
+	// Logging out ends the session.
+	resp, err = ann.PostForm(f.srv.URL+"/logout", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/login" {
+		t.Errorf("after logout: at %s", resp.Request.URL)
+	}
+}
+
+func TestUILoginRateLimit(t *testing.T) {
+	f := newAPIFixture(t)
+	codes := []int{}
+	for range loginFailures + 1 {
+		_, resp := f.login(t, "ann", "wrong password")
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != 401 || codes[len(codes)-1] != 429 {
+		t.Errorf("login failures answered %v; want 401 then 429 after %d", codes, loginFailures)
+	}
+	// Locked out even with the right password, for the window.
+	if _, resp := f.login(t, "ann", "correct horse"); resp.StatusCode != 429 {
+		t.Errorf("right password during the lock-out: %d", resp.StatusCode)
+	}
+}
