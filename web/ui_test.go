@@ -36,7 +36,7 @@ func (f *apiFixture) login(t *testing.T, name, password string) (*http.Client, *
 	return c, resp
 }
 
-func page(t *testing.T, c *http.Client, u string) (int, string, http.Header) {
+func getPage(t *testing.T, c *http.Client, u string) (int, string, http.Header) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
@@ -74,39 +74,39 @@ func TestUIPages(t *testing.T) {
 	if resp.Request.URL.Path != "/status" {
 		t.Errorf("after login: at %s, want /status (the next page)", resp.Request.URL)
 	}
-	code, body, hdr := page(t, ann, f.srv.URL+"/?q=budget")
+	code, body, hdr := getPage(t, ann, f.srv.URL+"/?q=budget")
 	if code != 200 || !strings.Contains(body, "quarterly figures") || strings.Contains(body, "secret merger") || !strings.Contains(body, ";UIDVALIDITY=5/;UID=1") {
 		t.Errorf("search page: %d\n%s", code, body)
 	}
 	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 		t.Errorf("search page CSP %q", csp)
 	}
-	code, body, _ = page(t, ann, f.srv.URL+"/?q="+url.QueryEscape(`subject:"unclosed`))
+	code, body, _ = getPage(t, ann, f.srv.URL+"/?q="+url.QueryEscape(`subject:"unclosed`))
 	if code != 422 || !strings.Contains(body, "unterminated quote (at offset 8)") || !strings.Contains(body, `value="subject:&#34;unclosed"`) {
 		t.Errorf("bad query: %d; want the error with its offset and the query kept\n%s", code, body)
 	}
-	code, body, _ = page(t, ann, f.srv.URL+"/?syntax=imap&q="+url.QueryEscape(`SUBJECT "figures"`))
+	code, body, _ = getPage(t, ann, f.srv.URL+"/?syntax=imap&q="+url.QueryEscape(`SUBJECT "figures"`))
 	if code != 200 || !strings.Contains(body, "quarterly figures") || !strings.Contains(body, `value="imap" checked`) {
 		t.Errorf("IMAP search page: %d\n%s", code, body)
 	}
 	// The syntax is remembered.
-	if _, body, _ = page(t, ann, f.srv.URL+"/"); !strings.Contains(body, `value="imap" checked`) {
+	if _, body, _ = getPage(t, ann, f.srv.URL+"/"); !strings.Contains(body, `value="imap" checked`) {
 		t.Error("the syntax switch was not remembered")
 	}
 	// Another account's message is a 404 page, as an unknown one.
 	for _, id := range []string{f.onlyB, strings.Repeat("ab", 32)} {
-		if code, body, _ := page(t, ann, f.srv.URL+"/message/"+id); code != 404 || !strings.Contains(body, "No such message") {
+		if code, body, _ := getPage(t, ann, f.srv.URL+"/message/"+id); code != 404 || !strings.Contains(body, "No such message") {
 			t.Errorf("message %s of another account: %d", id, code)
 		}
-		if code, _, _ := page(t, ann, f.srv.URL+"/message/"+id+"/raw"); code != 404 {
+		if code, _, _ := getPage(t, ann, f.srv.URL+"/message/"+id+"/raw"); code != 404 {
 			t.Errorf("raw %s of another account: %d", id, code)
 		}
 	}
-	code, body, _ = page(t, ann, f.srv.URL+"/message/"+hostile)
+	code, body, _ = getPage(t, ann, f.srv.URL+"/message/"+hostile)
 	if code != 200 || !strings.Contains(body, `<iframe class="html" sandbox`) || !strings.Contains(body, hostile) {
 		t.Errorf("message page: %d\n%s", code, body)
 	}
-	code, body, hdr = page(t, ann, f.srv.URL+"/message/"+hostile+"/html")
+	code, body, hdr = getPage(t, ann, f.srv.URL+"/message/"+hostile+"/html")
 	csp := hdr.Get("Content-Security-Policy")
 	if code != 200 || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "sandbox") || strings.Contains(csp, "http:") {
 		t.Errorf("html: %d, CSP %q", code, csp)
@@ -119,14 +119,14 @@ func TestUIPages(t *testing.T) {
 	if !strings.Contains(body, "Dear customer") {
 		t.Errorf("sanitized HTML lost the text: %s", body)
 	}
-	if _, _, hdr = page(t, ann, f.srv.URL+"/message/"+hostile+"/html?remote=1"); !strings.Contains(hdr.Get("Content-Security-Policy"), "img-src data: https: http:") {
+	if _, _, hdr = getPage(t, ann, f.srv.URL+"/message/"+hostile+"/html?remote=1"); !strings.Contains(hdr.Get("Content-Security-Policy"), "img-src data: https: http:") {
 		t.Errorf("remote content asked for: CSP %q", hdr.Get("Content-Security-Policy"))
 	}
-	code, raw, _ := page(t, ann, f.srv.URL+"/message/"+hostile+"/raw")
+	code, raw, _ := getPage(t, ann, f.srv.URL+"/message/"+hostile+"/raw")
 	if code != 200 || sha([]byte(raw)) != hostile {
 		t.Errorf("raw download: %d, sha256 %s", code, sha([]byte(raw)))
 	}
-	code, body, _ = page(t, ann, f.srv.URL+"/status")
+	code, body, _ = getPage(t, ann, f.srv.URL+"/status")
 	if code != 200 || !strings.Contains(body, "<td>a</td>") || strings.Contains(body, "<td>b</td>") {
 		t.Errorf("status page: %d\n%s", code, body)
 	}

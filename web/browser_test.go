@@ -1,0 +1,225 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"mailvault/indexer"
+)
+
+// chromium returns the headless browser's path. Outside CI a machine
+// without one skips the browser tests; in CI (CI=true) that is a failure.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium on this machine: apt-get install -y chromium (.ci/run does)")
+	}
+	t.Skip("no chromium on this machine (apt-get install -y chromium); CI runs this test")
+	return ""
+}
+
+// screenshotDir is where the browser test keeps its screenshots:
+// $MAILVAULT_ARTIFACTS, else a directory under the system temp dir.
+func screenshotDir(t *testing.T) string {
+	dir := os.Getenv("MAILVAULT_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "mailvault-screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestBrowser drives headless Chromium through the UI: log in, search,
+// open a message, download it and compare its sha256, fail to reach
+// another account's message, and render a hostile message, asserting that
+// no script runs and no request leaves for any host but mailvault.
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	f := newAPIFixture(t)
+	ctx := context.Background()
+
+	// A sink that records every request: the hostile message points at it.
+	var sinkMu sync.Mutex
+	var sinkHits []string
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sinkMu.Lock()
+		sinkHits = append(sinkHits, r.Method+" "+r.URL.String())
+		sinkMu.Unlock()
+	}))
+	defer sink.Close()
+	hostileRaw := strings.ReplaceAll(hostileHTML, "http://evil.example", sink.URL)
+	if _, err := f.archive.Ingest(ctx, []indexer.Item{{Account: "a", Mailbox: "INBOX", UIDValidity: 5, UID: 8, Raw: []byte(hostileRaw)}}); err != nil {
+		t.Fatal(err)
+	}
+	f.archive.Flush(ctx)
+	hostile := sha([]byte(hostileRaw))
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Flag("headless", true), chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	bctx, cancel = context.WithTimeout(bctx, 90*time.Second)
+	defer cancel()
+
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(bctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(bctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	shots := screenshotDir(t)
+	shot := func(name string) {
+		t.Helper()
+		buf, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)) // 100: PNG
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every request the browser makes, and every dialog a script opens.
+	do("start the browser", chromedp.Navigate("about:blank"))
+	var mu sync.Mutex
+	var requests, dialogs []string
+	if err := chromedp.Listen(bctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			requests = append(requests, ev.Request.URL)
+		case *page.EventJavascriptDialogOpening:
+			dialogs = append(dialogs, ev.Message)
+			go chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{})
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(bctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+
+	do("log in",
+		chromedp.Navigate(f.srv.URL+"/"),
+		chromedp.WaitVisible(`input[name=name]`))
+	shot("login")
+	do("log in",
+		chromedp.SendKeys(`input[name=name]`, "ann"),
+		chromedp.SendKeys(`input[name=password]`, "correct horse"),
+		chromedp.Submit(`input[name=password]`),
+		chromedp.WaitVisible(`input[name=q]`))
+	do("search",
+		chromedp.SendKeys(`input[name=q]`, "budget"),
+		chromedp.Submit(`input[name=q]`),
+		chromedp.WaitVisible(`#results`))
+	shot("search")
+	if got := text(`#results`); !strings.Contains(got, "quarterly figures") || strings.Contains(got, "secret merger") || !strings.Contains(got, ";UID=1") {
+		t.Errorf("results: %q", got)
+	}
+	do("narrow to account a",
+		chromedp.SetValue(`select[name=account]`, "a"),
+		chromedp.Submit(`input[name=q]`),
+		chromedp.WaitVisible(`#results`))
+	if got := text(`#summary`); !strings.HasPrefix(got, "1 matching") {
+		t.Errorf("summary with account a: %q", got)
+	}
+	do("open the message",
+		chromedp.Click(`#results a`, chromedp.NodeVisible),
+		chromedp.WaitVisible(`#sha256`))
+	shot("message")
+	if got := text(`#sha256`); got != f.shared {
+		t.Errorf("message page shows sha256 %q, want %q", got, f.shared)
+	}
+	downloads := t.TempDir()
+	done := make(chan string, 1)
+	if err := chromedp.ListenBrowser(bctx, func(ev any) {
+		if e, ok := ev.(*browser.EventDownloadProgress); ok && e.State == browser.DownloadProgressStateCompleted {
+			select {
+			case done <- e.GUID:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	if _, err := chromedp.CallBrowser(bctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	do("download the raw message", chromedp.Click(`#raw`, chromedp.NodeVisible))
+	select {
+	case guid := <-done:
+		raw, err := os.ReadFile(filepath.Join(downloads, guid))
+		if err != nil || sha(raw) != f.shared {
+			t.Errorf("downloaded raw message: sha256 %s (%v), want %s", sha(raw), err, f.shared)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("the raw download did not complete")
+	}
+	do("another account's message",
+		chromedp.Navigate(f.srv.URL+"/message/"+f.onlyB),
+		chromedp.WaitVisible(`h1`))
+	if got := text(`main`); !strings.Contains(got, "No such message") || strings.Contains(got, "secret merger") {
+		t.Errorf("another account's message page: %q", got)
+	}
+
+	mu.Lock()
+	requests = nil
+	mu.Unlock()
+	do("render the hostile message",
+		chromedp.Navigate(f.srv.URL+"/message/"+hostile),
+		chromedp.WaitVisible(`iframe.html`),
+		chromedp.Sleep(2*time.Second))
+	shot("hostile")
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range requests {
+		if !strings.HasPrefix(r, f.srv.URL+"/") {
+			t.Errorf("the browser requested %s", r)
+		}
+	}
+	if len(dialogs) > 0 {
+		t.Errorf("scripts ran: dialogs %q", dialogs)
+	}
+	sinkMu.Lock()
+	if len(sinkHits) > 0 {
+		t.Errorf("requests reached the outside host: %q", sinkHits)
+	}
+	sinkMu.Unlock()
+	if len(requests) == 0 {
+		t.Error("no request recorded while rendering the hostile message: the recording is broken")
+	}
+	t.Logf("screenshots in %s; %d requests while rendering the hostile message, all to mailvault", shots, len(requests))
+}
