@@ -43,7 +43,15 @@ type pageData struct {
 }
 
 func (s *Server) routeUI(e *gin.Engine) error {
-	pages, err := templates.Pages(nil)
+	pages, err := templates.Pages(template.FuncMap{
+		// day shows an RFC 3339 time as "2024-03-04 10:00" (the message's own zone).
+		"day": func(s string) string {
+			if len(s) >= 16 {
+				return s[:10] + " " + s[11:16]
+			}
+			return s
+		},
+	})
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"demo", "[--listen ADDRESS] [--every 5s]", "try mailvault with nothing to configure: an IMAP server, mail arriving, the web UI", runDemo},
 		{"serve", "--config FILE", "harvest the configured IMAP accounts into the archive, continuously", runServe},
 		{"import", "--account NAME [--mailbox NAME] PATH...", "archive mail from Maildir, Maildir++ and mbox files", runImport},
 		{"search", "[--account NAME] [--mailbox NAME] [--limit N] [--json] QUERY", "search the archive", runSearch},

@@ -53,6 +53,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		handler = slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
 	}
 	log := slog.New(handler)
+	return serveArchive(ctx, data, cfg, accounts, log, nil)
+}
+
+// serveArchive runs what serve runs: the harvesters of accounts, the local
+// API and the web server, over the archive in data, until ctx is done.
+// onWeb, when not nil, is called with the web server's address once it
+// listens (the demo prints it).
+func serveArchive(ctx context.Context, data string, cfg *config, accounts []harvest.Account, log *slog.Logger, onWeb func(addr string)) error {
 	for _, a := range accounts {
 		if a.InsecureSkipVerify {
 			log.Warn("certificate verification is off for this account", "account", a.Name)
@@ -126,7 +134,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		go func() {
 			defer wg.Done()
 			err := srv.ListenAndServe(ctx, cfg.WebListen, func(addr string) {
-				log.Info("web API listening", "url", "http://"+addr+"/", "api", "http://"+addr+"/api/search?q=...")
+				log.Info("web UI and API listening", "url", "http://"+addr+"/", "api", "http://"+addr+"/api/search?q=...")
+				if onWeb != nil {
+					onWeb(addr)
+				}
 			})
 			if err != nil {
 				log.Error("web API stopped; harvesting goes on", "listen", cfg.WebListen, "err", err)
