@@ -70,6 +70,7 @@ func (s *Server) routeUI(e *gin.Engine) error {
 	g.GET("/message/:id", u.message)
 	g.GET("/message/:id/raw", u.raw)
 	g.GET("/message/:id/html", u.html)
+	g.GET("/message/:id/attachment/:n", u.attachment)
 	g.GET("/status", u.status)
 	return nil
 }
@@ -316,6 +317,36 @@ func (u *ui) raw(c *gin.Context) {
 	c.Header("Content-Disposition", `attachment; filename="`+h.SHA256+`.eml"`)
 	c.Header("X-Content-SHA256", h.SHA256)
 	c.Data(http.StatusOK, "message/rfc822", raw)
+}
+
+// attachment serves attachment :n of a message as a download: always
+// application/octet-stream with Content-Disposition attachment, so that no
+// attachment is ever rendered by the browser in mailvault's origin.
+func (u *ui) attachment(c *gin.Context) {
+	h := u.uiMessage(c)
+	if h == nil {
+		return
+	}
+	raw, err := u.s.opts.Archive.Raw(h.SHA256)
+	if err != nil {
+		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged).")
+		return
+	}
+	n, err := strconv.Atoi(c.Param("n"))
+	a, data, ok := mime.AttachmentData(raw, n)
+	if err != nil || !ok {
+		u.errorPage(c, http.StatusNotFound, "No such attachment", "This message has no attachment "+c.Param("n")+".")
+		return
+	}
+	name := a.Filename
+	if name == "" {
+		name = fmt.Sprintf("attachment-%d", n)
+	}
+	u.s.audit(c, "", "download", fmt.Sprintf("%s attachment %d %q", h.SHA256, n, name))
+	c.Header("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(name))
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Content-Security-Policy", "default-src 'none'; sandbox")
+	c.Data(http.StatusOK, "application/octet-stream", data)
 }
 
 // html serves a message's HTML body, sanitized, for the sandboxed iframe.

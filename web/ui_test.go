@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -154,5 +155,36 @@ func TestUILoginRateLimit(t *testing.T) {
 	// Locked out even with the right password, for the window.
 	if _, resp := f.login(t, "ann", "correct horse"); resp.StatusCode != 429 {
 		t.Errorf("right password during the lock-out: %d", resp.StatusCode)
+	}
+}
+
+func TestUIAttachmentDownload(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	pdf := []byte("%PDF-1.4 fake but binary \x00\x01\x02\xff")
+	raw := "From: x@example.org\r\nSubject: with a pdf\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n" +
+		"--z\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
+		"--z\r\nContent-Type: text/html; name=\"evil.html\"\r\nContent-Disposition: attachment; filename=\"evil.html\"\r\n\r\n<script>alert(1)</script>\r\n" +
+		"--z\r\nContent-Type: application/pdf; name=\"Q3 report.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(pdf) + "\r\n--z--\r\n"
+	if _, err := f.archive.Ingest(ctx, []indexer.Item{{Account: "a", Mailbox: "INBOX", UIDValidity: 5, UID: 9, Raw: []byte(raw)}}); err != nil {
+		t.Fatal(err)
+	}
+	id := sha([]byte(raw))
+	ann, _ := f.login(t, "ann", "correct horse")
+	code, body, hdr := getPage(t, ann, f.srv.URL+"/message/"+id+"/attachment/1")
+	if code != 200 || body != string(pdf) || hdr.Get("Content-Type") != "application/octet-stream" ||
+		hdr.Get("Content-Disposition") != "attachment; filename*=UTF-8''Q3%20report.pdf" {
+		t.Errorf("pdf attachment: %d %q %v", code, body, hdr)
+	}
+	code, body, hdr = getPage(t, ann, f.srv.URL+"/message/"+id+"/attachment/0")
+	if code != 200 || !strings.Contains(body, "<script>") || hdr.Get("Content-Type") != "application/octet-stream" || !strings.HasPrefix(hdr.Get("Content-Disposition"), "attachment") {
+		t.Errorf("an HTML attachment must download, never render: %d %v", code, hdr)
+	}
+	if code, _, _ := getPage(t, ann, f.srv.URL+"/message/"+id+"/attachment/2"); code != 404 {
+		t.Errorf("attachment 2 of 2: %d", code)
+	}
+	if code, body, _ := getPage(t, ann, f.srv.URL+"/message/"+id); code != 200 || !strings.Contains(body, "Q3 report.pdf") {
+		t.Errorf("message page lists attachments: %d", code)
 	}
 }

@@ -179,6 +179,9 @@ func (p *parser) message(e *entity, quiet bool) {
 		// parts' bodies point into it while the scratch buffers are reused.
 		data, _ = p.transfer(e, true)
 	}
+	if len(p.m.Attachments) == p.wantAtt {
+		p.attData = bytes.Clone(data)
+	}
 	p.m.Attachments = append(p.m.Attachments, Attachment{
 		Filename:    p.filename(e),
 		ContentType: e.mediaType,
@@ -220,6 +223,10 @@ func (p *parser) leaf(e *entity, quiet bool) {
 		return
 	}
 	a := Attachment{Filename: name, ContentType: e.mediaType}
+	if len(p.m.Attachments) == p.wantAtt {
+		data, _ := p.transfer(e, true)
+		p.attData = bytes.Clone(data)
+	}
 	if p.textLeft > 0 && isTextLike(e.mediaType, name) {
 		data, cut := p.transfer(e, false)
 		a.Size = int64(len(data))

@@ -122,7 +122,7 @@ func (m *Message) HasAttachments() bool {
 // Parse extracts the document from raw, an RFC 5322 message with CRLF or LF
 // line endings. lim may be nil. Parse does not keep or modify raw.
 func Parse(raw []byte, lim *Limits) *Message {
-	p := &parser{m: &Message{}, lim: lim.withDefaults()}
+	p := &parser{m: &Message{}, lim: lim.withDefaults(), wantAtt: -1}
 	p.textLeft = p.lim.MaxTextBytes
 	p.decodedLeft = p.lim.MaxDecodedBytes
 	p.run(raw)
@@ -148,6 +148,9 @@ type parser struct {
 	dec  []byte // transfer-decoding scratch
 	conv []byte // charset-conversion scratch
 	html []byte // HTML-to-text scratch
+
+	wantAtt int    // AttachmentData returns the content of this attachment (index in Message.Attachments)
+	attData []byte // its decoded content, once found
 }
 
 func (p *parser) run(raw []byte) {
@@ -214,4 +217,19 @@ func quote(s string) string {
 		s = s[:i] + "..."
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// AttachmentData returns attachment i (as listed in Parse's Message.Attachments)
+// of raw with its content decoded from its transfer encoding, byte for
+// byte as the sender attached it. ok is false when there is no such
+// attachment.
+func AttachmentData(raw []byte, i int) (a Attachment, data []byte, ok bool) {
+	p := &parser{m: &Message{}, lim: (&Limits{MaxDecodedBytes: 1 << 40, MaxTextBytes: 1}).withDefaults(), wantAtt: i}
+	p.textLeft = p.lim.MaxTextBytes
+	p.decodedLeft = p.lim.MaxDecodedBytes
+	p.run(raw)
+	if i < 0 || i >= len(p.m.Attachments) || p.attData == nil {
+		return Attachment{}, nil, false
+	}
+	return p.m.Attachments[i], p.attData, true
 }
