@@ -147,6 +147,11 @@ func Open(dir string, opts *Options) (*Archive, error) {
 				// mid-write, a disk fault) is rebuilt, not a reason to stop.
 				a.log.Warn("index unreadable; rebuilding it from the store and catalog", "err", err)
 				rebuild = true
+			} else if v, _ := a.idx.GetInternal(mappingKey); string(v) != mappingVersion {
+				a.log.Warn("index made by an older mailvault; rebuilding it from the store and catalog", "mapping", string(v), "now", mappingVersion)
+				a.idx.Close()
+				a.idx = nil
+				rebuild = true
 			}
 		}
 		if rebuild {
@@ -200,6 +205,10 @@ func createIndex(path string) (bleve.Index, error) {
 	}
 	idx, err := bleve.NewUsing(tmp, m, bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, maps.Clone(indexConfig))
 	if err != nil {
+		return nil, fmt.Errorf("create index %s: %w", tmp, err)
+	}
+	if err := idx.SetInternal(mappingKey, []byte(mappingVersion)); err != nil {
+		idx.Close()
 		return nil, fmt.Errorf("create index %s: %w", tmp, err)
 	}
 	if err := idx.Close(); err != nil {

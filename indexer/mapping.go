@@ -34,6 +34,14 @@ func placeKey(account, mailbox string) string {
 // newMapping returns the index mapping: one document per unique message, no
 // stored fields (the catalog and the blob hold everything shown to a user), and
 // term vectors on text fields because phrase queries need positions.
+// mappingVersion names the index mapping. An index made with another is
+// rebuilt when the archive is opened for writing (the index is a cache).
+// 2: doc values on day, place and has_attachment, for facets.
+const mappingVersion = "2"
+
+// mappingKey is the index-internal key that holds the mapping version.
+var mappingKey = []byte("mailvault.mapping")
+
 func newMapping() (mapping.IndexMapping, error) {
 	m := bleve.NewIndexMapping()
 	if err := m.AddCustomAnalyzer(textAnalyzer, map[string]any{
@@ -77,15 +85,17 @@ func newMapping() (mapping.IndexMapping, error) {
 	for _, name := range query.TextFields() {
 		doc.AddFieldMappingsAt(name, text())
 	}
-	doc.AddFieldMappingsAt(query.IndexDay, num(false))
+	doc.AddFieldMappingsAt(query.IndexDay, num(true)) // doc values: the month facet
 	doc.AddFieldMappingsAt(fieldTime, num(true))
 	doc.AddFieldMappingsAt(query.IndexSize, num(false))
 	b := bleve.NewBooleanFieldMapping()
-	b.Store, b.IncludeInAll, b.DocValues = false, false, false
+	b.Store, b.IncludeInAll, b.DocValues = false, false, true // doc values: the attachment facet
 	doc.AddFieldMappingsAt(query.IndexHasAttachment, b)
 	doc.AddFieldMappingsAt(query.IndexAccount, kw())
 	doc.AddFieldMappingsAt(query.IndexMailbox, kw())
-	doc.AddFieldMappingsAt(fieldPlace, kw())
+	place := kw()
+	place.DocValues = true // the account and mailbox facets
+	doc.AddFieldMappingsAt(fieldPlace, place)
 	// No "_all" composite field: queries name their fields, and building it
 	// cost a tenth of all allocations during import.
 	doc.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())

@@ -33,7 +33,36 @@ type SearchOptions struct {
 	ByRelevance bool
 	// Timeout bounds the search (default 10s).
 	Timeout time.Duration
+	// Facets asks for counts over all matching messages (SearchResult.Facets).
+	Facets bool
 }
+
+// Facets are counts over every message a search matched, not just a page.
+type Facets struct {
+	// Places counts messages per account and mailbox; a message in several
+	// places counts in each.
+	Places []PlaceCount
+	// Months counts messages per month of their sent date ("2024-03"),
+	// oldest first; messages without a date are not counted.
+	Months []MonthCount
+	// WithAttachments counts the messages that have at least one.
+	WithAttachments int
+}
+
+// PlaceCount is one account and mailbox and how many matches it holds.
+type PlaceCount struct {
+	Account, Mailbox string
+	Count            int
+}
+
+// MonthCount is one month and how many matches were sent in it.
+type MonthCount struct {
+	Month string // YYYY-MM
+	Count int
+}
+
+// facetYears bounds the month facet: sent dates outside are not counted.
+const facetFirstYear, facetLastYear = 1990, 2035
 
 // Occurrence is where a hit lives.
 type Occurrence struct {
@@ -63,9 +92,10 @@ type Hit struct {
 
 // SearchResult is a page of hits.
 type SearchResult struct {
-	Total uint64 // messages matching, over all pages
-	Hits  []Hit
-	Took  time.Duration
+	Total  uint64 // messages matching, over all pages
+	Hits   []Hit
+	Took   time.Duration
+	Facets *Facets `json:",omitempty"` // with SearchOptions.Facets
 }
 
 // maxTermExpansion caps how many terms a prefix query may expand to.
@@ -116,6 +146,19 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	if !o.ByRelevance {
 		req.SortBy([]string{"-" + fieldTime, "_id"})
 	}
+	if o.Facets {
+		req.AddFacet("place", bleve.NewFacetRequest(fieldPlace, 500))
+		req.AddFacet("attachment", bleve.NewFacetRequest(query.IndexHasAttachment, 2))
+		months := bleve.NewFacetRequest(query.IndexDay, (facetLastYear-facetFirstYear+1)*12)
+		for y := facetFirstYear; y <= facetLastYear; y++ {
+			for m := 1; m <= 12; m++ {
+				lo := float64(y*10000 + m*100)
+				hi := lo + 100
+				months.AddNumericRange(fmt.Sprintf("%04d-%02d", y, m), &lo, &hi)
+			}
+		}
+		req.AddFacet("month", months)
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, search.MaxTermSearchersKey, maxTermExpansion)
@@ -142,6 +185,9 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	scopeAccounts = append(scopeAccounts, o.Accounts...)
 	scopeMailboxes = append(scopeMailboxes, canon...)
 	out := &SearchResult{Total: res.Total, Took: res.Took}
+	if o.Facets {
+		out.Facets = facets(res.Facets)
+	}
 	for i, h := range res.Hits {
 		l := located[keys[i]]
 		if l == nil {
@@ -262,3 +308,30 @@ func (a *Archive) Raw(hex string) ([]byte, error) {
 
 // ErrNoMessage is returned for a message id the archive does not hold.
 var ErrNoMessage = errors.New("no such message")
+
+// facets turns Bleve's facet results into Facets.
+func facets(fr search.FacetResults) *Facets {
+	f := &Facets{}
+	if p := fr["place"]; p != nil && p.Terms != nil {
+		for _, t := range p.Terms.Terms() {
+			acct, mb, _ := strings.Cut(t.Term, "\x00")
+			f.Places = append(f.Places, PlaceCount{Account: acct, Mailbox: mb, Count: t.Count})
+		}
+	}
+	if a := fr["attachment"]; a != nil && a.Terms != nil {
+		for _, t := range a.Terms.Terms() {
+			if t.Term == "T" {
+				f.WithAttachments = t.Count
+			}
+		}
+	}
+	if m := fr["month"]; m != nil {
+		for _, r := range m.NumericRanges {
+			if r.Count > 0 {
+				f.Months = append(f.Months, MonthCount{Month: r.Name, Count: r.Count})
+			}
+		}
+		slices.SortFunc(f.Months, func(a, b MonthCount) int { return strings.Compare(a.Month, b.Month) })
+	}
+	return f
+}

@@ -1,0 +1,78 @@
+package indexer
+
+import (
+	"context"
+	"testing"
+
+	"mailvault/query"
+)
+
+func TestSearchFacets(t *testing.T) {
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	ctx := context.Background()
+	mustMailbox(t, a, "alice", "INBOX")
+	mustMailbox(t, a, "alice", "Archive")
+	mustMailbox(t, a, "bob", "INBOX")
+	att := "From: x@example.org\r\nSubject: budget with file\r\nDate: Tue, 5 Mar 2024 12:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nbudget\r\n--q\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\nxx\r\n--q--\r\n"
+	ingest(t, a,
+		Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: msg("C <c@example.org>", "budget one", "Mon, 4 Mar 2024 10:00:00 +0100", "budget")},
+		Item{Account: "alice", Mailbox: "Archive", UIDValidity: 7, UID: 1, Raw: msg("C <c@example.org>", "budget two", "Mon, 1 Apr 2024 10:00:00 +0100", "budget")},
+		Item{Account: "bob", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: msg("C <c@example.org>", "budget one", "Mon, 4 Mar 2024 10:00:00 +0100", "budget")},
+		Item{Account: "bob", Mailbox: "INBOX", UIDValidity: 7, UID: 2, Raw: []byte(att)},
+		Item{Account: "bob", Mailbox: "INBOX", UIDValidity: 7, UID: 3, Raw: msg("C <c@example.org>", "lunch", "Mon, 4 Mar 2024 10:00:00 +0100", "pizza")},
+	)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := query.ParseHuman("budget")
+	res, err := a.Search(ctx, n, &SearchOptions{Facets: true, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := res.Facets
+	if res.Total != 3 || f == nil {
+		t.Fatalf("total %d, facets %+v", res.Total, f)
+	}
+	places := map[string]int{}
+	for _, p := range f.Places {
+		places[p.Account+"/"+p.Mailbox] = p.Count
+	}
+	if places["alice/INBOX"] != 1 || places["alice/Archive"] != 1 || places["bob/INBOX"] != 2 || len(places) != 3 {
+		t.Errorf("places %v", places)
+	}
+	if len(f.Months) != 2 || f.Months[0] != (MonthCount{"2024-03", 2}) || f.Months[1] != (MonthCount{"2024-04", 1}) {
+		t.Errorf("months %+v", f.Months)
+	}
+	if f.WithAttachments != 1 {
+		t.Errorf("with attachments %d", f.WithAttachments)
+	}
+}
+
+// TestOldIndexMappingIsRebuilt: an index made with another mapping version
+// (here: one without the version key's current value) is rebuilt on open,
+// and answers as before.
+func TestOldIndexMappingIsRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	a := openTest(t, dir)
+	mustMailbox(t, a, "alice", "INBOX")
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: msg("C <c@example.org>", "zeppelin", "Mon, 4 Mar 2024 10:00:00 +0100", "x")})
+	if err := a.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.idx.SetInternal(mappingKey, []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	a = openTest(t, dir)
+	defer a.Close()
+	if v, _ := a.idx.GetInternal(mappingKey); string(v) != mappingVersion {
+		t.Errorf("mapping version after reopen: %q, want %q", v, mappingVersion)
+	}
+	if err := a.CatchUp(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if hits := find(t, a, "zeppelin", nil); len(hits) != 1 {
+		t.Errorf("search after the rebuild: %d hits", len(hits))
+	}
+}
