@@ -134,21 +134,38 @@ func containsMailbox(list []string, mb string) bool {
 // given (nil: all u may see), one page of hits and the total: messages for
 // the human syntax, occurrences for IMAP.
 func (s *Server) runSearch(c *gin.Context, u *User, n query.Node, syntax string, accounts, mailboxes []string, limit, offset int, byRelevance bool) ([]apiHit, uint64, error) {
+	hits, total, _, err := s.runSearchFacets(c, u, n, syntax, accounts, mailboxes, limit, offset, byRelevance, false)
+	return hits, total, err
+}
+
+// runSearchFacets is runSearch, with facets for the human syntax when
+// asked. Facet places outside u's accounts are dropped: a message held in
+// two accounts must not reveal the other one's mailboxes.
+func (s *Server) runSearchFacets(c *gin.Context, u *User, n query.Node, syntax string, accounts, mailboxes []string, limit, offset int, byRelevance, withFacets bool) ([]apiHit, uint64, *indexer.Facets, error) {
 	var hits []apiHit
 	if syntax == "human" {
 		res, err := s.opts.Archive.Search(c.Request.Context(), n, &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes,
-			Limit: limit, Offset: offset, ByRelevance: byRelevance})
+			Limit: limit, Offset: offset, ByRelevance: byRelevance, Facets: withFacets})
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		for _, h := range res.Hits {
 			hits = append(hits, s.hit(u, h))
 		}
-		return hits, res.Total, nil
+		if f := res.Facets; f != nil {
+			kept := f.Places[:0]
+			for _, p := range f.Places {
+				if u.Sees(p.Account) {
+					kept = append(kept, p)
+				}
+			}
+			f.Places = kept
+		}
+		return hits, res.Total, res.Facets, nil
 	}
 	st, err := indexer.Status(c.Request.Context(), s.opts.DataDir)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	var all []apiHit
 	for _, mb := range st {
@@ -158,7 +175,7 @@ func (s *Server) runSearch(c *gin.Context, u *User, n query.Node, syntax string,
 		}
 		res, err := s.opts.Archive.SearchIMAP(c.Request.Context(), mb.Account, mb.Mailbox, n, nil)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		for _, h := range res.Hits {
 			all = append(all, apiHit{SHA256: fmt.Sprintf("%x", h.SHA256), Date: h.Date, From: h.From, Subject: h.Subject, Size: h.Size,
@@ -170,7 +187,7 @@ func (s *Server) runSearch(c *gin.Context, u *User, n query.Node, syntax string,
 	if offset < len(all) {
 		hits = all[offset:min(len(all), offset+limit)]
 	}
-	return hits, uint64(len(all)), nil
+	return hits, uint64(len(all)), nil, nil
 }
 
 // searchFailed answers a search error: a deadline or a limit is the

@@ -147,12 +147,14 @@ func TestBrowser(t *testing.T) {
 	if got := text(`#results`); !strings.Contains(got, "quarterly figures") || strings.Contains(got, "secret merger") || !strings.Contains(got, ";UID=1") {
 		t.Errorf("results: %q", got)
 	}
-	do("narrow to account a",
-		chromedp.SetValue(`select[name=account]`, "a"),
-		chromedp.Submit(`input[name=q]`),
+	do("narrow with the a / INBOX facet",
+		chromedp.Click(`#facets a`, chromedp.NodeVisible),
 		chromedp.WaitVisible(`#results`))
 	if got := text(`#summary`); !strings.HasPrefix(got, "1 matching") {
-		t.Errorf("summary with account a: %q", got)
+		t.Errorf("summary after the facet: %q", got)
+	}
+	if got := text(`#facets`); !strings.Contains(got, "all places") {
+		t.Errorf("after a facet, the facets offer no way back: %q", got)
 	}
 	do("open the message",
 		chromedp.Click(`#results a`, chromedp.NodeVisible),

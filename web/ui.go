@@ -163,20 +163,47 @@ func (u *ui) logout(c *gin.Context) {
 
 type searchPage struct {
 	pageData
-	Query, Syntax, Account, Sort string
-	Accounts                     []string
-	Searched                     bool
-	Total                        uint64
-	Took                         string
-	Hits                         []apiHit
-	Prev, Next                   string
+	Query, Syntax, Account, Mailbox, Sort string
+	Accounts                              []string
+	Searched                              bool
+	Total                                 uint64
+	Took                                  string
+	Hits                                  []apiHit
+	Prev, Next                            string
+	Places                                []facetLink // account / mailbox facet
+	Attachments                           *facetLink
+	AllPlaces                             string // removes the account / mailbox narrowing
+	Timeline                              *timeline
+}
+
+// facetLink narrows the search.
+type facetLink struct {
+	Label  string
+	Count  int
+	Href   string
+	Active bool
+}
+
+// timeline is the SVG bar chart of matches per month.
+type timeline struct {
+	Width, Height int
+	Bars          []timelineBar
+	First, Last   string
+}
+
+type timelineBar struct {
+	X, Y, W, H int
+	Label      string
+	Count      int
+	Href       string
 }
 
 const pageSize = 50
 
 func (u *ui) search(c *gin.Context) {
 	usr := user(c)
-	p := searchPage{pageData: pageData{Title: "Search", User: usr}, Query: c.Query("q"), Account: c.Query("account"), Sort: c.Query("sort")}
+	p := searchPage{pageData: pageData{Title: "Search", User: usr}, Query: c.Query("q"), Account: c.Query("account"),
+		Mailbox: c.Query("mailbox"), Sort: c.Query("sort")}
 	// The syntax switch is remembered in a cookie.
 	p.Syntax = c.Query("syntax")
 	if p.Syntax == "" {
@@ -226,7 +253,11 @@ func (u *ui) search(c *gin.Context) {
 	}
 	u.s.audit(c, "", "search", p.Syntax+": "+p.Query)
 	begin := time.Now()
-	hits, total, err := u.s.runSearch(c, usr, n, p.Syntax, accounts, nil, pageSize, offset, p.Sort == "relevance")
+	var mailboxes []string
+	if p.Mailbox != "" {
+		mailboxes = []string{p.Mailbox}
+	}
+	hits, total, facets, err := u.s.runSearchFacets(c, usr, n, p.Syntax, accounts, mailboxes, pageSize, offset, p.Sort == "relevance", true)
 	if err != nil {
 		p.Error = err.Error()
 		u.render(c, http.StatusUnprocessableEntity, "search", p)
@@ -234,15 +265,38 @@ func (u *ui) search(c *gin.Context) {
 	}
 	p.Searched, p.Hits, p.Total = true, hits, total
 	p.Took = time.Since(begin).Round(time.Millisecond).String()
-	link := func(off int) string {
-		v := url.Values{"q": {p.Query}, "syntax": {p.Syntax}, "offset": {strconv.Itoa(off)}}
-		if p.Account != "" {
-			v.Set("account", p.Account)
+	href := func(q, account, mailbox string, off int) string {
+		v := url.Values{"q": {q}, "syntax": {p.Syntax}}
+		if off > 0 {
+			v.Set("offset", strconv.Itoa(off))
+		}
+		if account != "" {
+			v.Set("account", account)
+		}
+		if mailbox != "" {
+			v.Set("mailbox", mailbox)
 		}
 		if p.Sort != "" {
 			v.Set("sort", p.Sort)
 		}
 		return "/?" + v.Encode()
+	}
+	link := func(off int) string { return href(p.Query, p.Account, p.Mailbox, off) }
+	if p.Account != "" || p.Mailbox != "" {
+		p.AllPlaces = href(p.Query, "", "", 0)
+	}
+	if facets != nil {
+		for _, pl := range facets.Places {
+			p.Places = append(p.Places, facetLink{Label: pl.Account + " / " + pl.Mailbox, Count: pl.Count,
+				Href: href(p.Query, pl.Account, pl.Mailbox, 0), Active: pl.Account == p.Account && pl.Mailbox == p.Mailbox})
+		}
+		if facets.WithAttachments > 0 && !strings.Contains(p.Query, "has:attachment") {
+			p.Attachments = &facetLink{Label: "with attachments", Count: facets.WithAttachments,
+				Href: href(p.Query+" has:attachment", p.Account, p.Mailbox, 0)}
+		}
+		p.Timeline = makeTimeline(facets.Months, func(month string) string {
+			return href(p.Query+" "+monthRange(month), p.Account, p.Mailbox, 0)
+		})
 	}
 	if offset > 0 {
 		p.Prev = link(max(0, offset-pageSize))
@@ -435,4 +489,45 @@ func compactStrings(s []string) []string {
 		}
 	}
 	return out
+}
+
+// monthRange is the human-syntax date range of a month ("2024-03").
+func monthRange(month string) string {
+	t, err := time.Parse("2006-01", month)
+	if err != nil {
+		return ""
+	}
+	return "after:" + t.Format("2006-01-02") + " before:" + t.AddDate(0, 1, 0).Format("2006-01-02")
+}
+
+// makeTimeline lays out one bar per month from the first month with
+// matches to the last (empty months included), scaled to the busiest.
+func makeTimeline(months []indexer.MonthCount, href func(string) string) *timeline {
+	if len(months) == 0 {
+		return nil
+	}
+	first, _ := time.Parse("2006-01", months[0].Month)
+	last, _ := time.Parse("2006-01", months[len(months)-1].Month)
+	counts := map[string]int{}
+	peak := 0
+	for _, m := range months {
+		counts[m.Month] = m.Count
+		peak = max(peak, m.Count)
+	}
+	var keys []string
+	for t := first; !t.After(last) && len(keys) < 600; t = t.AddDate(0, 1, 0) {
+		keys = append(keys, t.Format("2006-01"))
+	}
+	const height = 60
+	w := max(2, min(24, 720/len(keys)))
+	tl := &timeline{Width: w * len(keys), Height: height + 2, First: keys[0], Last: keys[len(keys)-1]}
+	for i, k := range keys {
+		n := counts[k]
+		h := 0
+		if n > 0 {
+			h = max(1, n*height/peak)
+		}
+		tl.Bars = append(tl.Bars, timelineBar{X: i * w, Y: height - h + 1, W: max(1, w-1), H: h, Label: k, Count: n, Href: href(k)})
+	}
+	return tl
 }

@@ -79,6 +79,10 @@ func TestUIPages(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "quarterly figures") || strings.Contains(body, "secret merger") || !strings.Contains(body, ";UIDVALIDITY=5/;UID=1") {
 		t.Errorf("search page: %d\n%s", code, body)
 	}
+	if !strings.Contains(body, `id="facets"`) || !strings.Contains(body, "a / INBOX (1)") || strings.Contains(body, "b / INBOX") ||
+		!strings.Contains(body, `<svg width=`) || !strings.Contains(body, "2024-03: 1") {
+		t.Errorf("facets and timeline of a user of a:\n%s", body)
+	}
 	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 		t.Errorf("search page CSP %q", csp)
 	}
