@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"html/template"
 	"net"
 	"net/http"
 	"strconv"
@@ -36,6 +37,7 @@ type apiHit struct {
 	Subject     string               `json:"subject"`
 	Size        int64                `json:"size"`
 	Occurrences []indexer.Occurrence `json:"occurrences"`
+	Snippet     template.HTML        `json:"-"` // the search page's, escaped with the matches marked
 }
 
 // cursor is an opaque page position: the offset of the next page.

@@ -6,9 +6,11 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -214,12 +216,10 @@ func (u *ui) search(c *gin.Context) {
 	}
 	c.SetSameSite(http.SameSiteLaxMode)
 	c.SetCookie("mv_syntax", p.Syntax, 365*24*3600, "/", "", c.Request.TLS != nil, true)
-	if st, err := indexer.Status(c.Request.Context(), u.s.opts.DataDir); err == nil {
-		seen := map[string]bool{}
-		for _, m := range st {
-			if usr.Sees(m.Account) && !seen[m.Account] {
-				seen[m.Account] = true
-				p.Accounts = append(p.Accounts, m.Account)
+	if all, err := u.s.opts.Archive.Catalog().Accounts(c.Request.Context()); err == nil {
+		for _, a := range all {
+			if usr.Sees(a) {
+				p.Accounts = append(p.Accounts, a)
 			}
 		}
 	}
@@ -263,6 +263,9 @@ func (u *ui) search(c *gin.Context) {
 		u.render(c, http.StatusUnprocessableEntity, "search", p)
 		return
 	}
+	var terms []string
+	snippetTerms(n, false, &terms)
+	u.snippets(hits, terms)
 	p.Searched, p.Hits, p.Total = true, hits, total
 	p.Took = time.Since(begin).Round(time.Millisecond).String()
 	href := func(q, account, mailbox string, off int) string {
@@ -530,4 +533,21 @@ func makeTimeline(months []indexer.MonthCount, href func(string) string) *timeli
 		tl.Bars = append(tl.Bars, timelineBar{X: i * w, Y: height - h + 1, W: max(1, w-1), H: h, Label: k, Count: n, Href: href(k)})
 	}
 	return tl
+}
+
+// snippets fills in the hits' snippets, a few messages at a time.
+func (u *ui) snippets(hits []apiHit, terms []string) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i := range hits {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if raw, err := u.s.opts.Archive.Raw(hits[i].SHA256); err == nil {
+				hits[i].Snippet = snippetOf(raw, terms)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -192,3 +192,24 @@ func TestUIAttachmentDownload(t *testing.T) {
 		t.Errorf("message page lists attachments: %d", code)
 	}
 }
+
+func TestSnippet(t *testing.T) {
+	for _, tt := range []struct {
+		text  string
+		terms []string
+		want  string
+	}{
+		{"The budget for <b>2024</b> is final.", []string{"budget"}, "The <mark>budget</mark> for &lt;b&gt;2024&lt;/b&gt; is final."},
+		{"nothing here", []string{"budget"}, "nothing here"},
+		{strings.Repeat("word ", 100) + "the Budget line " + strings.Repeat("tail ", 100), []string{"budget"}, "<mark>Budget</mark>"},
+	} {
+		got := string(snippet(tt.text, tt.terms, 220))
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("snippet(%q) = %q, want it to contain %q", tt.text[:min(40, len(tt.text))], got, tt.want)
+		}
+	}
+	long := string(snippet(strings.Repeat("word ", 100)+"the Budget line "+strings.Repeat("tail ", 100), []string{"budget"}, 220))
+	if !strings.HasPrefix(long, "… ") || !strings.HasSuffix(long, " …") {
+		t.Errorf("a long text's snippet is not cut on both sides: %q", long)
+	}
+}

@@ -757,3 +757,21 @@ func (c *Catalog) Skip(ctx context.Context, account, name string, uidvalidity, u
 	}
 	return tx.Commit()
 }
+
+// Accounts returns the names of every account, sorted.
+func (c *Catalog) Accounts(ctx context.Context) ([]string, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT name FROM accounts ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
