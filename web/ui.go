@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -312,12 +313,53 @@ func (u *ui) search(c *gin.Context) {
 
 type messagePage struct {
 	pageData
+	Thread      []threadEntry // the messages this one replies to, oldest first
 	Msg         *apiHit
 	Headers     []mime.Header
 	Text        string
 	Attachments []mime.Attachment
 	HasHTML     bool
 	Remote      bool
+}
+
+// threadEntry is a message of the thread, or a reference the archive (or
+// the user) does not have.
+type threadEntry struct {
+	MessageID string
+	Hit       *apiHit // nil when not in the archive or not the user's to see
+}
+
+// thread finds the messages m refers to (References, In-Reply-To) that the
+// user may see. Replies to m are not looked up (not indexed yet).
+func (u *ui) thread(c *gin.Context, m *mime.Message) []threadEntry {
+	refs := slices.Clone(m.References)
+	for _, r := range m.InReplyTo {
+		if !slices.Contains(refs, r) {
+			refs = append(refs, r)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	found, err := u.s.opts.Archive.Catalog().ByMessageID(c.Request.Context(), refs)
+	if err != nil {
+		u.s.log.Error("thread", "err", err)
+		return nil
+	}
+	var out []threadEntry
+	for _, r := range refs {
+		e := threadEntry{MessageID: r}
+		for _, sha := range found[r] {
+			if h, err := u.s.opts.Archive.Message(c.Request.Context(), sha); err == nil {
+				if ah := u.s.hit(user(c), *h); len(ah.Occurrences) > 0 {
+					e.Hit = &ah
+					break
+				}
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // uiMessage returns the message :id if the user may see it, or answers 404.
@@ -350,7 +392,7 @@ func (u *ui) message(c *gin.Context) {
 	_, hasHTML := mime.HTMLBody(raw)
 	u.s.audit(c, "", "read", h.SHA256)
 	p := messagePage{pageData: pageData{Title: h.Subject, User: user(c)}, Msg: h, Text: m.Text, Attachments: m.Attachments,
-		HasHTML: hasHTML, Remote: c.Query("remote") == "1"}
+		HasHTML: hasHTML, Remote: c.Query("remote") == "1", Thread: u.thread(c, m)}
 	for _, hd := range m.Headers {
 		switch strings.ToLower(hd.Key) {
 		case "from", "to", "cc", "bcc", "date", "subject", "reply-to", "message-id", "in-reply-to", "references":

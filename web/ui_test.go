@@ -213,3 +213,28 @@ func TestSnippet(t *testing.T) {
 		t.Errorf("a long text's snippet is not cut on both sides: %q", long)
 	}
 }
+
+func TestUIThread(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	mk := func(id, subject, refs string) []byte {
+		return []byte("From: x@example.org\r\nSubject: " + subject + "\r\nMessage-ID: <" + id + ">\r\nDate: Tue, 5 Mar 2024 12:00:00 +0000\r\n" + refs + "\r\nbody\r\n")
+	}
+	parent := mk("p1@example.org", "the parent", "")
+	secret := mk("pb@example.org", "b's secret parent", "")
+	child := mk("c1@example.org", "Re: the parent", "In-Reply-To: <p1@example.org>\r\nReferences: <p0@example.org> <pb@example.org> <p1@example.org>\r\n")
+	if _, err := f.archive.Ingest(ctx, []indexer.Item{
+		{Account: "a", Mailbox: "INBOX", UIDValidity: 5, UID: 20, Raw: parent},
+		{Account: "b", Mailbox: "INBOX", UIDValidity: 5, UID: 20, Raw: secret},
+		{Account: "a", Mailbox: "INBOX", UIDValidity: 5, UID: 21, Raw: child},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ann, _ := f.login(t, "ann", "correct horse")
+	code, body, _ := getPage(t, ann, f.srv.URL+"/message/"+sha(child))
+	if code != 200 || !strings.Contains(body, `<a href="/message/`+sha(parent)+`">the parent</a>`) ||
+		!strings.Contains(body, "&lt;p0@example.org&gt; (not in the archive") || strings.Contains(body, "secret parent") ||
+		!strings.Contains(body, "&lt;pb@example.org&gt; (not in the archive") {
+		t.Errorf("thread of the reply: %d\n%s", code, body)
+	}
+}

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS messages (
 	stored_at       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_unindexed ON messages(id) WHERE indexed_gen < gen;
+CREATE INDEX IF NOT EXISTS messages_by_message_id ON messages(message_id) WHERE message_id != '';
 CREATE TABLE IF NOT EXISTS occurrences (
 	id            INTEGER PRIMARY KEY,
 	mailbox_id    INTEGER NOT NULL REFERENCES mailboxes(id),
@@ -774,4 +775,32 @@ func (c *Catalog) Accounts(ctx context.Context) ([]string, error) {
 		out = append(out, n)
 	}
 	return out, rows.Err()
+}
+
+// ByMessageID returns the sha256 (hex) of the messages whose Message-ID
+// (without angle brackets) is one of ids.
+func (c *Catalog) ByMessageID(ctx context.Context, ids []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, id := range ids {
+		if id == "" || out[id] != nil {
+			continue
+		}
+		rows, err := c.db.QueryContext(ctx, `SELECT lower(hex(sha256)) FROM messages WHERE message_id = ?`, id)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var sha string
+			if err := rows.Scan(&sha); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = append(out[id], sha)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
