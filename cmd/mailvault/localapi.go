@@ -36,7 +36,7 @@ type searchRequest struct {
 }
 
 // serveLocalAPI answers local requests until ctx is done.
-func serveLocalAPI(ctx context.Context, dir string, a *indexer.Archive, metrics http.HandlerFunc, log *slog.Logger) error {
+func serveLocalAPI(ctx context.Context, dir string, a *indexer.Archive, metrics http.Handler, log *slog.Logger) error {
 	path := filepath.Join(dir, localSocket)
 	os.Remove(path) // a stale socket of a crashed serve; the data dir lock is ours
 	ln, err := net.Listen("unix", path)

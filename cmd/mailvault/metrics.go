@@ -1,28 +1,26 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
-	"slices"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"mailvault/harvest"
 )
 
-// Metrics of a running serve, in the Prometheus text format (version
-// 0.0.4), at GET /metrics on the local socket and, when the configuration
-// sets metrics_listen, on that TCP address. They are written by hand: a
-// dozen counters and gauges do not need a client library.
+// Metrics of a running serve, in the Prometheus text format, at GET
+// /metrics on the local socket, on the web server, and on metrics_listen
+// when the configuration sets it. A collector reads the harvesters' and the
+// archive sink's counters at each scrape (client_golang's registry, with
+// its process and Go runtime collectors).
 //
 // Series are per account (not per mailbox): a thousand accounts of twenty
 // mailboxes would be twenty thousand series per metric.
@@ -33,104 +31,78 @@ type sinkStats struct {
 	storeNanos                atomic.Int64
 }
 
-// writeMetrics writes the metrics of hs and sink to w.
-func writeMetrics(w io.Writer, hs []*harvest.Harvester, sink *archiveSink, started time.Time) error {
-	b := bufio.NewWriter(w)
-	metric := func(name, typ, help string) {
-		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+// collector is a prometheus.Collector over the harvesters and the sink.
+type collector struct {
+	hs   []*harvest.Harvester
+	sink *archiveSink
+
+	state, mailboxes, serverMessages                 *prometheus.Desc
+	logins, failures, messages, bytes, skipped       *prometheus.Desc
+	storeBatches, storeMessages, storeErrors, storeS *prometheus.Desc
+}
+
+func newCollector(hs []*harvest.Harvester, sink *archiveSink) *collector {
+	acct := []string{"account"}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	sts := make([]harvest.Status, len(hs))
-	for i, h := range hs {
-		sts[i] = h.Status()
+	return &collector{hs: hs, sink: sink,
+		state:          d("mailvault_account_state", "1 for the state each account's harvester is in.", "account", "state"),
+		mailboxes:      d("mailvault_account_mailboxes", "Mailboxes harvested per account.", acct...),
+		serverMessages: d("mailvault_account_server_messages", "Messages on the server, per account, at the last look.", acct...),
+		logins:         d("mailvault_harvest_logins_total", "Successful IMAP logins.", acct...),
+		failures:       d("mailvault_harvest_failures_total", "Sessions ended by an error (each followed by a reconnect).", acct...),
+		messages:       d("mailvault_harvest_messages_total", "Messages fetched and handed to the archive.", acct...),
+		bytes:          d("mailvault_harvest_bytes_total", "Bytes of the messages fetched.", acct...),
+		skipped:        d("mailvault_harvest_skipped_total", "Messages recorded as skipped (could not be fetched, or over max_message_bytes).", acct...),
+		storeBatches:   d("mailvault_store_batches_total", "Batches of fetched messages stored in the archive."),
+		storeMessages:  d("mailvault_store_messages_total", "Messages stored (blob, catalog, index queue)."),
+		storeErrors:    d("mailvault_store_errors_total", "Batches the archive failed to store (the harvester retries them)."),
+		storeS:         d("mailvault_store_seconds_total", "Time spent storing batches, including waits for the index (back-pressure)."),
 	}
-	slices.SortFunc(sts, func(a, b harvest.Status) int { return strings.Compare(a.Account, b.Account) })
-	perAccount := func(name, typ, help string, value func(harvest.Status) int64) {
-		metric(name, typ, help)
-		for _, s := range sts {
-			fmt.Fprintf(b, "%s{account=%s} %d\n", name, labelValue(s.Account), value(s))
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.messages,
+		c.bytes, c.skipped, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
+	for _, h := range c.hs {
+		s := h.Status()
+		n := 0
+		for _, m := range s.Mailboxes {
+			n += int(m.ServerMessages)
 		}
+		ch <- prometheus.MustNewConstMetric(c.state, gauge, 1, s.Account, s.State)
+		ch <- prometheus.MustNewConstMetric(c.mailboxes, gauge, float64(len(s.Mailboxes)), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.serverMessages, gauge, float64(n), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.logins, counter, float64(s.Counters.Logins), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.failures, counter, float64(s.Counters.Failures), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.messages, counter, float64(s.Counters.Messages), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.bytes, counter, float64(s.Counters.Bytes), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.skipped, counter, float64(s.Counters.Skipped), s.Account)
 	}
-
-	metric("mailvault_account_state", "gauge", "1 for the state each account's harvester is in.")
-	for _, s := range sts {
-		fmt.Fprintf(b, "mailvault_account_state{account=%s,state=%s} 1\n", labelValue(s.Account), labelValue(s.State))
-	}
-	perAccount("mailvault_account_mailboxes", "gauge", "Mailboxes harvested per account.",
-		func(s harvest.Status) int64 { return int64(len(s.Mailboxes)) })
-	perAccount("mailvault_account_server_messages", "gauge", "Messages on the server, per account, at the last look.",
-		func(s harvest.Status) int64 {
-			n := int64(0)
-			for _, m := range s.Mailboxes {
-				n += int64(m.ServerMessages)
-			}
-			return n
-		})
-	perAccount("mailvault_harvest_logins_total", "counter", "Successful IMAP logins.",
-		func(s harvest.Status) int64 { return s.Counters.Logins })
-	perAccount("mailvault_harvest_failures_total", "counter", "Sessions ended by an error (each followed by a reconnect).",
-		func(s harvest.Status) int64 { return s.Counters.Failures })
-	perAccount("mailvault_harvest_messages_total", "counter", "Messages fetched and handed to the archive.",
-		func(s harvest.Status) int64 { return s.Counters.Messages })
-	perAccount("mailvault_harvest_bytes_total", "counter", "Bytes of the messages fetched.",
-		func(s harvest.Status) int64 { return s.Counters.Bytes })
-	perAccount("mailvault_harvest_skipped_total", "counter", "Messages recorded as skipped (could not be fetched, or over max_message_bytes).",
-		func(s harvest.Status) int64 { return s.Counters.Skipped })
-
-	st := &sink.stats
-	metric("mailvault_store_batches_total", "counter", "Batches of fetched messages stored in the archive.")
-	fmt.Fprintf(b, "mailvault_store_batches_total %d\n", st.batches.Load())
-	metric("mailvault_store_messages_total", "counter", "Messages stored (blob, catalog, index queue).")
-	fmt.Fprintf(b, "mailvault_store_messages_total %d\n", st.messages.Load())
-	metric("mailvault_store_errors_total", "counter", "Batches the archive failed to store (the harvester retries them).")
-	fmt.Fprintf(b, "mailvault_store_errors_total %d\n", st.errors.Load())
-	metric("mailvault_store_seconds_total", "counter", "Time spent storing batches, including waits for the index (back-pressure).")
-	fmt.Fprintf(b, "mailvault_store_seconds_total %s\n", strconv.FormatFloat(time.Duration(st.storeNanos.Load()).Seconds(), 'f', -1, 64))
-
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
-	fmt.Fprintf(b, "process_resident_memory_bytes %d\n", residentBytes())
-	metric("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.")
-	fmt.Fprintf(b, "process_start_time_seconds %d\n", started.Unix())
-	metric("go_goroutines", "gauge", "Number of goroutines that currently exist.")
-	fmt.Fprintf(b, "go_goroutines %d\n", runtime.NumGoroutine())
-	metric("go_memstats_heap_inuse_bytes", "gauge", "Bytes in in-use heap spans.")
-	fmt.Fprintf(b, "go_memstats_heap_inuse_bytes %d\n", ms.HeapInuse)
-	metric("go_memstats_sys_bytes", "gauge", "Bytes obtained from the system.")
-	fmt.Fprintf(b, "go_memstats_sys_bytes %d\n", ms.Sys)
-	return b.Flush()
+	st := &c.sink.stats
+	ch <- prometheus.MustNewConstMetric(c.storeBatches, counter, float64(st.batches.Load()))
+	ch <- prometheus.MustNewConstMetric(c.storeMessages, counter, float64(st.messages.Load()))
+	ch <- prometheus.MustNewConstMetric(c.storeErrors, counter, float64(st.errors.Load()))
+	ch <- prometheus.MustNewConstMetric(c.storeS, counter, time.Duration(st.storeNanos.Load()).Seconds())
 }
 
-// labelValue quotes s as a Prometheus label value.
-func labelValue(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(s) + `"`
-}
-
-// residentBytes is the process's RSS from /proc (0 where there is none).
-func residentBytes() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
-}
-
-// metricsHandler serves writeMetrics.
-func metricsHandler(hs []*harvest.Harvester, sink *archiveSink, started time.Time) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		writeMetrics(w, hs, sink, started)
-	}
+// metricsHandler serves the metrics of hs and sink, with the process and
+// Go runtime collectors.
+func metricsHandler(hs []*harvest.Harvester, sink *archiveSink) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(hs, sink), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // serveMetrics serves GET /metrics on addr until ctx is done.
-func serveMetrics(ctx context.Context, addr string, h http.HandlerFunc) error {
+func serveMetrics(ctx context.Context, addr string, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics_listen: %w", err)

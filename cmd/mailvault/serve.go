@@ -95,7 +95,7 @@ func serveArchive(ctx context.Context, data string, cfg *config, accounts []harv
 			harvesters[i].Run(ctx)
 		}()
 	}
-	metrics := metricsHandler(harvesters, sink, time.Now())
+	metrics := metricsHandler(harvesters, sink)
 	if cfg.MetricsListen != "" {
 		wg.Add(1)
 		go func() {
