@@ -76,3 +76,36 @@ func TestOldIndexMappingIsRebuilt(t *testing.T) {
 		t.Errorf("search after the rebuild: %d hits", len(hits))
 	}
 }
+
+func TestSenderFacetAndReplies(t *testing.T) {
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	ctx := context.Background()
+	mustMailbox(t, a, "alice", "INBOX")
+	mk := func(from, id, refs string) []byte {
+		return []byte("From: " + from + "\r\nSubject: budget\r\nMessage-ID: <" + id + ">\r\nDate: Tue, 5 Mar 2024 12:00:00 +0000\r\n" + refs + "\r\nbudget\r\n")
+	}
+	ingest(t, a,
+		Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: mk("Bob <Bob@Example.org>", "p@x", "")},
+		Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 2, Raw: mk("bob@example.org", "r1@x", "In-Reply-To: <p@x>\r\n")},
+		Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 3, Raw: mk("Carol <carol@example.org>", "r2@x", "References: <p@x> <r1@x>\r\n")},
+	)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := query.ParseHuman("budget")
+	res, err := a.Search(ctx, n, &SearchOptions{Facets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Facets.Senders; len(s) != 2 || s[0] != (SenderCount{"bob@example.org", 2}) || s[1] != (SenderCount{"carol@example.org", 1}) {
+		t.Errorf("senders %+v", s)
+	}
+	replies, err := a.Replies(ctx, "p@x", 10)
+	if err != nil || len(replies) != 2 {
+		t.Errorf("replies to p@x: %v, %v", replies, err)
+	}
+	if r, _ := a.Replies(ctx, "r1@x", 10); len(r) != 1 {
+		t.Errorf("replies to r1@x: %v", r)
+	}
+}

@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -343,6 +344,13 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 	doc[query.IndexAccount] = keys(accounts)
 	doc[query.IndexMailbox] = keys(mailboxes)
 	doc[fieldPlace] = keys(pairs)
+	if len(m.From) > 0 && m.From[0].Addr != "" {
+		doc[fieldSender] = strings.ToLower(m.From[0].Addr)
+	}
+	refs := append(slices.Clone(m.References), m.InReplyTo...)
+	if len(refs) > 0 {
+		doc[fieldRefs] = refs
+	}
 	return doc, n
 }
 

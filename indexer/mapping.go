@@ -37,7 +37,16 @@ func placeKey(account, mailbox string) string {
 // mappingVersion names the index mapping. An index made with another is
 // rebuilt when the archive is opened for writing (the index is a cache).
 // 2: doc values on day, place and has_attachment, for facets.
-const mappingVersion = "2"
+// 3: sender (facet) and refs (replies).
+const mappingVersion = "3"
+
+// fieldSender is the first From: address, lower-cased (keyword, doc values:
+// the sender facet). fieldRefs holds the Message-IDs a message refers to
+// (References, In-Reply-To; keyword), to find the replies to a message.
+const (
+	fieldSender = "sender"
+	fieldRefs   = "refs"
+)
 
 // mappingKey is the index-internal key that holds the mapping version.
 var mappingKey = []byte("mailvault.mapping")
@@ -96,6 +105,10 @@ func newMapping() (mapping.IndexMapping, error) {
 	place := kw()
 	place.DocValues = true // the account and mailbox facets
 	doc.AddFieldMappingsAt(fieldPlace, place)
+	sender := kw()
+	sender.DocValues = true
+	doc.AddFieldMappingsAt(fieldSender, sender)
+	doc.AddFieldMappingsAt(fieldRefs, kw())
 	// No "_all" composite field: queries name their fields, and building it
 	// cost a tenth of all allocations during import.
 	doc.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())

@@ -47,6 +47,14 @@ type Facets struct {
 	Months []MonthCount
 	// WithAttachments counts the messages that have at least one.
 	WithAttachments int
+	// Senders are the most frequent first From: addresses, most first.
+	Senders []SenderCount
+}
+
+// SenderCount is a sender and how many matches are from them.
+type SenderCount struct {
+	Address string
+	Count   int
 }
 
 // PlaceCount is one account and mailbox and how many matches it holds.
@@ -149,6 +157,7 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	if o.Facets {
 		req.AddFacet("place", bleve.NewFacetRequest(fieldPlace, 500))
 		req.AddFacet("attachment", bleve.NewFacetRequest(query.IndexHasAttachment, 2))
+		req.AddFacet("sender", bleve.NewFacetRequest(fieldSender, 10))
 		months := bleve.NewFacetRequest(query.IndexDay, (facetLastYear-facetFirstYear+1)*12)
 		for y := facetFirstYear; y <= facetLastYear; y++ {
 			for m := 1; m <= 12; m++ {
@@ -325,6 +334,11 @@ func facets(fr search.FacetResults) *Facets {
 			}
 		}
 	}
+	if sd := fr["sender"]; sd != nil && sd.Terms != nil {
+		for _, t := range sd.Terms.Terms() {
+			f.Senders = append(f.Senders, SenderCount{Address: t.Term, Count: t.Count})
+		}
+	}
 	if m := fr["month"]; m != nil {
 		for _, r := range m.NumericRanges {
 			if r.Count > 0 {
@@ -334,4 +348,25 @@ func facets(fr search.FacetResults) *Facets {
 		slices.SortFunc(f.Months, func(a, b MonthCount) int { return strings.Compare(a.Month, b.Month) })
 	}
 	return f
+}
+
+// Replies returns the sha256 of the messages that refer to Message-ID id
+// (In-Reply-To or References), at most limit.
+func (a *Archive) Replies(ctx context.Context, id string, limit int) ([]string, error) {
+	if id == "" {
+		return nil, nil
+	}
+	t := bleveq.NewTermQuery(id)
+	t.SetField(fieldRefs)
+	req := bleve.NewSearchRequestOptions(t, limit, 0, false)
+	req.SortBy([]string{fieldTime, "_id"})
+	res, err := a.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("replies: %w", err)
+	}
+	out := make([]string, len(res.Hits))
+	for i, h := range res.Hits {
+		out[i] = h.ID
+	}
+	return out, nil
 }

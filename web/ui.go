@@ -175,6 +175,7 @@ type searchPage struct {
 	Prev, Next                            string
 	Places                                []facetLink // account / mailbox facet
 	Attachments                           *facetLink
+	Senders                               []facetLink
 	AllPlaces                             string // removes the account / mailbox narrowing
 	Timeline                              *timeline
 }
@@ -294,6 +295,10 @@ func (u *ui) search(c *gin.Context) {
 			p.Places = append(p.Places, facetLink{Label: pl.Account + " / " + pl.Mailbox, Count: pl.Count,
 				Href: href(p.Query, pl.Account, pl.Mailbox, 0), Active: pl.Account == p.Account && pl.Mailbox == p.Mailbox})
 		}
+		for _, sd := range facets.Senders {
+			p.Senders = append(p.Senders, facetLink{Label: sd.Address, Count: sd.Count,
+				Href: href(p.Query+" from:"+sd.Address, p.Account, p.Mailbox, 0)})
+		}
 		if facets.WithAttachments > 0 && !strings.Contains(p.Query, "has:attachment") {
 			p.Attachments = &facetLink{Label: "with attachments", Count: facets.WithAttachments,
 				Href: href(p.Query+" has:attachment", p.Account, p.Mailbox, 0)}
@@ -314,6 +319,7 @@ func (u *ui) search(c *gin.Context) {
 type messagePage struct {
 	pageData
 	Thread      []threadEntry // the messages this one replies to, oldest first
+	Replies     []apiHit      // the messages that reply to this one (that the user may see)
 	Msg         *apiHit
 	Headers     []mime.Header
 	Text        string
@@ -362,6 +368,27 @@ func (u *ui) thread(c *gin.Context, m *mime.Message) []threadEntry {
 	return out
 }
 
+// replies lists the messages replying to Message-ID id that the user may see.
+func (u *ui) replies(c *gin.Context, id string) []apiHit {
+	shas, err := u.s.opts.Archive.Replies(c.Request.Context(), id, 50)
+	if err != nil {
+		u.s.log.Error("replies", "err", err)
+		return nil
+	}
+	var out []apiHit
+	for _, sha := range shas {
+		if h, err := u.s.opts.Archive.Message(c.Request.Context(), sha); err == nil {
+			if ah := u.s.hit(user(c), *h); len(ah.Occurrences) > 0 {
+				if !h.Date.IsZero() {
+					ah.Date = h.Date.Format(time.RFC3339)
+				}
+				out = append(out, ah)
+			}
+		}
+	}
+	return out
+}
+
 // uiMessage returns the message :id if the user may see it, or answers 404.
 func (u *ui) uiMessage(c *gin.Context) *apiHit {
 	id := strings.ToLower(c.Param("id"))
@@ -392,7 +419,7 @@ func (u *ui) message(c *gin.Context) {
 	_, hasHTML := mime.HTMLBody(raw)
 	u.s.audit(c, "", "read", h.SHA256)
 	p := messagePage{pageData: pageData{Title: h.Subject, User: user(c)}, Msg: h, Text: m.Text, Attachments: m.Attachments,
-		HasHTML: hasHTML, Remote: c.Query("remote") == "1", Thread: u.thread(c, m)}
+		HasHTML: hasHTML, Remote: c.Query("remote") == "1", Thread: u.thread(c, m), Replies: u.replies(c, m.MessageID)}
 	for _, hd := range m.Headers {
 		switch strings.ToLower(hd.Key) {
 		case "from", "to", "cc", "bcc", "date", "subject", "reply-to", "message-id", "in-reply-to", "references":

@@ -237,4 +237,13 @@ func TestUIThread(t *testing.T) {
 		!strings.Contains(body, "&lt;pb@example.org&gt; (not in the archive") {
 		t.Errorf("thread of the reply: %d\n%s", code, body)
 	}
+	f.archive.Flush(ctx)
+	code, body, _ = getPage(t, ann, f.srv.URL+"/message/"+sha(parent))
+	if code != 200 || !strings.Contains(body, `id="replies"`) || !strings.Contains(body, `<a href="/message/`+sha(child)+`">Re: the parent</a>`) {
+		t.Errorf("replies to the parent: %d\n%s", code, body)
+	}
+	code, body, _ = getPage(t, ann, f.srv.URL+"/?q=body")
+	if code != 200 || !strings.Contains(body, "x@example.org (") {
+		t.Errorf("sender facet: %d\n%s", code, body)
+	}
 }
