@@ -539,6 +539,13 @@ func (u *ui) status(c *gin.Context) {
 			if r.Error != "" {
 				p.Problems = append(p.Problems, r.Account+": "+r.Error)
 			}
+			// A harvested mailbox that has not been synced for an hour is
+			// stalled: polls run every minute or so, IDLE re-syncs on change.
+			if t, err := time.Parse(time.RFC3339, r.LastSync); err == nil && time.Since(t) > stallAfter &&
+				r.State != "not running" && r.State != "archived" && r.State != "error" {
+				p.Problems = append(p.Problems, fmt.Sprintf("%s/%s: no sync for %v (state %s)", r.Account, r.Mailbox,
+					time.Since(t).Round(time.Minute), r.State))
+			}
 			if pe := num(l["parse_errors"]); pe > 0 {
 				p.Problems = append(p.Problems, fmt.Sprintf("%s/%s: %d messages could not be fully parsed (archived byte-exact all the same)", r.Account, r.Mailbox, pe))
 			}
@@ -549,6 +556,9 @@ func (u *ui) status(c *gin.Context) {
 	p.Problems = compactStrings(p.Problems)
 	u.render(c, http.StatusOK, "status", p)
 }
+
+// stallAfter is how long without a sync makes a harvested mailbox stalled.
+const stallAfter = time.Hour
 
 func str(v any) string { s, _ := v.(string); return s }
 func num(v any) int    { f, _ := v.(float64); return int(f) }

@@ -6,9 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"mailvault/indexer"
 )
@@ -245,5 +247,36 @@ func TestUIThread(t *testing.T) {
 	code, body, _ = getPage(t, ann, f.srv.URL+"/?q=body")
 	if code != 200 || !strings.Contains(body, "x@example.org (") {
 		t.Errorf("sender facet: %d\n%s", code, body)
+	}
+}
+
+func TestUIStatusProblems(t *testing.T) {
+	f := newAPIFixture(t)
+	old := time.Now().Add(-3 * time.Hour).UTC().Format(time.RFC3339)
+	s, err := New(Options{Archive: f.archive, Users: f.users, DataDir: f.archive.Dir(),
+		Status: func(context.Context) ([]StatusLine, error) {
+			return []StatusLine{
+				{"account": "a", "mailbox": "INBOX", "state": "polling", "last_sync": old},
+				{"account": "a", "mailbox": "Sent", "state": "error", "error": `login as "ann": authentication failed`},
+				{"account": "a", "mailbox": "Old", "state": "catching up", "to_fetch": 200.0, "fetched": 50.0, "rate": 25.0, "eta_seconds": 6.0,
+					"last_sync": time.Now().UTC().Format(time.RFC3339)},
+			}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	f.srv = srv
+	ann, _ := f.login(t, "ann", "correct horse")
+	code, body, _ := getPage(t, ann, srv.URL+"/status")
+	for _, want := range []string{`class="problems"`, "a/INBOX: no sync for 3h0m0s (state polling)", "authentication failed",
+		`<progress max="100" value="25"></progress> 50/200, 25 msg/s, ETA 6s`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("status page (%d) lacks %q:\n%s", code, want, body)
+		}
+	}
+	if strings.Index(body, "problems") > strings.Index(body, `id="status"`) {
+		t.Error("problems are not at the top")
 	}
 }

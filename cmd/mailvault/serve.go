@@ -115,6 +115,18 @@ func serveArchive(ctx context.Context, data string, cfg *config, accounts []harv
 			log.Warn("no web users yet: the API answers nobody until one is made", "how", "mailvault user add NAME --role admin --data "+data)
 		}
 		srv, err := web.New(web.Options{Archive: a, Users: users, DataDir: data, Metrics: metrics, Logger: log,
+			// Ready while the index is less than readyLag messages behind the
+			// catalog: searches then miss at most a moment's mail.
+			Ready: func() error {
+				n, err := a.Catalog().CountUnindexed(context.Background())
+				if err != nil {
+					return err
+				}
+				if n > readyLag {
+					return fmt.Errorf("the index is %d messages behind the catalog (catching up)", n)
+				}
+				return nil
+			},
 			Status: func(ctx context.Context) ([]web.StatusLine, error) {
 				lines, err := statusLines(ctx, data)
 				if err != nil {
@@ -178,6 +190,9 @@ func serveArchive(ctx context.Context, data string, cfg *config, accounts []harv
 	}
 	return nil
 }
+
+// readyLag is the index backlog above which /readyz says not ready.
+const readyLag = 5000
 
 const (
 	serveFetchBudget = 64 << 20  // bytes of fetched mail held by all harvesters at once
