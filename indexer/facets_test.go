@@ -2,6 +2,8 @@ package indexer
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 
 	"mailvault/query"
@@ -107,5 +109,50 @@ func TestSenderFacetAndReplies(t *testing.T) {
 	}
 	if r, _ := a.Replies(ctx, "r1@x", 10); len(r) != 1 {
 		t.Errorf("replies to r1@x: %v", r)
+	}
+}
+
+// TestSearchAfter pages through every match by sort key, each once, in the
+// same order as offsets give.
+func TestSearchAfter(t *testing.T) {
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	ctx := context.Background()
+	mustMailbox(t, a, "alice", "INBOX")
+	var items []Item
+	for i := range 23 {
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1),
+			Raw: msg("C <c@example.org>", fmt.Sprintf("budget %d", i), fmt.Sprintf("Mon, %d Mar 2024 10:00:00 +0100", 1+i%5), "budget")})
+	}
+	ingest(t, a, items...)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := query.ParseHuman("budget")
+	all, err := a.Search(ctx, n, &SearchOptions{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paged []string
+	var after []string
+	for range 10 {
+		res, err := a.Search(ctx, n, &SearchOptions{Limit: 5, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range res.Hits {
+			paged = append(paged, h.SHA256)
+		}
+		if len(res.Hits) < 5 {
+			break
+		}
+		after = res.After
+	}
+	var want []string
+	for _, h := range all.Hits {
+		want = append(want, h.SHA256)
+	}
+	if !slices.Equal(paged, want) {
+		t.Errorf("paging by sort key gave %d hits, offsets %d; or a different order", len(paged), len(want))
 	}
 }

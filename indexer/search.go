@@ -35,6 +35,10 @@ type SearchOptions struct {
 	Timeout time.Duration
 	// Facets asks for counts over all matching messages (SearchResult.Facets).
 	Facets bool
+	// After continues a date-sorted search after the hit whose sort key
+	// this is (SearchResult.After of the previous page), instead of Offset:
+	// deep pages then cost what the first does.
+	After []string
 }
 
 // Facets are counts over every message a search matched, not just a page.
@@ -104,6 +108,9 @@ type SearchResult struct {
 	Hits   []Hit
 	Took   time.Duration
 	Facets *Facets `json:",omitempty"` // with SearchOptions.Facets
+	// After is the sort key of the last hit, for SearchOptions.After (date
+	// order only).
+	After []string `json:",omitempty"`
 }
 
 // maxTermExpansion caps how many terms a prefix query may expand to.
@@ -153,6 +160,13 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	req := bleve.NewSearchRequestOptions(bq, o.Limit, o.Offset, false)
 	if !o.ByRelevance {
 		req.SortBy([]string{"-" + fieldTime, "_id"})
+		if len(o.After) > 0 {
+			if len(o.After) != 2 {
+				return nil, errors.New("search: bad page position")
+			}
+			req.From = 0
+			req.SearchAfter = o.After
+		}
 	}
 	if o.Facets {
 		req.AddFacet("place", bleve.NewFacetRequest(fieldPlace, 500))
@@ -194,6 +208,9 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	scopeAccounts = append(scopeAccounts, o.Accounts...)
 	scopeMailboxes = append(scopeMailboxes, canon...)
 	out := &SearchResult{Total: res.Total, Took: res.Took}
+	if n := len(res.Hits); n > 0 && !o.ByRelevance {
+		out.After = res.Hits[n-1].Sort
+	}
 	if o.Facets {
 		out.Facets = facets(res.Facets)
 	}

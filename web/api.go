@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -40,22 +41,30 @@ type apiHit struct {
 	Snippet     template.HTML        `json:"-"` // the search page's, escaped with the matches marked
 }
 
-// cursor is an opaque page position: the offset of the next page.
-func encodeCursor(offset int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("o" + strconv.Itoa(offset)))
+// pagePos is where the next page starts: an offset, and for date-ordered
+// searches of the human syntax also the sort key of the last hit, so that a
+// deep page costs what the first does (Bleve's SearchAfter). Clients see it
+// as an opaque cursor.
+type pagePos struct {
+	Offset int      `json:"o"`
+	After  []string `json:"a,omitempty"`
 }
 
-func decodeCursor(s string) (int, error) {
+func encodeCursor(p pagePos) string {
+	b, _ := json.Marshal(p)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (pagePos, error) {
+	var p pagePos
 	if s == "" {
-		return 0, nil
+		return p, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil && len(b) > 1 && b[0] == 'o' {
-		if n, err := strconv.Atoi(string(b[1:])); err == nil && n >= 0 {
-			return n, nil
-		}
+	if err == nil && json.Unmarshal(b, &p) == nil && p.Offset >= 0 && (p.After == nil || len(p.After) == 2) {
+		return p, nil
 	}
-	return 0, errors.New("bad cursor: pass next_cursor of the previous page as it is")
+	return pagePos{}, errors.New("bad cursor: pass next_cursor of the previous page as it is")
 }
 
 // apiSearch is GET /api/search?q=...&syntax=human|imap&account=..&mailbox=..&limit=..&cursor=..
@@ -68,7 +77,7 @@ func (s *Server) apiSearch(c *gin.Context) {
 		s.fail(c, http.StatusBadRequest, "limit: want a number from 1 to 1000")
 		return
 	}
-	offset, err := decodeCursor(c.Query("cursor"))
+	pos, err := decodeCursor(c.Query("cursor"))
 	if err != nil {
 		s.fail(c, http.StatusBadRequest, err.Error())
 		return
@@ -101,14 +110,38 @@ func (s *Server) apiSearch(c *gin.Context) {
 	s.audit(c, "", "search", syntax+": "+q)
 	begin := time.Now()
 	ans := searchAnswer{Hits: []apiHit{}, Query: q, Syntax: syntax}
-	hits, total, err := s.runSearch(c, u, n, syntax, accounts, mailboxes, limit, offset, c.Query("sort") == "relevance")
-	if err != nil {
-		s.searchFailed(c, err)
-		return
-	}
-	ans.Hits, ans.Total = append(ans.Hits, hits...), total
-	if uint64(offset+len(hits)) < total {
-		ans.NextCursor = encodeCursor(offset + len(hits))
+	byRelevance := c.Query("sort") == "relevance"
+	if syntax == "human" {
+		o := &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes, Limit: limit, Offset: pos.Offset, ByRelevance: byRelevance}
+		if !byRelevance && pos.After != nil {
+			o.Offset, o.After = 0, pos.After
+		}
+		res, err := s.opts.Archive.Search(c.Request.Context(), n, o)
+		if err != nil {
+			s.searchFailed(c, err)
+			return
+		}
+		for _, h := range res.Hits {
+			ans.Hits = append(ans.Hits, s.hit(u, h))
+		}
+		ans.Total = res.Total
+		if next := pos.Offset + len(res.Hits); uint64(next) < res.Total && len(res.Hits) > 0 {
+			np := pagePos{Offset: next}
+			if !byRelevance {
+				np.After = res.After
+			}
+			ans.NextCursor = encodeCursor(np)
+		}
+	} else {
+		hits, total, err := s.runSearch(c, u, n, syntax, accounts, mailboxes, limit, pos.Offset, byRelevance)
+		if err != nil {
+			s.searchFailed(c, err)
+			return
+		}
+		ans.Hits, ans.Total = append(ans.Hits, hits...), total
+		if uint64(pos.Offset+len(hits)) < total {
+			ans.NextCursor = encodeCursor(pagePos{Offset: pos.Offset + len(hits)})
+		}
 	}
 	ans.TookMS = float64(time.Since(begin).Microseconds()) / 1000
 	c.JSON(http.StatusOK, ans)
