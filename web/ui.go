@@ -404,15 +404,25 @@ func (u *ui) uiMessage(c *gin.Context) *apiHit {
 	return nil
 }
 
-func (u *ui) message(c *gin.Context) {
+// uiRaw returns the message :id the user may see and its bytes, or answers
+// the error page itself and returns nil.
+func (u *ui) uiRaw(c *gin.Context) (*apiHit, []byte) {
 	h := u.uiMessage(c)
 	if h == nil {
-		return
+		return nil, nil
 	}
 	raw, err := u.s.opts.Archive.Raw(h.SHA256)
 	if err != nil {
 		u.s.log.Error("raw message", "id", h.SHA256, "err", err)
 		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged; `mailvault verify` checks the store).")
+		return nil, nil
+	}
+	return h, raw
+}
+
+func (u *ui) message(c *gin.Context) {
+	h, raw := u.uiRaw(c)
+	if h == nil {
 		return
 	}
 	m := mime.Parse(raw, nil)
@@ -430,13 +440,8 @@ func (u *ui) message(c *gin.Context) {
 }
 
 func (u *ui) raw(c *gin.Context) {
-	h := u.uiMessage(c)
+	h, raw := u.uiRaw(c)
 	if h == nil {
-		return
-	}
-	raw, err := u.s.opts.Archive.Raw(h.SHA256)
-	if err != nil {
-		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged).")
 		return
 	}
 	u.s.audit(c, "", "download", h.SHA256)
@@ -449,13 +454,8 @@ func (u *ui) raw(c *gin.Context) {
 // application/octet-stream with Content-Disposition attachment, so that no
 // attachment is ever rendered by the browser in mailvault's origin.
 func (u *ui) attachment(c *gin.Context) {
-	h := u.uiMessage(c)
+	h, raw := u.uiRaw(c)
 	if h == nil {
-		return
-	}
-	raw, err := u.s.opts.Archive.Raw(h.SHA256)
-	if err != nil {
-		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged).")
 		return
 	}
 	n, err := strconv.Atoi(c.Param("n"))
@@ -479,13 +479,8 @@ func (u *ui) attachment(c *gin.Context) {
 // Its policy forbids scripts, forms, frames and (unless ?remote=1) any
 // request to another host.
 func (u *ui) html(c *gin.Context) {
-	h := u.uiMessage(c)
+	h, raw := u.uiRaw(c)
 	if h == nil {
-		return
-	}
-	raw, err := u.s.opts.Archive.Raw(h.SHA256)
-	if err != nil {
-		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged).")
 		return
 	}
 	body, _ := mime.HTMLBody(raw)

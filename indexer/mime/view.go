@@ -156,22 +156,28 @@ func walkText(h textproto.Header, body io.Reader, depth int, out, headers *strin
 		}
 		walkText(inner, br, depth+1, out, headers)
 	case strings.HasPrefix(mt, "text/"):
-		raw, _ := io.ReadAll(io.LimitReader(body, defaultMaxDecodedBytes))
-		switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
-		case "quoted-printable":
-			raw = appendQP(nil, raw, -1)
-		case "base64":
-			raw = appendBase64(nil, raw, -1)
-		}
-		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-			if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
-				if conv, err := io.ReadAll(r); err == nil {
-					raw = conv
-				}
+		out.WriteString(Fold(string(decodeText(h, params, body))))
+	}
+}
+
+// decodeText reads a text part's body, decoded from its transfer encoding
+// (leniently) and its charset to UTF-8 when it can be.
+func decodeText(h textproto.Header, params map[string]string, body io.Reader) []byte {
+	raw, _ := io.ReadAll(io.LimitReader(body, defaultMaxDecodedBytes))
+	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+	case "quoted-printable":
+		raw = appendQP(nil, raw, -1)
+	case "base64":
+		raw = appendBase64(nil, raw, -1)
+	}
+	if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+		if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
+			if conv, err := io.ReadAll(r); err == nil {
+				raw = conv
 			}
 		}
-		out.WriteString(Fold(string(raw)))
 	}
+	return raw
 }
 
 // rawValue is the current field's value as written, unfolded with its
@@ -413,20 +419,7 @@ func findHTML(h textproto.Header, body io.Reader, depth int) (string, bool) {
 		if disp, _, _ := mime.ParseMediaType(h.Get("Content-Disposition")); disp == "attachment" {
 			return "", false
 		}
-		raw, _ := io.ReadAll(io.LimitReader(body, defaultMaxDecodedBytes))
-		switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
-		case "quoted-printable":
-			raw = appendQP(nil, raw, -1)
-		case "base64":
-			raw = appendBase64(nil, raw, -1)
-		}
-		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-			if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
-				if conv, err := io.ReadAll(r); err == nil {
-					raw = conv
-				}
-			}
-		}
+		raw := decodeText(h, params, body)
 		return strings.ToValidUTF8(string(raw), "\uFFFD"), true
 	}
 	return "", false
