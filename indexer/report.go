@@ -44,6 +44,15 @@ func Status(ctx context.Context, dir string) ([]MailboxStatus, error) {
 		return nil, err
 	}
 	defer cat.Close()
+	// A catalog whose creation was interrupted (the schema is made in one
+	// transaction) holds no tables yet: nothing is archived.
+	var tables int
+	if err := cat.DB().QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'skipped'`).Scan(&tables); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	if tables == 0 {
+		return nil, nil
+	}
 	rows, err := cat.DB().QueryContext(ctx, `SELECT a.name, m.name, m.source, m.uidvalidity, m.uidnext, m.last_sync,
 		count(o.id), count(DISTINCT o.message_id),
 		count(DISTINCT CASE WHEN msg.parse_error != '' THEN msg.id END),

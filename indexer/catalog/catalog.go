@@ -110,7 +110,18 @@ func Open(path string) (*Catalog, error) {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	if _, err := db.Exec(schema); err != nil {
+	// One transaction: a process killed while creating the catalog leaves
+	// all of the schema or none of it, never some tables without the
+	// others (which a reader such as `status` would trip on).
+	tx, err := db.Begin()
+	if err == nil {
+		if _, err = tx.Exec(schema); err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}

@@ -133,3 +133,20 @@ func TestSkipAdvancesTheCheckpoint(t *testing.T) {
 		t.Fatalf("skipped reason = %q", reason)
 	}
 }
+
+// TestSchemaIsAllOrNothing: the schema is created in one transaction, so an
+// existing catalog has every table.
+func TestSchemaIsAllOrNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range []string{"accounts", "mailboxes", "messages", "occurrences", "skipped"} {
+		var n int
+		if err := c.DB().QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n); err != nil || n != 1 {
+			t.Errorf("table %s: %d, %v", name, n, err)
+		}
+	}
+}
