@@ -111,37 +111,14 @@ func (s *Server) apiSearch(c *gin.Context) {
 	begin := time.Now()
 	ans := searchAnswer{Hits: []apiHit{}, Query: q, Syntax: syntax}
 	byRelevance := c.Query("sort") == "relevance"
-	if syntax == "human" {
-		o := &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes, Limit: limit, Offset: pos.Offset, ByRelevance: byRelevance}
-		if !byRelevance && pos.After != nil {
-			o.Offset, o.After = 0, pos.After
-		}
-		res, err := s.opts.Archive.Search(c.Request.Context(), n, o)
-		if err != nil {
-			s.searchFailed(c, err)
-			return
-		}
-		for _, h := range res.Hits {
-			ans.Hits = append(ans.Hits, s.hit(u, h))
-		}
-		ans.Total = res.Total
-		if next := pos.Offset + len(res.Hits); uint64(next) < res.Total && len(res.Hits) > 0 {
-			np := pagePos{Offset: next}
-			if !byRelevance {
-				np.After = res.After
-			}
-			ans.NextCursor = encodeCursor(np)
-		}
-	} else {
-		hits, total, err := s.runSearch(c, u, n, syntax, accounts, mailboxes, limit, pos.Offset, byRelevance)
-		if err != nil {
-			s.searchFailed(c, err)
-			return
-		}
-		ans.Hits, ans.Total = append(ans.Hits, hits...), total
-		if uint64(pos.Offset+len(hits)) < total {
-			ans.NextCursor = encodeCursor(pagePos{Offset: pos.Offset + len(hits)})
-		}
+	out, err := s.search(c, u, n, syntax, accounts, mailboxes, limit, pos, byRelevance, false)
+	if err != nil {
+		s.searchFailed(c, err)
+		return
+	}
+	ans.Hits, ans.Total = append(ans.Hits, out.hits...), out.total
+	if next := pos.Offset + len(out.hits); uint64(next) < out.total && len(out.hits) > 0 {
+		ans.NextCursor = encodeCursor(pagePos{Offset: next, After: out.after})
 	}
 	ans.TookMS = float64(time.Since(begin).Microseconds()) / 1000
 	c.JSON(http.StatusOK, ans)
@@ -165,24 +142,29 @@ func containsMailbox(list []string, mb string) bool {
 	return false
 }
 
-// runSearch answers n (human syntax or IMAP) in the accounts and mailboxes
-// given (nil: all u may see), one page of hits and the total: messages for
-// the human syntax, occurrences for IMAP.
-func (s *Server) runSearch(c *gin.Context, u *User, n query.Node, syntax string, accounts, mailboxes []string, limit, offset int, byRelevance bool) ([]apiHit, uint64, error) {
-	hits, total, _, err := s.runSearchFacets(c, u, n, syntax, accounts, mailboxes, limit, offset, byRelevance, false)
-	return hits, total, err
+// searchOut is one page of a search.
+type searchOut struct {
+	hits   []apiHit
+	total  uint64 // messages (human syntax) or occurrences (IMAP) matching
+	facets *indexer.Facets
+	after  []string // the sort key of the last hit, for the next page (date order, human syntax)
 }
 
-// runSearchFacets is runSearch, with facets for the human syntax when
-// asked. Facet places outside u's accounts are dropped: a message held in
-// two accounts must not reveal the other one's mailboxes.
-func (s *Server) runSearchFacets(c *gin.Context, u *User, n query.Node, syntax string, accounts, mailboxes []string, limit, offset int, byRelevance, withFacets bool) ([]apiHit, uint64, *indexer.Facets, error) {
+// search answers n (human syntax or IMAP) in the accounts and mailboxes
+// given (nil: all u may see), from page position pos, with facets for the
+// human syntax when asked. Facet places outside u's accounts are dropped:
+// a message held in two accounts must not reveal the other one's mailboxes.
+func (s *Server) search(c *gin.Context, u *User, n query.Node, syntax string, accounts, mailboxes []string, limit int, pos pagePos, byRelevance, withFacets bool) (searchOut, error) {
 	var hits []apiHit
 	if syntax == "human" {
-		res, err := s.opts.Archive.Search(c.Request.Context(), n, &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes,
-			Limit: limit, Offset: offset, ByRelevance: byRelevance, Facets: withFacets})
+		o := &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes, Limit: limit, Offset: pos.Offset,
+			ByRelevance: byRelevance, Facets: withFacets}
+		if !byRelevance && pos.After != nil {
+			o.Offset, o.After = 0, pos.After
+		}
+		res, err := s.opts.Archive.Search(c.Request.Context(), n, o)
 		if err != nil {
-			return nil, 0, nil, err
+			return searchOut{}, err
 		}
 		for _, h := range res.Hits {
 			hits = append(hits, s.hit(u, h))
@@ -196,11 +178,11 @@ func (s *Server) runSearchFacets(c *gin.Context, u *User, n query.Node, syntax s
 			}
 			f.Places = kept
 		}
-		return hits, res.Total, res.Facets, nil
+		return searchOut{hits: hits, total: res.Total, facets: res.Facets, after: res.After}, nil
 	}
-	st, err := indexer.Status(c.Request.Context(), s.opts.DataDir)
+	st, err := s.opts.Archive.Catalog().AllMailboxes(c.Request.Context())
 	if err != nil {
-		return nil, 0, nil, err
+		return searchOut{}, err
 	}
 	var all []apiHit
 	for _, mb := range st {
@@ -210,7 +192,7 @@ func (s *Server) runSearchFacets(c *gin.Context, u *User, n query.Node, syntax s
 		}
 		res, err := s.opts.Archive.SearchIMAP(c.Request.Context(), mb.Account, mb.Mailbox, n, nil)
 		if err != nil {
-			return nil, 0, nil, err
+			return searchOut{}, err
 		}
 		for _, h := range res.Hits {
 			all = append(all, apiHit{SHA256: fmt.Sprintf("%x", h.SHA256), Date: h.Date, From: h.From, Subject: h.Subject, Size: h.Size,
@@ -219,10 +201,10 @@ func (s *Server) runSearchFacets(c *gin.Context, u *User, n query.Node, syntax s
 					URL: indexer.MessageURL(res.AccountURL, res.Account, res.Mailbox, res.UIDValidity, h.UID)}}})
 		}
 	}
-	if offset < len(all) {
-		hits = all[offset:min(len(all), offset+limit)]
+	if pos.Offset < len(all) {
+		hits = all[pos.Offset:min(len(all), pos.Offset+limit)]
 	}
-	return hits, uint64(len(all)), nil, nil
+	return searchOut{hits: hits, total: uint64(len(all))}, nil
 }
 
 // searchFailed answers a search error: a deadline or a limit is the

@@ -259,7 +259,8 @@ func (u *ui) search(c *gin.Context) {
 	if p.Mailbox != "" {
 		mailboxes = []string{p.Mailbox}
 	}
-	hits, total, facets, err := u.s.runSearchFacets(c, usr, n, p.Syntax, accounts, mailboxes, pageSize, offset, p.Sort == "relevance", true)
+	out, err := u.s.search(c, usr, n, p.Syntax, accounts, mailboxes, pageSize, pagePos{Offset: offset}, p.Sort == "relevance", true)
+	hits, total, facets := out.hits, out.total, out.facets
 	if err != nil {
 		p.Error = err.Error()
 		u.render(c, http.StatusUnprocessableEntity, "search", p)

@@ -9,18 +9,16 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"mailvault/harvest"
+	"mailvault/harvest/memtest"
 	"mailvault/web"
 )
 
@@ -65,20 +63,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		}
 		mem.AddUser(u)
 	}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stopIMAP, err := memtest.Serve(mem)
 	if err != nil {
 		return err
 	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	addr := ln.Addr().(*net.TCPAddr)
+	defer stopIMAP()
 
 	gen := newDemoMail(1)
 	fmt.Fprintf(e.stderr, "demo: filling an in-process IMAP server with %d messages...\n", seed)

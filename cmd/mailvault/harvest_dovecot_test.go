@@ -27,7 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -83,16 +82,8 @@ func dcLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-type dcLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *dcLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+// dcLogBuffer is the goroutine-safe buffer of main_test.go.
+type dcLogBuffer = syncBuffer
 
 // dcArchive is an archive opened for one test, closed by its cleanup
 // unless the test closed it first (to reopen it, as a restarted process).

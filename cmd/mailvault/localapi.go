@@ -77,7 +77,7 @@ func serveLocalAPI(ctx context.Context, dir string, a *indexer.Archive, metrics 
 			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 			return
 		}
-		res, err := searchIMAPAll(r.Context(), a, dir, q, req)
+		res, err := searchIMAPAll(r.Context(), a, q, req)
 		if err != nil {
 			var ee *exitError
 			if errors.As(err, &ee) && ee.code == 2 {

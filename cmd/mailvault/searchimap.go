@@ -25,8 +25,8 @@ type imapSearchRequest struct {
 
 // searchIMAPAll answers q in every mailbox in scope: the accounts and
 // mailboxes of req (all when empty).
-func searchIMAPAll(ctx context.Context, a *indexer.Archive, dir string, q query.Node, req imapSearchRequest) ([]*indexer.IMAPResult, error) {
-	st, err := indexer.Status(ctx, dir)
+func searchIMAPAll(ctx context.Context, a *indexer.Archive, q query.Node, req imapSearchRequest) ([]*indexer.IMAPResult, error) {
+	st, err := a.Catalog().AllMailboxes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func runSearchIMAP(ctx context.Context, e *env, data string, req imapSearchReque
 			return err
 		}
 		defer a.Close()
-		res, err = searchIMAPAll(ctx, a, data, q, req)
+		res, err = searchIMAPAll(ctx, a, q, req)
 	}
 	if err != nil {
 		return err

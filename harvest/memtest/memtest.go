@@ -29,20 +29,12 @@ func Start(t testing.TB) string {
 		t.Fatal(err)
 	}
 	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := Serve(mem)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	t.Cleanup(stop)
+	return addr.String()
 }
 
 // Append adds raw to mailbox (created when missing) as the user.
@@ -63,4 +55,22 @@ func Append(t testing.TB, addr, mailbox string, raw []byte) {
 	if _, err := cmd.Wait(); err != nil {
 		t.Fatalf("append to %s: %v", mailbox, err)
 	}
+}
+
+// Serve serves mem on a free loopback port, clear text, until stop is
+// called (the tests' server, and `mailvault demo`'s).
+func Serve(mem *imapmemserver.Server) (addr *net.TCPAddr, stop func(), err error) {
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	go srv.Serve(ln)
+	return ln.Addr().(*net.TCPAddr), func() { srv.Close() }, nil
 }

@@ -815,3 +815,22 @@ func (c *Catalog) ByMessageID(ctx context.Context, ids []string) (map[string][]s
 	}
 	return out, nil
 }
+
+// AllMailboxes returns every (account, mailbox), sorted: a cheap list, where
+// indexer.Status also counts.
+func (c *Catalog) AllMailboxes(ctx context.Context) ([]Place, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT a.name, m.name FROM mailboxes m JOIN accounts a ON a.id = m.account_id ORDER BY 1, 2`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Place
+	for rows.Next() {
+		var p Place
+		if err := rows.Scan(&p.Account, &p.Mailbox); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
