@@ -15,39 +15,6 @@ import (
 	"mailvault/indexer/store"
 )
 
-var helpText = map[string]string{
-	"import": `PATH is a Maildir (cur/ new/ tmp/), a Maildir++ tree (each .Folder a mailbox,
-the root is INBOX), a directory of Maildirs, or an mbox file. Without --mailbox a
-Maildir is named INBOX and an mbox file after its base name.
-
-Imported mail gets stable occurrence keys like mail from a server: each mailbox
-gets a UIDVALIDITY when it is first imported (the Unix time then) and each new
-message the next UID, in file order. A message is recognised as already imported
-by its content (sha256) and copy count in that mailbox, so running the same
-import again adds nothing, and an import interrupted at any point can simply be
-run again.
-`,
-	"search": `QUERY is words and key:value terms, ANDed:
-  free words, "exact phrase", prefix*      anywhere: addresses, subject, body, attachments
-  from: to: cc: bcc: subject: body:        a word, prefix* or "phrase" in that field
-  attachment:NAME                          attachment file names
-  before:YYYY-MM-DD  after:YYYY-MM-DD      sent before that day / on or after it,
-  on:YYYY-MM-DD                            the day as written in the message's own zone
-  larger:N  smaller:N                      size in bytes; k and M suffixes (1024-based)
-  has:attachment  account:NAME  mailbox:NAME
-  -term                                    negation; a OR b; ( ) to group
-A query starting with "-" goes after "--": mailvault search -- -from:bob invoice
-
-Output: one line per occurrence of each hit (a message stored in two mailboxes
-prints two lines): date, sender, subject and where it lives. --json prints one
-JSON object per line with account, mailbox, uidvalidity, uid, sha256, date,
-from, subject, size, flags and url. url is the RFC 5092 IMAP URL of the copy on
-its server (imap://user@host/Mailbox;UIDVALIDITY=v/;UID=u); imported mail has
-no server and gets the same shape under the mailvault scheme
-(mailvault://account/Mailbox;UIDVALIDITY=v/;UID=u).
-`,
-}
-
 // importSummary is what an import did; printed as text or, with --json, as one object.
 type importSummary struct {
 	Stored      int     `json:"stored"`          // new content: blob + message + occurrence
