@@ -187,12 +187,31 @@ func (b *Budget) acquire(ctx context.Context, n int64) (release func(), err erro
 	return func() { b.sem.Release(n) }, nil
 }
 
+// State is where an account's or a mailbox's harvest stands. The values are
+// shown to users as they are (status page, `mailvault status`).
+type State string
+
+// Account states.
+const (
+	StateConnecting State = "connecting"
+	StateHarvesting State = "harvesting"
+	StateBackingOff State = "backing off"
+	StateError      State = "error" // parked: a refused login or an untrusted certificate
+)
+
+// Mailbox states, while the account is harvesting.
+const (
+	StateCatchingUp State = "catching up"
+	StateIdle       State = "idle"
+	StatePolling    State = "polling"
+)
+
 // MailboxState is what a Harvester knows of one mailbox, for status.
 type MailboxState struct {
 	Mailbox        string
 	UIDValidity    uint32
 	ServerMessages uint32
-	State          string // "catching up", "idle", "polling"
+	State          State // StateCatchingUp, StateIdle, StatePolling
 	LastSync       time.Time
 	// While catching up: messages this catch-up has to fetch, how many it
 	// has fetched, and since when.
@@ -203,7 +222,7 @@ type MailboxState struct {
 // Status is the state of one account's harvest.
 type Status struct {
 	Account   string
-	State     string // "connecting", "harvesting", "backing off", "error"
+	State     State // StateConnecting, StateHarvesting, StateBackingOff, StateError
 	Error     string
 	Mailboxes map[string]MailboxState
 	Counters  Counters
@@ -308,7 +327,7 @@ func New(acct Account, sink Sink, opts *Options) *Harvester {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.log = h.log.With("account", acct.Name)
-	h.status = Status{Account: acct.Name, State: "connecting", Mailboxes: map[string]MailboxState{}}
+	h.status = Status{Account: acct.Name, State: StateConnecting, Mailboxes: map[string]MailboxState{}}
 	return h
 }
 
@@ -330,7 +349,7 @@ func (h *Harvester) count(f func(c *Counters)) {
 	h.mu.Unlock()
 }
 
-func (h *Harvester) setState(state, errText string) {
+func (h *Harvester) setState(state State, errText string) {
 	h.mu.Lock()
 	h.status.State, h.status.Error = state, errText
 	h.mu.Unlock()
@@ -365,14 +384,14 @@ func (h *Harvester) Run(ctx context.Context) error {
 		switch {
 		case errors.Is(err, ErrAuth), errors.Is(err, ErrCertificate):
 			wait = h.opts.AuthBackoff
-			h.setState("error", err.Error())
+			h.setState(StateError, err.Error())
 			h.log.Error("account parked until its configuration is fixed", "err", err, "retry_in", wait)
 		default:
 			if time.Since(start) > 2*h.opts.MaxBackoff {
 				backoff = h.opts.MinBackoff // it worked for a while: start over
 				wait = backoff
 			}
-			h.setState("backing off", err.Error())
+			h.setState(StateBackingOff, err.Error())
 			h.log.Warn("connection lost; reconnecting", "err", err, "retry_in", wait)
 			backoff = min(backoff*2, h.opts.MaxBackoff)
 		}
@@ -523,13 +542,13 @@ func (x *xoauth2) Next(challenge []byte) ([]byte, error) {
 // first get a connection each (up to MaxConnections in all), with their own
 // goroutine; a failure of any ends the session, and Run reconnects them all.
 func (h *Harvester) session(ctx context.Context) error {
-	h.setState("connecting", "")
+	h.setState(StateConnecting, "")
 	cn, end, err := h.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer end()
-	h.setState("harvesting", "")
+	h.setState(StateHarvesting, "")
 	boxes, idles, err := h.mailboxes(ctx, cn.c)
 	if err != nil {
 		return err
@@ -943,7 +962,7 @@ func (h *Harvester) forget(boxes []string) {
 func (h *Harvester) markIdle(mb string) {
 	h.mu.Lock()
 	ms := h.status.Mailboxes[mb]
-	ms.Mailbox, ms.State = mb, "idle"
+	ms.Mailbox, ms.State = mb, StateIdle
 	h.status.Mailboxes[mb] = ms
 	h.mu.Unlock()
 }
@@ -966,7 +985,7 @@ func (h *Harvester) pollMailbox(ctx context.Context, cn *conn, mb string) error 
 	h.mu.Unlock()
 	if ok && last.same(now) && (now.modSeq != 0 || time.Since(last.reconciled) < h.opts.FlagSweep) {
 		ms := h.mailboxState(mb)
-		ms.Mailbox, ms.State, ms.LastSync = mb, "polling", time.Now()
+		ms.Mailbox, ms.State, ms.LastSync = mb, StatePolling, time.Now()
 		h.setMailbox(ms)
 		return nil
 	}
@@ -1010,7 +1029,7 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 	if err != nil {
 		return err
 	}
-	ms := MailboxState{Mailbox: mb, UIDValidity: sel.UIDValidity, ServerMessages: sel.NumMessages, State: "catching up"}
+	ms := MailboxState{Mailbox: mb, UIDValidity: sel.UIDValidity, ServerMessages: sel.NumMessages, State: StateCatchingUp}
 	h.setMailbox(ms)
 	if sel.NumMessages > 0 && (sel.UIDNext == 0 || uint32(sel.UIDNext) > next) {
 		if err := h.catchUp(ctx, cn, mb, sel.UIDValidity, next); err != nil {
@@ -1037,7 +1056,7 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 		h.synced[mb] = now
 		h.mu.Unlock()
 	}
-	ms.State, ms.LastSync = "polling", time.Now()
+	ms.State, ms.LastSync = StatePolling, time.Now()
 	h.setMailbox(ms)
 	return nil
 }

@@ -74,8 +74,8 @@ type IMAPPlan struct {
 func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n query.Node, opts *IMAPSearchOptions) (res *IMAPResult, err error) {
 	begin := time.Now()
 	defer func() {
-		if err != nil && errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "narrow the search") {
-			res, err = nil, fmt.Errorf("search: no answer within the deadline of %v; narrow the search: %w", time.Since(begin).Round(time.Millisecond), err)
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrTooBroad) {
+			res, err = nil, fmt.Errorf("search: no answer within the deadline of %v (%w): %w", time.Since(begin).Round(time.Millisecond), ErrTooBroad, err)
 		}
 	}()
 	var o IMAPSearchOptions
@@ -92,7 +92,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	defer cancel()
 	mb, err := a.mailbox(ctx, account, query.CanonicalMailbox(mailbox))
 	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, fmt.Errorf("search: account %q has no mailbox %q in the archive (`mailvault status` lists them)", account, mailbox)
+		return nil, fmt.Errorf("search: account %q has no mailbox %q in the archive (`mailvault status` lists them): %w", account, mailbox, ErrNoMailbox)
 	}
 	if err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	for i := range occs {
 		if i%256 == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("search: stopped after %v with %d of %d messages examined (%w); narrow the search", o.Timeout, i, len(occs), err)
+				return nil, fmt.Errorf("search: stopped after %v with %d of %d messages examined (%w); %w", o.Timeout, i, len(occs), err, ErrTooBroad)
 			}
 		}
 		oc := &occs[i]
@@ -418,10 +418,10 @@ func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
 	}
 	e.plan.Verified++
 	if e.plan.Verified > e.opts.MaxVerify {
-		return nil, fmt.Errorf("search: more than %d messages to verify; narrow the search (a mailbox, dates, flags)", e.opts.MaxVerify)
+		return nil, fmt.Errorf("search: more than %d messages to verify; %w (a mailbox, dates, flags)", e.opts.MaxVerify, ErrTooBroad)
 	}
 	if err := e.ctx.Err(); err != nil {
-		return nil, fmt.Errorf("search: stopped after %v with %d messages verified (%w); narrow the search", e.opts.Timeout, e.plan.Verified, err)
+		return nil, fmt.Errorf("search: stopped after %v with %d messages verified (%w); %w", e.opts.Timeout, e.plan.Verified, err, ErrTooBroad)
 	}
 	v, hit := e.a.views.get(oc.MessageID)
 	if hit {
@@ -449,7 +449,7 @@ func (e *imapEval) indexed(n query.Node, oc *catalog.MailboxOccurrence) (bool, e
 			return false, err
 		}
 		if res.Total > max {
-			return false, fmt.Errorf("search: %q matches %d messages in the mailbox, more than %d; narrow it", n, res.Total, max)
+			return false, fmt.Errorf("search: %q matches %d messages in the mailbox, more than %d; %w", n, res.Total, max, ErrTooBroad)
 		}
 		set = make(map[string]bool, len(res.Hits))
 		for _, h := range res.Hits {

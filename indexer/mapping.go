@@ -24,12 +24,10 @@ const fieldTime = "time"
 
 // fieldPlace holds account + "\x00" + mailbox for each place of a message, so
 // that an account and a mailbox filter together match that mailbox of that
-// account, not the mailbox name in any account. Only the indexer uses it.
-const fieldPlace = "place"
+// account, not the mailbox name in any account (query.Place).
+const fieldPlace = query.IndexPlace
 
-func placeKey(account, mailbox string) string {
-	return account + "\x00" + query.CanonicalMailbox(mailbox)
-}
+func placeKey(account, mailbox string) string { return query.PlaceKey(account, mailbox) }
 
 // newMapping returns the index mapping: one document per unique message, no
 // stored fields (the catalog and the blob hold everything shown to a user), and

@@ -113,6 +113,15 @@ type SearchResult struct {
 	After []string `json:",omitempty"`
 }
 
+// Errors a searcher can fix by asking differently (callers classify them
+// with errors.Is: a front door answers them as the caller's, not ours).
+var (
+	// ErrTooBroad: a search hit a deadline or a limit.
+	ErrTooBroad = errors.New("narrow the search")
+	// ErrNoMailbox: the account has no such mailbox in the archive.
+	ErrNoMailbox = errors.New("no such mailbox")
+)
+
 // maxTermExpansion caps how many terms a prefix query may expand to.
 const maxTermExpansion = 10000
 
@@ -188,7 +197,7 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	res, err := a.idx.SearchInContext(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("search timed out after %s: narrow the query", o.Timeout)
+			return nil, fmt.Errorf("search timed out after %s: %w", o.Timeout, ErrTooBroad)
 		}
 		return nil, fmt.Errorf("search: %w", err)
 	}

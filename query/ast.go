@@ -157,6 +157,12 @@ type Account struct{ Name string }
 // (exact, case-sensitive except for INBOX), in any account.
 type Mailbox struct{ Name string }
 
+// Place matches messages with an occurrence in mailbox Mailbox of account
+// Account. No parser produces it: the service layer writes a caller's
+// mailbox: terms as places in the accounts they may see, so that a term can
+// never match through another account's mailbox of the same name.
+type Place struct{ Account, Mailbox string }
+
 func (And) node()           {}
 func (Or) node()            {}
 func (Not) node()           {}
@@ -167,6 +173,7 @@ func (Size) node()          {}
 func (HasAttachment) node() {}
 func (Account) node()       {}
 func (Mailbox) node()       {}
+func (Place) node()         {}
 
 func (n And) String() string {
 	if len(n.Nodes) == 0 {
@@ -265,6 +272,9 @@ func (n Account) String() string { return "account:" + nameValue(n.Name) }
 
 func (n Mailbox) String() string { return "mailbox:" + nameValue(n.Name) }
 
+// String is a debug form: the human syntax has no place term.
+func (n Place) String() string { return "place:" + nameValue(n.Account) + "/" + nameValue(n.Mailbox) }
+
 func nameValue(s string) string {
 	if bareValue(s) && !strings.ContainsAny(s, "*%") {
 		return s
@@ -347,10 +357,16 @@ func Scope(n Node) (accounts, mailboxes []string) {
 			accounts = add(accounts, c.Name)
 		case Mailbox:
 			mailboxes = add(mailboxes, CanonicalMailbox(c.Name))
+		case Place:
+			accounts = add(accounts, c.Account)
+			mailboxes = add(mailboxes, CanonicalMailbox(c.Mailbox))
 		case Or:
 			if len(c.Nodes) == 0 {
 				continue
 			}
+			// An Or of places counts as an Or of their accounts and one of
+			// their mailboxes (the service layer writes mailbox:M as M in
+			// each account a caller may see).
 			var acc, mbox []string
 			for _, d := range c.Nodes {
 				switch d := d.(type) {
@@ -358,6 +374,9 @@ func Scope(n Node) (accounts, mailboxes []string) {
 					acc = append(acc, d.Name)
 				case Mailbox:
 					mbox = append(mbox, CanonicalMailbox(d.Name))
+				case Place:
+					acc = append(acc, d.Account)
+					mbox = append(mbox, CanonicalMailbox(d.Mailbox))
 				}
 			}
 			if len(acc) == len(c.Nodes) {

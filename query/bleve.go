@@ -84,6 +84,10 @@ func translate(n Node, depth int) (bleveq.Query, error) {
 		q := bleveq.NewTermQuery(CanonicalMailbox(n.Name))
 		q.SetField(IndexMailbox)
 		return q, nil
+	case Place:
+		q := bleveq.NewTermQuery(PlaceKey(n.Account, n.Mailbox))
+		q.SetField(IndexPlace)
+		return q, nil
 	case nil:
 		return nil, errors.New("translate: nil node")
 	}

@@ -48,6 +48,12 @@ const (
 	// must store the inbox as "INBOX" (see CanonicalMailbox).
 	IndexMailbox = "mailbox"
 
+	// IndexPlace is a keyword field: PlaceKey(account, mailbox) for each
+	// place of the message, so that "this mailbox of this account" is one
+	// term rather than an account and a mailbox name that may belong to
+	// different places.
+	IndexPlace = "place"
+
 	// TextAnalyzer is the analyser of all text fields: the "unicode"
 	// tokenizer and the "to_lower" token filter, no stop-word removal and no
 	// stemming, so that "to be or not to be" stays searchable.
@@ -73,6 +79,11 @@ func DayValue(t time.Time) int {
 
 func dayNumber(y int, m time.Month, d int) int {
 	return y*10000 + int(m)*100 + d
+}
+
+// PlaceKey is the IndexPlace value of a mailbox of an account.
+func PlaceKey(account, mailbox string) string {
+	return account + "\x00" + CanonicalMailbox(mailbox)
 }
 
 // CanonicalMailbox returns name with the inbox spelled "INBOX": RFC 9051
