@@ -7,8 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
+	"mime/quotedprintable"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,21 +171,46 @@ func demoAppend(addr, user, mailbox string, raw []byte) error {
 	return err
 }
 
-// demoMail writes plausible business mail, deterministically.
+// demoMail writes plausible business mail, deterministically from its seed:
+// plain text, multipart/alternative (text and HTML) and HTML-only messages,
+// some with a CSV attachment, and replies in threads.
 type demoMail struct {
 	rng  *rand.Rand
 	n    int
-	sent []string // Message-IDs, for replies
+	sent []demoSent // every message written, for replies
+}
+
+// demoSent is what a reply needs of a message written earlier.
+type demoSent struct {
+	owner      string // whose mailbox it went to
+	id         string // Message-ID, with the angle brackets
+	subject    string
+	references string // its References, for a reply's
 }
 
 func newDemoMail(seed uint64) *demoMail {
 	return &demoMail{rng: rand.New(rand.NewPCG(seed, 7))}
 }
 
+// demoPerson is a correspondent, in their own time zone.
+type demoPerson struct {
+	name, addr string
+	zone       *time.Location
+}
+
 var (
-	demoPeople = []string{"Alice Martin <alice@example.com>", "Bob Chen <bob@example.com>", "Carol Díaz <carol@example.com>",
-		"Dmitri Volkov <dmitri@partner.example>", "Emma Schulz <emma@supplier.example>", "Farid Haddad <farid@example.org>",
-		"Grace Kim <grace@lawfirm.example>", "Hugo Lefèvre <hugo@example.fr>", "Ines Costa <ines@example.pt>", "Jun Tanaka <jun@example.jp>"}
+	demoPeople = []demoPerson{
+		{"Alice Martin", "alice@example.com", time.FixedZone("CET", 1*3600)},
+		{"Bob Chen", "bob@example.com", time.FixedZone("EST", -5*3600)},
+		{"Carol Díaz", "carol@example.com", time.FixedZone("CET", 1*3600)},
+		{"Dmitri Volkov", "dmitri@partner.example", time.FixedZone("MSK", 3*3600)},
+		{"Emma Schulz", "emma@supplier.example", time.FixedZone("CET", 1*3600)},
+		{"Farid Haddad", "farid@example.org", time.FixedZone("GST", 4*3600)},
+		{"Grace Kim", "grace@lawfirm.example", time.FixedZone("PST", -8*3600)},
+		{"Hugo Lefèvre", "hugo@example.fr", time.FixedZone("CET", 1*3600)},
+		{"Ines Costa", "ines@example.pt", time.UTC},
+		{"Jun Tanaka", "jun@example.jp", time.FixedZone("JST", 9*3600)},
+	}
 	demoTopics = []string{"Quarterly report Q%d", "Invoice #%d", "Project Falcon: status week %d", "Contract renewal %d",
 		"Board meeting agenda (item %d)", "Travel booking ref %d", "Security review finding %d", "Budget 20%d draft",
 		"Customer escalation case %d", "Offsite planning, day %d"}
@@ -195,43 +224,147 @@ var (
 		"Thanks for the quick turnaround, the customer was happy with the resolution.",
 		"Reminder: expense reports for March are due by the end of the week.",
 		"We found two servers with outdated certificates; renewal is scheduled."}
+	demoReplies = []string{"Thanks, that works for me.", "Agreed. I will update the document and circulate it.",
+		"Could we discuss this on our call tomorrow?", "I checked with finance: the numbers match.",
+		"Noted, I have forwarded this to the team.", "One question before I sign off: is the deadline firm?"}
 )
 
+// The seeded mail is spread over demoSpan from demoStart.
+var (
+	demoStart = time.Date(2024, 1, 8, 9, 0, 0, 0, time.UTC)
+	demoSpan  = 700 * 24 * time.Hour
+)
+
+// date is the date of the i-th of n seeded messages: evenly spread over
+// [demoStart, demoStart+demoSpan), each a random time within its share of
+// the span (at most 8 hours in), so the dates increase with i.
 func (g *demoMail) date(i, n int) time.Time {
-	start := time.Date(2024, 1, 8, 9, 0, 0, 0, time.UTC)
-	return start.Add(time.Duration(i) * 700 * 24 * time.Hour / time.Duration(max(n, 1))).Add(time.Duration(g.rng.IntN(8*3600)) * time.Second)
+	n = max(n, 1)
+	i = min(max(i, 0), n-1)
+	step := demoSpan / time.Duration(n) // no overflow: i*step < demoSpan
+	jitter := min(8*time.Hour, step)
+	t := demoStart.Add(time.Duration(i) * step)
+	if jitter >= time.Second {
+		t = t.Add(time.Duration(g.rng.Int64N(int64(jitter/time.Second))) * time.Second)
+	}
+	return t
 }
 
+// message writes one message for owner's mailbox, dated date: a new subject
+// or, one time in three once there is mail, a reply to an earlier message
+// (Re: its subject, In-Reply-To and References).
 func (g *demoMail) message(owner string, date time.Time) []byte {
 	g.n++
 	r := g.rng
+	ownerName := strings.ToUpper(owner[:1]) + owner[1:]
 	from := demoPeople[r.IntN(len(demoPeople))]
-	to := fmt.Sprintf("%s <%s@example.com>", strings.ToUpper(owner[:1])+owner[1:], owner)
+	to := mail.Address{Name: ownerName, Address: owner + "@example.com"}
 	subject := fmt.Sprintf(demoTopics[r.IntN(len(demoTopics))], 1+r.IntN(40))
 	id := fmt.Sprintf("<demo.%d.%d@example.com>", g.n, r.IntN(1e6))
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\n", from, to)
-	if len(g.sent) > 0 && r.IntN(4) == 0 {
-		parent := g.sent[r.IntN(len(g.sent))]
-		subject = "Re: " + subject
-		fmt.Fprintf(&b, "In-Reply-To: %s\r\nReferences: %s\r\n", parent, parent)
+	var parent *demoSent
+	if len(g.sent) > 0 && r.IntN(3) == 0 {
+		parent = g.replyParent(owner)
 	}
-	g.sent = append(g.sent, id)
-	fmt.Fprintf(&b, "Subject: %s\r\nDate: %s\r\nMessage-ID: %s\r\nMIME-Version: 1.0\r\n", subject, date.Format(time.RFC1123Z), id)
-	var text strings.Builder
-	fmt.Fprintf(&text, "Hello %s,\r\n\r\n", strings.ToUpper(owner[:1])+owner[1:])
+
+	var h bytes.Buffer
+	fmt.Fprintf(&h, "From: %s\r\nTo: %s\r\n", (&mail.Address{Name: from.name, Address: from.addr}).String(), to.String())
+	refs := ""
+	if parent != nil {
+		// One "Re: " however deep the thread, as mail clients do.
+		subject = "Re: " + strings.TrimPrefix(parent.subject, "Re: ")
+		refs = strings.TrimSpace(parent.references + " " + parent.id)
+		fmt.Fprintf(&h, "In-Reply-To: %s\r\nReferences: %s\r\n", parent.id, refs)
+	}
+	g.sent = append(g.sent, demoSent{owner: owner, id: id, subject: subject, references: refs})
+	fmt.Fprintf(&h, "Subject: %s\r\nDate: %s\r\nMessage-ID: %s\r\nMIME-Version: 1.0\r\n",
+		mime.QEncoding.Encode("utf-8", subject), date.In(from.zone).Format(time.RFC1123Z), id)
+
+	// The body, as paragraphs.
+	paras := []string{"Hello " + ownerName + ","}
+	if parent != nil {
+		paras = append(paras, demoReplies[r.IntN(len(demoReplies))])
+	}
+	var body []string
 	for range 2 + r.IntN(4) {
-		text.WriteString(demoSentences[r.IntN(len(demoSentences))] + "\r\n")
+		body = append(body, demoSentences[r.IntN(len(demoSentences))])
 	}
-	text.WriteString("\r\nBest regards,\r\n" + strings.Split(from, " <")[0] + "\r\n")
+	paras = append(paras, strings.Join(body, " "), "Best regards,\n"+from.name)
+
+	// 60% plain text, 30% text and HTML, 10% HTML only; one in five of
+	// them with an attachment.
+	var part []byte
+	switch k := r.IntN(10); {
+	case k < 6:
+		part = demoTextPart(paras)
+	case k < 9:
+		part = demoAlternative(fmt.Sprintf("alt%d", g.n), demoTextPart(paras), demoHTMLPart(subject, paras))
+	default:
+		part = demoHTMLPart(subject, paras)
+	}
 	if r.IntN(5) == 0 {
 		csv := fmt.Sprintf("item,amount\r\nlicences,%d\r\nservices,%d\r\n", 1000+r.IntN(9000), 500+r.IntN(5000))
-		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n"+
-			"--b%d\r\nContent-Type: text/csv; name=\"figures-%d.csv\"\r\nContent-Disposition: attachment; filename=\"figures-%d.csv\"\r\n"+
-			"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--b%d--\r\n", g.n, g.n, text.String(), g.n, g.n, g.n,
-			base64.StdEncoding.EncodeToString([]byte(csv)), g.n)
-		return b.Bytes()
+		boundary := fmt.Sprintf("mix%d", g.n)
+		var m bytes.Buffer
+		fmt.Fprintf(&m, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n--%s\r\n", boundary, boundary)
+		m.Write(part)
+		fmt.Fprintf(&m, "\r\n--%s\r\nContent-Type: text/csv; name=\"figures-%d.csv\"\r\nContent-Disposition: attachment; filename=\"figures-%d.csv\"\r\n"+
+			"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--%s--\r\n", boundary, g.n, g.n, base64.StdEncoding.EncodeToString([]byte(csv)), boundary)
+		part = m.Bytes()
 	}
-	fmt.Fprintf(&b, "Content-Type: text/plain; charset=utf-8\r\n\r\n%s", text.String())
+	h.Write(part)
+	return h.Bytes()
+}
+
+// replyParent picks the message a reply answers: a recent one in owner's
+// mailbox when there is one, else any recent one.
+func (g *demoMail) replyParent(owner string) *demoSent {
+	var mine []int
+	for i := len(g.sent) - 1; i >= 0 && len(mine) < 20; i-- {
+		if g.sent[i].owner == owner {
+			mine = append(mine, i)
+		}
+	}
+	if len(mine) == 0 {
+		return &g.sent[max(0, len(g.sent)-1-g.rng.IntN(min(20, len(g.sent))))]
+	}
+	return &g.sent[mine[g.rng.IntN(len(mine))]]
+}
+
+// demoTextPart is a text/plain part (headers and body) of paragraphs, in
+// quoted-printable (the names have accents).
+func demoTextPart(paras []string) []byte {
+	var b bytes.Buffer
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	w := quotedprintable.NewWriter(&b)
+	w.Write([]byte(strings.ReplaceAll(strings.Join(paras, "\n\n"), "\n", "\r\n") + "\r\n"))
+	w.Close()
+	return b.Bytes()
+}
+
+// demoHTMLPart is a text/html part of the same paragraphs, as a mail
+// client writes it.
+func demoHTMLPart(title string, paras []string) []byte {
+	var doc strings.Builder
+	fmt.Fprintf(&doc, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%s</title></head>\n<body style=\"font-family: Arial, sans-serif\">\n", html.EscapeString(title))
+	for _, p := range paras {
+		fmt.Fprintf(&doc, "<p>%s</p>\n", strings.ReplaceAll(html.EscapeString(p), "\n", "<br>"))
+	}
+	doc.WriteString("</body></html>\n")
+	var b bytes.Buffer
+	b.WriteString("Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	w := quotedprintable.NewWriter(&b)
+	w.Write([]byte(strings.ReplaceAll(doc.String(), "\n", "\r\n")))
+	w.Close()
+	return b.Bytes()
+}
+
+// demoAlternative is a multipart/alternative part of a text and an HTML part.
+func demoAlternative(boundary string, text, html []byte) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n--%s\r\n", boundary, boundary)
+	b.Write(text)
+	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
+	b.Write(html)
+	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 	return b.Bytes()
 }
