@@ -1,5 +1,27 @@
 package main
 
+import "strings"
+
+// helpAsked reports whether args, a command's arguments, ask for help the
+// way the flag package understands it: -h, -help, --h or --help (with or
+// without =value) before a "--" that ends the flags.
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		name, _, _ = strings.Cut(name, "=")
+		if name == "h" || name == "help" {
+			return true
+		}
+	}
+	return false
+}
+
 // helpText is the longer help for a command, printed after its flags by
 // `mailvault COMMAND --help`.
 var helpText = map[string]string{
@@ -17,10 +39,11 @@ run again.
 	"search": `QUERY is words and key:value terms, ANDed:
   free words, "exact phrase", prefix*      anywhere: addresses, subject, body, attachments
   from: to: cc: bcc: subject: body:        a word, prefix* or "phrase" in that field
-  attachment:NAME                          attachment file names
+  attachment:WORD                          attachment file names and extracted text
+  filename:WORD                            attachment file names only
   before:YYYY-MM-DD  after:YYYY-MM-DD      sent before that day / on or after it,
   on:YYYY-MM-DD                            the day as written in the message's own zone
-  larger:N  smaller:N                      size in bytes; k and M suffixes (1024-based)
+  larger:N  smaller:N                      size in bytes; k, M and G suffixes (1024-based)
   has:attachment  account:NAME  mailbox:NAME
   -term                                    negation; a OR b; ( ) to group
 A query starting with "-" goes after "--": mailvault search -- -from:bob invoice

@@ -101,18 +101,33 @@ func run(ctx context.Context, e *env, args []string) int {
 	if e.log == nil {
 		e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	// Help that was asked for goes to stdout with exit 0 (so that
+	// `mailvault search --help | less` works); a wrong command line gets
+	// the usage on stderr with exit 2.
+	switch {
+	case len(args) == 0:
 		usage(e.stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	case args[0] == "help" && len(args) > 1 && args[1] != "help":
+		// mailvault help COMMAND is mailvault COMMAND --help.
+		return run(ctx, e, []string{args[1], "--help"})
+	case args[0] == "help" || helpAsked(args[:1]):
+		usage(e.stdout)
 		return 0
 	}
 	for _, c := range commands {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, e, args[1:])
+		ce := e
+		if helpAsked(args[1:]) {
+			// The flag set prints its usage to the command's stderr;
+			// the log stays on the real one.
+			h := *e
+			h.stderr = e.stdout
+			ce = &h
+		}
+		err := c.run(ctx, ce, args[1:])
 		var ee *exitError
 		switch {
 		case err == nil:
@@ -164,10 +179,11 @@ func newFlags(e *env, name string, data *string) *flag.FlagSet {
 	}
 	fs.StringVar(data, "data", def, "data `DIR`: blob store, catalog and index ($MAILVAULT_DATA)")
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: mailvault %s %s\n\n%s.\n\nFlags:\n", name, c.args, upperFirst(c.summary))
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: mailvault %s %s\n\n%s.\n\nFlags:\n", name, c.args, upperFirst(c.summary))
 		fs.PrintDefaults()
 		if h, ok := helpText[name]; ok {
-			fmt.Fprintf(e.stderr, "\n%s", h)
+			fmt.Fprintf(w, "\n%s", h)
 		}
 	}
 	return fs
