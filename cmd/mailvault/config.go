@@ -16,10 +16,26 @@ import (
 // config is the YAML configuration of `mailvault serve` (see
 // mailvault.example.yaml for every field, annotated).
 type config struct {
-	DataDir       string          `yaml:"data_dir"`
-	MetricsListen string          `yaml:"metrics_listen"`
-	WebListen     string          `yaml:"web_listen"`
-	Accounts      []accountConfig `yaml:"accounts"`
+	DataDir       string `yaml:"data_dir"`
+	MetricsListen string `yaml:"metrics_listen"`
+	WebListen     string `yaml:"web_listen"`
+	// MaxMessageBytes: a message larger than this is recorded as skipped
+	// without being downloaded (0: the harvester's default, 256 MiB).
+	MaxMessageBytes int64           `yaml:"max_message_bytes"`
+	Accounts        []accountConfig `yaml:"accounts"`
+}
+
+// harvestOptions sets what the configuration says about harvesting in o
+// (serve's options, which also carry what is not configurable) and returns
+// it.
+func (c *config) harvestOptions(o *harvest.Options) *harvest.Options {
+	if o == nil {
+		o = &harvest.Options{}
+	}
+	if c.MaxMessageBytes > 0 {
+		o.MaxMessageBytes = c.MaxMessageBytes
+	}
+	return o
 }
 
 type accountConfig struct {
@@ -75,6 +91,9 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 		if _, _, err := net.SplitHostPort(cfg.WebListen); err != nil {
 			bad("web_listen", "%q: want host:port, like 127.0.0.1:8080, or off", cfg.WebListen)
 		}
+	}
+	if cfg.MaxMessageBytes < 0 {
+		bad("max_message_bytes", "must not be negative (0 or unset: 256 MiB)")
 	}
 	if len(cfg.Accounts) == 0 {
 		bad("accounts", "no accounts configured")

@@ -3,9 +3,15 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"mailvault/harvest"
 )
 
 // TestExampleConfig: the annotated example in the repository parses (every
@@ -110,5 +116,138 @@ func TestConfigProblems(t *testing.T) {
 	}
 	if !strings.Contains(msg, "problems:") || strings.Count(msg, "\n  ") != len(want) {
 		t.Errorf("want exactly %d problems, one per line:\n%s", len(want), msg)
+	}
+}
+
+// TestConfigMaxMessageBytes: max_message_bytes is a key of the configuration
+// and reaches the harvester's options; unset, the harvester's default
+// stays; negative is a problem.
+func TestConfigMaxMessageBytes(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("x\n"), 0o600)
+	write := func(extra string) string {
+		path := filepath.Join(dir, "c.yaml")
+		text := extra + "accounts:\n  - name: a\n    host: mail.example.org\n    username: a\n    password_file: " + pw + "\n"
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	cfg, _, err := loadConfig(write("max_message_bytes: 1048576\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxMessageBytes != 1<<20 {
+		t.Errorf("MaxMessageBytes = %d, want %d", cfg.MaxMessageBytes, 1<<20)
+	}
+	opts := cfg.harvestOptions(&harvest.Options{FetchChunk: 7})
+	if opts.MaxMessageBytes != 1<<20 || opts.FetchChunk != 7 {
+		t.Errorf("harvest options = %+v, want MaxMessageBytes 1 MiB and the FetchChunk given", opts)
+	}
+
+	cfg, _, err = loadConfig(write(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts := cfg.harvestOptions(nil); opts.MaxMessageBytes != 0 {
+		t.Errorf("unset max_message_bytes: harvest option %d, want 0 (the harvester's default)", opts.MaxMessageBytes)
+	}
+
+	if _, _, err := loadConfig(write("max_message_bytes: -1\n")); err == nil || !strings.Contains(err.Error(), "max_message_bytes: must not be negative") {
+		t.Errorf("negative max_message_bytes: %v", err)
+	}
+	if _, _, err := loadConfig(write("max_message_bytes: 64M\n")); err == nil {
+		t.Error("max_message_bytes: 64M was accepted; it is a number of bytes")
+	}
+}
+
+// TestExampleConfigKeys: every key the example mentions, also those in
+// comments (metrics_listen, tls_ca_file, password_env, "or token_env", ...),
+// is one the loader accepts, at the level where the example puts it.
+func TestExampleConfigKeys(t *testing.T) {
+	raw, err := os.ReadFile("../../mailvault.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The keys the loader knows, from the yaml tags.
+	known := map[string]bool{}
+	for _, v := range []any{config{}, accountConfig{}} {
+		ty := reflect.TypeOf(v)
+		for i := range ty.NumField() {
+			if tag, _, _ := strings.Cut(ty.Field(i).Tag.Get("yaml"), ","); tag != "" {
+				known[tag] = true
+			}
+		}
+	}
+	// Commented-out settings ("# key: value" on a line of their own) are
+	// uncommented in place, so that the decoder (which rejects unknown
+	// keys) sees each at its level; keys named inside other comments
+	// ("# or token_env: X") are looked up among the tags.
+	lineKey := regexp.MustCompile(`^(\s*)# ([a-z][a-z0-9_]*): (\S.*)$`)
+	inComment := regexp.MustCompile(`#.*?\b([a-z]+_[a-z0-9_]+):\s`)
+	var lines []string
+	mentioned := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if m := lineKey.FindStringSubmatch(line); m != nil {
+			line = m[1] + m[2] + ": " + m[3]
+			mentioned[m[2]] = true
+		}
+		for _, m := range inComment.FindAllStringSubmatch(line, -1) {
+			mentioned[m[1]] = true
+		}
+		lines = append(lines, line)
+	}
+	for _, k := range []string{"metrics_listen", "web_listen", "max_message_bytes", "tls_ca_file", "insecure_skip_verify", "password_env", "token_env"} {
+		if !mentioned[k] {
+			t.Errorf("the example no longer mentions %s; update this test", k)
+		}
+	}
+	for k := range mentioned {
+		if !known[k] {
+			t.Errorf("the example mentions %s, which the loader rejects", k)
+		}
+	}
+	var cfg config
+	dec := yaml.NewDecoder(strings.NewReader(strings.Join(lines, "\n")))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("the example with its commented settings uncommented: %v", err)
+	}
+	if cfg.MetricsListen == "" || cfg.WebListen == "" || cfg.MaxMessageBytes != 256<<20 || len(cfg.Accounts) != 2 ||
+		cfg.Accounts[0].TLSCAFile == "" || cfg.Accounts[0].PasswordEnv == "" {
+		t.Errorf("the uncommented example decoded as %+v", cfg)
+	}
+}
+
+// TestDockerConfig: the configuration docker-compose.yml mounts is valid but
+// for its secret, which only the container has, and listens where the
+// published port reaches it.
+func TestDockerConfig(t *testing.T) {
+	raw, err := os.ReadFile("../../docker/mailvault.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "demo")
+	os.WriteFile(pw, []byte("demo\n"), 0o600)
+	text := strings.ReplaceAll(string(raw), "/run/secrets/demo", pw)
+	path := filepath.Join(dir, "mailvault.yaml")
+	os.WriteFile(path, []byte(text), 0o600)
+	cfg, accounts, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WebListen != "0.0.0.0:8080" || cfg.DataDir != "/data" || len(accounts) != 1 || accounts[0].Password != "demo" {
+		t.Errorf("docker config: %+v, accounts %+v", cfg, accounts)
+	}
+	compose, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`"127.0.0.1:8080:8080"`, "mailvault user add admin --role admin", "http://127.0.0.1:8080/"} {
+		if !strings.Contains(string(compose), s) {
+			t.Errorf("docker-compose.yml lacks %q", s)
+		}
 	}
 }
