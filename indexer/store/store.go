@@ -29,6 +29,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -142,8 +143,8 @@ func (s *Store) Path(k Key) string {
 	return filepath.Join(s.dir, h[0:2], h+".zst")
 }
 
-// Has reports whether the blob of k exists.
-func (s *Store) Has(k Key) (bool, error) {
+// Exists reports whether the blob of k exists.
+func (s *Store) Exists(_ context.Context, k Key) (bool, error) {
 	_, err := os.Stat(s.Path(k))
 	if err == nil {
 		return true, nil
@@ -154,32 +155,28 @@ func (s *Store) Has(k Key) (bool, error) {
 	return false, err
 }
 
-// Batch is a set of blob writes made durable together by Commit. It is safe
-// for concurrent use by several goroutines calling Add.
-type Batch struct {
-	s       *Store
-	mu      sync.Mutex
-	pending []pending
+// Staged is a blob written but not yet published: the first half of a
+// durable write, handed back to Publish or Discard. Token is the store's own
+// (here the temporary file); callers treat it as opaque, so that another
+// store (pack segments, object storage) can put its own there.
+type Staged struct {
+	Key    Key
+	Stored int64  // bytes the blob takes in the store; 0 when it existed already
+	Token  string // "" when there is nothing to publish (the blob existed)
 }
 
-type pending struct{ tmp, final string }
-
-// NewBatch starts a batch of writes.
-func (s *Store) NewBatch() *Batch { return &Batch{s: s} }
-
-// Add writes raw under key k unless the blob exists already (then it returns
-// 0). It returns the bytes the blob takes on disk. The blob is durable and
-// visible only after Commit.
-func (b *Batch) Add(k Key, raw []byte) (int64, error) {
-	s := b.s
+// Stage writes raw under key k where it is neither visible nor durable yet,
+// unless the blob exists already (then Stored is 0 and Publish has nothing
+// to do for it). It is safe for concurrent use.
+func (s *Store) Stage(_ context.Context, k Key, raw []byte) (Staged, error) {
 	path := s.Path(k)
 	if _, err := os.Stat(path); err == nil {
-		return 0, nil
+		return Staged{Key: k}, nil
 	}
 	data := s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 	f, err := os.CreateTemp(filepath.Dir(path), s.token)
 	if err != nil {
-		return 0, fmt.Errorf("store blob %s: %w", k, err)
+		return Staged{}, fmt.Errorf("store blob %s: %w", k, err)
 	}
 	_, err = f.Write(data)
 	if err == nil && !syncfsWorks {
@@ -190,23 +187,27 @@ func (b *Batch) Add(k Key, raw []byte) (int64, error) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return 0, fmt.Errorf("store blob %s: %w", k, err)
+		return Staged{}, fmt.Errorf("store blob %s: %w", k, err)
 	}
-	b.mu.Lock()
-	b.pending = append(b.pending, pending{tmp: f.Name(), final: path})
-	b.mu.Unlock()
-	return int64(len(data)), nil
+	return Staged{Key: k, Stored: int64(len(data)), Token: f.Name()}, nil
 }
 
-// Commit makes every blob added to the batch durable under its final name.
-func (b *Batch) Commit() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.s
-	if len(b.pending) == 0 && !s.unsynced.Load() {
+// Publish makes staged blobs durable under their final names: the data, then
+// the renames, each made durable with one syncfs(2) on Linux. A blob is never
+// replaced: when another writer published the same content meanwhile, its
+// file stays (same key, same bytes). On error some blobs may be published;
+// publishing them again (or the next Publish) finishes the job.
+func (s *Store) Publish(_ context.Context, staged []Staged) error {
+	var work []Staged
+	for _, st := range staged {
+		if st.Token != "" {
+			work = append(work, st)
+		}
+	}
+	if len(work) == 0 && !s.unsynced.Load() {
 		return nil
 	}
-	if err := b.commit(); err != nil {
+	if err := s.publish(work); err != nil {
 		s.unsynced.Store(true)
 		return err
 	}
@@ -214,25 +215,30 @@ func (b *Batch) Commit() error {
 	return nil
 }
 
-func (b *Batch) commit() error {
-	s := b.s
+func (s *Store) publish(work []Staged) error {
 	if syncfsWorks {
 		if err := syncFS(s.dir); err != nil { // the temporary files' data
 			return fmt.Errorf("sync blob store: %w", err)
 		}
 	}
 	dirs := map[string]struct{}{}
-	for _, p := range b.pending {
-		dirs[filepath.Dir(p.final)] = struct{}{}
-		// Never replace a blob: another batch may have stored the same content
-		// since Add looked. Same key, same bytes, so its file stays.
-		if err := renameNoReplace(p.tmp, p.final); errors.Is(err, fs.ErrExist) {
-			os.Remove(p.tmp)
+	for _, st := range work {
+		final := s.Path(st.Key)
+		if filepath.Dir(st.Token) != filepath.Dir(final) || !strings.HasPrefix(filepath.Base(st.Token), tmpPrefix) {
+			return fmt.Errorf("store blob %s: %q is not a staged file of this store", st.Key, st.Token)
+		}
+		dirs[filepath.Dir(final)] = struct{}{}
+		if err := renameNoReplace(st.Token, final); errors.Is(err, fs.ErrExist) {
+			os.Remove(st.Token)
+		} else if errors.Is(err, fs.ErrNotExist) {
+			// Published by an earlier, partly failed Publish of the same batch.
+			if _, serr := os.Stat(final); serr != nil {
+				return fmt.Errorf("store blob %s: %w", st.Key, err)
+			}
 		} else if err != nil {
 			return fmt.Errorf("store blob: %w", err)
 		}
 	}
-	b.pending = nil
 	if syncfsWorks {
 		if err := syncFS(s.dir); err != nil { // the renames
 			return fmt.Errorf("sync blob store: %w", err)
@@ -248,14 +254,57 @@ func (b *Batch) commit() error {
 	return nil
 }
 
-// Abort removes the temporary files of a batch that will not be committed.
+// Discard removes staged blobs that will not be published.
+func (s *Store) Discard(staged []Staged) {
+	for _, st := range staged {
+		if st.Token != "" && strings.HasPrefix(filepath.Base(st.Token), tmpPrefix) {
+			os.Remove(st.Token)
+		}
+	}
+}
+
+// Batch collects staged blobs to publish together. It is safe for concurrent
+// use by several goroutines calling Add.
+type Batch struct {
+	s      *Store
+	mu     sync.Mutex
+	staged []Staged
+}
+
+// NewBatch starts a batch of writes.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s} }
+
+// Add stages raw under key k (see Stage) and returns the bytes the blob
+// takes in the store, 0 when it exists already. The blob is durable and
+// visible only after Commit.
+func (b *Batch) Add(k Key, raw []byte) (int64, error) {
+	st, err := b.s.Stage(context.Background(), k, raw)
+	if err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	b.staged = append(b.staged, st)
+	b.mu.Unlock()
+	return st.Stored, nil
+}
+
+// Commit publishes every blob added to the batch.
+func (b *Batch) Commit() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.s.Publish(context.Background(), b.staged); err != nil {
+		return err
+	}
+	b.staged = nil
+	return nil
+}
+
+// Abort discards the blobs of a batch that will not be committed.
 func (b *Batch) Abort() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, p := range b.pending {
-		os.Remove(p.tmp)
-	}
-	b.pending = nil
+	b.s.Discard(b.staged)
+	b.staged = nil
 }
 
 // Put stores one blob durably: a batch of one.
@@ -266,6 +315,44 @@ func (s *Store) Put(k Key, raw []byte) (int64, error) {
 		return 0, err
 	}
 	return n, b.Commit()
+}
+
+// ErrNoReason is returned by Delete when it is not told why.
+var ErrNoReason = errors.New("a blob is deleted only with a reason")
+
+// Deletion is the record of a blob removed by Delete, for the caller's audit
+// log: a compliance archive removes data only on purpose and says so.
+type Deletion struct {
+	Key    Key
+	Name   string    // where the blob was (here its path)
+	Stored int64     // bytes it took in the store
+	Reason string    // why, as the caller gave it (e.g. "retention: policy 7y expired")
+	At     time.Time // when the removal became durable
+}
+
+// Delete removes the blob of k durably and returns what it removed, for the
+// caller to audit. It is the only way a blob goes (invariant 5: only
+// retention expiry without a legal hold removes data); reason must say why.
+// A key with no blob is ErrNotFound.
+func (s *Store) Delete(_ context.Context, k Key, reason string) (Deletion, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Deletion{}, fmt.Errorf("delete blob %s: %w", k, ErrNoReason)
+	}
+	path := s.Path(k)
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Deletion{}, fmt.Errorf("delete blob %s: %w", k, ErrNotFound)
+	}
+	if err != nil {
+		return Deletion{}, fmt.Errorf("delete blob %s: %w", k, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return Deletion{}, fmt.Errorf("delete blob %s: %w", k, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return Deletion{}, fmt.Errorf("delete blob %s: %w", k, err)
+	}
+	return Deletion{Key: k, Name: path, Stored: fi.Size(), Reason: reason, At: time.Now().UTC()}, nil
 }
 
 func syncDir(dir string) error {
@@ -281,7 +368,7 @@ func syncDir(dir string) error {
 }
 
 // Get returns the raw bytes of the blob of k.
-func (s *Store) Get(k Key) ([]byte, error) {
+func (s *Store) Get(_ context.Context, k Key) ([]byte, error) {
 	data, err := os.ReadFile(s.Path(k))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read blob %s: %w", k, ErrNotFound)
@@ -297,8 +384,8 @@ func (s *Store) Get(k Key) ([]byte, error) {
 }
 
 // Verify reads the blob of k and checks that its content hashes to k.
-func (s *Store) Verify(k Key) error {
-	raw, err := s.Get(k)
+func (s *Store) Verify(ctx context.Context, k Key) error {
+	raw, err := s.Get(ctx, k)
 	if err != nil {
 		return err
 	}
@@ -308,11 +395,16 @@ func (s *Store) Verify(k Key) error {
 	return nil
 }
 
-// Walk calls fn with the key of every blob in the store, in no particular order.
-// Files that do not look like blobs are reported to fn with ok false.
-func (s *Store) Walk(fn func(k Key, path string, ok bool) error) error {
+// Walk calls fn with the key of every blob in the store, in no particular
+// order, and the name it is stored under (here its path). Files that do not
+// look like blobs are reported to fn with ok false. Blobs published while Walk
+// runs may or may not be seen.
+func (s *Store) Walk(ctx context.Context, fn func(k Key, name string, ok bool) error) error {
 	return filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if d.IsDir() {

@@ -2,12 +2,15 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 )
+
+var ctx = context.Background()
 
 func TestPutGetVerify(t *testing.T) {
 	s, err := Open(t.TempDir())
@@ -30,14 +33,14 @@ func TestPutGetVerify(t *testing.T) {
 	if info, _ := os.Stat(s.Path(k)); !info.ModTime().Equal(mtime) {
 		t.Fatal("second Put rewrote the blob")
 	}
-	got, err := s.Get(k)
+	got, err := s.Get(ctx, k)
 	if err != nil || !bytes.Equal(got, raw) {
 		t.Fatalf("Get = %q, %v; want %q", got, err, raw)
 	}
-	if err := s.Verify(k); err != nil {
+	if err := s.Verify(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.Has(k); !ok {
+	if ok, _ := s.Exists(ctx, k); !ok {
 		t.Fatal("Has = false after Put")
 	}
 }
@@ -61,17 +64,17 @@ func TestVerifyDetectsCorruption(t *testing.T) {
 	if err := os.WriteFile(s.Path(ka), data, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Verify(ka); err == nil {
+	if err := s.Verify(ctx, ka); err == nil {
 		t.Fatal("Verify of swapped blob = nil, want error")
 	}
 	if err := os.WriteFile(s.Path(kb), []byte("not zstd"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Verify(kb); err == nil {
+	if err := s.Verify(ctx, kb); err == nil {
 		t.Fatal("Verify of garbage blob = nil, want error")
 	}
 	var missing Key
-	if _, err := s.Get(missing); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, missing); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
 	}
 }
@@ -117,12 +120,12 @@ func TestTempFilesAreSweptAndAborted(t *testing.T) {
 		t.Errorf("stale temporary file survived the sweep: %v", err)
 	}
 	for _, k := range keys {
-		if err := s.Verify(k); err != nil {
+		if err := s.Verify(ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}
 	n := 0
-	s.Walk(func(k Key, path string, ok bool) error { n++; return nil })
+	s.Walk(ctx, func(k Key, path string, ok bool) error { n++; return nil })
 	if n != 200 {
 		t.Fatalf("Walk saw %d files, want the 200 blobs and no temporaries", n)
 	}
@@ -170,5 +173,83 @@ func TestConcurrentBatchesOfTheSameContent(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Dir(s.Path(k))); len(ents) != 1 {
 		t.Fatalf("%d files in the blob's directory, want 1 (temporaries removed)", len(ents))
+	}
+}
+
+func TestDeleteIsExplicitAndReported(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	raw := []byte("Subject: expired\r\n\r\nseven years old\r\n")
+	k := KeyOf(raw)
+	stored, err := s.Put(k, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, k, "  "); !errors.Is(err, ErrNoReason) {
+		t.Fatalf("Delete without a reason = %v, want ErrNoReason", err)
+	}
+	if ok, _ := s.Exists(ctx, k); !ok {
+		t.Fatal("Delete without a reason removed the blob")
+	}
+	d, err := s.Delete(ctx, k, "retention: policy 7y expired")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Key != k || d.Reason != "retention: policy 7y expired" || d.Stored != stored || d.Name != s.Path(k) || d.At.IsZero() {
+		t.Fatalf("Delete = %+v, want key %s, the reason, %d bytes, its path and a time", d, k, stored)
+	}
+	if ok, _ := s.Exists(ctx, k); ok {
+		t.Fatal("blob still there after Delete")
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Delete(ctx, k, "again"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second Delete = %v, want ErrNotFound", err)
+	}
+}
+
+func TestStagePublishDiscard(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, b := []byte("kept"), []byte("dropped")
+	sa, err := s.Stage(ctx, KeyOf(a), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := s.Stage(ctx, KeyOf(b), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Exists(ctx, sa.Key); ok {
+		t.Fatal("a staged blob is visible before Publish")
+	}
+	s.Discard([]Staged{sb})
+	if err := s.Publish(ctx, []Staged{sa}); err != nil {
+		t.Fatal(err)
+	}
+	// Publishing again is harmless (a retry after a partial failure).
+	if err := s.Publish(ctx, []Staged{sa}); err != nil {
+		t.Fatalf("second Publish = %v", err)
+	}
+	if got, err := s.Get(ctx, sa.Key); err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("Get(published) = %q, %v", got, err)
+	}
+	if ok, _ := s.Exists(ctx, sb.Key); ok {
+		t.Fatal("a discarded blob was published")
+	}
+	if again, err := s.Stage(ctx, sa.Key, a); err != nil || again.Token != "" || again.Stored != 0 {
+		t.Fatalf("Stage of a stored blob = %+v, %v; want nothing to publish", again, err)
+	}
+	n := 0
+	s.Walk(ctx, func(Key, string, bool) error { n++; return nil })
+	if n != 1 {
+		t.Fatalf("Walk saw %d files, want 1 (no temporaries left)", n)
 	}
 }
