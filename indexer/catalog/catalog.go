@@ -131,9 +131,6 @@ func Open(path string) (*Catalog, error) {
 // Close closes the database.
 func (c *Catalog) Close() error { return c.db.Close() }
 
-// DB exposes the database for read-only reporting queries in package indexer.
-func (c *Catalog) DB() *sql.DB { return c.db }
-
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
 // Mailbox is a mailbox's row.

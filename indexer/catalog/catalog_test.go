@@ -104,10 +104,22 @@ func TestReconcileMarksExpungedAndReflags(t *testing.T) {
 	if exp, ref, _ := c.Reconcile(ctx, mb.ID, 5, map[uint32][]string{1: {`\Flagged`}, 3: nil}); exp != 0 || ref != 0 {
 		t.Fatalf("second Reconcile = %d, %d; want 0, 0", exp, ref)
 	}
-	var n int
-	c.DB().QueryRow(`SELECT count(*) FROM occurrences WHERE expunged_at != ''`).Scan(&n)
-	var total int
-	c.DB().QueryRow(`SELECT count(*) FROM occurrences`).Scan(&total)
+	occs, err := c.Occurrences(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, total := 0, len(occs)
+	for _, o := range occs {
+		if o.ExpungedAt != "" {
+			n++
+			if o.UID != 2 {
+				t.Errorf("UID %d marked expunged, want only UID 2", o.UID)
+			}
+		}
+		if o.UID == 1 && (len(o.Flags) != 1 || o.Flags[0] != `\Flagged`) {
+			t.Errorf("UID 1 flags = %q, want [\\Flagged]", o.Flags)
+		}
+	}
 	if n != 1 || total != 3 {
 		t.Fatalf("%d expunged of %d occurrences; want 1 of 3 (never deleted)", n, total)
 	}
@@ -127,10 +139,13 @@ func TestSkipAdvancesTheCheckpoint(t *testing.T) {
 	if next, _, err := c.OpenEpoch(ctx, "alice", "imap://alice@h", "INBOX", 5); err != nil || next != 42 {
 		t.Fatalf("checkpoint after skipping uid 41 = %d, %v; want 42", next, err)
 	}
-	var reason string
-	c.DB().QueryRow(`SELECT reason FROM skipped WHERE uid = 41`).Scan(&reason)
-	if reason != "fetch failed 3 times" {
-		t.Fatalf("skipped reason = %q", reason)
+	sk, err := c.Skipped(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sk) != 1 || sk[0].Account != "alice" || sk[0].Mailbox != "INBOX" || sk[0].UIDValidity != 5 || sk[0].UID != 41 ||
+		sk[0].Reason != "fetch failed 3 times" || sk[0].At == "" {
+		t.Fatalf("Skipped = %+v, want alice/INBOX 5/41 with its reason", sk)
 	}
 }
 
@@ -145,7 +160,7 @@ func TestSchemaIsAllOrNothing(t *testing.T) {
 	defer c.Close()
 	for _, name := range []string{"accounts", "mailboxes", "messages", "occurrences", "skipped"} {
 		var n int
-		if err := c.DB().QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n); err != nil || n != 1 {
+		if err := c.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n); err != nil || n != 1 {
 			t.Errorf("table %s: %d, %v", name, n, err)
 		}
 	}
