@@ -50,6 +50,10 @@ type Options struct {
 	// Workers is the number of goroutines hashing, parsing and compressing in
 	// Ingest (default GOMAXPROCS).
 	Workers int
+
+	// reindexHook, when set (tests only), is called at each stage of
+	// Reindex; the crash tests kill the process there.
+	reindexHook func(stage string)
 }
 
 // Archive is the store of record, the catalog and the index of one data
@@ -59,9 +63,27 @@ type Archive struct {
 	opts  Options
 	log   *slog.Logger
 	lock  *os.File
-	store *store.Store
-	cat   *catalog.Catalog
+	store blobStore    // the store of record (default: package store)
+	cat   catalogStore // the catalog (default: package catalog, SQLite)
+	// idx is the live index. Searches and the writer use it under
+	// idxMu.RLock (withIndex); Reindex and Compact replace it under
+	// idxMu.Lock, so nothing ever sees a closed index.
+	idxMu sync.RWMutex
 	idx   bleve.Index
+
+	// maintMu serialises what rebuilds or replaces the index (CatchUp,
+	// Reindex, Compact) with each other and with Close.
+	maintMu sync.Mutex
+
+	// dirty is the set of messages the writer indexed while a Reindex
+	// builds a new index (nil otherwise); see reindex.go.
+	dirtyMu sync.Mutex
+	dirty   map[int64]struct{}
+
+	// The embedded defaults behind store and cat, for the deprecated
+	// Catalog and Store accessors only.
+	fsStore *store.Store
+	sqlCat  *catalog.Catalog
 
 	writer *writer // nil when read-only
 
@@ -117,27 +139,39 @@ func Open(dir string, opts *Options) (*Archive, error) {
 	}()
 	var err error
 	if a.opts.ReadOnly {
-		a.store, err = store.OpenReadOnly(filepath.Join(dir, "blobs"))
+		a.fsStore, err = store.OpenReadOnly(filepath.Join(dir, "blobs"))
 	} else {
-		a.store, err = store.Open(filepath.Join(dir, "blobs"))
+		a.fsStore, err = store.Open(filepath.Join(dir, "blobs"))
 	}
 	if err != nil {
 		return nil, err
 	}
+	a.store = a.fsStore
 	if a.opts.ReadOnly {
-		a.cat, err = catalog.OpenReadOnly(filepath.Join(dir, "catalog.db"))
+		a.sqlCat, err = catalog.OpenReadOnly(filepath.Join(dir, "catalog.db"))
 	} else {
-		a.cat, err = catalog.Open(filepath.Join(dir, "catalog.db"))
+		a.sqlCat, err = catalog.Open(filepath.Join(dir, "catalog.db"))
 	}
 	if err != nil {
 		return nil, err
 	}
-	indexDir := filepath.Join(dir, "index")
+	a.cat = a.sqlCat
+	indexDir := filepath.Join(dir, indexDirName)
 	if a.opts.ReadOnly {
+		if _, err := os.Stat(indexDir); errors.Is(err, fs.ErrNotExist) {
+			// A writer was killed between Reindex's two renames; until it
+			// (or another writer) opens again, the old index is complete.
+			if old := filepath.Join(dir, indexOldDirName); dirExists(old) {
+				indexDir = old
+			}
+		}
 		if a.idx, err = openIndex(indexDir, true); err != nil {
 			return nil, err
 		}
 	} else {
+		if err := recoverIndexDirs(dir); err != nil {
+			return nil, fmt.Errorf("open archive: %w", err)
+		}
 		rebuild := a.opts.DiscardIndex
 		if _, err := os.Stat(indexDir); errors.Is(err, fs.ErrNotExist) {
 			rebuild = true
@@ -167,7 +201,7 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		}
 	}
 	if !a.opts.ReadOnly {
-		a.store.SweepTemps()
+		a.fsStore.SweepTemps()
 		a.writer = newWriter(a)
 	}
 	ok = true
@@ -226,6 +260,11 @@ func createIndex(path string) (bleve.Index, error) {
 	return openIndex(path, false)
 }
 
+func dirExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
 func syncDirOf(path string) error {
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
@@ -273,6 +312,8 @@ func (a *Archive) lockDir() error {
 // Close flushes pending index work and closes everything. Messages ingested but
 // not yet indexed when Close is interrupted are indexed at the next CatchUp.
 func (a *Archive) Close() error {
+	a.maintMu.Lock() // wait for a running CatchUp, Reindex or Compact
+	defer a.maintMu.Unlock()
 	var err error
 	if a.writer != nil {
 		err = a.writer.close()
@@ -297,14 +338,30 @@ func (a *Archive) closeAll() error {
 	return errors.Join(errs...)
 }
 
+// withIndex runs fn with the live index, which is neither swapped nor closed
+// until fn returns. fn must not wait on the writer (Flush) or on commitMu.
+func (a *Archive) withIndex(fn func(bleve.Index) error) error {
+	a.idxMu.RLock()
+	defer a.idxMu.RUnlock()
+	return fn(a.idx)
+}
+
 // Dir returns the data directory.
 func (a *Archive) Dir() string { return a.dir }
 
-// Catalog returns the catalog, for commands that report on it.
-func (a *Archive) Catalog() *catalog.Catalog { return a.cat }
+// Catalog returns the SQLite catalog.
+//
+// Deprecated: use the Archive's own lookups (Accounts, Mailboxes,
+// ByMessageID, CountUnindexed, ImportState, Status, Occurrences, Skipped);
+// the catalog is an implementation detail behind a seam. Kept until the
+// last callers in cmd and web are gone.
+func (a *Archive) Catalog() *catalog.Catalog { return a.sqlCat }
 
-// Store returns the blob store.
-func (a *Archive) Store() *store.Store { return a.store }
+// Store returns the filesystem blob store.
+//
+// Deprecated: use Raw and Blobs; the store is an implementation detail
+// behind a seam. Kept until the last callers are gone.
+func (a *Archive) Store() *store.Store { return a.fsStore }
 
 // EnsureMailbox returns the catalog's mailbox (account, name), creating it with
 // source and uidvalidity when new.
@@ -345,6 +402,11 @@ func (a *Archive) Compact(ctx context.Context) error {
 	if a.writer == nil {
 		return nil
 	}
+	a.maintMu.Lock()
+	defer a.maintMu.Unlock()
+	// Ingest waits while the writer is replaced.
+	a.commitMu.Lock()
+	defer a.commitMu.Unlock()
 	if err := a.Flush(ctx); err != nil {
 		return err
 	}
@@ -363,18 +425,17 @@ func (a *Archive) Compact(ctx context.Context) error {
 	// cycle; reopening the index runs one now, so the disk space is returned
 	// before a bulk import reports its size.
 	werr := a.writer.close()
-	a.writer = nil
+	a.idxMu.Lock()
 	cerr := a.idx.Close()
-	a.idx = nil
-	if err := errors.Join(werr, cerr); err != nil {
-		return fmt.Errorf("compact index: %w", err)
+	idx, err := openIndex(filepath.Join(a.dir, indexDirName), false)
+	if err == nil {
+		a.idx = idx
 	}
-	idx, err := openIndex(filepath.Join(a.dir, "index"), false)
-	if err != nil {
-		return fmt.Errorf("compact index: %w", err)
-	}
-	a.idx = idx
+	a.idxMu.Unlock()
 	a.writer = newWriter(a)
+	if err := errors.Join(werr, cerr, err); err != nil {
+		return fmt.Errorf("compact index: %w", err)
+	}
 	// The reopened index's persister deletes the old files shortly after
 	// start; wait for that (bounded), so the import's reported size is real.
 	deadline := time.Now().Add(3 * time.Second)

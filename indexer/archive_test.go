@@ -81,7 +81,7 @@ func subjects(hits []Hit) []string {
 func countBlobs(t *testing.T, a *Archive) int {
 	t.Helper()
 	n := 0
-	a.store.Walk(func(store.Key, string, bool) error { n++; return nil })
+	a.Blobs(context.Background(), func(store.Key) error { n++; return nil })
 	return n
 }
 
@@ -183,7 +183,7 @@ func TestMalformedMessageIsStoredByteExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range [][]byte{broken, binary} {
-		raw, err := a.store.Get(res[i].Key)
+		raw, err := a.Raw(res[i].Key.String())
 		if err != nil || !bytes.Equal(raw, want) {
 			t.Fatalf("item %d: stored bytes differ from the input (err %v)", i, err)
 		}

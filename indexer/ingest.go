@@ -86,14 +86,22 @@ func (a *Archive) Ingest(ctx context.Context, items []Item) ([]Result, error) {
 // Prepared is a batch after the CPU-heavy half of ingest: hashed, parsed,
 // compressed, its new blobs written but not yet durable or visible.
 type Prepared struct {
+	a     *Archive
 	items []Item
 	mbs   []catalog.Mailbox
 	preps []prepared
-	blobs *store.Batch
+	// staged are the new blobs (one per prepared item; Token "" for a blob
+	// that exists); nil once published or discarded.
+	staged []store.Staged
 }
 
 // Abort discards a prepared batch that will not be committed.
-func (p *Prepared) Abort() { p.blobs.Abort() }
+func (p *Prepared) Abort() {
+	if p.staged != nil {
+		p.a.store.Discard(p.staged)
+		p.staged = nil
+	}
+}
 
 // Prepare hashes, parses and compresses items on Options.Workers goroutines
 // and writes their blobs' temporary files. It may run while Commit of an
@@ -102,7 +110,8 @@ func (a *Archive) Prepare(ctx context.Context, items []Item) (*Prepared, error) 
 	if a.writer == nil {
 		return nil, fmt.Errorf("ingest: archive %s is open read-only", a.dir)
 	}
-	p := &Prepared{items: items, mbs: make([]catalog.Mailbox, len(items)), preps: make([]prepared, len(items)), blobs: a.store.NewBatch()}
+	p := &Prepared{a: a, items: items, mbs: make([]catalog.Mailbox, len(items)), preps: make([]prepared, len(items)),
+		staged: make([]store.Staged, len(items))}
 	for i, it := range items {
 		mb, err := a.mailbox(ctx, it.Account, it.Mailbox)
 		if err != nil {
@@ -124,7 +133,8 @@ func (a *Archive) Prepare(ctx context.Context, items []Item) (*Prepared, error) 
 				raw := items[i].Raw
 				pp.key = store.KeyOf(raw)
 				pp.msg = mime.Parse(raw, a.opts.Limits)
-				pp.stored, pp.err = p.blobs.Add(pp.key, raw)
+				p.staged[i], pp.err = a.store.Stage(ctx, pp.key, raw)
+				pp.stored = p.staged[i].Stored
 			}
 		}()
 	}
@@ -154,76 +164,46 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	a.commitMu.Lock()
 	defer a.commitMu.Unlock()
 	items, mbs, preps := p.items, p.mbs, p.preps
-	defer p.Abort() // no-op after the blobs are committed
-	if err := p.blobs.Commit(); err != nil {
+	defer p.Abort() // no-op after the blobs are published
+	if err := a.store.Publish(ctx, p.staged); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
+	p.staged = nil
 
 	// Catalog phase: one transaction for the whole batch.
-	tx, err := a.cat.Begin(ctx)
+	arrivals := make([]catalog.Arrival, len(items))
+	for i, it := range items {
+		arrivals[i] = catalog.Arrival{
+			Message: catalogMessage(preps[i], len(it.Raw)),
+			Occurrence: catalog.Occurrence{
+				MailboxID: mbs[i].ID, UIDValidity: it.UIDValidity, UID: it.UID,
+				Flags: it.Flags, InternalDate: it.InternalDate, Size: int64(len(it.Raw)),
+			},
+			Checkpoint: it.UIDValidity == mbs[i].UIDValidity,
+		}
+	}
+	recs, err := a.cat.RecordIngest(ctx, arrivals)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	defer tx.Rollback()
 	results := make([]Result, len(items))
 	ids := make([]int64, len(items)) // message row id of each item
 	touched := map[int64]int{}       // message id → index into items of one copy, for re-indexing
-	uidnext := map[int64]uint32{}
-	for i, it := range items {
-		p := preps[i]
-		res := &results[i]
-		res.Key = p.key
-		res.ParseError = p.msg.ParseError()
-		exists, err := tx.OccurrenceExists(ctx, mbs[i].ID, it.UIDValidity, it.UID)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: %w", err)
-		}
-		if exists {
-			res.Outcome = Present
+	for i, r := range recs {
+		results[i] = Result{Key: preps[i].key, ParseError: preps[i].msg.ParseError()}
+		switch r.Outcome {
+		case catalog.RecordedNew:
+			results[i].Outcome = Stored
+		case catalog.RecordedLinked:
+			results[i].Outcome = Linked
+		default:
+			results[i].Outcome = Present
 			continue
 		}
-		id, err := tx.MessageID(ctx, p.key)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: %w", err)
+		ids[i] = r.MessageID
+		if r.NewPlace {
+			touched[r.MessageID] = i
 		}
-		newPlace := true
-		if id == 0 {
-			res.Outcome = Stored
-			if id, err = tx.InsertMessage(ctx, catalogMessage(p, len(it.Raw))); err != nil {
-				return nil, fmt.Errorf("ingest: %w", err)
-			}
-		} else {
-			res.Outcome = Linked
-			if newPlace, err = tx.InNewPlace(ctx, id, mbs[i].ID); err != nil {
-				return nil, fmt.Errorf("ingest: %w", err)
-			}
-		}
-		ids[i] = id
-		if _, err := tx.InsertOccurrence(ctx, &catalog.Occurrence{
-			MailboxID: mbs[i].ID, UIDValidity: it.UIDValidity, UID: it.UID, MessageID: id,
-			Flags: it.Flags, InternalDate: it.InternalDate, Size: int64(len(it.Raw)),
-		}); err != nil {
-			return nil, fmt.Errorf("ingest: %w", err)
-		}
-		if newPlace {
-			if _, seen := touched[id]; !seen && res.Outcome == Linked {
-				if err := tx.Touch(ctx, id); err != nil {
-					return nil, fmt.Errorf("ingest: %w", err)
-				}
-			}
-			touched[id] = i
-		}
-		if it.UIDValidity == mbs[i].UIDValidity && it.UID+1 > uidnext[mbs[i].ID] {
-			uidnext[mbs[i].ID] = it.UID + 1
-		}
-	}
-	for mbID, next := range uidnext {
-		if err := tx.SetUIDNext(ctx, mbID, next); err != nil {
-			return nil, fmt.Errorf("ingest: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("ingest: commit: %w", err)
 	}
 
 	// Index phase: hand documents to the writer. From here on a failure loses
@@ -398,6 +378,8 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 	if a.writer == nil {
 		return fmt.Errorf("catch up: archive %s is open read-only", a.dir)
 	}
+	a.maintMu.Lock()
+	defer a.maintMu.Unlock()
 	total, err := a.cat.CountUnindexed(ctx)
 	if err != nil {
 		return fmt.Errorf("catch up: %w", err)
@@ -418,47 +400,19 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 		if len(tasks) == 0 {
 			break
 		}
-		type parsed struct {
-			msg  *mime.Message
-			size int64
-			err  error
-		}
-		out := make([]parsed, len(tasks))
-		var wg sync.WaitGroup
-		next := make(chan int)
-		for range min(a.opts.Workers, len(tasks)) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range next {
-					raw, err := a.store.Get(tasks[i].SHA256)
-					if err != nil {
-						out[i].err = err
-						continue
-					}
-					out[i] = parsed{msg: mime.Parse(raw, a.opts.Limits), size: int64(len(raw))}
-				}
-			}()
-		}
-		for i := range tasks {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
+		jobs, errs := a.loadJobs(ctx, tasks)
 		for i, t := range tasks {
 			after = t.ID
-			if out[i].err != nil {
+			if errs[i] != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				// A missing or corrupt blob is verify's to report; indexing goes on.
-				a.log.Error("cannot index message: blob unreadable", "sha256", t.SHA256Hex(), "err", out[i].err)
+				a.log.Error("cannot index message", "sha256", t.SHA256Hex(), "err", errs[i])
 				failed++
 				continue
 			}
-			places, err := a.cat.Places(ctx, t.ID)
-			if err != nil {
-				return fmt.Errorf("catch up: %w", err)
-			}
-			doc, n := buildDoc(out[i].msg, out[i].size, places)
-			if err := a.writer.submit(ctx, indexJob{task: t, doc: doc, size: n}); err != nil {
+			if err := a.writer.submit(ctx, jobs[i]); err != nil {
 				return fmt.Errorf("catch up: %w", err)
 			}
 			done++
@@ -480,4 +434,41 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 		return fmt.Errorf("catch up: %d messages could not be indexed: their blobs are missing or corrupt (run `mailvault verify` for the list)", failed)
 	}
 	return nil
+}
+
+// loadJobs reads the messages of tasks back from the store and builds their
+// index documents with their current places, on Options.Workers goroutines.
+// errs[i] is set when task i's blob cannot be read.
+func (a *Archive) loadJobs(ctx context.Context, tasks []catalog.IndexTask) (jobs []indexJob, errs []error) {
+	jobs = make([]indexJob, len(tasks))
+	errs = make([]error, len(tasks))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(a.opts.Workers, len(tasks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := tasks[i]
+				raw, err := a.store.Get(ctx, t.SHA256)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				places, err := a.cat.Places(ctx, t.ID)
+				if err != nil {
+					errs[i] = fmt.Errorf("places of message %s: %w", t.SHA256Hex(), err)
+					continue
+				}
+				doc, n := buildDoc(mime.Parse(raw, a.opts.Limits), int64(len(raw)), places)
+				jobs[i] = indexJob{task: t, doc: doc, size: n}
+			}
+		}()
+	}
+	for i := range tasks {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return jobs, errs
 }

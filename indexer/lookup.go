@@ -46,3 +46,65 @@ func (a *Archive) ImportState(ctx context.Context, mb catalog.Mailbox) (have map
 	}
 	return have, max(mb.UIDNext, maxUID+1), nil
 }
+
+// OccurrenceRecord is one occurrence as the catalog holds it.
+type OccurrenceRecord struct {
+	Account     string
+	Mailbox     string
+	UIDValidity uint32
+	UID         uint32
+	SHA256      string // hex, the message's id (Message, Raw)
+	Flags       []string
+	Expunged    string // when the server expunged it (RFC 3339); "" while it is there
+}
+
+// Occurrences returns every occurrence in the archive, by account, mailbox,
+// uidvalidity and uid, read in one consistent snapshot. It holds the whole
+// list in memory: for checks, exports of small archives and tests.
+func (a *Archive) Occurrences(ctx context.Context) ([]OccurrenceRecord, error) {
+	rows, err := a.cat.Occurrences(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OccurrenceRecord, len(rows))
+	for i, r := range rows {
+		out[i] = OccurrenceRecord{Account: r.Account, Mailbox: r.Mailbox, UIDValidity: r.UIDValidity, UID: r.UID,
+			SHA256: store.Key(r.SHA256).String(), Flags: r.Flags, Expunged: r.ExpungedAt}
+	}
+	return out, nil
+}
+
+// SkippedRecord is a message a server would not deliver, after retries.
+type SkippedRecord struct {
+	Account     string
+	Mailbox     string
+	UIDValidity uint32
+	UID         uint32
+	Reason      string
+	At          string // RFC 3339, when it was last skipped
+}
+
+// Skipped returns every skipped message, by account, mailbox, uidvalidity and uid.
+func (a *Archive) Skipped(ctx context.Context) ([]SkippedRecord, error) {
+	rows, err := a.cat.Skipped(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SkippedRecord, len(rows))
+	for i, r := range rows {
+		out[i] = SkippedRecord(r)
+	}
+	return out, nil
+}
+
+// Blobs calls fn with the key of every blob in the store, in no particular
+// order; entries of the store that are not blobs are left out (Verify
+// reports them). It stops at fn's first error and returns it.
+func (a *Archive) Blobs(ctx context.Context, fn func(k store.Key) error) error {
+	return a.store.Walk(ctx, func(k store.Key, _ string, ok bool) error {
+		if !ok {
+			return nil
+		}
+		return fn(k)
+	})
+}

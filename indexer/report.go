@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,40 +45,28 @@ func Status(ctx context.Context, dir string) ([]MailboxStatus, error) {
 		return nil, err
 	}
 	defer cat.Close()
-	// A catalog whose creation was interrupted (the schema is made in one
-	// transaction) holds no tables yet: nothing is archived.
-	var tables int
-	if err := cat.DB().QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'skipped'`).Scan(&tables); err != nil {
-		return nil, fmt.Errorf("status: %w", err)
-	}
-	if tables == 0 {
-		return nil, nil
-	}
-	rows, err := cat.DB().QueryContext(ctx, `SELECT a.name, m.name, m.source, m.uidvalidity, m.uidnext, m.last_sync,
-		count(o.id), count(DISTINCT o.message_id),
-		count(DISTINCT CASE WHEN msg.parse_error != '' THEN msg.id END),
-		count(DISTINCT CASE WHEN msg.indexed_gen < msg.gen THEN msg.id END),
-		coalesce(sum(o.expunged_at != ''), 0),
-		(SELECT count(*) FROM skipped s WHERE s.mailbox_id = m.id)
-		FROM mailboxes m JOIN accounts a ON a.id = m.account_id
-		LEFT JOIN occurrences o ON o.mailbox_id = m.id
-		LEFT JOIN messages msg ON msg.id = o.message_id
-		GROUP BY m.id ORDER BY a.name, m.name`)
+	return status(ctx, cat)
+}
+
+// Status returns the state of every mailbox, as the package function Status
+// does, through the archive's open catalog.
+func (a *Archive) Status(ctx context.Context) ([]MailboxStatus, error) { return status(ctx, a.cat) }
+
+func status(ctx context.Context, cat statusCatalog) ([]MailboxStatus, error) {
+	stats, err := cat.MailboxStats(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	defer rows.Close()
-	var out []MailboxStatus
-	for rows.Next() {
-		var s MailboxStatus
-		if err := rows.Scan(&s.Account, &s.Mailbox, &s.Source, &s.UIDValidity, &s.UIDNext, &s.LastSync,
-			&s.Occurrences, &s.Unique, &s.ParseErrors, &s.Unindexed, &s.Expunged, &s.Skipped); err != nil {
-			return nil, fmt.Errorf("status: %w", err)
-		}
-		s.Indexed = s.Unique - s.Unindexed
-		out = append(out, s)
+	out := make([]MailboxStatus, 0, len(stats))
+	for _, s := range stats {
+		out = append(out, MailboxStatus{
+			Account: s.Account, Mailbox: s.Mailbox, Source: s.Source, UIDValidity: s.UIDValidity,
+			UIDNext: s.UIDNext, Occurrences: s.Occurrences, Unique: s.Unique, ParseErrors: s.ParseErrors,
+			Unindexed: s.Unindexed, Indexed: s.Unique - s.Unindexed, Expunged: s.Expunged,
+			Skipped: s.Skipped, LastSync: s.LastSync,
+		})
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Problem is one disagreement found by Verify.
@@ -108,6 +97,17 @@ type VerifyReport struct {
 
 // Verify re-hashes every blob and checks that store, catalog and index agree.
 // progress, when not nil, is called with the blobs checked so far and the total.
+//
+// It works on a live archive (ingest, searches and Reindex going on): the
+// catalog's messages are read in one read transaction, a snapshot, and
+// checked against the store, which is write-once, so every message of the
+// snapshot must have its blob and the blob must hash right. The index is read
+// after the snapshot and may be ahead of it; every apparent disagreement is
+// checked again against the live catalog and index before it is reported:
+// a document for a message that arrived after the snapshot is not
+// index-extra, and a message indexed after it is not index-missing or
+// not-indexed. On a writable archive the index writer is flushed first, so
+// that what the snapshot lists as not indexed yet has had its chance.
 func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*VerifyReport, error) {
 	rep := &VerifyReport{}
 	var mu sync.Mutex
@@ -117,45 +117,41 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 		mu.Unlock()
 	}
 
-	// Catalog: every message with its index state.
-	type catMsg struct{ indexed bool }
-	msgs := map[store.Key]catMsg{}
-	rows, err := a.cat.DB().QueryContext(ctx, `SELECT sha256, indexed_gen >= gen FROM messages`)
+	// Catalog: every message with its index state, as of one snapshot.
+	msgs := map[store.Key]catalog.MessageState{}
+	err := a.cat.EachMessageState(ctx, func(m catalog.MessageState) error {
+		msgs[store.Key(m.SHA256)] = m
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
-	}
-	for rows.Next() {
-		var b []byte
-		var m catMsg
-		if err := rows.Scan(&b, &m.indexed); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("verify: %w", err)
-		}
-		var k store.Key
-		copy(k[:], b)
-		msgs[k] = m
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	rep.Messages = len(msgs)
 
-	// Store: re-hash every blob, in parallel.
-	var blobs []store.Key
-	err = a.store.Walk(func(k store.Key, path string, ok bool) error {
+	// Store: every blob listed, and every message of the snapshot (whose blob
+	// was published before the snapshot was taken), re-hashed in parallel.
+	walked := map[store.Key]bool{}
+	err = a.store.Walk(ctx, func(k store.Key, name string, ok bool) error {
 		if !ok {
-			problem(Problem{Kind: "stray-file", Detail: path + " is not a blob"})
+			problem(Problem{Kind: "stray-file", Detail: name + " is not a blob"})
 			return nil
 		}
-		blobs = append(blobs, k)
+		walked[k] = true
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify: walk blob store: %w", err)
 	}
-	rep.Blobs = len(blobs)
-	var done atomic.Int64
+	keys := make([]store.Key, 0, len(walked)+len(msgs))
+	for k := range walked {
+		keys = append(keys, k)
+	}
+	for k := range msgs {
+		if !walked[k] {
+			keys = append(keys, k)
+		}
+	}
+	var done, exist atomic.Int64
 	var wg sync.WaitGroup
 	next := make(chan store.Key)
 	for range a.opts.Workers {
@@ -163,18 +159,26 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 		go func() {
 			defer wg.Done()
 			for k := range next {
-				if err := a.store.Verify(k); err != nil {
+				err := a.store.Verify(ctx, k)
+				_, cataloged := msgs[k]
+				switch {
+				case errors.Is(err, store.ErrNotFound) && cataloged:
+					problem(Problem{Kind: "blob-missing", SHA256: k.String(), Detail: "the catalog has this message but the store has no blob"})
+				case errors.Is(err, store.ErrNotFound):
+					// Listed, then gone: removed on purpose meanwhile.
+				case err != nil && ctx.Err() == nil:
+					exist.Add(1)
 					problem(Problem{Kind: "blob-corrupt", SHA256: k.String(), Detail: err.Error()})
+				default:
+					exist.Add(1)
 				}
 				if n := done.Add(1); progress != nil {
-					progress(int(n), len(blobs))
+					progress(int(n), len(keys))
 				}
 			}
 		}()
 	}
-	present := make(map[store.Key]bool, len(blobs))
-	for _, k := range blobs {
-		present[k] = true
+	for _, k := range keys {
 		select {
 		case next <- k:
 		case <-ctx.Done():
@@ -185,25 +189,51 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for k := range present {
+	rep.Blobs = int(exist.Load())
+	var unknown [][32]byte
+	for k := range walked {
 		if _, ok := msgs[k]; !ok {
-			rep.Orphans++
+			unknown = append(unknown, k)
 		}
 	}
-	for k := range msgs {
-		if !present[k] {
-			problem(Problem{Kind: "blob-missing", SHA256: k.String(), Detail: "the catalog has this message but the store has no blob"})
-		}
+	// A blob the snapshot does not reference may belong to a message
+	// committed since; only one the live catalog does not know is an orphan.
+	live, err := a.cat.MessageStates(ctx, unknown)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
 	}
+	rep.Orphans = len(unknown) - len(live)
 
-	// Index: every indexed message has its document, and nothing else is there.
+	if err := a.verifyIndex(ctx, rep, msgs, problem); err != nil {
+		return nil, err
+	}
+	sort.Slice(rep.Problems, func(i, j int) bool {
+		if rep.Problems[i].Kind != rep.Problems[j].Kind {
+			return rep.Problems[i].Kind < rep.Problems[j].Kind
+		}
+		if rep.Problems[i].SHA256 != rep.Problems[j].SHA256 {
+			return rep.Problems[i].SHA256 < rep.Problems[j].SHA256
+		}
+		return rep.Problems[i].Detail < rep.Problems[j].Detail
+	})
+	return rep, nil
+}
+
+// verifyIndex checks the index against the snapshot msgs: every indexed
+// message has its document, and nothing else is there.
+func (a *Archive) verifyIndex(ctx context.Context, rep *VerifyReport, msgs map[store.Key]catalog.MessageState, problem func(Problem)) error {
 	inIndex := map[store.Key]bool{}
 	req := bleve.NewSearchRequestOptions(bleve.NewMatchAllQuery(), 5000, 0, false)
 	req.SortBy([]string{"_id"})
 	for {
-		res, err := a.idx.SearchInContext(ctx, req)
+		var res *bleve.SearchResult
+		err := a.withIndex(func(idx bleve.Index) error {
+			var err error
+			res, err = idx.SearchInContext(ctx, req)
+			return err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("verify: list index documents: %w", err)
+			return fmt.Errorf("verify: list index documents: %w", err)
 		}
 		for _, h := range res.Hits {
 			k, err := store.ParseKey(h.ID)
@@ -219,28 +249,86 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 		req.SearchAfter = []string{res.Hits[len(res.Hits)-1].ID}
 	}
 	rep.Indexed = uint64(len(inIndex))
-	unindexed := 0
+
+	// Apparent disagreements, to check again against the live state.
+	var missing, unindexed, extra []store.Key
 	for k, m := range msgs {
 		switch {
-		case !m.indexed:
-			unindexed++
+		case !m.Indexed():
+			unindexed = append(unindexed, k)
 		case !inIndex[k]:
-			problem(Problem{Kind: "index-missing", SHA256: k.String(), Detail: "the catalog says indexed but the index has no document"})
+			missing = append(missing, k)
 		}
-	}
-	if unindexed > 0 {
-		problem(Problem{Kind: "not-indexed", Detail: fmt.Sprintf("%d messages are not indexed yet (a writer catches up on start; `mailvault reindex` rebuilds)", unindexed)})
 	}
 	for k := range inIndex {
 		if _, ok := msgs[k]; !ok {
+			extra = append(extra, k)
+		}
+	}
+	if len(missing)+len(unindexed)+len(extra) == 0 {
+		return nil
+	}
+	if len(unindexed) > 0 && a.writer != nil {
+		// Let every Commit whose catalog transaction is in the snapshot hand
+		// its documents to the writer (Commits hold commitMu from the
+		// catalog commit to the hand-off), then let the writer commit them.
+		a.commitMu.Lock()
+		a.commitMu.Unlock()
+		if err := a.Flush(ctx); err != nil {
+			a.log.Warn("verify: index flush", "err", err)
+		}
+	}
+	all := make([][32]byte, 0, len(missing)+len(unindexed)+len(extra))
+	for _, ks := range [][]store.Key{missing, unindexed, extra} {
+		for _, k := range ks {
+			all = append(all, k)
+		}
+	}
+	live, err := a.cat.MessageStates(ctx, all)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	hasDoc := func(k store.Key) (bool, error) {
+		var found bool
+		err := a.withIndex(func(idx bleve.Index) error {
+			d, err := idx.Document(k.String())
+			found = d != nil
+			return err
+		})
+		return found, err
+	}
+	stillUnindexed := 0
+	for _, k := range missing {
+		if ok, err := hasDoc(k); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		} else if ok {
+			continue
+		}
+		if m, ok := live[k]; ok && !m.Indexed() {
+			stillUnindexed++ // marked for re-indexing since (a rebuilt index could not read it)
+			continue
+		}
+		problem(Problem{Kind: "index-missing", SHA256: k.String(), Detail: "the catalog says indexed but the index has no document"})
+	}
+	for _, k := range unindexed {
+		m, ok := live[k]
+		if !ok || m.IndexedGen < msgs[k].Gen {
+			stillUnindexed++
+			continue
+		}
+		if ok, err := hasDoc(k); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		} else if !ok {
+			problem(Problem{Kind: "index-missing", SHA256: k.String(), Detail: "the catalog says indexed but the index has no document"})
+		}
+	}
+	if stillUnindexed > 0 {
+		problem(Problem{Kind: "not-indexed", Detail: fmt.Sprintf("%d messages are not indexed yet (a writer catches up on start; `mailvault reindex` rebuilds)", stillUnindexed)})
+	}
+	for _, k := range extra {
+		if _, ok := live[k]; !ok {
 			problem(Problem{Kind: "index-extra", SHA256: k.String(), Detail: "the index has a document the catalog does not know"})
 		}
 	}
-	sort.Slice(rep.Problems, func(i, j int) bool {
-		if rep.Problems[i].Kind != rep.Problems[j].Kind {
-			return rep.Problems[i].Kind < rep.Problems[j].Kind
-		}
-		return rep.Problems[i].SHA256 < rep.Problems[j].SHA256
-	})
-	return rep, nil
+	return nil
 }

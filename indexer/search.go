@@ -194,7 +194,12 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, search.MaxTermSearchersKey, maxTermExpansion)
-	res, err := a.idx.SearchInContext(ctx, req)
+	var res *bleve.SearchResult
+	err = a.withIndex(func(idx bleve.Index) error {
+		var err error
+		res, err = idx.SearchInContext(ctx, req)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("search timed out after %s: %w", o.Timeout, ErrTooBroad)
@@ -338,7 +343,7 @@ func (a *Archive) Raw(hex string) ([]byte, error) {
 	if err != nil {
 		return nil, ErrNoMessage
 	}
-	return a.store.Get(k)
+	return a.store.Get(context.Background(), k)
 }
 
 // ErrNoMessage is returned for a message id the archive does not hold.
@@ -386,7 +391,12 @@ func (a *Archive) Replies(ctx context.Context, id string, limit int) ([]string, 
 	t.SetField(fieldRefs)
 	req := bleve.NewSearchRequestOptions(t, limit, 0, false)
 	req.SortBy([]string{fieldTime, "_id"})
-	res, err := a.idx.SearchInContext(ctx, req)
+	var res *bleve.SearchResult
+	err := a.withIndex(func(idx bleve.Index) error {
+		var err error
+		res, err = idx.SearchInContext(ctx, req)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("replies: %w", err)
 	}

@@ -92,10 +92,16 @@ func newWriter(a *Archive) *writer {
 
 // fillLoop collects jobs into batches and hands full ones to commitLoop.
 func (w *writer) fillLoop() {
-	cur := batchWork{batch: w.a.idx.NewBatch()}
+	// A batch is made when its first document comes, from the index live
+	// then: Reindex swaps the index only while the writer is flushed and
+	// idle, so a batch never outlives the index it was made for.
+	var cur batchWork
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	add := func(j indexJob) {
+		if cur.batch == nil {
+			w.a.withIndex(func(idx bleve.Index) error { cur.batch = idx.NewBatch(); return nil })
+		}
 		if err := cur.batch.Index(j.task.SHA256Hex(), j.doc); err != nil {
 			// The message stays unindexed in the catalog; CatchUp retries it.
 			w.a.log.Error("index document", "sha256", j.task.SHA256Hex(), "err", err)
@@ -112,8 +118,8 @@ func (w *writer) fillLoop() {
 		timer.Stop()
 		if len(cur.tasks) > 0 {
 			w.full <- cur
-			cur = batchWork{batch: w.a.idx.NewBatch()}
 		}
+		cur = batchWork{}
 	}
 	drain := func() {
 		for {
@@ -158,10 +164,13 @@ func (w *writer) commitLoop() {
 			continue
 		}
 		start := time.Now()
-		err := w.a.idx.Batch(work.batch)
-		if err == nil {
-			err = w.a.cat.MarkIndexed(context.Background(), work.tasks)
-		}
+		w.a.trackIndexed(work.tasks)
+		err := w.a.withIndex(func(idx bleve.Index) error {
+			if err := idx.Batch(work.batch); err != nil {
+				return err
+			}
+			return w.a.cat.MarkIndexed(context.Background(), work.tasks)
+		})
 		w.budget.Release(work.bytes)
 		if err != nil {
 			err = fmt.Errorf("commit index batch of %d documents: %w", len(work.tasks), err)

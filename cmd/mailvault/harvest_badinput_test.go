@@ -147,19 +147,13 @@ func poisonMessage(marker string) []byte {
 // dcSkipped returns the catalog's skipped records: "mailbox/uid: reason".
 func dcSkipped(t *testing.T, a *dcArchive) []string {
 	t.Helper()
-	rows, err := a.Catalog().DB().Query(`SELECT mb.name, s.uid, s.reason FROM skipped s JOIN mailboxes mb ON mb.id = s.mailbox_id ORDER BY mb.name, s.uid`)
+	skipped, err := a.Skipped(context.Background())
 	if err != nil {
 		t.Fatalf("list skipped: %v", err)
 	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
-		var mb, reason string
-		var uid uint32
-		if err := rows.Scan(&mb, &uid, &reason); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%s/%d: %s", mb, uid, reason))
+	for _, s := range skipped {
+		out = append(out, fmt.Sprintf("%s/%d: %s", s.Mailbox, s.UID, s.Reason))
 	}
 	return out
 }

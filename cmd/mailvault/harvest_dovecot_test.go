@@ -213,23 +213,14 @@ type dcOcc struct {
 
 func dcOccurrences(t *testing.T, a *dcArchive) []dcOcc {
 	t.Helper()
-	rows, err := a.Catalog().DB().Query(`SELECT ac.name, mb.name, o.uidvalidity, o.uid, lower(hex(m.sha256)), o.flags, o.expunged_at
-		FROM occurrences o JOIN mailboxes mb ON mb.id = o.mailbox_id JOIN accounts ac ON ac.id = mb.account_id
-		JOIN messages m ON m.id = o.message_id ORDER BY ac.name, mb.name, o.uidvalidity, o.uid`)
+	occs, err := a.Occurrences(context.Background())
 	if err != nil {
 		t.Fatalf("list occurrences: %v", err)
 	}
-	defer rows.Close()
 	var out []dcOcc
-	for rows.Next() {
-		var o dcOcc
-		if err := rows.Scan(&o.Account, &o.Mailbox, &o.UIDValidity, &o.UID, &o.SHA256, &o.Flags, &o.Expunged); err != nil {
-			t.Fatalf("list occurrences: %v", err)
-		}
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("list occurrences: %v", err)
+	for _, o := range occs {
+		out = append(out, dcOcc{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID,
+			SHA256: o.SHA256, Flags: strings.Join(o.Flags, " "), Expunged: o.Expunged})
 	}
 	return out
 }
@@ -272,11 +263,7 @@ func dcCheckAgainstServer(t *testing.T, srv *dovecottest.Server, a *dcArchive, o
 			continue
 		}
 		if blobs {
-			k, err := store.ParseKey(g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, err := a.Store().Get(k)
+			raw, err := a.Raw(g)
 			if err != nil {
 				report("UID %d: blob %s: %v", uid, g[:12], err)
 			} else if !bytes.Equal(raw, body) {
@@ -779,7 +766,7 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 func dcBlobCount(t *testing.T, a *dcArchive) int {
 	t.Helper()
 	n := 0
-	if err := a.Store().Walk(func(k store.Key, path string, ok bool) error {
+	if err := a.Blobs(context.Background(), func(store.Key) error {
 		n++
 		return nil
 	}); err != nil {
@@ -986,9 +973,8 @@ func TestDovecotManyAccounts(t *testing.T) {
 		hs[i] = dcStart(t, context.Background(), acct, sink, &harvest.Options{Logger: log, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, StartJitter: 2 * time.Second})
 	}
 	count := func() (int, error) {
-		var c int
-		err := a.Catalog().DB().QueryRow(`SELECT count(*) FROM occurrences`).Scan(&c)
-		return c, err
+		occs, err := a.Occurrences(context.Background())
+		return len(occs), err
 	}
 	archived := dcWaitFor(t, 40*time.Second, "every account archived", func() (bool, string) {
 		c, err := count()

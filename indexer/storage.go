@@ -1,0 +1,127 @@
+package indexer
+
+import (
+	"context"
+	"time"
+
+	"mailvault/indexer/catalog"
+	"mailvault/indexer/store"
+)
+
+// Storage seams: what the archive needs of its store of record and its
+// catalog, and nothing more. The embedded defaults (package store: one zstd
+// file per blob; package catalog: SQLite) are wired in Open. docs/design.md
+// ("Storage seams") says how pack segments, S3 and PostgreSQL plug in.
+
+// blobStore is the store of record for message bytes. Blobs are
+// content-addressed (key = sha256 of the raw bytes) and written once.
+//
+// A write has two halves so that the costly durability step is paid once per
+// batch, whatever the medium: Stage puts the bytes where they are neither
+// visible nor durable (a temporary file; the tail of a pack segment; a
+// staging object or buffered multipart upload), Publish makes a batch of
+// staged blobs durable and visible under their keys, never replacing one
+// that exists (syncfs + RENAME_NOREPLACE + syncfs; fsync of the segment and
+// its index; a conditional PUT with Object Lock). The catalog references a
+// blob only after Publish returned. Discard drops what will not be published.
+type blobStore interface {
+	Stage(ctx context.Context, k store.Key, raw []byte) (store.Staged, error)
+	Publish(ctx context.Context, staged []store.Staged) error
+	Discard(staged []store.Staged)
+
+	Get(ctx context.Context, k store.Key) ([]byte, error)
+	Exists(ctx context.Context, k store.Key) (bool, error)
+	// Verify re-reads the blob and checks that it hashes to its key.
+	Verify(ctx context.Context, k store.Key) error
+	// Walk lists every blob (name is where the store keeps it); entries that
+	// are not blobs come with ok false. Blobs published meanwhile may be missed.
+	Walk(ctx context.Context, fn func(k store.Key, name string, ok bool) error) error
+	// Delete removes a blob on purpose (retention) and returns the record the
+	// caller must audit. Nothing calls it yet.
+	Delete(ctx context.Context, k store.Key, reason string) (store.Deletion, error)
+
+	Close() error
+}
+
+// mailboxCatalog is the mailbox and checkpoint half of the catalog, used by
+// harvesters and imports. Every method is its own transaction.
+type mailboxCatalog interface {
+	EnsureMailbox(ctx context.Context, account, name, source string, uidvalidity uint32) (catalog.Mailbox, error)
+	Mailbox(ctx context.Context, account, name string) (catalog.Mailbox, error)
+	OpenEpoch(ctx context.Context, account, accountURL, name string, uidvalidity uint32) (uint32, bool, error)
+	Reconcile(ctx context.Context, mailboxID int64, uidvalidity uint32, flags map[uint32][]string) (int, int, error)
+	MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error)
+	Skip(ctx context.Context, account, name string, uidvalidity, uid uint32, reason string) error
+}
+
+// ingestCatalog records arrivals. RecordIngest is one transaction per batch;
+// its correctness rests on the transaction and the unique keys, not on the
+// archive's commitMu (which only orders index documents within a process).
+type ingestCatalog interface {
+	RecordIngest(ctx context.Context, arrivals []catalog.Arrival) ([]catalog.Recorded, error)
+	Gen(ctx context.Context, messageID int64) (int64, error)
+	Places(ctx context.Context, messageID int64) ([]catalog.Place, error)
+}
+
+// indexCatalog is the index bookkeeping: gen is what the index must hold for
+// a message, indexed_gen what it holds. MarkIndexed only ever raises
+// indexed_gen; MarkUnindexed and ResetIndexed only lower it (always safe).
+type indexCatalog interface {
+	Unindexed(ctx context.Context, afterID int64, limit int) ([]catalog.IndexTask, error)
+	CountUnindexed(ctx context.Context) (int, error)
+	MarkIndexed(ctx context.Context, tasks []catalog.IndexTask) error
+	MarkUnindexed(ctx context.Context, ids []int64) error
+	ResetIndexed(ctx context.Context) error
+	Messages(ctx context.Context, afterID int64, limit int) ([]catalog.IndexTask, error)
+	CountMessages(ctx context.Context) (int, error)
+	IndexTasks(ctx context.Context, ids []int64) ([]catalog.IndexTask, error)
+}
+
+// lookupCatalog is the read side that searches and pages use.
+type lookupCatalog interface {
+	Locate(ctx context.Context, keys [][32]byte) (map[[32]byte]*catalog.Located, error)
+	MailboxOccurrences(ctx context.Context, mailboxID int64, uidvalidity uint32, withExpunged bool) ([]catalog.MailboxOccurrence, error)
+	Accounts(ctx context.Context) ([]string, error)
+	AllMailboxes(ctx context.Context) ([]catalog.Place, error)
+	ByMessageID(ctx context.Context, ids []string) (map[string][]string, error)
+	ContentCounts(ctx context.Context, mailboxID int64, uidvalidity uint32) (map[[32]byte]int, error)
+	MaxUID(ctx context.Context, mailboxID int64, uidvalidity uint32) (uint32, error)
+	Occurrences(ctx context.Context) ([]catalog.OccurrenceRow, error)
+	Skipped(ctx context.Context) ([]catalog.SkippedRow, error)
+}
+
+// statusCatalog is what status and verify read: whole-catalog reports, each
+// in one read transaction (a consistent snapshot), and live re-checks.
+type statusCatalog interface {
+	MailboxStats(ctx context.Context) ([]catalog.MailboxStats, error)
+	EachMessageState(ctx context.Context, fn func(catalog.MessageState) error) error
+	MessageStates(ctx context.Context, keys [][32]byte) (map[[32]byte]catalog.MessageState, error)
+}
+
+// catalogStore is the whole catalog an Archive holds.
+type catalogStore interface {
+	mailboxCatalog
+	ingestCatalog
+	indexCatalog
+	lookupCatalog
+	statusCatalog
+	Close() error
+}
+
+// Deletion is the record of a blob removed on purpose, for the audit log.
+type Deletion = store.Deletion
+
+// deleteBlob removes a blob through the seam; retention will call it, with
+// its audit record written first. Unused until then beside tests.
+func (a *Archive) deleteBlob(ctx context.Context, k store.Key, reason string) (Deletion, error) {
+	d, err := a.store.Delete(ctx, k, reason)
+	if err == nil {
+		a.log.Info("blob deleted", "sha256", k.String(), "reason", reason, "bytes", d.Stored, "at", d.At.Format(time.RFC3339Nano))
+	}
+	return d, err
+}
+
+var (
+	_ blobStore    = (*store.Store)(nil)
+	_ catalogStore = (*catalog.Catalog)(nil)
+)
