@@ -62,8 +62,11 @@ const queueBudget = 96 << 20
 
 // idleCommit is how long a partly filled batch waits for more documents
 // before it is committed anyway, so that mail arriving one by one becomes
-// searchable within about this delay. (500 ms measured a delivery-to-search
-// p99 just over 1 s against Dovecot, whose own IDLE notice takes ~0.5 s.)
+// searchable within about this delay. 200 ms: with 500 ms the
+// delivery-to-searchable p99 against Dovecot was 1.09 s, half of it Dovecot's
+// own IDLE notice; with 200 ms it is 733–794 ms (docs/benchmarks.md), under
+// the 1 s target. Shorter buys little against the 0.5 s notice and costs a
+// commit (an fsync) per trickled message.
 const idleCommit = 200 * time.Millisecond
 
 func newWriter(a *Archive) *writer {
