@@ -15,7 +15,10 @@
 //     occurrences for filtering.
 //   - The index is a cache: the catalog's gen/indexed_gen pair says which
 //     messages the index does not reflect yet; CatchUp rebuilds them from
-//     blobs, and Options.DiscardIndex rebuilds everything.
+//     blobs, and Options.DiscardIndex rebuilds everything offline. Reindex
+//     rebuilds it online, beside the live index, and swaps (reindex.go);
+//     indexed_gen never claims more than <dir>/index holds, at any moment
+//     a crash may freeze.
 //   - Bad input never stops the line: a message that does not parse is stored
 //     byte-exact, cataloged with its parse error and indexed with what the mime
 //     package salvaged.
@@ -24,8 +27,18 @@
 // goroutines, then commits it in one catalog transaction. One goroutine (the
 // writer) owns the Bleve batch; Ingest hands it documents through a bounded
 // channel, so a slow index slows ingest instead of growing memory. A batch is
-// committed at BatchDocs documents, BatchBytes of text, or after a short idle
-// pause, whichever comes first.
+// committed at BatchDocs documents, BatchBytes of text, or after a 200 ms idle
+// pause, whichever comes first. The live index is read and written under
+// a read lock that Reindex and Compact take exclusively to replace it, so a
+// search never meets a closed index.
+//
+// Storage seams (storage.go): the Archive holds its blob store and catalog
+// through small interfaces holding exactly what it uses; package store and
+// package catalog are the defaults wired in Open. Nothing above the archive
+// reaches either: Status, Verify, Occurrences, Skipped, Blobs, Raw and the
+// lookups of lookup.go are the read side.
+//
+// Verify runs on a live archive against one catalog snapshot (report.go).
 //
 // One process owns a data directory: Open takes an exclusive flock on
 // <dir>/lock (shared for read-only opens, so several searches can run at once,
