@@ -4,41 +4,39 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"html/template"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"mailvault/indexer"
-	"mailvault/query"
+	"mailvault/service"
 )
-
-func listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
 
 // searchAnswer is the body of GET /api/search.
 type searchAnswer struct {
-	Total      uint64   `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
-	Hits       []apiHit `json:"hits"`
-	NextCursor string   `json:"next_cursor,omitempty"` // pass as cursor= for the next page
-	TookMS     float64  `json:"took_ms"`
-	Query      string   `json:"query"`  // the query as understood
-	Syntax     string   `json:"syntax"` // human or imap
+	Total      uint64                  `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
+	Hits       []apiHit                `json:"hits"`
+	NextCursor string                  `json:"next_cursor,omitempty"` // pass as cursor= for the next page
+	TookMS     float64                 `json:"took_ms"`
+	Query      string                  `json:"query"`  // the query as understood
+	Syntax     service.Syntax          `json:"syntax"` // human or imap
+	Mailboxes  []service.MailboxAnswer `json:"mailboxes,omitempty"`
 }
 
-// apiHit is one message and where it lives (the occurrences the caller may see).
+// apiHit is one message and where it lives (the occurrences the caller may
+// see), and for the search page its snippet.
 type apiHit struct {
-	SHA256      string               `json:"sha256"`
-	Date        string               `json:"date"`
-	From        string               `json:"from"`
-	Subject     string               `json:"subject"`
-	Size        int64                `json:"size"`
-	Occurrences []indexer.Occurrence `json:"occurrences"`
-	Snippet     template.HTML        `json:"-"` // the search page's, escaped with the matches marked
+	service.Hit
+	Snippet template.HTML `json:"-"` // escaped, with the matches marked
+}
+
+func wrapHits(hs []service.Hit) []apiHit {
+	out := make([]apiHit, len(hs))
+	for i, h := range hs {
+		out[i] = apiHit{Hit: h}
+	}
+	return out
 }
 
 // pagePos is where the next page starts: an offset, and for date-ordered
@@ -60,6 +58,9 @@ func decodeCursor(s string) (pagePos, error) {
 	if s == "" {
 		return p, nil
 	}
+	if len(s) > 4096 {
+		return pagePos{}, errors.New("bad cursor: pass next_cursor of the previous page as it is")
+	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil && json.Unmarshal(b, &p) == nil && p.Offset >= 0 && (p.After == nil || len(p.After) == 2) {
 		return p, nil
@@ -67,13 +68,30 @@ func decodeCursor(s string) (pagePos, error) {
 	return pagePos{}, errors.New("bad cursor: pass next_cursor of the previous page as it is")
 }
 
-// apiSearch is GET /api/search?q=...&syntax=human|imap&account=..&mailbox=..&limit=..&cursor=..
+// routeAPI adds the JSON API to g. local is the local socket's API, whose
+// caller is the operator: it may start imports (paths on the host).
+func (s *Server) routeAPI(g *gin.RouterGroup, local bool) {
+	g.GET("/search", s.apiSearch)
+	g.GET("/messages/:id", s.apiMessage)
+	g.GET("/messages/:id/raw", s.apiRaw)
+	g.GET("/status", s.apiStatus)
+	g.GET("/whoami", func(c *gin.Context) { c.JSON(http.StatusOK, caller(c)) })
+	g.GET("/jobs", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"jobs": s.opts.Archive.Jobs(caller(c))}) })
+	g.GET("/jobs/:id", s.apiJob)
+	g.POST("/jobs", func(c *gin.Context) { s.apiStartJob(c, local) })
+	g.DELETE("/jobs/:id", func(c *gin.Context) {
+		if err := s.opts.Archive.CancelJob(caller(c), c.Param("id")); err != nil {
+			s.failErr(c, err)
+			return
+		}
+		s.apiJob(c)
+	})
+}
+
+// apiSearch is GET /api/search?q=...&syntax=human|imap&account=..&mailbox=..&limit=..&cursor=..&offset=..&sort=relevance&include_expunged=1
 func (s *Server) apiSearch(c *gin.Context) {
-	u := user(c)
-	q := c.Query("q")
-	syntax := c.DefaultQuery("syntax", "human")
 	limit, err := strconv.Atoi(c.DefaultQuery("limit", "50"))
-	if err != nil || limit < 1 || limit > 1000 {
+	if err != nil || limit < 1 || limit > service.MaxLimit {
 		s.fail(c, http.StatusBadRequest, "limit: want a number from 1 to 1000")
 		return
 	}
@@ -82,223 +100,126 @@ func (s *Server) apiSearch(c *gin.Context) {
 		s.fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	accounts, ok := u.Scope(c.QueryArray("account"))
-	if !ok {
-		// Not "forbidden": that would confirm the account exists.
-		s.fail(c, http.StatusNotFound, "no such account")
+	if o := c.Query("offset"); o != "" && c.Query("cursor") == "" {
+		// offset= is for scripts that page by number (`mailvault search
+		// --offset`); the cursor pages deep at the cost of the first page.
+		if pos.Offset, err = strconv.Atoi(o); err != nil || pos.Offset < 0 {
+			s.fail(c, http.StatusBadRequest, "offset: want a number from 0")
+			return
+		}
+	}
+	syntax := service.Syntax(c.DefaultQuery("syntax", "human"))
+	if syntax != service.SyntaxHuman && syntax != service.SyntaxIMAP {
+		s.fail(c, http.StatusBadRequest, "syntax: want human or imap")
 		return
 	}
-	if u.Role == RoleUser && len(accounts) == 0 {
-		s.fail(c, http.StatusNotFound, "no such account")
-		return
-	}
-	mailboxes := c.QueryArray("mailbox")
-	var n query.Node
-	switch syntax {
-	case "human":
-		n, err = query.ParseHuman(q)
-	case "imap":
-		n, err = query.ParseIMAP(q)
-	default:
-		s.fail(c, http.StatusBadRequest, fmt.Sprintf("syntax %q: want human or imap", syntax))
-		return
-	}
+	req := service.SearchRequest{Query: c.Query("q"), Syntax: syntax,
+		Accounts: c.QueryArray("account"), Mailboxes: c.QueryArray("mailbox"), Limit: limit, Offset: pos.Offset,
+		After: pos.After, ByRelevance: c.Query("sort") == "relevance", IncludeExpunged: c.Query("include_expunged") == "1"}
+	res, err := s.opts.Archive.Search(c.Request.Context(), caller(c), req)
 	if err != nil {
-		s.fail(c, http.StatusUnprocessableEntity, err.Error())
+		s.failErr(c, err)
 		return
 	}
-	s.audit(c, "", "search", syntax+": "+q)
-	begin := time.Now()
-	ans := searchAnswer{Hits: []apiHit{}, Query: q, Syntax: syntax}
-	byRelevance := c.Query("sort") == "relevance"
-	out, err := s.search(c, u, n, syntax, accounts, mailboxes, limit, pos, byRelevance, false)
-	if err != nil {
-		s.searchFailed(c, err)
-		return
+	ans := searchAnswer{Total: res.Total, Hits: wrapHits(res.Hits), TookMS: res.TookMS, Query: res.Query, Syntax: res.Syntax,
+		Mailboxes: res.Mailboxes}
+	if next := pos.Offset + len(res.Hits); uint64(next) < res.Total && len(res.Hits) > 0 {
+		np := pagePos{Offset: next}
+		if req.Syntax != service.SyntaxIMAP && !req.ByRelevance {
+			np.After = res.After
+		}
+		ans.NextCursor = encodeCursor(np)
 	}
-	ans.Hits, ans.Total = append(ans.Hits, out.hits...), out.total
-	if next := pos.Offset + len(out.hits); uint64(next) < out.total && len(out.hits) > 0 {
-		ans.NextCursor = encodeCursor(pagePos{Offset: next, After: out.after})
-	}
-	ans.TookMS = float64(time.Since(begin).Microseconds()) / 1000
 	c.JSON(http.StatusOK, ans)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func containsMailbox(list []string, mb string) bool {
-	for _, x := range list {
-		if query.CanonicalMailbox(x) == mb {
-			return true
-		}
-	}
-	return false
-}
-
-// searchOut is one page of a search.
-type searchOut struct {
-	hits   []apiHit
-	total  uint64 // messages (human syntax) or occurrences (IMAP) matching
-	facets *indexer.Facets
-	after  []string // the sort key of the last hit, for the next page (date order, human syntax)
-}
-
-// search answers n (human syntax or IMAP) in the accounts and mailboxes
-// given (nil: all u may see), from page position pos, with facets for the
-// human syntax when asked. Facet places outside u's accounts are dropped:
-// a message held in two accounts must not reveal the other one's mailboxes.
-func (s *Server) search(c *gin.Context, u *User, n query.Node, syntax string, accounts, mailboxes []string, limit int, pos pagePos, byRelevance, withFacets bool) (searchOut, error) {
-	var hits []apiHit
-	if syntax == "human" {
-		o := &indexer.SearchOptions{Accounts: accounts, Mailboxes: mailboxes, Limit: limit, Offset: pos.Offset,
-			ByRelevance: byRelevance, Facets: withFacets}
-		if !byRelevance && pos.After != nil {
-			o.Offset, o.After = 0, pos.After
-		}
-		res, err := s.opts.Archive.Search(c.Request.Context(), n, o)
-		if err != nil {
-			return searchOut{}, err
-		}
-		for _, h := range res.Hits {
-			hits = append(hits, s.hit(u, h))
-		}
-		if f := res.Facets; f != nil {
-			kept := f.Places[:0]
-			for _, p := range f.Places {
-				if u.Sees(p.Account) {
-					kept = append(kept, p)
-				}
-			}
-			f.Places = kept
-		}
-		return searchOut{hits: hits, total: res.Total, facets: res.Facets, after: res.After}, nil
-	}
-	st, err := s.opts.Archive.Catalog().AllMailboxes(c.Request.Context())
-	if err != nil {
-		return searchOut{}, err
-	}
-	var all []apiHit
-	for _, mb := range st {
-		if accounts != nil && !contains(accounts, mb.Account) || !u.Sees(mb.Account) ||
-			len(mailboxes) > 0 && !containsMailbox(mailboxes, mb.Mailbox) {
-			continue
-		}
-		res, err := s.opts.Archive.SearchIMAP(c.Request.Context(), mb.Account, mb.Mailbox, n, nil)
-		if err != nil {
-			return searchOut{}, err
-		}
-		for _, h := range res.Hits {
-			all = append(all, apiHit{SHA256: fmt.Sprintf("%x", h.SHA256), Date: h.Date, From: h.From, Subject: h.Subject, Size: h.Size,
-				Occurrences: []indexer.Occurrence{{Account: res.Account, Mailbox: res.Mailbox, UIDValidity: res.UIDValidity, UID: h.UID,
-					Flags: strings.Fields(h.Flags), Expunged: h.Expunged,
-					URL: indexer.MessageURL(res.AccountURL, res.Account, res.Mailbox, res.UIDValidity, h.UID)}}})
-		}
-	}
-	if pos.Offset < len(all) {
-		hits = all[pos.Offset:min(len(all), pos.Offset+limit)]
-	}
-	return searchOut{hits: hits, total: uint64(len(all))}, nil
-}
-
-// searchFailed answers a search error: a deadline or a limit is the
-// caller's to fix (422), anything else is ours (500, logged).
-func (s *Server) searchFailed(c *gin.Context, err error) {
-	if strings.Contains(err.Error(), "narrow the search") || strings.Contains(err.Error(), "has no mailbox") {
-		s.fail(c, http.StatusUnprocessableEntity, err.Error())
-		return
-	}
-	s.log.Error("search", "err", err)
-	s.fail(c, http.StatusInternalServerError, "search failed (logged)")
-}
-
-// hit keeps the occurrences u may see.
-func (s *Server) hit(u *User, h indexer.Hit) apiHit {
-	out := apiHit{SHA256: h.SHA256, From: h.From, Subject: h.Subject, Size: h.Size, Occurrences: []indexer.Occurrence{}}
-	if !h.Date.IsZero() {
-		out.Date = h.Date.Format(time.RFC3339)
-	}
-	for _, o := range h.Occurrences {
-		if u.Sees(o.Account) {
-			out.Occurrences = append(out.Occurrences, o)
-		}
-	}
-	return out
-}
-
-// message returns the message :id if u may see it (some occurrence in
-// their accounts); otherwise it answers 404 itself and returns nil.
-func (s *Server) message(c *gin.Context) *apiHit {
-	id := strings.ToLower(c.Param("id"))
-	h, err := s.opts.Archive.Message(c.Request.Context(), id)
-	if err != nil && !errors.Is(err, indexer.ErrNoMessage) {
-		s.log.Error("message", "id", id, "err", err)
-		s.fail(c, http.StatusInternalServerError, "internal error (logged)")
-		return nil
-	}
-	if err == nil {
-		ah := s.hit(user(c), *h)
-		if len(ah.Occurrences) > 0 {
-			return &ah
-		}
-	}
-	s.fail(c, http.StatusNotFound, "no such message: "+id)
-	return nil
 }
 
 // apiMessage is GET /api/messages/:id (the sha256 of the message).
 func (s *Server) apiMessage(c *gin.Context) {
-	h := s.message(c)
-	if h == nil {
+	h, err := s.opts.Archive.Message(c.Request.Context(), caller(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
 		return
 	}
-	s.audit(c, "", "read", h.SHA256)
 	c.JSON(http.StatusOK, h)
 }
 
 // apiRaw is GET /api/messages/:id/raw: the message byte-exact.
 func (s *Server) apiRaw(c *gin.Context) {
-	h := s.message(c)
-	if h == nil {
-		return
-	}
-	raw, err := s.opts.Archive.Raw(h.SHA256)
+	h, raw, err := s.opts.Archive.Raw(c.Request.Context(), caller(c), c.Param("id"), "download")
 	if err != nil {
-		s.log.Error("raw message", "id", h.SHA256, "err", err)
-		s.fail(c, http.StatusInternalServerError, "cannot read the message (logged; `mailvault verify` checks the store)")
+		s.failErr(c, err)
 		return
 	}
-	s.audit(c, "", "download", h.SHA256)
+	serveRaw(c, h, raw)
+}
+
+// serveRaw answers a message's bytes as a download.
+func serveRaw(c *gin.Context, h *service.Hit, raw []byte) {
 	c.Header("Content-Disposition", `attachment; filename="`+h.SHA256+`.eml"`)
 	c.Header("X-Content-SHA256", h.SHA256)
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "message/rfc822", raw)
 }
 
-// apiStatus is GET /api/status: one object per mailbox the caller may see.
+// apiStatus is GET /api/status: the mailboxes the caller may see, and jobs.
 func (s *Server) apiStatus(c *gin.Context) {
-	u := user(c)
-	var lines []StatusLine
-	if s.opts.Status != nil {
-		all, err := s.opts.Status(c.Request.Context())
-		if err != nil {
-			s.log.Error("status", "err", err)
-			s.fail(c, http.StatusInternalServerError, "status failed (logged)")
+	st, err := s.opts.Archive.Status(c.Request.Context(), caller(c))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) apiJob(c *gin.Context) {
+	j, err := s.opts.Archive.Job(caller(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, j)
+}
+
+// jobRequest is the body of POST /api/jobs.
+type jobRequest struct {
+	Kind   service.JobKind        `json:"kind"`
+	Import *service.ImportRequest `json:"import,omitempty"`
+}
+
+// apiStartJob is POST /api/jobs {"kind": "verify"|"reindex"|"import", "import": {...}}.
+// Imports read paths on the host, so only the local socket starts them.
+func (s *Server) apiStartJob(c *gin.Context, local bool) {
+	var req jobRequest
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20)
+	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
+		s.fail(c, http.StatusBadRequest, "bad request body: want {\"kind\": \"verify\"|\"reindex\"|\"import\", ...}")
+		return
+	}
+	var j service.JobInfo
+	var err error
+	switch req.Kind {
+	case service.JobVerify:
+		j, err = s.opts.Archive.StartVerify(caller(c))
+	case service.JobReindex:
+		j, err = s.opts.Archive.StartReindex(caller(c))
+	case service.JobImport:
+		if !local {
+			s.fail(c, http.StatusForbidden, "imports read files on the host: start them there with `mailvault import`")
 			return
 		}
-		for _, l := range all {
-			if acct, _ := l["account"].(string); u.Sees(acct) {
-				lines = append(lines, l)
-			}
+		if req.Import == nil {
+			s.fail(c, http.StatusBadRequest, "an import job needs \"import\": {\"account\", \"paths\"}")
+			return
 		}
+		j, err = s.opts.Archive.StartImport(caller(c), *req.Import)
+	default:
+		s.fail(c, http.StatusBadRequest, "kind: want verify, reindex or import")
+		return
 	}
-	if lines == nil {
-		lines = []StatusLine{}
+	if err != nil {
+		s.failErr(c, err)
+		return
 	}
-	c.JSON(http.StatusOK, gin.H{"mailboxes": lines})
+	c.JSON(http.StatusAccepted, j)
 }

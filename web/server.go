@@ -14,40 +14,63 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"mailvault/indexer"
+	"mailvault/service"
 )
+
+// Archive is what the web needs of the running archive: the service API,
+// scoped by the caller passed to each method (implemented by
+// *service.Service). The web filters nothing itself.
+type Archive interface {
+	Search(ctx context.Context, c service.Caller, req service.SearchRequest) (*service.SearchResult, error)
+	Message(ctx context.Context, c service.Caller, id string) (*service.Hit, error)
+	Raw(ctx context.Context, c service.Caller, id, action string) (*service.Hit, []byte, error)
+	Peek(ctx context.Context, c service.Caller, id string) ([]byte, error)
+	Thread(ctx context.Context, c service.Caller, refs []string) ([]service.ThreadEntry, error)
+	Replies(ctx context.Context, c service.Caller, id string, limit int) ([]service.Hit, error)
+	Accounts(ctx context.Context, c service.Caller) ([]string, error)
+	Status(ctx context.Context, c service.Caller) (*service.Status, error)
+	Jobs(c service.Caller) []service.JobInfo
+	Job(c service.Caller, id string) (service.JobInfo, error)
+	StartImport(c service.Caller, req service.ImportRequest) (service.JobInfo, error)
+	StartVerify(c service.Caller) (service.JobInfo, error)
+	StartReindex(c service.Caller) (service.JobInfo, error)
+	CancelJob(c service.Caller, id string) error
+	Ready(ctx context.Context) error
+	Audit(ctx context.Context, c service.Caller, action, detail string) error
+}
+
+// Users is what the web needs of the user store (*service.Users).
+type Users interface {
+	Login(ctx context.Context, name, password string) (*service.User, error)
+	TokenUser(ctx context.Context, token string) (*service.User, error)
+	Get(ctx context.Context, name string) (*service.User, error)
+}
 
 // Options are what a Server needs from its process.
 type Options struct {
-	Archive *indexer.Archive
-	Users   *Users
-	// DataDir is the archive's directory (status reads its catalog).
+	Archive Archive
+	Users   Users
+	// DataDir is the archive's directory (the session key lives there).
 	DataDir string
-	// Status returns the live harvest state for /api/status; nil shows the
-	// catalog only.
-	Status func(ctx context.Context) ([]StatusLine, error)
-	// Metrics serves /metrics (Prometheus text format); nil: 404.
+	// Metrics serves /metrics on the local socket's handler; the web
+	// listener does not serve it (it names every account).
 	Metrics http.Handler
-	// Ready reports whether the archive is ready to answer (the index
-	// caught up); nil means always.
-	Ready  func() error
-	Logger *slog.Logger
+	Logger  *slog.Logger
 }
-
-// StatusLine is one mailbox's state, as `mailvault status --json` prints it.
-type StatusLine = map[string]any
 
 // Server is the HTTP handler.
 type Server struct {
 	opts   Options
 	log    *slog.Logger
 	engine *gin.Engine
+	local  *gin.Engine
 }
 
 // New returns a Server.
@@ -57,27 +80,39 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	e := s.newEngine()
+	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", s.ready)
+	s.routeAPI(e.Group("/api", s.authenticate), false)
+	if err := s.routeUI(e); err != nil {
+		return nil, err
+	}
+	s.engine = e
+
+	// The local socket: the same API, one router and one wire format, for
+	// the operator (whoever can reach the socket can read the data
+	// directory anyway), plus metrics and job control.
+	l := s.newEngine()
+	l.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	l.GET("/readyz", s.ready)
+	if opts.Metrics != nil {
+		l.GET("/metrics", gin.WrapH(opts.Metrics))
+	}
+	s.routeAPI(l.Group("/api", func(c *gin.Context) {
+		c.Set(callerKey, service.Operator())
+		c.Next()
+	}), true)
+	s.local = l
+	return s, nil
+}
+
+func (s *Server) newEngine() *gin.Engine {
 	e := gin.New()
 	e.Use(s.recover)
 	e.HandleMethodNotAllowed = true
 	e.NoRoute(func(c *gin.Context) { s.fail(c, http.StatusNotFound, "no such page or endpoint") })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, http.StatusMethodNotAllowed, "method not allowed") })
-	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
-	e.GET("/readyz", s.ready)
-	if opts.Metrics != nil {
-		e.GET("/metrics", gin.WrapH(opts.Metrics))
-	}
-	api := e.Group("/api", s.authenticate)
-	api.GET("/search", s.apiSearch)
-	api.GET("/messages/:id", s.apiMessage)
-	api.GET("/messages/:id/raw", s.apiRaw)
-	api.GET("/status", s.apiStatus)
-	api.GET("/whoami", func(c *gin.Context) { c.JSON(http.StatusOK, user(c)) })
-	if err := s.routeUI(e); err != nil {
-		return nil, err
-	}
-	s.engine = e
-	return s, nil
+	return e
 }
 
 // Handler returns the server as an http.Handler, refusing cross-origin
@@ -86,16 +121,16 @@ func (s *Server) Handler() http.Handler {
 	return http.NewCrossOriginProtection().Handler(s.engine)
 }
 
-// ListenAndServe serves on addr until ctx is done.
-func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net string)) error {
-	srv := &http.Server{Addr: addr, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := listen(addr)
-	if err != nil {
-		return err
-	}
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
+// LocalHandler is the handler of the local socket: the API as the operator.
+func (s *Server) LocalHandler() http.Handler { return s.local }
+
+// Serve serves h on ln until ctx is done, then shuts down gracefully:
+// it stops accepting, and waits up to 5 s for requests in flight.
+// Request bodies, headers and idle connections have time limits so that a
+// slow client cannot hold a connection forever.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -129,16 +164,18 @@ func (s *Server) recover(c *gin.Context) {
 }
 
 func (s *Server) ready(c *gin.Context) {
-	if s.opts.Ready != nil {
-		if err := s.opts.Ready(); err != nil {
-			c.String(http.StatusServiceUnavailable, "not ready: %v\n", err)
-			return
-		}
+	if err := s.opts.Archive.Ready(c.Request.Context()); err != nil {
+		c.String(http.StatusServiceUnavailable, "not ready: %v\n", err)
+		return
 	}
 	c.String(http.StatusOK, "ready\n")
 }
 
-// authenticate requires a bearer token and puts its user in the context.
+// callerKey is where a request's service.Caller is kept in the gin context.
+const callerKey = "caller"
+
+// authenticate requires a bearer token and puts its user's Caller in the
+// context.
 func (s *Server) authenticate(c *gin.Context) {
 	h := c.GetHeader("Authorization")
 	token, ok := strings.CutPrefix(h, "Bearer ")
@@ -149,30 +186,51 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	u, err := s.opts.Users.TokenUser(c.Request.Context(), strings.TrimSpace(token))
 	if err != nil {
-		if !errors.Is(err, ErrBadLogin) {
+		if !errors.Is(err, service.ErrBadLogin) {
 			s.log.Error("token lookup", "err", err)
 		}
-		s.audit(c, "", "login-failed", "bad token")
+		s.opts.Archive.Audit(c.Request.Context(), service.Caller{Remote: c.ClientIP()}, "login-failed", "bad token")
 		c.Header("WWW-Authenticate", `Bearer realm="mailvault", error="invalid_token"`)
 		s.fail(c, http.StatusUnauthorized, "unknown or revoked token")
 		return
 	}
-	c.Set("user", u)
+	c.Set(callerKey, u.Caller(c.ClientIP()))
 	c.Next()
 }
 
-func user(c *gin.Context) *User {
-	u, _ := c.Get("user")
-	return u.(*User)
+// caller is who makes the request (set by authenticate or the session).
+func caller(c *gin.Context) service.Caller {
+	v, _ := c.Get(callerKey)
+	return v.(service.Caller)
 }
 
-// audit records an action; a failure to record is logged, and does not
-// fail the request (the request's own answer says nothing of it).
-func (s *Server) audit(c *gin.Context, name, action, detail string) {
-	if u, ok := c.Get("user"); ok && name == "" {
-		name = u.(*User).Name
+// serviceStatus maps a service error to an HTTP status and a message for
+// the client; errors that are ours are logged and answered 500.
+func (s *Server) serviceStatus(c *gin.Context, err error) (int, string) {
+	switch {
+	case errors.Is(err, service.ErrNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, service.ErrBadRequest):
+		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, service.ErrForbidden):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, service.ErrBusy):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, context.Canceled):
+		return 499, "request cancelled"
 	}
-	if err := s.opts.Users.Audit(c.Request.Context(), AuditEntry{User: name, Action: action, Detail: detail, Remote: c.ClientIP()}); err != nil {
-		s.log.Error("audit trail: cannot record", "user", name, "action", action, "err", err)
-	}
+	s.log.Error("request failed", "path", c.Request.URL.Path, "err", err)
+	return http.StatusInternalServerError, "internal error (logged)"
+}
+
+// failErr answers err as JSON.
+func (s *Server) failErr(c *gin.Context, err error) {
+	status, msg := s.serviceStatus(c, err)
+	s.fail(c, status, msg)
+}
+
+// user is the logged-in user of a UI request (set by the session).
+func user(c *gin.Context) *service.User {
+	u, _ := c.Get("user")
+	return u.(*service.User)
 }

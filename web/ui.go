@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -17,9 +18,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/microcosm-cc/bluemonday"
 
+	"mailvault/harvest"
 	"mailvault/indexer"
 	"mailvault/indexer/mime"
-	"mailvault/query"
+	"mailvault/service"
 	"mailvault/templates"
 )
 
@@ -41,7 +43,7 @@ type ui struct {
 // pageData is what every page gets.
 type pageData struct {
 	Title string
-	User  *User
+	User  *service.User
 	Error string
 }
 
@@ -91,7 +93,7 @@ func (u *ui) render(c *gin.Context, status int, page string, data any) {
 
 func (u *ui) errorPage(c *gin.Context, status int, title, msg string) {
 	usr, _ := c.Get("user")
-	pu, _ := usr.(*User)
+	pu, _ := usr.(*service.User)
 	u.render(c, status, "error", pageData{Title: title, User: pu, Error: msg})
 	c.Abort()
 }
@@ -104,6 +106,7 @@ func (u *ui) session(c *gin.Context) {
 		if name, err := u.sessions.check(v, time.Now()); err == nil {
 			if usr, err := u.s.opts.Users.Get(c.Request.Context(), name); err == nil {
 				c.Set("user", usr)
+				c.Set(callerKey, usr.Caller(c.ClientIP()))
 				c.Next()
 				return
 			}
@@ -135,8 +138,9 @@ func (u *ui) login(c *gin.Context) {
 	keys := []string{"ip:" + c.ClientIP(), "user:" + name}
 	now := time.Now()
 	data := loginData{pageData: pageData{Title: "Log in"}, Name: name, Next: next}
+	who := service.Caller{Name: name, Remote: c.ClientIP()}
 	if u.limiter.blocked(keys, now) {
-		u.s.audit(c, name, "login-refused", "too many failures")
+		u.s.opts.Archive.Audit(c.Request.Context(), who, "login-refused", "too many failures")
 		data.Error = fmt.Sprintf("Too many failed logins: try again in %v.", loginWindow)
 		u.render(c, http.StatusTooManyRequests, "login", data)
 		return
@@ -144,16 +148,20 @@ func (u *ui) login(c *gin.Context) {
 	usr, err := u.s.opts.Users.Login(c.Request.Context(), name, pw)
 	if err != nil {
 		u.limiter.fail(keys, now)
-		u.s.audit(c, name, "login-failed", "")
+		u.s.opts.Archive.Audit(c.Request.Context(), who, "login-failed", "")
 		data.Error = "Wrong user name or password."
-		if !errors.Is(err, ErrBadLogin) {
+		if !errors.Is(err, service.ErrBadLogin) {
 			u.s.log.Error("login", "err", err)
 			data.Error = "Login failed (logged)."
 		}
 		u.render(c, http.StatusUnauthorized, "login", data)
 		return
 	}
-	u.s.audit(c, usr.Name, "login", "")
+	if err := u.s.opts.Archive.Audit(c.Request.Context(), usr.Caller(c.ClientIP()), "login", ""); err != nil {
+		data.Error = "Login failed: the audit trail cannot be written (logged)."
+		u.render(c, http.StatusInternalServerError, "login", data)
+		return
+	}
 	c.SetSameSite(http.SameSiteLaxMode)
 	c.SetCookie(sessionCookie, u.sessions.issue(usr.Name, now), int(u.sessions.ttl.Seconds()), "/", "", c.Request.TLS != nil, true)
 	c.Redirect(http.StatusSeeOther, next)
@@ -205,7 +213,7 @@ type timelineBar struct {
 const pageSize = 50
 
 func (u *ui) search(c *gin.Context) {
-	usr := user(c)
+	usr, who := user(c), caller(c)
 	p := searchPage{pageData: pageData{Title: "Search", User: usr}, Query: c.Query("q"), Account: c.Query("account"),
 		Mailbox: c.Query("mailbox"), Sort: c.Query("sort")}
 	// The syntax switch is remembered in a cookie.
@@ -218,12 +226,8 @@ func (u *ui) search(c *gin.Context) {
 	}
 	c.SetSameSite(http.SameSiteLaxMode)
 	c.SetCookie("mv_syntax", p.Syntax, 365*24*3600, "/", "", c.Request.TLS != nil, true)
-	if all, err := u.s.opts.Archive.Catalog().Accounts(c.Request.Context()); err == nil {
-		for _, a := range all {
-			if usr.Sees(a) {
-				p.Accounts = append(p.Accounts, a)
-			}
-		}
+	if accts, err := u.s.opts.Archive.Accounts(c.Request.Context(), who); err == nil {
+		p.Accounts = accts
 	}
 	if strings.TrimSpace(p.Query) == "" {
 		u.render(c, http.StatusOK, "search", p)
@@ -231,44 +235,27 @@ func (u *ui) search(c *gin.Context) {
 	}
 	offset, _ := strconv.Atoi(c.Query("offset"))
 	offset = max(0, offset)
-	var requested []string
+	req := service.SearchRequest{Query: p.Query, Syntax: service.Syntax(p.Syntax), Limit: pageSize, Offset: offset,
+		ByRelevance: p.Sort == "relevance", Facets: true}
 	if p.Account != "" {
-		requested = []string{p.Account}
+		req.Accounts = []string{p.Account}
 	}
-	accounts, ok := usr.Scope(requested)
-	if !ok || usr.Role == RoleUser && len(accounts) == 0 {
-		p.Error = "No such account."
-		u.render(c, http.StatusNotFound, "search", p)
-		return
-	}
-	var n query.Node
-	var err error
-	if p.Syntax == "imap" {
-		n, err = query.ParseIMAP(p.Query)
-	} else {
-		n, err = query.ParseHuman(p.Query)
-	}
-	if err != nil {
-		p.Error = err.Error()
-		u.render(c, http.StatusUnprocessableEntity, "search", p)
-		return
-	}
-	u.s.audit(c, "", "search", p.Syntax+": "+p.Query)
-	begin := time.Now()
-	var mailboxes []string
 	if p.Mailbox != "" {
-		mailboxes = []string{p.Mailbox}
+		req.Mailboxes = []string{p.Mailbox}
 	}
-	out, err := u.s.search(c, usr, n, p.Syntax, accounts, mailboxes, pageSize, pagePos{Offset: offset}, p.Sort == "relevance", true)
-	hits, total, facets := out.hits, out.total, out.facets
+	begin := time.Now()
+	res, err := u.s.opts.Archive.Search(c.Request.Context(), who, req)
 	if err != nil {
-		p.Error = err.Error()
-		u.render(c, http.StatusUnprocessableEntity, "search", p)
+		status, msg := u.s.serviceStatus(c, err)
+		p.Error = msg
+		u.render(c, status, "search", p)
 		return
 	}
+	hits, total, facets := wrapHits(res.Hits), res.Total, res.Facets
+	n, _ := service.Parse(req.Syntax, p.Query) // parsed already by Search
 	var terms []string
 	snippetTerms(n, false, &terms)
-	u.snippets(hits, terms)
+	u.snippets(c.Request.Context(), who, hits, terms)
 	p.Searched, p.Hits, p.Total = true, hits, total
 	p.Took = time.Since(begin).Round(time.Millisecond).String()
 	href := func(q, account, mailbox string, off int) string {
@@ -319,9 +306,9 @@ func (u *ui) search(c *gin.Context) {
 
 type messagePage struct {
 	pageData
-	Thread      []threadEntry // the messages this one replies to, oldest first
-	Replies     []apiHit      // the messages that reply to this one (that the user may see)
-	Msg         *apiHit
+	Thread      []service.ThreadEntry // the messages this one replies to, oldest first
+	Replies     []service.Hit         // the messages that reply to this one (that the user may see)
+	Msg         *service.Hit
 	Headers     []mime.Header
 	Text        string
 	Attachments []mime.Attachment
@@ -329,106 +316,64 @@ type messagePage struct {
 	Remote      bool
 }
 
-// threadEntry is a message of the thread, or a reference the archive (or
-// the user) does not have.
-type threadEntry struct {
-	MessageID string
-	Hit       *apiHit // nil when not in the archive or not the user's to see
-}
-
 // thread finds the messages m refers to (References, In-Reply-To) that the
-// user may see. Replies to m are not looked up (not indexed yet).
-func (u *ui) thread(c *gin.Context, m *mime.Message) []threadEntry {
+// user may see.
+func (u *ui) thread(c *gin.Context, m *mime.Message) []service.ThreadEntry {
 	refs := slices.Clone(m.References)
 	for _, r := range m.InReplyTo {
 		if !slices.Contains(refs, r) {
 			refs = append(refs, r)
 		}
 	}
-	if len(refs) == 0 {
-		return nil
-	}
-	found, err := u.s.opts.Archive.Catalog().ByMessageID(c.Request.Context(), refs)
+	out, err := u.s.opts.Archive.Thread(c.Request.Context(), caller(c), refs)
 	if err != nil {
 		u.s.log.Error("thread", "err", err)
-		return nil
-	}
-	var out []threadEntry
-	for _, r := range refs {
-		e := threadEntry{MessageID: r}
-		for _, sha := range found[r] {
-			if h, err := u.s.opts.Archive.Message(c.Request.Context(), sha); err == nil {
-				if ah := u.s.hit(user(c), *h); len(ah.Occurrences) > 0 {
-					e.Hit = &ah
-					break
-				}
-			}
-		}
-		out = append(out, e)
 	}
 	return out
 }
 
 // replies lists the messages replying to Message-ID id that the user may see.
-func (u *ui) replies(c *gin.Context, id string) []apiHit {
-	shas, err := u.s.opts.Archive.Replies(c.Request.Context(), id, 50)
+func (u *ui) replies(c *gin.Context, id string) []service.Hit {
+	out, err := u.s.opts.Archive.Replies(c.Request.Context(), caller(c), id, 50)
 	if err != nil {
 		u.s.log.Error("replies", "err", err)
-		return nil
-	}
-	var out []apiHit
-	for _, sha := range shas {
-		if h, err := u.s.opts.Archive.Message(c.Request.Context(), sha); err == nil {
-			if ah := u.s.hit(user(c), *h); len(ah.Occurrences) > 0 {
-				if !h.Date.IsZero() {
-					ah.Date = h.Date.Format(time.RFC3339)
-				}
-				out = append(out, ah)
-			}
-		}
 	}
 	return out
 }
 
-// uiMessage returns the message :id if the user may see it, or answers 404.
-func (u *ui) uiMessage(c *gin.Context) *apiHit {
-	id := strings.ToLower(c.Param("id"))
-	h, err := u.s.opts.Archive.Message(c.Request.Context(), id)
-	if err == nil {
-		if ah := u.s.hit(user(c), *h); len(ah.Occurrences) > 0 {
-			return &ah
-		}
-	} else if !errors.Is(err, indexer.ErrNoMessage) {
-		u.s.log.Error("message", "id", id, "err", err)
-	}
-	u.errorPage(c, http.StatusNotFound, "No such message", "There is no message "+id+" that you may see.")
-	return nil
-}
-
-// uiRaw returns the message :id the user may see and its bytes, or answers
-// the error page itself and returns nil.
-func (u *ui) uiRaw(c *gin.Context) (*apiHit, []byte) {
-	h := u.uiMessage(c)
-	if h == nil {
-		return nil, nil
-	}
-	raw, err := u.s.opts.Archive.Raw(h.SHA256)
+// uiRaw returns the message :id the user may see and its bytes, audited
+// as action, or answers the error page itself and returns nil.
+func (u *ui) uiRaw(c *gin.Context, action string) (*service.Hit, []byte) {
+	h, raw, err := u.s.opts.Archive.Raw(c.Request.Context(), caller(c), c.Param("id"), action)
 	if err != nil {
-		u.s.log.Error("raw message", "id", h.SHA256, "err", err)
-		u.errorPage(c, http.StatusInternalServerError, "Cannot read the message", "The store could not give this message (logged; `mailvault verify` checks the store).")
+		status, msg := u.s.serviceStatus(c, err)
+		switch status {
+		case http.StatusNotFound:
+			u.errorPage(c, status, "No such message", "There is no message "+clip(c.Param("id"), 64)+" that you may see.")
+		case http.StatusInternalServerError:
+			u.errorPage(c, status, "Cannot read the message", "The message could not be served (logged; `mailvault verify` checks the store).")
+		default:
+			u.errorPage(c, status, "Cannot read the message", msg)
+		}
 		return nil, nil
 	}
 	return h, raw
 }
 
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
 func (u *ui) message(c *gin.Context) {
-	h, raw := u.uiRaw(c)
+	h, raw := u.uiRaw(c, "read")
 	if h == nil {
 		return
 	}
 	m := mime.Parse(raw, nil)
 	_, hasHTML := mime.HTMLBody(raw)
-	u.s.audit(c, "", "read", h.SHA256)
 	p := messagePage{pageData: pageData{Title: h.Subject, User: user(c)}, Msg: h, Text: m.Text, Attachments: m.Attachments,
 		HasHTML: hasHTML, Remote: c.Query("remote") == "1", Thread: u.thread(c, m), Replies: u.replies(c, m.MessageID)}
 	for _, hd := range m.Headers {
@@ -441,21 +386,18 @@ func (u *ui) message(c *gin.Context) {
 }
 
 func (u *ui) raw(c *gin.Context) {
-	h, raw := u.uiRaw(c)
+	h, raw := u.uiRaw(c, "download")
 	if h == nil {
 		return
 	}
-	u.s.audit(c, "", "download", h.SHA256)
-	c.Header("Content-Disposition", `attachment; filename="`+h.SHA256+`.eml"`)
-	c.Header("X-Content-SHA256", h.SHA256)
-	c.Data(http.StatusOK, "message/rfc822", raw)
+	serveRaw(c, h, raw)
 }
 
 // attachment serves attachment :n of a message as a download: always
 // application/octet-stream with Content-Disposition attachment, so that no
 // attachment is ever rendered by the browser in mailvault's origin.
 func (u *ui) attachment(c *gin.Context) {
-	h, raw := u.uiRaw(c)
+	h, raw := u.uiRaw(c, "download")
 	if h == nil {
 		return
 	}
@@ -469,7 +411,6 @@ func (u *ui) attachment(c *gin.Context) {
 	if name == "" {
 		name = fmt.Sprintf("attachment-%d", n)
 	}
-	u.s.audit(c, "", "download", fmt.Sprintf("%s attachment %d %q", h.SHA256, n, name))
 	c.Header("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(name))
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Content-Security-Policy", "default-src 'none'; sandbox")
@@ -480,7 +421,7 @@ func (u *ui) attachment(c *gin.Context) {
 // Its policy forbids scripts, forms, frames and (unless ?remote=1) any
 // request to another host.
 func (u *ui) html(c *gin.Context) {
-	h, raw := u.uiRaw(c)
+	h, raw := u.uiRaw(c, "read")
 	if h == nil {
 		return
 	}
@@ -496,56 +437,54 @@ func (u *ui) html(c *gin.Context) {
 }
 
 type statusRow struct {
-	Account, Mailbox, Server, LastSync, State, Error, ProgressText string
-	Archived, Indexed, Expunged                                    int
-	Progress                                                       int
+	service.MailboxStatus
+	Server, ProgressText string
+	Progress             int // percent fetched while catching up
 }
 
 type statusPage struct {
 	pageData
 	Problems []string
 	Lines    []statusRow
+	Jobs     []service.JobInfo
 }
 
 func (u *ui) status(c *gin.Context) {
-	usr := user(c)
-	p := statusPage{pageData: pageData{Title: "Status", User: usr}}
-	if u.s.opts.Status != nil {
-		lines, err := u.s.opts.Status(c.Request.Context())
-		if err != nil {
-			u.errorPage(c, http.StatusInternalServerError, "Status failed", "The status could not be read (logged).")
-			return
+	p := statusPage{pageData: pageData{Title: "Status", User: user(c)}}
+	st, err := u.s.opts.Archive.Status(c.Request.Context(), caller(c))
+	if err != nil {
+		u.s.log.Error("status", "err", err)
+		u.errorPage(c, http.StatusInternalServerError, "Status failed", "The status could not be read (logged).")
+		return
+	}
+	p.Jobs = st.Jobs
+	for _, l := range st.Mailboxes {
+		r := statusRow{MailboxStatus: l, Server: "–"}
+		if l.ServerMessages != nil {
+			r.Server = strconv.Itoa(int(*l.ServerMessages))
 		}
-		for _, l := range lines {
-			r := statusRow{Account: str(l["account"]), Mailbox: str(l["mailbox"]), State: str(l["state"]), Error: str(l["error"]),
-				LastSync: str(l["last_sync"]), Archived: num(l["archived"]), Indexed: num(l["indexed"]), Expunged: num(l["expunged"]), Server: "–"}
-			if !usr.Sees(r.Account) {
-				continue
-			}
-			if v, ok := l["server_messages"].(float64); ok {
-				r.Server = strconv.Itoa(int(v))
-			}
-			if tf := num(l["to_fetch"]); tf > 0 {
-				r.Progress = 100 * num(l["fetched"]) / tf
-				r.ProgressText = fmt.Sprintf("%d/%d", num(l["fetched"]), tf)
-				if eta := num(l["eta_seconds"]); eta > 0 {
-					r.ProgressText += fmt.Sprintf(", %d msg/s, ETA %v", num(l["rate"]), time.Duration(eta)*time.Second)
-				}
-			}
-			if r.Error != "" {
-				p.Problems = append(p.Problems, r.Account+": "+r.Error)
-			}
-			// A harvested mailbox that has not been synced for an hour is
-			// stalled: polls run every minute or so, IDLE re-syncs on change.
-			if t, err := time.Parse(time.RFC3339, r.LastSync); err == nil && time.Since(t) > stallAfter &&
-				r.State != "not running" && r.State != "archived" && r.State != "error" {
-				p.Problems = append(p.Problems, fmt.Sprintf("%s/%s: no sync for %v (state %s)", r.Account, r.Mailbox,
-					time.Since(t).Round(time.Minute), r.State))
-			}
-			if pe := num(l["parse_errors"]); pe > 0 {
-				p.Problems = append(p.Problems, fmt.Sprintf("%s/%s: %d messages could not be fully parsed (archived byte-exact all the same)", r.Account, r.Mailbox, pe))
-			}
-			p.Lines = append(p.Lines, r)
+		if l.ToFetch > 0 {
+			r.Progress = 100 * l.Fetched / l.ToFetch
+			r.ProgressText = l.ProgressText()
+		}
+		if l.Error != "" {
+			p.Problems = append(p.Problems, l.Account+": "+l.Error)
+		}
+		// A harvested mailbox that has not been synced for an hour is
+		// stalled: polls run every minute or so, IDLE re-syncs on change.
+		if t, err := time.Parse(time.RFC3339, l.LastSync); err == nil && time.Since(t) > stallAfter &&
+			l.State != service.StateNotRunning && l.State != service.StateArchived && l.State != service.State(harvest.StateError) {
+			p.Problems = append(p.Problems, fmt.Sprintf("%s/%s: no sync for %v (state %s)", l.Account, l.Mailbox,
+				time.Since(t).Round(time.Minute), l.State))
+		}
+		if l.ParseErrors > 0 {
+			p.Problems = append(p.Problems, fmt.Sprintf("%s/%s: %d messages could not be fully parsed (archived byte-exact all the same)", l.Account, l.Mailbox, l.ParseErrors))
+		}
+		p.Lines = append(p.Lines, r)
+	}
+	for _, j := range st.Jobs {
+		if j.State == service.JobFailed {
+			p.Problems = append(p.Problems, fmt.Sprintf("job %s (%s) failed: %s", j.ID, j.Kind, j.Error))
 		}
 	}
 	sort.Strings(p.Problems)
@@ -555,9 +494,6 @@ func (u *ui) status(c *gin.Context) {
 
 // stallAfter is how long without a sync makes a harvested mailbox stalled.
 const stallAfter = time.Hour
-
-func str(v any) string { s, _ := v.(string); return s }
-func num(v any) int    { f, _ := v.(float64); return int(f) }
 
 func compactStrings(s []string) []string {
 	var out []string
@@ -611,7 +547,7 @@ func makeTimeline(months []indexer.MonthCount, href func(string) string) *timeli
 }
 
 // snippets fills in the hits' snippets, a few messages at a time.
-func (u *ui) snippets(hits []apiHit, terms []string) {
+func (u *ui) snippets(ctx context.Context, who service.Caller, hits []apiHit, terms []string) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i := range hits {
@@ -619,7 +555,7 @@ func (u *ui) snippets(hits []apiHit, terms []string) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if raw, err := u.s.opts.Archive.Raw(hits[i].SHA256); err == nil {
+			if raw, err := u.s.opts.Archive.Peek(ctx, who, hits[i].SHA256); err == nil {
 				hits[i].Snippet = snippetOf(raw, terms)
 			}
 		}()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mailvault/indexer"
+	"mailvault/service"
 )
 
 // hostileHTML is a message whose HTML tries everything a mail can to run
@@ -253,15 +254,15 @@ func TestUIThread(t *testing.T) {
 func TestUIStatusProblems(t *testing.T) {
 	f := newAPIFixture(t)
 	old := time.Now().Add(-3 * time.Hour).UTC().Format(time.RFC3339)
-	s, err := New(Options{Archive: f.archive, Users: f.users, DataDir: f.archive.Dir(),
-		Status: func(context.Context) ([]StatusLine, error) {
-			return []StatusLine{
-				{"account": "a", "mailbox": "INBOX", "state": "polling", "last_sync": old},
-				{"account": "a", "mailbox": "Sent", "state": "error", "error": `login as "ann": authentication failed`},
-				{"account": "a", "mailbox": "Old", "state": "catching up", "to_fetch": 200.0, "fetched": 50.0, "rate": 25.0, "eta_seconds": 6.0,
-					"last_sync": time.Now().UTC().Format(time.RFC3339)},
-			}, nil
-		}})
+	mb := func(name string, state service.State) service.MailboxStatus {
+		return service.MailboxStatus{MailboxStatus: indexer.MailboxStatus{Account: "a", Mailbox: name, Source: "imap"}, State: state}
+	}
+	inbox, sent, old2 := mb("INBOX", "polling"), mb("Sent", "error"), mb("Old", "catching up")
+	inbox.LastSync = old
+	sent.Error = `login as "ann": authentication failed`
+	old2.ToFetch, old2.Fetched, old2.Rate, old2.ETASeconds, old2.LastSync = 200, 50, 25, 6, time.Now().UTC().Format(time.RFC3339)
+	live := &fixedStatus{Service: f.svc, st: &service.Status{Mailboxes: []service.MailboxStatus{inbox, sent, old2}}}
+	s, err := New(Options{Archive: live, Users: f.users, DataDir: f.archive.Dir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestUIStatusProblems(t *testing.T) {
 	ann, _ := f.login(t, "ann", "correct horse")
 	code, body, _ := getPage(t, ann, srv.URL+"/status")
 	for _, want := range []string{`class="problems"`, "a/INBOX: no sync for 3h0m0s (state polling)", "authentication failed",
-		`<progress max="100" value="25"></progress> 50/200, 25 msg/s, ETA 6s`} {
+		`<progress max="100" value="25"></progress> 50/200 fetched, 25 msg/s, ETA 6s`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("status page (%d) lacks %q:\n%s", code, want, body)
 		}
@@ -279,4 +280,16 @@ func TestUIStatusProblems(t *testing.T) {
 	if strings.Index(body, "problems") > strings.Index(body, `id="status"`) {
 		t.Error("problems are not at the top")
 	}
+}
+
+// fixedStatus is the real service with a status set by the test: a
+// harvest in given states, without servers to put it in them. (Scoping of
+// status is the service's, tested there.)
+type fixedStatus struct {
+	*service.Service
+	st *service.Status
+}
+
+func (f *fixedStatus) Status(context.Context, service.Caller) (*service.Status, error) {
+	return f.st, nil
 }

@@ -3,60 +3,42 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"text/tabwriter"
 	"time"
 
 	"mailvault/indexer"
+	"mailvault/service"
 )
 
-// statusLine is one mailbox in `status` output: what the catalog holds, and,
-// while `serve` runs, what its harvester reports.
-type statusLine struct {
-	indexer.MailboxStatus
-	ServerMessages *uint32 `json:"server_messages"` // null when no harvester reports it
-	State          string  `json:"state"`
-	Error          string  `json:"error"`
-	// While catching up: messages to fetch in this catch-up, fetched so far,
-	// rate and estimated seconds left.
-	ToFetch    int     `json:"to_fetch,omitempty"`
-	Fetched    int     `json:"fetched,omitempty"`
-	Rate       float64 `json:"rate,omitempty"`
-	ETASeconds float64 `json:"eta_seconds,omitempty"`
-}
-
-// progressText is "1200/6046 fetched, 350 msg/s, ETA 14s".
-func (l statusLine) progressText() string {
-	if l.ToFetch == 0 {
-		return ""
-	}
-	s := fmt.Sprintf(" %d/%d fetched", l.Fetched, l.ToFetch)
-	if l.Rate > 0 {
-		s += fmt.Sprintf(", %.0f msg/s, ETA %s", l.Rate, (time.Duration(l.ETASeconds) * time.Second).String())
-	}
-	return s
-}
-
 func runStatus(ctx context.Context, e *env, args []string) error {
-	var data string
+	var data, cfgPath string
 	var asJSON bool
 	fs := newFlags(e, "status", &data)
+	fs.StringVar(&cfgPath, "config", "", "read data_dir from this configuration `FILE` (--data wins)")
 	fs.BoolVar(&asJSON, "json", false, "one JSON object per mailbox per line")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	lines, err := statusLines(ctx, data)
+	data, err := dataDir(fs, data, cfgPath)
+	if err != nil {
+		return err
+	}
+	var st *service.Status
+	if d, derr := dialDaemon(ctx, data); derr == nil {
+		st, err = d.status(ctx)
+	} else {
+		st, err = service.OfflineStatus(ctx, data)
+	}
 	if err != nil {
 		return err
 	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
-		for _, l := range lines {
+		for _, l := range st.Mailboxes {
 			enc.Encode(l)
 		}
 		return nil
@@ -64,17 +46,20 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tMAILBOX\tSERVER\tARCHIVED\tUNIQUE\tINDEXED\tPARSE ERRORS\tEXPUNGED\tLAST SYNC\tSTATE")
 	var tot indexer.MailboxStatus
-	for _, l := range lines {
+	for _, l := range st.Mailboxes {
 		server := "-"
 		if l.ServerMessages != nil {
 			server = fmt.Sprint(*l.ServerMessages)
 		}
-		state := l.State + l.progressText()
+		state := string(l.State)
+		if p := l.ProgressText(); p != "" {
+			state += " " + p
+		}
 		if l.Error != "" {
 			state += ": " + l.Error
 		}
 		if l.Skipped > 0 {
-			state += fmt.Sprintf(" (%d skipped: the server would not deliver them)", l.Skipped)
+			state += fmt.Sprintf(" (%d skipped: the server would not deliver them, or over max_message_bytes)", l.Skipped)
 		}
 		lastSync := "-"
 		if l.LastSync != "" {
@@ -85,11 +70,18 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		tot.Occurrences += l.Occurrences
 		tot.Indexed += l.Indexed
 		tot.ParseErrors += l.ParseErrors
-		tot.Unindexed += l.Unindexed
 		tot.Expunged += l.Expunged
 	}
-	fmt.Fprintf(tw, "total\t%d mailboxes\t\t%d\t\t%d\t%d\t%d\t\t\n", len(lines), tot.Occurrences, tot.Indexed, tot.ParseErrors, tot.Expunged)
-	return tw.Flush()
+	fmt.Fprintf(tw, "total\t%d mailboxes\t\t%d\t\t%d\t%d\t%d\t\t\n", len(st.Mailboxes), tot.Occurrences, tot.Indexed, tot.ParseErrors, tot.Expunged)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, j := range st.Jobs {
+		if j.State == service.JobRunning || j.State == service.JobQueued {
+			fmt.Fprintf(e.stdout, "job %s: %s %s, %s\n", j.ID, j.Kind, j.State, jobProgress(j))
+		}
+	}
+	return nil
 }
 
 func runVerify(ctx context.Context, e *env, args []string) error {
@@ -100,16 +92,29 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+	var rep *indexer.VerifyReport
 	prog := newProgress(e.stderr, "verifying blobs")
-	rep, err := a.Verify(ctx, prog.update)
-	prog.done()
-	if err != nil {
-		return err
+	if d, err := dialDaemon(ctx, data); err == nil {
+		// Online: serve verifies its own archive as a job, harvest going on.
+		j, err := runDaemonJob(ctx, d, service.JobVerify, nil, prog)
+		if err != nil {
+			return err
+		}
+		rep = &indexer.VerifyReport{}
+		if err := json.Unmarshal(j.Result, rep); err != nil {
+			return fmt.Errorf("verify: bad report from serve: %w", err)
+		}
+	} else {
+		a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		rep, err = a.Verify(ctx, prog.update)
+		prog.done()
+		if err != nil {
+			return err
+		}
 	}
 	if asJSON {
 		if rep.Problems == nil {
@@ -135,91 +140,127 @@ func runReindex(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(data, "catalog.db")); err != nil {
-		return fmt.Errorf("no archive in %s to reindex (check --data)", data)
-	}
-	limitMemory()
-	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, DiscardIndex: true})
-	if err != nil {
-		return err
-	}
 	prog := newProgress(e.stderr, "reindexing")
-	err = a.CatchUp(ctx, prog.update)
-	prog.done()
-	if err == nil {
-		err = a.Compact(ctx)
-	}
-	if cerr := a.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	st, err := indexer.Status(ctx, data)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for _, s := range st {
-		n += s.Occurrences
-	}
-	fmt.Fprintf(e.stdout, "index rebuilt: %d mailboxes, %d occurrences\n", len(st), n)
-	return nil
-}
-
-// statusLines is the state of every mailbox: the catalog's counts merged
-// with the live state a running serve publishes.
-func statusLines(ctx context.Context, data string) ([]statusLine, error) {
-	st, err := indexer.Status(ctx, data)
-	if err != nil {
-		return nil, err
-	}
-	live := readHarvestStatus(data)
-	lines := make([]statusLine, len(st))
-	for i, s := range st {
-		l := statusLine{MailboxStatus: s, State: "archived"}
-		if s.Source == "imap" {
-			l.State = "not running"
+	var sum service.ReindexSummary
+	if d, err := dialDaemon(ctx, data); err == nil {
+		// Online: a new index is built beside the live one and swapped in;
+		// searches go on meanwhile.
+		j, err := runDaemonJob(ctx, d, service.JobReindex, nil, prog)
+		if err != nil {
+			return err
 		}
-		if live != nil {
-			if acct, ok := live.Accounts[s.Account]; ok {
-				l.State, l.Error = acct.State, acct.Error
-				if ms, ok := acct.Mailboxes[s.Mailbox]; ok {
-					n := ms.ServerMessages
-					l.ServerMessages = &n
-					if acct.State == "harvesting" {
-						l.State = ms.State
-					}
-					if ms.State == "catching up" && ms.ToFetch > 0 {
-						l.ToFetch, l.Fetched = ms.ToFetch, ms.Fetched
-						if el := live.Written.Sub(ms.CatchUpSince).Seconds(); el > 0 && ms.Fetched > 0 {
-							l.Rate = float64(ms.Fetched) / el
-							l.ETASeconds = math.Round(float64(ms.ToFetch-ms.Fetched) / l.Rate)
-						}
-					}
-					if !ms.LastSync.IsZero() {
-						l.LastSync = ms.LastSync.UTC().Format(time.RFC3339)
-					}
+		if err := json.Unmarshal(j.Result, &sum); err != nil {
+			return fmt.Errorf("reindex: bad summary from serve: %w", err)
+		}
+	} else {
+		if _, err := os.Stat(filepath.Join(data, "catalog.db")); err != nil {
+			return fmt.Errorf("no archive in %s to reindex (check --data)", data)
+		}
+		limitMemory()
+		a, err := indexer.Open(data, &indexer.Options{Logger: e.log, DiscardIndex: true})
+		if err != nil {
+			return err
+		}
+		err = a.CatchUp(ctx, prog.update)
+		prog.done()
+		if err == nil {
+			err = a.Compact(ctx)
+		}
+		if err == nil {
+			var st []indexer.MailboxStatus
+			if st, err = a.Status(ctx); err == nil {
+				sum.Mailboxes = len(st)
+				for _, s := range st {
+					sum.Occurrences += s.Occurrences
 				}
 			}
 		}
-		lines[i] = l
-	}
-	// An account serve harvests but that has no mailbox in the catalog yet
-	// (its login fails, its server is down) still gets a line with its error.
-	if live != nil {
-		var names []string
-		for name := range live.Accounts {
-			names = append(names, name)
+		if cerr := a.Close(); err == nil {
+			err = cerr
 		}
-		sort.Strings(names)
-		for _, name := range names {
-			if !slices.ContainsFunc(lines, func(l statusLine) bool { return l.Account == name }) {
-				acct := live.Accounts[name]
-				lines = append(lines, statusLine{MailboxStatus: indexer.MailboxStatus{Account: name, Source: "imap"},
-					State: acct.State, Error: acct.Error})
-			}
+		if err != nil {
+			return err
 		}
 	}
-	return lines, nil
+	fmt.Fprintf(e.stdout, "index rebuilt: %d mailboxes, %d occurrences\n", sum.Mailboxes, sum.Occurrences)
+	return nil
+}
+
+// runDaemonJob starts a job in the running serve and follows it to its
+// end, drawing progress; Ctrl-C cancels the job. It returns the job when it
+// is done, and an error when it failed or was cancelled.
+func runDaemonJob(ctx context.Context, d *daemon, kind service.JobKind, imp *service.ImportRequest, prog *progress) (service.JobInfo, error) {
+	j, err := d.startJob(ctx, kind, imp)
+	if err != nil {
+		return j, cliError(err)
+	}
+	fmt.Fprintf(prog.out, "%s runs in the running serve as job %s (`mailvault jobs` lists it)\n", kind, j.ID)
+	j, err = d.follow(ctx, j.ID, prog)
+	if errors.Is(err, context.Canceled) {
+		return j, &exitError{code: 130, err: fmt.Errorf("interrupted; job %s cancelled, what it did so far is kept", j.ID)}
+	}
+	if err != nil {
+		return j, err
+	}
+	switch j.State {
+	case service.JobDone:
+		return j, nil
+	case service.JobCancelled:
+		return j, &exitError{code: 130, err: fmt.Errorf("job %s was cancelled; what it did so far is kept", j.ID)}
+	}
+	return j, fmt.Errorf("job %s failed: %s", j.ID, j.Error)
+}
+
+// runJobs is `mailvault jobs`: the jobs of the running serve.
+func runJobs(ctx context.Context, e *env, args []string) error {
+	var data, cancelID string
+	var asJSON bool
+	fs := newFlags(e, "jobs", &data)
+	fs.BoolVar(&asJSON, "json", false, "one JSON object per job per line")
+	fs.StringVar(&cancelID, "cancel", "", "cancel job `ID` (what it did so far is kept)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	d, err := dialDaemon(ctx, data)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("no serve runs on %s: jobs are long work done by a running serve; without one, import, verify and reindex run in the foreground", data)}
+	}
+	if cancelID != "" {
+		if err := d.cancelJob(ctx, cancelID); err != nil {
+			return cliError(err)
+		}
+		fmt.Fprintf(e.stderr, "job %s: cancel requested\n", cancelID)
+		return nil
+	}
+	list, err := d.jobs(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetEscapeHTML(false)
+		for _, j := range list {
+			enc.Encode(j)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tSTARTED\tBY\tPROGRESS\tWHAT")
+	for _, j := range list {
+		state := string(j.State)
+		if j.Error != "" {
+			state += ": " + j.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Kind, state, j.Started.Format(time.DateTime), j.By, jobProgress(j), j.What)
+	}
+	return tw.Flush()
+}
+
+// jobProgress is "1200/6046 (350/s, ETA 14s)".
+func jobProgress(j service.JobInfo) string {
+	s := fmt.Sprintf("%d/%d", j.Done, j.Total)
+	if j.Rate > 0 {
+		s += fmt.Sprintf(" (%.0f/s, ETA %s)", j.Rate, time.Duration(j.ETASeconds)*time.Second)
+	}
+	return s
 }

@@ -95,9 +95,7 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 	if cfg.MaxMessageBytes < 0 {
 		bad("max_message_bytes", "must not be negative (0 or unset: 256 MiB)")
 	}
-	if len(cfg.Accounts) == 0 {
-		bad("accounts", "no accounts configured")
-	}
+	// No accounts is archive-only mode: serve serves what was imported.
 	seen := map[string]bool{}
 	var accounts []harvest.Account
 	for i, ac := range cfg.Accounts {

@@ -23,7 +23,7 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/harvest/memtest"
-	"mailvault/web"
+	"mailvault/service"
 )
 
 // demoMarker marks a data directory as the demo's, which the demo may wipe.
@@ -83,11 +83,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	users, err := web.OpenUsers(data)
+	users, err := service.OpenUsers(data)
 	if err != nil {
 		return err
 	}
-	for _, u := range []web.User{{Name: demoAdmin, Role: web.RoleAdmin}, {Name: "alice", Role: web.RoleUser, Accounts: []string{"alice"}}} {
+	for _, u := range []service.User{{Name: demoAdmin, Role: service.RoleAdmin}, {Name: "alice", Role: service.RoleUser, Accounts: []string{"alice"}}} {
 		if err := users.Add(ctx, u, demoPassword); err != nil {
 			users.Close()
 			return err
@@ -116,7 +116,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		}()
 	}
 	cfg := &config{DataDir: data, WebListen: listen}
-	return serveArchive(ctx, data, cfg, accounts, log, func(webAddr string) {
+	return serveArchive(ctx, cfg, accounts, log, func(webAddr string) {
 		fmt.Fprintf(e.stdout, "\nmailvault demo: http://%s/\n  log in as %s / %s (admin: every account)\n  or as alice / %s (a user: only account alice)\n"+
 			"  IMAP server (in process): 127.0.0.1:%d, users alice, bob, carol\n  a new message arrives every %v; Ctrl-C stops (data in %s)\n\n",
 			webAddr, demoAdmin, demoPassword, demoPassword, addr.Port, every, data)

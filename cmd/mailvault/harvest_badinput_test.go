@@ -31,6 +31,7 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/harvest/dovecottest"
+	"mailvault/service"
 )
 
 // faultProxy forwards TCP connections to target, and breaks every
@@ -201,7 +202,7 @@ func testBrokenLiteral(t *testing.T, srv *dovecottest.Server, p *faultProxy, opt
 	a := dcOpenArchive(t, t.TempDir())
 	var logs dcLogBuffer
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	h := dcStart(t, context.Background(), p.account(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, opts)
+	h := dcStart(t, context.Background(), p.account(t, srv, "alice", "alice"), service.NewSink(a.Archive), opts)
 	var sawErr atomic.Value
 	dcWaitFor(t, 30*time.Second, "29 messages archived and one skipped", func() (bool, string) {
 		if st := h.Status(); st.Error != "" {
@@ -341,7 +342,7 @@ func TestDovecotUntrustedCertificate(t *testing.T) {
 	host, port, _ := net.SplitHostPort(srv.TLSAddr)
 	p, _ := strconv.Atoi(port)
 	a := dcOpenArchive(t, t.TempDir())
-	sink := &archiveSink{a: a.Archive}
+	sink := service.NewSink(a.Archive)
 	opts := dcFastBackoff(log)
 	opts.AuthBackoff = time.Hour
 	untrusted := harvest.Account{Name: "alice", Host: host, Port: p, TLS: "implicit", Username: "alice", Password: srv.Password("alice"), Idle: []string{"INBOX"}}
@@ -395,7 +396,7 @@ func TestDovecotOddMailboxNames(t *testing.T) {
 		want["alice/"+mb] = 1
 	}
 	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 10*time.Second, "every odd mailbox archived", func() (bool, string) {
 		ok, desc := dcArchived(t, a, want)
 		return ok, fmt.Sprintf("%s; harvester sees %q", desc, slices.Sorted(maps.Keys(h.Status().Mailboxes)))
@@ -433,7 +434,7 @@ func TestDovecotLargeMessages(t *testing.T) {
 	a := dcOpenArchive(t, t.TempDir())
 	opts := dcFastBackoff(log)
 	opts.MaxMessageBytes = 60 << 20
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, opts)
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), opts)
 	dcWaitFor(t, 60*time.Second, "3 archived and 1 skipped", func() (bool, string) {
 		s := dcStatus(t, a)["alice/INBOX"]
 		return s.Occurrences == 3 && s.Skipped == 1, fmt.Sprintf("%+v", s)
@@ -507,7 +508,7 @@ func TestDovecotXOAUTH2(t *testing.T) {
 	a := dcOpenArchive(t, t.TempDir())
 	opts := dcFastBackoff(log)
 	opts.AuthBackoff = 2 * time.Second
-	h := dcStart(t, context.Background(), acct, &archiveSink{a: a.Archive}, opts)
+	h := dcStart(t, context.Background(), acct, service.NewSink(a.Archive), opts)
 	var st harvest.Status
 	dcWaitFor(t, 10*time.Second, "the refused token in status", func() (bool, string) {
 		st = h.Status()
@@ -553,7 +554,7 @@ func TestDovecotAuthModes(t *testing.T) {
 	srv.Append(t, "bob", "INBOX", dcMessage("modes", 2))
 	log := dcLogger(t)
 	a := dcOpenArchive(t, t.TempDir())
-	sink := &archiveSink{a: a.Archive}
+	sink := service.NewSink(a.Archive)
 	pp := startFaultProxy(t, srv.Addr, "\x00never sent\x00", false)
 	pl := startFaultProxy(t, srv.Addr, "\x00never sent\x00", false)
 	plain := pp.account(t, srv, "alice", "alice")

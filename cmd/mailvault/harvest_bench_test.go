@@ -51,6 +51,7 @@ import (
 	"mailvault/harvest/dovecottest"
 	"mailvault/indexer"
 	"mailvault/query"
+	"mailvault/service"
 )
 
 const hbBenchUser = "bench"
@@ -235,7 +236,7 @@ func hbDovecotCPU() float64 {
 // hbCountingSink is archiveSink (the one `mailvault serve` uses) counting what
 // was durably stored and, with track, when each UID's Store returned.
 type hbCountingSink struct {
-	*archiveSink
+	*service.Sink
 	stored atomic.Int64
 	inside atomic.Int64 // nanoseconds spent in Store
 	track  bool
@@ -245,7 +246,7 @@ type hbCountingSink struct {
 
 func (s *hbCountingSink) Store(ctx context.Context, msgs []harvest.Message) error {
 	begin := time.Now()
-	err := s.archiveSink.Store(ctx, msgs)
+	err := s.Sink.Store(ctx, msgs)
 	s.inside.Add(int64(time.Since(begin)))
 	if err != nil {
 		return err
@@ -448,7 +449,7 @@ func hbColdMailvault(t *testing.T, srv *dovecottest.Server, run, total int) hbCo
 		t.Fatal(err)
 	}
 	defer a.Close()
-	sink := &hbCountingSink{archiveSink: &archiveSink{a: a}}
+	sink := &hbCountingSink{Sink: service.NewSink(a)}
 	limitServeMemory() // as serve runs it
 	h := harvest.New(hbTLSAccount(t, srv, "sa", hbBenchUser), sink, serveHarvestOptions(nil, 1))
 	done := make(chan error, 1)
@@ -618,7 +619,7 @@ func TestBenchHarvestLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	sink := &hbCountingSink{archiveSink: &archiveSink{a: a}, track: true}
+	sink := &hbCountingSink{Sink: service.NewSink(a), track: true}
 	catchUps := &hbCatchUpLog{}
 	limitServeMemory()
 	h := harvest.New(hbTLSAccount(t, srv, "lat", hbBenchUser), sink, serveHarvestOptions(slog.New(catchUps), 1))
@@ -1056,7 +1057,7 @@ service imap {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	sink := &hbCountingSink{archiveSink: &archiveSink{a: a}}
+	sink := &hbCountingSink{Sink: service.NewSink(a)}
 	runtime.GC()
 	debug.FreeOSMemory()
 	time.Sleep(time.Second)
@@ -1079,7 +1080,7 @@ service imap {
 		states, errs = map[string]int{}, map[string]int{}
 		for _, h := range hs {
 			st := h.Status()
-			s := st.State
+			s := string(st.State)
 			if mb, ok := st.Mailboxes["INBOX"]; ok && mb.State == "idle" {
 				idle++
 				s = "idle"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mailvault/harvest/dovecottest"
+	"mailvault/service"
 )
 
 // TestDovecotExpungeAndFlagChanges: changes made on the server by another
@@ -26,7 +27,7 @@ func TestDovecotExpungeAndFlagChanges(t *testing.T) {
 	p := startFaultProxy(t, srv.Addr, "\x00never sent\x00", false)
 	a := dcOpenArchive(t, t.TempDir())
 	acct := p.account(t, srv, "alice", "alice") // IDLE on INBOX, Archive polled every second
-	h := dcStart(t, context.Background(), acct, &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	h := dcStart(t, context.Background(), acct, service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 10*time.Second, "both mailboxes archived", func() (bool, string) {
 		return dcArchived(t, a, map[string]int{"alice/INBOX": 5, "alice/Archive": 5})
 	})
@@ -98,7 +99,7 @@ func TestDovecotMailboxRenamedAndDeleted(t *testing.T) {
 	srv.LoadMaildir(t, "alice", "Old", dcMaildir(t, dcMessages("rnold", 2)))
 	log := dcLogger(t)
 	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 10*time.Second, "everything archived", func() (bool, string) {
 		return dcArchived(t, a, map[string]int{"alice/INBOX": 1, "alice/Projects": 3, "alice/Old": 2})
 	})

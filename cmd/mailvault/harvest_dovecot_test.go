@@ -39,6 +39,7 @@ import (
 	"mailvault/indexer"
 	"mailvault/indexer/store"
 	"mailvault/query"
+	"mailvault/service"
 )
 
 // dcFastBackoff makes reconnects quick enough for a test.
@@ -394,7 +395,7 @@ func TestDovecotCorpusColdHarvest(t *testing.T) {
 	}
 
 	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, &harvest.Options{Logger: log})
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), &harvest.Options{Logger: log})
 	var progress harvest.MailboxState // a catch-up seen midway, for status
 	took := dcWaitFor(t, 50*time.Second, "the archive to hold every message", func() (bool, string) {
 		for _, ms := range h.Status().Mailboxes {
@@ -472,7 +473,7 @@ func TestDovecotAppendWhileIdleIsSearchable(t *testing.T) {
 	log := dcLogger(t)
 	srv.Append(t, "alice", "INBOX", dcMessage("before", 1))
 	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, &harvest.Options{Logger: log})
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), &harvest.Options{Logger: log})
 	uidvalidity := srv.UIDValidity(t, "alice", "INBOX")
 
 	var latencies []time.Duration
@@ -592,7 +593,7 @@ func TestDovecotRestartMidCatchUp(t *testing.T) {
 	}{{5, false}, {7, true}} {
 		a := dcOpenArchive(t, dir)
 		ctx, cancel := context.WithCancel(context.Background())
-		sink := &dcInterruptSink{Sink: &archiveSink{a: a.Archive}, at: interrupt.at, after: interrupt.after, cancel: cancel}
+		sink := &dcInterruptSink{Sink: service.NewSink(a.Archive), at: interrupt.at, after: interrupt.after, cancel: cancel}
 		h := dcStart(t, ctx, acct, sink, opts)
 		select {
 		case <-ctx.Done():
@@ -627,7 +628,7 @@ func TestDovecotRestartMidCatchUp(t *testing.T) {
 	}
 
 	a := dcOpenArchive(t, dir)
-	sink := &dcInterruptSink{Sink: &archiveSink{a: a.Archive}}
+	sink := &dcInterruptSink{Sink: service.NewSink(a.Archive)}
 	h := dcStart(t, context.Background(), acct, sink, opts)
 	dcWaitFor(t, 30*time.Second, "the third run to finish the catch-up", func() (bool, string) {
 		return dcArchived(t, a, map[string]int{key: n})
@@ -666,7 +667,7 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 	srv.LoadMaildir(t, "alice", "INBOX", dcMaildir(t, dcMessages("uvinbox", 10)))
 	srv.LoadMaildir(t, "alice", "Archive", dcMaildir(t, dcMessages("uvarch", 5)))
 	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 15*time.Second, "the first harvest", func() (bool, string) {
 		return dcArchived(t, a, map[string]int{"alice/INBOX": 10, "alice/Archive": 5})
 	})
@@ -786,7 +787,7 @@ func TestDovecotWrongPassword(t *testing.T) {
 		srv.Append(t, "bob", "INBOX", dcMessage("bobmail", i))
 	}
 	a := dcOpenArchive(t, t.TempDir())
-	sink := &archiveSink{a: a.Archive}
+	sink := service.NewSink(a.Archive)
 	bad := dcAccount(t, srv, "alice", "alice")
 	bad.Password = "not-" + bad.Password
 	hAlice := dcStart(t, context.Background(), bad, sink, dcFastBackoff(log))
@@ -835,7 +836,7 @@ func TestDovecotNestedMailboxes(t *testing.T) {
 	}
 	a := dcOpenArchive(t, t.TempDir())
 	acct := dcAccount(t, srv, "alice", "alice") // Mailboxes unset: every mailbox
-	h := dcStart(t, context.Background(), acct, &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	h := dcStart(t, context.Background(), acct, service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 3*time.Second, "every mailbox archived", func() (bool, string) {
 		ok, desc := dcArchived(t, a, want)
 		return ok, fmt.Sprintf("%s; harvester sees %v", desc, slices.Sorted(maps.Keys(h.Status().Mailboxes)))
@@ -875,7 +876,7 @@ func TestDovecotServerDownAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 5*time.Second, "the harvester to back off", func() (bool, string) {
 		st := h.Status()
 		return st.State == "backing off" && strings.Contains(st.Error, "connect"), fmt.Sprintf("%+v", st)
@@ -959,7 +960,7 @@ func TestDovecotManyAccounts(t *testing.T) {
 	t.Logf("delivered %d messages to %d accounts in %v", 2*n, n, time.Since(begin).Round(time.Millisecond))
 
 	a := dcOpenArchive(t, t.TempDir())
-	sink := &archiveSink{a: a.Archive}
+	sink := service.NewSink(a.Archive)
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -1170,7 +1171,7 @@ func TestDovecotConnectionLimitIsNotALoginFailure(t *testing.T) {
 	srv.Append(t, "alice", "INBOX", dcMessage("limit", 1))
 	other := srv.Dial(t, "alice") // another client holds the one session allowed
 	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 5*time.Second, "the first refused login", func() (bool, string) {
 		st := h.Status()
 		return st.Error != "", fmt.Sprintf("%+v", st)
@@ -1210,7 +1211,7 @@ func TestDovecotCancelWhileServerHangs(t *testing.T) {
 	}
 	defer thaw()
 	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), &archiveSink{a: a.Archive}, dcFastBackoff(log))
+	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	time.Sleep(500 * time.Millisecond) // connected; waiting for a greeting that does not come
 	if st := h.Status(); st.State != "connecting" {
 		t.Errorf("while the server hangs: state %q, want connecting", st.State)

@@ -29,6 +29,7 @@ import (
 	"mailvault/harvest/dovecottest"
 	"mailvault/indexer"
 	"mailvault/query"
+	"mailvault/service"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
@@ -150,7 +151,7 @@ func imapConformanceSetup(t *testing.T, mailbox string) *imapConformance {
 	a := dcOpenArchive(t, filepath.Join(t.TempDir(), "data"))
 	acct := dcAccount(t, srv, "alice", "alice")
 	acct.Idle = nil
-	h := harvest.New(acct, &archiveSink{a: a.Archive}, &harvest.Options{MinBackoff: 50 * time.Millisecond})
+	h := harvest.New(acct, service.NewSink(a.Archive), &harvest.Options{MinBackoff: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()

@@ -34,12 +34,13 @@ var commands []command
 func init() {
 	commands = []command{
 		{"demo", "[--listen ADDRESS] [--every 5s]", "try mailvault with nothing to configure: an IMAP server, mail arriving, the web UI", runDemo},
-		{"serve", "--config FILE", "harvest the configured IMAP accounts into the archive, continuously", runServe},
+		{"serve", "[--config FILE]", "harvest the configured IMAP accounts into the archive and serve it (web UI, API); without --config, serve the archive alone", runServe},
 		{"import", "--account NAME [--mailbox NAME] PATH...", "archive mail from Maildir, Maildir++ and mbox files", runImport},
-		{"search", "[--account NAME] [--mailbox NAME] [--limit N] [--json] QUERY", "search the archive", runSearch},
-		{"status", "[--json]", "show every archived mailbox: messages, parse errors, indexing", runStatus},
-		{"verify", "[--json]", "re-hash every blob and check that store, catalog and index agree", runVerify},
-		{"reindex", "", "rebuild the search index from the store and catalog", runReindex},
+		{"search", "[--account NAME] [--mailbox NAME] [--limit N] [--json] [--imap] QUERY", "search the archive", runSearch},
+		{"status", "[--json] [--config FILE]", "show every archived mailbox: messages, parse errors, indexing, harvest state", runStatus},
+		{"verify", "[--json]", "re-hash every blob and check that store, catalog and index agree (online while serve runs)", runVerify},
+		{"reindex", "", "rebuild the search index from the store and catalog (online while serve runs)", runReindex},
+		{"jobs", "[--json] [--cancel ID]", "list the long jobs (import, verify, reindex) of the running serve", runJobs},
 		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... | list | audit", "manage who may use the web UI and API", runUser},
 	}
 }

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"mailvault/indexer"
-	"mailvault/query"
+	"mailvault/service"
 )
 
 // searchLine is one occurrence of a hit in --json output.
@@ -31,17 +32,18 @@ type searchLine struct {
 }
 
 func runSearch(ctx context.Context, e *env, args []string) error {
-	var data, sortBy string
+	var data, cfgPath, sortBy string
 	var accounts, mailboxes stringList
 	var limit, offset int
 	var asJSON, imapSyntax, explain, withExpunged bool
 	fs := newFlags(e, "search", &data)
-	fs.BoolVar(&imapSyntax, "imap", false, "QUERY is IMAP SEARCH criteria (RFC 9051), answered like UID SEARCH: `* SEARCH uid ...` for one mailbox")
+	fs.StringVar(&cfgPath, "config", "", "read data_dir from this configuration `FILE` (--data wins)")
+	fs.BoolVar(&imapSyntax, "imap", false, "QUERY is IMAP SEARCH criteria (RFC 9051), answered like UID SEARCH: \"* SEARCH uid ...\" for one mailbox")
 	fs.BoolVar(&explain, "explain", false, "with --imap: print how the search was answered (to stderr)")
 	fs.BoolVar(&withExpunged, "include-expunged", false, "with --imap: search the copies the server has expunged too")
 	fs.Var(&accounts, "account", "only mail in account `NAME` (repeatable)")
 	fs.Var(&mailboxes, "mailbox", "only mail in mailbox `NAME` (repeatable)")
-	fs.IntVar(&limit, "limit", 50, "at most `N` messages")
+	fs.IntVar(&limit, "limit", 50, "at most `N` messages (human syntax; at most 1000)")
 	fs.IntVar(&offset, "offset", 0, "skip the first `N` messages")
 	fs.StringVar(&sortBy, "sort", "date", "order: date (newest first) or relevance")
 	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
@@ -49,82 +51,144 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if data, err = dataDir(fs, data, cfgPath); err != nil {
+		return err
+	}
 	if len(words) == 0 {
 		fmt.Fprintln(e.stderr, "mailvault search: a QUERY is required")
 		fs.Usage()
 		return errUsage
 	}
-	if limit <= 0 || offset < 0 {
-		fmt.Fprintln(e.stderr, "mailvault search: --limit must be positive and --offset not negative")
+	if limit <= 0 || limit > service.MaxLimit || offset < 0 {
+		fmt.Fprintln(e.stderr, "mailvault search: --limit must be 1 to 1000 and --offset not negative")
 		return errUsage
 	}
 	if sortBy != "date" && sortBy != "relevance" {
-		return fmt.Errorf("--sort %q: want date or relevance", sortBy)
+		return &exitError{code: 2, err: fmt.Errorf("--sort %q: want date or relevance", sortBy)}
 	}
-	text := strings.Join(words, " ")
+	req := service.SearchRequest{Query: strings.Join(words, " "), Syntax: service.SyntaxHuman, Accounts: accounts,
+		Mailboxes: mailboxes, Limit: limit, Offset: offset, ByRelevance: sortBy == "relevance", IncludeExpunged: withExpunged}
 	if imapSyntax {
-		return runSearchIMAP(ctx, e, data, imapSearchRequest{Criteria: text, Accounts: accounts, Mailboxes: mailboxes,
-			IncludeExpunged: withExpunged}, asJSON, explain)
-	}
-	if explain || withExpunged {
+		// Every matching occurrence: IMAP answers are not paged.
+		req.Syntax, req.Limit, req.Offset = service.SyntaxIMAP, service.MaxLimit, 0
+	} else if explain || withExpunged {
 		return &exitError{code: 2, err: errors.New("--explain and --include-expunged go with --imap")}
 	}
-	q, err := query.ParseHuman(text)
-	if err != nil {
+	// Parse here too, so that a bad query is reported the same way with or
+	// without a running serve, before anything is opened.
+	if _, err := service.Parse(req.Syntax, req.Query); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	// A running serve holds the index: ask it. Otherwise open the archive.
-	res, err := searchViaDaemon(ctx, data, searchRequest{Query: text, Accounts: accounts, Mailboxes: mailboxes,
-		Limit: limit, Offset: offset, ByRelevance: sortBy == "relevance"})
-	if errors.Is(err, errNoDaemon) {
-		var a *indexer.Archive
-		if a, err = indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true}); err != nil {
-			return err
-		}
-		defer a.Close()
-		res, err = a.Search(ctx, q, &indexer.SearchOptions{
-			Accounts: accounts, Mailboxes: mailboxes, Limit: limit, Offset: offset, ByRelevance: sortBy == "relevance",
-		})
-	}
+	search, closeFn, err := searcher(ctx, e, data)
 	if err != nil {
 		return err
+	}
+	defer closeFn()
+	res, err := search(ctx, req)
+	if err == nil && imapSyntax {
+		// Fetch the remaining pages of occurrences.
+		for uint64(len(res.Hits)) < res.Total && err == nil {
+			req.Offset = len(res.Hits)
+			var more *service.SearchResult
+			if more, err = search(ctx, req); err == nil {
+				if len(more.Hits) == 0 {
+					break
+				}
+				res.Hits = append(res.Hits, more.Hits...)
+			}
+		}
+	}
+	if err != nil {
+		return cliError(err)
+	}
+	if imapSyntax {
+		return printIMAPSearch(e, res, asJSON, explain)
 	}
 	enc := json.NewEncoder(e.stdout)
 	enc.SetEscapeHTML(false)
 	for _, h := range res.Hits {
-		date := ""
-		if !h.Date.IsZero() {
-			date = h.Date.Format(time.RFC3339)
-		}
 		for _, o := range h.Occurrences {
 			if asJSON {
-				flags := o.Flags
-				if flags == nil {
-					flags = []string{}
-				}
-				enc.Encode(searchLine{
-					Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID,
-					SHA256: h.SHA256, Date: date, From: h.From, Subject: h.Subject, Size: h.Size,
-					Flags: flags, URL: o.URL, Expunged: o.Expunged, ParseError: h.ParseError,
-				})
+				enc.Encode(lineOf(h, o))
 				continue
 			}
 			day := "          "
-			if !h.Date.IsZero() {
-				day = h.Date.Format("2006-01-02")
+			if len(h.Date) >= 10 {
+				day = h.Date[:10]
 			}
 			fmt.Fprintf(e.stdout, "%s  %-28s  %-50s  %s/%s uid %d\n", day, clip(h.From, 28), clip(h.Subject, 50),
 				o.Account, o.Mailbox, o.UID)
 		}
 	}
+	// The count goes to stderr in both formats, so that a script reading
+	// --json knows when it got only a page.
+	shown := offset + len(res.Hits)
+	fmt.Fprintf(e.stderr, "%d of %d matching messages (%.0f ms)\n", len(res.Hits), res.Total, res.TookMS)
+	if uint64(shown) < res.Total {
+		fmt.Fprintf(e.stderr, "more: --offset %d (or a larger --limit, up to 1000)\n", shown)
+	}
+	return nil
+}
+
+// lineOf is the --json line of one occurrence of a hit.
+func lineOf(h service.Hit, o indexer.Occurrence) searchLine {
+	flags := o.Flags
+	if flags == nil {
+		flags = []string{}
+	}
+	return searchLine{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID,
+		SHA256: h.SHA256, Date: h.Date, From: h.From, Subject: h.Subject, Size: h.Size,
+		Flags: flags, URL: o.URL, Expunged: o.Expunged, ParseError: h.ParseError}
+}
+
+// printIMAPSearch prints an IMAP-syntax answer: `* SEARCH` for one mailbox,
+// or one JSON line per matching occurrence.
+func printIMAPSearch(e *env, res *service.SearchResult, asJSON, explain bool) error {
+	if !asJSON && len(res.Mailboxes) > 1 {
+		return &exitError{code: 2, err: fmt.Errorf("%d mailboxes in scope; `* SEARCH` answers for one: give --account and --mailbox, or use --json", len(res.Mailboxes))}
+	}
+	if explain {
+		fmt.Fprintf(e.stderr, "query: %s\n", res.Query)
+		for _, r := range res.Mailboxes {
+			p := r.Plan
+			fmt.Fprintf(e.stderr, "%s/%s (UIDVALIDITY %d): %d messages; keys: %d from the catalog (UID, flags, dates, size), %d from the index, %d verified on decoded content; %d messages decoded (%d from the cache); %d matches in %s\n",
+				r.Account, r.Mailbox, r.UIDValidity, p.Messages, p.OccurrenceKey, p.IndexKeys, p.ContentKeys,
+				p.Verified, p.CacheHits, len(r.UIDs), p.Took.Round(time.Microsecond))
+		}
+	}
 	if !asJSON {
-		shown := offset + len(res.Hits)
-		fmt.Fprintf(e.stderr, "%d of %d matching messages (%s)\n", len(res.Hits), res.Total, res.Took.Round(time.Millisecond))
-		if uint64(shown) < res.Total {
-			fmt.Fprintf(e.stderr, "more: --offset %d\n", shown)
+		var b strings.Builder
+		b.WriteString("* SEARCH")
+		for _, uid := range res.Mailboxes[0].UIDs {
+			b.WriteByte(' ')
+			b.WriteString(strconv.FormatUint(uint64(uid), 10))
+		}
+		fmt.Fprintln(e.stdout, b.String())
+		return nil
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetEscapeHTML(false)
+	for _, h := range res.Hits {
+		for _, o := range h.Occurrences {
+			enc.Encode(lineOf(h, o))
 		}
 	}
 	return nil
+}
+
+// searcher returns how to search the archive in data: through the running
+// serve when there is one, or by opening the archive read-only.
+func searcher(ctx context.Context, e *env, data string) (func(context.Context, service.SearchRequest) (*service.SearchResult, error), func(), error) {
+	if d, err := dialDaemon(ctx, data); err == nil {
+		return d.search, func() {}, nil
+	}
+	svc, closeFn, err := openLocal(e, data, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(ctx context.Context, r service.SearchRequest) (*service.SearchResult, error) {
+		return svc.Search(ctx, service.Operator(), r)
+	}, closeFn, nil
 }
 
 // clip shortens s to n runes for a column, marking the cut.

@@ -18,6 +18,7 @@ import (
 
 	"mailvault/harvest/dovecottest"
 	"mailvault/indexer"
+	"mailvault/service"
 )
 
 // TestServeSurvivesSIGKILL kills the `mailvault serve` process with SIGKILL
@@ -72,7 +73,7 @@ accounts:
 			return -1, -1
 		}
 		for _, line := range nonEmptyLines(r.stdout) {
-			var l statusLine
+			var l service.MailboxStatus
 			if json.Unmarshal([]byte(line), &l) == nil {
 				occurrences += l.Occurrences
 				indexed += l.Indexed

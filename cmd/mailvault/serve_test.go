@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"mailvault/harvest/memtest"
+	"mailvault/service"
 )
 
 // TestServeHarvestsIntoTheArchive runs `mailvault serve` against go-imap's
@@ -77,7 +78,7 @@ accounts:
 		}
 		n := 0
 		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-			var l statusLine
+			var l service.MailboxStatus
 			if json.Unmarshal([]byte(line), &l) == nil {
 				n += l.Occurrences
 			}

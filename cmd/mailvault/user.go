@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/term"
 
-	"mailvault/web"
+	"mailvault/service"
 )
 
 // runUser is `mailvault user add|passwd|remove|list|token|audit`: the users
@@ -41,7 +41,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(data, 0o750); err != nil {
 		return err
 	}
-	users, err := web.OpenUsers(data)
+	users, err := service.OpenUsers(data)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := users.Add(ctx, web.User{Name: words[1], Role: role, Accounts: accounts}, pw); err != nil {
+		if err := users.Add(ctx, service.User{Name: words[1], Role: service.Role(role), Accounts: accounts}, pw); err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		fmt.Fprintf(e.stderr, "user %s added (%s)\n", words[1], role)

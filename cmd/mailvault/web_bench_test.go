@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"mailvault/indexer"
+	"mailvault/service"
 	"mailvault/web"
 )
 
@@ -37,20 +38,20 @@ func TestBenchWeb(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	users, err := web.OpenUsers(data)
+	users, err := service.OpenUsers(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer users.Close()
 	ctx := context.Background()
-	if err := users.Add(ctx, web.User{Name: "bench", Role: web.RoleAdmin}, "bench-password"); err != nil {
+	if err := users.Add(ctx, service.User{Name: "bench", Role: service.RoleAdmin}, "bench-password"); err != nil {
 		t.Fatal(err)
 	}
 	token, err := users.NewToken(ctx, "bench")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := web.New(web.Options{Archive: a, Users: users, DataDir: data})
+	s, err := web.New(web.Options{Archive: service.New(a, &service.Options{Users: users}), Users: users, DataDir: data})
 	if err != nil {
 		t.Fatal(err)
 	}

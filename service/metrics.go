@@ -1,52 +1,39 @@
-package main
+package service
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"mailvault/harvest"
 )
 
-// Metrics of a running serve, in the Prometheus text format, at GET
-// /metrics on the local socket, on the web server, and on metrics_listen
-// when the configuration sets it. A collector reads the harvesters' and the
-// archive sink's counters at each scrape (client_golang's registry, with
-// its process and Go runtime collectors).
+// Metrics of a running archive, in the Prometheus text format. A collector
+// reads the harvesters' and the sink's counters and the jobs at each scrape
+// (client_golang's registry, with its process and Go runtime collectors).
+// The front doors decide where they are served (the local socket,
+// metrics_listen); never on the web listener without authentication.
 //
 // Series are per account (not per mailbox): a thousand accounts of twenty
 // mailboxes would be twenty thousand series per metric.
 
-// sinkStats counts what the archive was asked to do by the harvesters.
-type sinkStats struct {
-	batches, messages, errors atomic.Int64
-	storeNanos                atomic.Int64
-}
-
-// collector is a prometheus.Collector over the harvesters and the sink.
+// collector is a prometheus.Collector over the service.
 type collector struct {
-	hs   []*harvest.Harvester
-	sink *archiveSink
+	s *Service
 
 	state, mailboxes, serverMessages                 *prometheus.Desc
 	logins, failures, messages, bytes, skipped       *prometheus.Desc
 	storeBatches, storeMessages, storeErrors, storeS *prometheus.Desc
+	jobsRunning                                      *prometheus.Desc
 }
 
-func newCollector(hs []*harvest.Harvester, sink *archiveSink) *collector {
+func newCollector(s *Service) *collector {
 	acct := []string{"account"}
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	return &collector{hs: hs, sink: sink,
+	return &collector{s: s,
 		state:          d("mailvault_account_state", "1 for the state each account's harvester is in.", "account", "state"),
 		mailboxes:      d("mailvault_account_mailboxes", "Mailboxes harvested per account.", acct...),
 		serverMessages: d("mailvault_account_server_messages", "Messages on the server, per account, at the last look.", acct...),
@@ -59,25 +46,25 @@ func newCollector(hs []*harvest.Harvester, sink *archiveSink) *collector {
 		storeMessages:  d("mailvault_store_messages_total", "Messages stored (blob, catalog, index queue)."),
 		storeErrors:    d("mailvault_store_errors_total", "Batches the archive failed to store (the harvester retries them)."),
 		storeS:         d("mailvault_store_seconds_total", "Time spent storing batches, including waits for the index (back-pressure)."),
+		jobsRunning:    d("mailvault_jobs_running", "Jobs running (imports, verify, reindex), by kind.", "kind"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.messages,
-		c.bytes, c.skipped, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS} {
+		c.bytes, c.skipped, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
-	for _, h := range c.hs {
-		s := h.Status()
+	for _, s := range c.s.Harvesters() {
 		n := 0
 		for _, m := range s.Mailboxes {
 			n += int(m.ServerMessages)
 		}
-		ch <- prometheus.MustNewConstMetric(c.state, gauge, 1, s.Account, s.State)
+		ch <- prometheus.MustNewConstMetric(c.state, gauge, 1, s.Account, string(s.State))
 		ch <- prometheus.MustNewConstMetric(c.mailboxes, gauge, float64(len(s.Mailboxes)), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.serverMessages, gauge, float64(n), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.logins, counter, float64(s.Counters.Logins), s.Account)
@@ -86,34 +73,26 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.bytes, counter, float64(s.Counters.Bytes), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.skipped, counter, float64(s.Counters.Skipped), s.Account)
 	}
-	st := &c.sink.stats
+	st := &c.s.sink.stats
 	ch <- prometheus.MustNewConstMetric(c.storeBatches, counter, float64(st.batches.Load()))
 	ch <- prometheus.MustNewConstMetric(c.storeMessages, counter, float64(st.messages.Load()))
 	ch <- prometheus.MustNewConstMetric(c.storeErrors, counter, float64(st.errors.Load()))
 	ch <- prometheus.MustNewConstMetric(c.storeS, counter, time.Duration(st.storeNanos.Load()).Seconds())
+	running := map[JobKind]int{JobImport: 0, JobVerify: 0, JobReindex: 0}
+	for _, j := range c.s.jobs.list(Operator()) {
+		if j.State == JobRunning {
+			running[j.Kind]++
+		}
+	}
+	for k, n := range running {
+		ch <- prometheus.MustNewConstMetric(c.jobsRunning, gauge, float64(n), string(k))
+	}
 }
 
-// metricsHandler serves the metrics of hs and sink, with the process and
-// Go runtime collectors.
-func metricsHandler(hs []*harvest.Harvester, sink *archiveSink) http.Handler {
+// MetricsHandler serves the service's metrics with the process and Go
+// runtime collectors.
+func (s *Service) MetricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(hs, sink), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	reg.MustRegister(newCollector(s), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
-}
-
-// serveMetrics serves GET /metrics on addr until ctx is done.
-func serveMetrics(ctx context.Context, addr string, h http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("metrics_listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	stop := context.AfterFunc(ctx, func() { srv.Close() })
-	defer stop()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package web
+package service
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,44 +17,20 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" driver
 )
 
-// Roles. An admin may do everything; an auditor searches and reads every
-// account, read-only; a user sees only the accounts assigned to them.
-const (
-	RoleAdmin   = "admin"
-	RoleAuditor = "auditor"
-	RoleUser    = "user"
-)
-
-// User is a person or script allowed in.
+// User is a person or script allowed in through the web UI or the API.
 type User struct {
 	Name     string   `json:"name"`
-	Role     string   `json:"role"`
+	Role     Role     `json:"role"`
 	Accounts []string `json:"accounts"` // for RoleUser: the archive accounts they may see
 }
 
-// Sees reports whether u may see mail of account.
-func (u *User) Sees(account string) bool {
-	return u.Role == RoleAdmin || u.Role == RoleAuditor || slices.Contains(u.Accounts, account)
+// Caller is u asking from remote.
+func (u *User) Caller(remote string) Caller {
+	return Caller{Name: u.Name, Role: u.Role, Accounts: u.Accounts, Remote: remote}
 }
 
-// Scope narrows requested accounts to those u may see. An empty request
-// means all u may see; nil with ok true means no restriction (admin,
-// auditor). ok is false when a requested account is not u's to see.
-func (u *User) Scope(requested []string) (accounts []string, ok bool) {
-	all := u.Role == RoleAdmin || u.Role == RoleAuditor
-	if len(requested) == 0 {
-		if all {
-			return nil, true
-		}
-		return slices.Clone(u.Accounts), true
-	}
-	for _, a := range requested {
-		if !u.Sees(a) {
-			return nil, false
-		}
-	}
-	return requested, true
-}
+// UsersFile is the user store's file in the data directory.
+const UsersFile = "users.db"
 
 // Users is the user, token and audit store: users.db in the data
 // directory, beside (not inside) the archive's catalog. It is safe for
@@ -88,14 +63,14 @@ CREATE TABLE IF NOT EXISTS audit (  -- who did what, when: logins, searches, rea
 
 // OpenUsers opens (creating when needed) the user store of data directory dir.
 func OpenUsers(dir string) (*Users, error) {
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "users.db")+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, UsersFile)+
 		"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)")
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
 	if _, err := db.Exec(usersSchema); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("users: %s: %w", filepath.Join(dir, "users.db"), err)
+		return nil, fmt.Errorf("users: %s: %w", filepath.Join(dir, UsersFile), err)
 	}
 	return &Users{db: db}, nil
 }
@@ -110,7 +85,7 @@ var ErrNoUser = errors.New("no such user")
 // say which.
 var ErrBadLogin = errors.New("wrong user name or password")
 
-func validRole(role string) error {
+func validRole(role Role) error {
 	switch role {
 	case RoleAdmin, RoleAuditor, RoleUser:
 		return nil

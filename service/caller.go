@@ -1,0 +1,177 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"mailvault/query"
+)
+
+// Role says what a caller may do.
+type Role string
+
+const (
+	// RoleAdmin sees every account and runs jobs.
+	RoleAdmin Role = "admin"
+	// RoleAuditor sees every account, read-only.
+	RoleAuditor Role = "auditor"
+	// RoleUser sees only the accounts assigned to them.
+	RoleUser Role = "user"
+	// RoleOperator is whoever runs the mailvault command on the host, through
+	// the local socket or by opening the archive: they can read the data
+	// directory anyway, so they see everything and run jobs.
+	RoleOperator Role = "operator"
+)
+
+// Caller is who asks. Every method of Service that reads mail takes one and
+// applies its scope before a query runs: the front doors pass it on and
+// filter nothing themselves.
+type Caller struct {
+	Name     string
+	Role     Role
+	Accounts []string // for RoleUser: the archive accounts they may see
+	// Remote is where the request came from (an address, "local socket"),
+	// for the audit trail.
+	Remote string
+}
+
+// Operator is the local operator (the CLI on the host).
+func Operator() Caller { return Caller{Name: "operator", Role: RoleOperator, Remote: "local"} }
+
+// SeesAll reports whether c sees every account.
+func (c Caller) SeesAll() bool {
+	return c.Role == RoleAdmin || c.Role == RoleAuditor || c.Role == RoleOperator
+}
+
+// Sees reports whether c may see mail of account.
+func (c Caller) Sees(account string) bool {
+	return c.SeesAll() || c.Role == RoleUser && slices.Contains(c.Accounts, account)
+}
+
+// RunsJobs reports whether c may start and cancel jobs (imports, verify,
+// reindex).
+func (c Caller) RunsJobs() bool { return c.Role == RoleAdmin || c.Role == RoleOperator }
+
+// Errors of the service API. Front doors map them to their own answers
+// (404, 422, exit code 2) with errors.Is; the message says what to do.
+var (
+	// ErrNotFound: no such message, account or job — or one the caller may
+	// not see, which answers the same, so that existence does not leak.
+	ErrNotFound = errors.New("not found")
+	// ErrBadRequest: the query or a parameter is malformed, or the search
+	// must be narrowed; the message says how.
+	ErrBadRequest = errors.New("bad request")
+	// ErrForbidden: the caller may not do this at all (a job as a user).
+	// Never used for data, which answers ErrNotFound.
+	ErrForbidden = errors.New("forbidden")
+	// ErrBusy: a job of this kind is already running.
+	ErrBusy = errors.New("busy")
+)
+
+// userError is an error whose text is for the caller, classified by kind.
+type userError struct {
+	kind error
+	msg  string
+}
+
+func (e *userError) Error() string { return e.msg }
+func (e *userError) Unwrap() error { return e.kind }
+
+func errorf(kind error, format string, args ...any) error {
+	return &userError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// scopeAccounts narrows requested accounts to what c may see. nil means
+// every account (c sees all and asked for none). A requested account c may
+// not see answers ErrNotFound, as one that does not exist would.
+func (c Caller) scopeAccounts(requested []string) ([]string, error) {
+	for _, a := range requested {
+		if !c.Sees(a) {
+			return nil, errorf(ErrNotFound, "no such account: %s", a)
+		}
+	}
+	if len(requested) > 0 {
+		return slices.Clone(requested), nil
+	}
+	if c.SeesAll() {
+		return nil, nil
+	}
+	if len(c.Accounts) == 0 {
+		return nil, errorf(ErrNotFound, "no account to search: user %s has none assigned", c.Name)
+	}
+	return slices.Clone(c.Accounts), nil
+}
+
+// restrict rewrites a query for a caller who sees only some accounts, so
+// that no term can match through an account outside them:
+//
+//   - account:X for an account X the caller may not see matches nothing
+//     (whether X exists or not), so `account:bob` cannot tell alice which
+//     of her messages bob also holds;
+//   - mailbox:M becomes "M in one of the caller's accounts" (query.Place),
+//     so that it cannot match through another account's mailbox of that
+//     name.
+//
+// Together with the account filter applied by the archive (every hit has an
+// occurrence in the caller's accounts), totals and facets then count only
+// what the caller may see. Callers who see everything get n unchanged.
+func (c Caller) restrict(n query.Node) query.Node {
+	if c.SeesAll() {
+		return n
+	}
+	var walk func(query.Node) query.Node
+	walk = func(n query.Node) query.Node {
+		switch n := n.(type) {
+		case query.And:
+			out := make([]query.Node, len(n.Nodes))
+			for i, x := range n.Nodes {
+				out[i] = walk(x)
+			}
+			return query.And{Nodes: out}
+		case query.Or:
+			out := make([]query.Node, len(n.Nodes))
+			for i, x := range n.Nodes {
+				out[i] = walk(x)
+			}
+			return query.Or{Nodes: out}
+		case query.Not:
+			return query.Not{Node: walk(n.Node)}
+		case query.Account:
+			if c.Sees(n.Name) {
+				return n
+			}
+			return query.Or{} // matches nothing
+		case query.Mailbox:
+			places := make([]query.Node, 0, len(c.Accounts))
+			for _, a := range c.Accounts {
+				places = append(places, query.Place{Account: a, Mailbox: n.Name})
+			}
+			return query.Or{Nodes: places}
+		case query.Place:
+			if c.Sees(n.Account) {
+				return n
+			}
+			return query.Or{}
+		}
+		return n
+	}
+	return walk(n)
+}
+
+// auditText keeps a user-supplied string on one line of bounded length for
+// the audit trail.
+func auditText(s string) string {
+	const max = 2000
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}

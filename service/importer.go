@@ -1,0 +1,312 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"mailvault/indexer"
+	"mailvault/indexer/catalog"
+	"mailvault/indexer/mailfile"
+	"mailvault/indexer/store"
+)
+
+// File import: the second source beside IMAP harvest. Mail read from
+// Maildir, Maildir++ and mbox files gets stable occurrence keys like mail
+// from a server: each mailbox gets a UIDVALIDITY when first imported (the
+// Unix time then) and each new message the next UID, in file order.
+//
+// The dedup rule: a message counts as already imported when the mailbox
+// already holds as many copies of its content (sha256) as the import has
+// seen so far. So running the same import again adds nothing, an import
+// killed at any point (or whose serve was killed) can simply be run again,
+// and mail added to the Maildir since is picked up with new UIDs. Nothing
+// deduplicates by Message-ID.
+
+// ImportRequest is one import.
+type ImportRequest struct {
+	Account string `json:"account"`
+	// Mailbox names a single Maildir or mbox, or prefixes a Maildir++ tree;
+	// "" names a Maildir INBOX and an mbox after its file.
+	Mailbox string `json:"mailbox,omitempty"`
+	// Paths are read by the process that runs the import: absolute when
+	// handed to a daemon.
+	Paths []string `json:"paths"`
+}
+
+// ImportSummary is what an import did.
+type ImportSummary struct {
+	Stored      int     `json:"stored"`          // new content: blob + message + occurrence
+	Linked      int     `json:"linked"`          // known content in a new place: occurrence only
+	Present     int     `json:"already_present"` // skipped: already in the archive
+	ParseErrors int     `json:"parse_errors"`    // stored, but flagged with a parse error
+	FileErrors  int     `json:"file_errors"`     // files or paths that could not be read
+	Seconds     float64 `json:"seconds"`
+	// Notes are the problems met (unreadable files, odd mbox lines), the
+	// first maxNotes of them, each naming its file.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Imported counts the messages added (stored or linked).
+func (s ImportSummary) Imported() int { return s.Stored + s.Linked }
+
+const maxNotes = 200
+
+// importBatch caps the messages and raw bytes handed to one Ingest call.
+const (
+	importBatchMessages = 256
+	importBatchBytes    = 16 << 20
+)
+
+// StartImport starts an import job for c. Its result is an ImportSummary.
+// Imports run one at a time, in order.
+func (s *Service) StartImport(c Caller, req ImportRequest) (JobInfo, error) {
+	if req.Account == "" || len(req.Paths) == 0 {
+		return JobInfo{}, errorf(ErrBadRequest, "import: an account and at least one path are required")
+	}
+	for _, p := range req.Paths {
+		if !filepath.IsAbs(p) {
+			return JobInfo{}, errorf(ErrBadRequest, "import: path %q is not absolute (the daemon has its own working directory)", p)
+		}
+	}
+	what := fmt.Sprintf("account %s: %s", req.Account, strings.Join(req.Paths, " "))
+	info, err := s.jobs.start(c, JobImport, what, func(ctx context.Context, progress func(int, int)) (any, error) {
+		sum, err := Import(ctx, s.a, req, progress, func(note string) { s.log.Warn("import", "account", req.Account, "note", note) })
+		return sum, err
+	})
+	if err == nil {
+		err = s.audit(context.Background(), c, "job-start", "import "+info.ID+" "+what)
+	}
+	return info, err
+}
+
+// Import reads the mail of req into a and returns what it did; the summary
+// is complete also when err is not nil (everything imported so far is kept).
+// A path or file that cannot be read is noted (and passed to note, when not
+// nil) and the rest is imported; progress, when not nil, is called with the
+// messages done and the total.
+func Import(ctx context.Context, a *indexer.Archive, req ImportRequest, progress func(done, total int), note func(string)) (*ImportSummary, error) {
+	start := time.Now()
+	imp := &importer{a: a, account: req.Account, sum: &ImportSummary{}, noteFn: note}
+	defer func() { imp.sum.Seconds = time.Since(start).Seconds() }()
+	// Find every mailbox first, so progress can show a total.
+	var boxes []mailfile.Mailbox
+	total := 0
+	for _, p := range req.Paths {
+		found, err := mailfile.Discover(p, req.Mailbox)
+		if err != nil {
+			imp.note(err.Error())
+			imp.sum.FileErrors++
+			continue
+		}
+		for _, mb := range found {
+			n, err := mailfile.Count(mb)
+			if err != nil {
+				imp.note(err.Error())
+			}
+			total += n
+		}
+		boxes = append(boxes, found...)
+	}
+	// Finish indexing whatever an interrupted run left behind. A message whose
+	// blob is unreadable stays unindexed (verify names it); importing goes on.
+	if err := a.CatchUp(ctx, nil); err != nil {
+		if ctx.Err() != nil {
+			return imp.sum, ctx.Err()
+		}
+		imp.note(err.Error())
+	}
+	done := 0
+	var mu sync.Mutex
+	advance := func(n int) {
+		mu.Lock()
+		done += n
+		d := done
+		mu.Unlock()
+		if progress != nil {
+			progress(d, max(total, d))
+		}
+	}
+	for _, box := range boxes {
+		if err := imp.mailbox(ctx, box, advance); err != nil {
+			var we *walkError
+			if !errors.As(err, &we) {
+				return imp.sum, err
+			}
+			imp.note(err.Error())
+			imp.sum.FileErrors++
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		return imp.sum, err
+	}
+	if imp.sum.Imported() > 0 {
+		return imp.sum, a.Compact(ctx)
+	}
+	return imp.sum, nil
+}
+
+type importer struct {
+	a       *indexer.Archive
+	account string
+	noteFn  func(string)
+
+	mu  sync.Mutex // guards sum.Notes and sum.FileErrors, written by the walker too
+	sum *ImportSummary
+}
+
+func (imp *importer) note(s string) {
+	imp.mu.Lock()
+	if len(imp.sum.Notes) < maxNotes {
+		imp.sum.Notes = append(imp.sum.Notes, s)
+	}
+	imp.mu.Unlock()
+	if imp.noteFn != nil {
+		imp.noteFn(s)
+	}
+}
+
+// mailbox imports one mailbox. Reading files runs in its own goroutine, one
+// batch ahead of Ingest, so disk reads overlap hashing and indexing.
+func (imp *importer) mailbox(ctx context.Context, box mailfile.Mailbox, advance func(int)) error {
+	a, sum := imp.a, imp.sum
+	mb, err := a.EnsureMailbox(ctx, imp.account, box.Name, catalog.SourceImport, uint32(time.Now().Unix()))
+	if err != nil {
+		return err
+	}
+	if mb.Source != catalog.SourceImport {
+		return fmt.Errorf("mailbox %q of account %q is harvested from IMAP; import into another account or --mailbox", box.Name, imp.account)
+	}
+	have, uid, err := a.ImportState(ctx, mb)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []indexer.Item, 1)
+	walkErr := make(chan error, 1)
+	seen := map[store.Key]int{}
+	present := 0
+	go func() {
+		defer close(batches)
+		var batch []indexer.Item
+		size := 0
+		send := func() bool {
+			if len(batch) == 0 {
+				return true
+			}
+			select {
+			case batches <- batch:
+				batch, size = nil, 0
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		err := box.Walk(func(m mailfile.Message) error {
+			k := store.KeyOf(m.Raw)
+			seen[k]++
+			if seen[k] <= have[k] {
+				present++
+				return nil
+			}
+			if m.Note != "" {
+				imp.note(m.Source + ": " + m.Note)
+			}
+			batch = append(batch, indexer.Item{
+				Account: imp.account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, UID: uid,
+				Flags: m.Flags, InternalDate: m.InternalDate, Raw: m.Raw,
+			})
+			uid++
+			size += len(m.Raw)
+			if len(batch) >= importBatchMessages || size >= importBatchBytes {
+				if !send() {
+					return ctx.Err()
+				}
+			}
+			return nil
+		}, func(err error) {
+			imp.note(err.Error())
+			imp.mu.Lock()
+			sum.FileErrors++
+			imp.mu.Unlock()
+		})
+		// Whatever was read before a fatal read error is still imported.
+		if !send() && err == nil {
+			err = ctx.Err()
+		}
+		walkErr <- err
+	}()
+	// Three stages run at once: the walker reads files, Prepare hashes, parses
+	// and compresses batch n+1 while Commit makes batch n durable (mostly
+	// waiting on fsync), so both cores stay busy.
+	prepared := make(chan *indexer.Prepared, 1)
+	committed := make(chan error, 1)
+	go func() {
+		var err error
+		for p := range prepared {
+			if err != nil {
+				p.Abort()
+				continue
+			}
+			var results []indexer.Result
+			if results, err = a.Commit(ctx, p); err != nil {
+				cancel()
+				continue
+			}
+			for _, r := range results {
+				switch r.Outcome {
+				case indexer.Stored:
+					sum.Stored++
+				case indexer.Linked:
+					sum.Linked++
+				case indexer.Present:
+					sum.Present++
+				}
+				if r.ParseError != "" && r.Outcome != indexer.Present {
+					sum.ParseErrors++
+				}
+			}
+			advance(len(results))
+		}
+		committed <- err
+	}()
+	var prepErr error
+	for batch := range batches {
+		if prepErr != nil {
+			continue // drain so the walker can finish
+		}
+		p, err := a.Prepare(ctx, batch)
+		if err != nil {
+			prepErr = err
+			cancel()
+			continue
+		}
+		prepared <- p
+	}
+	close(prepared)
+	commitErr := <-committed
+	werr := <-walkErr
+	// present is written by the walker goroutine, which has finished now.
+	sum.Present += present
+	advance(present)
+	if err := errors.Join(prepErr, commitErr); err != nil {
+		return err
+	}
+	if werr != nil && !errors.Is(werr, context.Canceled) {
+		return &walkError{fmt.Errorf("import %s: %w", box.Path, werr)}
+	}
+	return ctx.Err()
+}
+
+// walkError is a mailbox that could not be read to its end: reported, and the
+// import goes on with the next one.
+type walkError struct{ err error }
+
+func (e *walkError) Error() string { return e.err.Error() }
+func (e *walkError) Unwrap() error { return e.err }

@@ -1,0 +1,137 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"mailvault/indexer"
+)
+
+// Message returns the message whose sha256 is id if c may see it (some
+// occurrence in c's accounts), with those occurrences. It audits a read.
+func (s *Service) Message(ctx context.Context, c Caller, id string) (*Hit, error) {
+	h, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.audit(ctx, c, "read", h.SHA256); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Raw returns the message id byte-exact, if c may see it, and audits a
+// download. What reads mail to show it (the web's message page) calls Raw
+// with the action "read"; what hands the bytes out, with "download".
+func (s *Service) Raw(ctx context.Context, c Caller, id, action string) (*Hit, []byte, error) {
+	h, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := s.a.Raw(h.SHA256)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read message %s from the store (`mailvault verify` checks the store): %w", h.SHA256, err)
+	}
+	if err := s.audit(ctx, c, action, h.SHA256); err != nil {
+		return nil, nil, err
+	}
+	return h, raw, nil
+}
+
+// lookup finds message id within c's scope, unaudited. A message c may not
+// see answers exactly like one that does not exist.
+func (s *Service) lookup(ctx context.Context, c Caller, id string) (*Hit, error) {
+	id = strings.ToLower(id)
+	h, err := s.a.Message(ctx, id)
+	if err != nil {
+		if errors.Is(err, indexer.ErrNoMessage) {
+			return nil, errorf(ErrNotFound, "no such message: %s", clipID(id))
+		}
+		return nil, err
+	}
+	hit, ok := scopedHit(c, *h)
+	if !ok {
+		return nil, errorf(ErrNotFound, "no such message: %s", clipID(id))
+	}
+	return &hit, nil
+}
+
+func clipID(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "…"
+	}
+	return id
+}
+
+// ThreadEntry is a message a thread refers to: the message, when the
+// archive holds it and c may see it, or only its Message-ID.
+type ThreadEntry struct {
+	MessageID string `json:"message_id"`
+	Hit       *Hit   `json:"hit,omitempty"`
+}
+
+// Thread resolves the Message-IDs a message refers to (References, then
+// In-Reply-To), in that order, within c's scope.
+func (s *Service) Thread(ctx context.Context, c Caller, refs []string) ([]ThreadEntry, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	found, err := s.a.ByMessageID(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ThreadEntry, 0, len(refs))
+	for _, r := range refs {
+		e := ThreadEntry{MessageID: r}
+		for _, sha := range found[r] {
+			if h, err := s.lookup(ctx, c, sha); err == nil {
+				e.Hit = h
+				break
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Replies returns the messages that refer to Message-ID id, within c's
+// scope, at most limit.
+func (s *Service) Replies(ctx context.Context, c Caller, id string, limit int) ([]Hit, error) {
+	if id == "" {
+		return nil, nil
+	}
+	shas, err := s.a.Replies(ctx, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []Hit
+	for _, sha := range shas {
+		if h, err := s.lookup(ctx, c, sha); err == nil {
+			out = append(out, *h)
+		}
+	}
+	return out, nil
+}
+
+// Accounts returns the accounts in the archive that c may see.
+func (s *Service) Accounts(ctx context.Context, c Caller) ([]string, error) {
+	all, err := s.a.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(a string) bool { return !c.Sees(a) }), nil
+}
+
+// Peek returns the bytes of message id, in c's scope, to show part of it
+// beside a search result (a snippet). It is not audited on its own: the
+// search that listed it was, and nothing of it leaves but the snippet.
+func (s *Service) Peek(ctx context.Context, c Caller, id string) ([]byte, error) {
+	h, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.a.Raw(h.SHA256)
+}

@@ -1,0 +1,248 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"mailvault/indexer"
+	"mailvault/query"
+)
+
+// Syntax is a query language.
+type Syntax string
+
+const (
+	// SyntaxHuman is the archive's own language (query.ParseHuman).
+	SyntaxHuman Syntax = "human"
+	// SyntaxIMAP is IMAP SEARCH criteria (query.ParseIMAP), answered like
+	// UID SEARCH in each mailbox in scope.
+	SyntaxIMAP Syntax = "imap"
+)
+
+// MaxLimit is the most hits one page may hold.
+const MaxLimit = 1000
+
+// SearchRequest is one search, in either syntax, over any set of accounts
+// and mailboxes.
+type SearchRequest struct {
+	Query  string `json:"query"`
+	Syntax Syntax `json:"syntax"` // "" is SyntaxHuman
+	// Accounts and Mailboxes narrow the search (empty: everything the
+	// caller may see). An account the caller may not see is ErrNotFound.
+	Accounts  []string `json:"accounts,omitempty"`
+	Mailboxes []string `json:"mailboxes,omitempty"`
+	// Limit is the page size (default 50, at most MaxLimit); Offset skips.
+	Limit  int `json:"limit,omitempty"`
+	Offset int `json:"offset,omitempty"`
+	// After continues a date-ordered human search after the hit whose sort
+	// key this is (SearchResult.After), instead of Offset.
+	After       []string `json:"after,omitempty"`
+	ByRelevance bool     `json:"by_relevance,omitempty"`
+	// Facets asks for counts over all matches (human syntax).
+	Facets bool `json:"facets,omitempty"`
+	// IncludeExpunged searches the copies a server has expunged too (IMAP
+	// syntax; the human syntax always includes them).
+	IncludeExpunged bool `json:"include_expunged,omitempty"`
+}
+
+// Hit is one message and the occurrences of it the caller may see.
+type Hit struct {
+	SHA256      string               `json:"sha256"`
+	Date        string               `json:"date"` // RFC 3339 in the message's own zone; "" without a valid Date:
+	From        string               `json:"from"`
+	Subject     string               `json:"subject"`
+	Size        int64                `json:"size"`
+	ParseError  string               `json:"parse_error,omitempty"`
+	Occurrences []indexer.Occurrence `json:"occurrences"`
+}
+
+// MailboxAnswer is the answer of an IMAP-syntax search in one mailbox: what
+// `UID SEARCH` would say, and how it was found.
+type MailboxAnswer struct {
+	Account     string           `json:"account"`
+	Mailbox     string           `json:"mailbox"`
+	UIDValidity uint32           `json:"uidvalidity"`
+	UIDs        []uint32         `json:"uids"`
+	Plan        indexer.IMAPPlan `json:"plan"`
+}
+
+// SearchResult is one page of a search.
+type SearchResult struct {
+	// Total counts matching messages (human syntax) or matching
+	// occurrences (IMAP syntax), over all pages, within the caller's scope.
+	Total uint64 `json:"total"`
+	Hits  []Hit  `json:"hits"`
+	// After is the sort key of the last hit (date-ordered human syntax),
+	// for SearchRequest.After.
+	After  []string        `json:"after,omitempty"`
+	Facets *indexer.Facets `json:"facets,omitempty"`
+	// Mailboxes holds, for the IMAP syntax, each mailbox's own answer.
+	Mailboxes []MailboxAnswer `json:"mailboxes,omitempty"`
+	Query     string          `json:"query"` // the query as understood
+	Syntax    Syntax          `json:"syntax"`
+	TookMS    float64         `json:"took_ms"`
+}
+
+// Parse parses a query in syntax (for a front door that wants the tree, to
+// mark the words in snippets, say).
+func Parse(syntax Syntax, q string) (query.Node, error) {
+	var n query.Node
+	var err error
+	switch syntax {
+	case SyntaxHuman, "":
+		n, err = query.ParseHuman(q)
+	case SyntaxIMAP:
+		n, err = query.ParseIMAP(q)
+	default:
+		return nil, errorf(ErrBadRequest, "syntax %q: want human or imap", syntax)
+	}
+	if err != nil {
+		return nil, errorf(ErrBadRequest, "%v", err)
+	}
+	return n, nil
+}
+
+// Search answers req for c. The caller's scope is applied before the query
+// runs: accounts narrowed, account: and mailbox: terms rewritten (see
+// Caller.restrict), so that totals, facets and hits count nothing c may not
+// see. Every search is recorded in the audit trail.
+func (s *Service) Search(ctx context.Context, c Caller, req SearchRequest) (*SearchResult, error) {
+	begin := time.Now()
+	if req.Syntax == "" {
+		req.Syntax = SyntaxHuman
+	}
+	if req.Limit == 0 {
+		req.Limit = 50
+	}
+	if req.Limit < 1 || req.Limit > MaxLimit {
+		return nil, errorf(ErrBadRequest, "limit %d: want 1 to %d", req.Limit, MaxLimit)
+	}
+	if req.Offset < 0 || req.Offset > maxOffset {
+		return nil, errorf(ErrBadRequest, "offset %d: want 0 to %d (page by the cursor instead)", req.Offset, maxOffset)
+	}
+	n, err := Parse(req.Syntax, req.Query)
+	if err != nil {
+		return nil, err
+	}
+	accounts, err := c.scopeAccounts(req.Accounts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.audit(ctx, c, "search", string(req.Syntax)+": "+req.Query); err != nil {
+		return nil, err
+	}
+	var res *SearchResult
+	if req.Syntax == SyntaxIMAP {
+		res, err = s.searchIMAP(ctx, c, n, accounts, req)
+	} else {
+		res, err = s.searchHuman(ctx, c, n, accounts, req)
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	res.Query, res.Syntax = req.Query, req.Syntax
+	res.TookMS = float64(time.Since(begin).Microseconds()) / 1000
+	return res, nil
+}
+
+// maxOffset bounds offset paging: past it, a page costs a sort of that many
+// hits; the cursor (After) pages deep at the cost of the first page.
+const maxOffset = 100_000
+
+// classify turns the archive's caller-fixable errors into ErrBadRequest.
+func classify(err error) error {
+	if errors.Is(err, indexer.ErrTooBroad) || errors.Is(err, indexer.ErrNoMailbox) {
+		return errorf(ErrBadRequest, "%v", err)
+	}
+	return err
+}
+
+func (s *Service) searchHuman(ctx context.Context, c Caller, n query.Node, accounts []string, req SearchRequest) (*SearchResult, error) {
+	o := &indexer.SearchOptions{Accounts: accounts, Mailboxes: req.Mailboxes, Limit: req.Limit, Offset: req.Offset,
+		ByRelevance: req.ByRelevance, Facets: req.Facets}
+	if !req.ByRelevance && len(req.After) > 0 {
+		if len(req.After) != 2 {
+			return nil, errorf(ErrBadRequest, "bad page position: pass the previous page's cursor as it is")
+		}
+		o.Offset, o.After = 0, req.After
+	}
+	r, err := s.a.Search(ctx, c.restrict(n), o)
+	if err != nil {
+		return nil, err
+	}
+	out := &SearchResult{Total: r.Total, Hits: make([]Hit, 0, len(r.Hits)), After: r.After, Facets: r.Facets}
+	for _, h := range r.Hits {
+		if hit, ok := scopedHit(c, h); ok {
+			out.Hits = append(out.Hits, hit)
+		}
+	}
+	if f := out.Facets; f != nil {
+		f.Places = slices.DeleteFunc(f.Places, func(p indexer.PlaceCount) bool { return !c.Sees(p.Account) })
+	}
+	return out, nil
+}
+
+func (s *Service) searchIMAP(ctx context.Context, c Caller, n query.Node, accounts []string, req SearchRequest) (*SearchResult, error) {
+	all, err := s.a.Mailboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &SearchResult{Hits: []Hit{}}
+	var hits []Hit
+	for _, mb := range all {
+		if accounts != nil && !slices.Contains(accounts, mb.Account) || !c.Sees(mb.Account) ||
+			len(req.Mailboxes) > 0 && !slices.ContainsFunc(req.Mailboxes, func(m string) bool {
+				return query.CanonicalMailbox(m) == query.CanonicalMailbox(mb.Mailbox)
+			}) {
+			continue
+		}
+		r, err := s.a.SearchIMAP(ctx, mb.Account, mb.Mailbox, n, &indexer.IMAPSearchOptions{IncludeExpunged: req.IncludeExpunged})
+		if err != nil {
+			return nil, err
+		}
+		out.Mailboxes = append(out.Mailboxes, MailboxAnswer{Account: r.Account, Mailbox: r.Mailbox,
+			UIDValidity: r.UIDValidity, UIDs: r.UIDs, Plan: r.Plan})
+		for _, h := range r.Hits {
+			flags := strings.Fields(h.Flags)
+			if flags == nil {
+				flags = []string{}
+			}
+			hits = append(hits, Hit{SHA256: fmt.Sprintf("%x", h.SHA256), Date: h.Date, From: h.From, Subject: h.Subject,
+				Size: h.Size, ParseError: h.ParseError,
+				Occurrences: []indexer.Occurrence{{Account: r.Account, Mailbox: r.Mailbox, UIDValidity: r.UIDValidity, UID: h.UID,
+					Flags: flags, Expunged: h.Expunged,
+					URL: indexer.MessageURL(r.AccountURL, r.Account, r.Mailbox, r.UIDValidity, h.UID)}}})
+		}
+	}
+	if len(out.Mailboxes) == 0 {
+		return nil, errorf(ErrNotFound, "no mailbox in the archive matches accounts %v and mailboxes %v (`mailvault status` lists them)", req.Accounts, req.Mailboxes)
+	}
+	out.Total = uint64(len(hits))
+	if req.Offset < len(hits) {
+		out.Hits = hits[req.Offset:min(len(hits), req.Offset+req.Limit)]
+	}
+	return out, nil
+}
+
+// scopedHit keeps the occurrences of h that c may see; ok is false when
+// none is left.
+func scopedHit(c Caller, h indexer.Hit) (Hit, bool) {
+	out := Hit{SHA256: h.SHA256, From: h.From, Subject: h.Subject, Size: h.Size, ParseError: h.ParseError,
+		Occurrences: []indexer.Occurrence{}}
+	if !h.Date.IsZero() {
+		out.Date = h.Date.Format(time.RFC3339)
+	}
+	for _, o := range h.Occurrences {
+		if c.Sees(o.Account) {
+			if o.Flags == nil {
+				o.Flags = []string{}
+			}
+			out.Occurrences = append(out.Occurrences, o)
+		}
+	}
+	return out, len(out.Occurrences) > 0
+}

@@ -1,0 +1,64 @@
+package service
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"mailvault/harvest"
+	"mailvault/indexer"
+)
+
+// Sink is harvest.Sink over the archive: what the harvesters fetch goes
+// straight into indexer.Ingest (harvest.Message is indexer.Item), and the
+// mailbox bookkeeping into the catalog through the archive.
+type Sink struct {
+	a     *indexer.Archive
+	stats sinkStats
+}
+
+// sinkStats count what the harvesters asked the archive to do, for metrics.
+type sinkStats struct {
+	batches, messages, errors atomic.Int64
+	storeNanos                atomic.Int64
+}
+
+// NewSink returns a Sink over a.
+func NewSink(a *indexer.Archive) *Sink { return &Sink{a: a} }
+
+func (s *Sink) Checkpoint(ctx context.Context, account, accountURL, mailbox string, uidvalidity uint32) (uint32, error) {
+	next, _, err := s.a.OpenEpoch(ctx, account, accountURL, mailbox, uidvalidity)
+	return next, err
+}
+
+func (s *Sink) Store(ctx context.Context, msgs []harvest.Message) error {
+	items := make([]indexer.Item, len(msgs))
+	for i, m := range msgs {
+		items[i] = indexer.Item(m)
+	}
+	begin := time.Now()
+	_, err := s.a.Ingest(ctx, items)
+	s.stats.storeNanos.Add(int64(time.Since(begin)))
+	if err != nil {
+		s.stats.errors.Add(1)
+		return err
+	}
+	s.stats.batches.Add(1)
+	s.stats.messages.Add(int64(len(msgs)))
+	return nil
+}
+
+func (s *Sink) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) error {
+	_, _, err := s.a.Reconcile(ctx, account, mailbox, uidvalidity, flags)
+	return err
+}
+
+func (s *Sink) Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error {
+	return s.a.Skip(ctx, account, mailbox, uidvalidity, uid, reason)
+}
+
+func (s *Sink) MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error) {
+	return s.a.MailboxesGone(ctx, account, onServer)
+}
+
+var _ harvest.Sink = (*Sink)(nil)
