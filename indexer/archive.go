@@ -80,10 +80,9 @@ type Archive struct {
 	dirtyMu sync.Mutex
 	dirty   map[int64]struct{}
 
-	// The embedded defaults behind store and cat, for the deprecated
-	// Catalog and Store accessors only.
+	// fsStore is the filesystem store behind store (the default), for what
+	// only it has: the sweep of a crashed writer's temporary files.
 	fsStore *store.Store
-	sqlCat  *catalog.Catalog
 
 	writer *writer // nil when read-only
 
@@ -147,15 +146,16 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		return nil, err
 	}
 	a.store = a.fsStore
+	var cat *catalog.Catalog
 	if a.opts.ReadOnly {
-		a.sqlCat, err = catalog.OpenReadOnly(filepath.Join(dir, "catalog.db"))
+		cat, err = catalog.OpenReadOnly(filepath.Join(dir, "catalog.db"))
 	} else {
-		a.sqlCat, err = catalog.Open(filepath.Join(dir, "catalog.db"))
+		cat, err = catalog.Open(filepath.Join(dir, "catalog.db"))
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.cat = a.sqlCat
+	a.cat = cat
 	indexDir := filepath.Join(dir, indexDirName)
 	if a.opts.ReadOnly {
 		if _, err := os.Stat(indexDir); errors.Is(err, fs.ErrNotExist) {
@@ -348,20 +348,6 @@ func (a *Archive) withIndex(fn func(bleve.Index) error) error {
 
 // Dir returns the data directory.
 func (a *Archive) Dir() string { return a.dir }
-
-// Catalog returns the SQLite catalog.
-//
-// Deprecated: use the Archive's own lookups (Accounts, Mailboxes,
-// ByMessageID, CountUnindexed, ImportState, Status, Occurrences, Skipped);
-// the catalog is an implementation detail behind a seam. Kept until the
-// last callers in cmd and web are gone.
-func (a *Archive) Catalog() *catalog.Catalog { return a.sqlCat }
-
-// Store returns the filesystem blob store.
-//
-// Deprecated: use Raw and Blobs; the store is an implementation detail
-// behind a seam. Kept until the last callers are gone.
-func (a *Archive) Store() *store.Store { return a.fsStore }
 
 // EnsureMailbox returns the catalog's mailbox (account, name), creating it with
 // source and uidvalidity when new.
