@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 
@@ -179,6 +180,7 @@ func (a *Archive) Reindex(ctx context.Context, progress func(done, total int)) e
 	// catalog's index state holds still until the swap is done.
 	a.commitMu.Lock()
 	defer a.commitMu.Unlock()
+	paused := time.Now()
 	if err := a.Flush(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -212,6 +214,7 @@ func (a *Archive) Reindex(ctx context.Context, progress func(done, total int)) e
 		return fmt.Errorf("reindex: %w", err)
 	}
 	swapped = true
+	a.log.Info("index rebuilt and swapped in", "messages", done, "delta", len(delta), "ingest_paused", time.Since(paused))
 	a.hook(stageSwapped)
 	os.RemoveAll(filepath.Join(a.dir, indexOldDirName))
 	badSet := map[int64]bool{}
