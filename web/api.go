@@ -18,6 +18,9 @@ type searchAnswer struct {
 	Total      uint64                  `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
 	Hits       []apiHit                `json:"hits"`
 	NextCursor string                  `json:"next_cursor,omitempty"` // pass as cursor= for the next page
+	// After is the last hit's sort key (date order): after=..&after=.. is
+	// the next page too, for clients that page by their own offsets.
+	After []string `json:"after,omitempty"`
 	TookMS     float64                 `json:"took_ms"`
 	Query      string                  `json:"query"`  // the query as understood
 	Syntax     service.Syntax          `json:"syntax"` // human or imap
@@ -88,7 +91,9 @@ func (s *Server) routeAPI(g *gin.RouterGroup, local bool) {
 	})
 }
 
-// apiSearch is GET /api/search?q=...&syntax=human|imap&account=..&mailbox=..&limit=..&cursor=..&offset=..&sort=relevance&include_expunged=1
+// apiSearch is GET /api/search?q=...&syntax=human|imap&account=..&mailbox=..&limit=..&cursor=..&sort=relevance&include_expunged=1
+// (offset=N or after=..&after=.. instead of cursor, for clients that page
+// themselves).
 func (s *Server) apiSearch(c *gin.Context) {
 	limit, err := strconv.Atoi(c.DefaultQuery("limit", "50"))
 	if err != nil || limit < 1 || limit > service.MaxLimit {
@@ -99,6 +104,13 @@ func (s *Server) apiSearch(c *gin.Context) {
 	if err != nil {
 		s.fail(c, http.StatusBadRequest, err.Error())
 		return
+	}
+	if after := c.QueryArray("after"); len(after) > 0 && c.Query("cursor") == "" {
+		if len(after) != 2 {
+			s.fail(c, http.StatusBadRequest, "after: want the two values of the previous answer's after")
+			return
+		}
+		pos.After = after
 	}
 	if o := c.Query("offset"); o != "" && c.Query("cursor") == "" {
 		// offset= is for scripts that page by number (`mailvault search
@@ -122,7 +134,7 @@ func (s *Server) apiSearch(c *gin.Context) {
 		return
 	}
 	ans := searchAnswer{Total: res.Total, Hits: wrapHits(res.Hits), TookMS: res.TookMS, Query: res.Query, Syntax: res.Syntax,
-		Mailboxes: res.Mailboxes}
+		Mailboxes: res.Mailboxes, After: res.After}
 	if next := pos.Offset + len(res.Hits); uint64(next) < res.Total && len(res.Hits) > 0 {
 		np := pagePos{Offset: next}
 		if req.Syntax != service.SyntaxIMAP && !req.ByRelevance {

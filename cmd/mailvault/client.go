@@ -138,6 +138,9 @@ func (d *daemon) search(ctx context.Context, r service.SearchRequest) (*service.
 	if r.IncludeExpunged {
 		v.Set("include_expunged", "1")
 	}
+	if len(r.After) > 0 {
+		v["after"] = r.After
+	}
 	var res service.SearchResult
 	if err := d.do(ctx, "GET", "/api/search", v, nil, &res); err != nil {
 		return nil, err

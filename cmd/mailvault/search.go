@@ -43,7 +43,7 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&withExpunged, "include-expunged", false, "with --imap: search the copies the server has expunged too")
 	fs.Var(&accounts, "account", "only mail in account `NAME` (repeatable)")
 	fs.Var(&mailboxes, "mailbox", "only mail in mailbox `NAME` (repeatable)")
-	fs.IntVar(&limit, "limit", 50, "at most `N` messages (human syntax; at most 1000)")
+	fs.IntVar(&limit, "limit", 50, "at most `N` messages (human syntax; IMAP answers are complete)")
 	fs.IntVar(&offset, "offset", 0, "skip the first `N` messages")
 	fs.StringVar(&sortBy, "sort", "date", "order: date (newest first) or relevance")
 	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
@@ -59,15 +59,15 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	if limit <= 0 || limit > service.MaxLimit || offset < 0 {
-		fmt.Fprintln(e.stderr, "mailvault search: --limit must be 1 to 1000 and --offset not negative")
+	if limit <= 0 || offset < 0 {
+		fmt.Fprintln(e.stderr, "mailvault search: --limit must be positive and --offset not negative")
 		return errUsage
 	}
 	if sortBy != "date" && sortBy != "relevance" {
 		return &exitError{code: 2, err: fmt.Errorf("--sort %q: want date or relevance", sortBy)}
 	}
 	req := service.SearchRequest{Query: strings.Join(words, " "), Syntax: service.SyntaxHuman, Accounts: accounts,
-		Mailboxes: mailboxes, Limit: limit, Offset: offset, ByRelevance: sortBy == "relevance", IncludeExpunged: withExpunged}
+		Mailboxes: mailboxes, Limit: min(limit, service.MaxLimit), Offset: offset, ByRelevance: sortBy == "relevance", IncludeExpunged: withExpunged}
 	if imapSyntax {
 		// Every matching occurrence: IMAP answers are not paged.
 		req.Syntax, req.Limit, req.Offset = service.SyntaxIMAP, service.MaxLimit, 0
@@ -85,17 +85,24 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeFn()
 	res, err := search(ctx, req)
-	if err == nil && imapSyntax {
-		// Fetch the remaining pages of occurrences.
-		for uint64(len(res.Hits)) < res.Total && err == nil {
-			req.Offset = len(res.Hits)
-			var more *service.SearchResult
-			if more, err = search(ctx, req); err == nil {
-				if len(more.Hits) == 0 {
-					break
-				}
-				res.Hits = append(res.Hits, more.Hits...)
+	// More than a page: fetch the next pages (IMAP answers are never cut;
+	// a human-syntax --limit over 1000 takes pages of 1000, date order by
+	// the sort key so that deep pages stay cheap).
+	for err == nil && uint64(offset+len(res.Hits)) < res.Total && (imapSyntax || len(res.Hits) < limit) {
+		if imapSyntax || req.ByRelevance {
+			req.Offset = offset + len(res.Hits)
+		} else {
+			req.Offset, req.After = 0, res.After
+		}
+		if !imapSyntax {
+			req.Limit = min(limit-len(res.Hits), service.MaxLimit)
+		}
+		var more *service.SearchResult
+		if more, err = search(ctx, req); err == nil {
+			if len(more.Hits) == 0 {
+				break
 			}
+			res.Hits, res.After = append(res.Hits, more.Hits...), more.After
 		}
 	}
 	if err != nil {

@@ -128,9 +128,23 @@ accounts:
 		})
 	}
 	// search works beside serve: it asks serve over the local socket.
-	var found bytes.Buffer
-	if code := run(context.Background(), &env{stdout: &found, stderr: &bytes.Buffer{}}, []string{"search", "--data", data, "--json", "zeppelin"}); code != 0 || !strings.Contains(found.String(), `"subject":"zeppelin"`) {
-		t.Fatalf("search while serving: exit %d, %q", code, found.String())
+	// Searchable is asynchronous (the index writer commits within ~200 ms):
+	// wait until status says every message is indexed.
+	waitUntil("every message indexed", func() bool {
+		out.Reset()
+		run(context.Background(), &env{stdout: &out, stderr: &bytes.Buffer{}}, []string{"status", "--data", data, "--json"})
+		indexed := 0
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var l service.MailboxStatus
+			if json.Unmarshal([]byte(line), &l) == nil {
+				indexed += l.Indexed
+			}
+		}
+		return indexed == 3
+	})
+	var found, foundErr bytes.Buffer
+	if code := run(context.Background(), &env{stdout: &found, stderr: &foundErr}, []string{"search", "--data", data, "--json", "zeppelin"}); code != 0 || !strings.Contains(found.String(), `"subject":"zeppelin"`) {
+		t.Fatalf("search while serving: exit %d, %q, stderr %q", code, found.String(), foundErr.String())
 	}
 	if code := run(context.Background(), &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}, []string{"search", "--data", data, "from:"}); code != 2 {
 		t.Fatalf("bad query while serving: exit %d, want 2", code)
