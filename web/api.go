@@ -15,16 +15,16 @@ import (
 
 // searchAnswer is the body of GET /api/search.
 type searchAnswer struct {
-	Total      uint64                  `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
-	Hits       []apiHit                `json:"hits"`
-	NextCursor string                  `json:"next_cursor,omitempty"` // pass as cursor= for the next page
+	Total      uint64   `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
+	Hits       []apiHit `json:"hits"`
+	NextCursor string   `json:"next_cursor,omitempty"` // pass as cursor= for the next page
 	// After is the last hit's sort key (date order): after=..&after=.. is
 	// the next page too, for clients that page by their own offsets.
-	After []string `json:"after,omitempty"`
-	TookMS     float64                 `json:"took_ms"`
-	Query      string                  `json:"query"`  // the query as understood
-	Syntax     service.Syntax          `json:"syntax"` // human or imap
-	Mailboxes  []service.MailboxAnswer `json:"mailboxes,omitempty"`
+	After     []string                `json:"after,omitempty"`
+	TookMS    float64                 `json:"took_ms"`
+	Query     string                  `json:"query"`  // the query as understood
+	Syntax    service.Syntax          `json:"syntax"` // human or imap
+	Mailboxes []service.MailboxAnswer `json:"mailboxes,omitempty"`
 }
 
 // apiHit is one message and where it lives (the occurrences the caller may
