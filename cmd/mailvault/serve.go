@@ -21,8 +21,9 @@ import (
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	var data, cfgPath, logFormat string
+	var data, cfgPath, logFormat, webListen string
 	fs := newFlags(e, "serve", &data)
+	fs.StringVar(&webListen, "web-listen", "", "web UI and API `ADDRESS` (host:port, or off); overrides web_listen of --config (default "+defaultWebListen+")")
 	fs.StringVar(&cfgPath, "config", "", "configuration `FILE` (YAML; see mailvault.example.yaml); without it, serve the archive in --data with no IMAP accounts")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if _, err := parse(fs, args); err != nil {
@@ -38,6 +39,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		if flagSet(fs, "data") {
 			cfg.DataDir = data
 		}
+	}
+	if webListen != "" {
+		cfg.WebListen = webListen
 	}
 	var handler slog.Handler = slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
 	if logFormat == "json" {
