@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailvault/indexer/mailfile/corpustest"
 )
 
 // crashFolders are the corpus folders the crash test imports: 3,046
@@ -35,13 +37,13 @@ var crashQueries = [][]string{
 // import of the same mail. Set MAILVAULT_CRASH_SEED to replay a run's kill
 // points (as fractions of the measured import time, which varies).
 func TestImportSurvivesSIGKILL(t *testing.T) {
-	root := corpusMaildir(t)
-	c := scanCorpus(t, root)
-	var folders []*corpusFolder
+	root := corpustest.Maildir(t)
+	c := corpustest.Scan(t, root)
+	var folders []*corpustest.Folder
 	var paths []string
 	total := 0
 	for _, name := range crashFolders {
-		f := c.folder(t, name)
+		f := c.Folder(t, name)
 		folders = append(folders, f)
 		paths = append(paths, f.Dir) // a Maildir++ folder given directly keeps its name
 		total += len(f.Files)
@@ -71,10 +73,10 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 	// Deterministic crash points first: the moment a new index appears on
 	// disk, before Bleve has persisted anything in it.
 	t.Run("ImportKilledAtIndexCreation", func(t *testing.T) {
-		killImportAtIndexCreation(t, bin, c.folder(t, "hard-ham-1"))
+		killImportAtIndexCreation(t, bin, c.Folder(t, "hard-ham-1"))
 	})
 	t.Run("ReindexKilledAtIndexCreation", func(t *testing.T) {
-		killReindexAtIndexCreation(t, bin, c.folder(t, "hard-ham-1"))
+		killReindexAtIndexCreation(t, bin, c.Folder(t, "hard-ham-1"))
 	})
 	importArgs := func(data string) []string {
 		return append([]string{"import", "--data", data, "--account", "sa", "--json"}, paths...)
@@ -198,7 +200,7 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 // checkCrashed checks an archive that went through crashes against the
 // corpus and, when want is not nil, the clean archive's answers. It runs as a
 // subtest named when, and reports whether it passed.
-func checkCrashed(t *testing.T, mv runner, data string, folders []*corpusFolder, distinct int, want map[string][]string, when string) bool {
+func checkCrashed(t *testing.T, mv runner, data string, folders []*corpustest.Folder, distinct int, want map[string][]string, when string) bool {
 	t.Helper()
 	return t.Run(when, func(t *testing.T) {
 		st := statusOf(t, mv, data, "sa")
@@ -222,12 +224,12 @@ func checkCrashed(t *testing.T, mv runner, data string, folders []*corpusFolder,
 // the new index's index_meta.json exists, and checks that running the import
 // again simply works (its help: "an import interrupted at any point can
 // simply be run again").
-func killImportAtIndexCreation(t *testing.T, bin string, f *corpusFolder) {
+func killImportAtIndexCreation(t *testing.T, bin string, f *corpustest.Folder) {
 	mv := binary(bin)
 	data := filepath.Join(t.TempDir(), "data")
 	meta := filepath.Join(data, "index", "index_meta.json")
 	args := []string{"import", "--data", data, "--account", "sa", "--json", f.Dir}
-	folders := []*corpusFolder{f}
+	folders := []*corpustest.Folder{f}
 
 	r := runBinaryKill(t, bin, 0, func() bool {
 		_, err := os.Stat(meta)
@@ -254,12 +256,12 @@ func killImportAtIndexCreation(t *testing.T, bin string, f *corpusFolder) {
 // killReindexAtIndexCreation kills a reindex as soon as its new index's
 // index_meta.json exists, and checks that an import (a no-op) then restores
 // the index.
-func killReindexAtIndexCreation(t *testing.T, bin string, f *corpusFolder) {
+func killReindexAtIndexCreation(t *testing.T, bin string, f *corpustest.Folder) {
 	mv := binary(bin)
 	data := filepath.Join(t.TempDir(), "data")
 	meta := filepath.Join(data, "index", "index_meta.json")
 	args := []string{"import", "--data", data, "--account", "sa", "--json", f.Dir}
-	folders := []*corpusFolder{f}
+	folders := []*corpustest.Folder{f}
 
 	if r := mv(t, args...); r.code != 0 {
 		t.Fatalf("import: exit %d, stderr:\n%s", r.code, r.stderr)
@@ -291,7 +293,7 @@ func killReindexAtIndexCreation(t *testing.T, bin string, f *corpusFolder) {
 }
 
 // distinctOf returns the number of distinct contents in folders.
-func distinctOf(folders []*corpusFolder) int {
+func distinctOf(folders []*corpustest.Folder) int {
 	distinct := map[string]bool{}
 	for _, f := range folders {
 		for _, h := range f.SHA {

@@ -10,40 +10,42 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailvault/indexer/mailfile/corpustest"
 )
 
 // searchFact is a search with an answer known from the corpus files
 // themselves (found with grep, find and Python's email package when the test
 // was written, not by re-implementing the search here).
 type searchFact struct {
-	args    []string       // flags and query words after --data DIR
-	total   int            // matching messages
-	exactly []msg          // when set: exactly these messages
-	perBox  map[string]int // when set: occurrences per mailbox
+	args    []string         // flags and query words after --data DIR
+	total   int              // matching messages
+	exactly []corpustest.Msg // when set: exactly these messages
+	perBox  map[string]int   // when set: occurrences per mailbox
 }
 
 // Corpus messages the facts name.
 var (
-	msgCheili      = msg{"spam-2", "00410.fb7b31cdd9d053f8b446da7ce89383fa"}
-	msgGB2312a     = msg{"spam-2", "01125.46ca779f86e1dd0a03c3ffc67b57f55e"}
-	msgGB2312b     = msg{"spam-2", "01217.d5a1734ec521c1bd55270eca3ab4acd8"}
-	msgBig5a       = msg{"spam-2", "00706.5116018237368c3633823b2d24f8ac86"}
-	msgBig5b       = msg{"spam-2", "00708.89f1f9108884517148fdbd744e18ec1e"}
-	msgQPSoftBreak = msg{"spam-2", "00924.3b34d4e598f24957151e368efcfb069b"}
-	msgHTMLOnly    = msg{"spam-2", "01353.369f79f8f31f3b18bdb5d1006207b52e"}
-	msgHTMLFrench  = msg{"spam-2", "00471.df77fa930951f79466c195052ff56816"}
-	msgHTMLAmp     = msg{"spam-1", "00321.22ec127de780c31da00ae5e1c1aa32e4"}
-	msgHTMLNumeric = msg{"spam-2", "00913.2c4aa5dfdd0ecb0331c674b73f40e924"}
-	msgQPFrench    = msg{"spam-2", "00200.2fcabc2b58baa0ebc051e3ea3dfafd8f"}
-	msgWinmail     = msg{"easy-ham-2", "01177.bead19a7b498c5c483805291331e769c"}
-	msgALSAPatch   = msg{"easy-ham-1", "01045.5f6b92624699ddf883fc56e9b158c031"}
-	msgLargest     = msg{"hard-ham-1", "00039.b2b936a8501444b213f61f9ff193b480"}
+	msgCheili      = corpustest.Msg{Group: "spam-2", ID: "00410.fb7b31cdd9d053f8b446da7ce89383fa"}
+	msgGB2312a     = corpustest.Msg{Group: "spam-2", ID: "01125.46ca779f86e1dd0a03c3ffc67b57f55e"}
+	msgGB2312b     = corpustest.Msg{Group: "spam-2", ID: "01217.d5a1734ec521c1bd55270eca3ab4acd8"}
+	msgBig5a       = corpustest.Msg{Group: "spam-2", ID: "00706.5116018237368c3633823b2d24f8ac86"}
+	msgBig5b       = corpustest.Msg{Group: "spam-2", ID: "00708.89f1f9108884517148fdbd744e18ec1e"}
+	msgQPSoftBreak = corpustest.Msg{Group: "spam-2", ID: "00924.3b34d4e598f24957151e368efcfb069b"}
+	msgHTMLOnly    = corpustest.Msg{Group: "spam-2", ID: "01353.369f79f8f31f3b18bdb5d1006207b52e"}
+	msgHTMLFrench  = corpustest.Msg{Group: "spam-2", ID: "00471.df77fa930951f79466c195052ff56816"}
+	msgHTMLAmp     = corpustest.Msg{Group: "spam-1", ID: "00321.22ec127de780c31da00ae5e1c1aa32e4"}
+	msgHTMLNumeric = corpustest.Msg{Group: "spam-2", ID: "00913.2c4aa5dfdd0ecb0331c674b73f40e924"}
+	msgQPFrench    = corpustest.Msg{Group: "spam-2", ID: "00200.2fcabc2b58baa0ebc051e3ea3dfafd8f"}
+	msgWinmail     = corpustest.Msg{Group: "easy-ham-2", ID: "01177.bead19a7b498c5c483805291331e769c"}
+	msgALSAPatch   = corpustest.Msg{Group: "easy-ham-1", ID: "01045.5f6b92624699ddf883fc56e9b158c031"}
+	msgLargest     = corpustest.Msg{Group: "hard-ham-1", ID: "00039.b2b936a8501444b213f61f9ff193b480"}
 )
 
 // corpusFacts are the searches whose answers were derived from the corpus
 // (the Maildir++ tree of scripts/fetch-corpus.sh, 6,046 files) by hand.
 // Shell commands run in the maildir/ directory.
-func corpusFacts(c *corpusInfo) []searchFact {
+func corpusFacts(c *corpustest.Corpus) []searchFact {
 	return []searchFact{
 		// Sender. Header-only grep (one message quotes "From: Tom
 		// <tomwhore@slack.net>" in its body, so a plain grep -l finds 82):
@@ -62,51 +64,51 @@ func corpusFacts(c *corpusInfo) []searchFact {
 		// RFC 2047 encoded words, decoded with Python's email.header:
 		//   ISO-8859-1 Q: "=?iso-8859-1?Q?Fw:_CD_Nua_do_dhamhsa=ED_Ch=E9il=ED?="
 		//   (grep -rl 'Ch=E9il=ED' finds only this file).
-		{args: []string{"subject:Chéilí"}, total: 1, exactly: []msg{msgCheili}},
-		{args: []string{"Chéilí"}, total: 1, exactly: []msg{msgCheili}},
+		{args: []string{"subject:Chéilí"}, total: 1, exactly: []corpustest.Msg{msgCheili}},
+		{args: []string{"Chéilí"}, total: 1, exactly: []corpustest.Msg{msgCheili}},
 		//   GB2312 B: "=?GB2312?B?uOW8/qO60rDC+cWu09HPsru21tC5+r/huOc=?=" is
 		//   "稿件：野蛮女友喜欢中国酷哥"; "=?GB2312?B?uOW8/qO60rDC+cWu09FWU6G2xKe57dOi0++htw==?="
 		//   is "稿件：野蛮女友VS《魔鬼英语》". Han is indexed per character, so
 		//   the word matches as a phrase.
-		{args: []string{"subject:中国酷哥"}, total: 1, exactly: []msg{msgGB2312a}},
-		{args: []string{"subject:野蛮女友"}, total: 2, exactly: []msg{msgGB2312a, msgGB2312b}},
+		{args: []string{"subject:中国酷哥"}, total: 1, exactly: []corpustest.Msg{msgGB2312a}},
+		{args: []string{"subject:野蛮女友"}, total: 2, exactly: []corpustest.Msg{msgGB2312a, msgGB2312b}},
 		//   Big5 Q: "[SA] =?big5?Q?=BE=A5=A4=F4=A7X=A7=E5=B5o=B9q=A4l=B3=F8?=" is
 		//   "[SA] 墨水匣批發電子報", in two messages.
-		{args: []string{"subject:墨水匣批發電子報"}, total: 2, exactly: []msg{msgBig5a, msgBig5b}},
+		{args: []string{"subject:墨水匣批發電子報"}, total: 2, exactly: []corpustest.Msg{msgBig5a, msgBig5b}},
 
 		// Quoted-printable: "aliyo=\nrsunuz!" (a soft line break) in a
 		// text/plain QP body; grep -rli aliyorsunuz finds nothing (checked in
 		// the test too).
-		{args: []string{"aliyorsunuz"}, total: 1, exactly: []msg{msgQPSoftBreak}},
-		{args: []string{"body:aliyorsunuz"}, total: 1, exactly: []msg{msgQPSoftBreak}},
+		{args: []string{"aliyorsunuz"}, total: 1, exactly: []corpustest.Msg{msgQPSoftBreak}},
+		{args: []string{"body:aliyorsunuz"}, total: 1, exactly: []corpustest.Msg{msgQPSoftBreak}},
 		// HTML-only message (one text/html part) with entities:
 		// "eletrost&aacute;tica"; grep -rl finds the entity form only in
 		// this file and the decoded word in none.
-		{args: []string{"eletrostática"}, total: 1, exactly: []msg{msgHTMLOnly}},
+		{args: []string{"eletrostática"}, total: 1, exactly: []corpustest.Msg{msgHTMLOnly}},
 		// "déconfigurée": written "d&eacute;configur&eacute;e" in an HTML-only
 		// message and "d=E9configur=E9e" in a QP one:
 		//   grep -rlE 'd(=E9|&eacute;)configur(=E9|&eacute;)e'
-		{args: []string{"déconfigurée"}, total: 2, exactly: []msg{msgHTMLFrench, msgQPFrench}},
+		{args: []string{"déconfigurée"}, total: 2, exactly: []corpustest.Msg{msgHTMLFrench, msgQPFrench}},
 		// &amp; in an HTML-only (QP) message: "Ceiling&amp;Hanging"; grep -rliE
 		// 'ceiling.{0,6}hanging' finds only this file. The query word splits
 		// into the tokens ceiling, hanging, which must be adjacent: they are
 		// only when the entity is decoded (else "amp" is between them).
-		{args: []string{"Ceiling&Hanging"}, total: 1, exactly: []msg{msgHTMLAmp}},
+		{args: []string{"Ceiling&Hanging"}, total: 1, exactly: []corpustest.Msg{msgHTMLAmp}},
 		// A numeric entity in the 128-159 range, which HTML reads as
 		// windows-1252: "Gaming&#146;s" is "Gaming’s" (U+2019, which keeps
 		// the word one token). grep -rlP
 		// 'Gaming(\x92|\xe2\x80\x99|&#146;|&#8217;|=92)s' finds only this file.
-		{args: []string{"Gaming’s"}, total: 1, exactly: []msg{msgHTMLNumeric}},
+		{args: []string{"Gaming’s"}, total: 1, exactly: []corpustest.Msg{msgHTMLNumeric}},
 
 		// Attachment file names: grep -rlE 'name="?signature\.ng' (5 files,
 		// all easy-ham-1), 'name="?winmail\.dat', 'name="?alsa-driver\.spec\.patch'.
 		{args: []string{"filename:signature.ng"}, total: 5, perBox: map[string]int{"easy-ham-1": 5}},
 		{args: []string{"attachment:signature.ng"}, total: 5, perBox: map[string]int{"easy-ham-1": 5}},
-		{args: []string{"filename:winmail.dat"}, total: 1, exactly: []msg{msgWinmail}},
-		{args: []string{"attachment:alsa-driver.spec.patch"}, total: 1, exactly: []msg{msgALSAPatch}},
+		{args: []string{"filename:winmail.dat"}, total: 1, exactly: []corpustest.Msg{msgWinmail}},
+		{args: []string{"attachment:alsa-driver.spec.patch"}, total: 1, exactly: []corpustest.Msg{msgALSAPatch}},
 		// RFC 2047 in a name= parameter:
 		// name="=?iso-2022-jp?B?GyRCJV4lJCVrJTklSCE8JXNJPTwoGyhCLmJtcA==?=".
-		{args: []string{"filename:マイルストーン表示.bmp"}, total: 1, exactly: []msg{msgLargest}},
+		{args: []string{"filename:マイルストーン表示.bmp"}, total: 1, exactly: []corpustest.Msg{msgLargest}},
 
 		// Sent dates, the day as written in the Date: header (Python's
 		// email.utils.parsedate_tz; 66 messages say year "0102" and count as
@@ -120,7 +122,7 @@ func corpusFacts(c *corpusInfo) []searchFact {
 		// and -size -1024c; the largest file has 300734 bytes.
 		{args: []string{"larger:100k"}, total: 7},
 		{args: []string{"smaller:1k"}, total: 141},
-		{args: []string{"larger:300733"}, total: 1, exactly: []msg{msgLargest}},
+		{args: []string{"larger:300733"}, total: 1, exactly: []corpustest.Msg{msgLargest}},
 		{args: []string{"larger:300734"}, total: 0},
 
 		// Phrases of stop words: grep -rlic 'as a matter of fact' (12) and
@@ -151,7 +153,7 @@ func corpusFacts(c *corpusInfo) []searchFact {
 
 // checkFacts runs every fact and returns the messages each one found, by
 // its command line, to compare runs.
-func checkFacts(t *testing.T, mv runner, data string, c *corpusInfo, facts []searchFact) map[string][]string {
+func checkFacts(t *testing.T, mv runner, data string, c *corpustest.Corpus, facts []searchFact) map[string][]string {
 	t.Helper()
 	got := map[string][]string{}
 	for _, f := range facts {
@@ -168,7 +170,7 @@ func checkFacts(t *testing.T, mv runner, data string, c *corpusInfo, facts []sea
 		if f.exactly != nil {
 			var want []string
 			for _, m := range f.exactly {
-				_, sha, _ := c.find(t, m)
+				_, sha, _ := c.Find(t, m)
 				want = append(want, sha)
 			}
 			slices.Sort(want)
@@ -196,9 +198,9 @@ func checkFacts(t *testing.T, mv runner, data string, c *corpusInfo, facts []sea
 }
 
 func TestCorpusEndToEnd(t *testing.T) {
-	root := corpusMaildir(t)
+	root := corpustest.Maildir(t)
 	start := time.Now()
-	c := scanCorpus(t, root, msgQPSoftBreak.id, msgHTMLOnly.id)
+	c := corpustest.Scan(t, root, msgQPSoftBreak.ID, msgHTMLOnly.ID)
 	t.Logf("corpus: %d files in %d folders, %d distinct (sha256); scanned in %s", c.Total, len(c.Folders), c.Distinct, time.Since(start).Round(time.Millisecond))
 	if c.Total != 6046 {
 		t.Fatalf("corpus has %d message files, want 6046 (SpamAssassin corpus via scripts/fetch-corpus.sh)", c.Total)
@@ -321,7 +323,7 @@ func TestCorpusEndToEnd(t *testing.T) {
 	t.Run("CopiesAndScope", func(t *testing.T) {
 		// One content in two accounts: stored once, linked once, and each
 		// scope shows only its own occurrence.
-		path, sha, _ := c.find(t, msgCheili)
+		path, sha, _ := c.Find(t, msgCheili)
 		data := filepath.Join(t.TempDir(), "data")
 		r := mv(t, "import", "--data", data, "--account", "sa", "--mailbox", "spam-2", "--json", path)
 		if sum := parseImportSummary(t, r); r.code != 0 || sum.stored != 1 || sum.linked != 0 {
@@ -363,7 +365,7 @@ func TestCorpusEndToEnd(t *testing.T) {
 		// A small import finishes within milliseconds of opening the
 		// archive, racing anything Open starts in the background. Each of
 		// these imports one message into a new archive and must simply work.
-		path, sha, _ := c.find(t, msgWinmail)
+		path, sha, _ := c.Find(t, msgWinmail)
 		failed := 0
 		for i := range 60 {
 			data := filepath.Join(t.TempDir(), "data")
@@ -386,7 +388,7 @@ func TestCorpusEndToEnd(t *testing.T) {
 // checkCorpusPremises checks what the facts rely on and grep cannot show in
 // a search result: the quoted-printable word is not in any file as such, and
 // the HTML-only message has its word only as entities.
-func checkCorpusPremises(t *testing.T, c *corpusInfo) {
+func checkCorpusPremises(t *testing.T, c *corpustest.Corpus) {
 	t.Helper()
 	for _, f := range c.Folders {
 		for _, p := range f.Files {
@@ -405,18 +407,18 @@ func checkCorpusPremises(t *testing.T, c *corpusInfo) {
 			}
 		}
 	}
-	qp, _, _ := c.find(t, msgQPSoftBreak)
-	if !bytes.Contains(c.raw[qp], []byte("aliyo=\nrsunuz")) {
+	qp, _, _ := c.Find(t, msgQPSoftBreak)
+	if !bytes.Contains(c.Raw[qp], []byte("aliyo=\nrsunuz")) {
 		t.Errorf("corpus premise: %s should hold \"aliyo=\\nrsunuz\"", qp)
 	}
-	html, _, _ := c.find(t, msgHTMLOnly)
-	if !bytes.Contains(c.raw[html], []byte("eletrost&aacute;tica")) {
+	html, _, _ := c.Find(t, msgHTMLOnly)
+	if !bytes.Contains(c.Raw[html], []byte("eletrost&aacute;tica")) {
 		t.Errorf("corpus premise: %s should hold \"eletrost&aacute;tica\"", html)
 	}
 }
 
 // checkAttachmentCounts: has:attachment partitions the archive.
-func checkAttachmentCounts(t *testing.T, mv runner, data string, c *corpusInfo) {
+func checkAttachmentCounts(t *testing.T, mv runner, data string, c *corpustest.Corpus) {
 	t.Helper()
 	with := searchTotal(t, mv, data, "has:attachment")
 	without := searchTotal(t, mv, data, "--", "-has:attachment")
@@ -432,9 +434,9 @@ func checkAttachmentCounts(t *testing.T, mv runner, data string, c *corpusInfo) 
 }
 
 // checkJSONHit checks every field of one --json line against the file.
-func checkJSONHit(t *testing.T, mv runner, data string, c *corpusInfo, st map[string]mailboxStatusJSON) {
+func checkJSONHit(t *testing.T, mv runner, data string, c *corpustest.Corpus, st map[string]mailboxStatusJSON) {
 	t.Helper()
-	path, sha, uid := c.find(t, msgLargest)
+	path, sha, uid := c.Find(t, msgLargest)
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -473,8 +475,8 @@ func checkJSONHit(t *testing.T, mv runner, data string, c *corpusInfo, st map[st
 
 // testBadInput: bad paths and files are reported, one line each, and never
 // stop the rest of an import.
-func testBadInput(t *testing.T, mv runner, c *corpusInfo) {
-	good := c.folder(t, "easy-ham-2")
+func testBadInput(t *testing.T, mv runner, c *corpustest.Corpus) {
+	good := c.Folder(t, "easy-ham-2")
 	// Three corpus messages without From_ lines in them, ending in a newline,
 	// so that they can be put in an mbox byte-exact.
 	fromLine := regexp.MustCompile(`(?m)^>*From `)

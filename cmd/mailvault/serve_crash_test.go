@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"mailvault/harvest/dovecottest"
+	"mailvault/harvest/harvesttest"
 	"mailvault/indexer"
 	"mailvault/service"
 )
@@ -34,7 +35,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	boxes := []string{"INBOX", "Lists", "Archive/2002"}
 	total := 0
 	for _, mb := range boxes {
-		total += srv.LoadMaildir(t, "alice", mb, dcMaildir(t, dcMessages(strings.ReplaceAll(mb, "/", "")+"k", perMailbox)))
+		total += srv.LoadMaildir(t, "alice", mb, harvesttest.Maildir(t, harvesttest.Messages(strings.ReplaceAll(mb, "/", "")+"k", perMailbox)))
 	}
 
 	seed := uint64(time.Now().UnixNano())
@@ -48,7 +49,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfgPath := filepath.Join(dir, "mailvault.yaml")
-	acct := dcAccount(t, srv, "alice", "alice")
+	acct := harvesttest.Account(t, srv, "alice", "alice")
 	os.WriteFile(filepath.Join(dir, "pw"), []byte(acct.Password+"\n"), 0o600)
 	cfg := fmt.Sprintf(`data_dir: %s
 accounts:
@@ -179,20 +180,20 @@ accounts:
 	if r := runBinary(t, bin, 0, "verify", "--data", data); r.code != 0 {
 		t.Fatalf("verify after %d kills: exit %d\n%s%s", kills, r.code, r.stdout, r.stderr)
 	}
-	a := dcOpenArchive(t, data)
-	occs := dcOccurrences(t, a)
+	a := harvesttest.OpenArchive(t, data)
+	occs := harvesttest.Occurrences(t, a)
 	if len(occs) != total {
 		t.Errorf("%d occurrences after %d kills, want %d", len(occs), kills, total)
 	}
-	st := dcStatus(t, a)
+	st := harvesttest.Status(t, a)
 	for _, mb := range boxes {
 		s := st["alice/"+mb]
-		dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", mb, s.UIDValidity, true)
+		harvesttest.CheckAgainstServer(t, srv, a, occs, "alice", "alice", mb, s.UIDValidity, true)
 		if s.UIDNext != perMailbox+1 || s.Indexed != perMailbox {
 			t.Errorf("%s: checkpoint uidnext %d, indexed %d; want %d, %d", mb, s.UIDNext, s.Indexed, perMailbox+1, perMailbox)
 		}
 	}
-	if hits := dcSearch(t, a, dcMarker("Listsk", 123)); len(hits) != 1 {
+	if hits := harvesttest.Search(t, a, harvesttest.Marker("Listsk", 123)); len(hits) != 1 {
 		t.Errorf("search for one message after the kills: %d hits, want 1", len(hits))
 	}
 }

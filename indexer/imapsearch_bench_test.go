@@ -1,6 +1,6 @@
-//go:build unix
+//go:build bench && unix
 
-package main
+package indexer_test
 
 import (
 	"context"
@@ -11,17 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"mailvault/indexer/mailfile/corpustest"
+	"mailvault/internal/benchtest"
 	"mailvault/query"
 )
 
-// TestBenchIMAPSearch (MAILVAULT_BENCH=1; scripts/bench-imapsearch.sh)
+// TestBenchIMAPSearch (bench tag; scripts/bench-imapsearch.sh)
 // times every query of the conformance suite on Dovecot's `UID SEARCH`
 // (no FTS plugin) and on Archive.SearchIMAP over the same mailbox, in the
 // same run, twice each: a first pass (mailvault's decoded-message cache
 // empty; Dovecot's own caches as left by the harvest) and a second
 // (both warm). It reports medians and 95th percentiles in a Markdown table.
 func TestBenchIMAPSearch(t *testing.T) {
-	hbBenchGate(t)
 	for _, mb := range []string{"hard-ham-1", "spam-1", "easy-ham-1"} {
 		t.Run(mb, func(t *testing.T) { benchIMAPSearch(t, mb) })
 	}
@@ -39,7 +40,7 @@ func benchIMAPSearch(t *testing.T, mailbox string) {
 		}
 		parsed, kept = append(parsed, n), append(kept, q)
 	}
-	raw := filepath.Join(corpusMaildir(t), "."+mailbox, "cur")
+	raw := filepath.Join(corpustest.Maildir(t), "."+mailbox, "cur")
 	rawBytes := int64(0)
 	entries, _ := os.ReadDir(raw)
 	for _, e := range entries {
@@ -75,11 +76,11 @@ func benchIMAPSearch(t *testing.T, mailbox string) {
 		slices.Sort(s)
 		return s[min(len(s)-1, int(p*float64(len(s))))]
 	}
-	hbMdf(t, "")
-	hbMdf(t, "#### %s: %d messages, %.1f MB raw; %d queries of the conformance suite", mailbox, len(entries), float64(rawBytes)/1e6, len(kept))
-	hbMdf(t, "")
-	hbMdf(t, "| pass | Dovecot median ms | Dovecot p95 ms | mailvault median ms | mailvault p95 ms | median speed-up | per-query speed-up, median |")
-	hbMdf(t, "|---|---|---|---|---|---|---|")
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "#### %s: %d messages, %.1f MB raw; %d queries of the conformance suite", mailbox, len(entries), float64(rawBytes)/1e6, len(kept))
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "| pass | Dovecot median ms | Dovecot p95 ms | mailvault median ms | mailvault p95 ms | median speed-up | per-query speed-up, median |")
+	benchtest.Mdf(t, "|---|---|---|---|---|---|---|")
 	for p, name := range []string{"first (mailvault cache empty)", "second (warm)"} {
 		d, m := passes[p].dovecot, passes[p].mailvault
 		ratios := make([]float64, len(d))
@@ -87,10 +88,10 @@ func benchIMAPSearch(t *testing.T, mailbox string) {
 			ratios[i] = float64(d[i]) / float64(max(m[i], time.Microsecond))
 		}
 		slices.Sort(ratios)
-		hbMdf(t, "| %s | %s | %s | %s | %s | %.1f× | %.1f× |", name, ms(q(d, 0.5)), ms(q(d, 0.95)), ms(q(m, 0.5)), ms(q(m, 0.95)),
+		benchtest.Mdf(t, "| %s | %s | %s | %s | %s | %.1f× | %.1f× |", name, ms(q(d, 0.5)), ms(q(d, 0.95)), ms(q(m, 0.5)), ms(q(m, 0.95)),
 			float64(q(d, 0.5))/float64(max(q(m, 0.5), time.Microsecond)), ratios[len(ratios)/2])
 	}
-	hbMdf(t, "")
-	hbMdf(t, "Substring machinery: 0 bytes on disk (no n-gram index); the decoded-message cache held %.1f MB after the suite (cap %d MB), against %.1f MB of raw mail.",
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "Substring machinery: 0 bytes on disk (no n-gram index); the decoded-message cache held %.1f MB after the suite (cap %d MB), against %.1f MB of raw mail.",
 		float64(c.a.ViewCacheBytes())/1e6, 64, float64(rawBytes)/1e6)
 }

@@ -1,8 +1,9 @@
 package main
 
-// Helpers shared by the corpus tests (e2e_test.go, crash_test.go): where the
-// SpamAssassin corpus is, what is in it (counted here, from the files, not
-// from mailvault), and how to run mailvault and read its --json output.
+// Helpers shared by the tests of the binary (e2e_test.go, crash_test.go,
+// serve_crash_test.go, ...): how to run mailvault, in-process or built, and
+// read its --json output, and checks of that output against the corpus as
+// indexer/mailfile/corpustest reads it from the files.
 
 import (
 	"bufio"
@@ -20,146 +21,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailvault/indexer/mailfile/corpustest"
 )
-
-// corpusMaildir returns the Maildir++ tree of the SpamAssassin corpus as laid
-// out by scripts/fetch-corpus.sh: $MAILVAULT_CORPUS/maildir, by default
-// $HOME/.cache/mailvault/corpus/maildir. When it is missing the test is
-// skipped, or fails under CI=true, where a missing corpus must not pass
-// silently.
-func corpusMaildir(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("MAILVAULT_CORPUS")
-	if base == "" {
-		home, err := os.UserHomeDir()
-		if err == nil {
-			base = filepath.Join(home, ".cache", "mailvault", "corpus")
-		}
-	}
-	dir := filepath.Join(base, "maildir")
-	if base == "" {
-		dir = ""
-	}
-	if dir != "" {
-		if st, err := os.Stat(filepath.Join(dir, "cur")); err == nil && st.IsDir() {
-			return dir
-		}
-	}
-	msg := "SpamAssassin corpus not found at " + dir + " ($MAILVAULT_CORPUS/maildir): run scripts/fetch-corpus.sh"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// corpusFolder is one Maildir of the tree with the files a reader must import.
-type corpusFolder struct {
-	Dir     string   // the Maildir
-	Mailbox string   // the mailbox name mailvault should give it
-	Files   []string // cur/ and new/ message files, sorted by name
-	SHA     []string // hex sha256 of each file's bytes, parallel to Files
-}
-
-// corpusInfo is what the tests know about the corpus from reading its files.
-type corpusInfo struct {
-	Root     string
-	Folders  []*corpusFolder // INBOX (the root) first, then the .folders by name
-	Total    int             // message files
-	Distinct int             // distinct sha256 over all files
-	shaOf    map[string]string
-	raw      map[string][]byte // contents of files asked for by keepRaw
-}
-
-// scanCorpus reads every message file under root, hashing it. keep lists
-// substrings of file names whose contents are kept for later inspection.
-func scanCorpus(t testing.TB, root string, keep ...string) *corpusInfo {
-	t.Helper()
-	c := &corpusInfo{Root: root, shaOf: map[string]string{}, raw: map[string][]byte{}}
-	add := func(dir, mailbox string) {
-		f := &corpusFolder{Dir: dir, Mailbox: mailbox}
-		for _, sub := range []string{"cur", "new"} {
-			entries, err := os.ReadDir(filepath.Join(dir, sub))
-			if err != nil && !os.IsNotExist(err) {
-				t.Fatalf("read corpus: %v", err)
-			}
-			for _, e := range entries {
-				if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-					f.Files = append(f.Files, filepath.Join(dir, sub, e.Name()))
-				}
-			}
-		}
-		slices.Sort(f.Files)
-		for _, p := range f.Files {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatalf("read corpus: %v", err)
-			}
-			sum := sha256.Sum256(b)
-			h := hex.EncodeToString(sum[:])
-			f.SHA = append(f.SHA, h)
-			c.shaOf[p] = h
-			for _, k := range keep {
-				if strings.Contains(filepath.Base(p), k) {
-					c.raw[p] = b
-				}
-			}
-		}
-		c.Folders = append(c.Folders, f)
-	}
-	add(root, "INBOX")
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatalf("read corpus: %v", err)
-	}
-	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), ".") && len(e.Name()) > 1 {
-			// Maildir++: ".A.B" is the mailbox "A/B".
-			add(filepath.Join(root, e.Name()), strings.ReplaceAll(e.Name()[1:], ".", "/"))
-		}
-	}
-	distinct := map[string]bool{}
-	for _, f := range c.Folders {
-		c.Total += len(f.Files)
-		for _, h := range f.SHA {
-			distinct[h] = true
-		}
-	}
-	c.Distinct = len(distinct)
-	return c
-}
-
-// folder returns the folder of a mailbox.
-func (c *corpusInfo) folder(t testing.TB, mailbox string) *corpusFolder {
-	t.Helper()
-	for _, f := range c.Folders {
-		if f.Mailbox == mailbox {
-			return f
-		}
-	}
-	t.Fatalf("corpus has no folder for mailbox %q (has the layout of scripts/fetch-corpus.sh changed?)", mailbox)
-	return nil
-}
-
-// msg is one corpus message, named by its group and the id of its .txt file
-// in the corpus ("spam-2", "00410.fb7b31cdd9d053f8b446da7ce89383fa").
-type msg struct{ group, id string }
-
-func (m msg) String() string { return m.group + "/" + m.id }
-
-// find returns the file of m, its sha256 and its UID (its 1-based position in
-// the folder: import gives UIDs in file order).
-func (c *corpusInfo) find(t testing.TB, m msg) (path, sha string, uid uint32) {
-	t.Helper()
-	f := c.folder(t, m.group)
-	for i, p := range f.Files {
-		if strings.Contains(filepath.Base(p), "."+m.id) {
-			return p, f.SHA[i], uint32(i + 1)
-		}
-	}
-	t.Fatalf("corpus message %s not found in %s", m, f.Dir)
-	return "", "", 0
-}
 
 // cliResult is one run of mailvault.
 type cliResult struct {
@@ -342,7 +206,7 @@ func statusOf(t testing.TB, mv runner, data, account string) map[string]mailboxS
 
 // checkStatusMatchesCorpus checks that every folder is archived exactly once
 // per file, fully indexed, and that nothing else is there.
-func checkStatusMatchesCorpus(t testing.TB, st map[string]mailboxStatusJSON, folders []*corpusFolder) {
+func checkStatusMatchesCorpus(t testing.TB, st map[string]mailboxStatusJSON, folders []*corpustest.Folder) {
 	t.Helper()
 	want := map[string]bool{}
 	for _, f := range folders {
@@ -491,9 +355,9 @@ func verifyOK(t testing.TB, mv runner, data string, wantMessages int) {
 // all messages) against the folders: each file is there exactly once, under
 // the UID of its position in the folder (import numbers in file order), with
 // the sha256 of its bytes.
-func checkOccurrences(t testing.TB, all []hitJSON, folders []*corpusFolder) {
+func checkOccurrences(t testing.TB, all []hitJSON, folders []*corpustest.Folder) {
 	t.Helper()
-	byBox := map[string]*corpusFolder{}
+	byBox := map[string]*corpustest.Folder{}
 	want := 0
 	for _, f := range folders {
 		byBox[f.Mailbox] = f

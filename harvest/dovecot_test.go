@@ -1,14 +1,15 @@
 //go:build unix
 
-package main
+package harvest_test
 
 // Integration tests of the harvester against a real, private Dovecot 2.3
 // (harvest/dovecottest), writing into a real indexer.Archive through
-// archiveSink, the adapter `mailvault serve` uses. Each test runs
+// service.NewSink, the Sink `mailvault serve` uses. Each test runs
 // harvest.Harvester in-process and checks the archive (catalog, store,
 // index) against what the server says it holds: STATUS/EXAMINE counts and
 // the BODY[] bytes Dovecot serves (CRLF, even for LF-only Maildir files:
-// see the dovecottest package doc), never the files on disk.
+// see the dovecottest package doc), never the files on disk. The helpers
+// shared with other packages' tests are in harvest/harvesttest.
 //
 // Only TestDovecotCorpusColdHarvest needs the SpamAssassin corpus
 // (scripts/fetch-corpus.sh); the others make their own messages.
@@ -17,16 +18,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -36,31 +39,16 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/harvest/dovecottest"
+	"mailvault/harvest/harvesttest"
 	"mailvault/indexer"
+	"mailvault/indexer/mailfile/corpustest"
 	"mailvault/indexer/store"
-	"mailvault/query"
 	"mailvault/service"
 )
 
 // dcFastBackoff makes reconnects quick enough for a test.
 func dcFastBackoff(log *slog.Logger) *harvest.Options {
 	return &harvest.Options{Logger: log, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
-}
-
-// dcAccount is a harvest.Account for user on srv's plain listener, IDLE on
-// INBOX and polling the other mailboxes every second.
-func dcAccount(t *testing.T, srv *dovecottest.Server, name, user string) harvest.Account {
-	t.Helper()
-	host, port, err := net.SplitHostPort(srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return harvest.Account{Name: name, Host: host, Port: p, TLS: "none", Username: user,
-		Password: srv.Password(user), Idle: []string{"INBOX"}, PollInterval: time.Second}
 }
 
 // dcLogger returns a logger for harvesters whose output is shown only when
@@ -83,35 +71,16 @@ func dcLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// dcLogBuffer is the goroutine-safe buffer of main_test.go.
-type dcLogBuffer = syncBuffer
-
-// dcArchive is an archive opened for one test, closed by its cleanup
-// unless the test closed it first (to reopen it, as a restarted process).
-type dcArchive struct {
-	*indexer.Archive
-	closed bool
+// dcLogBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type dcLogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-func dcOpenArchive(t *testing.T, dir string) *dcArchive {
-	t.Helper()
-	a, err := indexer.Open(dir, nil)
-	if err != nil {
-		t.Fatalf("open archive: %v", err)
-	}
-	da := &dcArchive{Archive: a}
-	t.Cleanup(func() { da.close(t) })
-	return da
-}
-
-func (a *dcArchive) close(t testing.TB) {
-	if a.closed {
-		return
-	}
-	a.closed = true
-	if err := a.Archive.Close(); err != nil {
-		t.Errorf("close archive: %v", err)
-	}
+func (l *dcLogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }
 
 // dcHarvester is a harvester running in its own goroutine.
@@ -172,25 +141,11 @@ func dcWaitFor(t *testing.T, timeout time.Duration, what string, cond func() (bo
 	}
 }
 
-// dcStatus is `mailvault status`'s view of the archive, by "account/mailbox".
-func dcStatus(t *testing.T, a *dcArchive) map[string]indexer.MailboxStatus {
-	t.Helper()
-	st, err := indexer.Status(context.Background(), a.Dir())
-	if err != nil {
-		t.Fatalf("status: %v", err)
-	}
-	out := map[string]indexer.MailboxStatus{}
-	for _, s := range st {
-		out[s.Account+"/"+s.Mailbox] = s
-	}
-	return out
-}
-
 // dcArchived returns the archived (occurrence) counts of the given
 // "account/mailbox" keys, and whether each equals want.
-func dcArchived(t *testing.T, a *dcArchive, want map[string]int) (bool, string) {
+func dcArchived(t *testing.T, a *harvesttest.Archive, want map[string]int) (bool, string) {
 	t.Helper()
-	st := dcStatus(t, a)
+	st := harvesttest.Status(t, a)
 	ok := true
 	var desc []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
@@ -203,91 +158,11 @@ func dcArchived(t *testing.T, a *dcArchive, want map[string]int) (bool, string) 
 	return ok, strings.Join(desc, ", ")
 }
 
-// dcOcc is one occurrence row of the catalog with its content key.
-type dcOcc struct {
-	Account, Mailbox string
-	UIDValidity, UID uint32
-	SHA256           string
-	Flags            string
-	Expunged         string
-}
-
-func dcOccurrences(t *testing.T, a *dcArchive) []dcOcc {
-	t.Helper()
-	occs, err := a.Occurrences(context.Background())
-	if err != nil {
-		t.Fatalf("list occurrences: %v", err)
-	}
-	var out []dcOcc
-	for _, o := range occs {
-		out = append(out, dcOcc{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID,
-			SHA256: o.SHA256, Flags: strings.Join(o.Flags, " "), Expunged: o.Expunged})
-	}
-	return out
-}
-
-// dcCheckAgainstServer checks that the archive holds, for one epoch of a
-// mailbox, exactly one occurrence per message the server has now, each
-// keyed by the sha256 of the BODY[] the server returns for its UID, and
-// (when blobs) that the stored blob is byte for byte that BODY[]. It
-// returns the server's messages.
-func dcCheckAgainstServer(t *testing.T, srv *dovecottest.Server, a *dcArchive, occs []dcOcc, user, account, mailbox string, uidvalidity uint32, blobs bool) map[uint32][]byte {
-	t.Helper()
-	server := srv.Fetch(t, user, mailbox)
-	got := map[uint32]string{}
-	for _, o := range occs {
-		if o.Account != account || o.Mailbox != mailbox || o.UIDValidity != uidvalidity {
-			continue
-		}
-		if _, dup := got[o.UID]; dup {
-			t.Errorf("%s/%s;UIDVALIDITY=%d: UID %d archived twice", account, mailbox, uidvalidity, o.UID)
-		}
-		got[o.UID] = o.SHA256
-	}
-	bad := 0
-	report := func(format string, args ...any) {
-		bad++
-		if bad <= 10 {
-			t.Errorf("%s/%s;UIDVALIDITY=%d: "+format, append([]any{account, mailbox, uidvalidity}, args...)...)
-		}
-	}
-	for _, uid := range slices.Sorted(maps.Keys(server)) {
-		body := server[uid]
-		want := shaHex(body)
-		g, ok := got[uid]
-		switch {
-		case !ok:
-			report("server UID %d (sha256 %s) not archived", uid, want[:12])
-			continue
-		case g != want:
-			report("UID %d archived as sha256 %s, server BODY[] hashes to %s", uid, g, want)
-			continue
-		}
-		if blobs {
-			raw, err := a.Raw(g)
-			if err != nil {
-				report("UID %d: blob %s: %v", uid, g[:12], err)
-			} else if !bytes.Equal(raw, body) {
-				report("UID %d: blob %s is not the server's BODY[] (%d vs %d bytes)", uid, g[:12], len(raw), len(body))
-			}
-		}
-	}
-	for uid := range got {
-		if _, ok := server[uid]; !ok {
-			report("UID %d archived but not on the server", uid)
-		}
-	}
-	if bad > 10 {
-		t.Errorf("%s/%s: %d problems in all", account, mailbox, bad)
-	}
-	return server
-}
-
 // dcVerify flushes the index and runs Verify: no problems, wantMessages
 // distinct messages, all indexed, a blob for each. Orphan blobs (a batch
 // interrupted between blob and catalog commit) are allowed only when
 // orphansOK.
-func dcVerify(t *testing.T, a *dcArchive, wantMessages int, orphansOK bool) {
+func dcVerify(t *testing.T, a *harvesttest.Archive, wantMessages int, orphansOK bool) {
 	t.Helper()
 	ctx := context.Background()
 	if err := a.Flush(ctx); err != nil {
@@ -313,59 +188,9 @@ func dcVerify(t *testing.T, a *dcArchive, wantMessages int, orphansOK bool) {
 	}
 }
 
-// dcSearch runs a human-syntax query against the archive.
-func dcSearch(t *testing.T, a *dcArchive, q string) []indexer.Hit {
-	t.Helper()
-	n, err := query.ParseHuman(q)
-	if err != nil {
-		t.Fatalf("parse %q: %v", q, err)
-	}
-	res, err := a.Search(context.Background(), n, &indexer.SearchOptions{Limit: 1000})
-	if err != nil {
-		t.Fatalf("search %q: %v", q, err)
-	}
-	return res.Hits
-}
-
-// dcMessage is a small LF-only message; its body holds the word
-// dcMarker(tag, i), found by search. tag must be letters and digits.
-func dcMessage(tag string, i int) []byte {
-	return []byte(fmt.Sprintf("From: Sender %[2]d <sender%[2]d@example.org>\n"+
-		"To: alice@example.org\n"+
-		"Subject: %[1]s number %[2]d\n"+
-		"Date: Mon, 4 Mar 2024 10:%02[3]d:00 +0100\n"+
-		"Message-ID: <%[1]s.%[2]d@example.org>\n"+
-		"\n"+
-		"This is message %[2]d of %[1]s.\n"+
-		"Marker: %[4]s\n", tag, i, i%60, dcMarker(tag, i)))
-}
-
-func dcMarker(tag string, i int) string { return fmt.Sprintf("%sm%d", tag, i) }
-
-// dcMaildir writes msgs as a Maildir folder (cur/, names in order, no
-// flags) for dovecottest's LoadMaildir, which gives them UIDs 1..n.
-func dcMaildir(t *testing.T, msgs [][]byte) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, sub := range []string{"cur", "new", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, m := range msgs {
-		if err := os.WriteFile(filepath.Join(dir, "cur", fmt.Sprintf("%06d.dovecot-test:2,", i+1)), m, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-func dcMessages(tag string, n int) [][]byte {
-	out := make([][]byte, n)
-	for i := range out {
-		out[i] = dcMessage(tag, i+1)
-	}
-	return out
+func shaHex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func dcCRLF(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")) }
@@ -376,7 +201,7 @@ func dcCRLF(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("
 // Dovecot serves for its UID, every blob is byte for byte that BODY[], and
 // verify passes.
 func TestDovecotCorpusColdHarvest(t *testing.T) {
-	root := corpusMaildir(t)
+	root := corpustest.Maildir(t)
 	folders := []string{"easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"}
 	srv := dovecottest.Start(t, nil)
 	log := dcLogger(t)
@@ -394,8 +219,8 @@ func TestDovecotCorpusColdHarvest(t *testing.T) {
 		t.Errorf("the corpus has %d messages, want 6046 (has scripts/fetch-corpus.sh changed?)", total)
 	}
 
-	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), &harvest.Options{Logger: log})
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), &harvest.Options{Logger: log})
 	var progress harvest.MailboxState // a catch-up seen midway, for status
 	took := dcWaitFor(t, 50*time.Second, "the archive to hold every message", func() (bool, string) {
 		for _, ms := range h.Status().Mailboxes {
@@ -425,13 +250,13 @@ func TestDovecotCorpusColdHarvest(t *testing.T) {
 	h.stop(t)
 
 	begin = time.Now()
-	st := dcStatus(t, a)
-	occs := dcOccurrences(t, a)
+	st := harvesttest.Status(t, a)
+	occs := harvesttest.Occurrences(t, a)
 	distinct := map[string]bool{}
 	crlf := 0
 	for _, f := range folders {
 		s := st["alice/"+f]
-		server := dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", f, s.UIDValidity, true)
+		server := harvesttest.CheckAgainstServer(t, srv, a, occs, "alice", "alice", f, s.UIDValidity, true)
 		folderDistinct := map[string]bool{}
 		for _, body := range server {
 			sum := shaHex(body)
@@ -471,9 +296,9 @@ func TestDovecotCorpusColdHarvest(t *testing.T) {
 func TestDovecotAppendWhileIdleIsSearchable(t *testing.T) {
 	srv := dovecottest.Start(t, nil)
 	log := dcLogger(t)
-	srv.Append(t, "alice", "INBOX", dcMessage("before", 1))
-	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), &harvest.Options{Logger: log})
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("before", 1))
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), &harvest.Options{Logger: log})
 	uidvalidity := srv.UIDValidity(t, "alice", "INBOX")
 
 	var latencies []time.Duration
@@ -482,13 +307,13 @@ func TestDovecotAppendWhileIdleIsSearchable(t *testing.T) {
 			st := h.Status()
 			return st.State == "harvesting" && st.Mailboxes["INBOX"].State == "idle", fmt.Sprintf("%+v", st)
 		})
-		raw := dcMessage("idle", i)
-		marker := dcMarker("idle", i)
+		raw := harvesttest.Message("idle", i)
+		marker := harvesttest.Marker("idle", i)
 		begin := time.Now()
 		uid := srv.Append(t, "alice", "INBOX", raw)
 		var hits []indexer.Hit
 		dcWaitFor(t, 10*time.Second, "the appended message to be searchable", func() (bool, string) {
-			hits = dcSearch(t, a, marker)
+			hits = harvesttest.Search(t, a, marker)
 			return len(hits) > 0, fmt.Sprintf("%d hits", len(hits))
 		})
 		latency := time.Since(begin)
@@ -570,18 +395,18 @@ func (s *dcInterruptSink) Store(ctx context.Context, msgs []harvest.Message) err
 // most the batch in flight at each stop.
 func TestDovecotRestartMidCatchUp(t *testing.T) {
 	const n, chunk, mailbox = 1200, 50, "Archive"
-	msgs := dcMessages("bulk", n)
+	msgs := harvesttest.Messages("bulk", n)
 	for i := 9; i < n; i += 10 {
 		msgs[i] = msgs[i-1] // every tenth message is a copy of the one before
 	}
 	distinct := n - n/10
 	srv := dovecottest.Start(t, nil)
 	log := dcLogger(t)
-	if got := srv.LoadMaildir(t, "alice", mailbox, dcMaildir(t, msgs)); got != n {
+	if got := srv.LoadMaildir(t, "alice", mailbox, harvesttest.Maildir(t, msgs)); got != n {
 		t.Fatalf("loaded %d messages, want %d", got, n)
 	}
 	dir := t.TempDir()
-	acct := dcAccount(t, srv, "alice", "alice")
+	acct := harvesttest.Account(t, srv, "alice", "alice")
 	opts := &harvest.Options{Logger: log, FetchChunk: chunk}
 	key := "alice/" + mailbox
 
@@ -591,7 +416,7 @@ func TestDovecotRestartMidCatchUp(t *testing.T) {
 		at    int
 		after bool
 	}{{5, false}, {7, true}} {
-		a := dcOpenArchive(t, dir)
+		a := harvesttest.OpenArchive(t, dir)
 		ctx, cancel := context.WithCancel(context.Background())
 		sink := &dcInterruptSink{Sink: service.NewSink(a.Archive), at: interrupt.at, after: interrupt.after, cancel: cancel}
 		h := dcStart(t, ctx, acct, sink, opts)
@@ -599,17 +424,17 @@ func TestDovecotRestartMidCatchUp(t *testing.T) {
 		case <-ctx.Done():
 		case <-time.After(30 * time.Second):
 			t.Fatalf("round %d: the harvester did not reach Store #%d in 30 s (%d Store calls so far; %d archived; status %+v)",
-				round+1, interrupt.at, sink.stores.Load(), dcStatus(t, a)[key].Occurrences, h.Status())
+				round+1, interrupt.at, sink.stores.Load(), harvesttest.Status(t, a)[key].Occurrences, h.Status())
 		}
 		h.wait(t)
 		cancel()
 		fetched += sink.msgs.Load()
-		a.close(t)
+		a.Close(t)
 
-		a = dcOpenArchive(t, dir)
-		st := dcStatus(t, a)[key]
-		occs := dcOccurrences(t, a)
-		a.close(t)
+		a = harvesttest.OpenArchive(t, dir)
+		st := harvesttest.Status(t, a)[key]
+		occs := harvesttest.Occurrences(t, a)
+		a.Close(t)
 		t.Logf("round %d: stopped at Store #%d (%s the batch was handed on): %d archived, uidnext %d",
 			round+1, interrupt.at, map[bool]string{false: "before", true: "after"}[interrupt.after], st.Occurrences, st.UIDNext)
 		if st.Occurrences <= last || st.Occurrences >= n {
@@ -627,7 +452,7 @@ func TestDovecotRestartMidCatchUp(t *testing.T) {
 		last = st.Occurrences
 	}
 
-	a := dcOpenArchive(t, dir)
+	a := harvesttest.OpenArchive(t, dir)
 	sink := &dcInterruptSink{Sink: service.NewSink(a.Archive)}
 	h := dcStart(t, context.Background(), acct, sink, opts)
 	dcWaitFor(t, 30*time.Second, "the third run to finish the catch-up", func() (bool, string) {
@@ -642,7 +467,7 @@ func TestDovecotRestartMidCatchUp(t *testing.T) {
 	h.stop(t)
 	fetched += sink.msgs.Load()
 
-	st := dcStatus(t, a)[key]
+	st := harvesttest.Status(t, a)[key]
 	if st.Occurrences != n || st.Unique != distinct || st.UIDNext != n+1 || st.Expunged != 0 {
 		t.Errorf("status: archived %d, unique %d, uidnext %d, expunged %d; want %d, %d, %d, 0",
 			st.Occurrences, st.Unique, st.UIDNext, st.Expunged, n, distinct, n+1)
@@ -652,7 +477,7 @@ func TestDovecotRestartMidCatchUp(t *testing.T) {
 		t.Errorf("%d messages handed to the archive over three runs; want between %d and %d", fetched, n, n+2*chunk)
 	}
 	t.Logf("%d messages fetched in all for %d on the server", fetched, n)
-	dcCheckAgainstServer(t, srv, a, dcOccurrences(t, a), "alice", "alice", mailbox, st.UIDValidity, true)
+	harvesttest.CheckAgainstServer(t, srv, a, harvesttest.Occurrences(t, a), "alice", "alice", mailbox, st.UIDValidity, true)
 	dcVerify(t, a, distinct, true)
 }
 
@@ -664,10 +489,10 @@ func TestDovecotRestartMidCatchUp(t *testing.T) {
 func TestDovecotUIDValidityChange(t *testing.T) {
 	srv := dovecottest.Start(t, nil)
 	log := dcLogger(t)
-	srv.LoadMaildir(t, "alice", "INBOX", dcMaildir(t, dcMessages("uvinbox", 10)))
-	srv.LoadMaildir(t, "alice", "Archive", dcMaildir(t, dcMessages("uvarch", 5)))
-	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
+	srv.LoadMaildir(t, "alice", "INBOX", harvesttest.Maildir(t, harvesttest.Messages("uvinbox", 10)))
+	srv.LoadMaildir(t, "alice", "Archive", harvesttest.Maildir(t, harvesttest.Messages("uvarch", 5)))
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 15*time.Second, "the first harvest", func() (bool, string) {
 		return dcArchived(t, a, map[string]int{"alice/INBOX": 10, "alice/Archive": 5})
 	})
@@ -677,7 +502,7 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 	})
 	blobsBefore := dcBlobCount(t, a)
 	old := map[string]uint32{"INBOX": srv.UIDValidity(t, "alice", "INBOX"), "Archive": srv.UIDValidity(t, "alice", "Archive")}
-	if st := dcStatus(t, a); st["alice/INBOX"].UIDValidity != old["INBOX"] || st["alice/Archive"].UIDValidity != old["Archive"] {
+	if st := harvesttest.Status(t, a); st["alice/INBOX"].UIDValidity != old["INBOX"] || st["alice/Archive"].UIDValidity != old["Archive"] {
 		t.Fatalf("status uidvalidities %d, %d; server %v", st["alice/INBOX"].UIDValidity, st["alice/Archive"].UIDValidity, old)
 	}
 
@@ -687,7 +512,7 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 		srv.ChangeUIDValidity(t, "alice", mb, renumbered[mb])
 	}
 	took := dcWaitFor(t, 15*time.Second, "new epochs for both mailboxes", func() (bool, string) {
-		st := dcStatus(t, a)
+		st := harvesttest.Status(t, a)
 		hs := h.Status()
 		ok := true
 		var desc []string
@@ -704,14 +529,14 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 	})
 	t.Logf("new epochs archived %v after the UIDVALIDITY change", took.Round(time.Millisecond))
 
-	st := dcStatus(t, a)
+	st := harvesttest.Status(t, a)
 	if st["alice/INBOX"].Unique != 10 || st["alice/Archive"].Unique != 5 {
 		t.Errorf("unique messages INBOX %d, Archive %d; want 10, 5 (the same contents in both epochs)", st["alice/INBOX"].Unique, st["alice/Archive"].Unique)
 	}
 	if got := dcBlobCount(t, a); got != blobsBefore {
 		t.Errorf("store holds %d blobs after the new epochs, %d before: identical content stored twice", got, blobsBefore)
 	}
-	occs := dcOccurrences(t, a)
+	occs := harvesttest.Occurrences(t, a)
 	for mb, v := range old {
 		// Both epochs hold the same UIDs with the same contents.
 		byUID := map[uint32]map[uint32]string{}
@@ -728,11 +553,11 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 				t.Errorf("%s UID %d: occurrences by uidvalidity %v; want the same content under %d and %d", mb, uid, epochs, v, renumbered[mb])
 			}
 		}
-		dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", mb, renumbered[mb], false)
+		harvesttest.CheckAgainstServer(t, srv, a, occs, "alice", "alice", mb, renumbered[mb], false)
 	}
-	hits := dcSearch(t, a, dcMarker("uvinbox", 3))
+	hits := harvesttest.Search(t, a, harvesttest.Marker("uvinbox", 3))
 	if len(hits) != 1 {
-		t.Fatalf("search %s: %d hits, want 1", dcMarker("uvinbox", 3), len(hits))
+		t.Fatalf("search %s: %d hits, want 1", harvesttest.Marker("uvinbox", 3), len(hits))
 	}
 	var epochs []uint32
 	urls := map[string]bool{}
@@ -748,9 +573,9 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 	}
 
 	// Life goes on in the new epoch.
-	uid := srv.Append(t, "alice", "INBOX", dcMessage("uvafter", 1))
+	uid := srv.Append(t, "alice", "INBOX", harvesttest.Message("uvafter", 1))
 	dcWaitFor(t, 10*time.Second, "new mail in the new epoch", func() (bool, string) {
-		hits := dcSearch(t, a, dcMarker("uvafter", 1))
+		hits := harvesttest.Search(t, a, harvesttest.Marker("uvafter", 1))
 		if len(hits) != 1 || len(hits[0].Occurrences) != 1 {
 			return false, fmt.Sprintf("%+v", hits)
 		}
@@ -758,13 +583,13 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 		return o.UIDValidity == renumbered["INBOX"] && o.UID == uid, fmt.Sprintf("%+v", o)
 	})
 	h.stop(t)
-	if got := dcStatus(t, a)["alice/INBOX"]; got.Occurrences != 21 || got.UIDNext != uid+1 {
+	if got := harvesttest.Status(t, a)["alice/INBOX"]; got.Occurrences != 21 || got.UIDNext != uid+1 {
 		t.Errorf("INBOX: archived %d, uidnext %d; want 21, %d", got.Occurrences, got.UIDNext, uid+1)
 	}
 	dcVerify(t, a, 16, false)
 }
 
-func dcBlobCount(t *testing.T, a *dcArchive) int {
+func dcBlobCount(t *testing.T, a *harvesttest.Archive) int {
 	t.Helper()
 	n := 0
 	if err := a.Blobs(context.Background(), func(store.Key) error {
@@ -784,14 +609,14 @@ func TestDovecotWrongPassword(t *testing.T) {
 	srv := dovecottest.Start(t, &dovecottest.Options{Users: []string{"alice", "bob"}})
 	log := dcLogger(t)
 	for i := 1; i <= 3; i++ {
-		srv.Append(t, "bob", "INBOX", dcMessage("bobmail", i))
+		srv.Append(t, "bob", "INBOX", harvesttest.Message("bobmail", i))
 	}
-	a := dcOpenArchive(t, t.TempDir())
+	a := harvesttest.OpenArchive(t, t.TempDir())
 	sink := service.NewSink(a.Archive)
-	bad := dcAccount(t, srv, "alice", "alice")
+	bad := harvesttest.Account(t, srv, "alice", "alice")
 	bad.Password = "not-" + bad.Password
 	hAlice := dcStart(t, context.Background(), bad, sink, dcFastBackoff(log))
-	hBob := dcStart(t, context.Background(), dcAccount(t, srv, "bob", "bob"), sink, dcFastBackoff(log))
+	hBob := dcStart(t, context.Background(), harvesttest.Account(t, srv, "bob", "bob"), sink, dcFastBackoff(log))
 
 	dcWaitFor(t, 15*time.Second, "bob archived and alice in error", func() (bool, string) {
 		ok, desc := dcArchived(t, a, map[string]int{"bob/INBOX": 3})
@@ -811,7 +636,7 @@ func TestDovecotWrongPassword(t *testing.T) {
 	if bs := hBob.Status(); bs.State != "harvesting" || bs.Error != "" || bs.Mailboxes["INBOX"].ServerMessages != 3 {
 		t.Errorf("bob: %+v; want harvesting, no error, 3 messages on the server", bs)
 	}
-	for k := range dcStatus(t, a) {
+	for k := range harvesttest.Status(t, a) {
 		if strings.HasPrefix(k, "alice/") {
 			t.Errorf("the archive has mailbox %s of the account that never logged in", k)
 		}
@@ -829,13 +654,13 @@ func TestDovecotNestedMailboxes(t *testing.T) {
 	srv := dovecottest.Start(t, nil)
 	log := dcLogger(t)
 	want := map[string]int{"alice/INBOX": 1}
-	srv.Append(t, "alice", "INBOX", dcMessage("nestinbox", 1))
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("nestinbox", 1))
 	for i, mb := range []string{"Archive", "Archive/2019", "Lists/go/dev"} {
-		srv.LoadMaildir(t, "alice", mb, dcMaildir(t, dcMessages(fmt.Sprintf("nest%d", i), 2)))
+		srv.LoadMaildir(t, "alice", mb, harvesttest.Maildir(t, harvesttest.Messages(fmt.Sprintf("nest%d", i), 2)))
 		want["alice/"+mb] = 2
 	}
-	a := dcOpenArchive(t, t.TempDir())
-	acct := dcAccount(t, srv, "alice", "alice") // Mailboxes unset: every mailbox
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	acct := harvesttest.Account(t, srv, "alice", "alice") // Mailboxes unset: every mailbox
 	h := dcStart(t, context.Background(), acct, service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 3*time.Second, "every mailbox archived", func() (bool, string) {
 		ok, desc := dcArchived(t, a, want)
@@ -870,13 +695,13 @@ func dcAuthFailures(t *testing.T, srv *dovecottest.Server, user string) int {
 func TestDovecotServerDownAtStart(t *testing.T) {
 	srv := dovecottest.Start(t, nil)
 	log := dcLogger(t)
-	srv.LoadMaildir(t, "alice", "INBOX", dcMaildir(t, dcMessages("downinbox", 25)))
-	srv.LoadMaildir(t, "alice", "Sent", dcMaildir(t, dcMessages("downsent", 10)))
+	srv.LoadMaildir(t, "alice", "INBOX", harvesttest.Maildir(t, harvesttest.Messages("downinbox", 25)))
+	srv.LoadMaildir(t, "alice", "Sent", harvesttest.Maildir(t, harvesttest.Messages("downsent", 10)))
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 5*time.Second, "the harvester to back off", func() (bool, string) {
 		st := h.Status()
 		return st.State == "backing off" && strings.Contains(st.Error, "connect"), fmt.Sprintf("%+v", st)
@@ -919,7 +744,7 @@ func TestDovecotServerDownAtStart(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	uid := srv.Append(t, "alice", "INBOX", dcMessage("downafter", 1))
+	uid := srv.Append(t, "alice", "INBOX", harvesttest.Message("downafter", 1))
 	want["alice/INBOX"] = 26
 	took = dcWaitFor(t, 10*time.Second, "the message appended after the second outage", func() (bool, string) {
 		return dcArchived(t, a, want)
@@ -930,13 +755,13 @@ func TestDovecotServerDownAtStart(t *testing.T) {
 		return st.State == "harvesting" && st.Mailboxes["INBOX"].State == "idle", fmt.Sprintf("%+v", st)
 	})
 	h.stop(t)
-	st := dcStatus(t, a)
+	st := harvesttest.Status(t, a)
 	if s := st["alice/INBOX"]; s.UIDNext != uid+1 || s.Occurrences != 26 {
 		t.Errorf("INBOX: archived %d, uidnext %d; want 26, %d", s.Occurrences, s.UIDNext, uid+1)
 	}
-	occs := dcOccurrences(t, a)
-	dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", "INBOX", st["alice/INBOX"].UIDValidity, false)
-	dcCheckAgainstServer(t, srv, a, occs, "alice", "alice", "Sent", st["alice/Sent"].UIDValidity, false)
+	occs := harvesttest.Occurrences(t, a)
+	harvesttest.CheckAgainstServer(t, srv, a, occs, "alice", "alice", "INBOX", st["alice/INBOX"].UIDValidity, false)
+	harvesttest.CheckAgainstServer(t, srv, a, occs, "alice", "alice", "Sent", st["alice/Sent"].UIDValidity, false)
 	dcVerify(t, a, 36, false)
 }
 
@@ -952,14 +777,14 @@ func TestDovecotManyAccounts(t *testing.T) {
 	}
 	srv := dovecottest.Start(t, &dovecottest.Options{Users: users})
 	log := dcLogger(t)
-	broadcast := dcMessage("broadcast", 1)
+	broadcast := harvesttest.Message("broadcast", 1)
 	begin := time.Now()
 	for _, u := range users {
-		dcDeliver(t, srv, u, dcMessage(u, 1), broadcast)
+		dcDeliver(t, srv, u, harvesttest.Message(u, 1), broadcast)
 	}
 	t.Logf("delivered %d messages to %d accounts in %v", 2*n, n, time.Since(begin).Round(time.Millisecond))
 
-	a := dcOpenArchive(t, t.TempDir())
+	a := harvesttest.OpenArchive(t, t.TempDir())
 	sink := service.NewSink(a.Archive)
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -969,7 +794,7 @@ func TestDovecotManyAccounts(t *testing.T) {
 
 	hs := make([]*dcHarvester, n)
 	for i, u := range users {
-		acct := dcAccount(t, srv, u, u)
+		acct := harvesttest.Account(t, srv, u, u)
 		acct.PollInterval = time.Minute
 		hs[i] = dcStart(t, context.Background(), acct, sink, &harvest.Options{Logger: log, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, StartJitter: 2 * time.Second})
 	}
@@ -1007,7 +832,7 @@ func TestDovecotManyAccounts(t *testing.T) {
 	}
 	t.Logf("%d harvesters stopped in %v", n, time.Since(begin).Round(time.Millisecond))
 
-	st := dcStatus(t, a)
+	st := harvesttest.Status(t, a)
 	for _, u := range users {
 		s, ok := st[u+"/INBOX"]
 		if !ok || s.Occurrences != 2 || s.Unique != 2 || s.UIDNext != 3 {
@@ -1017,7 +842,7 @@ func TestDovecotManyAccounts(t *testing.T) {
 	if len(st) != n {
 		t.Errorf("status lists %d mailboxes, want %d", len(st), n)
 	}
-	hits := dcSearch(t, a, dcMarker("broadcast", 1))
+	hits := harvesttest.Search(t, a, harvesttest.Marker("broadcast", 1))
 	if len(hits) != 1 || len(hits[0].Occurrences) != n || hits[0].SHA256 != shaHex(dcCRLF(broadcast)) {
 		occ := 0
 		if len(hits) > 0 {
@@ -1085,82 +910,6 @@ func dcRSS() string {
 	return "n/a"
 }
 
-// TestDovecotServeReportsLoginFailure runs `mailvault serve` with one
-// account whose password the server refuses and one that works: `mailvault
-// status` shows the working account's mail and names the refused login of
-// the other, which has no mailbox in the archive yet.
-func TestDovecotServeReportsLoginFailure(t *testing.T) {
-	srv := dovecottest.Start(t, &dovecottest.Options{Users: []string{"alice", "bob"}})
-	srv.Append(t, "bob", "INBOX", dcMessage("servebob", 1))
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	good, bad := filepath.Join(dir, "bob.pw"), filepath.Join(dir, "alice.pw")
-	if err := os.WriteFile(good, []byte(srv.Password("bob")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bad, []byte("not-"+srv.Password("alice")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(srv.Addr)
-	cfg := fmt.Sprintf(`data_dir: %s
-accounts:
-  - {name: alice, host: %s, port: %s, tls: none, username: alice, password_file: %s}
-  - {name: bob, host: %s, port: %s, tls: none, username: bob, password_file: %s}
-`, data, host, port, bad, host, port, good)
-	cfgPath := filepath.Join(dir, "mailvault.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	var serveErr dcLogBuffer
-	go func() {
-		done <- run(ctx, &env{stdout: &bytes.Buffer{}, stderr: &serveErr}, []string{"serve", "--config", cfgPath})
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exit %d", code)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("serve did not stop on cancel")
-		}
-		if t.Failed() {
-			serveErr.mu.Lock()
-			t.Logf("serve stderr:\n%s", serveErr.b.String())
-			serveErr.mu.Unlock()
-		}
-	}()
-	var out string
-	status := func() string {
-		var b bytes.Buffer
-		run(context.Background(), &env{stdout: &b, stderr: &bytes.Buffer{}}, []string{"status", "--data", data})
-		return b.String()
-	}
-	dcWaitFor(t, 10*time.Second, "bob archived, shown by status", func() (bool, string) {
-		out = status()
-		for _, l := range strings.Split(out, "\n") {
-			if f := strings.Fields(l); len(f) > 3 && f[0] == "bob" && f[1] == "INBOX" && f[3] == "1" {
-				return true, out
-			}
-		}
-		return false, out
-	})
-	// The harvest status is published every second.
-	dcWaitFor(t, 3*time.Second, "status to name alice's refused login", func() (bool, string) {
-		out = status()
-		for _, l := range strings.Split(out, "\n") {
-			if strings.HasPrefix(l, "alice") && strings.Contains(l, "error") && strings.Contains(l, "login") {
-				return true, out
-			}
-		}
-		return false, out
-	})
-}
-
 // TestDovecotConnectionLimitIsNotALoginFailure: a login refused because the
 // user has too many sessions (Dovecot's mail_max_userip_connections, NO
 // [LIMIT]) is a transient condition, not a wrong password: the harvester
@@ -1168,10 +917,10 @@ accounts:
 func TestDovecotConnectionLimitIsNotALoginFailure(t *testing.T) {
 	srv := dovecottest.Start(t, &dovecottest.Options{MaxUserIPConnections: 1})
 	log := dcLogger(t)
-	srv.Append(t, "alice", "INBOX", dcMessage("limit", 1))
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("limit", 1))
 	other := srv.Dial(t, "alice") // another client holds the one session allowed
-	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 5*time.Second, "the first refused login", func() (bool, string) {
 		st := h.Status()
 		return st.Error != "", fmt.Sprintf("%+v", st)
@@ -1210,8 +959,8 @@ func TestDovecotCancelWhileServerHangs(t *testing.T) {
 		}
 	}
 	defer thaw()
-	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	time.Sleep(500 * time.Millisecond) // connected; waiting for a greeting that does not come
 	if st := h.Status(); st.State != "connecting" {
 		t.Errorf("while the server hangs: state %q, want connecting", st.State)

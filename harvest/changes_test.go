@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package harvest_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mailvault/harvest/dovecottest"
+	"mailvault/harvest/harvesttest"
 	"mailvault/service"
 )
 
@@ -21,11 +22,11 @@ import (
 // FETCH.
 func TestDovecotExpungeAndFlagChanges(t *testing.T) {
 	srv := dovecottest.Start(t, nil)
-	srv.LoadMaildir(t, "alice", "INBOX", dcMaildir(t, dcMessages("chin", 5)))
-	srv.LoadMaildir(t, "alice", "Archive", dcMaildir(t, dcMessages("char", 5)))
+	srv.LoadMaildir(t, "alice", "INBOX", harvesttest.Maildir(t, harvesttest.Messages("chin", 5)))
+	srv.LoadMaildir(t, "alice", "Archive", harvesttest.Maildir(t, harvesttest.Messages("char", 5)))
 	log := dcLogger(t)
 	p := startFaultProxy(t, srv.Addr, "\x00never sent\x00", false)
-	a := dcOpenArchive(t, t.TempDir())
+	a := harvesttest.OpenArchive(t, t.TempDir())
 	acct := p.account(t, srv, "alice", "alice") // IDLE on INBOX, Archive polled every second
 	h := dcStart(t, context.Background(), acct, service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 10*time.Second, "both mailboxes archived", func() (bool, string) {
@@ -57,21 +58,21 @@ func TestDovecotExpungeAndFlagChanges(t *testing.T) {
 		uid     uint32
 	}
 	dcWaitFor(t, 10*time.Second, "the changes in the catalog", func() (bool, string) {
-		got := map[key]dcOcc{}
-		for _, o := range dcOccurrences(t, a) {
+		got := map[key]harvesttest.Occ{}
+		for _, o := range harvesttest.Occurrences(t, a) {
 			got[key{o.Mailbox, o.UID}] = o
 		}
 		ok := got[key{"INBOX", 2}].Expunged != "" && got[key{"Archive", 4}].Expunged != "" &&
 			got[key{"INBOX", 3}].Flags == `$Important \Flagged` && got[key{"Archive", 1}].Flags == `\Answered`
 		return ok, fmt.Sprintf("%+v", got)
 	})
-	for _, o := range dcOccurrences(t, a) {
+	for _, o := range harvesttest.Occurrences(t, a) {
 		expunged := (o.Mailbox == "INBOX" && o.UID == 2) || (o.Mailbox == "Archive" && o.UID == 4)
 		if (o.Expunged != "") != expunged {
 			t.Errorf("%s UID %d: expunged_at %q", o.Mailbox, o.UID, o.Expunged)
 		}
 	}
-	st := dcStatus(t, a)
+	st := harvesttest.Status(t, a)
 	if st["alice/INBOX"].Expunged != 1 || st["alice/Archive"].Expunged != 1 || st["alice/INBOX"].Occurrences != 5 {
 		t.Errorf("status: INBOX %+v, Archive %+v", st["alice/INBOX"], st["alice/Archive"])
 	}
@@ -81,7 +82,7 @@ func TestDovecotExpungeAndFlagChanges(t *testing.T) {
 	}
 	for _, tag := range []string{"chin", "char"} {
 		uid := map[string]uint32{"chin": 2, "char": 4}[tag]
-		hits := dcSearch(t, a, dcMarker(tag, int(uid)))
+		hits := harvesttest.Search(t, a, harvesttest.Marker(tag, int(uid)))
 		if len(hits) != 1 || len(hits[0].Occurrences) != 1 || hits[0].Occurrences[0].Expunged == "" {
 			t.Errorf("search for the message expunged from %s: %+v", tag, hits)
 		}
@@ -94,12 +95,12 @@ func TestDovecotExpungeAndFlagChanges(t *testing.T) {
 // archive, searchable, marked expunged.
 func TestDovecotMailboxRenamedAndDeleted(t *testing.T) {
 	srv := dovecottest.Start(t, nil)
-	srv.Append(t, "alice", "INBOX", dcMessage("rnin", 1))
-	srv.LoadMaildir(t, "alice", "Projects", dcMaildir(t, dcMessages("rnpr", 3)))
-	srv.LoadMaildir(t, "alice", "Old", dcMaildir(t, dcMessages("rnold", 2)))
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("rnin", 1))
+	srv.LoadMaildir(t, "alice", "Projects", harvesttest.Maildir(t, harvesttest.Messages("rnpr", 3)))
+	srv.LoadMaildir(t, "alice", "Old", harvesttest.Maildir(t, harvesttest.Messages("rnold", 2)))
 	log := dcLogger(t)
-	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 10*time.Second, "everything archived", func() (bool, string) {
 		return dcArchived(t, a, map[string]int{"alice/INBOX": 1, "alice/Projects": 3, "alice/Old": 2})
 	})
@@ -108,7 +109,7 @@ func TestDovecotMailboxRenamedAndDeleted(t *testing.T) {
 	srv.RenameMailbox(t, "alice", "Projects", "Projects 2025")
 	srv.DeleteMailbox(t, "alice", "Old")
 	dcWaitFor(t, 10*time.Second, "the renamed mailbox archived and the old names marked", func() (bool, string) {
-		st := dcStatus(t, a)
+		st := harvesttest.Status(t, a)
 		ok := st["alice/Projects 2025"].Occurrences == 3 && st["alice/Projects"].Expunged == 3 && st["alice/Old"].Expunged == 2 &&
 			st["alice/INBOX"].Expunged == 0
 		return ok, fmt.Sprintf("%+v", st)
@@ -120,7 +121,7 @@ func TestDovecotMailboxRenamedAndDeleted(t *testing.T) {
 	if err := a.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	hits := dcSearch(t, a, dcMarker("rnpr", 2))
+	hits := harvesttest.Search(t, a, harvesttest.Marker("rnpr", 2))
 	if len(hits) != 1 || len(hits[0].Occurrences) != 2 {
 		t.Fatalf("search for a renamed message: %+v, want one message in two places", hits)
 	}
@@ -129,7 +130,7 @@ func TestDovecotMailboxRenamedAndDeleted(t *testing.T) {
 			t.Errorf("occurrence %s UID %d: expunged %q", o.Mailbox, o.UID, o.Expunged)
 		}
 	}
-	if hits := dcSearch(t, a, dcMarker("rnold", 1)); len(hits) != 1 || hits[0].Occurrences[0].Expunged == "" {
+	if hits := harvesttest.Search(t, a, harvesttest.Marker("rnold", 1)); len(hits) != 1 || hits[0].Occurrences[0].Expunged == "" {
 		t.Errorf("search for a message of the deleted mailbox: %+v", hits)
 	}
 	dcVerify(t, a, 6, false)

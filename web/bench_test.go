@@ -1,7 +1,8 @@
-package main
+//go:build bench
+
+package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -17,33 +18,42 @@ import (
 	"time"
 
 	"mailvault/indexer"
+	"mailvault/indexer/mailfile/corpustest"
+	"mailvault/internal/benchtest"
 	"mailvault/service"
 	"mailvault/web"
 )
 
-// TestBenchWeb (MAILVAULT_BENCH=1) times the search API and the search page
-// over the SpamAssassin corpus: a fixed query set, each query 20 times,
-// p50 and p95 of the time from request to the last byte of the answer
-// over loopback; and a deep page (results 5,000 to 5,050).
+// TestBenchWeb (bench tag: go test -tags bench -run TestBenchWeb -v ./web/)
+// times the search API and the search page over the SpamAssassin corpus,
+// imported as `mailvault import` does (service.Import): a fixed query set,
+// each query 20 times, p50 and p95 of the time from request to the last
+// byte of the answer over loopback; and a deep page (results 5,000 to
+// 5,050).
 func TestBenchWeb(t *testing.T) {
-	hbBenchGate(t)
-	root := corpusMaildir(t)
+	root := corpustest.Maildir(t)
 	data := filepath.Join(t.TempDir(), "data")
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"import", "--data", data, "--account", "sa", "--json", root}); code != 0 {
-		t.Fatalf("import: %s", errb.String())
-	}
+	ctx := context.Background()
 	a, err := indexer.Open(data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	sum, err := service.Import(ctx, a, service.ImportRequest{Account: "sa", Paths: []string{root}}, nil, nil)
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if sum.FileErrors != 0 || sum.Imported() == 0 {
+		t.Fatalf("import: %+v", sum)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	users, err := service.OpenUsers(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer users.Close()
-	ctx := context.Background()
 	if err := users.Add(ctx, service.User{Name: "bench", Role: service.RoleAdmin}, "bench-password"); err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +107,11 @@ func TestBenchWeb(t *testing.T) {
 		p := func(f float64) string {
 			return fmt.Sprintf("%.1f", float64(ds[int(f*float64(len(ds)-1))].Microseconds())/1000)
 		}
-		hbMdf(t, "| %s | %d | %s | %s | %s |", name, len(ds), p(0.5), p(0.95), p(1))
+		benchtest.Mdf(t, "| %s | %d | %s | %s | %s |", name, len(ds), p(0.5), p(0.95), p(1))
 	}
-	hbMdf(t, "")
-	hbMdf(t, "| endpoint | requests | p50 ms | p95 ms | max ms |")
-	hbMdf(t, "|---|---|---|---|---|")
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "| endpoint | requests | p50 ms | p95 ms | max ms |")
+	benchtest.Mdf(t, "|---|---|---|---|---|")
 	measure("GET /api/search (50 per page)", http.DefaultClient, true, func(q string) string { return "/api/search?q=" + url.QueryEscape(q) })
 	measure("GET / (search page, 50 per page)", browser, false, func(q string) string { return "/?q=" + url.QueryEscape(q) })
 	deepPage := func(name, cursor string) {
@@ -114,7 +124,7 @@ func TestBenchWeb(t *testing.T) {
 			deep = append(deep, d)
 		}
 		slices.Sort(deep)
-		hbMdf(t, "| %s | %d | %.1f | %.1f | %.1f |", name, len(deep),
+		benchtest.Mdf(t, "| %s | %d | %.1f | %.1f | %.1f |", name, len(deep),
 			float64(deep[len(deep)/2].Microseconds())/1000, float64(deep[int(0.95*float64(len(deep)-1))].Microseconds())/1000,
 			float64(deep[len(deep)-1].Microseconds())/1000)
 	}

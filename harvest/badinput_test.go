@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package harvest_test
 
 // Bad input for the harvester (issue 3, "Bad input"): an untrusted
 // certificate, a server that speaks garbage, a connection that breaks or
@@ -31,6 +31,7 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/harvest/dovecottest"
+	"mailvault/harvest/harvesttest"
 	"mailvault/service"
 )
 
@@ -128,7 +129,7 @@ func (p *faultProxy) serverToClient(s, c net.Conn) {
 }
 
 func (p *faultProxy) account(t *testing.T, srv *dovecottest.Server, name, user string) harvest.Account {
-	acct := dcAccount(t, srv, name, user)
+	acct := harvesttest.Account(t, srv, name, user)
 	acct.Port = p.ln.Addr().(*net.TCPAddr).Port
 	return acct
 }
@@ -146,7 +147,7 @@ func poisonMessage(marker string) []byte {
 }
 
 // dcSkipped returns the catalog's skipped records: "mailbox/uid: reason".
-func dcSkipped(t *testing.T, a *dcArchive) []string {
+func dcSkipped(t *testing.T, a *harvesttest.Archive) []string {
 	t.Helper()
 	skipped, err := a.Skipped(context.Background())
 	if err != nil {
@@ -161,11 +162,11 @@ func dcSkipped(t *testing.T, a *dcArchive) []string {
 
 // dcCheckAllBut checks that the archive holds exactly the server's
 // messages in mailbox, byte-exact, except the UIDs in skipped.
-func dcCheckAllBut(t *testing.T, srv *dovecottest.Server, a *dcArchive, mailbox string, skipped ...uint32) {
+func dcCheckAllBut(t *testing.T, srv *dovecottest.Server, a *harvesttest.Archive, mailbox string, skipped ...uint32) {
 	t.Helper()
 	server := srv.Fetch(t, "alice", mailbox)
 	got := map[uint32]string{}
-	for _, o := range dcOccurrences(t, a) {
+	for _, o := range harvesttest.Occurrences(t, a) {
 		if o.Mailbox == mailbox {
 			if _, dup := got[o.UID]; dup {
 				t.Errorf("%s UID %d archived twice", mailbox, o.UID)
@@ -195,11 +196,11 @@ func dcCheckAllBut(t *testing.T, srv *dovecottest.Server, a *dcArchive, mailbox 
 // records it as skipped and archives all the others, once each.
 func testBrokenLiteral(t *testing.T, srv *dovecottest.Server, p *faultProxy, opts *harvest.Options, wantErr string) {
 	const marker = "POISON-PILL-0123456789"
-	msgs := dcMessages("brk", 30)
+	msgs := harvesttest.Messages("brk", 30)
 	msgs[11] = poisonMessage(marker)
-	srv.LoadMaildir(t, "alice", "INBOX", dcMaildir(t, msgs))
+	srv.LoadMaildir(t, "alice", "INBOX", harvesttest.Maildir(t, msgs))
 
-	a := dcOpenArchive(t, t.TempDir())
+	a := harvesttest.OpenArchive(t, t.TempDir())
 	var logs dcLogBuffer
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	h := dcStart(t, context.Background(), p.account(t, srv, "alice", "alice"), service.NewSink(a.Archive), opts)
@@ -208,7 +209,7 @@ func testBrokenLiteral(t *testing.T, srv *dovecottest.Server, p *faultProxy, opt
 		if st := h.Status(); st.Error != "" {
 			sawErr.Store(st.Error)
 		}
-		s := dcStatus(t, a)["alice/INBOX"]
+		s := harvesttest.Status(t, a)["alice/INBOX"]
 		return s.Occurrences == 29 && s.Skipped == 1, fmt.Sprintf("%+v, proxy broke %d connections", s, p.hits.Load())
 	})
 	h.stop(t)
@@ -336,12 +337,12 @@ func (s *countingSink) Skip(ctx context.Context, account, mailbox string, uidval
 // set; an account on the same server with tls_ca_file harvests normally.
 func TestDovecotUntrustedCertificate(t *testing.T) {
 	srv := dovecottest.Start(t, &dovecottest.Options{TLS: true, Users: []string{"alice", "bob"}})
-	srv.Append(t, "alice", "INBOX", dcMessage("tlsalice", 1))
-	srv.Append(t, "bob", "INBOX", dcMessage("tlsbob", 1))
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("tlsalice", 1))
+	srv.Append(t, "bob", "INBOX", harvesttest.Message("tlsbob", 1))
 	log := dcLogger(t)
 	host, port, _ := net.SplitHostPort(srv.TLSAddr)
 	p, _ := strconv.Atoi(port)
-	a := dcOpenArchive(t, t.TempDir())
+	a := harvesttest.OpenArchive(t, t.TempDir())
 	sink := service.NewSink(a.Archive)
 	opts := dcFastBackoff(log)
 	opts.AuthBackoff = time.Hour
@@ -392,11 +393,11 @@ func TestDovecotOddMailboxNames(t *testing.T) {
 	names := []string{"Entwürfe", "日本語/受信", `Say "hi"`, `back\slash`, "100% & more", "  spaced  out", "Ärger &AMk- literal"}
 	want := map[string]int{"alice/INBOX": 0}
 	for i, mb := range names {
-		srv.Append(t, "alice", mb, dcMessage(fmt.Sprintf("odd%d", i), 1))
+		srv.Append(t, "alice", mb, harvesttest.Message(fmt.Sprintf("odd%d", i), 1))
 		want["alice/"+mb] = 1
 	}
-	a := dcOpenArchive(t, t.TempDir())
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
 	dcWaitFor(t, 10*time.Second, "every odd mailbox archived", func() (bool, string) {
 		ok, desc := dcArchived(t, a, want)
 		return ok, fmt.Sprintf("%s; harvester sees %q", desc, slices.Sorted(maps.Keys(h.Status().Mailboxes)))
@@ -406,7 +407,7 @@ func TestDovecotOddMailboxNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, mb := range names {
-		hits := dcSearch(t, a, fmt.Sprintf("mailbox:%q %s", mb, dcMarker(fmt.Sprintf("odd%d", i), 1)))
+		hits := harvesttest.Search(t, a, fmt.Sprintf("mailbox:%q %s", mb, harvesttest.Marker(fmt.Sprintf("odd%d", i), 1)))
 		if len(hits) != 1 || len(hits[0].Occurrences) != 1 || hits[0].Occurrences[0].Mailbox != mb {
 			t.Errorf("search in mailbox %q: %+v", mb, hits)
 			continue
@@ -426,17 +427,17 @@ func TestDovecotLargeMessages(t *testing.T) {
 	log := dcLogger(t)
 	big := largeMessage("bigone", 50<<20)
 	huge := largeMessage("hugeone", 70<<20)
-	srv.Append(t, "alice", "INBOX", dcMessage("large", 1))
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("large", 1))
 	bigUID := srv.Append(t, "alice", "INBOX", big)
 	hugeUID := srv.Append(t, "alice", "INBOX", huge)
-	srv.Append(t, "alice", "INBOX", dcMessage("large", 2))
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("large", 2))
 
-	a := dcOpenArchive(t, t.TempDir())
+	a := harvesttest.OpenArchive(t, t.TempDir())
 	opts := dcFastBackoff(log)
 	opts.MaxMessageBytes = 60 << 20
-	h := dcStart(t, context.Background(), dcAccount(t, srv, "alice", "alice"), service.NewSink(a.Archive), opts)
+	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), opts)
 	dcWaitFor(t, 60*time.Second, "3 archived and 1 skipped", func() (bool, string) {
-		s := dcStatus(t, a)["alice/INBOX"]
+		s := harvesttest.Status(t, a)["alice/INBOX"]
 		return s.Occurrences == 3 && s.Skipped == 1, fmt.Sprintf("%+v", s)
 	})
 	h.stop(t)
@@ -448,11 +449,11 @@ func TestDovecotLargeMessages(t *testing.T) {
 	if len(sk) != 1 || !strings.HasPrefix(sk[0], fmt.Sprintf("INBOX/%d: message is ", hugeUID)) || !strings.Contains(sk[0], "max_message_bytes") {
 		t.Errorf("skipped: %q, want UID %d over max_message_bytes", sk, hugeUID)
 	}
-	hits := dcSearch(t, a, "subject:bigone")
+	hits := harvesttest.Search(t, a, "subject:bigone")
 	if len(hits) != 1 || len(hits[0].Occurrences) != 1 || hits[0].Occurrences[0].UID != bigUID {
 		t.Errorf("search for the 50 MB message: %+v", hits)
 	}
-	if hits := dcSearch(t, a, "has:attachment bigone.bin"); len(hits) != 1 {
+	if hits := harvesttest.Search(t, a, "has:attachment bigone.bin"); len(hits) != 1 {
 		t.Errorf("search for the 50 MB message's attachment name: %d hits", len(hits))
 	}
 	dcVerify(t, a, 3, false)
@@ -496,16 +497,16 @@ func TestDovecotXOAUTH2(t *testing.T) {
 	}))
 	defer ts.Close()
 	srv := dovecottest.Start(t, &dovecottest.Options{OAuth2TokenInfoURL: ts.URL + "/tokeninfo?access_token="})
-	srv.Append(t, "alice", "INBOX", dcMessage("oauth", 1))
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("oauth", 1))
 	log := dcLogger(t)
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("ya29.expired-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	acct := dcAccount(t, srv, "alice", "alice")
+	acct := harvesttest.Account(t, srv, "alice", "alice")
 	acct.Auth, acct.Password, acct.TokenFile = "xoauth2", "", tokenFile
-	a := dcOpenArchive(t, t.TempDir())
+	a := harvesttest.OpenArchive(t, t.TempDir())
 	opts := dcFastBackoff(log)
 	opts.AuthBackoff = 2 * time.Second
 	h := dcStart(t, context.Background(), acct, service.NewSink(a.Archive), opts)
@@ -550,10 +551,10 @@ func dcAuthLogins(t *testing.T, srv *dovecottest.Server, user, mechanism string)
 // method=PLAIN).
 func TestDovecotAuthModes(t *testing.T) {
 	srv := dovecottest.Start(t, &dovecottest.Options{Users: []string{"alice", "bob"}})
-	srv.Append(t, "alice", "INBOX", dcMessage("modes", 1))
-	srv.Append(t, "bob", "INBOX", dcMessage("modes", 2))
+	srv.Append(t, "alice", "INBOX", harvesttest.Message("modes", 1))
+	srv.Append(t, "bob", "INBOX", harvesttest.Message("modes", 2))
 	log := dcLogger(t)
-	a := dcOpenArchive(t, t.TempDir())
+	a := harvesttest.OpenArchive(t, t.TempDir())
 	sink := service.NewSink(a.Archive)
 	pp := startFaultProxy(t, srv.Addr, "\x00never sent\x00", false)
 	pl := startFaultProxy(t, srv.Addr, "\x00never sent\x00", false)

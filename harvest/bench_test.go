@@ -1,4 +1,6 @@
-package main
+//go:build bench && unix
+
+package harvest_test
 
 // Harvester benchmarks (issue 3), each with its peer measured in the same
 // run against a private, real Dovecot (harvest/dovecottest):
@@ -12,10 +14,11 @@ package main
 //   - TestBenchHarvestAccounts: N accounts (default 1,000) harvested and
 //     then idle in one process: RSS, heap, goroutines.
 //
-// They are not part of the normal test suite: each skips unless
-// MAILVAULT_BENCH=1. scripts/bench-harvest.sh runs them all:
+// They are not part of the normal test suite: they build only with the
+// bench tag. scripts/bench-harvest.sh runs each in a process of its own; by
+// hand:
 //
-//	MAILVAULT_BENCH=1 go test -run BenchHarvest -v -timeout 60m ./cmd/mailvault/
+//	go test -tags bench -run TestBenchHarvest -v -timeout 60m ./harvest/
 //
 // Knobs: MAILVAULT_BENCH_RUNS (3), MAILVAULT_BENCH_APPENDS (200),
 // MAILVAULT_BENCH_APPEND_GAP (5ms), MAILVAULT_BENCH_ACCOUNTS (1000).
@@ -50,18 +53,32 @@ import (
 	"mailvault/harvest"
 	"mailvault/harvest/dovecottest"
 	"mailvault/indexer"
+	"mailvault/indexer/mailfile/corpustest"
+	"mailvault/internal/benchtest"
 	"mailvault/query"
 	"mailvault/service"
 )
 
 const hbBenchUser = "bench"
 
-// hbBenchGate skips the test unless MAILVAULT_BENCH=1.
-func hbBenchGate(t *testing.T) {
-	t.Helper()
-	if os.Getenv("MAILVAULT_BENCH") != "1" {
-		t.Skip("benchmark: set MAILVAULT_BENCH=1 to run (scripts/bench-harvest.sh)")
+// serve's settings, as cmd/mailvault/serve.go has them (serveFetchBudget,
+// serveMemoryLimit, limitServeMemory, serveHarvestOptions): the benchmarks
+// measure the harvester as `mailvault serve` runs it, and package main
+// cannot be imported. Keep them in step with serve.go.
+const (
+	hbServeFetchBudget = 64 << 20
+	hbServeMemoryLimit = 256 << 20
+)
+
+func hbLimitServeMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(hbServeMemoryLimit)
 	}
+}
+
+func hbServeHarvestOptions(log *slog.Logger, accounts int) *harvest.Options {
+	return &harvest.Options{Logger: log, Budget: harvest.NewBudget(hbServeFetchBudget),
+		StartJitter: min(time.Duration(accounts)*10*time.Millisecond, 5*time.Second)}
 }
 
 func hbEnvInt(name string, def int) int {
@@ -76,24 +93,6 @@ func hbEnvDuration(name string, def time.Duration) time.Duration {
 		return v
 	}
 	return def
-}
-
-// hbMdf prints a line of the Markdown report to stdout and, when
-// $MAILVAULT_BENCH_REPORT is set, appends it to that file.
-func hbMdf(t *testing.T, format string, args ...any) {
-	t.Helper()
-	line := fmt.Sprintf(format, args...) + "\n"
-	os.Stdout.WriteString(line)
-	if path := os.Getenv("MAILVAULT_BENCH_REPORT"); path != "" {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			t.Fatalf("report: %v", err)
-		}
-		defer f.Close()
-		if _, err := f.WriteString(line); err != nil {
-			t.Fatalf("report: %v", err)
-		}
-	}
 }
 
 func hbLoadAvg() string {
@@ -233,7 +232,7 @@ func hbDovecotCPU() float64 {
 	return ticks / hbClockTicks
 }
 
-// hbCountingSink is archiveSink (the one `mailvault serve` uses) counting what
+// hbCountingSink is service.Sink (the one `mailvault serve` uses) counting what
 // was durably stored and, with track, when each UID's Store returned.
 type hbCountingSink struct {
 	*service.Sink
@@ -319,8 +318,7 @@ type hbColdRun struct {
 }
 
 func TestBenchHarvestCorpus(t *testing.T) {
-	hbBenchGate(t)
-	root := corpusMaildir(t)
+	root := corpustest.Maildir(t)
 	mbsync, err := exec.LookPath("mbsync")
 	if err != nil {
 		t.Fatal("mbsync not found: apt-get install -y isync (scripts/bench-harvest.sh does it)")
@@ -368,36 +366,36 @@ func TestBenchHarvestCorpus(t *testing.T) {
 		t.Logf("run %d: mbsync %.2f s", i, r.secs)
 	}
 
-	hbMdf(t, "")
-	hbMdf(t, "### Cold harvest of the corpus over TLS: mailvault against mbsync")
-	hbMdf(t, "")
-	hbMdf(t, "%d messages in %d mailboxes (%s), Dovecot %s over implicit TLS on 127.0.0.1; %s UTC; load average at the end %s.",
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "### Cold harvest of the corpus over TLS: mailvault against mbsync")
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "%d messages in %d mailboxes (%s), Dovecot %s over implicit TLS on 127.0.0.1; %s UTC; load average at the end %s.",
 		total, len(folders), strings.Join(folders, ", "), hbDovecotVersion(), time.Now().UTC().Format("2006-01-02 15:04"), hbLoadAvg())
-	hbMdf(t, "")
-	hbMdf(t, "Seconds are wall time from start to done: for mailvault from indexer.Open of an empty directory until the catalog holds every message and Flush has committed the index; for mbsync the process (its default FSync yes). Client CPU is user+sys of the client; Dovecot CPU that of the server meanwhile; \"other CPU\" is the rest of the machine's busy time meanwhile (other work on this shared machine, which competes for the 2 cores, and kernel threads such as the journal flushing fsynced files; ±0.05 s is sampling noise). mailvault's peak RSS is the test process's VmHWM, reset before the run; mbsync's comes from GNU time. Load is the 1-minute load average when the run started.")
-	hbMdf(t, "")
-	hbMdf(t, "| run | tool | load | seconds | msg/s | client CPU s | Dovecot CPU s | other CPU s | client peak RSS MB | check |")
-	hbMdf(t, "|---|---|---|---|---|---|---|---|---|---|")
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "Seconds are wall time from start to done: for mailvault from indexer.Open of an empty directory until the catalog holds every message and Flush has committed the index; for mbsync the process (its default FSync yes). Client CPU is user+sys of the client; Dovecot CPU that of the server meanwhile; \"other CPU\" is the rest of the machine's busy time meanwhile (other work on this shared machine, which competes for the 2 cores, and kernel threads such as the journal flushing fsynced files; ±0.05 s is sampling noise). mailvault's peak RSS is the test process's VmHWM, reset before the run; mbsync's comes from GNU time. Load is the 1-minute load average when the run started.")
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "| run | tool | load | seconds | msg/s | client CPU s | Dovecot CPU s | other CPU s | client peak RSS MB | check |")
+	benchtest.Mdf(t, "|---|---|---|---|---|---|---|---|---|---|")
 	var mv, mb []float64
 	for _, r := range results {
 		peak := "n/a"
 		if r.peakMB >= 0 {
 			peak = fmt.Sprintf("%.0f", r.peakMB)
 		}
-		hbMdf(t, "| %d | %s | %s | %.2f | %.0f | %.2f | %.2f | %.2f | %s | %s |", r.run, r.tool, r.load, r.secs, float64(total)/r.secs, r.cpu, r.dovecot, r.others, peak, r.checked)
+		benchtest.Mdf(t, "| %d | %s | %s | %.2f | %.0f | %.2f | %.2f | %.2f | %s | %s |", r.run, r.tool, r.load, r.secs, float64(total)/r.secs, r.cpu, r.dovecot, r.others, peak, r.checked)
 		if strings.HasPrefix(r.tool, "mailvault") {
 			mv = append(mv, r.secs)
 		} else {
 			mb = append(mb, r.secs)
 		}
 	}
-	hbMdf(t, "")
+	benchtest.Mdf(t, "")
 	ratios := make([]string, len(mv))
 	for i := range mv {
 		ratios[i] = fmt.Sprintf("%.2f", mv[i]/mb[i])
 	}
 	ratio := hbMedian(mv) / hbMedian(mb)
-	hbMdf(t, "Median: mailvault %.2f s (%.0f msg/s), mbsync %.2f s (%.0f msg/s); mailvault/mbsync time %.2f× (per run: %s). Target ≤ 1.5×: %s.",
+	benchtest.Mdf(t, "Median: mailvault %.2f s (%.0f msg/s), mbsync %.2f s (%.0f msg/s); mailvault/mbsync time %.2f× (per run: %s). Target ≤ 1.5×: %s.",
 		hbMedian(mv), float64(total)/hbMedian(mv), hbMedian(mb), float64(total)/hbMedian(mb), ratio, strings.Join(ratios, ", "), hbMetOrNot(ratio <= 1.5))
 }
 
@@ -450,8 +448,8 @@ func hbColdMailvault(t *testing.T, srv *dovecottest.Server, run, total int) hbCo
 	}
 	defer a.Close()
 	sink := &hbCountingSink{Sink: service.NewSink(a)}
-	limitServeMemory() // as serve runs it
-	h := harvest.New(hbTLSAccount(t, srv, "sa", hbBenchUser), sink, serveHarvestOptions(nil, 1))
+	hbLimitServeMemory() // as serve runs it
+	h := harvest.New(hbTLSAccount(t, srv, "sa", hbBenchUser), sink, hbServeHarvestOptions(nil, 1))
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
 	// The sink's counter says when to look; the catalog (indexer.Status, what
@@ -606,7 +604,6 @@ type hbLatencyProbe struct {
 }
 
 func TestBenchHarvestLatency(t *testing.T) {
-	hbBenchGate(t)
 	n := hbEnvInt("MAILVAULT_BENCH_APPENDS", 200)
 	gap := hbEnvDuration("MAILVAULT_BENCH_APPEND_GAP", 5*time.Millisecond)
 	srv := dovecottest.Start(t, &dovecottest.Options{TLS: true, Users: []string{hbBenchUser}})
@@ -621,8 +618,8 @@ func TestBenchHarvestLatency(t *testing.T) {
 	defer a.Close()
 	sink := &hbCountingSink{Sink: service.NewSink(a), track: true}
 	catchUps := &hbCatchUpLog{}
-	limitServeMemory()
-	h := harvest.New(hbTLSAccount(t, srv, "lat", hbBenchUser), sink, serveHarvestOptions(slog.New(catchUps), 1))
+	hbLimitServeMemory()
+	h := harvest.New(hbTLSAccount(t, srv, "lat", hbBenchUser), sink, hbServeHarvestOptions(slog.New(catchUps), 1))
 	var runWG sync.WaitGroup
 	runWG.Add(1)
 	go func() { defer runWG.Done(); h.Run(ctx) }()
@@ -773,14 +770,14 @@ func TestBenchHarvestLatency(t *testing.T) {
 	existsMu.Lock()
 	ev := slices.Clone(exists)
 	existsMu.Unlock()
-	hbMdf(t, "")
-	hbMdf(t, "### Delivery to searchable: harvester IDLE on INBOX, Dovecot over implicit TLS")
-	hbMdf(t, "")
-	hbMdf(t, "Sequential APPENDs on a second connection, each measured from its tagged OK; a searcher runs archive.Search for every pending subject word each 5 ms. %s UTC; load average at the end %s.",
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "### Delivery to searchable: harvester IDLE on INBOX, Dovecot over implicit TLS")
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "Sequential APPENDs on a second connection, each measured from its tagged OK; a searcher runs archive.Search for every pending subject word each 5 ms. %s UTC; load average at the end %s.",
 		time.Now().UTC().Format("2006-01-02 15:04"), hbLoadAvg())
-	hbMdf(t, "")
-	hbMdf(t, "| series | stage (from APPEND OK) | n | p50 ms | p95 ms | p99 ms | max ms | missing after 30 s |")
-	hbMdf(t, "|---|---|---|---|---|---|---|---|")
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "| series | stage (from APPEND OK) | n | p50 ms | p95 ms | p99 ms | max ms | missing after 30 s |")
+	benchtest.Mdf(t, "|---|---|---|---|---|---|---|---|")
 	var burstP99 time.Duration
 	for _, s := range all {
 		var notify, began, stored, found, share []time.Duration
@@ -819,7 +816,7 @@ func TestBenchHarvestLatency(t *testing.T) {
 		label := fmt.Sprintf("%s: %d, %s", s.name, len(s.probes), gapText)
 		row := func(stage string, d []time.Duration, miss int) time.Duration {
 			q := hbQuantiles(d)
-			hbMdf(t, "| %s | %s | %d | %s | %s | %s | %s | %d |", label, stage, len(d), hbMS(q[0]), hbMS(q[1]), hbMS(q[2]), hbMS(q[3]), miss)
+			benchtest.Mdf(t, "| %s | %s | %d | %s | %s | %s | %s | %d |", label, stage, len(d), hbMS(q[0]), hbMS(q[1]), hbMS(q[2]), hbMS(q[3]), miss)
 			return q[2]
 		}
 		row("bare client IDLE: EXISTS seen (Dovecot's notification)", notify, missNotify)
@@ -834,11 +831,11 @@ func TestBenchHarvestLatency(t *testing.T) {
 			}
 		}
 	}
-	hbMdf(t, "")
+	benchtest.Mdf(t, "")
 	if k := hbInotifyFallbacks(srv); k > 0 {
-		hbMdf(t, "**Dovecot ran %d sessions without inotify** (instance limit, fs.inotify.max_user_instances = %s): their notification delay is the 1 s idle check instead of 0.5 s.", k, hbSysctl("fs/inotify/max_user_instances"))
+		benchtest.Mdf(t, "**Dovecot ran %d sessions without inotify** (instance limit, fs.inotify.max_user_instances = %s): their notification delay is the 1 s idle check instead of 0.5 s.", k, hbSysctl("fs/inotify/max_user_instances"))
 	}
-	hbMdf(t, "Target p99 ≤ 1 s (burst series, archive.Search): %s.", hbMetOrNot(burstP99 <= time.Second))
+	benchtest.Mdf(t, "Target p99 ≤ 1 s (burst series, archive.Search): %s.", hbMetOrNot(burstP99 <= time.Second))
 }
 
 // hbCatchUpLog is a slog.Handler that records when the harvester logged
@@ -984,7 +981,6 @@ func hbMib(b uint64) float64   { return float64(b) / (1 << 20) }
 func hbKibMiB(k int64) float64 { return float64(k) / 1024 }
 
 func TestBenchHarvestAccounts(t *testing.T) {
-	hbBenchGate(t)
 	n := hbEnvInt("MAILVAULT_BENCH_ACCOUNTS", 1000)
 	users := make([]string, n)
 	for i := range users {
@@ -1069,8 +1065,8 @@ service imap {
 	hs := make([]*harvest.Harvester, n)
 	var runWG sync.WaitGroup
 	start := time.Now()
-	limitServeMemory()
-	opts := serveHarvestOptions(nil, n)
+	hbLimitServeMemory()
+	opts := hbServeHarvestOptions(nil, n)
 	for i, u := range users {
 		hs[i] = harvest.New(hbTLSAccount(t, srv, u, u), sink, opts)
 		runWG.Add(1)
@@ -1119,32 +1115,32 @@ service imap {
 	idle, states, errsSeen := idleCount()
 	archived, _ := hbArchivedOccurrences(context.Background(), dir)
 
-	hbMdf(t, "")
-	hbMdf(t, "### %d accounts harvested, then idle, in one process", n)
-	hbMdf(t, "")
-	hbMdf(t, "One Dovecot with %d users, one message each, implicit TLS; one harvester per account (its own connection, IDLE on INBOX), one archive. %s UTC; load average at the end %s.",
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "### %d accounts harvested, then idle, in one process", n)
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "One Dovecot with %d users, one message each, implicit TLS; one harvester per account (its own connection, IDLE on INBOX), one archive. %s UTC; load average at the end %s.",
 		n, time.Now().UTC().Format("2006-01-02 15:04"), hbLoadAvg())
-	hbMdf(t, "Dovecot needed config overrides (not exposed by dovecottest): imap-login in performance mode (service_count = 0, client_limit = %d), service imap process_limit = %d, default_client_limit = %d.", n+100, n+100, 4*n+1000)
-	hbMdf(t, "")
+	benchtest.Mdf(t, "Dovecot needed config overrides (not exposed by dovecottest): imap-login in performance mode (service_count = 0, client_limit = %d), service imap process_limit = %d, default_client_limit = %d.", n+100, n+100, 4*n+1000)
+	benchtest.Mdf(t, "")
 	if complete {
-		hbMdf(t, "All %d accounts archived (catalog: %d occurrences) and idle %.1f s after the harvesters started.", n, archived, allIdle.Seconds())
+		benchtest.Mdf(t, "All %d accounts archived (catalog: %d occurrences) and idle %.1f s after the harvesters started.", n, archived, allIdle.Seconds())
 	} else {
-		hbMdf(t, "**Not all accounts got there within 10 min**: %d of %d idle, catalog %d occurrences; states %v; errors %v.", idle, n, archived, states, errsSeen)
+		benchtest.Mdf(t, "**Not all accounts got there within 10 min**: %d of %d idle, catalog %d occurrences; states %v; errors %v.", idle, n, archived, states, errsSeen)
 	}
-	hbMdf(t, "")
-	hbMdf(t, "| measure | before (archive open, no harvester) | all idle (+5 s) | all idle, after GC | per account (idle − before) |")
-	hbMdf(t, "|---|---|---|---|---|")
-	hbMdf(t, "| VmRSS MB | %.1f | %.1f | %.1f | %.1f KB |", hbKibMiB(before.rssKB), hbKibMiB(after.rssKB), hbKibMiB(afterGC.rssKB), float64(after.rssKB-before.rssKB)/float64(n))
-	hbMdf(t, "| runtime HeapInuse MB | %.1f | %.1f | %.1f | %.1f KB |", hbMib(before.heapInuse), hbMib(after.heapInuse), hbMib(afterGC.heapInuse), (float64(after.heapInuse)-float64(before.heapInuse))/1024/float64(n))
-	hbMdf(t, "| runtime StackInuse MB | %.1f | %.1f | %.1f | %.1f KB |", hbMib(before.stackInuse), hbMib(after.stackInuse), hbMib(afterGC.stackInuse), (float64(after.stackInuse)-float64(before.stackInuse))/1024/float64(n))
-	hbMdf(t, "| runtime Sys MB | %.1f | %.1f | %.1f | %.1f KB |", hbMib(before.sysMem), hbMib(after.sysMem), hbMib(afterGC.sysMem), (float64(after.sysMem)-float64(before.sysMem))/1024/float64(n))
-	hbMdf(t, "| goroutines | %d | %d | %d | %.1f |", before.goroutines, after.goroutines, afterGC.goroutines, float64(after.goroutines-before.goroutines)/float64(n))
-	hbMdf(t, "")
-	hbMdf(t, "Peak RSS from the harvesters' start to the idle measurement (VmHWM): %.1f MB; harvest + index flush took %.1f s.", hbKibMiB(after.hwmKB), harvestedIn.Seconds())
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "| measure | before (archive open, no harvester) | all idle (+5 s) | all idle, after GC | per account (idle − before) |")
+	benchtest.Mdf(t, "|---|---|---|---|---|")
+	benchtest.Mdf(t, "| VmRSS MB | %.1f | %.1f | %.1f | %.1f KB |", hbKibMiB(before.rssKB), hbKibMiB(after.rssKB), hbKibMiB(afterGC.rssKB), float64(after.rssKB-before.rssKB)/float64(n))
+	benchtest.Mdf(t, "| runtime HeapInuse MB | %.1f | %.1f | %.1f | %.1f KB |", hbMib(before.heapInuse), hbMib(after.heapInuse), hbMib(afterGC.heapInuse), (float64(after.heapInuse)-float64(before.heapInuse))/1024/float64(n))
+	benchtest.Mdf(t, "| runtime StackInuse MB | %.1f | %.1f | %.1f | %.1f KB |", hbMib(before.stackInuse), hbMib(after.stackInuse), hbMib(afterGC.stackInuse), (float64(after.stackInuse)-float64(before.stackInuse))/1024/float64(n))
+	benchtest.Mdf(t, "| runtime Sys MB | %.1f | %.1f | %.1f | %.1f KB |", hbMib(before.sysMem), hbMib(after.sysMem), hbMib(afterGC.sysMem), (float64(after.sysMem)-float64(before.sysMem))/1024/float64(n))
+	benchtest.Mdf(t, "| goroutines | %d | %d | %d | %.1f |", before.goroutines, after.goroutines, afterGC.goroutines, float64(after.goroutines-before.goroutines)/float64(n))
+	benchtest.Mdf(t, "")
+	benchtest.Mdf(t, "Peak RSS from the harvesters' start to the idle measurement (VmHWM): %.1f MB; harvest + index flush took %.1f s.", hbKibMiB(after.hwmKB), harvestedIn.Seconds())
 	if k := hbInotifyFallbacks(srv); k > 0 {
-		hbMdf(t, "Dovecot: %d sessions logged \"Inotify instance limit for user … exceeded\" (fs.inotify.max_user_instances = %s, shared by every process of the mail uid on the machine) and fell back to checking their mailbox every second (mailbox_idle_check_interval): more Dovecot CPU while idle; no effect on the harvester's memory.", k, hbSysctl("fs/inotify/max_user_instances"))
+		benchtest.Mdf(t, "Dovecot: %d sessions logged \"Inotify instance limit for user … exceeded\" (fs.inotify.max_user_instances = %s, shared by every process of the mail uid on the machine) and fell back to checking their mailbox every second (mailbox_idle_check_interval): more Dovecot CPU while idle; no effect on the harvester's memory.", k, hbSysctl("fs/inotify/max_user_instances"))
 	}
-	hbMdf(t, "Target ≤ 300 MB total (idle RSS): %s.", hbMetOrNot(complete && hbKibMiB(after.rssKB) <= 300))
+	benchtest.Mdf(t, "Target ≤ 300 MB total (idle RSS): %s.", hbMetOrNot(complete && hbKibMiB(after.rssKB) <= 300))
 
 	cancel()
 	stopped := make(chan struct{})

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package indexer_test
 
 // The IMAP SEARCH conformance harness (issue 4): corpus mailboxes in a
 // private Dovecot (no FTS plugin: substring search over decoded text),
@@ -27,7 +27,9 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/harvest/dovecottest"
+	"mailvault/harvest/harvesttest"
 	"mailvault/indexer"
+	"mailvault/indexer/mailfile/corpustest"
 	"mailvault/query"
 	"mailvault/service"
 
@@ -112,7 +114,7 @@ func (r *rawIMAP) uidSearch(criteria string) ([]uint32, error) {
 // imapConformance is the harvested archive and Dovecot, ready for queries.
 type imapConformance struct {
 	srv     *dovecottest.Server
-	a       *dcArchive
+	a       *harvesttest.Archive
 	raw     *rawIMAP
 	mailbox string
 }
@@ -123,9 +125,9 @@ func imapConformanceSetup(t *testing.T, mailbox string) *imapConformance {
 	srv := dovecottest.Start(t, nil)
 	var n int
 	if mailbox == "edge" {
-		n = srv.LoadMaildir(t, "alice", mailbox, dcMaildir(t, edgeMessages(t)))
+		n = srv.LoadMaildir(t, "alice", mailbox, harvesttest.Maildir(t, edgeMessages(t)))
 	} else {
-		n = srv.LoadMaildir(t, "alice", mailbox, filepath.Join(corpusMaildir(t), "."+mailbox))
+		n = srv.LoadMaildir(t, "alice", mailbox, filepath.Join(corpustest.Maildir(t), "."+mailbox))
 	}
 	// Flags and keywords, by UID pattern, so that both sides see the same.
 	raw := dialRawIMAP(t, srv, "alice")
@@ -148,8 +150,8 @@ func imapConformanceSetup(t *testing.T, mailbox string) *imapConformance {
 	if _, err := raw.cmd("EXAMINE " + mailbox); err != nil {
 		t.Fatal(err)
 	}
-	a := dcOpenArchive(t, filepath.Join(t.TempDir(), "data"))
-	acct := dcAccount(t, srv, "alice", "alice")
+	a := harvesttest.OpenArchive(t, filepath.Join(t.TempDir(), "data"))
+	acct := harvesttest.Account(t, srv, "alice", "alice")
 	acct.Idle = nil
 	h := harvest.New(acct, service.NewSink(a.Archive), &harvest.Options{MinBackoff: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
