@@ -15,10 +15,11 @@
 #   RUNS=5 ACCOUNTS=200 ./scripts/bench-harvest.sh
 #   ONLY=Latency ./scripts/bench-harvest.sh          # any of Corpus Latency Accounts
 #
-# The benchmarks are Go tests in cmd/mailvault/harvest_bench_test.go that skip
-# unless MAILVAULT_BENCH=1; this script sets it and runs each in a process of
-# its own. By hand:
-#   MAILVAULT_BENCH=1 go test -run BenchHarvest -v -timeout 60m ./cmd/mailvault/ Needs Go, dovecot-imapd,
+# The benchmarks are Go tests in harvest/bench_test.go, built only with the
+# bench tag; this script builds them and runs each in a process of its own.
+# By hand:
+#   go test -tags bench -run TestBenchHarvest -v -timeout 60m ./harvest/
+# Needs Go, dovecot-imapd,
 # isync (mbsync) and time (GNU time, for mbsync's peak RSS): installs the
 # Debian packages that are missing when run as root. Run it on an otherwise
 # idle machine: the two sides share its cores with Dovecot.
@@ -49,21 +50,21 @@ report="$work/report.md"
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(go version | cut -d' ' -f3), Dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), $(mbsync --version 2>/dev/null | head -1)"
 echo "bench-harvest.sh: $machine; $(uptime)" >&2
 
-export MAILVAULT_BENCH=1 MAILVAULT_BENCH_REPORT="$report"
+export MAILVAULT_BENCH_REPORT="$report"
 [ -z "${RUNS:-}" ] || export MAILVAULT_BENCH_RUNS="$RUNS"
 [ -z "${ACCOUNTS:-}" ] || export MAILVAULT_BENCH_ACCOUNTS="$ACCOUNTS"
 [ -z "${APPENDS:-}" ] || export MAILVAULT_BENCH_APPENDS="$APPENDS"
 # One process per benchmark, so that each starts from a clean heap (the
 # memory figures of the accounts benchmark are of the whole process).
-go test -c -o "$work/bench.test" ./cmd/mailvault/ || { echo "bench-harvest.sh: build failed" >&2; exit 1; }
+go test -c -tags bench -o "$work/bench.test" ./harvest/ || { echo "bench-harvest.sh: build failed" >&2; exit 1; }
 # What was built: others may be editing the tree.
 code="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-dirty="$(git status --porcelain -- harvest indexer cmd/mailvault 2>/dev/null | awk '$1 != "??" {print $2}' | tr '\n' ' ' | sed 's/ $//')"
+dirty="$(git status --porcelain -- harvest indexer query service internal 2>/dev/null | awk '$1 != "??" {print $2}' | tr '\n' ' ' | sed 's/ $//')"
 [ -z "$dirty" ] || code="$code, with uncommitted changes to $dirty"
 status=0
 for b in ${ONLY:-Corpus Latency Accounts}; do
 	echo "bench-harvest.sh: TestBenchHarvest$b; $(uptime)" >&2
-	(cd cmd/mailvault && "$work/bench.test" -test.run "^TestBenchHarvest$b\$" -test.v -test.count=1 -test.timeout 60m) >&2 || status=$?
+	(cd harvest && "$work/bench.test" -test.run "^TestBenchHarvest$b\$" -test.v -test.count=1 -test.timeout 60m) >&2 || status=$?
 done
 
 echo "Machine: $machine."

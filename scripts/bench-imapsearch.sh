@@ -6,9 +6,10 @@
 #
 #   ./scripts/bench-imapsearch.sh > imapsearch-results.md
 #
-# The benchmark is TestBenchIMAPSearch in cmd/mailvault/imapsearch_bench_test.go,
-# which skips unless MAILVAULT_BENCH=1. Needs Go and dovecot-imapd (installed
-# when missing, as root).
+# The benchmark is TestBenchIMAPSearch in indexer/imapsearch_bench_test.go,
+# built only with the bench tag. By hand:
+#   go test -tags bench -run '^TestBenchIMAPSearch$' -v -timeout 30m ./indexer/
+# Needs Go and dovecot-imapd (installed when missing, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
@@ -24,5 +25,5 @@ report="$(mktemp)"
 trap 'rm -f "$report"' EXIT
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(go version | cut -d' ' -f3), Dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1)."
 echo "Code: commit $(git rev-parse --short HEAD). Command: \`./scripts/bench-imapsearch.sh\`; $(date -u '+%Y-%m-%d %H:%M UTC')."
-MAILVAULT_BENCH=1 MAILVAULT_BENCH_REPORT="$report" go test -count=1 -run '^TestBenchIMAPSearch$' -v -timeout 30m ./cmd/mailvault/ >&2
+MAILVAULT_BENCH_REPORT="$report" go test -tags bench -count=1 -run '^TestBenchIMAPSearch$' -v -timeout 30m ./indexer/ >&2
 cat "$report"
