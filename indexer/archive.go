@@ -59,12 +59,16 @@ type Options struct {
 // Archive is the store of record, the catalog and the index of one data
 // directory, owned by one process. It is safe for concurrent use.
 type Archive struct {
-	dir   string
-	opts  Options
-	log   *slog.Logger
-	lock  *os.File
-	store blobStore    // the store of record (default: package store)
-	cat   catalogStore // the catalog (default: package catalog, SQLite)
+	dir  string
+	opts Options
+	log  *slog.Logger
+	lock *os.File
+	// stopSweep and sweeping own the sweep of a crashed writer's temporary
+	// blobs (writable archives only).
+	stopSweep context.CancelFunc
+	sweeping  sync.WaitGroup
+	store     blobStore    // the store of record (default: package store)
+	cat       catalogStore // the catalog (default: package catalog, SQLite)
 	// idx is the live index. Searches and the writer use it under
 	// idxMu.RLock (withIndex); Reindex and Compact replace it under
 	// idxMu.Lock, so nothing ever sees a closed index.
@@ -201,7 +205,15 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		}
 	}
 	if !a.opts.ReadOnly {
-		a.fsStore.SweepTemps()
+		// The sweep runs beside the first work; Close stops it and waits for
+		// it before the lock is released.
+		sctx, stop := context.WithCancel(context.Background())
+		a.stopSweep = stop
+		a.sweeping.Add(1)
+		go func() {
+			defer a.sweeping.Done()
+			a.fsStore.SweepTemps(sctx)
+		}()
 		a.writer = newWriter(a)
 	}
 	ok = true
@@ -322,6 +334,10 @@ func (a *Archive) Close() error {
 }
 
 func (a *Archive) closeAll() error {
+	if a.stopSweep != nil {
+		a.stopSweep()
+		a.sweeping.Wait()
+	}
 	var errs []error
 	if a.idx != nil {
 		errs = append(errs, a.idx.Close())

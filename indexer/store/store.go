@@ -124,9 +124,12 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// SweepTemps starts a background removal of temporary files that a crashed
-// writer left. Call it only while holding the data directory exclusively.
-func (s *Store) SweepTemps() { go s.sweepTemps() }
+// SweepTemps removes the temporary files that a crashed writer left, until
+// done or ctx is cancelled. Call it only while holding the data directory
+// exclusively, and return from it before letting go: another writer's
+// temporary files must never be swept (the Archive runs it in the
+// background and waits for it in Close).
+func (s *Store) SweepTemps(ctx context.Context) { s.sweepTemps(ctx) }
 
 // Close releases the codec resources.
 func (s *Store) Close() error {
@@ -427,8 +430,11 @@ const tmpPrefix = ".tmp-"
 // directory's exclusive lock. (Comparing modification times with the time of
 // Open is not enough: file timestamps lag the clock by a few milliseconds, and
 // a sweep so based deleted files of writes in progress.)
-func (s *Store) sweepTemps() {
+func (s *Store) sweepTemps(ctx context.Context) {
 	for i := range 256 {
+		if ctx.Err() != nil {
+			return
+		}
 		dir := filepath.Join(s.dir, fmt.Sprintf("%02x", i))
 		ents, err := os.ReadDir(dir)
 		if err != nil {

@@ -112,7 +112,7 @@ func TestTempFilesAreSweptAndAborted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.sweepTemps()
+	s.sweepTemps(context.Background())
 	if err := b.Commit(); err != nil {
 		t.Fatalf("commit after a sweep: %v", err)
 	}
