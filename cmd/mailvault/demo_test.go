@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/mail"
@@ -303,5 +304,26 @@ func TestDemoMailDeterministic(t *testing.T) {
 	}
 	if a, b := write(), write(); !bytes.Equal(a, b) {
 		t.Error("two generators with the same seed wrote different mail")
+	}
+}
+
+// TestDemoPortTaken: a demo whose web port is taken stops with an error
+// that says so, instead of running on without its UI.
+func TestDemoPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var out, errs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := run(ctx, &env{stdout: &out, stderr: &errs}, []string{"demo", "--data", filepath.Join(t.TempDir(), "demo"),
+		"--listen", ln.Addr().String(), "--every", "0", "--messages", "5"})
+	if code == 0 || !strings.Contains(errs.String(), "address already in use") || !strings.Contains(errs.String(), "--listen") {
+		t.Fatalf("demo on a taken port: exit %d, stderr %q", code, errs.String())
+	}
+	if strings.Contains(out.String(), "http://") {
+		t.Errorf("demo printed a URL it does not serve: %s", out.String())
 	}
 }

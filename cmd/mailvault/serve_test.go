@@ -295,3 +295,104 @@ func checkWebAPI(t *testing.T, data, addr string) {
 		t.Errorf("audit trail: %s", out.String())
 	}
 }
+
+// TestServeJobsWhileHarvesting runs verify and reindex through a running
+// serve while mail keeps arriving over IMAP: both succeed without stopping
+// the harvest, and every message that arrived meanwhile ends up archived
+// and searchable.
+func TestServeJobsWhileHarvesting(t *testing.T) {
+	addr := memtest.Start(t)
+	put := func(mailbox, subject string) {
+		raw := fmt.Sprintf("From: bob@example.org\r\nSubject: %s\r\nDate: Mon, 4 Mar 2024 10:00:00 +0100\r\n\r\nhello %s\r\n", subject, subject)
+		memtest.Append(t, addr, mailbox, []byte(raw))
+	}
+	for i := range 50 {
+		put("INBOX", fmt.Sprintf("before-%d", i))
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("secret\n"), 0o600)
+	_, port, _ := net.SplitHostPort(addr)
+	cfg := fmt.Sprintf("data_dir: %s\nweb_listen: \"off\"\naccounts:\n  - {name: alice, host: 127.0.0.1, port: %s, tls: none, username: alice, password_file: %s, idle: [INBOX], poll_interval: 1s}\n",
+		data, port, filepath.Join(dir, "pw"))
+	os.WriteFile(filepath.Join(dir, "mailvault.yaml"), []byte(cfg), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr syncBuffer
+	go func() {
+		done <- run(ctx, &env{stdout: &bytes.Buffer{}, stderr: &serveErr}, []string{"serve", "--config", filepath.Join(dir, "mailvault.yaml")})
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exit %d: %s", code, serveErr.String())
+		}
+	}()
+	archived := func() int {
+		var out bytes.Buffer
+		if run(context.Background(), &env{stdout: &out, stderr: &bytes.Buffer{}}, []string{"status", "--data", data, "--json"}) != 0 {
+			return -1
+		}
+		n := 0
+		for _, line := range nonEmptyLines(out.String()) {
+			var l service.MailboxStatus
+			if json.Unmarshal([]byte(line), &l) == nil {
+				n += l.Occurrences
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(20 * time.Second); archived() != 50; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first 50 messages were not archived: %s", serveErr.String())
+		}
+	}
+	before := archived()
+	stop := make(chan struct{})
+	delivered := make(chan int)
+	go func() {
+		n := 0
+		defer func() { delivered <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			put("INBOX", fmt.Sprintf("during-jobs-%d", n))
+			n++
+		}
+	}()
+	for _, job := range []string{"verify", "reindex", "verify"} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{job, "--data", data})
+		if code != 0 || !strings.Contains(errb.String(), "runs in the running serve as job") {
+			t.Fatalf("%s while harvesting: exit %d\n%s\n%s", job, code, out.String(), errb.String())
+		}
+		if job == "verify" && !strings.Contains(out.String(), " 0 problems") {
+			t.Fatalf("online verify found problems: %s", out.String())
+		}
+	}
+	close(stop)
+	n := <-delivered
+	if n == 0 {
+		t.Fatal("no mail arrived while the jobs ran")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for archived() != before+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the jobs: %d archived, want %d", archived(), before+n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var out bytes.Buffer
+		run(context.Background(), &env{stdout: &out, stderr: &bytes.Buffer{}}, []string{"search", "--data", data, "--json", "--limit", "100000", "subject:during"})
+		if got := len(nonEmptyLines(out.String())); got == n {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("searchable after the jobs: %d of the %d messages that arrived during them", got, n)
+		}
+	}
+	t.Logf("%d messages arrived over IMAP during verify, reindex, verify", n)
+}
