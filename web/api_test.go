@@ -257,3 +257,26 @@ func TestAPIErrors(t *testing.T) {
 		t.Errorf("cross-site POST: %d, want 403", resp.StatusCode)
 	}
 }
+
+// TestRequestID: every answer carries an X-Request-ID, and an error names
+// it in its body, so that a report can be found in the log.
+func TestRequestID(t *testing.T) {
+	f := newAPIFixture(t)
+	seen := map[string]bool{}
+	for range 3 {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/api/messages/"+strings.Repeat("0", 64), nil)
+		req.Header.Set("Authorization", "Bearer "+f.admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e apiError
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		id := resp.Header.Get("X-Request-ID")
+		if resp.StatusCode != 404 || len(id) != 16 || e.RequestID != id || seen[id] {
+			t.Errorf("404: id %q, body id %q (seen %v)", id, e.RequestID, seen[id])
+		}
+		seen[id] = true
+	}
+}

@@ -12,6 +12,8 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -108,7 +110,7 @@ func New(opts Options) (*Server, error) {
 
 func (s *Server) newEngine() *gin.Engine {
 	e := gin.New()
-	e.Use(s.recover)
+	e.Use(s.accessLog, s.recover)
 	e.HandleMethodNotAllowed = true
 	e.NoRoute(func(c *gin.Context) { s.fail(c, http.StatusNotFound, "no such page or endpoint") })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, http.StatusMethodNotAllowed, "method not allowed") })
@@ -145,18 +147,46 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 
 // apiError is the body of every error answer.
 type apiError struct {
-	Error string `json:"error"`
+	Error     string `json:"error"`
+	RequestID string `json:"request_id,omitempty"` // as in the log, for a report
 }
 
 func (s *Server) fail(c *gin.Context, status int, msg string) {
-	c.AbortWithStatusJSON(status, apiError{Error: msg})
+	c.AbortWithStatusJSON(status, apiError{Error: msg, RequestID: c.GetString(requestIDKey)})
+}
+
+// requestIDKey is where a request's id is kept in the gin context.
+const requestIDKey = "request_id"
+
+// accessLog gives every request an id (X-Request-ID, in error answers and
+// in the log) and logs it when done: method, path (never the query, which
+// holds search terms), status, duration, caller and address. Expected
+// answers log at info, server errors at error.
+func (s *Server) accessLog(c *gin.Context) {
+	var b [8]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-ID", id)
+	begin := time.Now()
+	c.Next()
+	level := slog.LevelInfo
+	if c.Writer.Status() >= 500 {
+		level = slog.LevelError
+	}
+	who := ""
+	if v, ok := c.Get(callerKey); ok {
+		who = v.(service.Caller).Name
+	}
+	s.log.Log(c.Request.Context(), level, "http", "request_id", id, "method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "ms", time.Since(begin).Milliseconds(), "user", who, "remote", c.ClientIP())
 }
 
 // recover turns a panic into a 500 without a stack trace for the client.
 func (s *Server) recover(c *gin.Context) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic serving a request", "path", c.Request.URL.Path, "panic", r)
+			s.log.Error("panic serving a request", "request_id", c.GetString(requestIDKey), "path", c.Request.URL.Path, "panic", r)
 			s.fail(c, http.StatusInternalServerError, "internal error (logged)")
 		}
 	}()
@@ -219,8 +249,8 @@ func (s *Server) serviceStatus(c *gin.Context, err error) (int, string) {
 	case errors.Is(err, context.Canceled):
 		return 499, "request cancelled"
 	}
-	s.log.Error("request failed", "path", c.Request.URL.Path, "err", err)
-	return http.StatusInternalServerError, "internal error (logged)"
+	s.log.Error("request failed", "request_id", c.GetString(requestIDKey), "path", c.Request.URL.Path, "err", err)
+	return http.StatusInternalServerError, "internal error (logged as request " + c.GetString(requestIDKey) + ")"
 }
 
 // failErr answers err as JSON.

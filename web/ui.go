@@ -94,6 +94,9 @@ func (u *ui) render(c *gin.Context, status int, page string, data any) {
 func (u *ui) errorPage(c *gin.Context, status int, title, msg string) {
 	usr, _ := c.Get("user")
 	pu, _ := usr.(*service.User)
+	if status >= 500 {
+		msg += " (request " + c.GetString(requestIDKey) + ")"
+	}
 	u.render(c, status, "error", pageData{Title: title, User: pu, Error: msg})
 	c.Abort()
 }
