@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 export MAILVAULT_CORPUS="${MAILVAULT_CORPUS:-$HOME/.cache/mailvault/corpus}"
 ./scripts/fetch-corpus.sh >/dev/null
 
+echo "== third_party/go-imap is upstream plus our one patch"
+./scripts/check-go-imap.sh
+
 echo "== gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
