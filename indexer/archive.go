@@ -128,7 +128,7 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		if _, err := os.Stat(filepath.Join(dir, "catalog.db")); err != nil {
 			return nil, fmt.Errorf("open archive %s: no archive there (import or harvest mail first, or pass --data)", dir)
 		}
-	} else if err := os.MkdirAll(dir, 0o750); err != nil {
+	} else if err := store.MkdirSecure(dir); err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
 	if err := a.lockDir(); err != nil {
@@ -176,6 +176,18 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		if err := recoverIndexDirs(dir); err != nil {
 			return nil, fmt.Errorf("open archive: %w", err)
 		}
+		if a.opts.DiscardIndex {
+			// A rebuilt index would no longer show mail the catalog lost
+			// (its old documents are the last trace of it): refuse until
+			// `mailvault recover` has cataloged it (recover.go).
+			n, err := a.countUnreferenced(context.Background())
+			if err != nil {
+				return nil, fmt.Errorf("open archive: %w", err)
+			}
+			if n > 0 {
+				return nil, unreferencedError("rebuild the index", n)
+			}
+		}
 		rebuild := a.opts.DiscardIndex
 		if _, err := os.Stat(indexDir); errors.Is(err, fs.ErrNotExist) {
 			rebuild = true
@@ -204,6 +216,7 @@ func Open(dir string, opts *Options) (*Archive, error) {
 			}
 		}
 	}
+	a.warnPermissions()
 	if !a.opts.ReadOnly {
 		// The sweep runs beside the first work; Close stops it and waits for
 		// it before the lock is released.
@@ -260,6 +273,9 @@ func createIndex(path string) (bleve.Index, error) {
 	if err := idx.Close(); err != nil {
 		return nil, fmt.Errorf("create index %s: %w", tmp, err)
 	}
+	if err := secureIndexMeta(tmp); err != nil {
+		return nil, fmt.Errorf("create index %s: %w", tmp, err)
+	}
 	if err := os.RemoveAll(path); err != nil {
 		return nil, fmt.Errorf("create index: remove old index: %w", err)
 	}
@@ -295,12 +311,12 @@ func (a *Archive) lockDir() error {
 	if a.opts.ReadOnly {
 		flag, how = os.O_RDONLY, syscall.LOCK_SH
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o640); err == nil {
+			if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, FileMode); err == nil {
 				f.Close()
 			}
 		}
 	}
-	f, err := os.OpenFile(path, flag, 0o640)
+	f, err := os.OpenFile(path, flag, FileMode)
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -368,6 +384,9 @@ func (a *Archive) Dir() string { return a.dir }
 // EnsureMailbox returns the catalog's mailbox (account, name), creating it with
 // source and uidvalidity when new.
 func (a *Archive) EnsureMailbox(ctx context.Context, account, name, source string, uidvalidity uint32) (catalog.Mailbox, error) {
+	if err := checkAccountName(account); err != nil {
+		return catalog.Mailbox{}, err
+	}
 	defer a.gen.Add(1)
 	mb, err := a.cat.EnsureMailbox(ctx, account, name, source, uidvalidity)
 	if err != nil {
@@ -454,6 +473,9 @@ func (a *Archive) Compact(ctx context.Context) error {
 // OpenEpoch returns the checkpoint of a harvested mailbox in the epoch
 // uidvalidity; see catalog.OpenEpoch.
 func (a *Archive) OpenEpoch(ctx context.Context, account, accountURL, mailbox string, uidvalidity uint32) (uint32, bool, error) {
+	if err := checkAccountName(account); err != nil {
+		return 0, false, err
+	}
 	defer a.gen.Add(1)
 	next, fresh, err := a.cat.OpenEpoch(ctx, account, accountURL, mailbox, uidvalidity)
 	if err != nil {

@@ -427,7 +427,7 @@ func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
 	if hit {
 		e.plan.CacheHits++
 	} else {
-		raw, err := e.a.store.Get(e.ctx, store.Key(oc.SHA256))
+		raw, err := e.a.readBlob(e.ctx, store.Key(oc.SHA256))
 		if err != nil {
 			return nil, fmt.Errorf("search: message %x (UID %d): %w", oc.SHA256[:6], oc.UID, err)
 		}

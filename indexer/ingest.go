@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -388,7 +389,7 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 		return nil
 	}
 	var after int64
-	done, failed := 0, 0
+	done, failed, corrupt := 0, 0, 0
 	// Commit at least every few seconds, so that a catch-up interrupted again
 	// and again (a crash loop) still makes progress.
 	lastFlush := time.Now()
@@ -410,6 +411,9 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 				// A missing or corrupt blob is verify's to report; indexing goes on.
 				a.log.Error("cannot index message", "sha256", t.SHA256Hex(), "err", errs[i])
 				failed++
+				if errors.Is(errs[i], ErrBlobCorrupt) {
+					corrupt++
+				}
 				continue
 			}
 			if err := a.writer.submit(ctx, jobs[i]); err != nil {
@@ -431,7 +435,7 @@ func (a *Archive) CatchUp(ctx context.Context, progress func(done, total int)) e
 		return err
 	}
 	if failed > 0 {
-		return fmt.Errorf("catch up: %d messages could not be indexed: their blobs are missing or corrupt (run `mailvault verify` for the list)", failed)
+		return unindexableError("catch up", failed, corrupt)
 	}
 	return nil
 }
@@ -450,7 +454,7 @@ func (a *Archive) loadJobs(ctx context.Context, tasks []catalog.IndexTask) (jobs
 			defer wg.Done()
 			for i := range next {
 				t := tasks[i]
-				raw, err := a.store.Get(ctx, t.SHA256)
+				raw, err := a.readBlob(ctx, t.SHA256)
 				if err != nil {
 					errs[i] = err
 					continue
@@ -471,4 +475,15 @@ func (a *Archive) loadJobs(ctx context.Context, tasks []catalog.IndexTask) (jobs
 	close(next)
 	wg.Wait()
 	return jobs, errs
+}
+
+// unindexableError is the error of CatchUp and Reindex when n messages
+// could not be indexed; it wraps ErrBlobCorrupt when corrupt of them had a
+// blob that is not their message (never indexed under their key).
+func unindexableError(action string, n, corrupt int) error {
+	if corrupt > 0 {
+		return fmt.Errorf("%s: %d messages could not be indexed: %d blobs are not the message their key names (%w) and were not indexed under it, %d missing or unreadable (run `mailvault verify` for the list)",
+			action, n, corrupt, ErrBlobCorrupt, n-corrupt)
+	}
+	return fmt.Errorf("%s: %d messages could not be indexed: their blobs are missing or unreadable (run `mailvault verify` for the list)", action, n)
 }

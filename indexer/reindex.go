@@ -118,6 +118,9 @@ func (a *Archive) stopTracking() []int64 {
 // in place. A SIGKILL at any moment leaves a data directory whose next Open
 // serves a complete index (see the comment at the top of reindex.go).
 //
+// Reindex refuses (ErrUnreferencedBlobs) while the store holds blobs the
+// catalog does not reference: run Recover first (recover.go).
+//
 // Messages whose blob cannot be read are left out of the new index and
 // marked not indexed; Reindex then returns an error naming how many
 // (`mailvault verify` lists them), after the swap.
@@ -127,6 +130,13 @@ func (a *Archive) Reindex(ctx context.Context, progress func(done, total int)) e
 	}
 	a.maintMu.Lock()
 	defer a.maintMu.Unlock()
+	// A rebuilt index would erase the last trace of mail the catalog lost
+	// (its old documents): refuse until Recover has cataloged it.
+	if n, err := a.countUnreferenced(ctx); err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	} else if n > 0 {
+		return unreferencedError("reindex", n)
+	}
 	newDir := filepath.Join(a.dir, indexNewDirName)
 	if err := os.RemoveAll(filepath.Join(a.dir, indexOldDirName)); err != nil {
 		return fmt.Errorf("reindex: %w", err)
@@ -227,7 +237,7 @@ func (a *Archive) Reindex(ctx context.Context, progress func(done, total int)) e
 		return fmt.Errorf("reindex: record the new index: %w", err)
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("reindex: %d messages could not be indexed: their blobs are missing or corrupt (run `mailvault verify` for the list)", len(bad))
+		return unindexableError("reindex", len(bad), a.corruptAmong(ctx, bad))
 	}
 	return nil
 }
@@ -378,5 +388,25 @@ func newIndexAt(path string) (bleve.Index, error) {
 		idx.Close()
 		return nil, fmt.Errorf("create index %s: %w", path, err)
 	}
+	if err := secureIndexMeta(path); err != nil {
+		idx.Close()
+		return nil, fmt.Errorf("create index %s: %w", path, err)
+	}
 	return idx, nil
+}
+
+// corruptAmong counts the messages of ids whose blob exists but is not their
+// message (for Reindex's error; it reads each blob again, and there are few).
+func (a *Archive) corruptAmong(ctx context.Context, ids []int64) int {
+	tasks, err := a.cat.IndexTasks(ctx, ids)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, t := range tasks {
+		if err := a.store.Verify(ctx, t.SHA256); errors.Is(err, ErrBlobCorrupt) {
+			n++
+		}
+	}
+	return n
 }

@@ -71,7 +71,12 @@ func status(ctx context.Context, cat statusCatalog) ([]MailboxStatus, error) {
 
 // Problem is one disagreement found by Verify.
 type Problem struct {
-	Kind   string `json:"kind"` // blob-missing, blob-corrupt, blob-orphan, stray-file, index-missing, index-extra, not-indexed
+	// Kind is one of: catalog-corrupt (SQLite's integrity_check or
+	// foreign_key_check found damage), blob-missing, blob-corrupt,
+	// blob-unreferenced (the store holds a message the catalog does not
+	// reference: `mailvault recover` catalogs it), stray-file,
+	// index-missing, index-extra, not-indexed.
+	Kind   string `json:"kind"`
 	SHA256 string `json:"sha256,omitempty"`
 	Detail string `json:"detail"`
 }
@@ -89,9 +94,11 @@ type VerifyReport struct {
 	Messages int       `json:"messages"`
 	Indexed  uint64    `json:"index_documents"`
 	Problems []Problem `json:"problems"`
-	// Orphans are blobs no message references: left by a crash between the
-	// blob write and the catalog commit. Harmless, and re-linked if the same
-	// content is ingested again; not counted as problems.
+	// Orphans counts the blobs no message references. Each is also a
+	// blob-unreferenced problem: mail the catalog lost, or one a crash left
+	// between its blob write and its catalog commit, which the archive
+	// cannot tell apart (recover.go); either way it is unreachable until
+	// `mailvault recover` catalogs it.
 	Orphans int `json:"orphan_blobs"`
 }
 
@@ -117,9 +124,20 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 		mu.Unlock()
 	}
 
+	// The catalog as a database first: SQLite's integrity_check (the
+	// thorough one: verify reads every blob anyway, so O(N log N) on the
+	// catalog is small beside it) and foreign_key_check.
+	found, err := a.cat.Check(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("verify: check catalog: %w", err)
+	}
+	for _, f := range found {
+		problem(Problem{Kind: "catalog-corrupt", Detail: f + " (the catalog database is damaged: restore catalog.db from a backup, keeping this one; then `mailvault verify` and `mailvault recover`)"})
+	}
+
 	// Catalog: every message with its index state, as of one snapshot.
 	msgs := map[store.Key]catalog.MessageState{}
-	err := a.cat.EachMessageState(ctx, func(m catalog.MessageState) error {
+	err = a.cat.EachMessageState(ctx, func(m catalog.MessageState) error {
 		msgs[store.Key(m.SHA256)] = m
 		return nil
 	})
@@ -197,12 +215,25 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 		}
 	}
 	// A blob the snapshot does not reference may belong to a message
-	// committed since; only one the live catalog does not know is an orphan.
+	// committed since, or to a Commit in flight (published, its catalog
+	// transaction not yet committed: Commit holds commitMu across both, so
+	// waiting for it is enough). Only one the live catalog does not know
+	// then is unreferenced, and that is a problem (recover.go says why).
+	if a.writer != nil && len(unknown) > 0 {
+		a.commitMu.Lock()
+		a.commitMu.Unlock() //nolint:staticcheck // a barrier
+	}
 	live, err := a.cat.MessageStates(ctx, unknown)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	rep.Orphans = len(unknown) - len(live)
+	for _, k := range unknown {
+		if _, ok := live[k]; !ok {
+			rep.Orphans++
+			problem(Problem{Kind: "blob-unreferenced", SHA256: store.Key(k).String(),
+				Detail: "the store holds this message but the catalog does not reference it: mail the catalog lost (or a crash left between its blob write and its catalog commit); run `mailvault recover` to catalog it in " + RecoveredAccount + "/" + LostAndFound})
+		}
+	}
 
 	if err := a.verifyIndex(ctx, rep, msgs, problem); err != nil {
 		return nil, err

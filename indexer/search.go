@@ -343,7 +343,7 @@ func (a *Archive) Raw(hex string) ([]byte, error) {
 	if err != nil {
 		return nil, ErrNoMessage
 	}
-	return a.store.Get(context.Background(), k)
+	return a.readBlob(context.Background(), k)
 }
 
 // ErrNoMessage is returned for a message id the archive does not hold.

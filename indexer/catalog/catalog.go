@@ -30,7 +30,10 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -98,6 +101,9 @@ CREATE TABLE IF NOT EXISTS skipped (         -- messages a server would not deli
 const (
 	SourceIMAP   = "imap"
 	SourceImport = "import"
+	// SourceRecovered: messages `mailvault recover` found in the store with
+	// no catalog row; where they lived is unknown (package indexer, recover.go).
+	SourceRecovered = "recovered"
 )
 
 // Catalog is the SQL catalog. It is safe for concurrent use.
@@ -105,8 +111,26 @@ type Catalog struct {
 	db *sql.DB
 }
 
+// FileMode is the mode of the catalog and of its -wal and -shm files: the
+// catalog names every correspondent and subject, readable by the archive's
+// owner alone.
+const FileMode os.FileMode = 0o600
+
 // Open opens (creating if needed) the catalog database at path.
+//
+// A new catalog is created here, empty and FileMode, before SQLite opens
+// it: SQLite would create it 0644 (less the umask), and it gives the -wal
+// and -shm files the mode of the database file, so these follow. They are
+// chmodded again once they exist, whatever the umask did. An existing
+// catalog's mode is left alone: the archive's Open warns when it is loose.
 func Open(path string) (*Catalog, error) {
+	created := false
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode); err == nil {
+		created = true
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
@@ -129,6 +153,14 @@ func Open(path string) (*Catalog, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	if created {
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.Chmod(p, FileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				db.Close()
+				return nil, fmt.Errorf("open catalog %s: %w", path, err)
+			}
+		}
 	}
 	return &Catalog{db: db}, nil
 }
@@ -158,4 +190,61 @@ func OpenReadOnly(path string) (*Catalog, error) {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
 	return &Catalog{db: db}, nil
+}
+
+// Check runs SQLite's own consistency check of the database file and
+// returns what it found, nil when the catalog is sound. quick runs
+// `PRAGMA quick_check` (O(N): pages, records, NOT NULL and UNIQUE columns,
+// but not that every index matches its table); otherwise `PRAGMA
+// integrity_check`, which does that too and costs O(N log N). Either way a
+// `PRAGMA foreign_key_check` follows: an occurrence whose message or
+// mailbox row is gone is a catalog that lost rows. It reads in one read
+// transaction, so it sees one state while writers go on.
+func (c *Catalog) Check(ctx context.Context, quick bool) ([]string, error) {
+	tx, err := c.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	pragma := "integrity_check"
+	if quick {
+		pragma = "quick_check"
+	}
+	rows, err := tx.QueryContext(ctx, "PRAGMA "+pragma)
+	if err != nil {
+		return []string{pragma + ": " + err.Error()}, nil // a database too damaged to check is a finding
+	}
+	var out []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("%s: %w", pragma, err)
+		}
+		if line != "ok" {
+			out = append(out, pragma+": "+line)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		out = append(out, pragma+": "+err.Error())
+	}
+	fk, err := tx.QueryContext(ctx, "PRAGMA foreign_key_check")
+	if err != nil {
+		return append(out, "foreign_key_check: "+err.Error()), nil
+	}
+	defer fk.Close()
+	for fk.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fkid int
+		if err := fk.Scan(&table, &rowid, &parent, &fkid); err != nil {
+			return nil, fmt.Errorf("foreign_key_check: %w", err)
+		}
+		out = append(out, fmt.Sprintf("foreign_key_check: %s row %d refers to a missing %s row", table, rowid.Int64, parent))
+	}
+	if err := fk.Err(); err != nil {
+		out = append(out, "foreign_key_check: "+err.Error())
+	}
+	return out, nil
 }

@@ -48,6 +48,42 @@ import (
 // ErrNotFound is returned by Get for a key that has no blob.
 var ErrNotFound = errors.New("blob not found")
 
+// ErrCorrupt is (wrapped in) the error for a blob whose file does not
+// decode, or whose bytes do not hash to its key: a disk fault, or a file
+// swapped or edited behind the archive's back. Get reports the first kind;
+// Verify and the archive's reads (which hash every blob they hand out) the
+// second. Callers classify it with errors.Is.
+var ErrCorrupt = errors.New("blob corrupt")
+
+// DirMode and FileMode are the modes of everything the store creates: the
+// store holds whole mailboxes, readable by its owner alone. They are set
+// with an explicit chmod, so the process umask cannot loosen (or, with a
+// strict umask, break) them.
+const (
+	DirMode  os.FileMode = 0o700
+	FileMode os.FileMode = 0o600
+)
+
+// MkdirSecure creates dir (and missing parents) with DirMode. Directories
+// it creates are chmodded to DirMode whatever the umask; one that exists
+// already is left as it is (the archive's Open warns about a loose one).
+func MkdirSecure(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := MkdirSecure(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	} else if err == nil {
+		return os.Chmod(dir, DirMode)
+	}
+	return nil
+}
+
 // Key is the sha256 of a message's raw bytes.
 type Key [sha256.Size]byte
 
@@ -104,7 +140,7 @@ func OpenReadOnly(dir string) (*Store, error) {
 // Open opens (creating if needed) the store in dir. A writer should then call
 // SweepTemps once.
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := MkdirSecure(dir); err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
@@ -117,7 +153,7 @@ func Open(dir string) (*Store, error) {
 	}
 	s := &Store{dir: dir, enc: enc, dec: dec, token: fmt.Sprintf("%s%d-%d-", tmpPrefix, os.Getpid(), time.Now().UnixNano())}
 	for i := range 256 {
-		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprintf("%02x", i)), 0o750); err != nil {
+		if err := MkdirSecure(filepath.Join(dir, fmt.Sprintf("%02x", i))); err != nil {
 			return nil, fmt.Errorf("open blob store: %w", err)
 		}
 	}
@@ -177,6 +213,7 @@ func (s *Store) Stage(_ context.Context, k Key, raw []byte) (Staged, error) {
 		return Staged{Key: k}, nil
 	}
 	data := s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+	// CreateTemp makes the file 0600 whatever the umask; the rename keeps it.
 	f, err := os.CreateTemp(filepath.Dir(path), s.token)
 	if err != nil {
 		return Staged{}, fmt.Errorf("store blob %s: %w", k, err)
@@ -370,7 +407,9 @@ func syncDir(dir string) error {
 	return err
 }
 
-// Get returns the raw bytes of the blob of k.
+// Get returns the raw bytes of the blob of k. It decodes but does not hash
+// them: the archive hashes every blob it reads (one sha256 per read, for
+// whatever store is behind its seam), and Verify does here.
 func (s *Store) Get(_ context.Context, k Key) ([]byte, error) {
 	data, err := os.ReadFile(s.Path(k))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -381,7 +420,7 @@ func (s *Store) Get(_ context.Context, k Key) ([]byte, error) {
 	}
 	raw, err := s.dec.DecodeAll(data, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read blob %s: corrupt zstd data: %w", k, err)
+		return nil, fmt.Errorf("read blob %s: %w: zstd: %v", k, ErrCorrupt, err)
 	}
 	return raw, nil
 }
@@ -393,7 +432,7 @@ func (s *Store) Verify(ctx context.Context, k Key) error {
 		return err
 	}
 	if got := KeyOf(raw); !bytes.Equal(got[:], k[:]) {
-		return fmt.Errorf("blob %s: content hashes to %s", k, got)
+		return fmt.Errorf("blob %s: %w: content hashes to %s", k, ErrCorrupt, got)
 	}
 	return nil
 }
