@@ -40,6 +40,7 @@ func init() {
 		{"status", "[--json] [--config FILE]", "show every archived mailbox: messages, parse errors, indexing, harvest state", runStatus},
 		{"verify", "[--json]", "re-hash every blob and check that store, catalog and index agree (online while serve runs)", runVerify},
 		{"reindex", "", "rebuild the search index from the store and catalog (online while serve runs)", runReindex},
+		{"recover", "[--json]", "catalog the mail verify reports as blob-unreferenced (lost by the catalog) in _recovered/lost+found; serve must be stopped", runRecover},
 		{"jobs", "[--json] [--cancel ID]", "list the long jobs (import, verify, reindex) of the running serve", runJobs},
 		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... | list | audit", "manage who may use the web UI and API", runUser},
 	}
