@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"mailvault/indexer"
 )
@@ -15,7 +16,7 @@ import (
 func (s *Service) Message(ctx context.Context, c Caller, id string) (*Hit, error) {
 	h, err := s.lookup(ctx, c, id)
 	if err != nil {
-		return nil, err
+		return nil, s.denied(ctx, c, "read", id, err)
 	}
 	if err := s.audit(ctx, c, "read", h.SHA256); err != nil {
 		return nil, err
@@ -29,7 +30,7 @@ func (s *Service) Message(ctx context.Context, c Caller, id string) (*Hit, error
 func (s *Service) Raw(ctx context.Context, c Caller, id, action string) (*Hit, []byte, error) {
 	h, err := s.lookup(ctx, c, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, s.denied(ctx, c, action, id, err)
 	}
 	raw, err := s.a.Raw(h.SHA256)
 	if err != nil {
@@ -41,22 +42,45 @@ func (s *Service) Raw(ctx context.Context, c Caller, id, action string) (*Hit, [
 	return h, raw, nil
 }
 
+// notFoundFloor is the least time an answer "no such message" takes, so
+// that a message that exists in another account (found, then scoped away)
+// and one that does not exist (not found) cannot be told apart by timing.
+const notFoundFloor = 2 * time.Millisecond
+
 // lookup finds message id within c's scope, unaudited. A message c may not
-// see answers exactly like one that does not exist.
+// see answers exactly like one that does not exist, in content and in time.
 func (s *Service) lookup(ctx context.Context, c Caller, id string) (*Hit, error) {
+	begin := time.Now()
+	notFound := func() error {
+		time.Sleep(notFoundFloor - time.Since(begin))
+		return errorf(ErrNotFound, "no such message: %s", clipID(id))
+	}
 	id = strings.ToLower(id)
 	h, err := s.a.Message(ctx, id)
 	if err != nil {
 		if errors.Is(err, indexer.ErrNoMessage) {
-			return nil, errorf(ErrNotFound, "no such message: %s", clipID(id))
+			return nil, notFound()
 		}
 		return nil, err
 	}
 	hit, ok := scopedHit(c, *h)
 	if !ok {
-		return nil, errorf(ErrNotFound, "no such message: %s", clipID(id))
+		return nil, notFound()
 	}
 	return &hit, nil
+}
+
+// denied records an access that was refused as not found (a guessed or
+// foreign message id, another account) and returns err. The record is the
+// evidence of probing; a failure to write it fails the request too.
+func (s *Service) denied(ctx context.Context, c Caller, action, what string, err error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if aerr := s.audit(ctx, c, "denied", action+" "+what); aerr != nil {
+		return aerr
+	}
+	return err
 }
 
 func clipID(id string) string {

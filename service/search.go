@@ -26,6 +26,9 @@ const (
 // MaxLimit is the most hits one page may hold.
 const MaxLimit = 1000
 
+// MaxQueryBytes bounds a query's text.
+const MaxQueryBytes = 16 << 10
+
 // SearchRequest is one search, in either syntax, over any set of accounts
 // and mailboxes.
 type SearchRequest struct {
@@ -124,13 +127,16 @@ func (s *Service) Search(ctx context.Context, c Caller, req SearchRequest) (*Sea
 	if req.Offset < 0 || req.Offset > maxOffset {
 		return nil, errorf(ErrBadRequest, "offset %d: want 0 to %d (page by the cursor instead)", req.Offset, maxOffset)
 	}
+	if len(req.Query) > MaxQueryBytes {
+		return nil, errorf(ErrBadRequest, "query of %d bytes: at most %d", len(req.Query), MaxQueryBytes)
+	}
 	n, err := Parse(req.Syntax, req.Query)
 	if err != nil {
 		return nil, err
 	}
 	accounts, err := c.scopeAccounts(req.Accounts)
 	if err != nil {
-		return nil, err
+		return nil, s.denied(ctx, c, "search", fmt.Sprintf("accounts %v: %s", req.Accounts, req.Query), err)
 	}
 	if err := s.audit(ctx, c, "search", string(req.Syntax)+": "+req.Query); err != nil {
 		return nil, err

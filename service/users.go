@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -47,9 +49,15 @@ CREATE TABLE IF NOT EXISTS users (
 	accounts TEXT NOT NULL DEFAULT '' -- comma-separated, for role user
 );
 CREATE TABLE IF NOT EXISTS tokens (
-	hash    TEXT PRIMARY KEY,        -- hex sha256 of the token
+	hash    TEXT PRIMARY KEY,        -- hex sha256 of the token; its first 12 digits are the token's id
 	user    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
 	created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions ( -- web UI sessions; the cookie holds the secret, this its sha256
+	hash    TEXT PRIMARY KEY,
+	user    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	created TEXT NOT NULL,
+	expires TEXT NOT NULL            -- RFC 3339 UTC
 );
 CREATE TABLE IF NOT EXISTS audit (  -- who did what, when: logins, searches, reads, downloads
 	id     INTEGER PRIMARY KEY,
@@ -72,6 +80,20 @@ func OpenUsers(dir string) (*Users, error) {
 		db.Close()
 		return nil, fmt.Errorf("users: %s: %w", filepath.Join(dir, UsersFile), err)
 	}
+	// Version 1: tokens expire.
+	var version int
+	db.QueryRow(`PRAGMA user_version`).Scan(&version)
+	if version < 1 {
+		if _, err := db.Exec(`ALTER TABLE tokens ADD COLUMN expires TEXT NOT NULL DEFAULT ''; PRAGMA user_version = 1`); err != nil &&
+			!strings.Contains(err.Error(), "duplicate column") {
+			db.Close()
+			return nil, fmt.Errorf("users: %s: upgrade: %w", filepath.Join(dir, UsersFile), err)
+		}
+	}
+	for _, f := range []string{UsersFile, UsersFile + "-wal", UsersFile + "-shm"} {
+		// Hashes of passwords and tokens: for the archive's owner only.
+		os.Chmod(filepath.Join(dir, f), 0o600)
+	}
 	return &Users{db: db}, nil
 }
 
@@ -93,16 +115,37 @@ func validRole(role Role) error {
 	return fmt.Errorf("role %q: want admin, auditor or user", role)
 }
 
+// MaxNameBytes bounds a user name (and what a login form may send as one).
+const MaxNameBytes = 64
+
+// validName: printable, no separators, bounded.
+func validName(name string) error {
+	if name == "" || len(name) > MaxNameBytes || strings.ContainsFunc(name, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == ',' || r == ':' || r == '|'
+	}) {
+		return fmt.Errorf("user name %q: want 1 to %d bytes without spaces, control characters, commas, colons or bars", auditText(name), MaxNameBytes)
+	}
+	return nil
+}
+
 // Add creates a user.
 func (s *Users) Add(ctx context.Context, u User, password string) error {
-	if u.Name == "" || strings.ContainsAny(u.Name, ",: \t\n") {
-		return fmt.Errorf("user name %q: want a name without spaces, commas or colons", u.Name)
+	if err := validName(u.Name); err != nil {
+		return err
 	}
 	if err := validRole(u.Role); err != nil {
 		return err
 	}
 	if u.Role == RoleUser && len(u.Accounts) == 0 {
 		return fmt.Errorf("user %q: a user needs at least one account (--account)", u.Name)
+	}
+	for _, a := range u.Accounts {
+		// An empty account name would be stored as no account at all: a
+		// user with a scope of nothing that reads as "every account" to
+		// careless code. Refuse it.
+		if a == "" || strings.ContainsAny(a, ",\x00") {
+			return fmt.Errorf("user %q: account %q: want a non-empty name without commas", u.Name, a)
+		}
 	}
 	hash, err := hashPassword(password)
 	if err != nil {
@@ -127,20 +170,32 @@ func hashPassword(password string) (string, error) {
 	return string(h), err
 }
 
-// SetPassword replaces a user's password.
+// SetPassword replaces a user's password and ends every session and token
+// of theirs: whoever knew the old password may have made them.
 func (s *Users) SetPassword(ctx context.Context, name, password string) error {
 	hash, err := hashPassword(password)
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE users SET hash = ? WHERE name = ?`, hash, name)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE users SET hash = ? WHERE name = ?`, hash, name)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("user %q: %w", name, ErrNoUser)
 	}
-	return nil
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user = ?`, name); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE user = ?`, name); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Remove deletes a user and their tokens.
@@ -224,26 +279,120 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-// NewToken makes an API token for a user: 32 random bytes, shown once;
-// only its sha256 is kept.
-func (s *Users) NewToken(ctx context.Context, name string) (string, error) {
+// DefaultTokenTTL is how long an API token lives unless asked otherwise.
+const DefaultTokenTTL = 90 * 24 * time.Hour
+
+// TokenInfo describes a token without its secret.
+type TokenInfo struct {
+	ID      string `json:"id"` // the first 12 hex digits of its sha256: `mailvault user revoke ID`
+	User    string `json:"user"`
+	Created string `json:"created"`
+	Expires string `json:"expires"` // "" for a token made before tokens expired: it never does
+}
+
+// NewToken makes an API token for a user that expires after ttl (0:
+// DefaultTokenTTL): 32 random bytes, shown once; only its sha256 is kept.
+func (s *Users) NewToken(ctx context.Context, name string, ttl time.Duration) (token string, info TokenInfo, err error) {
 	if _, err := s.Get(ctx, name); err != nil {
-		return "", err
+		return "", info, err
+	}
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
-	token := "mvt_" + hex.EncodeToString(b)
+	token = "mvt_" + hex.EncodeToString(b)
 	sum := sha256.Sum256([]byte(token))
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens(hash, user, created) VALUES (?,?,?)`,
-		hex.EncodeToString(sum[:]), name, time.Now().UTC().Format(time.RFC3339))
-	return token, err
+	now := time.Now().UTC()
+	info = TokenInfo{ID: hex.EncodeToString(sum[:])[:12], User: name, Created: now.Format(time.RFC3339),
+		Expires: now.Add(ttl).Format(time.RFC3339)}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tokens(hash, user, created, expires) VALUES (?,?,?,?)`,
+		hex.EncodeToString(sum[:]), name, info.Created, info.Expires)
+	return token, info, err
 }
 
-// TokenUser returns the user a token belongs to.
+// Tokens lists the tokens of a user ("" for everyone's).
+func (s *Users) Tokens(ctx context.Context, name string) ([]TokenInfo, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT substr(hash, 1, 12), user, created, expires FROM tokens
+		WHERE ? = '' OR user = ? ORDER BY user, created`, name, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TokenInfo
+	for rows.Next() {
+		var t TokenInfo
+		if err := rows.Scan(&t.ID, &t.User, &t.Created, &t.Expires); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// ErrNoToken is returned for a token id that names no token.
+var ErrNoToken = errors.New("no such token")
+
+// RevokeToken deletes the token whose id (TokenInfo.ID) is id.
+func (s *Users) RevokeToken(ctx context.Context, id string) (TokenInfo, error) {
+	var t TokenInfo
+	if len(id) != 12 || strings.Trim(id, "0123456789abcdef") != "" {
+		return t, fmt.Errorf("token id %q: want the 12 hex digits `mailvault user tokens` shows", auditText(id))
+	}
+	err := s.db.QueryRowContext(ctx, `DELETE FROM tokens WHERE substr(hash, 1, 12) = ? RETURNING substr(hash, 1, 12), user, created, expires`, id).
+		Scan(&t.ID, &t.User, &t.Created, &t.Expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("token %s: %w", id, ErrNoToken)
+	}
+	return t, err
+}
+
+// TokenUser returns the user a token belongs to, if it has not expired.
 func (s *Users) TokenUser(ctx context.Context, token string) (*User, error) {
+	if len(token) > 128 {
+		return nil, ErrBadLogin
+	}
 	sum := sha256.Sum256([]byte(token))
+	var name, expires string
+	err := s.db.QueryRowContext(ctx, `SELECT user, expires FROM tokens WHERE hash = ?`, hex.EncodeToString(sum[:])).Scan(&name, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrBadLogin
+	}
+	if err != nil {
+		return nil, err
+	}
+	if expires != "" && expires <= time.Now().UTC().Format(time.RFC3339) {
+		return nil, ErrBadLogin
+	}
+	return s.Get(ctx, name)
+}
+
+// NewSession starts a web session for a user, valid for ttl, and returns
+// its secret (the cookie's value); only its sha256 is kept. Expired
+// sessions are deleted on the way.
+func (s *Users) NewSession(ctx context.Context, name string, ttl time.Duration) (string, error) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	secret := base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(secret))
+	now := time.Now().UTC()
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expires <= ?`, now.Format(time.RFC3339)); err != nil {
+		return "", err
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions(hash, user, created, expires) VALUES (?,?,?,?)`,
+		hex.EncodeToString(sum[:]), name, now.Format(time.RFC3339), now.Add(ttl).Format(time.RFC3339))
+	return secret, err
+}
+
+// SessionUser returns the user of a live session.
+func (s *Users) SessionUser(ctx context.Context, secret string) (*User, error) {
+	if len(secret) > 128 {
+		return nil, ErrBadLogin
+	}
+	sum := sha256.Sum256([]byte(secret))
 	var name string
-	err := s.db.QueryRowContext(ctx, `SELECT user FROM tokens WHERE hash = ?`, hex.EncodeToString(sum[:])).Scan(&name)
+	err := s.db.QueryRowContext(ctx, `SELECT user FROM sessions WHERE hash = ? AND expires > ?`,
+		hex.EncodeToString(sum[:]), time.Now().UTC().Format(time.RFC3339)).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrBadLogin
 	}
@@ -251,6 +400,13 @@ func (s *Users) TokenUser(ctx context.Context, token string) (*User, error) {
 		return nil, err
 	}
 	return s.Get(ctx, name)
+}
+
+// EndSession ends a session (logout).
+func (s *Users) EndSession(ctx context.Context, secret string) error {
+	sum := sha256.Sum256([]byte(secret))
+	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hex.EncodeToString(sum[:]))
+	return err
 }
 
 // AuditEntry is one line of the audit trail.
@@ -262,11 +418,14 @@ type AuditEntry struct {
 	Remote string `json:"remote"`
 }
 
-// Audit records what a user did.
+// Audit records what a user did. Every field is kept on one line and
+// bounded (auditText): the trail never stores unbounded attacker input, and
+// a newline in a name or a query cannot forge a line of the text trail.
 func (s *Users) Audit(ctx context.Context, e AuditEntry) error {
 	if e.At == "" {
 		e.At = time.Now().UTC().Format(time.RFC3339Nano)
 	}
+	e.User, e.Action, e.Detail, e.Remote = auditText(e.User), auditText(e.Action), auditText(e.Detail), auditText(e.Remote)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO audit(at, user, action, detail, remote) VALUES (?,?,?,?,?)`,
 		e.At, e.User, e.Action, e.Detail, e.Remote)
 	return err

@@ -22,6 +22,7 @@ import (
 // user of each role, and the API served over HTTP.
 type apiFixture struct {
 	srv                 *httptest.Server
+	server              *Server
 	users               *service.Users
 	archive             *indexer.Archive
 	svc                 *service.Service
@@ -29,7 +30,11 @@ type apiFixture struct {
 	shared, onlyB       string // sha256 of a message in both accounts, of one only in "b"
 }
 
-func newAPIFixture(t *testing.T) *apiFixture {
+func newAPIFixture(t *testing.T) *apiFixture { t.Helper(); return newAPIFixtureWith(t, nil) }
+
+// newAPIFixtureWith is newAPIFixture with the server's options changed by
+// opt.
+func newAPIFixtureWith(t *testing.T, opt func(*Options)) *apiFixture {
 	t.Helper()
 	dir := t.TempDir()
 	a, err := indexer.Open(dir, nil)
@@ -71,14 +76,19 @@ func newAPIFixture(t *testing.T) *apiFixture {
 		}
 	}
 	for name, tok := range map[string]*string{"root": &f.admin, "aud": &f.auditor, "ann": &f.ann} {
-		if *tok, err = users.NewToken(ctx, name); err != nil {
+		if *tok, _, err = users.NewToken(ctx, name, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, err := New(Options{Archive: svc, Users: users, DataDir: dir})
+	o := Options{Archive: svc, Users: users, DataDir: dir}
+	if opt != nil {
+		opt(&o)
+	}
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.server = s
 	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
 	return f

@@ -57,7 +57,7 @@ func TestBenchWeb(t *testing.T) {
 	if err := users.Add(ctx, service.User{Name: "bench", Role: service.RoleAdmin}, "bench-password"); err != nil {
 		t.Fatal(err)
 	}
-	token, err := users.NewToken(ctx, "bench")
+	token, _, err := users.NewToken(ctx, "bench", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

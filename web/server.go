@@ -15,9 +15,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +54,9 @@ type Archive interface {
 type Users interface {
 	Login(ctx context.Context, name, password string) (*service.User, error)
 	TokenUser(ctx context.Context, token string) (*service.User, error)
-	Get(ctx context.Context, name string) (*service.User, error)
+	NewSession(ctx context.Context, name string, ttl time.Duration) (string, error)
+	SessionUser(ctx context.Context, secret string) (*service.User, error)
+	EndSession(ctx context.Context, secret string) error
 }
 
 // Options are what a Server needs from its process.
@@ -65,6 +69,18 @@ type Options struct {
 	// listener does not serve it (it names every account).
 	Metrics http.Handler
 	Logger  *slog.Logger
+	// TrustedProxies are the addresses (IPs or CIDRs) whose
+	// X-Forwarded-For is believed; none by default, so the recorded and
+	// rate-limited address is the connection's.
+	TrustedProxies []string
+	// Hosts are the Host header values accepted (host or host:port), against
+	// DNS rebinding: a page of another site whose name resolves to this
+	// server must not reach it. Empty: only loopback names and addresses
+	// (localhost, 127.0.0.0/8, ::1) when listening on loopback; anything
+	// otherwise.
+	Hosts []string
+	// Loopback says the web listener is on a loopback address (see Hosts).
+	Loopback bool
 }
 
 // Server is the HTTP handler.
@@ -73,16 +89,21 @@ type Server struct {
 	log    *slog.Logger
 	engine *gin.Engine
 	local  *gin.Engine
+	guard  *loginGuard
 }
 
 // New returns a Server.
 func New(opts Options) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{opts: opts, log: opts.Logger}
+	s := &Server{opts: opts, log: opts.Logger, guard: newLoginGuard()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	e := s.newEngine()
+	if err := e.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("web_trusted_proxies: %w", err)
+	}
+	e.Use(s.checkHost)
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
 	s.routeAPI(e.Group("/api", s.authenticate), false)
@@ -95,6 +116,7 @@ func New(opts Options) (*Server, error) {
 	// the operator (whoever can reach the socket can read the data
 	// directory anyway), plus metrics and job control.
 	l := s.newEngine()
+	l.SetTrustedProxies(nil)
 	l.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	l.GET("/readyz", s.ready)
 	if opts.Metrics != nil {
@@ -110,7 +132,7 @@ func New(opts Options) (*Server, error) {
 
 func (s *Server) newEngine() *gin.Engine {
 	e := gin.New()
-	e.Use(s.accessLog, s.recover)
+	e.Use(s.accessLog, s.recover, limitBody)
 	e.HandleMethodNotAllowed = true
 	e.NoRoute(func(c *gin.Context) { s.fail(c, http.StatusNotFound, "no such page or endpoint") })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, http.StatusMethodNotAllowed, "method not allowed") })
@@ -219,7 +241,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		if !errors.Is(err, service.ErrBadLogin) {
 			s.log.Error("token lookup", "err", err)
 		}
-		s.opts.Archive.Audit(c.Request.Context(), service.Caller{Remote: c.ClientIP()}, "login-failed", "bad token")
+		s.auditUnauthenticated(c, service.Caller{Remote: c.ClientIP()}, "login-failed", "bad token")
 		c.Header("WWW-Authenticate", `Bearer realm="mailvault", error="invalid_token"`)
 		s.fail(c, http.StatusUnauthorized, "unknown or revoked token")
 		return
@@ -263,4 +285,69 @@ func (s *Server) failErr(c *gin.Context, err error) {
 func user(c *gin.Context) *service.User {
 	u, _ := c.Get("user")
 	return u.(*service.User)
+}
+
+// maxBody bounds every request body (the JSON API's job requests and the
+// login form are far smaller; nothing uploads mail over HTTP).
+const maxBody = 1 << 20
+
+// limitBody caps the request body before any handler reads it.
+func limitBody(c *gin.Context) {
+	if c.Request.ContentLength > maxBody {
+		c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, apiError{Error: "request body too large", RequestID: c.GetString(requestIDKey)})
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	c.Next()
+}
+
+// checkHost refuses a Host header this server does not answer to (DNS
+// rebinding), before anything else runs.
+func (s *Server) checkHost(c *gin.Context) {
+	host := c.Request.Host
+	ok := false
+	if len(s.opts.Hosts) > 0 {
+		h, _, err := net.SplitHostPort(host)
+		if err != nil {
+			h = host
+		}
+		ok = slices.ContainsFunc(s.opts.Hosts, func(a string) bool { return strings.EqualFold(a, host) || strings.EqualFold(a, h) })
+	} else if s.opts.Loopback {
+		ok = loopbackHost(host)
+	} else {
+		ok = true
+	}
+	if !ok {
+		s.fail(c, http.StatusMisdirectedRequest, "this server does not answer to host "+clip(host, 100)+" (set web_hosts to the names it is reached by)")
+		return
+	}
+	c.Next()
+}
+
+// loopbackHost: localhost, a loopback IP, with or without a port.
+func loopbackHost(host string) bool {
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// auditUnauthenticated records a refused login or a bad token, within the
+// address's audit budget (loginGuard): past it the row is counted and the
+// count goes into the address's next row.
+func (s *Server) auditUnauthenticated(c *gin.Context, who service.Caller, action, detail string) {
+	ok, suppressed := s.guard.auditAllowed(who.Remote, time.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		detail = strings.TrimSpace(fmt.Sprintf("%s (%d more from this address not recorded one by one)", detail, suppressed))
+	}
+	s.opts.Archive.Audit(c.Request.Context(), who, action, detail)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -33,11 +34,10 @@ import (
 const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 type ui struct {
-	s        *Server
-	pages    map[string]*template.Template
-	sessions *sessions
-	limiter  *limiter
-	policy   *bluemonday.Policy
+	s      *Server
+	pages  map[string]*template.Template
+	guard  *loginGuard
+	policy *bluemonday.Policy
 }
 
 // pageData is what every page gets.
@@ -60,13 +60,8 @@ func (s *Server) routeUI(e *gin.Engine) error {
 	if err != nil {
 		return err
 	}
-	key, err := loadSessionKey(s.opts.DataDir)
-	if err != nil {
-		return err
-	}
-	u := &ui{s: s, pages: pages, sessions: &sessions{key: key, ttl: 12 * time.Hour},
-		limiter: &limiter{failures: map[string][]time.Time{}}, policy: bluemonday.UGCPolicy()}
-	e.StaticFS("/static", http.FS(templates.Static()))
+	u := &ui{s: s, pages: pages, guard: s.guard, policy: bluemonday.UGCPolicy()}
+	e.GET("/static/*file", staticFiles())
 	e.GET("/login", u.loginPage)
 	e.POST("/login", u.login)
 	e.POST("/logout", u.logout)
@@ -84,6 +79,7 @@ func (u *ui) render(c *gin.Context, status int, page string, data any) {
 	c.Header("Content-Security-Policy", pageCSP)
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Referrer-Policy", "no-referrer")
+	c.Header("Cache-Control", "no-store") // pages show mail: no copy in caches
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Status(status)
 	if err := u.pages[page].ExecuteTemplate(c.Writer, "layout", data); err != nil {
@@ -104,15 +100,18 @@ func (u *ui) errorPage(c *gin.Context, status int, title, msg string) {
 // session requires a valid session cookie; without one a page redirects to
 // the login page, coming back afterwards.
 func (u *ui) session(c *gin.Context) {
-	v, err := c.Cookie(sessionCookie)
-	if err == nil {
-		if name, err := u.sessions.check(v, time.Now()); err == nil {
-			if usr, err := u.s.opts.Users.Get(c.Request.Context(), name); err == nil {
-				c.Set("user", usr)
-				c.Set(callerKey, usr.Caller(c.ClientIP()))
-				c.Next()
-				return
-			}
+	if v, err := c.Cookie(sessionCookie); err == nil && v != "" {
+		usr, err := u.s.opts.Users.SessionUser(c.Request.Context(), v)
+		if err == nil {
+			c.Set("user", usr)
+			c.Set(callerKey, usr.Caller(c.ClientIP()))
+			c.Next()
+			return
+		}
+		if !errors.Is(err, service.ErrBadLogin) {
+			u.s.log.Error("session lookup", "err", err)
+			u.errorPage(c, http.StatusInternalServerError, "Session check failed", "Your session could not be checked (logged).")
+			return
 		}
 	}
 	c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
@@ -128,30 +127,63 @@ func (u *ui) loginPage(c *gin.Context) {
 	u.render(c, http.StatusOK, "login", loginData{pageData: pageData{Title: "Log in"}, Next: safeNext(c.Query("next"))})
 }
 
-// safeNext keeps a redirect target on this site.
+// safeNext keeps a redirect target on this site: a path, never a scheme
+// or a host, however spelled (//evil, /\\evil, /%09/evil and control
+// characters that browsers strip are all refused).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
+	if len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/"
+	}
+	// The decoded path must not turn into a scheme-relative URL either.
+	if p := u.Path; !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") ||
+		strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "/"
 	}
 	return next
 }
 
+// Bounds of the login form: what the fields of a real login can hold.
+const (
+	maxLoginName     = service.MaxNameBytes
+	maxLoginPassword = 72 // bcrypt's limit; no password is longer
+	maxLoginBody     = 8 << 10
+)
+
 func (u *ui) login(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxLoginBody)
+	if err := c.Request.ParseForm(); err != nil {
+		u.s.fail(c, http.StatusRequestEntityTooLarge, "login form too large")
+		return
+	}
 	name, pw, next := c.PostForm("name"), c.PostForm("password"), safeNext(c.PostForm("next"))
-	keys := []string{"ip:" + c.ClientIP(), "user:" + name}
-	now := time.Now()
-	data := loginData{pageData: pageData{Title: "Log in"}, Name: name, Next: next}
-	who := service.Caller{Name: name, Remote: c.ClientIP()}
-	if u.limiter.blocked(keys, now) {
-		u.s.opts.Archive.Audit(c.Request.Context(), who, "login-refused", "too many failures")
-		data.Error = fmt.Sprintf("Too many failed logins: try again in %v.", loginWindow)
+	data := loginData{pageData: pageData{Title: "Log in"}, Next: next}
+	if len(name) > maxLoginName || len(pw) > maxLoginPassword {
+		// No such user or password can exist: answer at once, keep nothing.
+		data.Error = "Wrong user name or password."
+		u.render(c, http.StatusUnauthorized, "login", data)
+		return
+	}
+	data.Name = name
+	addr, now := c.ClientIP(), time.Now()
+	who := service.Caller{Name: name, Remote: addr}
+	if ok, why, retry := u.guard.allow(addr, name, now); !ok {
+		u.s.auditUnauthenticated(c, who, "login-refused", why)
+		c.Header("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
+		data.Error = fmt.Sprintf("Refused: %s. Try again in %v.", why, retry.Round(time.Second))
 		u.render(c, http.StatusTooManyRequests, "login", data)
 		return
 	}
+	u.guard.bcrypt <- struct{}{}
 	usr, err := u.s.opts.Users.Login(c.Request.Context(), name, pw)
+	<-u.guard.bcrypt
 	if err != nil {
-		u.limiter.fail(keys, now)
-		u.s.opts.Archive.Audit(c.Request.Context(), who, "login-failed", "")
+		u.guard.failed(addr, name, now)
+		u.s.auditUnauthenticated(c, who, "login-failed", "")
 		data.Error = "Wrong user name or password."
 		if !errors.Is(err, service.ErrBadLogin) {
 			u.s.log.Error("login", "err", err)
@@ -160,17 +192,34 @@ func (u *ui) login(c *gin.Context) {
 		u.render(c, http.StatusUnauthorized, "login", data)
 		return
 	}
-	if err := u.s.opts.Archive.Audit(c.Request.Context(), usr.Caller(c.ClientIP()), "login", ""); err != nil {
+	u.guard.succeeded(addr, name)
+	if err := u.s.opts.Archive.Audit(c.Request.Context(), usr.Caller(addr), "login", ""); err != nil {
 		data.Error = "Login failed: the audit trail cannot be written (logged)."
 		u.render(c, http.StatusInternalServerError, "login", data)
 		return
 	}
-	c.SetSameSite(http.SameSiteLaxMode)
-	c.SetCookie(sessionCookie, u.sessions.issue(usr.Name, now), int(u.sessions.ttl.Seconds()), "/", "", c.Request.TLS != nil, true)
+	secret, err := u.s.opts.Users.NewSession(c.Request.Context(), usr.Name, sessionTTL)
+	if err != nil {
+		u.s.log.Error("new session", "err", err)
+		data.Error = "Login failed (logged)."
+		u.render(c, http.StatusInternalServerError, "login", data)
+		return
+	}
+	c.SetSameSite(http.SameSiteStrictMode)
+	c.SetCookie(sessionCookie, secret, int(sessionTTL.Seconds()), "/", "", c.Request.TLS != nil, true)
 	c.Redirect(http.StatusSeeOther, next)
 }
 
 func (u *ui) logout(c *gin.Context) {
+	if v, err := c.Cookie(sessionCookie); err == nil && v != "" {
+		if usr, err := u.s.opts.Users.SessionUser(c.Request.Context(), v); err == nil {
+			u.s.opts.Archive.Audit(c.Request.Context(), usr.Caller(c.ClientIP()), "logout", "")
+		}
+		if err := u.s.opts.Users.EndSession(c.Request.Context(), v); err != nil {
+			u.s.log.Error("end session", "err", err)
+		}
+	}
+	c.SetSameSite(http.SameSiteStrictMode)
 	c.SetCookie(sessionCookie, "", -1, "/", "", c.Request.TLS != nil, true)
 	c.Redirect(http.StatusSeeOther, "/login")
 }
@@ -227,7 +276,7 @@ func (u *ui) search(c *gin.Context) {
 	if p.Syntax != "imap" {
 		p.Syntax = "human"
 	}
-	c.SetSameSite(http.SameSiteLaxMode)
+	c.SetSameSite(http.SameSiteStrictMode)
 	c.SetCookie("mv_syntax", p.Syntax, 365*24*3600, "/", "", c.Request.TLS != nil, true)
 	if accts, err := u.s.opts.Archive.Accounts(c.Request.Context(), who); err == nil {
 		p.Accounts = accts
@@ -417,6 +466,7 @@ func (u *ui) attachment(c *gin.Context) {
 	c.Header("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(name))
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Content-Security-Policy", "default-src 'none'; sandbox")
+	c.Header("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "application/octet-stream", data)
 }
 
@@ -434,6 +484,7 @@ func (u *ui) html(c *gin.Context) {
 		img = "img-src data: https: http:"
 	}
 	c.Header("Content-Security-Policy", "default-src 'none'; "+img+"; style-src 'unsafe-inline'; sandbox")
+	c.Header("Cache-Control", "no-store")
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Referrer-Policy", "no-referrer")
 	c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(u.policy.Sanitize(body)))
@@ -564,4 +615,20 @@ func (u *ui) snippets(ctx context.Context, who service.Caller, hits []apiHit, te
 		}()
 	}
 	wg.Wait()
+}
+
+// staticFiles serves the embedded stylesheet and images; a directory (or
+// anything missing) is a 404, never a listing.
+func staticFiles() gin.HandlerFunc {
+	fsys := templates.Static()
+	return func(c *gin.Context) {
+		name := strings.TrimPrefix(c.Param("file"), "/")
+		st, err := fs.Stat(fsys, name)
+		if name == "" || err != nil || st.IsDir() {
+			c.AbortWithStatusJSON(http.StatusNotFound, apiError{Error: "no such page or endpoint"})
+			return
+		}
+		c.Header("X-Content-Type-Options", "nosniff")
+		c.FileFromFS(name, http.FS(fsys))
+	}
 }

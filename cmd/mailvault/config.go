@@ -19,6 +19,17 @@ type config struct {
 	DataDir       string `yaml:"data_dir"`
 	MetricsListen string `yaml:"metrics_listen"`
 	WebListen     string `yaml:"web_listen"`
+	// WebTLSCert and WebTLSKey make serve speak HTTPS on web_listen itself
+	// (PEM files; both or neither). Session cookies are then Secure.
+	WebTLSCert string `yaml:"web_tls_cert"`
+	WebTLSKey  string `yaml:"web_tls_key"`
+	// WebHosts are the host names the web UI is reached by (Host header
+	// check against DNS rebinding); empty: loopback names only when
+	// web_listen is a loopback address, anything otherwise.
+	WebHosts []string `yaml:"web_hosts"`
+	// WebTrustedProxies are the reverse proxies (IPs or CIDRs) whose
+	// X-Forwarded-For is believed; none by default.
+	WebTrustedProxies []string `yaml:"web_trusted_proxies"`
 	// MaxMessageBytes: a message larger than this is recorded as skipped
 	// without being downloaded (0: the harvester's default, 256 MiB).
 	MaxMessageBytes int64           `yaml:"max_message_bytes"`
@@ -90,6 +101,16 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 	default:
 		if _, _, err := net.SplitHostPort(cfg.WebListen); err != nil {
 			bad("web_listen", "%q: want host:port, like 127.0.0.1:8080, or off", cfg.WebListen)
+		}
+	}
+	if (cfg.WebTLSCert == "") != (cfg.WebTLSKey == "") {
+		bad("web_tls_cert", "web_tls_cert and web_tls_key go together")
+	}
+	for i, p := range cfg.WebTrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				bad(fmt.Sprintf("web_trusted_proxies[%d]", i), "%q: want an IP address or a CIDR range", p)
+			}
 		}
 	}
 	if cfg.MaxMessageBytes < 0 {

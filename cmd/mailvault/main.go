@@ -42,7 +42,7 @@ func init() {
 		{"reindex", "", "rebuild the search index from the store and catalog (online while serve runs)", runReindex},
 		{"recover", "[--json]", "catalog the mail verify reports as blob-unreferenced (lost by the catalog) in _recovered/lost+found; serve must be stopped", runRecover},
 		{"jobs", "[--json] [--cancel ID]", "list the long jobs (import, verify, reindex) of the running serve", runJobs},
-		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... | list | audit", "manage who may use the web UI and API", runUser},
+		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... [--expires D] | tokens [NAME] | revoke ID | list | audit", "manage who may use the web UI and API, their API tokens, and read the audit trail", runUser},
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -103,16 +104,28 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	svc := service.New(a, &service.Options{Accounts: accounts, Harvest: cfg.harvestOptions(serveHarvestOptions(log, len(accounts))),
 		Users: users, Logger: log, ReadyLag: readyLag})
 	metrics := svc.MetricsHandler()
-	srv, err := web.New(web.Options{Archive: svc, Users: users, DataDir: data, Metrics: metrics, Logger: log})
-	if err != nil {
-		return err
-	}
 	var webLn, metricsLn net.Listener
+	loopback := false
 	if cfg.WebListen != "off" {
 		if webLn, err = net.Listen("tcp", cfg.WebListen); err != nil {
 			return fmt.Errorf("web UI: %w (another program, or another mailvault, uses that address: set web_listen (demo: --listen), or web_listen: off)", err)
 		}
 		defer webLn.Close()
+		if ta, ok := webLn.Addr().(*net.TCPAddr); ok {
+			loopback = ta.IP.IsLoopback()
+		}
+		if cfg.WebTLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.WebTLSCert, cfg.WebTLSKey)
+			if err != nil {
+				return fmt.Errorf("web_tls_cert / web_tls_key: %w", err)
+			}
+			webLn = tls.NewListener(webLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		}
+	}
+	srv, err := web.New(web.Options{Archive: svc, Users: users, DataDir: data, Metrics: metrics, Logger: log,
+		TrustedProxies: cfg.WebTrustedProxies, Hosts: cfg.WebHosts, Loopback: loopback})
+	if err != nil {
+		return err
 	}
 	if cfg.MetricsListen != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
@@ -148,8 +161,11 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 			}
 			return nil
 		})
-		addr := webLn.Addr().String()
-		log.Info("web UI and API listening", "url", "http://"+addr+"/", "api", "http://"+addr+"/api/search?q=...")
+		addr, scheme := webLn.Addr().String(), "http"
+		if cfg.WebTLSCert != "" {
+			scheme = "https"
+		}
+		log.Info("web UI and API listening", "url", scheme+"://"+addr+"/", "api", scheme+"://"+addr+"/api/search?q=...")
 		if onWeb != nil {
 			onWeb(addr)
 		}

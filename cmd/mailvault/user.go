@@ -2,39 +2,45 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
 	"mailvault/service"
 )
 
-// runUser is `mailvault user add|passwd|remove|list|token|audit`: the users
-// of the web UI and API, kept in <data>/users.db. It works beside a running
-// serve (SQLite in WAL mode).
+// runUser is `mailvault user add|passwd|remove|list|token|tokens|revoke|audit`:
+// the users of the web UI and API, kept in <data>/users.db. It works beside
+// a running serve (SQLite in WAL mode). Every change is itself recorded in
+// the audit trail, as done by the operator.
 func runUser(ctx context.Context, e *env, args []string) error {
 	var data, role string
 	var accounts stringList
 	var asJSON bool
 	var last int
+	var expires time.Duration
 	fs := newFlags(e, "user", &data)
 	fs.StringVar(&role, "role", "user", "with add: `ROLE`, admin (everything), auditor (reads every account) or user (only --account)")
 	fs.Var(&accounts, "account", "with add: an archive account `NAME` the user may see (repeatable; role user)")
 	fs.BoolVar(&asJSON, "json", false, "with list and audit: JSON, one object per line")
 	fs.IntVar(&last, "last", 50, "with audit: the last `N` entries")
+	fs.DurationVar(&expires, "expires", service.DefaultTokenTTL, "with token: the token expires after this `DURATION`")
 	words, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(words) == 0 || (words[0] != "list" && words[0] != "audit" && len(words) != 2) {
-		fmt.Fprintln(e.stderr, "mailvault user: want add NAME, passwd NAME, remove NAME, token NAME, list or audit")
+	if len(words) == 0 || (words[0] != "list" && words[0] != "audit" && words[0] != "tokens" && len(words) != 2) || len(words) > 2 {
+		fmt.Fprintln(e.stderr, "mailvault user: want add NAME, passwd NAME, remove NAME, token NAME, tokens [NAME], revoke ID, list or audit")
 		fs.Usage()
 		return errUsage
 	}
@@ -46,6 +52,13 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer users.Close()
+	// audit records a change made here; it fails closed like every audit.
+	audit := func(action, detail string) error {
+		if err := users.Audit(ctx, service.AuditEntry{User: "operator", Action: action, Detail: detail, Remote: "local"}); err != nil {
+			return fmt.Errorf("done, but the audit trail cannot be written: %w", err)
+		}
+		return nil
+	}
 	switch words[0] {
 	case "add":
 		pw, err := readPassword(e, "password for "+words[1])
@@ -56,6 +69,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 			return &exitError{code: 2, err: err}
 		}
 		fmt.Fprintf(e.stderr, "user %s added (%s)\n", words[1], role)
+		return audit("user-add", fmt.Sprintf("%s role %s accounts %s", words[1], role, strings.Join(accounts, ",")))
 	case "passwd":
 		pw, err := readPassword(e, "new password for "+words[1])
 		if err != nil {
@@ -64,19 +78,52 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		if err := users.SetPassword(ctx, words[1], pw); err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		fmt.Fprintf(e.stderr, "password of %s changed\n", words[1])
+		fmt.Fprintf(e.stderr, "password of %s changed; their sessions and API tokens are ended\n", words[1])
+		return audit("user-passwd", words[1])
 	case "remove":
 		if err := users.Remove(ctx, words[1]); err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		fmt.Fprintf(e.stderr, "user %s removed, with their API tokens\n", words[1])
+		fmt.Fprintf(e.stderr, "user %s removed, with their sessions and API tokens\n", words[1])
+		return audit("user-remove", words[1])
 	case "token":
-		tok, err := users.NewToken(ctx, words[1])
+		tok, info, err := users.NewToken(ctx, words[1], expires)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		fmt.Fprintln(e.stdout, tok)
-		fmt.Fprintln(e.stderr, "API token made; it is shown this once. Use it as: Authorization: Bearer <token>")
+		fmt.Fprintf(e.stderr, "API token %s made for %s, expires %s; it is shown this once. Use it as: Authorization: Bearer <token>\n",
+			info.ID, info.User, info.Expires)
+		return audit("token-add", info.ID+" for "+info.User+" expires "+info.Expires)
+	case "tokens":
+		name := ""
+		if len(words) == 2 {
+			name = words[1]
+		}
+		list, err := users.Tokens(ctx, name)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			enc := json.NewEncoder(e.stdout)
+			for _, t := range list {
+				enc.Encode(t)
+			}
+			return nil
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tUSER\tCREATED\tEXPIRES")
+		for _, t := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.User, t.Created, cmp.Or(t.Expires, "never"))
+		}
+		return tw.Flush()
+	case "revoke":
+		t, err := users.RevokeToken(ctx, words[1])
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		fmt.Fprintf(e.stderr, "token %s of %s revoked\n", t.ID, t.User)
+		return audit("token-revoke", t.ID+" of "+t.User)
 	case "list":
 		list, err := users.List(ctx)
 		if err != nil {
@@ -105,11 +152,14 @@ func runUser(ctx context.Context, e *env, args []string) error {
 			if asJSON {
 				enc.Encode(a)
 			} else {
-				fmt.Fprintf(e.stdout, "%s  %-10s %-12s %-15s %s\n", a.At, a.User, a.Action, a.Remote, a.Detail)
+				// Fields are stored on one line (service.Users.Audit); rows
+				// older than that are escaped here so that none can forge a
+				// line.
+				fmt.Fprintf(e.stdout, "%s  %-10s %-12s %-15s %s\n", oneLine(a.At), oneLine(a.User), oneLine(a.Action), oneLine(a.Remote), oneLine(a.Detail))
 			}
 		}
 	default:
-		fmt.Fprintf(e.stderr, "mailvault user: unknown action %q (add, passwd, remove, token, list, audit)\n", words[0])
+		fmt.Fprintf(e.stderr, "mailvault user: unknown action %q (add, passwd, remove, token, tokens, revoke, list, audit)\n", words[0])
 		return errUsage
 	}
 	return nil
@@ -143,3 +193,12 @@ func readPassword(e *env, prompt string) (string, error) {
 
 // stdin is standard input; tests replace it.
 var stdin io.Reader = os.Stdin
+
+// oneLine escapes control characters (newlines above all) for a text line.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
