@@ -134,6 +134,13 @@ func (s *Service) Search(ctx context.Context, c Caller, req SearchRequest) (*Sea
 	if err != nil {
 		return nil, err
 	}
+	if req.Syntax == SyntaxHuman {
+		// What the index cannot be asked (nesting too deep, say) is the
+		// query's fault: say so before anything runs.
+		if _, err := query.Bleve(n); err != nil {
+			return nil, errorf(ErrBadRequest, "%v", err)
+		}
+	}
 	accounts, err := c.scopeAccounts(req.Accounts)
 	if err != nil {
 		return nil, s.denied(ctx, c, "search", fmt.Sprintf("accounts %v: %s", req.Accounts, req.Query), err)

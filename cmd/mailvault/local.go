@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"os"
-	"path/filepath"
 
 	"mailvault/indexer"
 	"mailvault/service"
@@ -12,26 +10,22 @@ import (
 
 // openLocal opens the archive in data for a one-shot command with no serve
 // running, and the service over it, as the operator would get from serve.
-// The user store is opened when it exists, so that local searches and reads
-// are audited like the web's.
+// Local searches and reads are audited like the web's.
 func openLocal(e *env, data string, readOnly bool) (*service.Service, func(), error) {
 	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: readOnly})
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := &service.Options{Logger: e.log}
-	var users *service.Users
-	if _, err := os.Stat(filepath.Join(data, service.UsersFile)); err == nil {
-		if users, err = service.OpenUsers(data); err != nil {
-			a.Close()
-			return nil, nil, err
-		}
-		opts.Users = users
+	// The user store holds the audit trail: what the operator searches and
+	// reads from the CLI is recorded like what the web's users do.
+	users, err := service.OpenUsers(data)
+	if err != nil {
+		a.Close()
+		return nil, nil, err
 	}
+	opts := &service.Options{Logger: e.log, Users: users}
 	return service.New(a, opts), func() {
-		if users != nil {
-			users.Close()
-		}
+		users.Close()
 		a.Close()
 	}, nil
 }
