@@ -88,6 +88,13 @@ type Archive struct {
 	// only it has: the sweep of a crashed writer's temporary files.
 	fsStore *store.Store
 
+	// interrupted are the keys of blobs published by an ingest that a crash
+	// interrupted before its catalog commit (journal.go); pendingDirty says
+	// whether ingest.pending names the batch in flight. Both under commitMu
+	// after Open.
+	interrupted  map[store.Key]bool
+	pendingDirty bool
+
 	writer *writer // nil when read-only
 
 	commitMu sync.Mutex // serialises Commit
@@ -160,6 +167,9 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		return nil, err
 	}
 	a.cat = cat
+	if err := a.loadJournal(); err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
 	indexDir := filepath.Join(dir, indexDirName)
 	if a.opts.ReadOnly {
 		if _, err := os.Stat(indexDir); errors.Is(err, fs.ErrNotExist) {

@@ -19,6 +19,19 @@
 //     rebuilds it online, beside the live index, and swaps (reindex.go);
 //     indexed_gen never claims more than <dir>/index holds, at any moment
 //     a crash may freeze.
+//   - Nothing lost, even by the catalog: a blob no catalog row references
+//     is mail the catalog lost (or a crash left between blob publish and
+//     catalog commit; the two cannot be told apart). Verify fails on it
+//     (blob-unreferenced), Reindex and DiscardIndex refuse to erase its
+//     last trace, and Recover catalogs it in RecoveredAccount/LostAndFound
+//     (recover.go). Verify also runs SQLite's integrity_check.
+//   - Byte-exact on the way out: every blob read (Raw, CatchUp, Reindex,
+//     IMAP SEARCH verification, Recover) hashes the bytes against the key
+//     and refuses a mismatch with ErrBlobCorrupt, logged at error
+//     (readBlob, storage.go).
+//   - Private: every file of the data directory is FileMode (0600) and
+//     every directory DirMode (0700) whatever the umask; Open warns about
+//     any looser path with the chmod that fixes it (perm.go).
 //   - Bad input never stops the line: a message that does not parse is stored
 //     byte-exact, cataloged with its parse error and indexed with what the mime
 //     package salvaged.

@@ -166,6 +166,9 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	defer a.commitMu.Unlock()
 	items, mbs, preps := p.items, p.mbs, p.preps
 	defer p.Abort() // no-op after the blobs are published
+	if err := a.writePending(p.staged); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
 	if err := a.store.Publish(ctx, p.staged); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -185,8 +188,14 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	}
 	recs, err := a.cat.RecordIngest(ctx, arrivals)
 	if err != nil {
+		// The blobs are published, the catalog does not have them: an
+		// interrupted ingest, like a crash here (journal.go).
+		if jerr := a.movePending(); jerr != nil {
+			a.log.Error("ingest journal", "err", jerr)
+		}
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
+	a.clearPending()
 	results := make([]Result, len(items))
 	ids := make([]int64, len(items)) // message row id of each item
 	touched := map[int64]int{}       // message id → index into items of one copy, for re-indexing

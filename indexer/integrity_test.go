@@ -449,3 +449,52 @@ func execCatalog(path, stmts string) error {
 	_, err = db.Exec(stmts)
 	return err
 }
+
+// TestInterruptedIngestIsNotLoss: a batch whose blobs were published and
+// whose catalog commit a crash prevented (the ingest journal names it) is
+// counted by Verify but is no problem and does not block Reindex; Recover
+// still catalogs it.
+func TestInterruptedIngestIsNotLoss(t *testing.T) {
+	dir := t.TempDir()
+	a := openTest(t, dir)
+	mustMailbox(t, a, "alice", "INBOX")
+	ingest(t, a, corpusItems("alice", 0, 3)...)
+	p, err := a.Prepare(context.Background(), corpusItems("alice", 3, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Commit up to the crash: journal, publish, no catalog transaction.
+	if err := a.writePending(p.staged); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.store.Publish(context.Background(), p.staged); err != nil {
+		t.Fatal(err)
+	}
+	p.staged = nil
+	a.Close()
+
+	a = openTest(t, dir)
+	defer func() { a.Close() }()
+	rep, err := a.Verify(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 0 || rep.Orphans != 2 || rep.Interrupted != 2 {
+		t.Fatalf("Verify after an interrupted ingest = %v, %d orphans, %d interrupted; want no problem, 2 and 2", rep.Problems, rep.Orphans, rep.Interrupted)
+	}
+	if err := a.Reindex(context.Background(), nil); err != nil {
+		t.Fatalf("Reindex after an interrupted ingest: %v", err)
+	}
+	// The journal survives the next commits.
+	ingest(t, a, corpusItems("alice", 10, 12)...)
+	a.Close()
+	a = openTest(t, dir)
+	if rep, err := a.Verify(context.Background(), nil); err != nil || rep.Interrupted != 2 || len(rep.Problems) != 0 {
+		t.Fatalf("Verify after more ingest and a reopen = %+v, %v; want 2 interrupted, no problem", rep, err)
+	}
+	rr, err := a.Recover(context.Background(), nil)
+	if err != nil || len(rr.Recovered) != 2 {
+		t.Fatalf("Recover = %+v, %v; want the 2 interrupted messages", rr, err)
+	}
+	verifyClean(t, a, 7)
+}

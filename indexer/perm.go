@@ -131,7 +131,9 @@ func CheckPermissions(dir string) []LoosePath {
 			check(filepath.Join(dir, db+suffix), FileMode)
 		}
 	}
-	check(filepath.Join(dir, "lock"), FileMode)
+	for _, f := range []string{"lock", pendingFile, interruptedFile} {
+		check(filepath.Join(dir, f), FileMode)
+	}
 	return out
 }
 

@@ -27,15 +27,20 @@ import (
 //     and ingest links the existing blob. Only a message gone from the
 //     source before that re-delivery stays unreferenced.
 //
-// The archive cannot tell the two apart from the blob (its mtime says when
-// it was stored, not whether a transaction committed after that), and both
-// end the same way if nothing is done: the mail is unreachable. So both are
-// treated as loss: Verify reports every unreferenced blob as a problem
-// (blob-unreferenced), Reindex and the offline rebuild (Options.DiscardIndex)
-// refuse to run while one exists (ErrUnreferencedBlobs), and Recover
-// catalogs them. Recovering a crash leftover costs nothing: when its source
-// delivers it again, ingest links it in its real place beside the recovered
-// occurrence.
+// The blob alone cannot tell them apart (its mtime says when it was stored,
+// not whether a transaction committed after that), so the ingest journal
+// does (journal.go): Commit names a batch's new blobs in a small fsynced file
+// before publishing them and clears it after the catalog commit, so an
+// unreferenced blob the journal names was left by an interrupted ingest,
+// and any other was committed once and lost by the catalog. The latter is
+// data loss: Verify reports it as a problem (blob-unreferenced), Reindex and
+// the offline rebuild (Options.DiscardIndex) refuse to run while one exists
+// (ErrUnreferencedBlobs), and Recover catalogs it. The former is counted by
+// Verify (VerifyReport.Interrupted), is not a problem and no reason to
+// refuse a reindex (it was never indexed); Recover catalogs it too, for a
+// source that will not deliver it again. Recovering one costs nothing: when
+// its source delivers it again, ingest links it in its real place beside
+// the recovered occurrence.
 //
 // Where a recovered message lived is unknown, and the catalog says so: its
 // occurrence is in account RecoveredAccount, mailbox LostAndFound, source
@@ -83,7 +88,10 @@ func checkAccountName(account string) error {
 // archive every chunk is checked after waiting for the Commit in flight:
 // Commit holds commitMu from its blobs' Publish to its catalog commit, so a
 // blob of a batch still committing is not taken for unreferenced.
-func (a *Archive) eachUnreferenced(ctx context.Context, fn func([]store.Key) error) error {
+//
+// With lostOnly, blobs of an interrupted ingest (journal.go) are left out:
+// only mail the catalog lost is listed.
+func (a *Archive) eachUnreferenced(ctx context.Context, lostOnly bool, fn func([]store.Key) error) error {
 	var chunk []store.Key
 	check := func() error {
 		if len(chunk) == 0 {
@@ -103,7 +111,7 @@ func (a *Archive) eachUnreferenced(ctx context.Context, fn func([]store.Key) err
 		}
 		var out []store.Key
 		for _, k := range chunk {
-			if _, ok := known[k]; !ok {
+			if _, ok := known[k]; !ok && !(lostOnly && a.interrupted[k]) {
 				out = append(out, k)
 			}
 		}
@@ -134,7 +142,7 @@ func (a *Archive) eachUnreferenced(ctx context.Context, fn func([]store.Key) err
 
 func (a *Archive) countUnreferenced(ctx context.Context) (int, error) {
 	n := 0
-	err := a.eachUnreferenced(ctx, func(ks []store.Key) error { n += len(ks); return nil })
+	err := a.eachUnreferenced(ctx, true, func(ks []store.Key) error { n += len(ks); return nil })
 	return n, err
 }
 
@@ -183,7 +191,7 @@ func (a *Archive) Recover(ctx context.Context, progress func(done, total int)) (
 		return nil, fmt.Errorf("recover: %w: %s; restore catalog.db from a backup (keep this one) before recovering", ErrCatalogCorrupt, strings.Join(found, "; "))
 	}
 	var keys []store.Key
-	if err := a.eachUnreferenced(ctx, func(ks []store.Key) error { keys = append(keys, ks...); return nil }); err != nil {
+	if err := a.eachUnreferenced(ctx, false, func(ks []store.Key) error { keys = append(keys, ks...); return nil }); err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
 	}
 	slices.SortFunc(keys, func(x, y store.Key) int { return strings.Compare(x.String(), y.String()) })

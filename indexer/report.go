@@ -94,12 +94,16 @@ type VerifyReport struct {
 	Messages int       `json:"messages"`
 	Indexed  uint64    `json:"index_documents"`
 	Problems []Problem `json:"problems"`
-	// Orphans counts the blobs no message references. Each is also a
-	// blob-unreferenced problem: mail the catalog lost, or one a crash left
-	// between its blob write and its catalog commit, which the archive
-	// cannot tell apart (recover.go); either way it is unreachable until
-	// `mailvault recover` catalogs it.
+	// Orphans counts the blobs no message references. Each one not
+	// Interrupted is a blob-unreferenced problem: mail the catalog lost,
+	// unreachable until `mailvault recover` catalogs it (recover.go).
 	Orphans int `json:"orphan_blobs"`
+	// Interrupted counts the unreferenced blobs that the ingest journal
+	// names as published by an ingest a crash interrupted before its catalog
+	// commit (journal.go): not lost, since their source delivers them again
+	// and ingest links them, so not problems; `mailvault recover` catalogs
+	// them now if their source will not.
+	Interrupted int `json:"interrupted_blobs"`
 }
 
 // Verify re-hashes every blob and checks that store, catalog and index agree.
@@ -230,6 +234,10 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 	for _, k := range unknown {
 		if _, ok := live[k]; !ok {
 			rep.Orphans++
+			if a.interrupted[store.Key(k)] {
+				rep.Interrupted++ // journal.go: its source delivers it again
+				continue
+			}
 			problem(Problem{Kind: "blob-unreferenced", SHA256: store.Key(k).String(),
 				Detail: "the store holds this message but the catalog does not reference it: mail the catalog lost (or a crash left between its blob write and its catalog commit); run `mailvault recover` to catalog it in " + RecoveredAccount + "/" + LostAndFound})
 		}
