@@ -61,26 +61,6 @@ import (
 
 const hbBenchUser = "bench"
 
-// serve's settings, as cmd/mailvault/serve.go has them (serveFetchBudget,
-// serveMemoryLimit, limitServeMemory, serveHarvestOptions): the benchmarks
-// measure the harvester as `mailvault serve` runs it, and package main
-// cannot be imported. Keep them in step with serve.go.
-const (
-	hbServeFetchBudget = 64 << 20
-	hbServeMemoryLimit = 256 << 20
-)
-
-func hbLimitServeMemory() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(hbServeMemoryLimit)
-	}
-}
-
-func hbServeHarvestOptions(log *slog.Logger, accounts int) *harvest.Options {
-	return &harvest.Options{Logger: log, Budget: harvest.NewBudget(hbServeFetchBudget),
-		StartJitter: min(time.Duration(accounts)*10*time.Millisecond, 5*time.Second)}
-}
-
 func hbEnvInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -448,8 +428,8 @@ func hbColdMailvault(t *testing.T, srv *dovecottest.Server, run, total int) hbCo
 	}
 	defer a.Close()
 	sink := &hbCountingSink{Sink: service.NewSink(a)}
-	hbLimitServeMemory() // as serve runs it
-	h := harvest.New(hbTLSAccount(t, srv, "sa", hbBenchUser), sink, hbServeHarvestOptions(nil, 1))
+	service.LimitServeMemory() // as serve runs it
+	h := harvest.New(hbTLSAccount(t, srv, "sa", hbBenchUser), sink, service.ServeHarvestOptions(nil, 1))
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
 	// The sink's counter says when to look; the catalog (indexer.Status, what
@@ -618,8 +598,8 @@ func TestBenchHarvestLatency(t *testing.T) {
 	defer a.Close()
 	sink := &hbCountingSink{Sink: service.NewSink(a), track: true}
 	catchUps := &hbCatchUpLog{}
-	hbLimitServeMemory()
-	h := harvest.New(hbTLSAccount(t, srv, "lat", hbBenchUser), sink, hbServeHarvestOptions(slog.New(catchUps), 1))
+	service.LimitServeMemory()
+	h := harvest.New(hbTLSAccount(t, srv, "lat", hbBenchUser), sink, service.ServeHarvestOptions(slog.New(catchUps), 1))
 	var runWG sync.WaitGroup
 	runWG.Add(1)
 	go func() { defer runWG.Done(); h.Run(ctx) }()
@@ -1065,8 +1045,8 @@ service imap {
 	hs := make([]*harvest.Harvester, n)
 	var runWG sync.WaitGroup
 	start := time.Now()
-	hbLimitServeMemory()
-	opts := hbServeHarvestOptions(nil, n)
+	service.LimitServeMemory()
+	opts := service.ServeHarvestOptions(nil, n)
 	for i, u := range users {
 		hs[i] = harvest.New(hbTLSAccount(t, srv, u, u), sink, opts)
 		runWG.Add(1)

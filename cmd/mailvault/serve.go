@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -101,7 +99,7 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	if list, err := users.List(ctx); err == nil && len(list) == 0 && cfg.WebListen != "off" {
 		log.Warn("no web users yet: the web UI and API let nobody in until one is made", "how", "mailvault user add NAME --role admin --data "+data)
 	}
-	svc := service.New(a, &service.Options{Accounts: accounts, Harvest: cfg.harvestOptions(serveHarvestOptions(log, len(accounts))),
+	svc := service.New(a, &service.Options{Accounts: accounts, Harvest: cfg.harvestOptions(service.ServeHarvestOptions(log, len(accounts))),
 		Users: users, Logger: log, ReadyLag: readyLag})
 	metrics := svc.MetricsHandler()
 	var webLn, metricsLn net.Listener
@@ -143,7 +141,7 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	// fetched mail; the index writer's queue is bounded by bytes too; and
 	// the Go heap has a soft limit so that garbage does not double the
 	// resident size (docs/benchmarks.md has the figures).
-	limitServeMemory()
+	service.LimitServeMemory()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(gctx) })
 	g.Go(func() error {
@@ -205,24 +203,3 @@ func listenLocal(data string) (net.Listener, error) {
 
 // readyLag is the index backlog above which /readyz says not ready.
 const readyLag = 5000
-
-const (
-	serveFetchBudget = 64 << 20  // bytes of fetched mail held by all harvesters at once
-	serveMemoryLimit = 256 << 20 // the Go heap's soft limit in serve, unless GOMEMLIMIT is set
-)
-
-// limitServeMemory sets serve's soft heap limit unless GOMEMLIMIT is set.
-func limitServeMemory() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(serveMemoryLimit)
-	}
-}
-
-// serveHarvestOptions are the options of serve's harvesters (the harvest
-// benchmarks use them too), sharing one fetch budget.
-func serveHarvestOptions(log *slog.Logger, accounts int) *harvest.Options {
-	return &harvest.Options{Logger: log, Budget: harvest.NewBudget(serveFetchBudget),
-		// 10 ms per account, at most 5 s: hundreds of accounts do not
-		// all log in to one server in the same instant.
-		StartJitter: min(time.Duration(accounts)*10*time.Millisecond, 5*time.Second)}
-}
