@@ -167,7 +167,7 @@
 //     mod-sequences) are errors.
 //
 // Deviations from Dovecot, each kept in the conformance suite
-// (cmd/mailvault/imapsearch_dovecot_test.go) with the messages concerned:
+// (indexer/imapsearch_dovecot_test.go) with the messages concerned:
 //
 //   - A Date: header Dovecot cannot parse ("2002/09/14 Sat 02:29:32 CDT",
 //     "Sat Sep 21 08:18:08 2002") counts there as 1 Jan 1970, so such
