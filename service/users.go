@@ -9,11 +9,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"mailvault/indexer"
 
 	"golang.org/x/crypto/bcrypt"
 	_ "modernc.org/sqlite" // the "sqlite" driver
@@ -71,6 +72,11 @@ CREATE TABLE IF NOT EXISTS audit (  -- who did what, when: logins, searches, rea
 
 // OpenUsers opens (creating when needed) the user store of data directory dir.
 func OpenUsers(dir string) (*Users, error) {
+	// Hashes of passwords and tokens, and the audit trail: for the
+	// archive's owner only (0600, made so before SQLite creates it).
+	if err := indexer.SecureFile(filepath.Join(dir, UsersFile)); err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, UsersFile)+
 		"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)")
 	if err != nil {
@@ -90,9 +96,9 @@ func OpenUsers(dir string) (*Users, error) {
 			return nil, fmt.Errorf("users: %s: upgrade: %w", filepath.Join(dir, UsersFile), err)
 		}
 	}
-	for _, f := range []string{UsersFile, UsersFile + "-wal", UsersFile + "-shm"} {
-		// Hashes of passwords and tokens: for the archive's owner only.
-		os.Chmod(filepath.Join(dir, f), 0o600)
+	if err := indexer.SecureFile(filepath.Join(dir, UsersFile)); err != nil { // and its -wal, -shm
+		db.Close()
+		return nil, fmt.Errorf("users: %w", err)
 	}
 	return &Users{db: db}, nil
 }

@@ -35,6 +35,36 @@ message the next UID, in file order. A message is recognised as already imported
 by its content (sha256) and copy count in that mailbox, so running the same
 import again adds nothing, and an import interrupted at any point can simply be
 run again.
+
+While serve runs on the data directory, the import runs inside it as a job
+(paths are made absolute first): this command shows the job's progress and
+summary, and Ctrl-C cancels the job; what it imported is kept. Without a
+running serve, the command opens the archive itself.
+`,
+	"verify": `Re-hashes every blob and checks that the store, the catalog and the index
+agree. Exit 1 when anything disagrees, with one line per problem.
+
+While serve runs, verify runs inside it as a job against a consistent
+snapshot, harvest and searches going on; without a serve it opens the archive
+read-only.
+`,
+	"reindex": `Rebuilds the search index from the store and the catalog (the index is a
+cache: nothing is lost by rebuilding it).
+
+While serve runs, a new index is built beside the live one and swapped in when
+complete: searches are answered by the old one until then, and a serve killed
+meanwhile comes back on the old index. Without a serve, the index is discarded
+and rebuilt in the foreground.
+`,
+	"jobs": `Lists the jobs of the serve running on the data directory: imports, verify and
+reindex started by the commands of those names, with their state, progress
+(rate, ETA) and who started them. --cancel ID stops one; what it did is kept.
+`,
+	"serve": `Without --config, serve serves the archive in --data with no IMAP accounts
+(archive-only): the web UI, the JSON API and the local socket, and imports,
+verify and reindex as jobs. With --config it also harvests the accounts the
+file lists (see mailvault.example.yaml). SIGINT or SIGTERM stops it in order;
+a second signal exits at once.
 `,
 	"search": `QUERY is words and key:value terms, ANDed:
   free words, "exact phrase", prefix*      anywhere: addresses, subject, body, attachments

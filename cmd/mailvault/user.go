@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"mailvault/indexer"
 	"mailvault/service"
 )
 
@@ -44,7 +45,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	if err := os.MkdirAll(data, 0o750); err != nil {
+	if err := os.MkdirAll(data, indexer.DirMode); err != nil {
 		return err
 	}
 	users, err := service.OpenUsers(data)
