@@ -1,7 +1,9 @@
 package service
 
 import (
+	"context"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,12 +22,15 @@ import (
 
 // collector is a prometheus.Collector over the service.
 type collector struct {
-	s *Service
+	s      *Service
+	failed atomic.Int64 // scrapes whose Status failed
 
 	state, mailboxes, serverMessages                 *prometheus.Desc
 	logins, failures, messages, bytes, skipped       *prometheus.Desc
 	storeBatches, storeMessages, storeErrors, storeS *prometheus.Desc
 	jobsRunning                                      *prometheus.Desc
+	archived, parseErrors, expunged, skippedMsgs     *prometheus.Desc
+	backlog, scrapeErrors                            *prometheus.Desc
 }
 
 func newCollector(s *Service) *collector {
@@ -47,12 +52,19 @@ func newCollector(s *Service) *collector {
 		storeErrors:    d("mailvault_store_errors_total", "Batches the archive failed to store (the harvester retries them)."),
 		storeS:         d("mailvault_store_seconds_total", "Time spent storing batches, including waits for the index (back-pressure)."),
 		jobsRunning:    d("mailvault_jobs_running", "Jobs running (imports, verify, reindex), by kind.", "kind"),
+		archived:       d("mailvault_account_archived_messages", "Copies archived per account (occurrences, expunged ones included), as status shows them.", acct...),
+		parseErrors:    d("mailvault_account_parse_errors", "Messages per account that could not be fully parsed (archived byte-exact all the same).", acct...),
+		expunged:       d("mailvault_account_expunged_messages", "Archived copies per account that the server has expunged.", acct...),
+		skippedMsgs:    d("mailvault_account_skipped_messages", "Messages per account recorded as skipped (the server would not deliver them, or over max_message_bytes).", acct...),
+		backlog:        d("mailvault_index_backlog_messages", "Messages the index has not caught up with."),
+		scrapeErrors:   d("mailvault_status_errors_total", "Scrapes whose status could not be read (the catalog figures are then missing)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.messages,
-		c.bytes, c.skipped, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning} {
+		c.bytes, c.skipped, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
+		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors} {
 		ch <- d
 	}
 }
@@ -78,6 +90,36 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.storeMessages, counter, float64(st.messages.Load()))
 	ch <- prometheus.MustNewConstMetric(c.storeErrors, counter, float64(st.errors.Load()))
 	ch <- prometheus.MustNewConstMetric(c.storeS, counter, time.Duration(st.storeNanos.Load()).Seconds())
+	// The catalog's figures come from the one status model (Status), as the
+	// status page, /api/status and `mailvault status` show them.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if st, err := c.s.Status(ctx, Operator()); err != nil {
+		c.failed.Add(1)
+		c.s.log.Warn("metrics: status", "err", err)
+	} else {
+		type sums struct{ archived, parse, expunged, skipped int }
+		per := map[string]*sums{}
+		for _, m := range st.Mailboxes {
+			x := per[m.Account]
+			if x == nil {
+				x = &sums{}
+				per[m.Account] = x
+			}
+			x.archived += m.Occurrences
+			x.parse += m.ParseErrors
+			x.expunged += m.Expunged
+			x.skipped += m.Skipped
+		}
+		for a, x := range per {
+			ch <- prometheus.MustNewConstMetric(c.archived, gauge, float64(x.archived), a)
+			ch <- prometheus.MustNewConstMetric(c.parseErrors, gauge, float64(x.parse), a)
+			ch <- prometheus.MustNewConstMetric(c.expunged, gauge, float64(x.expunged), a)
+			ch <- prometheus.MustNewConstMetric(c.skippedMsgs, gauge, float64(x.skipped), a)
+		}
+		ch <- prometheus.MustNewConstMetric(c.backlog, gauge, float64(st.Unindexed))
+	}
+	ch <- prometheus.MustNewConstMetric(c.scrapeErrors, counter, float64(c.failed.Load()))
 	running := map[JobKind]int{JobImport: 0, JobVerify: 0, JobReindex: 0}
 	for _, j := range c.s.jobs.list(Operator()) {
 		if j.State == JobRunning {

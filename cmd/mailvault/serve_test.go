@@ -125,6 +125,8 @@ accounts:
 			`mailvault_account_mailboxes{account="alice"}`:                2,
 			`mailvault_account_state{account="alice",state="harvesting"}`: 1,
 			`mailvault_store_messages_total`:                              3,
+			`mailvault_account_archived_messages{account="alice"}`:        3,
+			`mailvault_account_parse_errors{account="alice"}`:             0,
 		})
 	}
 	// search works beside serve: it asks serve over the local socket.
