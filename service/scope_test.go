@@ -2,11 +2,14 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"mailvault/indexer"
 	"mailvault/indexer/catalog"
@@ -236,4 +239,30 @@ func cmpStrings(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// TestNotFoundTakesTheSameTime: "no such message" for a message of another
+// account and for one that does not exist both take at least notFoundFloor,
+// so that timing does not tell them apart (the review measured a 55 µs gap).
+func TestNotFoundTakesTheSameTime(t *testing.T) {
+	copies := scopeCorpus()
+	full := openScopeArchive(t, copies, func(scopeCopy) bool { return true })
+	alice := Caller{Name: "ann", Role: RoleUser, Accounts: []string{"alice"}}
+	var foreign string
+	for _, c := range copies {
+		if c.account == "carol" {
+			foreign = fmt.Sprintf("%x", sha256.Sum256(c.raw))
+			break
+		}
+	}
+	ctx := context.Background()
+	for name, id := range map[string]string{"foreign": foreign, "missing": strings.Repeat("ab", 32), "malformed": "zz"} {
+		for range 5 {
+			begin := time.Now()
+			_, err := full.Message(ctx, alice, id)
+			if d := time.Since(begin); !errorIs(err, ErrNotFound) || d < notFoundFloor {
+				t.Errorf("%s message: %v after %v; want ErrNotFound after at least %v", name, err, d, notFoundFloor)
+			}
+		}
+	}
 }
