@@ -41,7 +41,7 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 	if err != nil {
 		return nil, nil, fmt.Errorf("account %q: connect %s: %w", h.acct.Name, addr, err)
 	}
-	tc := &timeoutConn{Conn: raw}
+	tc := &timeoutConn{Conn: raw, command: h.opts.CommandTimeout}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	raw.SetDeadline(time.Now().Add(greetingTimeout))
@@ -50,12 +50,12 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 	case "implicit":
 		tlc := tls.Client(tc, o.TLSConfig)
 		if err = tlc.HandshakeContext(ctx); err == nil {
-			c = imapclient.New(tlc, o)
+			c = imapclient.New(&guardConn{Conn: tlc}, o)
 		}
 	case "starttls":
 		c, err = imapclient.NewStartTLS(tc, o)
 	case "none":
-		c = imapclient.New(tc, o)
+		c = imapclient.New(&guardConn{Conn: tc}, o)
 	default:
 		raw.Close()
 		return nil, nil, fmt.Errorf("account %q: tls %q: want implicit, starttls or none", h.acct.Name, h.acct.TLS)
@@ -102,10 +102,16 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 // the deadline of a read in progress.
 // While the harvester works on what it fetched (pause to resume), the
 // server owes it nothing and there is no deadline.
+// A server that keeps talking but never completes a command (untagged
+// responses without end) is cut off by the command timeout: reads fail
+// once more than max(command, timeout) has passed since the client last
+// wrote (or resumed).
 type timeoutConn struct {
 	net.Conn
 	mu      sync.Mutex
 	timeout time.Duration // 0 until the greeting is read
+	command time.Duration // 0: no command timeout
+	since   time.Time     // the client's last write, or resume
 	paused  bool
 }
 
@@ -114,8 +120,19 @@ func (c *timeoutConn) setTimeout(d time.Duration) {
 	defer c.mu.Unlock()
 	c.timeout = d
 	if !c.paused {
-		c.Conn.SetReadDeadline(time.Now().Add(d))
+		c.Conn.SetReadDeadline(c.deadline())
 	}
+}
+
+// deadline is the read deadline from now; c.mu is held.
+func (c *timeoutConn) deadline() time.Time {
+	dl := time.Now().Add(c.timeout)
+	if c.command > 0 && !c.since.IsZero() {
+		if cd := c.since.Add(max(c.command, c.timeout)); cd.Before(dl) {
+			dl = cd
+		}
+	}
+	return dl
 }
 
 func (c *timeoutConn) pause() {
@@ -129,21 +146,44 @@ func (c *timeoutConn) resume() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.paused = false
+	c.since = time.Now()
 	if c.timeout > 0 {
-		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+		c.Conn.SetReadDeadline(c.deadline())
 	}
+}
+
+func (c *timeoutConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.since = time.Now()
+	c.mu.Unlock()
+	return c.Conn.Write(p)
 }
 
 func (c *timeoutConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
-	d := c.timeout
+	d, busy := c.timeout, time.Duration(0)
 	if d > 0 && !c.paused {
-		c.Conn.SetReadDeadline(time.Now().Add(d))
+		if c.command > 0 && !c.since.IsZero() {
+			busy = max(c.command, d)
+			if time.Since(c.since) > busy {
+				c.mu.Unlock()
+				return 0, fmt.Errorf("%w: the server has not completed a command in %v, though it keeps sending", ErrHostile, busy)
+			}
+		}
+		c.Conn.SetReadDeadline(c.deadline())
 	}
 	c.mu.Unlock()
 	n, err := c.Conn.Read(p)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() && d > 0 {
+		if busy > 0 && n == 0 {
+			c.mu.Lock()
+			over := time.Since(c.since) >= busy
+			c.mu.Unlock()
+			if over {
+				return n, fmt.Errorf("%w: the server has not completed a command in %v: %v", ErrHostile, busy, err)
+			}
+		}
 		err = fmt.Errorf("the server sent nothing for %v: %w", d, err)
 	}
 	return n, err

@@ -18,6 +18,24 @@
 //     BODY.PEEK[], so archiving never sets \Seen.
 //   - One account's trouble never touches another: each Harvester has its own
 //     connection, goroutine and backoff.
+//   - A hostile server costs bounded memory and time: response lines are
+//     cut at 1 MiB and list nesting at 100 (guardConn, limits.go); a body
+//     over MaxMessageBytes is not read (recorded as skipped); the bodies one
+//     FETCH holds are bounded by twice max(RFC822.SIZE, FetchBytes) beyond
+//     the first; FETCH answers beyond EXISTS + 1000 and LIST answers beyond
+//     100,000 end the session; so does a command not completed within
+//     CommandTimeout. UIDs not asked for, repeated, or at or above UIDNEXT
+//     are never archived; an EXAMINE without UIDVALIDITY archives nothing.
+//     Each such failure is ErrHostile: shown on the account, then backoff.
+//     (Not yet guarded: connections with tls: starttls, whose plaintext
+//     go-imap upgrades internally, out of the guard's sight.)
+//
+// Files, by concern: harvest.go (Options, Harvester, Run), account.go
+// (Account, Message, Sink), budget.go, status.go, dial.go (TCP, TLS,
+// timeouts), limits.go (what a server may send), auth.go (PLAIN, LOGIN,
+// XOAUTH2), session.go (connections, IDLE, watch), mailboxes.go (LIST,
+// patterns), sync.go (EXAMINE, STATUS polls, reconcile), fetch.go
+// (catch-up, chunks, bodies).
 //
 // Concurrency: Harvester.Run owns its IMAP connection. go-imap's unilateral
 // handlers run on the client's reader goroutine; they only signal (a

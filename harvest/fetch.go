@@ -26,10 +26,9 @@ const (
 // holds at most one chunk per connection in memory, however large the
 // messages. A message over MaxMessageBytes is recorded as skipped without
 // being downloaded.
-func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidity, next uint32) error {
-	c := cn.c
+func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidity, next uint32, uidNext imap.UID) error {
 	log := h.log.With("mailbox", mb)
-	todo, err := h.pending(c, mb, next)
+	todo, err := h.pending(cn, mb, next, uidNext)
 	if err != nil {
 		return err
 	}
@@ -85,7 +84,7 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 		if err != nil {
 			return err
 		}
-		err = h.storeChunk(ctx, cn, mb, uidvalidity, chunk, strike, epoch)
+		err = h.storeChunk(ctx, cn, mb, uidvalidity, chunk, strike, epoch, chunkBytes)
 		release()
 		if err != nil {
 			return err
@@ -96,12 +95,22 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 	return nil
 }
 
-// storeChunk fetches the messages of chunk and stores them.
-func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvalidity uint32, chunk []imap.UID, strike, epoch string) error {
-	c, log := cn.c, h.log.With("mailbox", mb)
-	msgs, oversize, err := h.fetch(c, mb, uidvalidity, chunk)
+// storeChunk fetches the messages of chunk and stores them. reserved is
+// the bytes taken from the Budget for them (their RFC822.SIZEs).
+func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvalidity uint32, chunk []imap.UID, strike, epoch string, reserved int64) error {
+	log := h.log.With("mailbox", mb)
+	msgs, oversize, err := h.fetch(cn, mb, uidvalidity, chunk, reserved)
 	if err != nil {
-		if n := h.strike(strike, 1); len(chunk) > 1 && n >= strikesToSplit {
+		// A fetch that stopped reading (a body over a limit) dropped the
+		// connection: keep what came whole before it, in UID order, so
+		// that the next connection goes on from there.
+		msgs, oversize = completePrefix(chunk, msgs, oversize)
+		if len(msgs)+len(oversize) > 0 {
+			h.strike(strike, -1)
+			if serr := h.storeFetched(ctx, cn, mb, uidvalidity, msgs, oversize); serr != nil {
+				return serr
+			}
+		} else if n := h.strike(strike, 1); len(chunk) > 1 && n >= strikesToSplit {
 			h.mu.Lock()
 			h.splitUntil[epoch] = uint32(chunk[len(chunk)-1])
 			h.mu.Unlock()
@@ -113,7 +122,7 @@ func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvali
 	// routed to the unilateral handler: ask once more for what is
 	// missing. What is still missing was expunged meanwhile.
 	if missing := missingUIDs(chunk, msgs, oversize); len(missing) > 0 {
-		again, over, err := h.fetch(c, mb, uidvalidity, missing)
+		again, over, err := h.fetch(cn, mb, uidvalidity, missing, reserved)
 		if err != nil {
 			return fmt.Errorf("fetch UID %s of %q: %w", imap.UIDSetNum(missing...), mb, err)
 		}
@@ -122,11 +131,18 @@ func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvali
 			log.Info("messages vanished before they could be fetched", "uids", imap.UIDSetNum(gone...).String())
 		}
 	}
-	cn.tc.pause() // the server owes us nothing while the archive works
-	err = h.sink.Store(ctx, msgs)
-	cn.tc.resume()
-	if err != nil {
-		return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
+	return h.storeFetched(ctx, cn, mb, uidvalidity, msgs, oversize)
+}
+
+// storeFetched stores msgs and records the oversize UIDs as skipped.
+func (h *Harvester) storeFetched(ctx context.Context, cn *conn, mb string, uidvalidity uint32, msgs []Message, oversize []imap.UID) error {
+	if len(msgs) > 0 {
+		cn.tc.pause() // the server owes us nothing while the archive works
+		err := h.sink.Store(ctx, msgs)
+		cn.tc.resume()
+		if err != nil {
+			return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
+		}
 	}
 	h.count(func(c *Counters) {
 		c.Messages += int64(len(msgs))
@@ -144,23 +160,71 @@ func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvali
 	return nil
 }
 
+// completePrefix returns the messages and oversize UIDs of the longest run
+// of chunk, from its lowest UID, that the server delivered whole: storing
+// more would move the checkpoint past a UID not yet archived.
+func completePrefix(chunk []imap.UID, msgs []Message, oversize []imap.UID) ([]Message, []imap.UID) {
+	byUID := map[imap.UID]Message{}
+	for _, m := range msgs {
+		byUID[imap.UID(m.UID)] = m
+	}
+	var keep []Message
+	var over []imap.UID
+	for _, u := range slices.Sorted(slices.Values(chunk)) {
+		if m, ok := byUID[u]; ok {
+			keep = append(keep, m)
+		} else if slices.Contains(oversize, u) {
+			over = append(over, u)
+		} else {
+			break
+		}
+	}
+	return keep, over
+}
+
 // fetchEach runs a FETCH without body sections and calls fn with each
-// message's data, in the order the server sends them.
-func fetchEach(c *imapclient.Client, set imap.NumSet, opts *imap.FetchOptions, fn func(*imapclient.FetchMessageBuffer)) error {
+// message's data, in the order the server sends them. Body sections the
+// server sends anyway are read and dropped, never held. A server answering
+// with more messages than the mailbox has (by EXISTS) is cut off: the
+// connection is closed and the error says so.
+func fetchEach(cn *conn, set imap.NumSet, opts *imap.FetchOptions, fn func(*imapclient.FetchMessageBuffer)) error {
+	c := cn.c
 	cmd := c.Fetch(set, opts)
+	n := 0
 	for {
 		md := cmd.Next()
 		if md == nil {
 			break
 		}
-		buf, err := md.Collect()
-		if err != nil {
+		n++
+		if limit := exists(c) + extraFetchResponses; n > limit {
+			cn.tc.Conn.Close() // not c.Close: the client's reader waits for us
 			cmd.Close()
-			return err
+			return fmt.Errorf("%w: more than %d FETCH responses for a mailbox of %d messages", ErrHostile, limit, exists(c))
+		}
+		buf := &imapclient.FetchMessageBuffer{SeqNum: md.SeqNum}
+		for item := md.Next(); item != nil; item = md.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				buf.UID = it.UID
+			case imapclient.FetchItemDataFlags:
+				buf.Flags = it.Flags
+			case imapclient.FetchItemDataRFC822Size:
+				buf.RFC822Size = it.Size
+			}
 		}
 		fn(buf)
 	}
 	return cmd.Close()
+}
+
+// exists is the number of messages of the selected mailbox, by the
+// server's last EXISTS.
+func exists(c *imapclient.Client) int {
+	if mb := c.Mailbox(); mb != nil {
+		return int(mb.NumMessages)
+	}
+	return 0
 }
 
 // pendingMessage is a message to fetch and the size the server gives it.
@@ -169,14 +233,19 @@ type pendingMessage struct {
 	size int64
 }
 
-// pending returns the UIDs at or above next, in order, with their sizes.
-func (h *Harvester) pending(c *imapclient.Client, mb string, next uint32) ([]pendingMessage, error) {
+// pending returns the UIDs at or above next and below uidNext (when the
+// server gave one), in order and each once, with their sizes.
+func (h *Harvester) pending(cn *conn, mb string, next uint32, uidNext imap.UID) ([]pendingMessage, error) {
 	var out []pendingMessage
-	err := fetchEach(c, imap.UIDSet{imap.UIDRange{Start: imap.UID(next), Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true},
+	seen := map[imap.UID]bool{}
+	err := fetchEach(cn, imap.UIDSet{imap.UIDRange{Start: imap.UID(next), Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true},
 		func(buf *imapclient.FetchMessageBuffer) {
 			// "n:*" includes the highest UID even when it is below n: skip
-			// it, or the newest message is fetched again on every pass.
-			if uint32(buf.UID) >= next {
+			// it, or the newest message is fetched again on every pass. A
+			// UID at or above UIDNEXT cannot exist: archived, it would move
+			// the checkpoint past every message still to come.
+			if uint32(buf.UID) >= next && (uidNext == 0 || buf.UID < uidNext) && !seen[buf.UID] {
+				seen[buf.UID] = true
 				out = append(out, pendingMessage{uid: buf.UID, size: buf.RFC822Size})
 			}
 		})
@@ -232,21 +301,38 @@ func missingUIDs(asked []imap.UID, got []Message, also []imap.UID) []imap.UID {
 
 // fetch reads the given UIDs' bodies, flags, internal dates and sizes. A
 // literal is copied out at once; nothing else happens while the connection
-// is blocked on it. A body over MaxMessageBytes is read and dropped; its
-// UID is returned in oversize.
-func (h *Harvester) fetch(c *imapclient.Client, mb string, uidvalidity uint32, uids []imap.UID) (msgs []Message, oversize []imap.UID, err error) {
+// is blocked on it. Memory follows the bytes that arrive, not the sizes
+// announced. A body over MaxMessageBytes, or one that would make the
+// bodies held more than twice max(reserved, FetchBytes), is not read: the
+// connection is dropped and the error returned with what came whole
+// before it (an oversize body's UID in oversize).
+func (h *Harvester) fetch(cn *conn, mb string, uidvalidity uint32, uids []imap.UID, reserved int64) (msgs []Message, oversize []imap.UID, err error) {
+	c := cn.c
+	asked := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		asked[uint32(u)] = true
+	}
+	allowance := 2 * max(reserved, int64(h.opts.FetchBytes))
+	var held int64
 	cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
 	defer cmd.Close()
+	// stop drops the connection in the middle of lit: the client's reader
+	// waits until lit is read, so it is read to its (now early) end.
+	stop := func(lit io.Reader, err error) ([]Message, []imap.UID, error) {
+		cn.tc.Conn.Close()
+		io.Copy(io.Discard, lit)
+		cmd.Close()
+		return msgs, oversize, err
+	}
 	for {
 		md := cmd.Next()
 		if md == nil {
 			break
 		}
 		m := Message{Account: h.acct.Name, Mailbox: mb, UIDValidity: uidvalidity}
-		over := false
 		for {
 			item := md.Next()
 			if item == nil {
@@ -260,30 +346,60 @@ func (h *Harvester) fetch(c *imapclient.Client, mb string, uidvalidity uint32, u
 			case imapclient.FetchItemDataInternalDate:
 				m.InternalDate = it.Time
 			case imapclient.FetchItemDataBodySection:
-				size := it.Literal.Size()
-				if size > h.opts.MaxMessageBytes {
-					over = true
-					if _, err := io.Copy(io.Discard, it.Literal); err != nil {
-						return nil, nil, fmt.Errorf("connection lost in the middle of a message body: %w", err)
-					}
+				if it.Literal == nil {
 					continue
 				}
-				m.Raw = make([]byte, size)
-				if _, err := io.ReadFull(it.Literal, m.Raw); err != nil {
+				size := it.Literal.Size()
+				switch {
+				case size > h.opts.MaxMessageBytes:
+					if asked[m.UID] {
+						oversize = append(oversize, imap.UID(m.UID))
+					}
+					return stop(it.Literal, fmt.Errorf("UID %d: the server announced a %d-byte body, over the limit of %d (max_message_bytes): not read",
+						m.UID, size, h.opts.MaxMessageBytes))
+				case len(msgs) > 0 && held+size > allowance:
+					return stop(it.Literal, fmt.Errorf("%w: UID %d: a %d-byte body after %d bytes in one FETCH, more than twice what RFC822.SIZE announced (%d)",
+						ErrHostile, m.UID, size, held, reserved))
+				}
+				raw, err := readLiteral(it.Literal, size)
+				if err != nil {
 					return nil, nil, fmt.Errorf("connection lost in the middle of a %d-byte message body: %w", size, err)
 				}
+				m.Raw = raw
+				held += size
 			}
 		}
 		switch {
-		case m.UID == 0:
-		case over:
-			oversize = append(oversize, imap.UID(m.UID))
+		case !asked[m.UID]:
+			// Not asked for, or already received: go-imap routes those
+			// to the unilateral handler; never archive one here.
 		case m.Raw != nil:
 			msgs = append(msgs, m)
+			delete(asked, m.UID)
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		return nil, nil, err
 	}
 	return msgs, oversize, nil
+}
+
+// readLiteral reads a literal of size bytes, growing its buffer with what
+// arrives: a server announcing much and sending little costs little.
+func readLiteral(r io.Reader, size int64) ([]byte, error) {
+	raw := make([]byte, 0, min(size, 1<<20))
+	for int64(len(raw)) < size {
+		if len(raw) == cap(raw) {
+			raw = slices.Grow(raw, int(min(size-int64(len(raw)), int64(len(raw)))))
+		}
+		n, err := r.Read(raw[len(raw):min(int64(cap(raw)), size)])
+		raw = raw[:len(raw)+n]
+		if err != nil && int64(len(raw)) < size {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return raw, nil
 }

@@ -35,6 +35,12 @@ type Options struct {
 	// and between polls the wait allowed is that much longer than the
 	// silence expected.
 	ReadTimeout time.Duration
+	// CommandTimeout drops a connection on which the server keeps sending
+	// but has not completed a command for this long since the harvester
+	// last sent one, such as a hostile server answering one FETCH with
+	// untagged responses without end (default 10 minutes; it is never
+	// shorter than the wait a command such as IDLE expects).
+	CommandTimeout time.Duration
 	// Backoff bounds between reconnects (defaults 1s and 5m); AuthBackoff is
 	// the wait after a refused login (default 15m).
 	MinBackoff, MaxBackoff, AuthBackoff time.Duration
@@ -95,6 +101,9 @@ func New(acct Account, sink Sink, opts *Options) *Harvester {
 	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = 2 * time.Minute
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = 10 * time.Minute
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second

@@ -7,14 +7,23 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // mailboxes lists the account's mailboxes to harvest and picks the ones to
 // IDLE on: the configured Idle entries that exist, at most MaxConnections.
-func (h *Harvester) mailboxes(ctx context.Context, c *imapclient.Client) (boxes, idles []string, err error) {
-	list, err := c.List("", "*", nil).Collect()
-	if err != nil {
+// A LIST answering more than maxMailboxes is cut off (connection closed).
+func (h *Harvester) mailboxes(ctx context.Context, cn *conn) (boxes, idles []string, err error) {
+	cmd := cn.c.List("", "*", nil)
+	var list []*imap.ListData
+	for l := cmd.Next(); l != nil; l = cmd.Next() {
+		if len(list) == maxMailboxes {
+			cn.tc.Conn.Close() // not c.Close: the client's reader waits for us
+			cmd.Close()
+			return nil, nil, fmt.Errorf("account %q: list: %w: more than %d mailboxes", h.acct.Name, ErrHostile, maxMailboxes)
+		}
+		list = append(list, l)
+	}
+	if err := cmd.Close(); err != nil {
 		return nil, nil, fmt.Errorf("account %q: list: %w", h.acct.Name, err)
 	}
 	attrs := map[string][]imap.MailboxAttr{}

@@ -52,7 +52,10 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 			},
 			// Runs on a goroutine of its own, and must consume msg.
 			Fetch: func(msg *imapclient.FetchMessageData) {
-				msg.Collect()
+				// Not Collect: that would hold whatever body a hostile
+				// server sends. Next reads and drops body literals.
+				for msg.Next() != nil {
+				}
 				cn.flagged.Store(true)
 				signal()
 			},
@@ -119,7 +122,7 @@ func (h *Harvester) session(ctx context.Context) error {
 	}
 	defer end()
 	h.setState(StateHarvesting, "")
-	boxes, idles, err := h.mailboxes(ctx, cn.c)
+	boxes, idles, err := h.mailboxes(ctx, cn)
 	if err != nil {
 		return err
 	}
@@ -178,6 +181,9 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 			sel, err := c.Select(idle, &imap.SelectOptions{ReadOnly: true}).Wait()
 			if err != nil {
 				return fmt.Errorf("examine %q: %w", idle, err)
+			}
+			if sel.UIDValidity == 0 {
+				return fmt.Errorf("examine %q: %w: no UIDVALIDITY in the answer", idle, ErrHostile)
 			}
 			// Mail that arrived while the last sync was storing is counted
 			// in this EXAMINE's answer, and IDLE will not announce it again:
@@ -253,7 +259,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 		if main {
 			// Mailboxes created, renamed or deleted on the server since the
 			// last look: re-list them.
-			boxes, idles, err := h.mailboxes(ctx, c)
+			boxes, idles, err := h.mailboxes(ctx, cn)
 			if err != nil {
 				return err
 			}

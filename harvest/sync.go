@@ -63,6 +63,11 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 	if err != nil {
 		return fmt.Errorf("examine %q: %w", mb, err)
 	}
+	if sel.UIDValidity == 0 {
+		// RFC 9051 section 7.1: a server must send one. Without it there
+		// is no epoch to file the mail under (invariant 6).
+		return fmt.Errorf("examine %q: %w: no UIDVALIDITY in the answer", mb, ErrHostile)
+	}
 	next, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), mb, sel.UIDValidity)
 	if err != nil {
 		return err
@@ -70,7 +75,7 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 	ms := MailboxState{Mailbox: mb, UIDValidity: sel.UIDValidity, ServerMessages: sel.NumMessages, State: StateCatchingUp}
 	h.setMailbox(ms)
 	if sel.NumMessages > 0 && (sel.UIDNext == 0 || uint32(sel.UIDNext) > next) {
-		if err := h.catchUp(ctx, cn, mb, sel.UIDValidity, next); err != nil {
+		if err := h.catchUp(ctx, cn, mb, sel.UIDValidity, next, sel.UIDNext); err != nil {
 			return err
 		}
 	}
@@ -102,10 +107,9 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 // reconcile fetches the UID and flags of every message of the selected
 // mailbox and gives them to the Sink.
 func (h *Harvester) reconcile(ctx context.Context, cn *conn, mb string, sel *imap.SelectData) error {
-	c := cn.c
-	flags := make(map[uint32][]string, sel.NumMessages)
+	flags := make(map[uint32][]string, min(sel.NumMessages, 1<<16))
 	if sel.NumMessages > 0 {
-		err := fetchEach(c, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true},
+		err := fetchEach(cn, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true},
 			func(buf *imapclient.FetchMessageBuffer) {
 				if buf.UID != 0 {
 					flags[uint32(buf.UID)] = flagStrings(buf.Flags)

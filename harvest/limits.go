@@ -1,0 +1,171 @@
+package harvest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Limits on what a server may send, so that a hostile or broken server
+// costs bounded memory and time (see the package doc).
+const (
+	// maxLineBytes bounds one response line outside BODY[] literals,
+	// other literals on it included (a mailbox name, a flag, a quoted
+	// string): go-imap buffers those whole.
+	maxLineBytes = 1 << 20
+	// maxNesting bounds how deep parenthesised lists nest on one line.
+	// go-imap's BODYSTRUCTURE parser recurses without a limit and wraps its
+	// error once per level: 100,000 "(" cost it minutes and gigabytes.
+	// Real answers nest a few levels (a BODYSTRUCTURE one per MIME level).
+	maxNesting = 100
+	// maxMailboxes bounds the mailboxes one LIST may answer.
+	maxMailboxes = 100_000
+	// extraFetchResponses is how many more FETCH responses than the
+	// mailbox has messages (by EXISTS) one FETCH may answer: mail arriving
+	// meanwhile, announced late.
+	extraFetchResponses = 1000
+)
+
+// ErrHostile marks a server that broke one of the limits above, or
+// answered something it cannot have meant (a UID above UIDNEXT, a body
+// larger than its RFC822.SIZE by more than the harvester will hold). The
+// session is ended and retried with backoff, like a network failure.
+var ErrHostile = errors.New("server broke the protocol")
+
+// guardConn sits between the IMAP client and the (plaintext) connection
+// and follows the server's bytes just enough to bound what go-imap would
+// buffer: a line (outside BODY[] literals) longer than maxLineBytes, or a
+// literal elsewhere that would make it so, ends the connection with an
+// error instead of growing a buffer without end. BODY[] literals
+// of FETCH responses pass uncounted: fetch bounds them itself, by their
+// announced size, and the unilateral handler discards them.
+//
+// Only the client's reader goroutine calls Read.
+type guardConn struct {
+	net.Conn
+	err     error
+	litLeft int64  // bytes of a literal still to pass through
+	line    int64  // bytes of the current line so far
+	head    []byte // its first bytes
+	tail    []byte // its last bytes
+	depth   int    // of parentheses on the line, outside quoted strings
+	quoted  bool   // in a quoted string
+	escaped bool   // after a backslash in a quoted string
+}
+
+func (g *guardConn) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.Conn.Read(p)
+	if gerr := g.scan(p[:n]); gerr != nil {
+		g.err = gerr
+		g.Conn.Close()
+		return 0, gerr
+	}
+	return n, err
+}
+
+// scan follows b through lines and literals.
+func (g *guardConn) scan(b []byte) error {
+	for len(b) > 0 {
+		if g.litLeft > 0 {
+			k := int64(len(b))
+			if k > g.litLeft {
+				k = g.litLeft
+			}
+			g.litLeft -= k
+			b = b[k:]
+			continue
+		}
+		c := b[0]
+		b = b[1:]
+		g.line++
+		if g.line > maxLineBytes {
+			return fmt.Errorf("%w: a response line longer than %d bytes", ErrHostile, maxLineBytes)
+		}
+		if len(g.tail) == 32 {
+			copy(g.tail, g.tail[1:])
+			g.tail = g.tail[:31]
+		}
+		g.tail = append(g.tail, c)
+		if len(g.head) < 24 {
+			g.head = append(g.head, c)
+		}
+		switch {
+		case g.escaped:
+			g.escaped = false
+		case g.quoted:
+			g.quoted = c != '"'
+			g.escaped = c == '\\'
+		case c == '"':
+			g.quoted = true
+		case c == '(':
+			if g.depth++; g.depth > maxNesting {
+				return fmt.Errorf("%w: parenthesised lists nested deeper than %d", ErrHostile, maxNesting)
+			}
+		case c == ')':
+			g.depth--
+		}
+		if c != '\n' {
+			continue
+		}
+		size, body, ok := literalAnnounced(g.tail)
+		g.tail = g.tail[:0]
+		switch {
+		case !ok:
+			g.line, g.depth, g.quoted, g.escaped = 0, 0, false, false
+			g.head = g.head[:0]
+		case body && fetchLine(g.head):
+			g.litLeft = size
+		default:
+			if size > maxLineBytes-g.line {
+				return fmt.Errorf("%w: a %d-byte literal in a response line (at most %d bytes outside BODY[])", ErrHostile, size, maxLineBytes)
+			}
+			g.line += size
+			g.litLeft = size
+		}
+	}
+	return nil
+}
+
+// fetchLine reports whether a line starts "* <number> FETCH ".
+func fetchLine(head []byte) bool {
+	if len(head) < 4 || head[0] != '*' || head[1] != ' ' {
+		return false
+	}
+	i := 2
+	for i < len(head) && head[i] >= '0' && head[i] <= '9' {
+		i++
+	}
+	rest := string(head[i:])
+	return i > 2 && len(rest) >= 7 && (rest[:7] == " FETCH " || rest[:7] == " fetch ")
+}
+
+// literalAnnounced reports whether the line ending in tail ends with a
+// literal's announcement "{n}\r\n", its size, and whether it is a body
+// section's ("BODY[...] {n}" or "BODY[...]<o> {n}").
+func literalAnnounced(tail []byte) (size int64, body, ok bool) {
+	t := tail
+	if len(t) < 4 || t[len(t)-1] != '\n' || t[len(t)-2] != '\r' || t[len(t)-3] != '}' {
+		return 0, false, false
+	}
+	t = t[:len(t)-3]
+	i := len(t)
+	for i > 0 && t[i-1] >= '0' && t[i-1] <= '9' {
+		i--
+	}
+	if i == len(t) || i == 0 || t[i-1] != '{' {
+		return 0, false, false
+	}
+	for _, d := range t[i:] {
+		if size > (1<<62)/10 {
+			size = 1 << 62 // absurd: stays absurd
+			break
+		}
+		size = size*10 + int64(d-'0')
+	}
+	before := t[:i-1]
+	body = len(before) >= 2 && before[len(before)-1] == ' ' && (before[len(before)-2] == ']' || before[len(before)-2] == '>')
+	return size, body, true
+}
