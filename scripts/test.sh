@@ -36,3 +36,4 @@ go test -run '^$' -fuzz '^FuzzNewView$' -fuzztime "$((30000 * scale))x" ./indexe
 go test -run '^$' -fuzz '^FuzzMbox$' -fuzztime "$((50000 * scale))x" ./indexer/mailfile/
 go test -run '^$' -fuzz '^FuzzSafeNext$' -fuzztime "$((20000 * scale))x" ./web/
 go test -run '^$' -fuzz '^FuzzDecodeCursor$' -fuzztime "$((20000 * scale))x" ./web/
+go test -run '^$' -fuzz '^FuzzServerResponses$' -fuzztime "$((2000 * scale))x" ./harvest/
