@@ -106,14 +106,14 @@ func FuzzServerResponses(f *testing.F) {
 		acct := harvest.Account{Name: "fuzz", Host: "127.0.0.1", Port: srv.port(), TLS: "none",
 			Username: "alice", Password: "secret", Idle: []string{"INBOX"}, PollInterval: 50 * time.Millisecond}
 		h := harvest.New(acct, sink, &harvest.Options{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-			ReadTimeout: 100 * time.Millisecond, CommandTimeout: 200 * time.Millisecond, MaxMessageBytes: 1 << 20})
+			ReadTimeout: 50 * time.Millisecond, CommandTimeout: 100 * time.Millisecond, MaxMessageBytes: 1 << 20})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- h.Run(ctx) }()
 		select {
 		case <-served:
 			time.Sleep(20 * time.Millisecond)
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(150 * time.Millisecond):
 		}
 		cancel()
 		select {
