@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -196,6 +197,31 @@ func TestBrowser(t *testing.T) {
 	if got := text(`main`); !strings.Contains(got, "No such message") || strings.Contains(got, "secret merger") {
 		t.Errorf("another account's message page: %q", got)
 	}
+
+	// A link on another site (localhost is another site than 127.0.0.1)
+	// to an audited search: with SameSite=Strict the session cookie does not
+	// go with the navigation, so no search is made in ann's name.
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<a id="go" href="%s/?q=crosssiteprobe">win a prize</a>`, f.srv.URL)
+	}))
+	defer attacker.Close()
+	do("follow a link from another site",
+		chromedp.Navigate(strings.Replace(attacker.URL, "127.0.0.1", "localhost", 1)),
+		chromedp.Click(`#go`, chromedp.NodeVisible),
+		chromedp.WaitVisible(`input[name=name]`)) // the login page: no session came along
+	trail, err := f.users.AuditTrail(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range trail {
+		if strings.Contains(e.Detail, "crosssiteprobe") {
+			t.Errorf("a cross-site link made an audited search in %s's name: %+v", e.User, e)
+		}
+	}
+	do("the same link from this site still works",
+		chromedp.Navigate(f.srv.URL+"/?q=crosssiteprobe"),
+		chromedp.WaitVisible(`#summary`))
 
 	mu.Lock()
 	requests = nil

@@ -337,7 +337,45 @@ func TestServeArchiveOnlyRunsTheLongWork(t *testing.T) {
 	}
 
 	checkStatusSameEverywhere(t, bin, data, srv, admin)
+	checkOperatorAudited(t, bin, data)
 	srv.stop(t)
+}
+
+// checkOperatorAudited: what the operator does from the CLI is in the audit
+// trail like the web's users' doings: searches through serve's socket,
+// jobs, and changes of users and tokens.
+func checkOperatorAudited(t *testing.T, bin, data string) {
+	t.Helper()
+	if r := runBinary(t, bin, 0, "search", "--data", data, "zebra-operator-probe"); r.code != 0 {
+		t.Fatalf("search: %s", r.stderr)
+	}
+	r := runBinary(t, bin, 0, "user", "audit", "--data", data, "--json", "--last", "100000")
+	var entries []service.AuditEntry
+	for _, line := range nonEmptyLines(r.stdout) {
+		var e service.AuditEntry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	for _, want := range []struct{ action, detail string }{
+		{"user-add", "root role admin"},
+		{"token-add", " for root expires "},
+		{"job-start", "import "},
+		{"job-start", "verify "},
+		{"job-start", "reindex "},
+		{"search", "human: zebra-operator-probe"},
+	} {
+		found := false
+		for _, e := range entries {
+			if e.User == "operator" && e.Action == want.action && strings.Contains(e.Detail, want.detail) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the audit trail has no operator %s %q", want.action, want.detail)
+		}
+	}
 }
 
 // checkStatusSameEverywhere: `status --json` (through serve's socket),
