@@ -255,31 +255,25 @@ func (a *Archive) reindexDelta(ctx context.Context, dirty, unreadable []int64, a
 	for _, t := range tasks {
 		byID[t.ID] = t
 	}
-	for from := int64(0); ; {
-		ts, err := a.cat.Unindexed(ctx, from, 1000)
-		if err != nil {
-			return nil, err
+	// Every page of a listing (Unindexed from the start, Messages from
+	// after) goes into byID.
+	collect := func(list func(ctx context.Context, afterID int64, limit int) ([]catalog.IndexTask, error), from int64) error {
+		for {
+			ts, err := list(ctx, from, 1000)
+			if err != nil || len(ts) == 0 {
+				return err
+			}
+			for _, t := range ts {
+				byID[t.ID] = t
+			}
+			from = ts[len(ts)-1].ID
 		}
-		if len(ts) == 0 {
-			break
-		}
-		for _, t := range ts {
-			byID[t.ID] = t
-		}
-		from = ts[len(ts)-1].ID
 	}
-	for from := after; ; {
-		ts, err := a.cat.Messages(ctx, from, 1000)
-		if err != nil {
-			return nil, err
-		}
-		if len(ts) == 0 {
-			break
-		}
-		for _, t := range ts {
-			byID[t.ID] = t
-		}
-		from = ts[len(ts)-1].ID
+	if err := collect(a.cat.Unindexed, 0); err != nil {
+		return nil, err
+	}
+	if err := collect(a.cat.Messages, after); err != nil {
+		return nil, err
 	}
 	out := slices.Collect(maps.Values(byID))
 	slices.SortFunc(out, func(x, y catalog.IndexTask) int { return int(x.ID - y.ID) })

@@ -17,8 +17,13 @@ type IndexTask struct {
 
 // Unindexed returns up to limit messages with indexed_gen < gen and id > afterID, by id.
 func (c *Catalog) Unindexed(ctx context.Context, afterID int64, limit int) ([]IndexTask, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT id, sha256, gen FROM messages WHERE indexed_gen < gen AND id > ?
+	return c.indexTasks(ctx, `SELECT id, sha256, gen FROM messages WHERE indexed_gen < gen AND id > ?
 		ORDER BY id LIMIT ?`, afterID, limit)
+}
+
+// indexTasks runs a query of (id, sha256, gen) rows.
+func (c *Catalog) indexTasks(ctx context.Context, query string, args ...any) ([]IndexTask, error) {
+	rows, err := c.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -83,22 +88,7 @@ func (c *Catalog) CountUnindexed(ctx context.Context) (int, error) {
 // Messages returns up to limit messages with id > afterID, by id, with their
 // current gen: the whole catalog, page by page, for a rebuild of the index.
 func (c *Catalog) Messages(ctx context.Context, afterID int64, limit int) ([]IndexTask, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT id, sha256, gen FROM messages WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var tasks []IndexTask
-	for rows.Next() {
-		var t IndexTask
-		var b []byte
-		if err := rows.Scan(&t.ID, &b, &t.Gen); err != nil {
-			return nil, err
-		}
-		copy(t.SHA256[:], b)
-		tasks = append(tasks, t)
-	}
-	return tasks, rows.Err()
+	return c.indexTasks(ctx, `SELECT id, sha256, gen FROM messages WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
 }
 
 // CountMessages returns the number of unique messages.
