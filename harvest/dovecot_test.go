@@ -128,17 +128,7 @@ func (h *dcHarvester) wait(t testing.TB) {
 // timeout it fails the test with what and cond's last description.
 func dcWaitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		ok, state := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting for %s; last state: %s", timeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return harvesttest.WaitFor(t, timeout, what, cond)
 }
 
 // dcArchived returns the archived (occurrence) counts of the given
