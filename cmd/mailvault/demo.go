@@ -118,8 +118,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	cfg := &config{DataDir: data, WebListen: listen}
 	return serveArchive(ctx, cfg, accounts, log, func(webAddr string) {
 		fmt.Fprintf(e.stdout, "\nmailvault demo: http://%s/\n  log in as %s / %s (admin: every account)\n  or as alice / %s (a user: only account alice)\n"+
-			"  IMAP server (in process): 127.0.0.1:%d, users alice, bob, carol\n  a new message arrives every %v; Ctrl-C stops (data in %s)\n\n",
-			webAddr, demoAdmin, demoPassword, demoPassword, addr.Port, every, data)
+			"  IMAP server (in process): 127.0.0.1:%d, users alice, bob, carol\n  a new message arrives every %v; Ctrl-C stops (data in %s)\n"+
+			"  the other way in, while this runs: mailvault import --data %s --account NAME ~/Maildir\n\n",
+			webAddr, demoAdmin, demoPassword, demoPassword, addr.Port, every, data, data)
 	})
 }
 
