@@ -2,8 +2,16 @@ package export
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrCorrupt is wrapped by a Source's error for a message whose bytes fail
+// their hash check. It stops the export: no manifest is written.
+var ErrCorrupt = errors.New("message fails its hash check")
+
+// ErrNotEmpty is returned by Write when the target exists and is not empty.
+var ErrNotEmpty = errors.New("export target exists and is not empty")
 
 // Occurrence is one archived copy of a message: where a custodian held it.
 type Occurrence struct {
@@ -86,4 +94,78 @@ type Options struct {
 	Tool  string
 	// Progress, when not nil, is called with messages done and the total.
 	Progress func(done, total int)
+}
+
+// Limits of one family (a message with its attachments and embedded
+// messages). What is beyond them stays inside the message's native (nothing
+// is lost) but gets no document of its own; each cut is an Exclusion in the
+// manifest.
+const (
+	// MaxFamily is the most documents one family gets (the message counts).
+	MaxFamily = 1000
+	// MaxEmbedDepth is how deep embedded message/rfc822 parts are split
+	// into documents of their own; deeper ones are natives without children.
+	MaxEmbedDepth = 8
+)
+
+// Manifest describes a finished export; manifest.json holds it. It is
+// written after every other file of the export except custody.txt and
+// SHA256SUMS: an export without it is incomplete.
+type Manifest struct {
+	ManifestVersion int       `json:"manifest_version"`
+	Tool            string    `json:"tool"`
+	By              string    `json:"by"`
+	Started         time.Time `json:"started"`
+	Finished        time.Time `json:"finished"`
+	Scope           any       `json:"scope"`
+	Format          Format    `json:"format"`
+	Dedup           Dedup     `json:"dedup"`
+	Encoding        Encoding  `json:"encoding"`
+	Prefix          string    `json:"prefix"`
+	Start           int       `json:"start"`
+	Width           int       `json:"width"`
+	Counts          Counts    `json:"counts"`
+	// Errors are things that went wrong without stopping the export.
+	Errors []string `json:"errors"`
+	// Exclusions are documents that were not produced (see MaxFamily).
+	Exclusions []Exclusion `json:"exclusions"`
+	// Files lists every file of the export but manifest.json, custody.txt
+	// and SHA256SUMS. Write returns a Manifest without it (it is streamed
+	// to manifest.json, not kept in memory); ReadManifest fills it.
+	Files []File `json:"files,omitempty"`
+}
+
+// Counts are the totals of an export.
+type Counts struct {
+	Messages    int   `json:"messages"`    // unique messages handed out by the Source
+	Occurrences int   `json:"occurrences"` // copies of them in scope
+	Documents   int   `json:"documents"`   // control numbers given
+	Emails      int   `json:"emails"`      // documents that are top-level messages
+	Attachments int   `json:"attachments"` // documents with a parent
+	ParseErrors int   `json:"parse_errors"`
+	Excluded    int   `json:"excluded"`
+	Files       int   `json:"files"`
+	Bytes       int64 `json:"bytes"`
+	// Unmappable counts characters the load files' encoding lacks
+	// (written as "?"); 0 in UTF-8.
+	Unmappable int `json:"unmappable"`
+}
+
+// File is one file of an export with its hashes. For a message's native
+// (the raw message), ArchiveSHA256 is the archive's sha256 of it, which
+// Verify checks against the file's own.
+type File struct {
+	Path          string `json:"path"` // relative to the export, with "/"
+	Size          int64  `json:"size"`
+	SHA256        string `json:"sha256"`
+	MD5           string `json:"md5"`
+	DocID         string `json:"doc,omitempty"`
+	ArchiveSHA256 string `json:"archive_sha256,omitempty"`
+}
+
+// Exclusion is something of a message that got no document.
+type Exclusion struct {
+	DocID  string `json:"doc"`    // the document it belongs to
+	SHA256 string `json:"sha256"` // the message's archive sha256
+	Reason string `json:"reason"`
 }

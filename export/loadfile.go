@@ -1,0 +1,208 @@
+package export
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
+)
+
+// Concordance DAT delimiters (as characters; Windows-1252 bytes 0x14, 0xFE,
+// 0xAE; UTF-8 sequences of U+0014, U+00FE, U+00AE).
+const (
+	datSep     = '\x14'   // field separator DC4
+	datQuote   = '\u00fe' // text qualifier þ
+	datNewline = '\u00ae' // newline inside a value ®
+)
+
+// Load file names under DATA/.
+const (
+	DATName  = "DATA/loadfile.dat"
+	CSVName  = "DATA/loadfile.csv"
+	XMLName  = "DATA/loadfile.xml"
+	OPTName  = "DATA/loadfile.opt"
+	relsName = tmpDir + "/relationships.xml"
+)
+
+// loadFiles are the production's load files, written a family at a time.
+type loadFiles struct {
+	dat, csv, xml, opt *hashedFile
+	rels               *os.File
+	relsW              *bufio.Writer
+	buf                bytes.Buffer
+}
+
+func (w *writer) openLoadFiles() (*loadFiles, error) {
+	lf := &loadFiles{}
+	var err error
+	for _, p := range []struct {
+		f    **hashedFile
+		name string
+	}{{&lf.dat, DATName}, {&lf.csv, CSVName}, {&lf.xml, XMLName}, {&lf.opt, OPTName}} {
+		if *p.f, err = w.create(p.name); err != nil {
+			return nil, err
+		}
+	}
+	if lf.rels, err = os.Create(w.path(relsName)); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	lf.relsW = bufio.NewWriter(lf.rels)
+	if w.opts.Encoding == EncodingUTF8BOM {
+		lf.dat.WriteString("\uFEFF")
+		lf.csv.WriteString("\uFEFF")
+	}
+	head := fieldNames[:]
+	lf.writeDAT(w, head)
+	lf.writeCSV(w, head)
+	fmt.Fprintf(lf.xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<Root MajorVersion=\"1\" MinorVersion=\"2\" DataInterchangeType=\"Update\">\r\n<Batch>\r\n<Documents>\r\n")
+	return lf, nil
+}
+
+// row writes one document's row to every load file.
+func (lf *loadFiles) row(w *writer, r *record, fam *family, i int) error {
+	vals := make([]string, nFields)
+	for k := range r {
+		vals[k] = clean(r[k])
+	}
+	lf.writeDAT(w, vals)
+	lf.writeCSV(w, vals)
+	lf.writeXML(vals, fam.text[i])
+	if vals[fParentID] != "" {
+		fmt.Fprintf(lf.relsW, "<Relationship Type=\"Attachment\" ParentDocID=\"%s\" ChildDocID=\"%s\"/>\r\n", xesc(vals[fParentID]), xesc(vals[fBegDoc]))
+	}
+	return nil
+}
+
+// datValue makes a value fit between qualifiers: every line break (CR LF,
+// CR or LF) becomes ®; a ®, þ or DC4 already in the value, which a reader
+// would take for a delimiter, becomes U+FFFD. The CSV keeps the exact value.
+func datValue(s string) string {
+	s = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(s)
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case datSep, datQuote, datNewline:
+			return '\uFFFD'
+		case '\n':
+			return datNewline
+		}
+		return r
+	}, s)
+}
+
+func (lf *loadFiles) writeDAT(w *writer, vals []string) {
+	var b strings.Builder
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteRune(datSep)
+		}
+		b.WriteRune(datQuote)
+		b.WriteString(datValue(v))
+		b.WriteRune(datQuote)
+	}
+	b.WriteString("\r\n")
+	lf.dat.Write(w.encode(b.String()))
+}
+
+func (lf *loadFiles) writeCSV(w *writer, vals []string) {
+	lf.buf.Reset()
+	cw := csv.NewWriter(&lf.buf)
+	cw.UseCRLF = true
+	cw.Write(vals)
+	cw.Flush()
+	lf.csv.Write(w.encode(lf.buf.String()))
+}
+
+// encode turns a load file's text into its bytes: UTF-8 as it is, or
+// Windows-1252 with "?" for each character it lacks (counted).
+func (w *writer) encode(s string) []byte {
+	if w.opts.Encoding != EncodingCP1252 {
+		return []byte(s)
+	}
+	out := make([]byte, 0, len(s))
+	for _, r := range s {
+		b, ok := charmap.Windows1252.EncodeRune(r)
+		if !ok || r == utf8.RuneError {
+			b = '?'
+			w.man.Counts.Unmappable++
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func xesc(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+var tagTypes = map[int]string{fFileSize: "Integer", fDateReceived: "DateTime"}
+
+func (lf *loadFiles) writeXML(vals []string, text File) {
+	x := lf.xml
+	doctype := "Message"
+	if vals[fParentID] != "" {
+		doctype = "File"
+	}
+	fmt.Fprintf(x, "<Document DocID=\"%s\" DocType=\"%s\">\r\n<Tags>\r\n", xesc(vals[fBegDoc]), doctype)
+	for k, v := range vals {
+		t := tagTypes[k]
+		if t == "" {
+			t = "Text"
+		}
+		if v == "" && t != "Text" {
+			continue
+		}
+		fmt.Fprintf(x, "<Tag TagName=\"%s\" TagDataType=\"%s\" TagValue=\"%s\"/>\r\n", fieldNames[k], t, xesc(v))
+	}
+	fmt.Fprintf(x, "</Tags>\r\n<Files>\r\n")
+	file := func(typ, path, size, hash string) {
+		dir, name := "", path
+		if i := strings.LastIndexByte(path, '/'); i >= 0 {
+			dir, name = path[:i], path[i+1:]
+		}
+		fmt.Fprintf(x, "<File FileType=\"%s\">\r\n<ExternalFile FilePath=\"%s\" FileName=\"%s\" FileSize=\"%s\" Hash=\"%s\"/>\r\n</File>\r\n",
+			typ, xesc(dir), xesc(name), size, hash)
+	}
+	file("Native", vals[fNativePath], vals[fFileSize], vals[fMD5])
+	file("Text", text.Path, fmt.Sprint(text.Size), text.MD5)
+	x.WriteString("</Files>\r\n</Document>\r\n")
+}
+
+func (lf *loadFiles) close(w *writer) error {
+	lf.xml.WriteString("</Documents>\r\n<Relationships>\r\n")
+	if err := lf.relsW.Flush(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := lf.rels.Close(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := copyInto(lf.xml, w.path(relsName)); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	os.Remove(w.path(relsName))
+	lf.xml.WriteString("</Relationships>\r\n</Batch>\r\n</Root>\r\n")
+	for _, f := range []*hashedFile{lf.dat, lf.csv, lf.xml, lf.opt} {
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (lf *loadFiles) abort() {
+	for _, f := range []*hashedFile{lf.dat, lf.csv, lf.xml, lf.opt} {
+		if f != nil {
+			f.f.Close()
+		}
+	}
+	if lf.rels != nil {
+		lf.rels.Close()
+	}
+}

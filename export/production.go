@@ -1,0 +1,351 @@
+package export
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailvault/indexer/mime"
+)
+
+// Fields returns the load files' fields, in their order.
+func Fields() []string {
+	return append([]string(nil), fieldNames[:]...)
+}
+
+const (
+	fBegDoc = iota
+	fEndDoc
+	fBegAttach
+	fEndAttach
+	fParentID
+	fAttachIDs
+	fCustodian
+	fAllCustodians
+	fFrom
+	fTo
+	fCc
+	fBcc
+	fSubject
+	fDateSent
+	fTimeSent
+	fDateReceived
+	fMessageID
+	fInReplyTo
+	fReferences
+	fFolderPath
+	fIMAPURL
+	fFileName
+	fFileExt
+	fFileSize
+	fDocType
+	fMD5
+	fSHA256
+	fNativePath
+	fTextPath
+	fParseError
+	nFields
+)
+
+var fieldNames = [nFields]string{
+	"BEGDOC", "ENDDOC", "BEGATTACH", "ENDATTACH", "PARENTID", "ATTACHIDS",
+	"CUSTODIAN", "ALLCUSTODIANS", "FROM", "TO", "CC", "BCC", "SUBJECT",
+	"DATESENT", "TIMESENT", "DATERECEIVED", "MESSAGEID", "INREPLYTO", "REFERENCES",
+	"FOLDERPATH", "IMAPURL", "FILENAME", "FILEEXT", "FILESIZE", "DOCTYPE",
+	"MD5HASH", "SHA256HASH", "NATIVEPATH", "TEXTPATH", "PARSEERROR",
+}
+
+// record is one document's load-file row.
+type record [nFields]string
+
+// family is a message with its attachments and embedded messages, numbered
+// consecutively parent first. Only the rows are kept (bounded by
+// MaxFamily); natives are written as they are met.
+type family struct {
+	msg  Message
+	rows []record
+	kids [][]int // children of each row
+	text []File  // each row's text file
+	cut  bool
+}
+
+const multiSep = "; "
+
+// family writes one production family: the message's native and text, then
+// each attachment's, depth first, then its rows to the load files.
+func (w *writer) family(m Message, occs []Occurrence) error {
+	fam := &family{msg: m}
+	pm := mime.Parse(m.Raw, nil)
+	perr := m.ParseError
+	if perr == "" {
+		perr = pm.ParseError()
+	}
+	if _, err := w.emailDoc(fam, m.Raw, pm, perr, -1, 0, strings.ToLower(m.SHA256)); err != nil {
+		return err
+	}
+	// Family-wide fields, now that the family is known.
+	var custs, folders, urls []string
+	seen := map[string]bool{}
+	for _, o := range occs {
+		if !seen[o.Account] {
+			seen[o.Account] = true
+			custs = append(custs, o.Account)
+		}
+		folders = append(folders, o.Account+"/"+o.Mailbox)
+		urls = append(urls, o.URL)
+	}
+	var cust, received string
+	if len(occs) > 0 {
+		cust = occs[0].Account
+		if !occs[0].InternalDate.IsZero() {
+			received = occs[0].InternalDate.Format(time.RFC3339)
+		}
+	}
+	beg, end := fam.rows[0][fBegDoc], fam.rows[len(fam.rows)-1][fBegDoc]
+	for i := range fam.rows {
+		r := &fam.rows[i]
+		r[fBegAttach], r[fEndAttach] = beg, end
+		var ids []string
+		for _, k := range fam.kids[i] {
+			ids = append(ids, fam.rows[k][fBegDoc])
+		}
+		r[fAttachIDs] = strings.Join(ids, multiSep)
+		r[fCustodian] = cust
+		r[fAllCustodians] = strings.Join(custs, multiSep)
+		r[fFolderPath] = strings.Join(folders, multiSep)
+		r[fIMAPURL] = strings.Join(urls, multiSep)
+		if i == 0 {
+			r[fDateReceived] = received
+		}
+		if err := w.lf.row(w, r, fam, i); err != nil {
+			return err
+		}
+	}
+	w.man.Counts.Emails++
+	w.man.Counts.Attachments += len(fam.rows) - 1
+	return nil
+}
+
+// emailDoc adds a message (the top one or an embedded one) to the family:
+// its native, its text, its row, then its attachments.
+func (w *writer) emailDoc(fam *family, raw []byte, pm *mime.Message, perr string, parent, depth int, archive string) (int, error) {
+	c, err := w.control()
+	if err != nil {
+		return 0, err
+	}
+	idx := len(fam.rows)
+	fam.rows = append(fam.rows, record{})
+	fam.kids = append(fam.kids, nil)
+	if parent >= 0 {
+		fam.kids[parent] = append(fam.kids[parent], idx)
+	}
+	r := &fam.rows[idx]
+	r[fBegDoc], r[fEndDoc] = c, c
+	native := "NATIVES/" + c + ".eml"
+	nf, err := w.writeFile(native, raw, c, archive)
+	if err != nil {
+		return 0, err
+	}
+	text := "TEXT/" + c + ".txt"
+	tf, err := w.writeFile(text, []byte(emailText(pm)), c, "")
+	if err != nil {
+		return 0, err
+	}
+	fam.text = append(fam.text, tf)
+	r[fFrom] = addrs(pm.From)
+	r[fTo] = addrs(pm.To)
+	r[fCc] = addrs(pm.Cc)
+	r[fBcc] = addrs(pm.Bcc)
+	r[fSubject] = pm.Subject
+	if !pm.Date.IsZero() {
+		r[fDateSent] = pm.Date.Format("2006-01-02")
+		r[fTimeSent] = pm.Date.Format("15:04:05-07:00")
+	}
+	r[fMessageID] = angle(pm.MessageID)
+	r[fInReplyTo] = angles(pm.InReplyTo)
+	r[fReferences] = angles(pm.References)
+	r[fFileExt] = "eml"
+	r[fFileSize] = strconv.FormatInt(nf.Size, 10)
+	r[fDocType] = "email"
+	if parent >= 0 {
+		r[fParentID] = fam.rows[parent][fBegDoc]
+		r[fDocType] = "attachment"
+	}
+	r[fMD5], r[fSHA256] = nf.MD5, nf.SHA256
+	r[fNativePath], r[fTextPath] = native, text
+	r[fParseError] = perr
+	if perr != "" {
+		w.man.Counts.ParseErrors++
+	}
+
+	atts := pm.Attachments
+	for i := 0; i < len(atts); i++ {
+		a := atts[i]
+		embedded := a.ContentType == "message/rfc822" || a.ContentType == "message/global"
+		if len(fam.rows) >= MaxFamily {
+			w.exclude(fam, c, fmt.Sprintf("%d attachments beyond the family limit of %d documents (they stay in %s)", len(atts)-i, MaxFamily, native))
+			break
+		}
+		_, data, ok := mime.AttachmentData(raw, i)
+		if !ok {
+			w.exclude(fam, c, fmt.Sprintf("attachment %d (%q) could not be decoded (it stays in %s)", i, clean(a.Filename), native))
+			continue
+		}
+		if embedded {
+			inner := mime.Parse(data, nil)
+			// The parent's list holds the embedded message's attachments
+			// right after it; they are its own children, not ours.
+			skip := min(len(inner.Attachments), len(atts)-i-1)
+			if depth+1 >= MaxEmbedDepth {
+				inner.Attachments = nil
+				w.exclude(fam, c, fmt.Sprintf("embedded message %d deeper than %d levels: its parts stay in its native", i, MaxEmbedDepth))
+			}
+			k, err := w.emailDoc(fam, data, inner, inner.ParseError(), idx, depth+1, "")
+			if err != nil {
+				return 0, err
+			}
+			fam.rows[k][fFileName] = clean(a.Filename)
+			i += skip
+			continue
+		}
+		if err := w.attachmentDoc(fam, a, data, idx); err != nil {
+			return 0, err
+		}
+	}
+	return idx, nil
+}
+
+func (w *writer) attachmentDoc(fam *family, a mime.Attachment, data []byte, parent int) error {
+	c, err := w.control()
+	if err != nil {
+		return err
+	}
+	idx := len(fam.rows)
+	fam.rows = append(fam.rows, record{})
+	fam.kids = append(fam.kids, nil)
+	fam.kids[parent] = append(fam.kids[parent], idx)
+	r := &fam.rows[idx]
+	ext := extension(a.Filename, a.ContentType)
+	native := "NATIVES/" + c + "." + ext
+	nf, err := w.writeFile(native, data, c, "")
+	if err != nil {
+		return err
+	}
+	text := "TEXT/" + c + ".txt"
+	tf, err := w.writeFile(text, []byte(a.Text), c, "")
+	if err != nil {
+		return err
+	}
+	fam.text = append(fam.text, tf)
+	r[fBegDoc], r[fEndDoc] = c, c
+	r[fParentID] = fam.rows[parent][fBegDoc]
+	r[fFileName] = clean(a.Filename)
+	r[fFileExt] = ext
+	r[fFileSize] = strconv.FormatInt(nf.Size, 10)
+	r[fDocType] = "attachment"
+	r[fMD5], r[fSHA256] = nf.MD5, nf.SHA256
+	r[fNativePath], r[fTextPath] = native, text
+	return nil
+}
+
+func (w *writer) exclude(fam *family, doc, reason string) {
+	w.man.Counts.Excluded++
+	if len(w.man.Exclusions) < 10000 {
+		w.man.Exclusions = append(w.man.Exclusions, Exclusion{DocID: doc, SHA256: strings.ToLower(fam.msg.SHA256), Reason: reason})
+	}
+}
+
+// emailText is a message's extracted text: its main header lines, a blank
+// line, its body text.
+func emailText(pm *mime.Message) string {
+	var b strings.Builder
+	line := func(k, v string) {
+		if v != "" {
+			b.WriteString(k + ": " + v + "\n")
+		}
+	}
+	line("From", addrs(pm.From))
+	line("To", addrs(pm.To))
+	line("Cc", addrs(pm.Cc))
+	if !pm.Date.IsZero() {
+		line("Date", pm.Date.Format(time.RFC1123Z))
+	}
+	line("Subject", pm.Subject)
+	b.WriteString("\n")
+	b.WriteString(pm.Text)
+	return b.String()
+}
+
+func addrs(as []mime.Address) string {
+	var out []string
+	for _, a := range as {
+		switch {
+		case a.Name != "" && a.Addr != "":
+			out = append(out, a.Name+" <"+a.Addr+">")
+		case a.Addr != "":
+			out = append(out, a.Addr)
+		case a.Name != "":
+			out = append(out, a.Name)
+		}
+	}
+	return strings.Join(out, multiSep)
+}
+
+func angle(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "<" + id + ">"
+}
+
+func angles(ids []string) string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, angle(id))
+	}
+	return strings.Join(out, " ")
+}
+
+// clean makes a value safe for every load file: NUL and C0 controls other
+// than tab, CR and LF become U+FFFD (what XML 1.0 can carry).
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+var typeExt = map[string]string{
+	"application/pdf": "pdf", "text/plain": "txt", "text/html": "html", "text/csv": "csv",
+	"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "application/zip": "zip",
+	"application/msword": "doc", "application/json": "json", "application/xml": "xml", "text/xml": "xml",
+	"message/rfc822": "eml", "message/global": "eml", "text/calendar": "ics",
+	"message/delivery-status": "txt", "application/pgp-signature": "asc", "application/pkcs7-signature": "p7s",
+}
+
+// extension is a native's file extension: the attachment's own (after the
+// last "." of its last path element), lowercased, letters and digits only,
+// at most 10; else one for its media type; else "bin". Never a path.
+func extension(name, ctype string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		var b strings.Builder
+		for _, r := range strings.ToLower(name[i+1:]) {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				b.WriteRune(r)
+			}
+		}
+		if e := b.String(); e != "" && len(e) <= 10 {
+			return e
+		}
+	}
+	if e, ok := typeExt[ctype]; ok {
+		return e
+	}
+	return "bin"
+}

@@ -1,0 +1,371 @@
+package export
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Names of the files an export always has at its root.
+const (
+	ManifestName = "manifest.json"
+	CustodyName  = "custody.txt"
+	SumsName     = "SHA256SUMS"
+	tmpDir       = ".incomplete" // working files; removed before the manifest is written
+)
+
+// Write runs one export of src into opts.Dir and returns its manifest
+// (without the file list, which goes to manifest.json). It refuses a target
+// that exists and is not empty. On error the partial directory is left as
+// it is, without a manifest, which Verify reports as incomplete.
+func Write(ctx context.Context, src Source, opts Options) (*Manifest, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if o.Zip {
+		return nil, errors.New("export: zip output is not implemented; write a directory")
+	}
+	if err := prepareDir(o.Dir); err != nil {
+		return nil, err
+	}
+	w := &writer{opts: o, next: o.Start, man: &Manifest{
+		ManifestVersion: 1, Tool: o.Tool, By: o.By, Started: time.Now().UTC(), Scope: o.Scope,
+		Format: o.Format, Dedup: o.Dedup, Encoding: o.Encoding, Prefix: o.Prefix, Start: o.Start, Width: o.Width,
+		Errors: []string{}, Exclusions: []Exclusion{},
+	}}
+	if err := w.run(ctx, src); err != nil {
+		w.abort()
+		return nil, err
+	}
+	return w.man, nil
+}
+
+func (o Options) withDefaults() (Options, error) {
+	switch o.Format {
+	case "":
+		o.Format = FormatProduction
+	case FormatProduction, FormatMbox, FormatEML:
+	default:
+		return o, fmt.Errorf("export: unknown format %q (want production, mbox or eml)", o.Format)
+	}
+	switch o.Dedup {
+	case "":
+		o.Dedup = DedupNone
+	case DedupNone, DedupGlobal, DedupCustodian:
+	default:
+		return o, fmt.Errorf("export: unknown dedup %q (want none, global or custodian)", o.Dedup)
+	}
+	switch o.Encoding {
+	case "":
+		o.Encoding = EncodingUTF8BOM
+	case EncodingUTF8BOM, EncodingCP1252:
+	default:
+		return o, fmt.Errorf("export: unknown encoding %q (want utf-8 or windows-1252)", o.Encoding)
+	}
+	if o.Dir == "" {
+		return o, errors.New("export: no target directory")
+	}
+	if o.Prefix == "" {
+		o.Prefix = "MV"
+	}
+	if o.Start == 0 {
+		o.Start = 1
+	}
+	if o.Width == 0 {
+		o.Width = 8
+	}
+	if o.Start < 0 || o.Width < 1 || o.Width > 18 {
+		return o, fmt.Errorf("export: bad control numbering (start %d, width %d)", o.Start, o.Width)
+	}
+	for _, r := range o.Prefix {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return o, fmt.Errorf("export: prefix %q: only letters, digits, _ and - (it names files)", o.Prefix)
+		}
+	}
+	return o, nil
+}
+
+func prepareDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("export: create %s: %w", dir, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("export: target %s: %w", dir, err)
+	case len(ents) > 0:
+		return fmt.Errorf("export: %s: %w (choose a new directory)", dir, ErrNotEmpty)
+	}
+	return nil
+}
+
+// writer is one export in progress. It is not safe for concurrent use.
+type writer struct {
+	opts  Options
+	man   *Manifest
+	next  int
+	files *os.File      // tmpDir/files.jsonl: one File per line
+	fbuf  *bufio.Writer // over files
+	sums  *bufio.Writer // lines of SHA256SUMS, kept in tmpDir until the end
+	sumsF *os.File
+	lf    *loadFiles // production only
+	mbox  *hashedFile
+}
+
+func (w *writer) path(rel string) string { return filepath.Join(w.opts.Dir, filepath.FromSlash(rel)) }
+
+func (w *writer) run(ctx context.Context, src Source) error {
+	if err := os.MkdirAll(w.path(tmpDir), 0o755); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	var err error
+	if w.files, err = os.Create(w.path(tmpDir + "/files.jsonl")); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	w.fbuf = bufio.NewWriter(w.files)
+	if w.sumsF, err = os.Create(w.path(tmpDir + "/sums")); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	w.sums = bufio.NewWriter(w.sumsF)
+
+	switch w.opts.Format {
+	case FormatProduction:
+		for _, d := range []string{"NATIVES", "TEXT", "DATA"} {
+			if err := os.MkdirAll(w.path(d), 0o755); err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+		}
+		if w.lf, err = w.openLoadFiles(); err != nil {
+			return err
+		}
+	case FormatEML:
+		if err := os.MkdirAll(w.path("EML"), 0o755); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+	case FormatMbox:
+		if w.mbox, err = w.create("messages.mbox"); err != nil {
+			return err
+		}
+	}
+
+	total, err := src.Count(ctx)
+	if err != nil {
+		return fmt.Errorf("export: count: %w", err)
+	}
+	done := 0
+	err = src.Each(ctx, func(m Message) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.message(m); err != nil {
+			return err
+		}
+		done++
+		if w.opts.Progress != nil {
+			w.opts.Progress(done, total)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if w.lf != nil {
+		if err := w.lf.close(w); err != nil {
+			return err
+		}
+	}
+	if w.mbox != nil {
+		if err := w.mbox.Close(); err != nil {
+			return err
+		}
+	}
+	return w.finish()
+}
+
+// abort closes what is open; the partial export stays, without manifest.
+func (w *writer) abort() {
+	if w.lf != nil {
+		w.lf.abort()
+	}
+	if w.mbox != nil {
+		w.mbox.f.Close()
+	}
+	if w.files != nil {
+		w.files.Close()
+	}
+	if w.sumsF != nil {
+		w.sumsF.Close()
+	}
+}
+
+// control gives the next control number.
+func (w *writer) control() (string, error) {
+	n := w.next
+	s := strconv.Itoa(n)
+	if len(s) > w.opts.Width {
+		return "", fmt.Errorf("control number %d does not fit in %d digits (raise Width)", n, w.opts.Width)
+	}
+	w.next++
+	w.man.Counts.Documents++
+	return w.opts.Prefix + strings.Repeat("0", w.opts.Width-len(s)) + s, nil
+}
+
+// message exports one unique message as one or more families, by dedup.
+func (w *writer) message(m Message) error {
+	sum := sha256.Sum256(m.Raw)
+	if hex.EncodeToString(sum[:]) != strings.ToLower(m.SHA256) {
+		return fmt.Errorf("message %s: %w (the bytes handed out hash to %x)", m.SHA256, ErrCorrupt, sum)
+	}
+	w.man.Counts.Messages++
+	w.man.Counts.Occurrences += len(m.Occurrences)
+	for _, occs := range groups(m.Occurrences, w.opts.Dedup) {
+		var err error
+		switch w.opts.Format {
+		case FormatProduction:
+			err = w.family(m, occs)
+		case FormatEML:
+			err = w.eml(m, occs)
+		case FormatMbox:
+			err = w.mboxMessage(m, occs)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groups splits the copies of a message into the documents dedup makes of
+// them: one per copy, one in all, or one per custodian (in order of first
+// appearance). A message without copies is still one document.
+func groups(occs []Occurrence, d Dedup) [][]Occurrence {
+	if len(occs) == 0 {
+		return [][]Occurrence{nil}
+	}
+	switch d {
+	case DedupGlobal:
+		return [][]Occurrence{occs}
+	case DedupCustodian:
+		var out [][]Occurrence
+		at := map[string]int{}
+		for _, o := range occs {
+			i, ok := at[o.Account]
+			if !ok {
+				i = len(out)
+				at[o.Account] = i
+				out = append(out, nil)
+			}
+			out[i] = append(out[i], o)
+		}
+		return out
+	}
+	out := make([][]Occurrence, len(occs))
+	for i := range occs {
+		out[i] = occs[i : i+1]
+	}
+	return out
+}
+
+// hashedFile is a file of the export being written, hashed as it goes; Close
+// records it in the file list and in SHA256SUMS.
+type hashedFile struct {
+	w        *writer
+	rel      string
+	f        *os.File
+	bw       *bufio.Writer
+	sha, md  hash.Hash
+	n        int64
+	doc, arc string
+}
+
+func (w *writer) create(rel string) (*hashedFile, error) {
+	f, err := os.OpenFile(w.path(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	return &hashedFile{w: w, rel: rel, f: f, bw: bufio.NewWriterSize(f, 64<<10), sha: sha256.New(), md: md5.New()}, nil
+}
+
+func (h *hashedFile) Write(p []byte) (int, error) {
+	h.sha.Write(p)
+	h.md.Write(p)
+	h.n += int64(len(p))
+	return h.bw.Write(p)
+}
+
+func (h *hashedFile) WriteString(s string) (int, error) { return h.Write([]byte(s)) }
+
+func (h *hashedFile) Close() error {
+	if err := h.bw.Flush(); err != nil {
+		h.f.Close()
+		return fmt.Errorf("export: write %s: %w", h.rel, err)
+	}
+	if err := h.f.Close(); err != nil {
+		return fmt.Errorf("export: write %s: %w", h.rel, err)
+	}
+	return h.w.record(File{Path: h.rel, Size: h.n, SHA256: hex.EncodeToString(h.sha.Sum(nil)),
+		MD5: hex.EncodeToString(h.md.Sum(nil)), DocID: h.doc, ArchiveSHA256: h.arc})
+}
+
+func (w *writer) record(f File) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	w.fbuf.Write(b)
+	w.fbuf.WriteByte('\n')
+	fmt.Fprintf(w.sums, "%s  %s\n", f.SHA256, f.Path)
+	w.man.Counts.Files++
+	w.man.Counts.Bytes += f.Size
+	return nil
+}
+
+// writeFile writes one whole file of the export.
+func (w *writer) writeFile(rel string, data []byte, doc, archive string) (File, error) {
+	h, err := w.create(rel)
+	if err != nil {
+		return File{}, err
+	}
+	h.doc, h.arc = doc, archive
+	h.Write(data)
+	if err := h.Close(); err != nil {
+		return File{}, err
+	}
+	return File{Path: rel, Size: h.n, SHA256: hex.EncodeToString(h.sha.Sum(nil)), MD5: hex.EncodeToString(h.md.Sum(nil))}, nil
+}
+
+// eml writes a message as EML/<CONTROL>.eml.
+func (w *writer) eml(m Message, _ []Occurrence) error {
+	c, err := w.control()
+	if err != nil {
+		return err
+	}
+	w.man.Counts.Emails++
+	_, err = w.writeFile("EML/"+c+".eml", m.Raw, c, strings.ToLower(m.SHA256))
+	return err
+}
+
+func copyInto(dst io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(dst, f)
+	return err
+}
