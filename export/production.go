@@ -77,6 +77,9 @@ const multiSep = "; "
 func (w *writer) family(m Message, occs []Occurrence) error {
 	fam := &family{msg: m}
 	pm := mime.Parse(m.Raw, nil)
+	if pm.LimitHit {
+		w.exclude(fam, w.peek(), "the message exceeds the MIME parser's limits (parts, depth or size): parts beyond them get no document (they stay in the native); see PARSEERROR")
+	}
 	perr := m.ParseError
 	if perr == "" {
 		perr = pm.ParseError()

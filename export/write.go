@@ -213,6 +213,12 @@ func (w *writer) abort() {
 	}
 }
 
+// peek is the control number control will give next.
+func (w *writer) peek() string {
+	s := strconv.Itoa(w.next)
+	return w.opts.Prefix + strings.Repeat("0", max(0, w.opts.Width-len(s))) + s
+}
+
 // control gives the next control number.
 func (w *writer) control() (string, error) {
 	n := w.next
