@@ -65,6 +65,9 @@ const (
 // StartImport starts an import job for c. Its result is an ImportSummary.
 // Imports run one at a time, in order.
 func (s *Service) StartImport(c Caller, req ImportRequest) (JobInfo, error) {
+	if err := mayRun(c); err != nil {
+		return JobInfo{}, err
+	}
 	if req.Account == "" || len(req.Paths) == 0 {
 		return JobInfo{}, errorf(ErrBadRequest, "import: an account and at least one path are required")
 	}

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +74,7 @@ type jobs struct {
 	ctx    context.Context // cancelled when the service stops
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
-	kindMu map[JobKind]*sync.Mutex
+	kindMu map[JobKind]*sync.Mutex // guarded by mu; made on first use
 
 	mu  sync.Mutex
 	all []*job // oldest first
@@ -83,17 +85,13 @@ const keepEnded = 50
 
 func newJobs(s *Service) *jobs {
 	ctx, stop := context.WithCancel(context.Background())
-	return &jobs{s: s, ctx: ctx, stop: stop, kindMu: map[JobKind]*sync.Mutex{
-		JobImport: {}, JobVerify: {}, JobReindex: {},
-	}}
+	return &jobs{s: s, ctx: ctx, stop: stop, kindMu: map[JobKind]*sync.Mutex{}}
 }
 
 // start runs fn as a job of kind for c. fn reports progress and returns the
-// job's result (JSON-encoded into JobInfo.Result).
+// job's result (JSON-encoded into JobInfo.Result). Who may start which job
+// is the caller's to check (mayRun, Caller.CanExport).
 func (js *jobs) start(c Caller, kind JobKind, what string, fn func(ctx context.Context, progress func(done, total int)) (any, error)) (JobInfo, error) {
-	if !c.RunsJobs() {
-		return JobInfo{}, errorf(ErrForbidden, "user %s (%s) may not run jobs: an admin or the operator may", c.Name, c.Role)
-	}
 	if js.ctx.Err() != nil {
 		return JobInfo{}, errorf(ErrBusy, "the archive is shutting down")
 	}
@@ -113,13 +111,29 @@ func (js *jobs) start(c Caller, kind JobKind, what string, fn func(ctx context.C
 		defer js.wg.Done()
 		defer close(j.finished)
 		defer cancel()
+		js.mu.Lock()
 		mu := js.kindMu[kind]
+		if mu == nil {
+			mu = &sync.Mutex{}
+			js.kindMu[kind] = mu
+		}
+		js.mu.Unlock()
 		mu.Lock()
 		defer mu.Unlock()
 		js.mu.Lock()
 		j.info.State, j.running = JobRunning, time.Now()
 		js.mu.Unlock()
-		res, err := fn(ctx, func(done, total int) { j.done.Store(int64(done)); j.total.Store(int64(total)) })
+		res, err := func() (res any, err error) {
+			// A bug in a job fails that job, not the daemon with its
+			// harvesters.
+			defer func() {
+				if r := recover(); r != nil {
+					js.s.log.Error("job panicked", "job", j.info.ID, "kind", kind, "panic", r, "stack", string(debug.Stack()))
+					err = fmt.Errorf("internal error (logged): %v", r)
+				}
+			}()
+			return fn(ctx, func(done, total int) { j.done.Store(int64(done)); j.total.Store(int64(total)) })
+		}()
 		b, _ := json.Marshal(res)
 		js.mu.Lock()
 		j.info.Ended = time.Now()
@@ -234,15 +248,25 @@ func (s *Service) WaitJob(ctx context.Context, c Caller, id string) (JobInfo, er
 	return s.Job(c, id)
 }
 
-// CancelJob asks job id to stop; what it did so far is kept (an import
-// can be run again to resume, a reindex leaves the old index serving).
-func (s *Service) CancelJob(c Caller, id string) error {
+// mayRun refuses a caller who may not start or cancel imports, verify and
+// reindex.
+func mayRun(c Caller) error {
 	if !c.RunsJobs() {
-		return errorf(ErrForbidden, "user %s (%s) may not cancel jobs", c.Name, c.Role)
+		return errorf(ErrForbidden, "user %s (%s) may not run jobs: an admin or the operator may", c.Name, c.Role)
 	}
+	return nil
+}
+
+// CancelJob asks job id to stop; what it did so far is kept (an import
+// can be run again to resume, a reindex leaves the old index serving). An
+// admin or the operator may cancel any job, others their own.
+func (s *Service) CancelJob(c Caller, id string) error {
 	j, err := s.jobs.find(c, id)
 	if err != nil {
 		return err
+	}
+	if !c.RunsJobs() && j.info.By != c.Name {
+		return errorf(ErrForbidden, "user %s (%s) may not cancel another's job", c.Name, c.Role)
 	}
 	j.cancel()
 	return s.audit(context.Background(), c, "job-cancel", id)
@@ -252,6 +276,9 @@ func (s *Service) CancelJob(c Caller, id string) error {
 // and index checked against each other, online (harvest and searches go
 // on). Its result is an indexer.VerifyReport.
 func (s *Service) StartVerify(c Caller) (JobInfo, error) {
+	if err := mayRun(c); err != nil {
+		return JobInfo{}, err
+	}
 	info, err := s.jobs.start(c, JobVerify, "the whole archive", func(ctx context.Context, progress func(int, int)) (any, error) {
 		return s.a.Verify(ctx, progress)
 	})
@@ -271,6 +298,9 @@ type ReindexSummary struct {
 // one from store and catalog and swapped in when complete; searches are
 // answered by the old one until then.
 func (s *Service) StartReindex(c Caller) (JobInfo, error) {
+	if err := mayRun(c); err != nil {
+		return JobInfo{}, err
+	}
 	info, err := s.jobs.start(c, JobReindex, "the whole index", func(ctx context.Context, progress func(int, int)) (any, error) {
 		if err := s.a.Reindex(ctx, progress); err != nil {
 			return nil, err

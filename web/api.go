@@ -197,6 +197,7 @@ func (s *Server) apiJob(c *gin.Context) {
 type jobRequest struct {
 	Kind   service.JobKind        `json:"kind"`
 	Import *service.ImportRequest `json:"import,omitempty"`
+	Export *service.ExportRequest `json:"export,omitempty"`
 }
 
 // apiStartJob is POST /api/jobs {"kind": "verify"|"reindex"|"import", "import": {...}}.
@@ -225,8 +226,20 @@ func (s *Server) apiStartJob(c *gin.Context, local bool) {
 			return
 		}
 		j, err = s.opts.Archive.StartImport(caller(c), *req.Import)
+	case service.JobExport:
+		if req.Export == nil {
+			s.fail(c, http.StatusBadRequest, "an export job needs \"export\": {\"search\": {...}} or {\"ids\": [...]}")
+			return
+		}
+		if !local && req.Export.Dir != "" {
+			// A web client does not choose paths on the server: its exports
+			// go under the data directory and are downloaded from there.
+			s.fail(c, http.StatusForbidden, "an export started over the web API goes to the archive's exports directory: leave dir out")
+			return
+		}
+		j, err = s.opts.Archive.StartExport(caller(c), *req.Export)
 	default:
-		s.fail(c, http.StatusBadRequest, "kind: want verify, reindex or import")
+		s.fail(c, http.StatusBadRequest, "kind: want verify, reindex, import or export")
 		return
 	}
 	if err != nil {

@@ -1,13 +1,18 @@
 package web
 
 import (
+	"archive/zip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -19,6 +24,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/microcosm-cc/bluemonday"
 
+	"mailvault/export"
 	"mailvault/harvest"
 	"mailvault/indexer"
 	"mailvault/indexer/mime"
@@ -72,6 +78,8 @@ func (s *Server) routeUI(e *gin.Engine) error {
 	g.GET("/message/:id/html", u.html)
 	g.GET("/message/:id/attachment/:n", u.attachment)
 	g.GET("/status", u.status)
+	g.POST("/export", u.startExport)
+	g.GET("/exports/:file", u.downloadExport)
 	return nil
 }
 
@@ -238,6 +246,7 @@ type searchPage struct {
 	Senders                               []facetLink
 	AllPlaces                             string // removes the account / mailbox narrowing
 	Timeline                              *timeline
+	CanExport                             bool // the user may export these results
 }
 
 // facetLink narrows the search.
@@ -267,7 +276,7 @@ const pageSize = 50
 func (u *ui) search(c *gin.Context) {
 	usr, who := user(c), caller(c)
 	p := searchPage{pageData: pageData{Title: "Search", User: usr}, Query: c.Query("q"), Account: c.Query("account"),
-		Mailbox: c.Query("mailbox"), Sort: c.Query("sort")}
+		Mailbox: c.Query("mailbox"), Sort: c.Query("sort"), CanExport: who.CanExport()}
 	// The syntax switch is remembered in a cookie.
 	p.Syntax = c.Query("syntax")
 	if p.Syntax == "" {
@@ -630,5 +639,73 @@ func staticFiles() gin.HandlerFunc {
 		}
 		c.Header("X-Content-Type-Options", "nosniff")
 		c.FileFromFS(name, http.FS(fsys))
+	}
+}
+
+// startExport is POST /export from the search page: the results of that
+// search exported as a job, into the archive's exports directory.
+func (u *ui) startExport(c *gin.Context) {
+	req := service.ExportRequest{Format: export.Format(c.PostForm("format")), Dedup: export.Dedup(c.PostForm("dedup")),
+		Search: &service.SearchRequest{Query: c.PostForm("q"), Syntax: service.Syntax(c.PostForm("syntax"))}}
+	if a := c.PostForm("account"); a != "" {
+		req.Search.Accounts = []string{a}
+	}
+	if m := c.PostForm("mailbox"); m != "" {
+		req.Search.Mailboxes = []string{m}
+	}
+	if _, err := u.s.opts.Archive.StartExport(caller(c), req); err != nil {
+		status, msg := u.s.serviceStatus(c, err)
+		u.errorPage(c, status, "Export refused", msg)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/status")
+}
+
+// downloadExport is GET /exports/ID.zip: a finished export job's directory
+// as one zip, made as it is sent.
+func (u *ui) downloadExport(c *gin.Context) {
+	who := caller(c)
+	id, ok := strings.CutSuffix(c.Param("file"), ".zip")
+	j, err := u.s.opts.Archive.Job(who, id)
+	var res service.ExportResult
+	if !ok || err != nil || !who.CanExport() || j.Kind != service.JobExport || j.State != service.JobDone || json.Unmarshal(j.Result, &res) != nil || res.Dir == "" {
+		u.errorPage(c, http.StatusNotFound, "No such export", "There is no finished export "+clip(c.Param("file"), 40)+" that you may download.")
+		return
+	}
+	if err := u.s.opts.Archive.Audit(c.Request.Context(), who, "download", "export "+id+" "+res.Dir); err != nil {
+		u.errorPage(c, http.StatusInternalServerError, "Export not served", "The audit trail cannot be written (logged).")
+		return
+	}
+	c.Header("Content-Type", "application/zip")
+	c.Header("Content-Disposition", `attachment; filename="export-`+id+`.zip"`)
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+	zw := zip.NewWriter(c.Writer)
+	err = filepath.WalkDir(res.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(res.Dir, path)
+		if err != nil {
+			return err
+		}
+		w, err := zw.Create(filepath.ToSlash(rel))
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	})
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		// The status is sent already: the zip is cut short, and unzip says so.
+		u.s.log.Error("export download", "job", id, "err", err)
 	}
 }

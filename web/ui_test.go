@@ -293,3 +293,53 @@ type fixedStatus struct {
 func (f *fixedStatus) Status(context.Context, service.Caller) (*service.Status, error) {
 	return f.st, nil
 }
+
+// TestUIExport: admins and auditors get "export these results" on the
+// search page and the export runs as a job shown on the status page with a
+// download when done; a user gets neither the form nor the export.
+func TestUIExport(t *testing.T) {
+	f := newAPIFixture(t)
+	ann, _ := f.login(t, "ann", "correct horse")
+	if _, body, _ := getPage(t, ann, f.srv.URL+"/?q=budget"); strings.Contains(body, `id="export"`) {
+		t.Error("a user is offered an export")
+	}
+	resp, err := ann.PostForm(f.srv.URL+"/export", url.Values{"q": {"budget"}, "syntax": {"human"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a user's POST /export: %d, want 403", resp.StatusCode)
+	}
+	aud, _ := f.login(t, "aud", "correct horse")
+	if _, body, _ := getPage(t, aud, f.srv.URL+"/?q=budget"); !strings.Contains(body, `id="export"`) {
+		t.Fatal("an auditor is not offered an export")
+	}
+	resp, err = aud.PostForm(f.srv.URL+"/export", url.Values{"q": {"budget"}, "syntax": {"human"}, "format": {"production"}, "dedup": {"global"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/status" {
+		t.Fatalf("POST /export: %d at %s: %s", resp.StatusCode, resp.Request.URL, b)
+	}
+	var download string
+	for deadline := time.Now().Add(20 * time.Second); download == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, body, _ := getPage(t, aud, f.srv.URL+"/status")
+		if i := strings.Index(body, `href="/exports/`); i >= 0 {
+			download = body[i+6 : i+6+strings.Index(body[i+6:], `"`)]
+		}
+	}
+	if download == "" {
+		_, body, _ := getPage(t, aud, f.srv.URL+"/status")
+		t.Fatalf("the status page shows no download for the export: %s", body[strings.Index(body, "<main"):])
+	}
+	code, body, hdr := getPage(t, aud, f.srv.URL+download)
+	if code != 200 || hdr.Get("Content-Type") != "application/zip" || !strings.Contains(body, "manifest.json") {
+		t.Errorf("download %s: %d %s", download, code, hdr.Get("Content-Type"))
+	}
+	if code, _, _ := getPage(t, ann, f.srv.URL+download); code != 404 {
+		t.Errorf("a user downloads another's export: %d", code)
+	}
+}

@@ -96,7 +96,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	prog := newProgress(e.stderr, "verifying blobs")
 	if d, err := dialDaemon(ctx, data); err == nil {
 		// Online: serve verifies its own archive as a job, harvest going on.
-		j, err := runDaemonJob(ctx, d, service.JobVerify, nil, prog)
+		j, err := runDaemonJob(ctx, d, jobStart{Kind: service.JobVerify}, prog)
 		if err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func runReindex(ctx context.Context, e *env, args []string) error {
 	if d, err := dialDaemon(ctx, data); err == nil {
 		// Online: a new index is built beside the live one and swapped in;
 		// searches go on meanwhile.
-		j, err := runDaemonJob(ctx, d, service.JobReindex, nil, prog)
+		j, err := runDaemonJob(ctx, d, jobStart{Kind: service.JobReindex}, prog)
 		if err != nil {
 			return err
 		}
@@ -189,8 +189,9 @@ func runReindex(ctx context.Context, e *env, args []string) error {
 // runDaemonJob starts a job in the running serve and follows it to its
 // end, drawing progress; Ctrl-C cancels the job. It returns the job when it
 // is done, and an error when it failed or was cancelled.
-func runDaemonJob(ctx context.Context, d *daemon, kind service.JobKind, imp *service.ImportRequest, prog *progress) (service.JobInfo, error) {
-	j, err := d.startJob(ctx, kind, imp)
+func runDaemonJob(ctx context.Context, d *daemon, req jobStart, prog *progress) (service.JobInfo, error) {
+	kind := req.Kind
+	j, err := d.startJob(ctx, req)
 	if err != nil {
 		return j, cliError(err)
 	}

@@ -170,9 +170,16 @@ func (d *daemon) job(ctx context.Context, id string) (service.JobInfo, error) {
 	return j, err
 }
 
-func (d *daemon) startJob(ctx context.Context, kind service.JobKind, imp *service.ImportRequest) (service.JobInfo, error) {
+// jobStart is the body of POST /api/jobs (web's jobRequest).
+type jobStart struct {
+	Kind   service.JobKind        `json:"kind"`
+	Import *service.ImportRequest `json:"import,omitempty"`
+	Export *service.ExportRequest `json:"export,omitempty"`
+}
+
+func (d *daemon) startJob(ctx context.Context, req jobStart) (service.JobInfo, error) {
 	var j service.JobInfo
-	err := d.do(ctx, "POST", "/api/jobs", nil, map[string]any{"kind": kind, "import": imp}, &j)
+	err := d.do(ctx, "POST", "/api/jobs", nil, req, &j)
 	return j, err
 }
 

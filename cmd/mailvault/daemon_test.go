@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"mailvault/export"
 	"mailvault/service"
 )
 
@@ -336,6 +339,7 @@ func TestServeArchiveOnlyRunsTheLongWork(t *testing.T) {
 		t.Fatalf("verify after the killed reindex: %s %s", r.stdout, r.stderr)
 	}
 
+	checkExportThroughServe(t, bin, data, srv, admin, n)
 	checkStatusSameEverywhere(t, bin, data, srv, admin)
 	checkOperatorAudited(t, bin, data)
 	srv.stop(t)
@@ -416,5 +420,82 @@ func checkStatusSameEverywhere(t *testing.T, bin, data string, srv *serveProc, t
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("status page rows %q, want %q (as status --json)", rows, want)
+	}
+}
+
+// checkExportThroughServe: `mailvault export` beside a serve runs as a job
+// and verifies offline; an export started over the web API (an admin's
+// token) goes to the archive's exports directory and downloads as a zip
+// that verifies too.
+func checkExportThroughServe(t *testing.T, bin, data string, srv *serveProc, token string, n int) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "alpha-production")
+	r := runBinary(t, bin, 0, "export", "--data", data, "--out", out, "--account", "alice", "alpha")
+	if r.code != 0 || !strings.Contains(r.stderr, "runs in the running serve as job") {
+		t.Fatalf("export beside serve: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBinary(t, bin, 0, "export", "verify", out); r.code != 0 || !strings.Contains(r.stdout, " 0 problems") {
+		t.Fatalf("export verify: exit %d: %s", r.code, r.stdout)
+	}
+	m, err := export.ReadManifest(out)
+	if err != nil || m.Counts.Messages != n || m.By != "operator" {
+		t.Fatalf("manifest of alice's alpha mail: %+v %v, want %d messages by the operator", m, err, n)
+	}
+	// Over the web API.
+	body := `{"kind":"export","export":{"search":{"query":"bravo"},"format":"mbox"}}`
+	req, _ := http.NewRequest("POST", "http://"+srv.web+"/api/jobs", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j service.JobInfo
+	json.NewDecoder(resp.Body).Decode(&j)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || j.ID == "" {
+		t.Fatalf("export job over the API: %d %+v", resp.StatusCode, j)
+	}
+	waitUntilT(t, "the API's export job", func() bool {
+		srv.api(t, token, "/api/jobs/"+j.ID, &j)
+		return j.State == service.JobDone || j.State == service.JobFailed
+	})
+	if j.State != service.JobDone {
+		t.Fatalf("export job: %+v", j)
+	}
+	// The zip, downloaded by the admin's browser session.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	if resp, err := browser.PostForm("http://"+srv.web+"/login", url.Values{"name": {"root"}, "password": {"correct horse battery"}}); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	resp, err = browser.Get("http://" + srv.web + "/exports/" + j.ID + ".zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipped, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if resp.StatusCode != 200 || err != nil {
+		t.Fatalf("export download: %d, %v", resp.StatusCode, err)
+	}
+	unzipped := t.TempDir()
+	for _, f := range zr.File {
+		if strings.Contains(f.Name, "..") || strings.HasPrefix(f.Name, "/") {
+			t.Fatalf("zip entry %q", f.Name)
+		}
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		os.MkdirAll(filepath.Dir(filepath.Join(unzipped, f.Name)), 0o700)
+		os.WriteFile(filepath.Join(unzipped, f.Name), b, 0o600)
+	}
+	if rep, err := export.Verify(unzipped); err != nil || !rep.OK {
+		t.Fatalf("the downloaded export does not verify: %+v %v", rep, err)
+	}
+	if m, err := export.ReadManifest(unzipped); err != nil || m.Counts.Messages != n || m.Format != export.FormatMbox {
+		t.Errorf("downloaded manifest: %+v %v", m, err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"mailvault/indexer/mailfile/corpustest"
+	"mailvault/service"
 )
 
 // searchFact is a search with an answer known from the corpus files
@@ -246,6 +248,7 @@ func TestCorpusEndToEnd(t *testing.T) {
 	t.Logf("%d searches in %s", len(facts), time.Since(phase).Round(time.Millisecond))
 	checkAttachmentCounts(t, mv, data, c)
 	checkJSONHit(t, mv, data, c, st)
+	checkCorpusExport(t, mv, data, c)
 
 	// Importing again changes nothing.
 	phase = time.Now()
@@ -634,4 +637,41 @@ func countLines(s, sub string) int {
 		}
 	}
 	return n
+}
+
+// checkCorpusExport exports the whole corpus as a production (one document
+// per unique message) and verifies it offline, then alters one native and
+// wants verification to fail.
+func checkCorpusExport(t *testing.T, mv runner, data string, c *corpustest.Corpus) {
+	t.Helper()
+	begin := time.Now()
+	out := filepath.Join(t.TempDir(), "production")
+	r := mv(t, "export", "--data", data, "--out", out, "--dedup", "global", "--json", "larger:0")
+	if r.code != 0 {
+		t.Fatalf("export of the corpus: exit %d: %s", r.code, r.stderr)
+	}
+	var res service.ExportResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Manifest == nil {
+		t.Fatalf("export --json: %v: %s", err, r.stdout)
+	}
+	if n := res.Manifest.Counts.Messages; n != c.Distinct {
+		t.Errorf("the corpus export holds %d messages, want %d (distinct)", n, c.Distinct)
+	}
+	t.Logf("corpus export: %+v in %s", res.Manifest.Counts, time.Since(begin).Round(time.Millisecond))
+	if r := mv(t, "export", "verify", out); r.code != 0 {
+		t.Fatalf("export verify: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	natives, _ := filepath.Glob(filepath.Join(out, "NATIVES", "*.eml"))
+	if len(natives) < c.Distinct {
+		t.Fatalf("%d native messages, want at least %d", len(natives), c.Distinct)
+	}
+	b, err := os.ReadFile(natives[len(natives)/2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	os.WriteFile(natives[len(natives)/2], b, 0o600)
+	if r := mv(t, "export", "verify", out); r.code != 1 || !strings.Contains(r.stdout, filepath.Base(natives[len(natives)/2])) {
+		t.Errorf("verify of an altered export: exit %d: %s", r.code, r.stdout)
+	}
 }

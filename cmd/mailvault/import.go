@@ -43,7 +43,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		// serve holds the archive: it runs the import as a job, and this
 		// command follows it. Ctrl-C cancels the job; what it imported is
 		// kept, and the same import run again resumes.
-		j, jerr := runDaemonJob(ctx, d, service.JobImport, &req, prog)
+		j, jerr := runDaemonJob(ctx, d, jobStart{Kind: service.JobImport, Import: &req}, prog)
 		sum = &service.ImportSummary{}
 		if len(j.Result) > 0 {
 			if uerr := json.Unmarshal(j.Result, sum); uerr != nil && jerr == nil {

@@ -41,7 +41,8 @@ func init() {
 		{"verify", "[--json]", "re-hash every blob and check that store, catalog and index agree (online while serve runs)", runVerify},
 		{"reindex", "", "rebuild the search index from the store and catalog (online while serve runs)", runReindex},
 		{"recover", "[--json]", "catalog the mail verify reports as blob-unreferenced (lost by the catalog) in _recovered/lost+found; serve must be stopped", runRecover},
-		{"jobs", "[--json] [--cancel ID]", "list the long jobs (import, verify, reindex) of the running serve", runJobs},
+		{"jobs", "[--json] [--cancel ID]", "list the long jobs (import, verify, reindex, export) of the running serve", runJobs},
+		{"export", "--out DIR [--format production|mbox|eml] [--dedup none|global|custodian] QUERY | verify DIR", "write an eDiscovery production (natives, text, load files, manifest) of a search, or verify one offline", runExport},
 		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... [--expires D] | tokens [NAME] | revoke ID | list | audit", "manage who may use the web UI and API, their API tokens, and read the audit trail", runUser},
 	}
 }
