@@ -52,6 +52,16 @@ const (
 // error is for a dir that cannot be read at all; everything else is a
 // Problem.
 func Verify(dir string) (*VerifyReport, error) {
+	if strings.HasSuffix(dir, ".zip") {
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			return verifyZip(dir)
+		}
+	}
+	return verifyDir(dir)
+}
+
+// verifyDir is Verify of an export directory.
+func verifyDir(dir string) (*VerifyReport, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}

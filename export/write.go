@@ -36,7 +36,7 @@ func Write(ctx context.Context, src Source, opts Options) (*Manifest, error) {
 		return nil, err
 	}
 	if o.Zip {
-		return nil, errors.New("export: zip output is not implemented; write a directory")
+		return writeZip(ctx, src, o)
 	}
 	if err := prepareDir(o.Dir); err != nil {
 		return nil, err

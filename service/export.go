@@ -41,7 +41,8 @@ type ExportRequest struct {
 	// in the message's own zone): on or after After, before Before.
 	After  string `json:"after,omitempty"`
 	Before string `json:"before,omitempty"`
-	// Dir is where the export is written; it must not exist or be empty.
+	// Dir is where the export is written; it must not exist or be empty
+	// (with Zip, Dir + ".zip" must not exist).
 	// The daemon needs an absolute path. Empty: a new directory under
 	// <data>/exports.
 	Dir      string          `json:"dir,omitempty"`
@@ -192,7 +193,11 @@ func (s *Service) Export(ctx context.Context, c Caller, req ExportRequest, progr
 	if err != nil {
 		return nil, classifyExport(err)
 	}
-	return &ExportResult{Dir: req.Dir, Manifest: m}, nil
+	dir := req.Dir
+	if req.Zip {
+		dir += ".zip"
+	}
+	return &ExportResult{Dir: dir, Manifest: m}, nil
 }
 
 func classifyExport(err error) error {

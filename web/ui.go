@@ -680,6 +680,10 @@ func (u *ui) downloadExport(c *gin.Context) {
 	c.Header("Content-Disposition", `attachment; filename="export-`+id+`.zip"`)
 	c.Header("Cache-Control", "no-store")
 	c.Header("X-Content-Type-Options", "nosniff")
+	if st, err := os.Stat(res.Dir); err == nil && !st.IsDir() {
+		c.File(res.Dir) // an export written as a zip already
+		return
+	}
 	zw := zip.NewWriter(c.Writer)
 	err = filepath.WalkDir(res.Dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -22,7 +22,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	var data, out, idsFile, format, dedup, encoding, prefix, after, before string
 	var accounts, mailboxes stringList
 	var start, width int
-	var imapSyntax, asJSON bool
+	var imapSyntax, zip, asJSON bool
 	fs := newFlags(e, "export", &data)
 	fs.StringVar(&out, "out", "", "write the export into `DIR` (must not exist, or be empty; required)")
 	fs.BoolVar(&imapSyntax, "imap", false, "QUERY is IMAP SEARCH criteria, answered in each mailbox in scope")
@@ -37,6 +37,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&prefix, "prefix", "MV", "control number `PREFIX`")
 	fs.IntVar(&start, "start", 1, "first control `NUMBER`")
 	fs.IntVar(&width, "width", 8, "control number `DIGITS`")
+	fs.BoolVar(&zip, "zip", false, "write DIR.zip (stored entries) instead of the directory DIR")
 	fs.BoolVar(&asJSON, "json", false, "print the result (directory and manifest) as one JSON object")
 	words, err := parse(fs, args)
 	if err != nil {
@@ -50,7 +51,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if out, err = filepath.Abs(out); err != nil {
 		return err
 	}
-	req := service.ExportRequest{Dir: out, Format: export.Format(format), Dedup: export.Dedup(dedup),
+	req := service.ExportRequest{Dir: out, Zip: zip, Format: export.Format(format), Dedup: export.Dedup(dedup),
 		Encoding: export.Encoding(encoding), Prefix: prefix, Start: start, Width: width, After: after, Before: before}
 	if len(words) > 0 {
 		syntax := service.SyntaxHuman
@@ -113,7 +114,7 @@ func runExportVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(words) != 1 {
-		fmt.Fprintln(e.stderr, "mailvault export verify: want one DIR")
+		fmt.Fprintln(e.stderr, "mailvault export verify: want one DIR or DIR.zip")
 		return errUsage
 	}
 	rep, err := export.Verify(words[0])
