@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"mailvault/export"
@@ -137,5 +139,32 @@ func TestExportStopsOnAlteredMail(t *testing.T) {
 	}
 	if rep, err := export.Verify(dir); err == nil && rep.OK {
 		t.Error("the stopped export verifies")
+	}
+}
+
+// TestExportDiskFull: the disk filling up mid-export is a clear error, and
+// what was written is recognisably incomplete (no manifest: verification
+// fails). The full disk is a real one: a 64 KiB tmpfs (needs root; CI runs
+// as root).
+func TestExportDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test mounts a tmpfs and needs root (CI runs as root)")
+		}
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	svc := openScopeArchive(t, scopeCorpus(), func(scopeCopy) bool { return true })
+	dir := filepath.Join(mnt, "prod")
+	_, err := svc.Export(context.Background(), Operator(), ExportRequest{Search: &SearchRequest{Query: "larger:0"}, Dir: dir}, nil)
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("export onto a full disk: %v, want an error saying no space is left", err)
+	}
+	if rep, err := export.Verify(dir); err == nil && rep.OK {
+		t.Error("the export cut short by a full disk verifies")
 	}
 }
