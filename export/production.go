@@ -74,9 +74,11 @@ const multiSep = "; "
 
 // family writes one production family: the message's native and text, then
 // each attachment's, depth first, then its rows to the load files.
-func (w *writer) family(m Message, occs []Occurrence) error {
+func (w *writer) family(m Message, pm *mime.Message, occs []Occurrence) error {
 	fam := &family{msg: m}
-	pm := mime.Parse(m.Raw, nil)
+	if pm == nil {
+		pm = mime.Parse(m.Raw, nil)
+	}
 	if pm.LimitHit {
 		w.exclude(fam, w.peek(), "the message exceeds the MIME parser's limits (parts, depth or size): parts beyond them get no document (they stay in the native); see PARSEERROR")
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"mailvault/indexer/mime"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -167,20 +168,51 @@ func (w *writer) run(ctx context.Context, src Source) error {
 	if err != nil {
 		return fmt.Errorf("export: count: %w", err)
 	}
+	// Two stages, so that both cores work: a reader goroutine takes the
+	// messages from the Source (the store's reads, decompression and hash
+	// checks), checks each hash again and parses it; this goroutine writes
+	// the files. At most prefetch messages wait between the two: memory
+	// stays bounded.
+	const prefetch = 4
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan prepared, prefetch)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(ready)
+		readErr <- src.Each(rctx, func(m Message) error {
+			p := prepared{m: m, hashErr: checkHash(m)}
+			if p.hashErr == nil && w.opts.Format == FormatProduction {
+				p.pm = mime.Parse(m.Raw, nil)
+			}
+			select {
+			case ready <- p:
+				return nil
+			case <-rctx.Done():
+				return rctx.Err()
+			}
+		})
+	}()
 	done := 0
-	err = src.Each(ctx, func(m Message) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	for p := range ready {
+		if err != nil {
+			continue // drain, so that the reader can stop
 		}
-		if err := w.message(m); err != nil {
-			return err
+		if err = ctx.Err(); err == nil {
+			err = w.message(p)
+		}
+		if err != nil {
+			cancel()
+			continue
 		}
 		done++
 		if w.opts.Progress != nil {
 			w.opts.Progress(done, total)
 		}
-		return nil
-	})
+	}
+	if rerr := <-readErr; err == nil && rerr != nil {
+		err = rerr
+	}
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -231,11 +263,28 @@ func (w *writer) control() (string, error) {
 	return w.opts.Prefix + strings.Repeat("0", w.opts.Width-len(s)) + s, nil
 }
 
-// message exports one unique message as one or more families, by dedup.
-func (w *writer) message(m Message) error {
+// prepared is a message read and checked ahead of the writer, and for a
+// production parsed.
+type prepared struct {
+	m       Message
+	pm      *mime.Message
+	hashErr error
+}
+
+// checkHash refuses bytes that do not hash to the message's key.
+func checkHash(m Message) error {
 	sum := sha256.Sum256(m.Raw)
 	if hex.EncodeToString(sum[:]) != strings.ToLower(m.SHA256) {
 		return fmt.Errorf("message %s: %w (the bytes handed out hash to %x)", m.SHA256, ErrCorrupt, sum)
+	}
+	return nil
+}
+
+// message exports one unique message as one or more families, by dedup.
+func (w *writer) message(p prepared) error {
+	m := p.m
+	if p.hashErr != nil {
+		return p.hashErr
 	}
 	w.man.Counts.Messages++
 	w.man.Counts.Occurrences += len(m.Occurrences)
@@ -243,7 +292,7 @@ func (w *writer) message(m Message) error {
 		var err error
 		switch w.opts.Format {
 		case FormatProduction:
-			err = w.family(m, occs)
+			err = w.family(m, p.pm, occs)
 		case FormatEML:
 			err = w.eml(m, occs)
 		case FormatMbox:
