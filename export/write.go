@@ -32,9 +32,12 @@ const (
 // that exists and is not empty. On error the partial directory is left as
 // it is, without a manifest, which Verify reports as incomplete.
 func Write(ctx context.Context, src Source, opts Options) (*Manifest, error) {
-	o, err := opts.withDefaults()
+	o, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if o.Dir == "" {
+		return nil, errors.New("export: no target directory")
 	}
 	if o.Zip {
 		return writeZip(ctx, src, o)
@@ -54,7 +57,11 @@ func Write(ctx context.Context, src Source, opts Options) (*Manifest, error) {
 	return w.man, nil
 }
 
-func (o Options) withDefaults() (Options, error) {
+// WithDefaults returns o with the defaults filled in (production, no
+// dedup, UTF-8, MV, 1, 8), or an error naming what is not valid: the one
+// check of an export's options, for callers that want to refuse a request
+// before they start it.
+func (o Options) WithDefaults() (Options, error) {
 	switch o.Format {
 	case "":
 		o.Format = FormatProduction
@@ -75,9 +82,6 @@ func (o Options) withDefaults() (Options, error) {
 	case EncodingUTF8BOM, EncodingCP1252:
 	default:
 		return o, fmt.Errorf("export: unknown encoding %q (want utf-8 or windows-1252)", o.Encoding)
-	}
-	if o.Dir == "" {
-		return o, errors.New("export: no target directory")
 	}
 	if o.Prefix == "" {
 		o.Prefix = "MV"

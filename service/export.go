@@ -124,35 +124,17 @@ func cmpSyntax(s Syntax) Syntax {
 	return s
 }
 
-// checkExportRequest validates and fills in defaults.
+// checkExportRequest validates req and fills in the export's defaults
+// (export.Options.WithDefaults is the one check of those).
 func checkExportRequest(req *ExportRequest) error {
 	if req.Search == nil && len(req.IDs) == 0 {
 		return errorf(ErrBadRequest, "export: give a search or a list of message ids")
 	}
-	if req.Format == "" {
-		req.Format = export.FormatProduction
+	o, err := req.options("", nil).WithDefaults()
+	if err != nil {
+		return errorf(ErrBadRequest, "%v", err)
 	}
-	if req.Dedup == "" {
-		req.Dedup = export.DedupNone
-	}
-	if req.Encoding == "" {
-		req.Encoding = export.EncodingUTF8BOM
-	}
-	switch req.Format {
-	case export.FormatProduction, export.FormatMbox, export.FormatEML:
-	default:
-		return errorf(ErrBadRequest, "export: format %q: want production, mbox or eml", req.Format)
-	}
-	switch req.Dedup {
-	case export.DedupNone, export.DedupGlobal, export.DedupCustodian:
-	default:
-		return errorf(ErrBadRequest, "export: dedup %q: want none, global or custodian", req.Dedup)
-	}
-	switch req.Encoding {
-	case export.EncodingUTF8BOM, export.EncodingCP1252:
-	default:
-		return errorf(ErrBadRequest, "export: encoding %q: want utf-8 or windows-1252", req.Encoding)
-	}
+	req.Format, req.Dedup, req.Encoding, req.Prefix, req.Start, req.Width = o.Format, o.Dedup, o.Encoding, o.Prefix, o.Start, o.Width
 	for _, d := range []string{req.After, req.Before} {
 		if d != "" {
 			if _, err := time.Parse("2006-01-02", d); err != nil {
@@ -166,6 +148,12 @@ func checkExportRequest(req *ExportRequest) error {
 		}
 	}
 	return nil
+}
+
+// options are the export package's options for req, made by who.
+func (req ExportRequest) options(by string, progress func(done, total int)) export.Options {
+	return export.Options{Dir: req.Dir, Zip: req.Zip, Format: req.Format, Dedup: req.Dedup, Encoding: req.Encoding,
+		Prefix: req.Prefix, Start: req.Start, Width: req.Width, Scope: req, By: by, Tool: "mailvault", Progress: progress}
 }
 
 // Export writes the export of req for c now (the job's body; one-shot
@@ -187,9 +175,7 @@ func (s *Service) Export(ctx context.Context, c Caller, req ExportRequest, progr
 	if err := os.MkdirAll(filepath.Dir(req.Dir), 0o700); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	m, err := export.Write(ctx, src, export.Options{Dir: req.Dir, Zip: req.Zip, Format: req.Format, Dedup: req.Dedup,
-		Encoding: req.Encoding, Prefix: req.Prefix, Start: req.Start, Width: req.Width, Scope: req, By: c.Name,
-		Tool: "mailvault", Progress: progress})
+	m, err := export.Write(ctx, src, req.options(c.Name, progress))
 	if err != nil {
 		return nil, classifyExport(err)
 	}
