@@ -222,28 +222,12 @@ func (s *Service) exportScope(ctx context.Context, c Caller, req ExportRequest) 
 		order = append(order, h.SHA256)
 	}
 	if req.Search != nil {
-		q := *req.Search
-		q.Limit, q.Offset, q.After, q.Facets, q.ByRelevance = MaxLimit, 0, nil, false, false
-		// Every page: by offset for the IMAP syntax (its answers are
-		// occurrences), by the sort key for the human syntax (deep pages
-		// cost what the first does).
-		for seen := 0; ; {
-			res, err := s.Search(ctx, c, q)
-			if err != nil {
-				return nil, err
-			}
-			for _, h := range res.Hits {
-				add(h)
-			}
-			seen += len(res.Hits)
-			if len(res.Hits) == 0 || uint64(seen) >= res.Total {
-				break
-			}
-			if q.Syntax == SyntaxIMAP {
-				q.Offset = seen
-			} else if q.After = res.After; len(q.After) == 0 {
-				break
-			}
+		hits, err := s.searchAll(ctx, c, *req.Search)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hits {
+			add(h)
 		}
 	}
 	if len(req.IDs) > 0 {

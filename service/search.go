@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -114,6 +115,33 @@ func Parse(syntax Syntax, q string) (query.Node, error) {
 // Caller.restrict), so that totals, facets and hits count nothing c may not
 // see. Every search is recorded in the audit trail.
 func (s *Service) Search(ctx context.Context, c Caller, req SearchRequest) (*SearchResult, error) {
+	return s.search(ctx, c, req, false)
+}
+
+// searchAll answers req with every hit at once (Limit, Offset and After are
+// ignored), unaudited: for an export, which audits its scope itself.
+func (s *Service) searchAll(ctx context.Context, c Caller, req SearchRequest) ([]Hit, error) {
+	req.Limit, req.Offset, req.After, req.Facets, req.ByRelevance = MaxLimit, 0, nil, false, false
+	res, err := s.search(ctx, c, req, true)
+	if err != nil {
+		return nil, err
+	}
+	hits := res.Hits
+	// The human syntax pages by the sort key, a page at a time; the IMAP
+	// syntax answered everything at once.
+	for req.Syntax != SyntaxIMAP && uint64(len(hits)) < res.Total && len(res.Hits) > 0 && len(res.After) > 0 {
+		req.After = res.After
+		if res, err = s.search(ctx, c, req, true); err != nil {
+			return nil, err
+		}
+		hits = append(hits, res.Hits...)
+	}
+	return hits, nil
+}
+
+// search is Search; all (searchAll) skips the audit row and, for the IMAP
+// syntax, the page cut.
+func (s *Service) search(ctx context.Context, c Caller, req SearchRequest, all bool) (*SearchResult, error) {
 	begin := time.Now()
 	if req.Syntax == "" {
 		req.Syntax = SyntaxHuman
@@ -123,6 +151,9 @@ func (s *Service) Search(ctx context.Context, c Caller, req SearchRequest) (*Sea
 	}
 	if req.Limit < 1 || req.Limit > MaxLimit {
 		return nil, errorf(ErrBadRequest, "limit %d: want 1 to %d", req.Limit, MaxLimit)
+	}
+	if all && req.Syntax == SyntaxIMAP {
+		req.Limit = math.MaxInt32
 	}
 	if req.Offset < 0 || req.Offset > maxOffset {
 		return nil, errorf(ErrBadRequest, "offset %d: want 0 to %d (page by the cursor instead)", req.Offset, maxOffset)
@@ -145,8 +176,10 @@ func (s *Service) Search(ctx context.Context, c Caller, req SearchRequest) (*Sea
 	if err != nil {
 		return nil, s.denied(ctx, c, "search", fmt.Sprintf("accounts %v: %s", req.Accounts, req.Query), err)
 	}
-	if err := s.audit(ctx, c, "search", string(req.Syntax)+": "+req.Query); err != nil {
-		return nil, err
+	if !all {
+		if err := s.audit(ctx, c, "search", string(req.Syntax)+": "+req.Query); err != nil {
+			return nil, err
+		}
 	}
 	var res *SearchResult
 	if req.Syntax == SyntaxIMAP {

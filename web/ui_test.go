@@ -342,4 +342,14 @@ func TestUIExport(t *testing.T) {
 	if code, _, _ := getPage(t, ann, f.srv.URL+download); code != 404 {
 		t.Errorf("a user downloads another's export: %d", code)
 	}
+	// The export and its download are in the audit trail, with the scope.
+	trail, _ := f.users.AuditTrail(context.Background(), 1000)
+	var exported, downloaded bool
+	for _, e := range trail {
+		exported = exported || e.User == "aud" && e.Action == "export" && strings.Contains(e.Detail, `"budget"`)
+		downloaded = downloaded || e.User == "aud" && e.Action == "download" && strings.HasPrefix(e.Detail, "export ")
+	}
+	if !exported || !downloaded {
+		t.Errorf("audit trail: export recorded %v, download recorded %v", exported, downloaded)
+	}
 }

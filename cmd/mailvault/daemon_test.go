@@ -368,6 +368,8 @@ func checkOperatorAudited(t *testing.T, bin, data string) {
 		{"job-start", "import "},
 		{"job-start", "verify "},
 		{"job-start", "reindex "},
+		{"job-start", "export "},
+		{"export", "messages to "},
 		{"search", "human: zebra-operator-probe"},
 	} {
 		found := false
