@@ -342,10 +342,10 @@ func TestProductionRoundTrip(t *testing.T) {
 	if get(fam[7], "PARENTID") != "MV00000010" || get(fam[7], "FILENAME") != "inner.bin" || get(fam[6], "FILEEXT") != "eml" {
 		t.Errorf("nested rows: %q / %q", fam[6], fam[7])
 	}
-	if get(fam[2], "FILENAME") != "../../etc/passwd" || get(fam[2], "NATIVEPATH") != "NATIVES/MV00000006.bin" {
+	if get(fam[2], "FILENAME") != "../../etc/passwd" || get(fam[2], "NATIVEPATH") != "NATIVES/0001/MV00000006.bin" {
 		t.Errorf("hostile name row: %q", fam[2])
 	}
-	if get(fam[1], "NATIVEPATH") != "NATIVES/MV00000005.pdf" || get(fam[0], "INREPLYTO") != "<plain-1@example.com>" {
+	if get(fam[1], "NATIVEPATH") != "NATIVES/0001/MV00000005.pdf" || get(fam[0], "INREPLYTO") != "<plain-1@example.com>" {
 		t.Errorf("pdf row: %q", fam[1])
 	}
 	hs := rows[12]
@@ -354,7 +354,7 @@ func TestProductionRoundTrip(t *testing.T) {
 		t.Errorf("DAT hostile SUBJECT = %q, want %q", get(hs, "SUBJECT"), want)
 	}
 	g := rows[14]
-	if get(g, "PARSEERROR") == "" || get(g, "NATIVEPATH") != "NATIVES/MV00000015.eml" {
+	if get(g, "PARSEERROR") == "" || get(g, "NATIVEPATH") != "NATIVES/0001/MV00000015.eml" {
 		t.Errorf("garbage row: %q", g)
 	}
 
@@ -392,7 +392,7 @@ func TestProductionRoundTrip(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	txt, _ := os.ReadFile(filepath.Join(dir, "TEXT/MV00000004.txt"))
+	txt, _ := os.ReadFile(filepath.Join(dir, "TEXT/0001/MV00000004.txt"))
 	if !strings.Contains(string(txt), "Café report") {
 		t.Errorf("text of MV00000004 = %q", txt)
 	}
@@ -472,10 +472,11 @@ func validName(rel string) bool {
 	case ManifestName, CustodyName, SumsName, DATName, CSVName, XMLName, OPTName:
 		return true
 	}
-	d, f, ok := strings.Cut(rel, "/")
-	if !ok || (d != "NATIVES" && d != "TEXT") || strings.Contains(f, "/") || !strings.HasPrefix(f, "MV") {
+	parts := strings.Split(rel, "/")
+	if len(parts) != 3 || (parts[0] != "NATIVES" && parts[0] != "TEXT") || len(parts[1]) != 4 || !strings.HasPrefix(parts[2], "MV") {
 		return false
 	}
+	f := parts[1] + parts[2]
 	for _, r := range f {
 		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.') {
 			return false

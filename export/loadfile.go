@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -83,16 +84,34 @@ func (lf *loadFiles) row(w *writer, r *record, fam *family, i int) error {
 // CR or LF) becomes ®; a ®, þ or DC4 already in the value, which a reader
 // would take for a delimiter, becomes U+FFFD. The CSV keeps the exact value.
 func datValue(s string) string {
-	s = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(s)
-	return strings.Map(func(r rune) rune {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\r' || c == '\n' || c == datSep || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s // the usual case: nothing to change, nothing to copy
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i, r := range s {
 		switch r {
 		case datSep, datQuote, datNewline:
-			return '\uFFFD'
+			b.WriteRune('\uFFFD')
+		case '\r':
+			if i+1 < len(s) && s[i+1] == '\n' {
+				continue // CR LF is one line break: the LF writes it
+			}
+			b.WriteRune(datNewline)
 		case '\n':
-			return datNewline
+			b.WriteRune(datNewline)
+		default:
+			b.WriteRune(r)
 		}
-		return r
-	}, s)
+	}
+	return b.String()
 }
 
 func (lf *loadFiles) writeDAT(w *writer, vals []string) {
@@ -136,7 +155,16 @@ func (w *writer) encode(s string) []byte {
 	return out
 }
 
+// xesc escapes s for an XML attribute value or text.
 func xesc(s string) string {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '<' && c != '>' && c != '&' && c != '\'' && c != '"'
+	}
+	if plain {
+		return s // printable ASCII with nothing to escape
+	}
 	var b strings.Builder
 	xml.EscapeText(&b, []byte(s))
 	return b.String()
@@ -150,7 +178,7 @@ func (lf *loadFiles) writeXML(vals []string, text File) {
 	if vals[fParentID] != "" {
 		doctype = "File"
 	}
-	fmt.Fprintf(x, "<Document DocID=\"%s\" DocType=\"%s\">\r\n<Tags>\r\n", xesc(vals[fBegDoc]), doctype)
+	x.WriteString("<Document DocID=\"" + xesc(vals[fBegDoc]) + "\" DocType=\"" + doctype + "\">\r\n<Tags>\r\n")
 	for k, v := range vals {
 		t := tagTypes[k]
 		if t == "" {
@@ -159,19 +187,19 @@ func (lf *loadFiles) writeXML(vals []string, text File) {
 		if v == "" && t != "Text" {
 			continue
 		}
-		fmt.Fprintf(x, "<Tag TagName=\"%s\" TagDataType=\"%s\" TagValue=\"%s\"/>\r\n", fieldNames[k], t, xesc(v))
+		x.WriteString("<Tag TagName=\"" + fieldNames[k] + "\" TagDataType=\"" + t + "\" TagValue=\"" + xesc(v) + "\"/>\r\n")
 	}
-	fmt.Fprintf(x, "</Tags>\r\n<Files>\r\n")
+	x.WriteString("</Tags>\r\n<Files>\r\n")
 	file := func(typ, path, size, hash string) {
 		dir, name := "", path
 		if i := strings.LastIndexByte(path, '/'); i >= 0 {
 			dir, name = path[:i], path[i+1:]
 		}
-		fmt.Fprintf(x, "<File FileType=\"%s\">\r\n<ExternalFile FilePath=\"%s\" FileName=\"%s\" FileSize=\"%s\" Hash=\"%s\"/>\r\n</File>\r\n",
-			typ, xesc(dir), xesc(name), size, hash)
+		x.WriteString("<File FileType=\"" + typ + "\">\r\n<ExternalFile FilePath=\"" + xesc(dir) + "\" FileName=\"" + xesc(name) +
+			"\" FileSize=\"" + size + "\" Hash=\"" + hash + "\"/>\r\n</File>\r\n")
 	}
 	file("Native", vals[fNativePath], vals[fFileSize], vals[fMD5])
-	file("Text", text.Path, fmt.Sprint(text.Size), text.MD5)
+	file("Text", text.Path, strconv.FormatInt(text.Size, 10), text.MD5)
 	x.WriteString("</Files>\r\n</Document>\r\n")
 }
 

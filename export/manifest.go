@@ -18,6 +18,11 @@ import (
 // included), each through a temporary name and a rename, then removes the
 // working directory. Until SHA256SUMS exists the export is incomplete.
 func (w *writer) finish() error {
+	if w.pool != nil {
+		if err := w.pool.wait(); err != nil {
+			return err
+		}
+	}
 	if err := w.fbuf.Flush(); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}

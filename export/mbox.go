@@ -18,7 +18,8 @@ func (w *writer) mboxMessage(m Message, occs []Occurrence) error {
 	}
 	w.man.Counts.Emails++
 	sender := "MAILER-DAEMON"
-	pm := mime.Parse(m.Raw, &mime.Limits{MaxParts: 1, MaxTextBytes: 1})
+	// Only the header is wanted (From, Date): parse no body.
+	pm := mime.Parse(headerOf(m.Raw), &mime.Limits{MaxParts: 1, MaxTextBytes: 1})
 	if len(pm.From) > 0 && pm.From[0].Addr != "" && !strings.ContainsAny(pm.From[0].Addr, " \t\r\n") {
 		sender = pm.From[0].Addr
 	}
@@ -48,4 +49,21 @@ func (w *writer) mboxMessage(m Message, occs []Occurrence) error {
 	}
 	mb.WriteString("\n")
 	return nil
+}
+
+// headerOf is raw up to and including the blank line that ends its header
+// (all of raw when there is none).
+func headerOf(raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			break
+		}
+		line := raw[i : i+j]
+		i += j + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			return raw[:i]
+		}
+	}
+	return raw
 }

@@ -40,15 +40,15 @@ func TestVerifyFindsTampering(t *testing.T) {
 		path  string
 	}{
 		{"flipped byte", func(dir string) error {
-			p := filepath.Join(dir, "NATIVES/MV00000004.eml")
+			p := filepath.Join(dir, "NATIVES/0001/MV00000004.eml")
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
 			b[10] ^= 1
 			return os.WriteFile(p, b, 0o644)
-		}, ProblemAltered, "NATIVES/MV00000004.eml"},
-		{"deleted file", func(dir string) error { return os.Remove(filepath.Join(dir, "TEXT/MV00000002.txt")) }, ProblemMissing, "TEXT/MV00000002.txt"},
+		}, ProblemAltered, "NATIVES/0001/MV00000004.eml"},
+		{"deleted file", func(dir string) error { return os.Remove(filepath.Join(dir, "TEXT/0001/MV00000002.txt")) }, ProblemMissing, "TEXT/0001/MV00000002.txt"},
 		{"extra file", func(dir string) error {
 			return os.WriteFile(filepath.Join(dir, "NATIVES/extra.exe"), []byte("x"), 0o644)
 		}, ProblemExtra, "NATIVES/extra.exe"},

@@ -1,7 +1,9 @@
 package export
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -147,12 +149,14 @@ func (w *writer) emailDoc(fam *family, raw []byte, pm *mime.Message, perr string
 	}
 	r := &fam.rows[idx]
 	r[fBegDoc], r[fEndDoc] = c, c
-	native := "NATIVES/" + c + ".eml"
+	native, text, err := w.docPaths(c, "eml")
+	if err != nil {
+		return 0, err
+	}
 	nf, err := w.writeFile(native, raw, c, archive)
 	if err != nil {
 		return 0, err
 	}
-	text := "TEXT/" + c + ".txt"
 	tf, err := w.writeFile(text, []byte(emailText(pm)), c, "")
 	if err != nil {
 		return 0, err
@@ -232,12 +236,14 @@ func (w *writer) attachmentDoc(fam *family, a mime.Attachment, data []byte, pare
 	fam.kids[parent] = append(fam.kids[parent], idx)
 	r := &fam.rows[idx]
 	ext := extension(a.Filename, a.ContentType)
-	native := "NATIVES/" + c + "." + ext
+	native, text, err := w.docPaths(c, ext)
+	if err != nil {
+		return err
+	}
 	nf, err := w.writeFile(native, data, c, "")
 	if err != nil {
 		return err
 	}
-	text := "TEXT/" + c + ".txt"
 	tf, err := w.writeFile(text, []byte(a.Text), c, "")
 	if err != nil {
 		return err
@@ -252,6 +258,29 @@ func (w *writer) attachmentDoc(fam *family, a mime.Attachment, data []byte, pare
 	r[fMD5], r[fSHA256] = nf.MD5, nf.SHA256
 	r[fNativePath], r[fTextPath] = native, text
 	return nil
+}
+
+// FolderSize is how many documents share a folder of NATIVES and of TEXT:
+// NATIVES/0001/ holds the first 1,000 documents, NATIVES/0002/ the next,
+// as productions are laid out, so that no folder grows to hundreds of
+// thousands of files (which file managers, review tools' loaders and
+// file systems all handle badly; on ext4 creating files in one huge
+// folder is also measurably slower, docs/benchmarks.md).
+const FolderSize = 1000
+
+// docPaths gives the native's and the text's paths of the document just
+// numbered c, creating its folders when it is the first in them.
+func (w *writer) docPaths(c, ext string) (native, text string, err error) {
+	folder := fmt.Sprintf("%04d", (w.next-1-w.opts.Start)/FolderSize+1)
+	if folder != w.folder {
+		for _, top := range []string{"NATIVES", "TEXT"} {
+			if err := os.Mkdir(w.path(top+"/"+folder), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return "", "", fmt.Errorf("export: %w", err)
+			}
+		}
+		w.folder = folder
+	}
+	return "NATIVES/" + folder + "/" + c + "." + ext, "TEXT/" + folder + "/" + c + ".txt", nil
 }
 
 func (w *writer) exclude(fam *family, doc, reason string) {

@@ -130,6 +130,9 @@ type writer struct {
 	sumsF *os.File
 	lf    *loadFiles // production only
 	mbox  *hashedFile
+	pool  *filePool // production and EML: writes natives and texts
+	// folder is the NATIVES and TEXT subfolder made last (docPaths).
+	folder string
 }
 
 func (w *writer) path(rel string) string { return filepath.Join(w.opts.Dir, filepath.FromSlash(rel)) }
@@ -148,6 +151,10 @@ func (w *writer) run(ctx context.Context, src Source) error {
 	}
 	w.sums = bufio.NewWriter(w.sumsF)
 
+	switch w.opts.Format {
+	case FormatProduction, FormatEML:
+		w.pool = newFilePool()
+	}
 	switch w.opts.Format {
 	case FormatProduction:
 		for _, d := range []string{"NATIVES", "TEXT", "DATA"} {
@@ -235,6 +242,9 @@ func (w *writer) run(ctx context.Context, src Source) error {
 
 // abort closes what is open; the partial export stays, without manifest.
 func (w *writer) abort() {
+	if w.pool != nil {
+		w.pool.wait()
+	}
 	if w.lf != nil {
 		w.lf.abort()
 	}
@@ -394,18 +404,28 @@ func (w *writer) record(f File) error {
 	return nil
 }
 
-// writeFile writes one whole file of the export.
+// writeFile writes one whole file of the export: hashed and recorded here,
+// in the export's order, and created by the pool.
+//
+// archive is the sha256 of the archived message whose bytes data is, or ""
+// for any other file. It was checked against data by checkHash just before
+// (reader stage), so it is the file's SHA-256 and is not computed again.
 func (w *writer) writeFile(rel string, data []byte, doc, archive string) (File, error) {
-	h, err := w.create(rel)
-	if err != nil {
+	md := md5.Sum(data)
+	f := File{Path: rel, Size: int64(len(data)), SHA256: archive, MD5: hex.EncodeToString(md[:])}
+	if archive == "" {
+		sha := sha256.Sum256(data)
+		f.SHA256 = hex.EncodeToString(sha[:])
+	}
+	if err := w.pool.put(w.path(rel), data); err != nil {
 		return File{}, err
 	}
-	h.doc, h.arc = doc, archive
-	h.Write(data)
-	if err := h.Close(); err != nil {
+	rec := f
+	rec.DocID, rec.ArchiveSHA256 = doc, archive
+	if err := w.record(rec); err != nil {
 		return File{}, err
 	}
-	return File{Path: rel, Size: h.n, SHA256: hex.EncodeToString(h.sha.Sum(nil)), MD5: hex.EncodeToString(h.md.Sum(nil))}, nil
+	return f, nil
 }
 
 // eml writes a message as EML/<CONTROL>.eml.

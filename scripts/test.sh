@@ -36,5 +36,6 @@ go test -run '^$' -fuzz '^FuzzNewView$' -fuzztime "$((30000 * scale))x" ./indexe
 go test -run '^$' -fuzz '^FuzzMbox$' -fuzztime "$((50000 * scale))x" ./indexer/mailfile/
 go test -run '^$' -fuzz '^FuzzSafeNext$' -fuzztime "$((20000 * scale))x" ./web/
 go test -run '^$' -fuzz '^FuzzDecodeCursor$' -fuzztime "$((20000 * scale))x" ./web/
+go test -run '^$' -fuzz '^FuzzLoadFileValues$' -fuzztime "$((50000 * scale))x" ./export/
 # Each execution is a real TCP session (~10/s): few, and little minimising.
 go test -run '^$' -fuzz '^FuzzServerResponses$' -fuzztime "$((300 * scale))x" -fuzzminimizetime 5x ./harvest/

@@ -661,9 +661,20 @@ func checkCorpusExport(t *testing.T, mv runner, data string, c *corpustest.Corpu
 	if r := mv(t, "export", "verify", out); r.code != 0 {
 		t.Fatalf("export verify: exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
-	natives, _ := filepath.Glob(filepath.Join(out, "NATIVES", "*.eml"))
+	natives, _ := filepath.Glob(filepath.Join(out, "NATIVES", "*", "*.eml"))
 	if len(natives) < c.Distinct {
 		t.Fatalf("%d native messages, want at least %d", len(natives), c.Distinct)
+	}
+	// Documents are spread over folders of 1,000: the first holds exactly
+	// that many natives and texts, and the next folder exists.
+	for _, top := range []string{"NATIVES", "TEXT"} {
+		first, _ := os.ReadDir(filepath.Join(out, top, "0001"))
+		if len(first) != 1000 {
+			t.Errorf("%s/0001 holds %d files, want 1000", top, len(first))
+		}
+		if _, err := os.Stat(filepath.Join(out, top, "0002")); err != nil {
+			t.Errorf("%s/0002: %v", top, err)
+		}
 	}
 	b, err := os.ReadFile(natives[len(natives)/2])
 	if err != nil {
