@@ -97,6 +97,12 @@ CREATE TABLE IF NOT EXISTS skipped (         -- messages a server would not deli
 );
 `
 
+// moreSchemas are the schemas of the catalog's other files (holds,
+// tombstones, the ledger's expunges), each added by its file's init and
+// run with the main one, in the same transaction, when the catalog opens.
+// Each must be idempotent (CREATE ... IF NOT EXISTS).
+var moreSchemas []string
+
 // Sources of a mailbox's contents.
 const (
 	SourceIMAP   = "imap"
@@ -144,7 +150,12 @@ func Open(path string) (*Catalog, error) {
 	// others (which a reader such as `status` would trip on).
 	tx, err := db.Begin()
 	if err == nil {
-		if _, err = tx.Exec(schema); err == nil {
+		for _, sch := range append([]string{schema}, moreSchemas...) {
+			if _, err = tx.Exec(sch); err != nil {
+				break
+			}
+		}
+		if err == nil {
 			err = tx.Commit()
 		} else {
 			tx.Rollback()
