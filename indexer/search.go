@@ -39,6 +39,10 @@ type SearchOptions struct {
 	// this is (SearchResult.After of the previous page), instead of Offset:
 	// deep pages then cost what the first does.
 	After []string
+	// IDs restricts the search to these messages (sha256 hex), when not
+	// empty: a legal hold's query asked about a batch of messages costs
+	// the batch, not the hold's whole scope.
+	IDs []string
 }
 
 // Facets are counts over every message a search matched, not just a page.
@@ -162,6 +166,9 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 		filters = append(filters, anyTerm(query.IndexAccount, o.Accounts))
 	case len(canon) > 0:
 		filters = append(filters, anyTerm(query.IndexMailbox, canon))
+	}
+	if len(o.IDs) > 0 {
+		filters = append(filters, bleveq.NewDocIDQuery(o.IDs))
 	}
 	if len(filters) > 0 {
 		bq = bleveq.NewConjunctionQuery(append([]bleveq.Query{bq}, filters...))

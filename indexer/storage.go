@@ -113,6 +113,7 @@ type catalogStore interface {
 	indexCatalog
 	lookupCatalog
 	statusCatalog
+	holdCatalog
 	Close() error
 }
 

@@ -17,6 +17,9 @@ const (
 	RoleAdmin Role = "admin"
 	// RoleAuditor sees every account, read-only.
 	RoleAuditor Role = "auditor"
+	// RoleLegal sees every account, read-only like an auditor, and
+	// manages legal holds (service/holds.go).
+	RoleLegal Role = "legal"
 	// RoleUser sees only the accounts assigned to them.
 	RoleUser Role = "user"
 	// RoleOperator is whoever runs the mailvault command on the host, through
@@ -42,7 +45,7 @@ func Operator() Caller { return Caller{Name: "operator", Role: RoleOperator, Rem
 
 // SeesAll reports whether c sees every account.
 func (c Caller) SeesAll() bool {
-	return c.Role == RoleAdmin || c.Role == RoleAuditor || c.Role == RoleOperator
+	return c.Role == RoleAdmin || c.Role == RoleAuditor || c.Role == RoleLegal || c.Role == RoleOperator
 }
 
 // Sees reports whether c may see mail of account.

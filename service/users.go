@@ -115,10 +115,10 @@ var ErrBadLogin = errors.New("wrong user name or password")
 
 func validRole(role Role) error {
 	switch role {
-	case RoleAdmin, RoleAuditor, RoleUser:
+	case RoleAdmin, RoleAuditor, RoleLegal, RoleUser:
 		return nil
 	}
-	return fmt.Errorf("role %q: want admin, auditor or user", role)
+	return fmt.Errorf("role %q: want admin, auditor, legal or user", role)
 }
 
 // MaxNameBytes bounds a user name (and what a login form may send as one).
