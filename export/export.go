@@ -133,6 +133,10 @@ type Manifest struct {
 	// and SHA256SUMS. Write returns a Manifest without it (it is streamed
 	// to manifest.json, not kept in memory); ReadManifest fills it.
 	Files []File `json:"files,omitempty"`
+	// SHA256 is manifest.json's sha256 (hex), the one custody.txt and
+	// SHA256SUMS state: set by Write for the audit trail, not a field of
+	// manifest.json itself (nor filled in by ReadManifest).
+	SHA256 string `json:"-"`
 }
 
 // Counts are the totals of an export.

@@ -78,6 +78,7 @@ func (w *writer) finish() error {
 		return fmt.Errorf("export: %w", err)
 	}
 	manifestSum := hex.EncodeToString(msum.Sum(nil))
+	w.man.SHA256 = manifestSum
 
 	custody := custodyText(w.man, manifestSum)
 	cs := sha256.Sum256([]byte(custody))

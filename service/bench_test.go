@@ -41,7 +41,12 @@ func TestBenchExport(t *testing.T) {
 	if _, err := service.Import(ctx, a, service.ImportRequest{Account: "sa", Paths: []string{root}}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(a, nil)
+	users, err := service.OpenUsers(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Close()
+	svc := service.New(a, &service.Options{Users: users})
 	occs, err := a.Occurrences(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -40,9 +40,6 @@ type Caller struct {
 	Remote string
 }
 
-// Operator is the local operator (the CLI on the host).
-func Operator() Caller { return Caller{Name: "operator", Role: RoleOperator, Remote: "local"} }
-
 // SeesAll reports whether c sees every account.
 func (c Caller) SeesAll() bool {
 	return c.Role == RoleAdmin || c.Role == RoleAuditor || c.Role == RoleLegal || c.Role == RoleOperator

@@ -59,6 +59,9 @@ type ExportRequest struct {
 type ExportResult struct {
 	Dir      string           `json:"dir"`
 	Manifest *export.Manifest `json:"manifest,omitempty"`
+	// ManifestSHA256 is manifest.json's sha256, as custody.txt and the
+	// audit trail (export-done) state it.
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
 }
 
 // CanExport reports whether c may make exports.
@@ -91,9 +94,6 @@ func (s *Service) StartExport(c Caller, req ExportRequest) (JobInfo, error) {
 	info, err := s.jobs.start(c, JobExport, what, func(ctx context.Context, progress func(int, int)) (any, error) {
 		return s.Export(ctx, c, req, progress)
 	})
-	if err == nil {
-		err = s.audit(context.Background(), c, "job-start", "export "+info.ID+" "+what)
-	}
 	return info, err
 }
 
@@ -183,7 +183,13 @@ func (s *Service) Export(ctx context.Context, c Caller, req ExportRequest, progr
 	if req.Zip {
 		dir += ".zip"
 	}
-	return &ExportResult{Dir: dir, Manifest: m}, nil
+	// The production is recorded by its manifest's sha256 (which names
+	// every file's) before it is handed out: an export that cannot be
+	// recorded fails, and its job is never downloadable.
+	if err := s.audit(ctx, c, ActionExportDone, fmt.Sprintf("%s manifest sha256 %s: %d messages, %d documents", dir, m.SHA256, m.Counts.Messages, m.Counts.Documents)); err != nil {
+		return nil, err
+	}
+	return &ExportResult{Dir: dir, Manifest: m, ManifestSHA256: m.SHA256}, nil
 }
 
 func classifyExport(err error) error {

@@ -81,9 +81,6 @@ func (s *Service) StartImport(c Caller, req ImportRequest) (JobInfo, error) {
 		sum, err := Import(ctx, s.a, req, progress, func(note string) { s.log.Warn("import", "account", req.Account, "note", note) })
 		return sum, err
 	})
-	if err == nil {
-		err = s.audit(context.Background(), c, "job-start", "import "+info.ID+" "+what)
-	}
 	return info, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,11 @@ func (js *jobs) start(c Caller, kind JobKind, what string, fn func(ctx context.C
 	}
 	var idb [6]byte
 	rand.Read(idb[:])
+	// The start is recorded before the job is queued: a job whose start
+	// cannot be audited never runs (fail closed).
+	if err := js.s.audit(context.Background(), c, ActionJobStart, strings.TrimSpace(string(kind)+" "+hex.EncodeToString(idb[:])+" "+what)); err != nil {
+		return JobInfo{}, err
+	}
 	ctx, cancel := context.WithCancel(js.ctx)
 	j := &job{info: JobInfo{ID: hex.EncodeToString(idb[:]), Kind: kind, State: JobQueued, By: c.Name, What: what,
 		Started: time.Now()}, cancel: cancel, finished: make(chan struct{})}
@@ -282,9 +288,6 @@ func (s *Service) StartVerify(c Caller) (JobInfo, error) {
 	info, err := s.jobs.start(c, JobVerify, "the whole archive", func(ctx context.Context, progress func(int, int)) (any, error) {
 		return s.a.Verify(ctx, progress)
 	})
-	if err == nil {
-		err = s.audit(context.Background(), c, "job-start", "verify "+info.ID)
-	}
 	return info, err
 }
 
@@ -307,9 +310,6 @@ func (s *Service) StartReindex(c Caller) (JobInfo, error) {
 		}
 		return s.reindexSummary(ctx)
 	})
-	if err == nil {
-		err = s.audit(context.Background(), c, "job-start", "reindex "+info.ID)
-	}
 	return info, err
 }
 

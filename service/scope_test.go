@@ -104,7 +104,12 @@ func openScopeArchive(t *testing.T, copies []scopeCopy, keep func(scopeCopy) boo
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return New(a, nil)
+	users, err := OpenUsers(a.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { users.Close() })
+	return New(a, &Options{Users: users})
 }
 
 // scopeQueries are human-syntax queries built from every account and

@@ -177,7 +177,7 @@ func (s *Service) search(ctx context.Context, c Caller, req SearchRequest, all b
 		return nil, s.denied(ctx, c, "search", fmt.Sprintf("accounts %v: %s", req.Accounts, req.Query), err)
 	}
 	if !all {
-		if err := s.audit(ctx, c, "search", string(req.Syntax)+": "+req.Query); err != nil {
+		if err := s.audit(ctx, c, ActionSearch, searchScope(accounts, req.Mailboxes)+": "+string(req.Syntax)+": "+req.Query); err != nil {
 			return nil, err
 		}
 	}
@@ -291,4 +291,19 @@ func scopedHit(c Caller, h indexer.Hit) (Hit, bool) {
 		}
 	}
 	return out, len(out.Occurrences) > 0
+}
+
+// searchScope is the scope a search ran in, for its audit row: the
+// accounts (the caller's, or those asked for) and the mailboxes asked for.
+// The query follows it in the row, last, so that no query text can pass
+// for a scope.
+func searchScope(accounts, mailboxes []string) string {
+	scope := "in all accounts"
+	if accounts != nil {
+		scope = "in accounts " + strings.Join(accounts, ",")
+	}
+	if len(mailboxes) > 0 {
+		scope += " mailboxes " + strings.Join(mailboxes, ",")
+	}
+	return scope
 }

@@ -20,11 +20,20 @@ type Options struct {
 	// Harvest are the harvesters' options (logger, fetch budget, jitter);
 	// Logger is filled in when nil.
 	Harvest *harvest.Options
-	// Users is the user, token and audit store; nil records no audit trail
-	// (tests and one-shot commands that audit nothing).
+	// Users is the user, token and audit store. Without one the service
+	// refuses everything it must audit (searches, reads, downloads,
+	// exports, jobs): an archive's accesses are never unrecorded. The CLI
+	// opens the data directory's users.db for it, users or none.
 	Users *Users
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// Ledger, when set, follows the catalog and the audit trail
+	// (ledger.go): every audit entry is in it before the audited result
+	// is returned.
+	Ledger *Ledger
+	// Retention is the retention config (retention.go); nil is
+	// DefaultRetention: WORM, nothing ever deleted.
+	Retention *RetentionConfig
 	// ReadyLag is the index backlog (messages) above which Ready reports
 	// not ready (default 5000).
 	ReadyLag int
@@ -105,6 +114,11 @@ func (s *Service) Run(ctx context.Context) error {
 		s.log.Error("catching up the index", "err", err)
 	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.runRetentionSchedule(ctx) // off by default
+	}()
 	for _, h := range s.harvesters {
 		wg.Add(1)
 		go func() {
@@ -140,14 +154,20 @@ func (s *Service) Ready(ctx context.Context) error {
 }
 
 // audit records what c did. It fails closed: an error means the access
-// must not go ahead.
+// must not go ahead, and a service without a user store has no trail to
+// write to (errNoAuditStore).
 func (s *Service) audit(ctx context.Context, c Caller, action, detail string) error {
 	if s.opts.Users == nil {
-		return nil
+		s.log.Error("audit trail: no audit store; refusing the request", "user", c.Name, "action", action)
+		return errNoAuditStore
 	}
 	if err := s.opts.Users.Audit(ctx, AuditEntry{User: c.Name, Action: action, Detail: auditText(detail), Remote: c.Remote}); err != nil {
 		s.log.Error("audit trail: cannot record; refusing the request", "user", c.Name, "action", action, "err", err)
 		return fmt.Errorf("the audit trail cannot be written, so nothing is served (logged): %w", err)
+	}
+	if err := s.ledgerAudit(ctx); err != nil {
+		s.log.Error("ledger: cannot append the audit entry; refusing the request", "user", c.Name, "action", action, "err", err)
+		return fmt.Errorf("the ledger cannot be written, so nothing is served (logged): %w", err)
 	}
 	return nil
 }

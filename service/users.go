@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,36 @@ const UsersFile = "users.db"
 // concurrent use, also by several processes (`mailvault user` beside serve).
 type Users struct {
 	db *sql.DB
+	// by, when set (As), is who makes the changes: each change and its
+	// audit row are one transaction.
+	by *Caller
+}
+
+// As returns the store whose changes (Add, SetPassword, Remove, NewToken,
+// RevokeToken) are recorded in the audit trail as made by c, in the same
+// transaction as the change: a change that cannot be audited is not made
+// (fail closed), and none is audited that was not made. The view shares
+// the store's database: close the store, not the view.
+func (s *Users) As(c Caller) *Users { return &Users{db: s.db, by: &c} }
+
+// change runs f in one transaction and, for a store made by As, adds the
+// audit row of action (detail computed after f, which may fill it in).
+func (s *Users) change(ctx context.Context, action string, detail func() string, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	if s.by != nil {
+		e := AuditEntry{User: s.by.Name, Action: action, Detail: detail(), Remote: s.by.Remote}
+		if err := insertAudit(ctx, tx, e); err != nil {
+			return fmt.Errorf("the audit trail cannot be written, so nothing was changed: %w", err)
+		}
+	}
+	return tx.Commit()
 }
 
 const usersSchema = `
@@ -157,12 +188,17 @@ func (s *Users) Add(ctx context.Context, u User, password string) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO users(name, hash, role, accounts) VALUES (?,?,?,?)`,
-		u.Name, hash, u.Role, strings.Join(u.Accounts, ","))
-	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
-		return fmt.Errorf("user %q exists already (mailvault user passwd changes a password)", u.Name)
+	detail := func() string {
+		return fmt.Sprintf("%s role %s accounts %s", u.Name, u.Role, strings.Join(u.Accounts, ","))
 	}
-	return err
+	return s.change(ctx, ActionUserAdd, detail, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO users(name, hash, role, accounts) VALUES (?,?,?,?)`,
+			u.Name, hash, u.Role, strings.Join(u.Accounts, ","))
+		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+			return fmt.Errorf("user %q exists already (mailvault user passwd changes a password)", u.Name)
+		}
+		return err
+	})
 }
 
 func hashPassword(password string) (string, error) {
@@ -183,37 +219,34 @@ func (s *Users) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+	return s.change(ctx, ActionUserPasswd, func() string { return name }, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET hash = ? WHERE name = ?`, hash, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("user %q: %w", name, ErrNoUser)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user = ?`, name); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM tokens WHERE user = ?`, name)
 		return err
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE users SET hash = ? WHERE name = ?`, hash, name)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("user %q: %w", name, ErrNoUser)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user = ?`, name); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE user = ?`, name); err != nil {
-		return err
-	}
-	return tx.Commit()
+	})
 }
 
 // Remove deletes a user and their tokens.
 func (s *Users) Remove(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("user %q: %w", name, ErrNoUser)
-	}
-	return nil
+	return s.change(ctx, ActionUserRemove, func() string { return name }, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("user %q: %w", name, ErrNoUser)
+		}
+		return nil
+	})
 }
 
 // List returns every user.
@@ -312,9 +345,15 @@ func (s *Users) NewToken(ctx context.Context, name string, ttl time.Duration) (t
 	now := time.Now().UTC()
 	info = TokenInfo{ID: hex.EncodeToString(sum[:])[:12], User: name, Created: now.Format(time.RFC3339),
 		Expires: now.Add(ttl).Format(time.RFC3339)}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO tokens(hash, user, created, expires) VALUES (?,?,?,?)`,
-		hex.EncodeToString(sum[:]), name, info.Created, info.Expires)
-	return token, info, err
+	err = s.change(ctx, ActionTokenAdd, func() string { return info.ID + " for " + info.User + " expires " + info.Expires }, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens(hash, user, created, expires) VALUES (?,?,?,?)`,
+			hex.EncodeToString(sum[:]), name, info.Created, info.Expires)
+		return err
+	})
+	if err != nil {
+		return "", TokenInfo{}, err
+	}
+	return token, info, nil
 }
 
 // Tokens lists the tokens of a user ("" for everyone's).
@@ -345,11 +384,14 @@ func (s *Users) RevokeToken(ctx context.Context, id string) (TokenInfo, error) {
 	if len(id) != 12 || strings.Trim(id, "0123456789abcdef") != "" {
 		return t, fmt.Errorf("token id %q: want the 12 hex digits `mailvault user tokens` shows", auditText(id))
 	}
-	err := s.db.QueryRowContext(ctx, `DELETE FROM tokens WHERE substr(hash, 1, 12) = ? RETURNING substr(hash, 1, 12), user, created, expires`, id).
-		Scan(&t.ID, &t.User, &t.Created, &t.Expires)
-	if errors.Is(err, sql.ErrNoRows) {
-		return t, fmt.Errorf("token %s: %w", id, ErrNoToken)
-	}
+	err := s.change(ctx, ActionTokenRevoke, func() string { return t.ID + " of " + t.User }, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `DELETE FROM tokens WHERE substr(hash, 1, 12) = ? RETURNING substr(hash, 1, 12), user, created, expires`, id).
+			Scan(&t.ID, &t.User, &t.Created, &t.Expires)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("token %s: %w", id, ErrNoToken)
+		}
+		return err
+	})
 	return t, err
 }
 
@@ -417,9 +459,12 @@ func (s *Users) EndSession(ctx context.Context, secret string) error {
 
 // AuditEntry is one line of the audit trail.
 type AuditEntry struct {
-	At     string `json:"at"`
+	// ID is the row's id: increasing, never reused, the order of the trail
+	// (and the ledger's). Audit ignores it.
+	ID     int64  `json:"id"`
+	At     string `json:"at"` // RFC 3339, UTC, with fractions
 	User   string `json:"user"`
-	Action string `json:"action"` // login, login-failed, search, read, download, status
+	Action string `json:"action"` // one of the Action constants (audit.go)
 	Detail string `json:"detail"`
 	Remote string `json:"remote"`
 }
@@ -428,30 +473,79 @@ type AuditEntry struct {
 // bounded (auditText): the trail never stores unbounded attacker input, and
 // a newline in a name or a query cannot forge a line of the text trail.
 func (s *Users) Audit(ctx context.Context, e AuditEntry) error {
+	return insertAudit(ctx, s.db, e)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func insertAudit(ctx context.Context, db execer, e AuditEntry) error {
 	if e.At == "" {
 		e.At = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	e.User, e.Action, e.Detail, e.Remote = auditText(e.User), auditText(e.Action), auditText(e.Detail), auditText(e.Remote)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit(at, user, action, detail, remote) VALUES (?,?,?,?,?)`,
+	_, err := db.ExecContext(ctx, `INSERT INTO audit(at, user, action, detail, remote) VALUES (?,?,?,?,?)`,
 		e.At, e.User, e.Action, e.Detail, e.Remote)
 	return err
 }
 
 // AuditTrail returns the last n audit entries, oldest first.
 func (s *Users) AuditTrail(ctx context.Context, n int) ([]AuditEntry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT at, user, action, detail, remote FROM
-		(SELECT * FROM audit ORDER BY id DESC LIMIT ?) ORDER BY id`, n)
+	out, err := s.AuditQuery(ctx, AuditFilter{Limit: n})
+	slices.Reverse(out)
+	return out, err
+}
+
+// AuditQuery returns the entries f selects, newest (highest id) first,
+// at most f.Limit (0: DefaultAuditLimit), unchecked: Service.AuditTrail
+// applies who may read them.
+//
+// Times are compared exactly, to the nanosecond: a row's at is RFC 3339 in
+// UTC with the fraction's trailing zeros cut (time.RFC3339Nano, written by
+// Audit), which does not sort as text ("10:00:00Z" > "10:00:00.5Z") and
+// which SQLite's date functions read to the millisecond only; auditAtKey
+// pads it to a fixed width that sorts as text, the filter's bounds are
+// written the same way.
+func (s *Users) AuditQuery(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	where, args := []string{"1"}, []any{}
+	if f.User != "" {
+		where, args = append(where, "user = ?"), append(args, f.User)
+	}
+	if f.Action != "" {
+		where, args = append(where, "action = ?"), append(args, f.Action)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, auditAtKey+" >= ?"), append(args, f.Since.UTC().Format(auditKeyLayout))
+	}
+	if !f.Until.IsZero() {
+		where, args = append(where, auditAtKey+" < ?"), append(args, f.Until.UTC().Format(auditKeyLayout))
+	}
+	if f.Before > 0 {
+		where, args = append(where, "id < ?"), append(args, f.Before)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultAuditLimit
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, user, action, detail, remote FROM audit WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []AuditEntry
+	out := []AuditEntry{}
 	for rows.Next() {
 		var e AuditEntry
-		if err := rows.Scan(&e.At, &e.User, &e.Action, &e.Detail, &e.Remote); err != nil {
+		if err := rows.Scan(&e.ID, &e.At, &e.User, &e.Action, &e.Detail, &e.Remote); err != nil {
 			return nil, err
 		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
 }
+
+// auditAtKey is a row's at as "2006-01-02T15:04:05.000000000" (auditKeyLayout).
+const auditAtKey = `(substr(at, 1, 19) || '.' || substr(CASE WHEN substr(at, 20, 1) = '.' THEN rtrim(substr(at, 21), 'Z') ELSE '' END || '000000000', 1, 9))`
+
+const auditKeyLayout = "2006-01-02T15:04:05.000000000"

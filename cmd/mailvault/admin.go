@@ -110,6 +110,9 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer a.Close()
+		if err := auditLocal(ctx, data, service.ActionVerify, "offline, the whole archive in "+data); err != nil {
+			return err
+		}
 		rep, err = a.Verify(ctx, prog.update)
 		prog.done()
 		if err != nil {
@@ -155,6 +158,9 @@ func runReindex(ctx context.Context, e *env, args []string) error {
 	} else {
 		if _, err := os.Stat(filepath.Join(data, "catalog.db")); err != nil {
 			return fmt.Errorf("no archive in %s to reindex (check --data)", data)
+		}
+		if err := auditLocal(ctx, data, service.ActionReindex, "offline, the whole index in "+data); err != nil {
+			return err
 		}
 		limitMemory()
 		a, err := indexer.Open(data, &indexer.Options{Logger: e.log, DiscardIndex: true})

@@ -261,7 +261,7 @@ func TestServeArchiveOnlyRunsTheLongWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntilT(t, "carol's import job running", func() bool {
-		return strings.Contains(runBinary(t, bin, 0, "jobs", "--data", data, "--json").stdout, `"state":"running","by":"operator","what":"account carol`)
+		return strings.Contains(runBinary(t, bin, 0, "jobs", "--data", data, "--json").stdout, `"state":"running","by":"`+service.Operator().Name+`","what":"account carol`)
 	})
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
@@ -374,7 +374,7 @@ func checkOperatorAudited(t *testing.T, bin, data string) {
 	} {
 		found := false
 		for _, e := range entries {
-			if e.User == "operator" && e.Action == want.action && strings.Contains(e.Detail, want.detail) {
+			if e.User == service.Operator().Name && e.Action == want.action && strings.Contains(e.Detail, want.detail) {
 				found = true
 			}
 		}
@@ -440,7 +440,7 @@ func checkExportThroughServe(t *testing.T, bin, data string, srv *serveProc, tok
 		t.Fatalf("export verify: exit %d: %s", r.code, r.stdout)
 	}
 	m, err := export.ReadManifest(out)
-	if err != nil || m.Counts.Messages != n || m.By != "operator" {
+	if err != nil || m.Counts.Messages != n || m.By != service.Operator().Name {
 		t.Fatalf("manifest of alice's alpha mail: %+v %v, want %d messages by the operator", m, err, n)
 	}
 	// Over the web API.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 
 	"mailvault/service"
 )
@@ -59,6 +60,12 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		svc, closeFn, oerr := openLocal(e, data, false)
 		if oerr != nil {
 			return oerr
+		}
+		// Recorded before a file is read (fail closed), as the daemon's
+		// import job is.
+		if aerr := svc.Audit(ctx, service.Operator(), service.ActionImport, fmt.Sprintf("offline, account %s: %s", req.Account, strings.Join(req.Paths, " "))); aerr != nil {
+			closeFn()
+			return aerr
 		}
 		sum, err = service.Import(ctx, svc.Archive(), req, prog.update, func(note string) {
 			prog.done()

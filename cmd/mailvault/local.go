@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
+	"fmt"
 
 	"mailvault/indexer"
 	"mailvault/service"
@@ -23,8 +25,26 @@ func openLocal(e *env, data string, readOnly bool) (*service.Service, func(), er
 		a.Close()
 		return nil, nil, err
 	}
-	opts := &service.Options{Logger: e.log, Users: users}
+	// The ledger follows what this command adds (and what it audits); a
+	// read-only command whose data directory cannot take the ledger's
+	// writes still runs, without it, and says so.
+	lg, err := openLedger(context.Background(), a, users, nil)
+	if err != nil {
+		if !readOnly {
+			users.Close()
+			a.Close()
+			return nil, nil, err
+		}
+		e.log.Warn("ledger not opened", "err", err)
+	}
+	opts := &service.Options{Logger: e.log, Users: users, Ledger: lg}
 	return service.New(a, opts), func() {
+		if lg != nil {
+			if err := lg.Settle(context.Background()); err != nil {
+				e.log.Error("ledger", "err", err)
+			}
+			lg.Close()
+		}
 		users.Close()
 		a.Close()
 	}, nil
@@ -50,4 +70,22 @@ func cliError(err error) error {
 		return &exitError{code: 2, err: err}
 	}
 	return err
+}
+
+// auditLocal records what a one-shot command that opens the archive itself
+// (verify, reindex, recover) is about to do, in the data directory's audit
+// trail (users.db, made when it is not there yet: users or none, the
+// trail is kept), as the operator: "operator:" and the OS user. It fails
+// closed: when the row cannot be written the command does not run.
+func auditLocal(ctx context.Context, data, action, detail string) error {
+	users, err := service.OpenUsers(data)
+	if err != nil {
+		return fmt.Errorf("the audit trail cannot be opened, so %s does not run: %w", action, err)
+	}
+	defer users.Close()
+	c := service.Operator()
+	if err := users.Audit(ctx, service.AuditEntry{User: c.Name, Action: action, Detail: detail, Remote: c.Remote}); err != nil {
+		return fmt.Errorf("the audit trail cannot be written, so %s does not run: %w", action, err)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"mailvault/indexer"
+	"mailvault/service"
 )
 
 // `mailvault recover`: catalog the mail the catalog lost.
@@ -53,6 +54,9 @@ func runRecover(ctx context.Context, e *env, args []string) error {
 	}
 	if _, err := os.Stat(filepath.Join(data, "catalog.db")); err != nil {
 		return fmt.Errorf("no archive in %s to recover (check --data)", data)
+	}
+	if err := auditLocal(ctx, data, service.ActionRecover, "offline, "+data); err != nil {
+		return err
 	}
 	limitMemory()
 	a, err := indexer.Open(data, &indexer.Options{Logger: e.log})

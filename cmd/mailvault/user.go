@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -31,7 +32,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	var last int
 	var expires time.Duration
 	fs := newFlags(e, "user", &data)
-	fs.StringVar(&role, "role", "user", "with add: `ROLE`, admin (everything), auditor (reads every account) or user (only --account)")
+	fs.StringVar(&role, "role", "user", "with add: `ROLE`, admin (everything), auditor (reads every account), legal (reads every account, manages legal holds) or user (only --account)")
 	fs.Var(&accounts, "account", "with add: an archive account `NAME` the user may see (repeatable; role user)")
 	fs.BoolVar(&asJSON, "json", false, "with list and audit: JSON, one object per line")
 	fs.IntVar(&last, "last", 50, "with audit: the last `N` entries")
@@ -53,49 +54,41 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer users.Close()
-	// audit records a change made here; it fails closed like every audit.
-	audit := func(action, detail string) error {
-		if err := users.Audit(ctx, service.AuditEntry{User: "operator", Action: action, Detail: detail, Remote: "local"}); err != nil {
-			return fmt.Errorf("done, but the audit trail cannot be written: %w", err)
-		}
-		return nil
-	}
+	// Every change is made as the operator: it and its audit row are one
+	// transaction, so a change that cannot be audited is not made.
+	by := users.As(service.Operator())
 	switch words[0] {
 	case "add":
 		pw, err := readPassword(e, "password for "+words[1])
 		if err != nil {
 			return err
 		}
-		if err := users.Add(ctx, service.User{Name: words[1], Role: service.Role(role), Accounts: accounts}, pw); err != nil {
-			return &exitError{code: 2, err: err}
+		if err := by.Add(ctx, service.User{Name: words[1], Role: service.Role(role), Accounts: accounts}, pw); err != nil {
+			return userError(err)
 		}
 		fmt.Fprintf(e.stderr, "user %s added (%s)\n", words[1], role)
-		return audit("user-add", fmt.Sprintf("%s role %s accounts %s", words[1], role, strings.Join(accounts, ",")))
 	case "passwd":
 		pw, err := readPassword(e, "new password for "+words[1])
 		if err != nil {
 			return err
 		}
-		if err := users.SetPassword(ctx, words[1], pw); err != nil {
-			return &exitError{code: 2, err: err}
+		if err := by.SetPassword(ctx, words[1], pw); err != nil {
+			return userError(err)
 		}
 		fmt.Fprintf(e.stderr, "password of %s changed; their sessions and API tokens are ended\n", words[1])
-		return audit("user-passwd", words[1])
 	case "remove":
-		if err := users.Remove(ctx, words[1]); err != nil {
-			return &exitError{code: 2, err: err}
+		if err := by.Remove(ctx, words[1]); err != nil {
+			return userError(err)
 		}
 		fmt.Fprintf(e.stderr, "user %s removed, with their sessions and API tokens\n", words[1])
-		return audit("user-remove", words[1])
 	case "token":
-		tok, info, err := users.NewToken(ctx, words[1], expires)
+		tok, info, err := by.NewToken(ctx, words[1], expires)
 		if err != nil {
-			return &exitError{code: 2, err: err}
+			return userError(err)
 		}
 		fmt.Fprintln(e.stdout, tok)
 		fmt.Fprintf(e.stderr, "API token %s made for %s, expires %s; it is shown this once. Use it as: Authorization: Bearer <token>\n",
 			info.ID, info.User, info.Expires)
-		return audit("token-add", info.ID+" for "+info.User+" expires "+info.Expires)
 	case "tokens":
 		name := ""
 		if len(words) == 2 {
@@ -119,12 +112,11 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		}
 		return tw.Flush()
 	case "revoke":
-		t, err := users.RevokeToken(ctx, words[1])
+		t, err := by.RevokeToken(ctx, words[1])
 		if err != nil {
-			return &exitError{code: 2, err: err}
+			return userError(err)
 		}
 		fmt.Fprintf(e.stderr, "token %s of %s revoked\n", t.ID, t.User)
-		return audit("token-revoke", t.ID+" of "+t.User)
 	case "list":
 		list, err := users.List(ctx)
 		if err != nil {
@@ -144,10 +136,13 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		}
 		return tw.Flush()
 	case "audit":
-		trail, err := users.AuditTrail(ctx, last)
+		// The last N, oldest first, as before `mailvault audit`, which
+		// filters and pages; read through the same rule and audited alike.
+		trail, err := service.ReadAuditTrail(ctx, users, service.Operator(), service.AuditFilter{Limit: min(max(last, 1), service.MaxAuditLimit)})
 		if err != nil {
-			return err
+			return cliError(err)
 		}
+		slices.Reverse(trail)
 		enc := json.NewEncoder(e.stdout)
 		for _, a := range trail {
 			if asJSON {
@@ -202,4 +197,13 @@ func oneLine(s string) string {
 	}
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
+}
+
+// userError gives a refused change exit code 2 (the command line must
+// change), and a failed one (the audit trail, the database) exit code 1.
+func userError(err error) error {
+	if strings.Contains(err.Error(), "audit trail") {
+		return err
+	}
+	return &exitError{code: 2, err: err}
 }
