@@ -41,8 +41,8 @@ type blobStore interface {
 	// Walk lists every blob (name is where the store keeps it); entries that
 	// are not blobs come with ok false. Blobs published meanwhile may be missed.
 	Walk(ctx context.Context, fn func(k store.Key, name string, ok bool) error) error
-	// Delete removes a blob on purpose (retention) and returns the record the
-	// caller must audit. Nothing calls it yet.
+	// Delete removes a blob on purpose (retention, erasure) and returns the
+	// record of it; Dispose calls it after the tombstone is durable.
 	Delete(ctx context.Context, k store.Key, reason string) (store.Deletion, error)
 
 	Close() error
@@ -114,6 +114,8 @@ type catalogStore interface {
 	lookupCatalog
 	statusCatalog
 	holdCatalog
+	disposalCatalog
+	ledgerCatalog
 	Close() error
 }
 
@@ -136,6 +138,9 @@ var ErrBlobCorrupt = store.ErrCorrupt
 func (a *Archive) readBlob(ctx context.Context, k store.Key) ([]byte, error) {
 	raw, err := a.store.Get(ctx, k)
 	if err != nil {
+		// A blob deleted on purpose is not corruption: the read says
+		// when and under which rule (ErrDisposed, dispose.go).
+		err = a.disposedError(ctx, k, err)
 		if errors.Is(err, ErrBlobCorrupt) {
 			a.log.Error("blob corrupt: refusing to read it", "sha256", k.String(), "err", err)
 		}
@@ -152,8 +157,8 @@ func (a *Archive) readBlob(ctx context.Context, k store.Key) ([]byte, error) {
 // Deletion is the record of a blob removed on purpose, for the audit log.
 type Deletion = store.Deletion
 
-// deleteBlob removes a blob through the seam; retention will call it, with
-// its audit record written first. Unused until then beside tests.
+// deleteBlob removes a blob through the seam; only Dispose calls it, after
+// the message's tombstone is durable (dispose.go).
 func (a *Archive) deleteBlob(ctx context.Context, k store.Key, reason string) (Deletion, error) {
 	d, err := a.store.Delete(ctx, k, reason)
 	if err == nil {

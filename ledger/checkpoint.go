@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -199,21 +200,33 @@ func Checkpoints(dir string) ([]StoredCheckpoint, error) {
 }
 
 // LoadSigner reads a private key written by GenerateKey (the key itself, or
-// a file holding it).
-func LoadSigner(keyOrFile string) (note.Signer, error) {
+// a file holding it) and returns its signer and its public verifier key.
+func LoadSigner(keyOrFile string) (note.Signer, string, error) {
 	k := strings.TrimSpace(keyOrFile)
 	if !strings.HasPrefix(k, "PRIVATE+KEY+") {
 		b, err := os.ReadFile(keyOrFile)
 		if err != nil {
-			return nil, fmt.Errorf("ledger: signing key: %w", err)
+			return nil, "", fmt.Errorf("ledger: signing key: %w", err)
 		}
 		k = string(bytes.TrimSpace(b))
 	}
 	s, err := note.NewSigner(k)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: signing key: %w", err)
+		return nil, "", fmt.Errorf("ledger: signing key: %w", err)
 	}
-	return s, nil
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>: the public key
+	// follows from the Ed25519 seed.
+	f := strings.SplitN(k, "+", 5) // a name has no "+"; the base64 may
+	raw, err := base64.StdEncoding.DecodeString(f[len(f)-1])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, "", errors.New("ledger: signing key: not an Ed25519 key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, "", fmt.Errorf("ledger: signing key: %w", err)
+	}
+	return s, vkey, nil
 }
 
 // LoadVerifierKey reads a public verifier key (the key itself, or a file

@@ -15,10 +15,10 @@ import (
 type Source interface {
 	// Rows calls fn for every row of kind with an id above after, in id
 	// order, as the leaf it makes; fn may return ErrStop to end early.
-	Rows(ctx context.Context, kind string, after int64, fn func(Leaf) error) error
+	LedgerRows(ctx context.Context, kind string, after int64, fn func(Leaf) error) error
 }
 
-// ErrStop ends a Rows walk early without an error.
+// ErrStop ends a LedgerRows walk early without an error.
 var ErrStop = errors.New("stop")
 
 // Follower appends to the log every row its sources have that the log has
@@ -68,7 +68,7 @@ func (f *Follower) Follow(ctx context.Context, sync bool, kinds ...string) (int,
 			for {
 				var leaves [][]byte
 				last := f.last[k]
-				err := src.Rows(ctx, k, last, func(lf Leaf) error {
+				err := src.LedgerRows(ctx, k, last, func(lf Leaf) error {
 					if lf.Kind != k || lf.ID <= last {
 						return fmt.Errorf("ledger: source of %s gave %s row %d after %d", k, lf.Kind, lf.ID, last)
 					}

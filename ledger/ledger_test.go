@@ -170,9 +170,12 @@ func TestBundles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := LoadSigner(skey)
+	signer, derived, err := LoadSigner(skey)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if derived != vkey {
+		t.Fatalf("the verifier key derived from the signing key is %q, GenerateKey gave %q", derived, vkey)
 	}
 	_, otherV, _ := GenerateKey("archive.example.com/test")
 	msg := []byte("From: a@example.com\r\n\r\nhello\r\n")
@@ -240,7 +243,7 @@ func TestBundles(t *testing.T) {
 // give them.
 type memSource struct{ rows map[string][]Leaf }
 
-func (m *memSource) Rows(_ context.Context, kind string, after int64, fn func(Leaf) error) error {
+func (m *memSource) LedgerRows(_ context.Context, kind string, after int64, fn func(Leaf) error) error {
 	rs := append([]Leaf(nil), m.rows[kind]...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	for _, r := range rs {
@@ -281,7 +284,7 @@ func TestFollowAndVerifyTamper(t *testing.T) {
 			t.Fatalf("second follow added %d", n)
 		}
 		skey, vkey, _ := GenerateKey("archive.example.com/t")
-		s, _ := LoadSigner(skey)
+		s, _, _ := LoadSigner(skey)
 		copyDir := filepath.Join(dir, "elsewhere")
 		if _, err := l.WriteCheckpoint(s, copyDir); err != nil {
 			t.Fatal(err)
@@ -314,7 +317,7 @@ func TestFollowAndVerifyTamper(t *testing.T) {
 		}, "the ledger was truncated"},
 		{"checkpoint replaced", func(l *Log, _ *memSource) {
 			skey, _, _ := GenerateKey("archive.example.com/t")
-			s, _ := LoadSigner(skey)
+			s, _, _ := LoadSigner(skey)
 			l.WriteCheckpoint(s, "")
 		}, "replaced or forged"},
 		{"leaf edited in place", func(l *Log, _ *memSource) {

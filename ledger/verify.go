@@ -164,7 +164,7 @@ func Verify(ctx context.Context, l *Log, sources map[string]Source, vkey string,
 		missing := func(i int64) {
 			r.add(Problem{Kind: k, ID: ids[i], Leaf: i + 1, What: fmt.Sprintf("%s row %d is in the ledger (leaf %d) but no longer in its table: deleted", k, ids[i], i)})
 		}
-		err := src.Rows(ctx, k, 0, func(row Leaf) error {
+		err := src.LedgerRows(ctx, k, 0, func(row Leaf) error {
 			r.Rows[k]++
 			for j < len(leaves) && ids[leaves[j]] < row.ID {
 				missing(leaves[j])

@@ -33,6 +33,8 @@ type config struct {
 	// MaxMessageBytes: a message larger than this is recorded as skipped
 	// without being downloaded (0: the harvester's default, 256 MiB).
 	MaxMessageBytes int64           `yaml:"max_message_bytes"`
+	// Ledger: the signing key, checkpoint cadence and copy (ledger.go).
+	Ledger ledgerConfig `yaml:"ledger"`
 	Accounts        []accountConfig `yaml:"accounts"`
 }
 

@@ -43,6 +43,11 @@ func init() {
 		{"recover", "[--json]", "catalog the mail verify reports as blob-unreferenced (lost by the catalog) in _recovered/lost+found; serve must be stopped", runRecover},
 		{"jobs", "[--json] [--cancel ID]", "list the long jobs (import, verify, reindex, export) of the running serve", runJobs},
 		{"export", "--out DIR [--format production|mbox|eml] [--dedup none|global|custodian] QUERY | verify DIR", "write an eDiscovery production (natives, text, load files, manifest) of a search, or verify one offline", runExport},
+		{"key", "init [--out FILE] [--name NAME]", "make the Ed25519 key that signs the ledger's checkpoints (kept outside the data directory)", runKey},
+		{"ledger", "verify|checkpoint|status [--key PUB] [--json]", "check the tamper-evident ledger against the catalog, the audit trail and the blobs; sign a checkpoint; show it", runLedger},
+		{"prove", "SHA256 [--out FILE]", "write a proof bundle that the message is in the archive's ledger (checked offline by verify-proof)", runProve},
+		{"verify-proof", "BUNDLE --key PUB [--message FILE]", "check a proof bundle offline, with no archive: signature, inclusion, and optionally the message itself", runVerifyProof},
+		{"hold", "create|list|show|release [NAME] [--name N --custodian A... [--query Q]] [--reason R] [--json]", "legal holds: keep the mail of custodians (optionally what a query matches) from any deletion, until released", runHold},
 		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... [--expires D] | tokens [NAME] | revoke ID | list | audit", "manage who may use the web UI and API, their API tokens, and read the audit trail", runUser},
 	}
 }

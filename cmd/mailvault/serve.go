@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -99,8 +100,18 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	if list, err := users.List(ctx); err == nil && len(list) == 0 && cfg.WebListen != "off" {
 		log.Warn("no web users yet: the web UI and API let nobody in until one is made", "how", "mailvault user add NAME --role admin --data "+data)
 	}
+	lopts, what, err := ledgerOptions(&cfg.Ledger)
+	if err != nil {
+		return err
+	}
+	lg, err := service.OpenLedger(ctx, a, users, lopts)
+	if err != nil {
+		return err
+	}
+	defer lg.Close()
+	log.Info("ledger", "leaves", lg.Log.Size(), "signing", what)
 	svc := service.New(a, &service.Options{Accounts: accounts, Harvest: cfg.harvestOptions(service.ServeHarvestOptions(log, len(accounts))),
-		Users: users, Logger: log, ReadyLag: readyLag})
+		Users: users, Logger: log, ReadyLag: readyLag, Ledger: lg})
 	metrics := svc.MetricsHandler()
 	var webLn, metricsLn net.Listener
 	loopback := false
@@ -144,6 +155,12 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	service.LimitServeMemory()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(gctx) })
+	g.Go(func() error {
+		// The ledger follows the catalog every second; a last follow and
+		// checkpoint when serve stops.
+		lg.Run(gctx, time.Second, func(err error) { log.Error("ledger", "err", err) })
+		return nil
+	})
 	g.Go(func() error {
 		err := web.Serve(gctx, localLn, srv.LocalHandler())
 		os.Remove(filepath.Join(data, localSocket))

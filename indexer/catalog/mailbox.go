@@ -141,6 +141,9 @@ func (c *Catalog) Reconcile(ctx context.Context, mailboxID int64, uidvalidity ui
 	for _, ch := range changes {
 		if ch.gone {
 			_, err = tx.ExecContext(ctx, `UPDATE occurrences SET expunged_at = ? WHERE id = ?`, at, ch.id)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, `INSERT INTO expunges(occurrence_id, at) VALUES (?, ?)`, ch.id, at)
+			}
 			expunged++
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE occurrences SET flags = ? WHERE id = ?`, ch.flags, ch.id)
@@ -193,6 +196,10 @@ func (c *Catalog) MailboxesGone(ctx context.Context, account string, onServer []
 	out := map[string]int{}
 	at := now()
 	for name, id := range gone {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO expunges(occurrence_id, at)
+			SELECT id, ? FROM occurrences WHERE mailbox_id = ? AND expunged_at = '' ORDER BY id`, at, id); err != nil {
+			return nil, err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE occurrences SET expunged_at = ? WHERE mailbox_id = ? AND expunged_at = ''`, at, id)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"mailvault/indexer"
+	"mailvault/ledger"
+	"mailvault/service"
+)
+
+// The ledger's signing key is kept outside the data directory (a database
+// superuser who can rewrite the catalog must not be able to sign a new
+// history): $MAILVAULT_LEDGER_KEY (the key itself or a file holding it),
+// else the config's ledger.key_file, else the default file `mailvault key
+// init` writes, in the user's configuration directory.
+
+// ledgerConfig is the `ledger:` section of the serve config.
+type ledgerConfig struct {
+	KeyFile            string `yaml:"key_file"`
+	CopyDir            string `yaml:"copy_dir"`
+	CheckpointEvery    int64  `yaml:"checkpoint_every"`
+	CheckpointInterval string `yaml:"checkpoint_interval"`
+}
+
+func defaultKeyFile() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		dir = "."
+	}
+	return filepath.Join(dir, "mailvault", "ledger.key")
+}
+
+// ledgerOptions finds the signing key and the rest of the ledger's options.
+func ledgerOptions(lc *ledgerConfig) (service.LedgerOptions, string, error) {
+	var o service.LedgerOptions
+	src := ""
+	switch {
+	case os.Getenv("MAILVAULT_LEDGER_KEY") != "":
+		src = os.Getenv("MAILVAULT_LEDGER_KEY")
+	case lc != nil && lc.KeyFile != "":
+		src = lc.KeyFile
+	default:
+		if _, err := os.Stat(defaultKeyFile()); err == nil {
+			src = defaultKeyFile()
+		}
+	}
+	if src != "" {
+		s, vk, err := ledger.LoadSigner(src)
+		if err != nil {
+			return o, "", err
+		}
+		o.Signer, o.VerifierKey = s, vk
+	}
+	if lc != nil {
+		o.CopyDir, o.Every = lc.CopyDir, lc.CheckpointEvery
+		if lc.CheckpointInterval != "" {
+			d, err := time.ParseDuration(lc.CheckpointInterval)
+			if err != nil {
+				return o, "", fmt.Errorf("ledger.checkpoint_interval: %w", err)
+			}
+			o.Interval = d
+		}
+	}
+	what := "no signing key: leaves are kept but no checkpoint is signed (mailvault key init)"
+	if o.Signer != nil {
+		what = "checkpoints signed by " + o.Signer.Name()
+	}
+	return o, what, nil
+}
+
+// openLedger opens the data directory's ledger for a one-shot command.
+func openLedger(ctx context.Context, a *indexer.Archive, users *service.Users, lc *ledgerConfig) (*service.Ledger, error) {
+	return openLedgerNoFollow(ctx, a, users, lc, false)
+}
+
+func openLedgerNoFollow(ctx context.Context, a *indexer.Archive, users *service.Users, lc *ledgerConfig, noFollow bool) (*service.Ledger, error) {
+	o, _, err := ledgerOptions(lc)
+	if err != nil {
+		return nil, err
+	}
+	o.NoFollow = noFollow
+	return service.OpenLedger(ctx, a, users, o)
+}
+
+func runKey(ctx context.Context, e *env, args []string) error {
+	var data, out, name string
+	var force bool
+	fs := newFlags(e, "key", &data)
+	fs.StringVar(&out, "out", defaultKeyFile(), "write the private key to `FILE` (0600) and the public key to FILE.pub")
+	fs.StringVar(&name, "name", "", "the ledger's `NAME`, the checkpoints' origin line (default: mailvault/<host name>)")
+	fs.BoolVar(&force, "force", false, "replace an existing key file (checkpoints signed by the old key then need the old public key)")
+	words, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 || words[0] != "init" {
+		fmt.Fprintln(e.stderr, "mailvault key: want init")
+		fs.Usage()
+		return errUsage
+	}
+	if name == "" {
+		h, _ := os.Hostname()
+		name = "mailvault/" + strings.Map(func(r rune) rune {
+			if r <= ' ' || r == '+' || r > '~' {
+				return '-'
+			}
+			return r
+		}, h)
+	}
+	if _, err := os.Stat(out); err == nil && !force {
+		return &exitError{code: 2, err: fmt.Errorf("key init: %s exists (--force replaces it)", out)}
+	}
+	skey, vkey, err := ledger.GenerateKey(name)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("key init: %w", err)}
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(skey+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out+".pub", []byte(vkey+"\n"), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "private key: %s (keep it off the archive's storage; back it up)\npublic key:  %s\n%s\n", out, out+".pub", vkey)
+	return nil
+}
+
+func runLedger(ctx context.Context, e *env, args []string) error {
+	var data, cfgPath, key, copyDir string
+	var asJSON, noBlobs bool
+	fs := newFlags(e, "ledger", &data)
+	fs.StringVar(&cfgPath, "config", "", "the serve config `FILE` (its data_dir and ledger section)")
+	fs.StringVar(&key, "key", "", "with verify: the public key (or a `FILE` holding it) the checkpoints must verify under; default: the configured signing key's")
+	fs.StringVar(&copyDir, "copy-dir", "", "with verify: also check the checkpoints copied to `DIR` (default: the config's ledger.copy_dir)")
+	fs.BoolVar(&noBlobs, "no-blobs", false, "with verify: do not re-hash every blob (the ledger checks only)")
+	fs.BoolVar(&asJSON, "json", false, "print one JSON object")
+	words, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 || (words[0] != "verify" && words[0] != "checkpoint" && words[0] != "status") {
+		fmt.Fprintln(e.stderr, "mailvault ledger: want verify, checkpoint or status")
+		fs.Usage()
+		return errUsage
+	}
+	var lc *ledgerConfig
+	if cfgPath != "" {
+		cfg, _, err := loadConfig(cfgPath)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		lc = &cfg.Ledger
+		if !flagSet(fs, "data") {
+			data = cfg.DataDir
+		}
+		if copyDir == "" {
+			copyDir = cfg.Ledger.CopyDir
+		}
+	}
+	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := auditLocal(ctx, data, "ledger-"+words[0], "offline, "+data); err != nil {
+		return err
+	}
+	users, err := service.OpenUsers(data)
+	if err != nil {
+		return err
+	}
+	defer users.Close()
+	// verify and status look at the ledger as it is; checkpoint first
+	// appends what is not in it yet.
+	lg, err := openLedgerNoFollow(ctx, a, users, lc, words[0] != "checkpoint")
+	if err != nil {
+		return err
+	}
+	defer lg.Close()
+	switch words[0] {
+	case "checkpoint":
+		c, err := lg.Checkpoint()
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		if asJSON {
+			return json.NewEncoder(e.stdout).Encode(map[string]any{"origin": c.Origin, "size": c.Size, "root": c.Root})
+		}
+		fmt.Fprintf(e.stdout, "checkpoint: %s, %d leaves, root %s\n", c.Origin, c.Size, c.Root)
+		return nil
+	case "status":
+		st := map[string]any{"leaves": lg.Log.Size(), "signs": lg.Signs(), "dir": lg.Log.Dir()}
+		if vk, err := lg.VerifierKey(); err == nil {
+			st["public_key"] = vk
+			if b, err := os.ReadFile(filepath.Join(lg.Log.Dir(), ledger.Latest)); err == nil {
+				if c, err := ledger.OpenCheckpoint(b, vk); err == nil {
+					st["checkpoint_size"], st["checkpoint_root"] = c.Size, c.Root.String()
+				}
+			}
+		}
+		if asJSON {
+			return json.NewEncoder(e.stdout).Encode(st)
+		}
+		for _, k := range []string{"dir", "leaves", "signs", "public_key", "checkpoint_size", "checkpoint_root"} {
+			if v, ok := st[k]; ok {
+				fmt.Fprintf(e.stdout, "%-16s %v\n", k+":", v)
+			}
+		}
+		return nil
+	}
+	// verify
+	vk := key
+	if vk != "" {
+		if vk, err = ledger.LoadVerifierKey(vk); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	} else if vk, err = lg.VerifierKey(); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("ledger verify: no --key and %v", err)}
+	}
+	var dirs []string
+	if copyDir != "" {
+		dirs = append(dirs, copyDir)
+	}
+	rep, err := ledger.Verify(ctx, lg.Log, lg.Sources(), vk, dirs...)
+	if err != nil {
+		return err
+	}
+	var blobs *indexer.VerifyReport
+	if !noBlobs {
+		prog := newProgress(e.stderr, "re-hashing blobs")
+		blobs, err = a.Verify(ctx, prog.update)
+		prog.done()
+		if err != nil {
+			return err
+		}
+		for _, p := range blobs.Problems {
+			if strings.HasPrefix(p.Kind, "blob-") || p.Kind == "catalog-corrupt" {
+				rep.Problems = append(rep.Problems, ledger.Problem{Kind: p.Kind, What: p.String()})
+				rep.OK = false
+			}
+		}
+	}
+	if asJSON {
+		json.NewEncoder(e.stdout).Encode(rep)
+	} else {
+		latest := "none"
+		if rep.Latest != nil {
+			latest = fmt.Sprintf("%d leaves, root %s", rep.Latest.Size, rep.Latest.Root)
+		}
+		fmt.Fprintf(e.stdout, "ledger: %d leaves; %d signed checkpoints checked; latest %s\n", rep.Leaves, rep.Checkpoints, latest)
+		for _, k := range ledger.Kinds {
+			if n, ok := rep.Rows[k]; ok {
+				fmt.Fprintf(e.stdout, "  %-11s %d rows replayed, %d newer than the ledger\n", k, n, rep.Pending[k])
+			}
+		}
+		if blobs != nil {
+			fmt.Fprintf(e.stdout, "  blobs       %d re-hashed\n", blobs.Blobs)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintf(e.stdout, "PROBLEM %s: %s\n", p.Kind, p.What)
+		}
+		if rep.OK {
+			fmt.Fprintln(e.stdout, "OK: the catalog and the audit trail are what the ledger recorded")
+		}
+	}
+	if !rep.OK {
+		return &exitError{code: 1, err: fmt.Errorf("ledger verify: %d problems", len(rep.Problems))}
+	}
+	return nil
+}
+
+func runProve(ctx context.Context, e *env, args []string) error {
+	var data, out string
+	fs := newFlags(e, "prove", &data)
+	fs.StringVar(&out, "out", "", "write the bundle to `FILE` (default: standard output)")
+	words, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	sha := strings.ToLower(words[0])
+	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := auditLocal(ctx, data, "prove", "message "+sha); err != nil {
+		return err
+	}
+	users, err := service.OpenUsers(data)
+	if err != nil {
+		return err
+	}
+	defer users.Close()
+	lg, err := openLedger(ctx, a, users, nil)
+	if err != nil {
+		return err
+	}
+	defer lg.Close()
+	b, err := lg.Prove(ctx, a, sha)
+	if err != nil {
+		return cliError(err)
+	}
+	raw, _ := json.MarshalIndent(b, "", "  ")
+	raw = append(raw, '\n')
+	if out == "" {
+		_, err = e.stdout.Write(raw)
+		return err
+	}
+	return os.WriteFile(out, raw, 0o644)
+}
+
+func runVerifyProof(ctx context.Context, e *env, args []string) error {
+	var data, key, msg string
+	var asJSON bool
+	fs := newFlags(e, "verify-proof", &data)
+	fs.StringVar(&key, "key", "", "the archive's public key, or a `FILE` holding it (required: get it from the archive's owner, not from the bundle)")
+	fs.StringVar(&msg, "message", "", "also check that the message `FILE` (.eml) is the one the bundle proves")
+	fs.BoolVar(&asJSON, "json", false, "print one JSON object")
+	words, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 || key == "" {
+		fmt.Fprintln(e.stderr, "mailvault verify-proof: want BUNDLE and --key")
+		fs.Usage()
+		return errUsage
+	}
+	vk, err := ledger.LoadVerifierKey(key)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	b, err := ledger.ReadBundle(words[0])
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	v, err := ledger.VerifyBundle(b, vk)
+	if err == nil && msg != "" {
+		var raw []byte
+		if raw, err = os.ReadFile(msg); err == nil {
+			err = v.CheckMessage(raw)
+		}
+	}
+	if asJSON {
+		res := map[string]any{"ok": err == nil}
+		if err != nil {
+			res["error"] = err.Error()
+		} else {
+			res["leaf"], res["index"], res["tree_size"], res["origin"] = v.Leaf, b.Index, v.Checkpoint.Size, v.Checkpoint.Origin
+		}
+		json.NewEncoder(e.stdout).Encode(res)
+	} else if err == nil {
+		fmt.Fprintf(e.stdout, "OK: %s leaf %d (row %d", v.Leaf.Kind, b.Index, v.Leaf.ID)
+		if v.Leaf.SHA256 != "" {
+			fmt.Fprintf(e.stdout, ", sha256 %s", v.Leaf.SHA256)
+		}
+		fmt.Fprintf(e.stdout, ") is in the ledger %s of %d leaves, signed by its key\n", v.Checkpoint.Origin, v.Checkpoint.Size)
+	}
+	if err != nil {
+		if !asJSON {
+			fmt.Fprintln(e.stdout, "FAILED:", err)
+		}
+		if errors.Is(err, ledger.ErrProof) {
+			return &exitError{code: 1, err: err}
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+// ledgerArchive imports n generated messages into a new data directory with
+// a new signing key and returns the data directory, the public key file and
+// the messages.
+func ledgerArchive(t *testing.T, n int) (data, pub string, msgs [][]byte) {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "keys", "ledger.key")
+	if r := inProcess(t, "key", "init", "--out", key, "--name", "archive.example.com/test"); r.code != 0 {
+		t.Fatalf("key init: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	t.Setenv("MAILVAULT_LEDGER_KEY", key)
+	md := filepath.Join(dir, "Maildir")
+	for _, d := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(md, d), 0o700)
+	}
+	for i := range n {
+		m := []byte(fmt.Sprintf("From: a%d@example.com\r\nTo: b@example.com\r\nSubject: ledger %d\r\nMessage-ID: <l%d@example.com>\r\nDate: Tue, 1 Dec 2026 10:%02d:00 +0000\r\n\r\nbody %d\r\n", i, i, i, i%60, i))
+		msgs = append(msgs, m)
+		os.WriteFile(filepath.Join(md, "cur", fmt.Sprintf("%d.x:2,S", i)), m, 0o600)
+	}
+	data = filepath.Join(dir, "data")
+	if r := inProcess(t, "import", "--data", data, "--account", "alice", md); r.code != 0 {
+		t.Fatalf("import: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	return data, key + ".pub", msgs
+}
+
+func TestLedgerProveAndVerifyProof(t *testing.T) {
+	data, pub, msgs := ledgerArchive(t, 20)
+	if r := inProcess(t, "ledger", "verify", "--data", data, "--key", pub); r.code != 0 || !strings.Contains(r.stdout, "OK:") {
+		t.Fatalf("ledger verify of a new archive: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "proof.json")
+	if r := inProcess(t, "prove", "--data", data, "--out", bundle, shaHex(msgs[7])); r.code != 0 {
+		t.Fatalf("prove: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	fi, _ := os.Stat(bundle)
+	if fi.Size() > 4096 {
+		t.Errorf("bundle is %d bytes, want a few KB", fi.Size())
+	}
+	eml := filepath.Join(dir, "m.eml")
+	os.WriteFile(eml, msgs[7], 0o600)
+	// Checked with no archive at hand: another data directory, none set.
+	t.Setenv("MAILVAULT_LEDGER_KEY", "")
+	if r := inProcess(t, "verify-proof", "--key", pub, "--message", eml, bundle); r.code != 0 || !strings.Contains(r.stdout, "OK:") {
+		t.Fatalf("verify-proof: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	other := filepath.Join(dir, "m2.eml")
+	os.WriteFile(other, msgs[8], 0o600)
+	if r := inProcess(t, "verify-proof", "--key", pub, "--message", other, bundle); r.code != 1 {
+		t.Errorf("verify-proof with another message: exit %d %s", r.code, r.stdout)
+	}
+	wrong := filepath.Join(dir, "wrong.key")
+	inProcess(t, "key", "init", "--out", wrong, "--name", "archive.example.com/test")
+	if r := inProcess(t, "verify-proof", "--key", wrong+".pub", bundle); r.code != 1 {
+		t.Errorf("verify-proof under another key: exit %d %s", r.code, r.stdout)
+	}
+	b, _ := os.ReadFile(bundle)
+	forged := filepath.Join(dir, "forged.json")
+	os.WriteFile(forged, []byte(strings.Replace(string(b), `\"size\":`, `\"size\":9`, 1)), 0o600)
+	if r := inProcess(t, "verify-proof", "--key", pub, forged); r.code != 1 {
+		t.Errorf("verify-proof of a forged leaf: exit %d %s", r.code, r.stdout)
+	}
+	t.Setenv("MAILVAULT_LEDGER_KEY", filepath.Join(filepath.Dir(pub), "ledger.key"))
+	if r := inProcess(t, "prove", "--data", data, shaHex([]byte("not archived"))); r.code != 2 {
+		t.Errorf("prove of a message not in the archive: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Each tamper is found by ledger verify, which names it.
+func TestLedgerVerifyFindsTampering(t *testing.T) {
+	exec := func(t *testing.T, db, q string) {
+		d, err := sql.Open("sqlite", "file:"+db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if _, err := d.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	cases := []struct {
+		name   string
+		tamper func(t *testing.T, data string)
+		want   string
+	}{
+		{"catalog row edited", func(t *testing.T, data string) {
+			exec(t, filepath.Join(data, "catalog.db"), `UPDATE messages SET size = size + 1 WHERE id = 3`)
+		}, "message row 3 was changed"},
+		{"occurrence moved", func(t *testing.T, data string) {
+			exec(t, filepath.Join(data, "catalog.db"), `UPDATE occurrences SET uid = uid + 1000 WHERE id = 5`)
+		}, "occurrence row 5 was changed"},
+		{"audit row edited", func(t *testing.T, data string) {
+			exec(t, filepath.Join(data, "users.db"), `UPDATE audit SET user = 'nobody' WHERE id = 1`)
+		}, "audit row 1 was changed"},
+		{"audit row deleted", func(t *testing.T, data string) {
+			exec(t, filepath.Join(data, "users.db"), `DELETE FROM audit WHERE id = 1`)
+		}, "audit row 1 "}, // deleted, or its id reused by the next entry: either is named
+		{"blob swapped", func(t *testing.T, data string) {
+			var blobs []string
+			filepath.WalkDir(filepath.Join(data, "blobs"), func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					blobs = append(blobs, p)
+				}
+				return nil
+			})
+			if len(blobs) < 2 {
+				t.Fatalf("%d blobs", len(blobs))
+			}
+			b, _ := os.ReadFile(blobs[1])
+			os.WriteFile(blobs[0], b, 0o600)
+		}, "blob-corrupt"},
+		{"ledger truncated", func(t *testing.T, data string) {
+			os.Truncate(filepath.Join(data, "ledger", "index"), 8*10)
+		}, "the ledger was truncated"},
+		{"checkpoint replaced", func(t *testing.T, data string) {
+			key := filepath.Join(t.TempDir(), "k")
+			inProcess(t, "key", "init", "--out", key, "--name", "archive.example.com/test")
+			t.Setenv("MAILVAULT_LEDGER_KEY", key)
+			if r := inProcess(t, "ledger", "checkpoint", "--data", data); r.code != 0 {
+				t.Fatalf("checkpoint: %s %s", r.stdout, r.stderr)
+			}
+		}, "replaced or forged"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			data, pub, _ := ledgerArchive(t, 12)
+			c.tamper(t, data)
+			r := inProcess(t, "ledger", "verify", "--data", data, "--key", pub)
+			if r.code != 1 || !strings.Contains(r.stdout, c.want) {
+				t.Errorf("ledger verify after %s: exit %d, want 1 and a problem with %q:\n%s%s", c.name, r.code, c.want, r.stdout, r.stderr)
+			}
+		})
+	}
+}
