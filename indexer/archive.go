@@ -238,6 +238,12 @@ func Open(dir string, opts *Options) (*Archive, error) {
 			a.fsStore.SweepTemps(sctx)
 		}()
 		a.writer = newWriter(a)
+		// Disposals a crash interrupted are finished before anything reads
+		// (dispose.go); one that cannot be finished now is retried by the
+		// next open or retention apply, and verify names it.
+		if n, err := a.FinishPending(context.Background()); err != nil {
+			a.log.Error("finishing interrupted disposals", "finished", n, "err", err)
+		}
 	}
 	ok = true
 	return a, nil

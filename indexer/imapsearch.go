@@ -428,6 +428,11 @@ func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
 		e.plan.CacheHits++
 	} else {
 		raw, err := e.a.readBlob(e.ctx, store.Key(oc.SHA256))
+		if errors.Is(err, ErrDisposed) {
+			// Deleted by disposition: its occurrence stays (the server
+			// may still have the UID), its content matches nothing.
+			raw, err = nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("search: message %x (UID %d): %w", oc.SHA256[:6], oc.UID, err)
 		}

@@ -104,6 +104,10 @@ type VerifyReport struct {
 	// and ingest links them, so not problems; `mailvault recover` catalogs
 	// them now if their source will not.
 	Interrupted int `json:"interrupted_blobs"`
+	// Disposed counts the messages deleted by disposition (retention,
+	// erasure): their catalog rows and tombstones stay, their blobs and
+	// documents are gone on purpose, so they are not checked.
+	Disposed int `json:"disposed"`
 }
 
 // Verify re-hashes every blob and checks that store, catalog and index agree.
@@ -149,6 +153,32 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	rep.Messages = len(msgs)
+	// Messages disposed of (dispose.go) have neither blob nor document by
+	// design: they are counted, not checked. A disposal left pending by a
+	// crash is a problem until a writer finishes it; a message being
+	// disposed of while verify runs is checked again below.
+	keys0 := make([][32]byte, 0, len(msgs))
+	for k := range msgs {
+		keys0 = append(keys0, k)
+	}
+	disposed, err := a.cat.Disposed(ctx, keys0)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for k := range disposed {
+		delete(msgs, k)
+	}
+	rep.Disposed = len(disposed)
+	pending, err := a.cat.Tombstones(ctx, 0, 0, catalog.TombstonePending)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for _, t := range pending {
+		problem(Problem{Kind: "disposal-pending", SHA256: t.SHA256, Detail: fmt.Sprintf("tombstone %d (rule %s) is not finished: the next writer (serve, or `mailvault retention apply`) finishes it", t.ID, t.Rule)})
+		if k, err := t.Key(); err == nil {
+			delete(msgs, k)
+		}
+	}
 
 	// Store: every blob listed, and every message of the snapshot (whose blob
 	// was published before the snapshot was taken), re-hashed in parallel.
@@ -185,6 +215,9 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 				_, cataloged := msgs[k]
 				switch {
 				case errors.Is(err, store.ErrNotFound) && cataloged:
+					if _, terr := a.cat.TombstoneOf(ctx, k); terr == nil {
+						break // disposed of while verify ran
+					}
 					problem(Problem{Kind: "blob-missing", SHA256: k.String(), Detail: "the catalog has this message but the store has no blob"})
 				case errors.Is(err, store.ErrNotFound):
 					// Listed, then gone: removed on purpose meanwhile.
@@ -346,6 +379,9 @@ func (a *Archive) verifyIndex(ctx context.Context, rep *VerifyReport, msgs map[s
 		if m, ok := live[k]; ok && !m.Indexed() {
 			stillUnindexed++ // marked for re-indexing since (a rebuilt index could not read it)
 			continue
+		}
+		if _, err := a.cat.TombstoneOf(ctx, k); err == nil {
+			continue // disposed of while verify ran
 		}
 		problem(Problem{Kind: "index-missing", SHA256: k.String(), Detail: "the catalog says indexed but the index has no document"})
 	}

@@ -34,6 +34,15 @@ func (s *Service) Raw(ctx context.Context, c Caller, id, action string) (*Hit, [
 	}
 	raw, err := s.a.Raw(h.SHA256)
 	if err != nil {
+		if _, ok := errors.AsType[*indexer.DisposedError](err); ok {
+			// Deleted on purpose (retention, erasure): the caller who may
+			// see the message learns when and under which rule, as a
+			// not-found, never as a store fault. Audited like the read.
+			if aerr := s.audit(ctx, c, action, h.SHA256+" (deleted)"); aerr != nil {
+				return nil, nil, aerr
+			}
+			return nil, nil, errorf(ErrNotFound, "%v", err)
+		}
 		return nil, nil, fmt.Errorf("read message %s from the store (`mailvault verify` checks the store): %w", h.SHA256, err)
 	}
 	if err := s.audit(ctx, c, action, h.SHA256); err != nil {

@@ -69,9 +69,10 @@ func (c *Catalog) MarkIndexed(ctx context.Context, tasks []IndexTask) error {
 	return tx.Commit()
 }
 
-// ResetIndexed marks every message as not indexed (for a rebuild of the index).
+// ResetIndexed marks every message as not indexed (for a rebuild of the
+// index), except those disposed of: they have no blob and no document.
 func (c *Catalog) ResetIndexed(ctx context.Context) error {
-	_, err := c.db.ExecContext(ctx, `UPDATE messages SET indexed_gen = 0`)
+	_, err := c.db.ExecContext(ctx, `UPDATE messages SET indexed_gen = 0 WHERE id NOT IN (SELECT message_id FROM disposed)`)
 	return err
 }
 
@@ -87,8 +88,9 @@ func (c *Catalog) CountUnindexed(ctx context.Context) (int, error) {
 
 // Messages returns up to limit messages with id > afterID, by id, with their
 // current gen: the whole catalog, page by page, for a rebuild of the index.
+// Messages disposed of are left out (tombstones.go).
 func (c *Catalog) Messages(ctx context.Context, afterID int64, limit int) ([]IndexTask, error) {
-	return c.indexTasks(ctx, `SELECT id, sha256, gen FROM messages WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	return c.indexTasks(ctx, `SELECT id, sha256, gen FROM messages WHERE id > ? AND id NOT IN (SELECT message_id FROM disposed) ORDER BY id LIMIT ?`, afterID, limit)
 }
 
 // CountMessages returns the number of unique messages.
@@ -148,7 +150,7 @@ func (c *Catalog) MarkUnindexed(ctx context.Context, ids []int64) error {
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE messages SET indexed_gen = 0 WHERE id = ?`)
+	stmt, err := tx.PrepareContext(ctx, `UPDATE messages SET indexed_gen = 0 WHERE id = ? AND id NOT IN (SELECT message_id FROM disposed)`)
 	if err != nil {
 		return err
 	}
