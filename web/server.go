@@ -49,6 +49,7 @@ type Archive interface {
 	CancelJob(c service.Caller, id string) error
 	Ready(ctx context.Context) error
 	Audit(ctx context.Context, c service.Caller, action, detail string) error
+	HoldArchive
 }
 
 // Users is what the web needs of the user store (*service.Users).

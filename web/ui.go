@@ -80,6 +80,7 @@ func (s *Server) routeUI(e *gin.Engine) error {
 	g.GET("/status", u.status)
 	g.POST("/export", u.startExport)
 	g.GET("/exports/:file", u.downloadExport)
+	u.routeHolds(g)
 	return nil
 }
 
