@@ -227,7 +227,9 @@ type localHolds struct {
 func (l localHolds) create(ctx context.Context, req service.HoldRequest) (service.HoldInfo, error) {
 	return l.svc.CreateHold(ctx, l.c, req)
 }
-func (l localHolds) list(ctx context.Context) ([]service.HoldInfo, error) { return l.svc.Holds(ctx, l.c) }
+func (l localHolds) list(ctx context.Context) ([]service.HoldInfo, error) {
+	return l.svc.Holds(ctx, l.c)
+}
 func (l localHolds) show(ctx context.Context, name string) (service.HoldInfo, error) {
 	return l.svc.Hold(ctx, l.c, name)
 }
