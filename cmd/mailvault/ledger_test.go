@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,5 +147,54 @@ func TestLedgerVerifyFindsTampering(t *testing.T) {
 				t.Errorf("ledger verify after %s: exit %d, want 1 and a problem with %q:\n%s%s", c.name, r.code, c.want, r.stdout, r.stderr)
 			}
 		})
+	}
+}
+
+// The Python verifier printed in docs/ledger.md checks a real bundle, and
+// refuses one whose leaf was changed: the documented format is the one
+// prove writes, checked by a second, independent implementation.
+func TestLedgerDocPythonVerifier(t *testing.T) {
+	py, err := osexec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is needed (CI installs it)")
+		}
+		t.Skip("no python3")
+	}
+	doc, err := os.ReadFile("../../docs/ledger.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```python\n")
+	script, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/ledger.md has no python block")
+	}
+	data, _, msgs := ledgerArchive(t, 37)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "check.py"), []byte(script), 0o600)
+	for i := range msgs {
+		if i%5 != 0 {
+			continue
+		}
+		bundle := filepath.Join(dir, "proof.json")
+		os.Remove(bundle)
+		if r := inProcess(t, "prove", "--data", data, "--out", bundle, shaHex(msgs[i])); r.code != 0 {
+			t.Fatalf("prove: %s %s", r.stdout, r.stderr)
+		}
+		cmd := osexec.Command(py, "check.py")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "included" {
+			t.Errorf("message %d: the documented Python verifier says %q (%v)", i, out, err)
+		}
+		b, _ := os.ReadFile(bundle)
+		os.WriteFile(bundle, []byte(strings.Replace(string(b), `\"size\":`, `\"size\":1`, 1)), 0o600)
+		cmd = osexec.Command(py, "check.py")
+		cmd.Dir = dir
+		out, err = cmd.Output()
+		if err != nil || strings.TrimSpace(string(out)) != "NOT included" {
+			t.Errorf("message %d: on a changed leaf the Python verifier says %q (%v), want NOT included", i, out, err)
+		}
 	}
 }
