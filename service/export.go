@@ -64,9 +64,10 @@ type ExportResult struct {
 	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
 }
 
-// CanExport reports whether c may make exports.
+// CanExport reports whether c may make exports: admin, auditor, the legal
+// team (productions are theirs to make) and the operator.
 func (c Caller) CanExport() bool {
-	return c.Role == RoleAdmin || c.Role == RoleAuditor || c.Role == RoleOperator
+	return c.Role == RoleAdmin || c.Role == RoleAuditor || c.Role == RoleLegal || c.Role == RoleOperator
 }
 
 // ExportsDir is where exports started without a directory go.
