@@ -226,6 +226,10 @@ func (s *Service) wormError() error {
 	return errorf(ErrForbidden, "the archive is in WORM mode (retention.worm is true, the default): nothing can be deleted; set retention: {worm: false} in the config to allow retention apply and erasure")
 }
 
+// SetRetention replaces the retention config (a one-shot command that read
+// it from --config); call it before Run.
+func (s *Service) SetRetention(cfg *RetentionConfig) { s.opts.Retention = cfg }
+
 // planDir is where plans are saved.
 func (s *Service) planDir() string { return filepath.Join(s.a.Dir(), "retention") }
 

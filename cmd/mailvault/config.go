@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"mailvault/harvest"
+	"mailvault/service"
 )
 
 // config is the YAML configuration of `mailvault serve` (see
@@ -32,10 +33,16 @@ type config struct {
 	WebTrustedProxies []string `yaml:"web_trusted_proxies"`
 	// MaxMessageBytes: a message larger than this is recorded as skipped
 	// without being downloaded (0: the harvester's default, 256 MiB).
-	MaxMessageBytes int64           `yaml:"max_message_bytes"`
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	// Ledger: the signing key, checkpoint cadence and copy (ledger.go).
-	Ledger ledgerConfig `yaml:"ledger"`
-	Accounts        []accountConfig `yaml:"accounts"`
+	Ledger   ledgerConfig    `yaml:"ledger"`
+	Accounts []accountConfig `yaml:"accounts"`
+	// Retention: policies, WORM, four eyes, the schedule (retention.go;
+	// absent: WORM, nothing ever deleted).
+	Retention retentionConfig `yaml:"retention"`
+
+	// retention is Retention checked and parsed by loadConfig.
+	retention *service.RetentionConfig
 }
 
 // harvestOptions sets what the configuration says about harvesting in o
@@ -227,6 +234,7 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 			MaxConnections: max(ac.MaxConnections, 1),
 		})
 	}
+	cfg.retention = cfg.Retention.check(bad)
 	if len(problems) > 0 {
 		return nil, nil, fmt.Errorf("config %s has %d problems:\n  %s", path, len(problems), strings.Join(problems, "\n  "))
 	}

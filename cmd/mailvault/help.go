@@ -66,6 +66,32 @@ verify and reindex as jobs. With --config it also harvests the accounts the
 file lists (see mailvault.example.yaml). SIGINT or SIGTERM stops it in order;
 a second signal exits at once.
 `,
+	"retention": `Retention policies live in the retention section of the config (see
+mailvault.example.yaml); pass it with --config. Without it, or with worm: true
+(the default), nothing can be deleted: plan still shows what would go.
+
+  plan         weigh every message: the policy that keeps it longest wins (no
+               policy: kept forever); print counts per policy and what each
+               legal hold keeps; the plan is saved under <data>/retention/ID.json
+  show ID      print a saved plan
+  approve ID   four eyes: a second admin (not the planner) approves the plan
+  apply        delete what a plan lists: --plan ID, or the plan an interrupted
+               apply left, or a new plan made now (not with four_eyes). Holds
+               are checked again right before each message is deleted. Order:
+               tombstone (pending), index document, blob, metadata scrub,
+               tombstone done. A killed apply resumes the same plan when run
+               again; it never deletes anything the plan does not list.
+
+Serve must be stopped (the command opens the archive itself); in serve the
+scheduled job (retention.schedule) does the same. Every plan, approval,
+apply and deletion is in the audit trail. docs/compliance.md has the details.
+`,
+	"erase": `Deletes one message (by its sha256) for a legal erasure request: its index
+document, its bytes and its personal metadata, leaving a tombstone with rule
+"erasure", the reason and who asked. Refused while a legal hold covers the
+message, and in WORM mode (retention.worm, the default: pass a --config with
+worm: false). Serve must be stopped.
+`,
 	"search": `QUERY is words and key:value terms, ANDed:
   free words, "exact phrase", prefix*      anywhere: addresses, subject, body, attachments
   from: to: cc: bcc: subject: body:        a word, prefix* or "phrase" in that field

@@ -111,7 +111,7 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	defer lg.Close()
 	log.Info("ledger", "leaves", lg.Log.Size(), "signing", what)
 	svc := service.New(a, &service.Options{Accounts: accounts, Harvest: cfg.harvestOptions(service.ServeHarvestOptions(log, len(accounts))),
-		Users: users, Logger: log, ReadyLag: readyLag, Ledger: lg})
+		Users: users, Logger: log, ReadyLag: readyLag, Ledger: lg, Retention: cfg.retention})
 	metrics := svc.MetricsHandler()
 	var webLn, metricsLn net.Listener
 	loopback := false
