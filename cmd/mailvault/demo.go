@@ -23,6 +23,7 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/harvest/memtest"
+	"mailvault/ledger"
 	"mailvault/service"
 )
 
@@ -116,6 +117,19 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		}()
 	}
 	cfg := &config{DataDir: data, WebListen: listen}
+	// The demo signs its ledger's checkpoints with a key of its own, beside
+	// (not in) its data directory, made the first time.
+	cfg.Ledger.KeyFile = filepath.Clean(data) + ".ledger.key"
+	if _, err := os.Stat(cfg.Ledger.KeyFile); err != nil {
+		skey, vkey, err := ledger.GenerateKey("mailvault/demo")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.Ledger.KeyFile, []byte(skey+"\n"), 0o600); err != nil {
+			return err
+		}
+		os.WriteFile(cfg.Ledger.KeyFile+".pub", []byte(vkey+"\n"), 0o644)
+	}
 	return serveArchive(ctx, cfg, accounts, log, func(webAddr string) {
 		fmt.Fprintf(e.stdout, "\nmailvault demo: http://%s/\n  log in as %s / %s (admin: every account)\n  or as alice / %s (a user: only account alice)\n"+
 			"  IMAP server (in process): 127.0.0.1:%d, users alice, bob, carol\n  a new message arrives every %v; Ctrl-C stops (data in %s)\n"+
