@@ -143,6 +143,9 @@ func (c Caller) ReadsAudit() bool {
 	return false
 }
 
+// ReadsAudit reports whether u may read the audit trail (the web's nav).
+func (u *User) ReadsAudit() bool { return u.Caller("").ReadsAudit() }
+
 // AuditTrail returns the entries of the audit trail f selects, newest
 // first, if c may read it (Caller.ReadsAudit); the read is itself recorded
 // before the entries are returned.

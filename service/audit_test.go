@@ -239,7 +239,7 @@ func TestAuditFailsClosed(t *testing.T) {
 			"export": func() (any, error) {
 				return s.Export(ctx, admin, ExportRequest{Search: &SearchRequest{Query: "budget"}, Dir: exportDir}, nil)
 			},
-			"verify job": func() (any, error) { return s.StartVerify(admin) },
+			"verify job":  func() (any, error) { return s.StartVerify(admin) },
 			"audit trail": func() (any, error) { return s.AuditTrail(ctx, admin, AuditFilter{}) },
 		}
 		for what, f := range checks {

@@ -200,7 +200,7 @@ func TestAPIRoleIsolation(t *testing.T) {
 			got = append(got, e.Action+" "+e.Detail)
 		}
 	}
-	for _, want := range []string{"search human: budget", "search imap: BODY \"budget\"", "read " + f.shared, "download " + f.shared} {
+	for _, want := range []string{"search in accounts a: human: budget", "search in accounts a: imap: BODY \"budget\"", "read " + f.shared, "download " + f.shared} {
 		if !slices.Contains(got, want) {
 			t.Errorf("audit trail of ann %q lacks %q", got, want)
 		}

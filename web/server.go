@@ -50,6 +50,7 @@ type Archive interface {
 	Ready(ctx context.Context) error
 	Audit(ctx context.Context, c service.Caller, action, detail string) error
 	HoldArchive
+	AuditArchive
 }
 
 // Users is what the web needs of the user store (*service.Users).
@@ -125,7 +126,13 @@ func New(opts Options) (*Server, error) {
 		l.GET("/metrics", gin.WrapH(opts.Metrics))
 	}
 	s.routeAPI(l.Group("/api", func(c *gin.Context) {
-		c.Set(callerKey, service.Operator())
+		// The operator, named by the OS user of the process on the other
+		// end of the socket (peerUser), for the audit trail.
+		op := service.Operator()
+		if name, _ := c.Request.Context().Value(peerKey{}).(string); name != "" {
+			op = service.OperatorAs(name)
+		}
+		c.Set(callerKey, op)
 		c.Next()
 	}), true)
 	s.local = l
@@ -156,7 +163,13 @@ func (s *Server) LocalHandler() http.Handler { return s.local }
 // slow client cannot hold a connection forever.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if name := peerUser(c); name != "" {
+				return context.WithValue(ctx, peerKey{}, name)
+			}
+			return ctx
+		}}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -168,6 +181,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	}
 	return nil
 }
+
+// peerKey is the request context's key of the local socket peer's OS user.
+type peerKey struct{}
 
 // apiError is the body of every error answer.
 type apiError struct {

@@ -293,7 +293,7 @@ func checkWebAPI(t *testing.T, data, addr string) {
 	}
 	out.Reset()
 	run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"user", "audit", "--data", data, "--json"})
-	if !strings.Contains(out.String(), `"user":"carol","action":"search","detail":"human: zeppelin"`) {
+	if !strings.Contains(out.String(), `"user":"carol","action":"search","detail":"in all accounts: human: zeppelin"`) {
 		t.Errorf("audit trail: %s", out.String())
 	}
 }
