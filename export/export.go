@@ -94,6 +94,19 @@ type Options struct {
 	Tool  string
 	// Progress, when not nil, is called with messages done and the total.
 	Progress func(done, total int)
+	// Proofs, when not nil, puts the archive ledger's signed checkpoint in
+	// PROOF/checkpoint.txt and each message's inclusion proof against it in
+	// PROOF/<folder>/<control number>.json (production format only).
+	Proofs Proofs
+}
+
+// Proofs gives the ledger's proofs of the exported messages
+// (docs/ledger.md has the bundle's format; verify-proof checks one).
+type Proofs interface {
+	// Checkpoint is the signed checkpoint every bundle is proved against.
+	Checkpoint() []byte
+	// Bundle is the proof bundle, JSON, of the message sha256 (hex).
+	Bundle(sha256 string) ([]byte, error)
 }
 
 // Limits of one family (a message with its attachments and embedded

@@ -153,6 +153,17 @@ func (w *writer) emailDoc(fam *family, raw []byte, pm *mime.Message, perr string
 	if err != nil {
 		return 0, err
 	}
+	if archive != "" && w.opts.Proofs != nil {
+		// The archived message's proof of inclusion in the ledger, named
+		// like its native.
+		b, err := w.opts.Proofs.Bundle(archive)
+		if err != nil {
+			return 0, fmt.Errorf("export: proof of %s: %w", archive, err)
+		}
+		if _, err := w.writeFile("PROOF/"+w.folder+"/"+c+".json", b, c, ""); err != nil {
+			return 0, err
+		}
+	}
 	nf, err := w.writeFile(native, raw, c, archive)
 	if err != nil {
 		return 0, err
@@ -273,7 +284,10 @@ const FolderSize = 1000
 func (w *writer) docPaths(c, ext string) (native, text string, err error) {
 	folder := fmt.Sprintf("%04d", (w.next-1-w.opts.Start)/FolderSize+1)
 	if folder != w.folder {
-		for _, top := range []string{"NATIVES", "TEXT"} {
+		for _, top := range []string{"NATIVES", "TEXT", "PROOF"} {
+			if top == "PROOF" && w.opts.Proofs == nil {
+				continue
+			}
 			if err := os.Mkdir(w.path(top+"/"+folder), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 				return "", "", fmt.Errorf("export: %w", err)
 			}

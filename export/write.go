@@ -165,6 +165,14 @@ func (w *writer) run(ctx context.Context, src Source) error {
 		if w.lf, err = w.openLoadFiles(); err != nil {
 			return err
 		}
+		if w.opts.Proofs != nil {
+			if err := os.MkdirAll(w.path("PROOF"), 0o755); err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			if _, err := w.writeFile("PROOF/checkpoint.txt", w.opts.Proofs.Checkpoint(), "", ""); err != nil {
+				return err
+			}
+		}
 	case FormatEML:
 		if err := os.MkdirAll(w.path("EML"), 0o755); err != nil {
 			return fmt.Errorf("export: %w", err)

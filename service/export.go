@@ -176,7 +176,15 @@ func (s *Service) Export(ctx context.Context, c Caller, req ExportRequest, progr
 	if err := os.MkdirAll(filepath.Dir(req.Dir), 0o700); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	m, err := export.Write(ctx, src, req.options(c.Name, progress))
+	opts := req.options(c.Name, progress)
+	if l := s.opts.Ledger; l != nil && l.Signs() && (req.Format == "" || req.Format == export.FormatProduction) {
+		p, err := l.exportProofs(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("export: the ledger's proofs: %w", err)
+		}
+		opts.Proofs = p
+	}
+	m, err := export.Write(ctx, src, opts)
 	if err != nil {
 		return nil, classifyExport(err)
 	}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -277,3 +278,64 @@ func (s *Service) ledgerAudit(ctx context.Context) error {
 
 // Ledger is the service's ledger, nil when it has none.
 func (s *Service) Ledger() *Ledger { return s.opts.Ledger }
+
+// ledgerProofs are an export's proofs: one checkpoint, signed after every
+// message was ledgered, and each message's bundle against it.
+type ledgerProofs struct {
+	l      *Ledger
+	signed []byte
+	vkey   string
+	leaf   map[string]int64 // message sha256 -> leaf index
+}
+
+// exportProofs settles the ledger (every row in it, a checkpoint of it) and
+// indexes its message leaves, for an export's PROOF/ folder.
+func (l *Ledger) exportProofs(ctx context.Context) (*ledgerProofs, error) {
+	if err := l.Follow(ctx, true); err != nil {
+		return nil, err
+	}
+	if _, err := l.Checkpoint(); err != nil {
+		return nil, err
+	}
+	vk, err := l.VerifierKey()
+	if err != nil {
+		return nil, err
+	}
+	signed, err := os.ReadFile(filepath.Join(l.Log.Dir(), ledger.Latest))
+	if err != nil {
+		return nil, err
+	}
+	c, err := ledger.OpenCheckpoint(signed, vk)
+	if err != nil {
+		return nil, err
+	}
+	p := &ledgerProofs{l: l, signed: signed, vkey: vk, leaf: map[string]int64{}}
+	for i := int64(0); i < c.Size; i++ {
+		b, err := l.Log.Leaf(i)
+		if err != nil {
+			return nil, err
+		}
+		f, err := ledger.DecodeLeaf(b)
+		if err != nil {
+			return nil, err
+		}
+		if f.Kind == ledger.KindMessage {
+			p.leaf[f.SHA256] = i
+		}
+	}
+	return p, nil
+}
+
+func (p *ledgerProofs) Checkpoint() []byte { return p.signed }
+
+func (p *ledgerProofs) Bundle(sha string) ([]byte, error) {
+	i, ok := p.leaf[sha]
+	if !ok {
+		return nil, fmt.Errorf("message %s has no leaf in the ledger (ledger verify)", sha)
+	}
+	b, err := p.l.Log.Prove(i, p.signed, p.vkey)
+	if err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(b, "", "  ")
+}

@@ -198,3 +198,30 @@ func TestLedgerDocPythonVerifier(t *testing.T) {
 		}
 	}
 }
+
+// A production of an archive with a ledger carries the checkpoint and each
+// message's proof, which verify-proof checks against the native, and the
+// export still verifies.
+func TestLedgerExportProofs(t *testing.T) {
+	data, pub, msgs := ledgerArchive(t, 15)
+	out := filepath.Join(t.TempDir(), "prod")
+	if r := inProcess(t, "export", "--data", data, "--out", out, "larger:0"); r.code != 0 {
+		t.Fatalf("export: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := inProcess(t, "export", "verify", out); r.code != 0 {
+		t.Fatalf("export verify: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "PROOF", "checkpoint.txt")); err != nil {
+		t.Fatal(err)
+	}
+	proofs, _ := filepath.Glob(filepath.Join(out, "PROOF", "0001", "*.json"))
+	if len(proofs) != len(msgs) {
+		t.Fatalf("%d proofs, want %d (one per message)", len(proofs), len(msgs))
+	}
+	for _, p := range proofs {
+		native := filepath.Join(out, "NATIVES", "0001", strings.TrimSuffix(filepath.Base(p), ".json")+".eml")
+		if r := inProcess(t, "verify-proof", "--key", pub, "--message", native, p); r.code != 0 {
+			t.Errorf("verify-proof %s: %d %s %s", p, r.code, r.stdout, r.stderr)
+		}
+	}
+}
