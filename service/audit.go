@@ -52,9 +52,11 @@ const (
 	ActionTokenRevoke = "token-revoke"
 	// ActionAudit is a read of the audit trail itself (detail: the filter).
 	ActionAudit = "audit"
-	// Holds and retention (service/holds.go, service/retention.go) use
-	// hold-create, hold-release, retention-plan, retention-apply and
-	// delete (one message, detail: sha256 and the reason).
+	// Holds (service/holds.go) use hold-create, hold-create-failed,
+	// hold-list, hold-show, hold-release, hold-release-failed; retention
+	// and disposition (service/retention.go) retention-plan,
+	// retention-approve, retention-apply, retention-applied, dispose,
+	// erase, erase-refused. docs/compliance.md lists them all.
 )
 
 // AuditFilter selects entries of the audit trail. Its zero value selects
