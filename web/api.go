@@ -82,6 +82,7 @@ func (s *Server) routeAPI(g *gin.RouterGroup, local bool) {
 	g.GET("/jobs", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"jobs": s.opts.Archive.Jobs(caller(c))}) })
 	g.GET("/jobs/:id", s.apiJob)
 	s.routeHoldsAPI(g)
+	s.routeLedgerAPI(g)
 	g.GET("/audit", s.apiAudit)
 	g.POST("/jobs", func(c *gin.Context) { s.apiStartJob(c, local) })
 	g.DELETE("/jobs/:id", func(c *gin.Context) {
@@ -197,9 +198,10 @@ func (s *Server) apiJob(c *gin.Context) {
 
 // jobRequest is the body of POST /api/jobs.
 type jobRequest struct {
-	Kind   service.JobKind        `json:"kind"`
-	Import *service.ImportRequest `json:"import,omitempty"`
-	Export *service.ExportRequest `json:"export,omitempty"`
+	Kind   service.JobKind              `json:"kind"`
+	Import *service.ImportRequest       `json:"import,omitempty"`
+	Export *service.ExportRequest       `json:"export,omitempty"`
+	Ledger *service.LedgerVerifyRequest `json:"ledger,omitempty"`
 }
 
 // apiStartJob is POST /api/jobs {"kind": "verify"|"reindex"|"import", "import": {...}}.
@@ -240,8 +242,18 @@ func (s *Server) apiStartJob(c *gin.Context, local bool) {
 			return
 		}
 		j, err = s.opts.Archive.StartExport(caller(c), *req.Export)
+	case service.JobLedgerVerify:
+		var lr service.LedgerVerifyRequest
+		if req.Ledger != nil {
+			lr = *req.Ledger
+		}
+		if !local && lr.CopyDir != "" {
+			s.fail(c, http.StatusForbidden, "copy_dir names a path on the host: give it on the host, with `mailvault ledger verify`")
+			return
+		}
+		j, err = s.opts.Archive.StartLedgerVerify(caller(c), lr)
 	default:
-		s.fail(c, http.StatusBadRequest, "kind: want verify, reindex, import or export")
+		s.fail(c, http.StatusBadRequest, "kind: want verify, reindex, import, export or ledger-verify")
 		return
 	}
 	if err != nil {

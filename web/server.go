@@ -51,6 +51,7 @@ type Archive interface {
 	Audit(ctx context.Context, c service.Caller, action, detail string) error
 	HoldArchive
 	AuditArchive
+	LedgerArchive
 }
 
 // Users is what the web needs of the user store (*service.Users).

@@ -172,9 +172,10 @@ func (d *daemon) job(ctx context.Context, id string) (service.JobInfo, error) {
 
 // jobStart is the body of POST /api/jobs (web's jobRequest).
 type jobStart struct {
-	Kind   service.JobKind        `json:"kind"`
-	Import *service.ImportRequest `json:"import,omitempty"`
-	Export *service.ExportRequest `json:"export,omitempty"`
+	Kind   service.JobKind              `json:"kind"`
+	Import *service.ImportRequest       `json:"import,omitempty"`
+	Export *service.ExportRequest       `json:"export,omitempty"`
+	Ledger *service.LedgerVerifyRequest `json:"ledger,omitempty"`
 }
 
 func (d *daemon) startJob(ctx context.Context, req jobStart) (service.JobInfo, error) {

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"mailvault/indexer"
 	"mailvault/ledger"
@@ -140,7 +143,7 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "ledger", &data)
 	fs.StringVar(&cfgPath, "config", "", "the serve config `FILE` (its data_dir and ledger section)")
 	fs.StringVar(&key, "key", "", "with verify: the public key (or a `FILE` holding it) the checkpoints must verify under; default: the configured signing key's")
-	fs.StringVar(&copyDir, "copy-dir", "", "with verify: also check the checkpoints copied to `DIR` (default: the config's ledger.copy_dir)")
+	fs.StringVar(&copyDir, "copy-dir", "", "with verify: also check the checkpoints copied to `DIR` (the config's ledger.copy_dir is checked anyway)")
 	fs.BoolVar(&noBlobs, "no-blobs", false, "with verify: do not re-hash every blob (the ledger checks only)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 	words, err := parse(fs, args)
@@ -162,92 +165,96 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 		if !flagSet(fs, "data") {
 			data = cfg.DataDir
 		}
-		if copyDir == "" {
-			copyDir = cfg.Ledger.CopyDir
-		}
 	}
-	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := auditLocal(ctx, data, "ledger-"+words[0], "offline, "+data); err != nil {
-		return err
-	}
-	users, err := service.OpenUsers(data)
-	if err != nil {
-		return err
-	}
-	defer users.Close()
-	// verify and status look at the ledger as it is; checkpoint first
-	// appends what is not in it yet.
-	lg, err := openLedgerNoFollow(ctx, a, users, lc, words[0] != "checkpoint")
-	if err != nil {
-		return err
-	}
-	defer lg.Close()
-	switch words[0] {
-	case "checkpoint":
-		c, err := lg.Checkpoint()
-		if err != nil {
+	req := service.LedgerVerifyRequest{NoBlobs: noBlobs, CopyDir: copyDir}
+	if key != "" {
+		if req.Key, err = ledger.LoadVerifierKey(key); err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		if asJSON {
-			return json.NewEncoder(e.stdout).Encode(map[string]any{"origin": c.Origin, "size": c.Size, "root": c.Root})
-		}
-		fmt.Fprintf(e.stdout, "checkpoint: %s, %d leaves, root %s\n", c.Origin, c.Size, c.Root)
-		return nil
-	case "status":
-		st := map[string]any{"leaves": lg.Log.Size(), "signs": lg.Signs(), "dir": lg.Log.Dir()}
-		if vk, err := lg.VerifierKey(); err == nil {
-			st["public_key"] = vk
-			if b, err := os.ReadFile(filepath.Join(lg.Log.Dir(), ledger.Latest)); err == nil {
-				if c, err := ledger.OpenCheckpoint(b, vk); err == nil {
-					st["checkpoint_size"], st["checkpoint_root"] = c.Size, c.Root.String()
+	}
+	var st *service.LedgerStatus
+	var cp *ledger.Checkpoint
+	var rep *service.LedgerVerifyReport
+	if d, derr := dialDaemon(ctx, data); derr == nil {
+		// serve runs: it answers for its own ledger.
+		switch words[0] {
+		case "status":
+			st = &service.LedgerStatus{}
+			err = d.do(ctx, "GET", "/api/ledger", nil, nil, st)
+		case "checkpoint":
+			var out struct {
+				Origin string `json:"origin"`
+				Size   int64  `json:"size"`
+				Root   string `json:"root"`
+			}
+			if err = d.do(ctx, "POST", "/api/ledger/checkpoint", nil, struct{}{}, &out); err == nil {
+				cp = &ledger.Checkpoint{Origin: out.Origin, Size: out.Size}
+				cp.Root, err = tlogHash(out.Root)
+			}
+		case "verify":
+			prog := newProgress(e.stderr, "re-hashing blobs")
+			var j service.JobInfo
+			if j, err = runDaemonJob(ctx, d, jobStart{Kind: service.JobLedgerVerify, Ledger: &req}, prog); err == nil {
+				rep = &service.LedgerVerifyReport{}
+				if err = json.Unmarshal(j.Result, rep); err != nil {
+					err = fmt.Errorf("ledger verify: bad report from serve: %w", err)
 				}
 			}
 		}
-		if asJSON {
-			return json.NewEncoder(e.stdout).Encode(st)
+		if err != nil {
+			return cliError(err)
 		}
-		for _, k := range []string{"dir", "leaves", "signs", "public_key", "checkpoint_size", "checkpoint_root"} {
-			if v, ok := st[k]; ok {
-				fmt.Fprintf(e.stdout, "%-16s %v\n", k+":", v)
-			}
-		}
-		return nil
-	}
-	// verify
-	vk := key
-	if vk != "" {
-		if vk, err = ledger.LoadVerifierKey(vk); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	} else if vk, err = lg.VerifierKey(); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("ledger verify: no --key and %v", err)}
-	}
-	var dirs []string
-	if copyDir != "" {
-		dirs = append(dirs, copyDir)
-	}
-	rep, err := ledger.Verify(ctx, lg.Log, lg.Sources(), vk, dirs...)
-	if err != nil {
-		return err
-	}
-	var blobs *indexer.VerifyReport
-	if !noBlobs {
-		prog := newProgress(e.stderr, "re-hashing blobs")
-		blobs, err = a.Verify(ctx, prog.update)
-		prog.done()
+	} else {
+		a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
 		if err != nil {
 			return err
 		}
-		for _, p := range blobs.Problems {
-			if strings.HasPrefix(p.Kind, "blob-") || p.Kind == "catalog-corrupt" {
-				rep.Problems = append(rep.Problems, ledger.Problem{Kind: p.Kind, What: p.String()})
-				rep.OK = false
-			}
+		defer a.Close()
+		users, err := service.OpenUsers(data)
+		if err != nil {
+			return err
 		}
+		defer users.Close()
+		// verify and status look at the ledger as it is; checkpoint first
+		// appends what is not in it yet.
+		lg, err := openLedgerNoFollow(ctx, a, users, lc, words[0] != "checkpoint")
+		if err != nil {
+			return err
+		}
+		defer lg.Close()
+		svc := service.New(a, &service.Options{Logger: e.log, Users: users, Ledger: lg})
+		op := service.Operator()
+		switch words[0] {
+		case "status":
+			st, err = svc.LedgerStatus(ctx, op)
+		case "checkpoint":
+			cp, err = svc.LedgerCheckpoint(ctx, op)
+		case "verify":
+			prog := newProgress(e.stderr, "re-hashing blobs")
+			rep, err = svc.VerifyLedger(ctx, op, req, prog.update)
+			prog.done()
+		}
+		if err != nil {
+			return cliError(err)
+		}
+	}
+	switch {
+	case st != nil:
+		if asJSON {
+			return json.NewEncoder(e.stdout).Encode(st)
+		}
+		fmt.Fprintf(e.stdout, "leaves:          %d\nsigns:           %v\n", st.Leaves, st.Signs)
+		if st.Signs {
+			fmt.Fprintf(e.stdout, "origin:          %s\npublic key:      %s\ncheckpoint:      %d leaves, root %s\ncopied:          %v\n",
+				st.Origin, st.PublicKey, st.CheckpointSize, st.CheckpointRoot, st.CopyDir)
+		}
+		return nil
+	case cp != nil:
+		if asJSON {
+			return json.NewEncoder(e.stdout).Encode(map[string]any{"origin": cp.Origin, "size": cp.Size, "root": cp.Root})
+		}
+		fmt.Fprintf(e.stdout, "checkpoint: %s, %d leaves, root %s\n", cp.Origin, cp.Size, cp.Root)
+		return nil
 	}
 	if asJSON {
 		json.NewEncoder(e.stdout).Encode(rep)
@@ -262,8 +269,8 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 				fmt.Fprintf(e.stdout, "  %-11s %d rows replayed, %d newer than the ledger\n", k, n, rep.Pending[k])
 			}
 		}
-		if blobs != nil {
-			fmt.Fprintf(e.stdout, "  blobs       %d re-hashed\n", blobs.Blobs)
+		if !noBlobs {
+			fmt.Fprintf(e.stdout, "  blobs       %d re-hashed\n", rep.Blobs)
 		}
 		for _, p := range rep.Problems {
 			fmt.Fprintf(e.stdout, "PROBLEM %s: %s\n", p.Kind, p.What)
@@ -278,6 +285,8 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+func tlogHash(s string) (tlog.Hash, error) { return tlog.ParseHash(s) }
+
 func runProve(ctx context.Context, e *env, args []string) error {
 	var data, out string
 	fs := newFlags(e, "prove", &data)
@@ -290,26 +299,33 @@ func runProve(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	sha := strings.ToLower(words[0])
-	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
-	if err != nil {
-		return err
+	id := strings.ToLower(words[0])
+	var b *ledger.Bundle
+	if d, derr := dialDaemon(ctx, data); derr == nil {
+		b = &ledger.Bundle{}
+		err = d.do(ctx, "GET", "/api/ledger/prove/"+url.PathEscape(id), nil, nil, b)
+	} else {
+		a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		users, err := service.OpenUsers(data)
+		if err != nil {
+			return err
+		}
+		defer users.Close()
+		lg, err := openLedger(ctx, a, users, nil)
+		if err != nil {
+			return err
+		}
+		defer lg.Close()
+		svc := service.New(a, &service.Options{Logger: e.log, Users: users, Ledger: lg})
+		b, err = svc.Prove(ctx, service.Operator(), id)
+		if err != nil {
+			return cliError(err)
+		}
 	}
-	defer a.Close()
-	if err := auditLocal(ctx, data, "prove", "message "+sha); err != nil {
-		return err
-	}
-	users, err := service.OpenUsers(data)
-	if err != nil {
-		return err
-	}
-	defer users.Close()
-	lg, err := openLedger(ctx, a, users, nil)
-	if err != nil {
-		return err
-	}
-	defer lg.Close()
-	b, err := lg.Prove(ctx, a, sha)
 	if err != nil {
 		return cliError(err)
 	}

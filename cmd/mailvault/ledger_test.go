@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -223,5 +224,58 @@ func TestLedgerExportProofs(t *testing.T) {
 		if r := inProcess(t, "verify-proof", "--key", pub, "--message", native, p); r.code != 0 {
 			t.Errorf("verify-proof %s: %d %s %s", p, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// While serve runs (the archive locked), the ledger commands go through its
+// socket and give what they give offline; the API applies the role rule.
+func TestLedgerThroughServe(t *testing.T) {
+	data, pub, msgs := ledgerArchive(t, 10)
+	bin := buildMailvault(t)
+	ann := addUser(t, bin, data, "ann", "--role", "user", "--account", "bob")
+	aud := addUser(t, bin, data, "aud", "--role", "auditor")
+	srv := startServe(t, bin, data)
+
+	r := runBinary(t, bin, 0, "ledger", "status", "--json", "--data", data)
+	var st struct {
+		Leaves         int64 `json:"leaves"`
+		Signs          bool  `json:"signs"`
+		CheckpointSize int64 `json:"checkpoint_size"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || !st.Signs || st.Leaves < 20 {
+		t.Fatalf("ledger status through serve: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "p.json")
+	if r := runBinary(t, bin, 0, "prove", "--data", data, "--out", bundle, shaHex(msgs[3])); r.code != 0 {
+		t.Fatalf("prove through serve: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	eml := filepath.Join(dir, "m.eml")
+	os.WriteFile(eml, msgs[3], 0o600)
+	if r := runBinary(t, bin, 0, "verify-proof", "--key", pub, "--message", eml, bundle); r.code != 0 {
+		t.Errorf("verify-proof of serve's bundle: %d %s", r.code, r.stdout)
+	}
+	if r := runBinary(t, bin, 0, "ledger", "checkpoint", "--data", data); r.code != 0 {
+		t.Errorf("ledger checkpoint through serve: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBinary(t, bin, 0, "ledger", "verify", "--data", data, "--key", pub); r.code != 0 || !strings.Contains(r.stdout, "OK:") {
+		t.Errorf("ledger verify through serve: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	var b map[string]any
+	if code := srv.api(t, aud, "/api/ledger/prove/"+shaHex(msgs[3]), &b); code != 200 || b["format"] != "mailvault-proof/1" {
+		t.Errorf("an auditor's prove: %d %v", code, b)
+	}
+	// ann sees only account bob: alice's message answers as absent, the
+	// ledger's status is not hers to read.
+	if code := srv.api(t, ann, "/api/ledger/prove/"+shaHex(msgs[3]), nil); code != 404 {
+		t.Errorf("a user's prove of a message outside her accounts: %d, want 404", code)
+	}
+	if code := srv.api(t, ann, "/api/ledger", nil); code != 403 {
+		t.Errorf("a user's ledger status: %d, want 403", code)
+	}
+	srv.stop(t)
+	// After serve stopped (a last checkpoint), the ledger verifies offline.
+	if r := inProcess(t, "ledger", "verify", "--data", data, "--key", pub, "--no-blobs"); r.code != 0 {
+		t.Errorf("ledger verify after serve: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }
