@@ -512,6 +512,7 @@ type statusPage struct {
 	Problems []string
 	Lines    []statusRow
 	Jobs     []service.JobInfo
+	Ledger   *service.LedgerStatus // for those who check the archive
 }
 
 func (u *ui) status(c *gin.Context) {
@@ -552,6 +553,7 @@ func (u *ui) status(c *gin.Context) {
 			p.Problems = append(p.Problems, fmt.Sprintf("job %s (%s) failed: %s", j.ID, j.Kind, j.Error))
 		}
 	}
+	u.ledgerStatus(c, &p)
 	sort.Strings(p.Problems)
 	p.Problems = compactStrings(p.Problems)
 	u.render(c, http.StatusOK, "status", p)
