@@ -55,7 +55,8 @@ const (
 	// Holds (service/holds.go) use hold-create, hold-create-failed,
 	// hold-list, hold-show, hold-release, hold-release-failed; retention
 	// and disposition (service/retention.go) retention-plan,
-	// retention-approve, retention-apply, retention-applied, dispose,
+	// retention-list, retention-show, retention-approve,
+	// retention-apply, retention-applied, dispose,
 	// erase, erase-refused. docs/compliance.md lists them all.
 )
 

@@ -30,10 +30,14 @@ package service
 //     "erasure"), refused under a hold or in WORM mode.
 //
 // Roles: admin and the operator plan, approve, apply and erase; auditor
-// and legal may plan (read-only towards the mail; their plan is saved like
-// any other, so that an admin can approve and apply exactly what they
-// saw); users may do none. Every plan, approve, apply, deletion and erase is
-// audited before it takes effect (fail closed).
+// and legal may plan, list and show plans (read-only towards the mail;
+// their plan is saved like any other, so that an admin can approve and
+// apply exactly what they saw); users may do none, and each refusal is
+// audited as denied. Every plan, list, show, approve, apply, deletion and
+// erase is audited before it takes effect or is answered (fail closed).
+// The front doors (CLI offline, the local socket, the JSON API and the
+// /retention page, web/retention.go) all call these methods and decide
+// nothing themselves.
 
 import (
 	"context"
@@ -198,6 +202,8 @@ type RetentionPlan struct {
 	AppliedBy   string    `json:"applied_by,omitempty"`
 	AppliedAt   time.Time `json:"applied_at,omitzero"`
 	DeleteBytes int64     `json:"delete_bytes"`
+	// ToDelete is len(Delete), also in a listing, which leaves Delete out.
+	ToDelete int `json:"to_delete"`
 }
 
 func (s *Service) retention() *RetentionConfig {
@@ -207,17 +213,37 @@ func (s *Service) retention() *RetentionConfig {
 	return s.opts.Retention
 }
 
-func mayPlan(c Caller) error {
+// PlansRetention reports whether c may see the retention policies and
+// plans and make plans (the web links the /retention page for them).
+func (c Caller) PlansRetention() bool {
 	switch c.Role {
 	case RoleAdmin, RoleOperator, RoleAuditor, RoleLegal:
+		return true
+	}
+	return false
+}
+
+// Disposes reports whether c may approve and apply plans and erase.
+func (c Caller) Disposes() bool { return c.Role == RoleAdmin || c.Role == RoleOperator }
+
+// mayPlan refuses, audited as denied, a caller who may not see retention.
+func (s *Service) mayPlan(ctx context.Context, c Caller, action, what string) error {
+	if c.PlansRetention() {
 		return nil
+	}
+	if err := s.audit(ctx, c, ActionDenied, strings.TrimSpace(action+" "+what)); err != nil {
+		return err
 	}
 	return errorf(ErrForbidden, "user %s (%s) may not see retention plans: an admin, auditor, legal or the operator may", c.Name, c.Role)
 }
 
-func mayDispose(c Caller) error {
-	if c.Role == RoleAdmin || c.Role == RoleOperator {
+// mayDispose refuses, audited as denied, a caller who may not delete.
+func (s *Service) mayDispose(ctx context.Context, c Caller, action, what string) error {
+	if c.Disposes() {
 		return nil
+	}
+	if err := s.audit(ctx, c, ActionDenied, strings.TrimSpace(action+" "+what)); err != nil {
+		return err
 	}
 	return errorf(ErrForbidden, "user %s (%s) may not delete mail: an admin or the operator may", c.Name, c.Role)
 }
@@ -236,7 +262,7 @@ func (s *Service) planDir() string { return filepath.Join(s.a.Dir(), "retention"
 // PlanRetention weighs every message against the policies, saves the plan
 // and returns it. The plan's Delete lists what an apply of it would delete.
 func (s *Service) PlanRetention(ctx context.Context, c Caller) (*RetentionPlan, error) {
-	if err := mayPlan(c); err != nil {
+	if err := s.mayPlan(ctx, c, "retention-plan", ""); err != nil {
 		return nil, err
 	}
 	p, err := s.makePlan(ctx, c, time.Now())
@@ -346,6 +372,7 @@ func (s *Service) makePlan(ctx context.Context, c Caller, now time.Time) (*Reten
 		p.Holds = append(p.Holds, HoldCount{Hold: h, Messages: n})
 	}
 	sort.Slice(p.Holds, func(i, j int) bool { return p.Holds[i].Hold < p.Holds[j].Hold })
+	p.ToDelete = len(p.Delete)
 	return p, nil
 }
 
@@ -451,15 +478,80 @@ func (s *Service) loadPlan(id string) (*RetentionPlan, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("retention plan %s: %w", id, err)
 	}
+	p.ToDelete = len(p.Delete)
 	return &p, nil
 }
 
 // RetentionPlanByID returns a saved plan.
 func (s *Service) RetentionPlanByID(ctx context.Context, c Caller, id string) (*RetentionPlan, error) {
-	if err := mayPlan(c); err != nil {
+	if err := s.mayPlan(ctx, c, "retention-show", clipID(id)); err != nil {
 		return nil, err
 	}
-	return s.loadPlan(id)
+	p, err := s.loadPlan(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.audit(ctx, c, "retention-show", "plan "+p.ID); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// RetentionPlans lists the saved plans, newest first, without their lists
+// of messages (ToDelete counts them; RetentionPlanByID gives one whole).
+// A plan file that cannot be read is an error, not skipped: a plan that
+// vanishes from the list would hide what was, or will be, deleted.
+func (s *Service) RetentionPlans(ctx context.Context, c Caller) ([]*RetentionPlan, error) {
+	if err := s.mayPlan(ctx, c, "retention-list", ""); err != nil {
+		return nil, err
+	}
+	out := []*RetentionPlan{}
+	ents, err := os.ReadDir(s.planDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("retention plans: %w", err)
+	}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !planIDRE.MatchString(id) {
+			continue
+		}
+		p, err := s.loadPlan(id)
+		if err != nil {
+			return nil, err
+		}
+		p.Delete = nil
+		out = append(out, p)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	if err := s.audit(ctx, c, "retention-list", fmt.Sprintf("%d plans", len(out))); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RetentionSettings is the retention config in force, as the /retention
+// page and GET /api/retention show it.
+type RetentionSettings struct {
+	WORM     bool              `json:"worm"`
+	FourEyes bool              `json:"four_eyes"`
+	Schedule string            `json:"schedule,omitempty"` // "" : no scheduled job
+	Policies []RetentionPolicy `json:"policies"`
+}
+
+// Retention returns the retention config in force, for who may plan.
+func (s *Service) Retention(ctx context.Context, c Caller) (RetentionSettings, error) {
+	if err := s.mayPlan(ctx, c, "retention-list", "policies"); err != nil {
+		return RetentionSettings{}, err
+	}
+	cfg := s.retention()
+	out := RetentionSettings{WORM: cfg.WORM, FourEyes: cfg.FourEyes, Policies: slices.Clone(cfg.Policies)}
+	if out.Policies == nil {
+		out.Policies = []RetentionPolicy{}
+	}
+	if cfg.Schedule > 0 {
+		out.Schedule = cfg.Schedule.String()
+	}
+	return out, nil
 }
 
 // unfinishedPlan returns the plan an apply was interrupted in, if any.
@@ -490,7 +582,7 @@ func (s *Service) unfinishedPlan() (*RetentionPlan, error) {
 // ApproveRetention records c's approval of plan id (four eyes): c must be
 // an admin or the operator, and not who made the plan.
 func (s *Service) ApproveRetention(ctx context.Context, c Caller, id string) (*RetentionPlan, error) {
-	if err := mayDispose(c); err != nil {
+	if err := s.mayDispose(ctx, c, "retention-approve", clipID(id)); err != nil {
 		return nil, err
 	}
 	p, err := s.loadPlan(id)
@@ -519,7 +611,7 @@ type ApplyRequest struct {
 // ApplyRetention deletes what the plan lists and no hold keeps, and
 // returns the plan with what was done. progress may be nil.
 func (s *Service) ApplyRetention(ctx context.Context, c Caller, req ApplyRequest, progress func(done, total int)) (*RetentionPlan, error) {
-	if err := mayDispose(c); err != nil {
+	if err := s.mayDispose(ctx, c, "retention-apply", clipID(req.PlanID)); err != nil {
 		return nil, err
 	}
 	cfg := s.retention()
@@ -642,7 +734,7 @@ func (s *Service) disposeOne(ctx context.Context, c Caller, sha, rule, reason st
 // Erase deletes one message for a legal erasure request: refused in WORM
 // mode and under a hold. reason is required (the request's reference).
 func (s *Service) Erase(ctx context.Context, c Caller, sha, reason string) (indexer.Tombstone, error) {
-	if err := mayDispose(c); err != nil {
+	if err := s.mayDispose(ctx, c, "erase", clipID(sha)); err != nil {
 		return indexer.Tombstone{}, err
 	}
 	if strings.TrimSpace(reason) == "" {
@@ -685,19 +777,32 @@ func (s *Service) Erase(ctx context.Context, c Caller, sha, reason string) (inde
 // StartRetention starts a retention apply as a job (what the schedule
 // runs, and the API). Its result is the RetentionPlan.
 func (s *Service) StartRetention(c Caller, req ApplyRequest) (JobInfo, error) {
-	if err := mayDispose(c); err != nil {
+	ctx := context.Background()
+	if err := s.mayDispose(ctx, c, "retention-apply", clipID(req.PlanID)); err != nil {
 		return JobInfo{}, err
 	}
-	if s.retention().WORM {
+	cfg := s.retention()
+	if cfg.WORM {
 		return JobInfo{}, s.wormError()
 	}
-	info, err := s.jobs.start(c, JobRetention, "retention apply "+req.PlanID, func(ctx context.Context, progress func(int, int)) (any, error) {
+	// What the job would refuse at once is refused here, before a job is
+	// queued, so that the API answers it (404, 403) instead of a job that
+	// fails: no such plan, or with four eyes none or an unapproved one.
+	if req.PlanID != "" {
+		p, err := s.loadPlan(req.PlanID)
+		if err != nil {
+			return JobInfo{}, err
+		}
+		if cfg.FourEyes && p.State != PlanApplied && (p.ApprovedBy == "" || p.ApprovedBy == p.By) {
+			return JobInfo{}, errorf(ErrForbidden, "plan %s is not approved: with retention.four_eyes, someone other than %s approves it first (`mailvault retention approve %s`)", p.ID, p.By, p.ID)
+		}
+	} else if cfg.FourEyes {
+		return JobInfo{}, errorf(ErrBadRequest, "retention.four_eyes is on: apply takes a plan ID, a plan approved by someone other than who made it")
+	}
+	// jobs.start records job-start before the job is queued.
+	return s.jobs.start(c, JobRetention, "retention apply "+req.PlanID, func(ctx context.Context, progress func(int, int)) (any, error) {
 		return s.ApplyRetention(ctx, c, req, progress)
 	})
-	if err == nil {
-		err = s.audit(context.Background(), c, "job-start", "retention "+info.ID)
-	}
-	return info, err
 }
 
 // Scheduler is the caller of the scheduled retention job.

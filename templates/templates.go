@@ -22,7 +22,7 @@ func Static() fs.FS {
 // ("search", "message", ...) to a template whose "layout" renders it.
 func Pages(funcs template.FuncMap) (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "search", "message", "status", "error", "holds", "audit"} {
+	for _, name := range []string{"login", "search", "message", "status", "error", "holds", "audit", "retention"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(files, "layout.html", name+".html")
 		if err != nil {
 			return nil, err

@@ -82,6 +82,7 @@ func (s *Server) routeAPI(g *gin.RouterGroup, local bool) {
 	g.GET("/jobs", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"jobs": s.opts.Archive.Jobs(caller(c))}) })
 	g.GET("/jobs/:id", s.apiJob)
 	s.routeHoldsAPI(g)
+	s.routeRetentionAPI(g)
 	s.routeLedgerAPI(g)
 	g.GET("/audit", s.apiAudit)
 	g.POST("/jobs", func(c *gin.Context) { s.apiStartJob(c, local) })

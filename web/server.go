@@ -52,6 +52,7 @@ type Archive interface {
 	HoldArchive
 	AuditArchive
 	LedgerArchive
+	RetentionArchive
 }
 
 // Users is what the web needs of the user store (*service.Users).

@@ -81,6 +81,7 @@ func (s *Server) routeUI(e *gin.Engine) error {
 	g.POST("/export", u.startExport)
 	g.GET("/exports/:file", u.downloadExport)
 	u.routeHolds(g)
+	u.routeRetention(g)
 	g.GET("/audit", u.auditUI)
 	return nil
 }

@@ -73,6 +73,7 @@ mailvault.example.yaml); pass it with --config. Without it, or with worm: true
   plan         weigh every message: the policy that keeps it longest wins (no
                policy: kept forever); print counts per policy and what each
                legal hold keeps; the plan is saved under <data>/retention/ID.json
+  list         list the saved plans, newest first (state, planner, counts, approver)
   show ID      print a saved plan
   approve ID   four eyes: a second admin (not the planner) approves the plan
   apply        delete what a plan lists: --plan ID, or the plan an interrupted
@@ -82,15 +83,20 @@ mailvault.example.yaml); pass it with --config. Without it, or with worm: true
                tombstone done. A killed apply resumes the same plan when run
                again; it never deletes anything the plan does not list.
 
-Serve must be stopped (the command opens the archive itself); in serve the
-scheduled job (retention.schedule) does the same. Every plan, approval,
-apply and deletion is in the audit trail. docs/compliance.md has the details.
+While serve runs, each subcommand asks it over the local socket (as the
+operator), and serve's config is the one in force; apply then runs as a job
+of serve, its progress (rate, ETA) drawn here, Ctrl-C cancelling it. Without
+serve the command opens the archive itself with --config. The same is on the
+web page /retention and the JSON API /api/retention/. Every plan, list,
+show, approval, apply and deletion is in the audit trail. docs/compliance.md
+has the details.
 `,
 	"erase": `Deletes one message (by its sha256) for a legal erasure request: its index
 document, its bytes and its personal metadata, leaving a tombstone with rule
 "erasure", the reason and who asked. Refused while a legal hold covers the
 message, and in WORM mode (retention.worm, the default: pass a --config with
-worm: false). Serve must be stopped.
+worm: false). While serve runs it asks serve (POST /api/erase on the local
+socket), whose config is then in force.
 `,
 	"search": `QUERY is words and key:value terms, ANDed:
   free words, "exact phrase", prefix*      anywhere: addresses, subject, body, attachments

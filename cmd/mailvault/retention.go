@@ -1,13 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"mailvault/indexer"
 	"mailvault/query"
 	"mailvault/service"
 )
@@ -95,13 +99,52 @@ func openRetention(e *env, data, cfgPath string) (*service.Service, func(), erro
 	return svc, closeFn, nil
 }
 
+// `mailvault retention plan|list|show|approve|apply` and `mailvault erase`:
+// while serve runs they ask it over the local socket (web/retention.go's
+// API, as the operator), and serve's own config decides the policies, WORM
+// and four eyes; otherwise they open the archive themselves with the
+// --config given. An apply through serve is a job of serve: the command
+// draws its progress (rate, ETA) as verify does, and Ctrl-C cancels the
+// job (what was deleted stays deleted; applying the plan again resumes it).
+// The rules and the audit rows are the service's either way.
+
+// retentionClient is where a retention command goes: the running serve, or
+// the archive opened here.
+type retentionClient interface {
+	plan(ctx context.Context) (*service.RetentionPlan, error)
+	list(ctx context.Context) ([]*service.RetentionPlan, error)
+	show(ctx context.Context, id string) (*service.RetentionPlan, error)
+	approve(ctx context.Context, id string) (*service.RetentionPlan, error)
+	apply(ctx context.Context, id string, prog *progress) (*service.RetentionPlan, error)
+	erase(ctx context.Context, sha, reason string) (indexer.Tombstone, error)
+}
+
+// retentionClientFor dials the serve running on data, or else opens the
+// archive with the config's retention section. A --config given while
+// serve runs is used for --data only: serve's config is the one in force.
+func retentionClientFor(ctx context.Context, e *env, data, cfgPath string) (retentionClient, func(), error) {
+	if d, err := dialDaemon(ctx, data); err == nil {
+		if cfgPath != "" {
+			fmt.Fprintln(e.stderr, "note: serve runs on "+data+": the retention section of serve's config is in force, not --config's")
+		}
+		return daemonRetention{d}, func() {}, nil
+	}
+	svc, closeFn, err := openRetention(e, data, cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return localRetention{svc: svc, c: service.Operator()}, closeFn, nil
+}
+
+var retentionWords = map[string]int{"plan": 0, "list": 0, "show": 1, "approve": 1, "apply": 0}
+
 func runRetention(ctx context.Context, e *env, args []string) error {
 	var data, cfgPath, planID string
 	var asJSON bool
 	fs := newFlags(e, "retention", &data)
-	fs.StringVar(&cfgPath, "config", "", "config `FILE` with the retention section (policies, worm, four_eyes); without it the archive is WORM with no policy")
+	fs.StringVar(&cfgPath, "config", "", "config `FILE` with the retention section (policies, worm, four_eyes); without it the archive is WORM with no policy (while serve runs, serve's config is in force)")
 	fs.StringVar(&planID, "plan", "", "apply: the saved plan `ID` to apply (required with four_eyes)")
-	fs.BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	fs.BoolVar(&asJSON, "json", false, "print the plan (list: the plans) as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -110,35 +153,50 @@ func runRetention(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	want, ok := retentionWords[pos[0]]
+	if !ok {
+		return &exitError{code: 2, err: fmt.Errorf("unknown retention command %q: want plan, list, show, approve or apply", pos[0])}
+	}
+	if len(pos) != want+1 {
+		return &exitError{code: 2, err: fmt.Errorf("%s takes a plan ID", pos[0])}
+	}
 	if data, err = dataDir(fs, data, cfgPath); err != nil {
 		return err
 	}
-	svc, closeFn, err := openRetention(e, data, cfgPath)
+	cl, closeFn, err := retentionClientFor(ctx, e, data, cfgPath)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	c := service.Operator()
 	var p *service.RetentionPlan
 	switch pos[0] {
 	case "plan":
-		p, err = svc.PlanRetention(ctx, c)
+		p, err = cl.plan(ctx)
+	case "list":
+		var list []*service.RetentionPlan
+		if list, err = cl.list(ctx); err != nil {
+			return cliError(err)
+		}
+		if asJSON {
+			enc := json.NewEncoder(e.stdout)
+			for _, p := range list {
+				enc.Encode(p)
+			}
+			return nil
+		}
+		w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "PLAN\tSTATE\tBY\tCREATED\tTO DELETE\tHELD\tAPPROVED BY\tDELETED\n")
+		for _, p := range list {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n", p.ID, p.State, p.By, p.Created.Format(time.RFC3339), p.ToDelete, p.HeldTotal,
+				cmp.Or(p.ApprovedBy, "-"), p.Deleted)
+		}
+		return w.Flush()
 	case "show":
-		if len(pos) != 2 {
-			return &exitError{code: 2, err: fmt.Errorf("show takes a plan ID")}
-		}
-		p, err = svc.RetentionPlanByID(ctx, c, pos[1])
+		p, err = cl.show(ctx, pos[1])
 	case "approve":
-		if len(pos) != 2 {
-			return &exitError{code: 2, err: fmt.Errorf("approve takes a plan ID")}
-		}
-		p, err = svc.ApproveRetention(ctx, c, pos[1])
+		p, err = cl.approve(ctx, pos[1])
 	case "apply":
-		prog := newProgress(e.stderr, "deleting")
-		p, err = svc.ApplyRetention(ctx, c, service.ApplyRequest{PlanID: planID}, prog.update)
-		prog.done()
-	default:
-		return &exitError{code: 2, err: fmt.Errorf("unknown retention command %q: want plan, show, approve or apply", pos[0])}
+		p, err = cl.apply(ctx, planID, newProgress(e.stderr, "deleting"))
 	}
 	if err != nil {
 		return cliError(err)
@@ -151,6 +209,105 @@ func runRetention(ctx context.Context, e *env, args []string) error {
 	printPlan(e, p)
 	return nil
 }
+
+// localRetention asks the service opened here.
+type localRetention struct {
+	svc *service.Service
+	c   service.Caller
+}
+
+func (l localRetention) plan(ctx context.Context) (*service.RetentionPlan, error) {
+	return l.svc.PlanRetention(ctx, l.c)
+}
+func (l localRetention) list(ctx context.Context) ([]*service.RetentionPlan, error) {
+	return l.svc.RetentionPlans(ctx, l.c)
+}
+func (l localRetention) show(ctx context.Context, id string) (*service.RetentionPlan, error) {
+	return l.svc.RetentionPlanByID(ctx, l.c, id)
+}
+func (l localRetention) approve(ctx context.Context, id string) (*service.RetentionPlan, error) {
+	return l.svc.ApproveRetention(ctx, l.c, id)
+}
+func (l localRetention) apply(ctx context.Context, id string, prog *progress) (*service.RetentionPlan, error) {
+	p, err := l.svc.ApplyRetention(ctx, l.c, service.ApplyRequest{PlanID: id}, prog.update)
+	prog.done()
+	return p, err
+}
+func (l localRetention) erase(ctx context.Context, sha, reason string) (indexer.Tombstone, error) {
+	return l.svc.Erase(ctx, l.c, sha, reason)
+}
+
+// daemonRetention asks the running serve (web/retention.go's API).
+type daemonRetention struct{ d *daemon }
+
+func (r daemonRetention) plan(ctx context.Context) (*service.RetentionPlan, error) {
+	var p service.RetentionPlan
+	err := r.d.do(ctx, "POST", "/api/retention/plans", nil, nil, &p)
+	return &p, err
+}
+
+func (r daemonRetention) list(ctx context.Context) ([]*service.RetentionPlan, error) {
+	var out struct {
+		Plans []*service.RetentionPlan `json:"plans"`
+	}
+	err := r.d.do(ctx, "GET", "/api/retention/plans", nil, nil, &out)
+	return out.Plans, err
+}
+
+func (r daemonRetention) show(ctx context.Context, id string) (*service.RetentionPlan, error) {
+	var p service.RetentionPlan
+	err := r.d.do(ctx, "GET", "/api/retention/plans/"+url.PathEscape(id), nil, nil, &p)
+	return &p, err
+}
+
+func (r daemonRetention) approve(ctx context.Context, id string) (*service.RetentionPlan, error) {
+	var p service.RetentionPlan
+	err := r.d.do(ctx, "POST", "/api/retention/plans/"+url.PathEscape(id)+"/approve", nil, nil, &p)
+	return &p, err
+}
+
+// apply starts the apply as a job of serve and follows it to its end.
+func (r daemonRetention) apply(ctx context.Context, id string, prog *progress) (*service.RetentionPlan, error) {
+	path := "/api/retention/apply"
+	if id != "" {
+		path = "/api/retention/plans/" + url.PathEscape(id) + "/apply"
+	}
+	var j service.JobInfo
+	if err := r.d.do(ctx, "POST", path, nil, nil, &j); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(prog.out, "retention apply runs in the running serve as job %s (`mailvault jobs` lists it)\n", j.ID)
+	j, err := r.d.follow(ctx, j.ID, prog)
+	if errors.Is(err, context.Canceled) {
+		return nil, &exitError{code: 130, err: fmt.Errorf("interrupted; job %s cancelled, what it deleted is deleted (apply the plan again to finish it)", j.ID)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch j.State {
+	case service.JobDone:
+	case service.JobCancelled:
+		return nil, &exitError{code: 130, err: fmt.Errorf("job %s was cancelled; what it deleted is deleted (apply the plan again to finish it)", j.ID)}
+	default:
+		return nil, fmt.Errorf("retention apply: job %s failed: %s", j.ID, j.Error)
+	}
+	var p service.RetentionPlan
+	if err := json.Unmarshal(j.Result, &p); err != nil {
+		return nil, fmt.Errorf("retention apply: bad result from serve: %w", err)
+	}
+	return &p, nil
+}
+
+func (r daemonRetention) erase(ctx context.Context, sha, reason string) (indexer.Tombstone, error) {
+	var t indexer.Tombstone
+	err := r.d.do(ctx, "POST", "/api/erase", nil, map[string]string{"sha256": sha, "reason": reason}, &t)
+	return t, err
+}
+
+var (
+	_ retentionClient = localRetention{}
+	_ retentionClient = daemonRetention{}
+)
 
 func printPlan(e *env, p *service.RetentionPlan) {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -198,12 +355,12 @@ func runErase(ctx context.Context, e *env, args []string) error {
 	if data, err = dataDir(fs, data, cfgPath); err != nil {
 		return err
 	}
-	svc, closeFn, err := openRetention(e, data, cfgPath)
+	cl, closeFn, err := retentionClientFor(ctx, e, data, cfgPath)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	t, err := svc.Erase(ctx, service.Operator(), pos[0], reason)
+	t, err := cl.erase(ctx, pos[0], reason)
 	if err != nil {
 		return cliError(err)
 	}
