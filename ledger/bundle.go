@@ -2,11 +2,13 @@ package ledger
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -27,6 +29,10 @@ type Bundle struct {
 	TreeSize   int64       `json:"tree_size"`
 	Proof      []tlog.Hash `json:"proof"`      // base64 each
 	Checkpoint string      `json:"checkpoint"` // the signed note
+	// Timestamp, when the checkpoint was timestamped, is the TSA's RFC 3161
+	// TimeStampResp over SHA-256 of Checkpoint's bytes (DER; base64 in
+	// JSON): the checkpoints/<size>.tsr file (timestamp.go).
+	Timestamp []byte `json:"timestamp,omitempty"`
 }
 
 // Prove makes the bundle for leaf i against the signed checkpoint, which
@@ -54,13 +60,26 @@ func (l *Log) Prove(i int64, signed []byte, vkey string) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Bundle{Format: BundleFormat, Leaf: string(leaf), Index: i, TreeSize: c.Size, Proof: p, Checkpoint: string(signed)}, nil
+	b := &Bundle{Format: BundleFormat, Leaf: string(leaf), Index: i, TreeSize: c.Size, Proof: p, Checkpoint: string(signed)}
+	// The checkpoint's token, when it has one that stamps these very bytes
+	// (one that does not is left out here and reported by ledger verify).
+	if tsr, err := l.ReadTimestamp(c.Size); err == nil {
+		if _, err := VerifyTimestamp(tsr, signed, nil); err == nil {
+			b.Timestamp = tsr
+		}
+	}
+	return b, nil
 }
 
 // Verified is what a checked bundle proves.
 type Verified struct {
 	Leaf       Leaf
 	Checkpoint Checkpoint
+	// Time is the TSA's time of the checkpoint's timestamp (the tree, so
+	// the leaf, existed then), zero when the bundle has none; TSA names the
+	// token's signer.
+	Time time.Time
+	TSA  string
 }
 
 // ErrProof is wrapped by every reason a bundle does not verify.
@@ -68,8 +87,16 @@ var ErrProof = errors.New("the proof does not verify")
 
 // VerifyBundle checks a bundle offline against the verifier key: the
 // checkpoint's signature, then that the leaf at its index hashes up to the
-// checkpoint's root.
+// checkpoint's root, then its timestamp, when it has one, against the
+// token's own certificate (VerifyBundleTimestamp to chain it to roots).
 func VerifyBundle(b *Bundle, vkey string) (*Verified, error) {
+	return VerifyBundleTimestamp(b, vkey, nil)
+}
+
+// VerifyBundleTimestamp is VerifyBundle with the roots the timestamp's
+// signer must chain to. A timestamp present is never ignored: one that does
+// not parse, stamps other bytes or does not verify fails the bundle.
+func VerifyBundleTimestamp(b *Bundle, vkey string, tsaRoots *x509.CertPool) (*Verified, error) {
 	if b.Format != BundleFormat {
 		return nil, fmt.Errorf("%w: format %q, want %q", ErrProof, b.Format, BundleFormat)
 	}
@@ -90,7 +117,15 @@ func VerifyBundle(b *Bundle, vkey string) (*Verified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrProof, err)
 	}
-	return &Verified{Leaf: f, Checkpoint: c}, nil
+	v := &Verified{Leaf: f, Checkpoint: c}
+	if b.Timestamp != nil {
+		st, err := VerifyTimestamp(b.Timestamp, []byte(b.Checkpoint), tsaRoots)
+		if err != nil {
+			return nil, fmt.Errorf("%w: checkpoint timestamp: %v", ErrProof, err)
+		}
+		v.Time, v.TSA = st.Time, st.TSA
+	}
+	return v, nil
 }
 
 // ReadBundle reads a bundle file (at most 1 MiB: a bundle is a few KB).

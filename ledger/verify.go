@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ type Problem struct {
 type Report struct {
 	Leaves      int64            `json:"leaves"`
 	Checkpoints int              `json:"checkpoints"` // checked, every place
+	Timestamps  int              `json:"timestamps"`  // RFC 3161 tokens checked, every place (timestamp.go)
 	Latest      *Checkpoint      `json:"latest,omitempty"`
 	Rows        map[string]int64 `json:"rows"`    // rows read, by kind
 	Pending     map[string]int64 `json:"pending"` // rows newer than the ledger (the next Follow adds them)
@@ -50,7 +52,16 @@ func (r *Report) add(p Problem) {
 //  3. the rows of every source are replayed against the leaves of their
 //     kind, by id: a row edited, removed or inserted after its id was
 //     ledgered is named. Rows newer than the ledger are counted as pending.
+//
+// Every RFC 3161 token beside a checkpoint must stamp it and verify
+// (VerifyTimestamped also chains them to the TSA's roots).
 func Verify(ctx context.Context, l *Log, sources map[string]Source, vkey string, copyDirs ...string) (*Report, error) {
+	return VerifyTimestamped(ctx, l, sources, vkey, nil, copyDirs...)
+}
+
+// VerifyTimestamped is Verify with the roots the checkpoints' timestamp
+// tokens must chain to (nil: each token's own certificate only).
+func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, vkey string, tsaRoots *x509.CertPool, copyDirs ...string) (*Report, error) {
 	if err := l.Refresh(); err != nil {
 		return nil, err
 	}
@@ -123,6 +134,9 @@ func Verify(ctx context.Context, l *Log, sources map[string]Source, vkey string,
 	}
 	if len(all) == 0 {
 		r.add(Problem{Kind: "checkpoint", What: "no signed checkpoint: nothing proves the ledger was not rewritten whole (run serve with a ledger key, or mailvault ledger checkpoint)"})
+	}
+	if err := checkTimestamps(r, dirs, tsaRoots); err != nil {
+		return nil, err
 	}
 	for _, sc := range all {
 		c, err := OpenCheckpoint(sc.Signed, vkey)
