@@ -67,6 +67,7 @@ func (f *Follower) Follow(ctx context.Context, sync bool, kinds ...string) (int,
 			}
 			for {
 				var leaves [][]byte
+				var ids []int64
 				last := f.last[k]
 				err := src.LedgerRows(ctx, k, last, func(lf Leaf) error {
 					if lf.Kind != k || lf.ID <= last {
@@ -74,6 +75,7 @@ func (f *Follower) Follow(ctx context.Context, sync bool, kinds ...string) (int,
 					}
 					last = lf.ID
 					leaves = append(leaves, lf.Encode())
+					ids = append(ids, lf.ID)
 					if len(leaves) >= batch {
 						return ErrStop
 					}
@@ -85,7 +87,11 @@ func (f *Follower) Follow(ctx context.Context, sync bool, kinds ...string) (int,
 				if len(leaves) == 0 {
 					break
 				}
+				first := f.Log.n
 				if err := f.Log.appendLocked(leaves); err != nil {
+					return err
+				}
+				if err := f.Log.noteIDs(k, first, ids); err != nil {
 					return err
 				}
 				f.last[k] = last

@@ -244,10 +244,14 @@ func TestBundles(t *testing.T) {
 type memSource struct{ rows map[string][]Leaf }
 
 func (m *memSource) LedgerRows(_ context.Context, kind string, after int64, fn func(Leaf) error) error {
-	rs := append([]Leaf(nil), m.rows[kind]...)
-	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
-	for _, r := range rs {
-		if r.ID > after {
+	rs := m.rows[kind]
+	if !sort.SliceIsSorted(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID }) {
+		rs = append([]Leaf(nil), rs...)
+		sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
+	}
+	start := sort.Search(len(rs), func(i int) bool { return rs[i].ID > after })
+	for _, r := range rs[start:] {
+		{
 			if err := fn(r); err != nil {
 				if err == ErrStop {
 					return nil
@@ -352,4 +356,53 @@ func TestFollowAndVerifyTamper(t *testing.T) {
 	if !rep.OK || rep.Pending[KindAudit] != 1 {
 		t.Errorf("a new row: %+v", rep)
 	}
+}
+
+// LeafByID finds message leaves by row id through its hint, and still
+// finds them when the hint is gone or lies.
+func TestLeafByID(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := Open(dir)
+	defer l.Close()
+	src := &memSource{rows: map[string][]Leaf{}}
+	for i := 1; i <= 300; i++ {
+		src.rows[KindMessage] = append(src.rows[KindMessage], Leaf{Kind: KindMessage, ID: int64(i), SHA256: fmt.Sprintf("%064x", i), Size: 1})
+		src.rows[KindAudit] = append(src.rows[KindAudit], Leaf{Kind: KindAudit, ID: int64(i), User: "u"})
+	}
+	f := &Follower{Log: l, Sources: map[string]Source{KindMessage: src, KindAudit: src}}
+	// In several follows, so that kinds interleave.
+	all := src.rows
+	for _, upto := range []int{10, 11, 150, 300} {
+		src.rows = map[string][]Leaf{KindMessage: all[KindMessage][:upto], KindAudit: all[KindAudit][:upto]}
+		if _, err := f.Follow(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string) {
+		for _, id := range []int64{1, 10, 11, 12, 150, 151, 300} {
+			i, err := l.LeafByID(KindMessage, id)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			b, _ := l.Leaf(i)
+			lf, _ := DecodeLeaf(b)
+			if lf.Kind != KindMessage || lf.ID != id {
+				t.Fatalf("%s: row %d found at leaf %d, which is %s %d", what, id, i, lf.Kind, lf.ID)
+			}
+		}
+		if _, err := l.LeafByID(KindMessage, 301); err == nil {
+			t.Errorf("%s: a row not in the ledger was found", what)
+		}
+	}
+	check("with the hint")
+	os.WriteFile(filepath.Join(dir, "byid-message"), make([]byte, 8*400), 0o600)
+	check("with a zeroed hint")
+	b := make([]byte, 8*400)
+	for i := range b {
+		b[i] = 0x01
+	}
+	os.WriteFile(filepath.Join(dir, "byid-message"), b, 0o600)
+	check("with a lying hint")
+	os.Remove(filepath.Join(dir, "byid-message"))
+	check("without the hint")
 }

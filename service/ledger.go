@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,6 +40,11 @@ type LedgerOptions struct {
 	// NoFollow opens the ledger as it is, appending nothing: for `ledger
 	// verify`, which must judge the ledger, not repair it.
 	NoFollow bool
+	// TSA, when set, timestamps every checkpoint (RFC 3161), in the
+	// background; a failure is logged to Logger and does not stop the
+	// ledger (ledger_tsa.go).
+	TSA    *ledger.TSA
+	Logger *slog.Logger
 }
 
 // Ledger is an archive's tamper-evident ledger (package ledger) following
@@ -52,6 +58,8 @@ type Ledger struct {
 	mu       sync.Mutex
 	lastSize int64
 	lastAt   time.Time
+
+	ts stamper // the checkpoints' timestamps (ledger_tsa.go)
 }
 
 // OpenLedger opens (creating when needed) the ledger of archive a, following
@@ -94,8 +102,11 @@ func OpenLedger(ctx context.Context, a *indexer.Archive, users *Users, opts Ledg
 	return l, nil
 }
 
-// Close closes the ledger's files.
-func (l *Ledger) Close() error { return l.Log.Close() }
+// Close waits for a timestamp being requested and closes the ledger's files.
+func (l *Ledger) Close() error {
+	l.WaitTimestamp()
+	return l.Log.Close()
+}
 
 // Sources are what the ledger follows, by kind (for ledger.Verify).
 func (l *Ledger) Sources() map[string]ledger.Source { return l.f.Sources }
@@ -143,6 +154,7 @@ func (l *Ledger) Checkpoint() (ledger.Checkpoint, error) {
 	l.mu.Lock()
 	l.lastSize, l.lastAt = c.Size, time.Now()
 	l.mu.Unlock()
+	l.stampLater(c)
 	return c, nil
 }
 
@@ -157,9 +169,11 @@ func (l *Ledger) Settle(ctx context.Context) error {
 	due := l.opts.Signer != nil && l.Log.Size() > l.lastSize
 	l.mu.Unlock()
 	if due {
-		_, err := l.Checkpoint()
-		return err
+		if _, err := l.Checkpoint(); err != nil {
+			return err
+		}
 	}
+	l.WaitTimestamp()
 	return nil
 }
 
@@ -218,28 +232,14 @@ func (l *Ledger) Prove(ctx context.Context, a *indexer.Archive, sha256hex string
 			return nil, err
 		}
 	}
+	l.WaitTimestamp() // the bundle carries the checkpoint's token when it has one
 	return l.Log.Prove(idx, signed, vk)
 }
 
-// findLeaf finds the leaf of the row kind/id: leaves of a kind are in id
-// order, so a binary search over the leaves of... the log mixes kinds, so
-// it scans, newest first (a message proved is usually recent). 200,000
-// messages are about 500,000 leaves: docs/benchmarks.md has the time.
+// findLeaf finds the leaf of the row kind/id (ledger.Log.LeafByID: O(1)
+// for messages, by the log's id hint).
 func (l *Ledger) findLeaf(kind string, id int64) (int64, error) {
-	for i := l.Log.Size() - 1; i >= 0; i-- {
-		b, err := l.Log.Leaf(i)
-		if err != nil {
-			return 0, err
-		}
-		f, err := ledger.DecodeLeaf(b)
-		if err != nil {
-			return 0, err
-		}
-		if f.Kind == kind && f.ID == id {
-			return i, nil
-		}
-	}
-	return 0, fmt.Errorf("ledger: the %s row %d has no leaf (ledger verify)", kind, id)
+	return l.Log.LeafByID(kind, id)
 }
 
 // LedgerRows gives the audit trail's rows as leaves (ledger.Source).
@@ -297,6 +297,7 @@ func (l *Ledger) exportProofs(ctx context.Context) (*ledgerProofs, error) {
 	if _, err := l.Checkpoint(); err != nil {
 		return nil, err
 	}
+	l.WaitTimestamp()
 	vk, err := l.VerifierKey()
 	if err != nil {
 		return nil, err
