@@ -185,6 +185,15 @@ func LoadRoots(file string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TSA roots: %w", err)
 	}
+	pool, err := ParseRoots(b)
+	if err != nil {
+		return nil, fmt.Errorf("TSA roots %s: %w", file, err)
+	}
+	return pool, nil
+}
+
+// ParseRoots reads PEM certificates; at least one is needed.
+func ParseRoots(b []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	n := 0
 	for {
@@ -198,13 +207,13 @@ func LoadRoots(file string) (*x509.CertPool, error) {
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("TSA roots %s: certificate %d: %w", file, n+1, err)
+			return nil, fmt.Errorf("certificate %d: %w", n+1, err)
 		}
 		pool.AddCert(c)
 		n++
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("TSA roots %s: no PEM certificate in it", file)
+		return nil, errors.New("no PEM certificate in it")
 	}
 	return pool, nil
 }

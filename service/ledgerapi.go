@@ -131,6 +131,9 @@ type LedgerVerifyRequest struct {
 	// CopyDir is a further directory of checkpoint copies to check (the
 	// configured copy_dir is always checked).
 	CopyDir string `json:"copy_dir,omitempty"`
+	// TSARoots (PEM) are the roots the checkpoints' RFC 3161 timestamps
+	// must chain to; empty: the configured TSA's (ledger.tsa_ca_file).
+	TSARoots string `json:"tsa_roots,omitempty"`
 }
 
 // LedgerVerifyReport is a ledger verification's outcome: the ledger's
@@ -168,7 +171,11 @@ func (s *Service) VerifyLedger(ctx context.Context, c Caller, req LedgerVerifyRe
 			dirs = append(dirs, d)
 		}
 	}
-	rep, err := ledger.Verify(ctx, l.Log, l.Sources(), vk, dirs...)
+	roots, err := l.tsaRoots(req.TSARoots)
+	if err != nil {
+		return nil, errorf(ErrBadRequest, "%v", err)
+	}
+	rep, err := ledger.VerifyTimestamped(ctx, l.Log, l.Sources(), vk, roots, dirs...)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ type collector struct {
 	jobsRunning                                      *prometheus.Desc
 	archived, parseErrors, expunged, skippedMsgs     *prometheus.Desc
 	backlog, scrapeErrors                            *prometheus.Desc
+	timestamps, timestampFailures                    *prometheus.Desc
 }
 
 func newCollector(s *Service) *collector {
@@ -58,13 +59,16 @@ func newCollector(s *Service) *collector {
 		skippedMsgs:    d("mailvault_account_skipped_messages", "Messages per account recorded as skipped (the server would not deliver them, or over max_message_bytes).", acct...),
 		backlog:        d("mailvault_index_backlog_messages", "Messages the index has not caught up with."),
 		scrapeErrors:   d("mailvault_status_errors_total", "Scrapes whose status could not be read (the catalog figures are then missing)."),
+		timestamps:     d("mailvault_ledger_timestamps_total", "Ledger checkpoints timestamped by the TSA (ledger.tsa_url)."),
+		timestampFailures: d("mailvault_ledger_timestamp_failures_total",
+			"TSA requests that failed or were refused (the checkpoint is kept; the next one tries again)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.messages,
 		c.bytes, c.skipped, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
-		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors} {
+		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors, c.timestamps, c.timestampFailures} {
 		ch <- d
 	}
 }
@@ -120,6 +124,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.backlog, gauge, float64(st.Unindexed))
 	}
 	ch <- prometheus.MustNewConstMetric(c.scrapeErrors, counter, float64(c.failed.Load()))
+	if lg := c.s.opts.Ledger; lg != nil {
+		ok, failed := lg.TimestampCounts()
+		ch <- prometheus.MustNewConstMetric(c.timestamps, counter, float64(ok))
+		ch <- prometheus.MustNewConstMetric(c.timestampFailures, counter, float64(failed))
+	}
 	running := map[JobKind]int{JobImport: 0, JobVerify: 0, JobReindex: 0}
 	for _, j := range c.s.jobs.list(Operator()) {
 		if j.State == JobRunning {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,12 @@ type ledgerConfig struct {
 	CopyDir            string `yaml:"copy_dir"`
 	CheckpointEvery    int64  `yaml:"checkpoint_every"`
 	CheckpointInterval string `yaml:"checkpoint_interval"`
+	// TSAURL, when set, has every checkpoint timestamped (RFC 3161) by
+	// that time-stamping authority; TSACAFile (PEM) holds the roots its
+	// certificate must chain to, TSATimeout bounds a request (10s).
+	TSAURL     string `yaml:"tsa_url"`
+	TSACAFile  string `yaml:"tsa_ca_file"`
+	TSATimeout string `yaml:"tsa_timeout"`
 }
 
 func defaultKeyFile() string {
@@ -70,12 +77,46 @@ func ledgerOptions(lc *ledgerConfig) (service.LedgerOptions, string, error) {
 			}
 			o.Interval = d
 		}
+		tsa, err := lc.tsa()
+		if err != nil {
+			return o, "", err
+		}
+		o.TSA = tsa
 	}
 	what := "no signing key: leaves are kept but no checkpoint is signed (mailvault key init)"
 	if o.Signer != nil {
 		what = "checkpoints signed by " + o.Signer.Name()
 	}
+	if o.TSA != nil {
+		what += ", timestamped by " + o.TSA.URL
+	}
 	return o, what, nil
+}
+
+// tsa is the configured time-stamping authority, nil when none.
+func (lc *ledgerConfig) tsa() (*ledger.TSA, error) {
+	if lc.TSAURL == "" {
+		if lc.TSACAFile != "" || lc.TSATimeout != "" {
+			return nil, errors.New("ledger.tsa_ca_file and ledger.tsa_timeout need ledger.tsa_url (verify checks old tokens against roots with --tsa-roots)")
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(lc.TSAURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("ledger.tsa_url %q: want the http or https URL of an RFC 3161 time-stamping authority", lc.TSAURL)
+	}
+	t := &ledger.TSA{URL: lc.TSAURL}
+	if lc.TSACAFile != "" {
+		if t.Roots, err = ledger.LoadRoots(lc.TSACAFile); err != nil {
+			return nil, fmt.Errorf("ledger.tsa_ca_file: %w", err)
+		}
+	}
+	if lc.TSATimeout != "" {
+		if t.Timeout, err = time.ParseDuration(lc.TSATimeout); err != nil || t.Timeout <= 0 {
+			return nil, fmt.Errorf("ledger.tsa_timeout %q: want a duration such as 10s", lc.TSATimeout)
+		}
+	}
+	return t, nil
 }
 
 // openLedger opens the data directory's ledger for a one-shot command.
@@ -138,13 +179,14 @@ func runKey(ctx context.Context, e *env, args []string) error {
 }
 
 func runLedger(ctx context.Context, e *env, args []string) error {
-	var data, cfgPath, key, copyDir string
+	var data, cfgPath, key, copyDir, rootsFile string
 	var asJSON, noBlobs bool
 	fs := newFlags(e, "ledger", &data)
 	fs.StringVar(&cfgPath, "config", "", "the serve config `FILE` (its data_dir and ledger section)")
 	fs.StringVar(&key, "key", "", "with verify: the public key (or a `FILE` holding it) the checkpoints must verify under; default: the configured signing key's")
 	fs.StringVar(&copyDir, "copy-dir", "", "with verify: also check the checkpoints copied to `DIR` (the config's ledger.copy_dir is checked anyway)")
 	fs.BoolVar(&noBlobs, "no-blobs", false, "with verify: do not re-hash every blob (the ledger checks only)")
+	fs.StringVar(&rootsFile, "tsa-roots", "", "with verify: the PEM `FILE` of roots the checkpoints' RFC 3161 timestamps must chain to (default: the config's ledger.tsa_ca_file; none: each token's own certificate)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 	words, err := parse(fs, args)
 	if err != nil {
@@ -167,6 +209,18 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	req := service.LedgerVerifyRequest{NoBlobs: noBlobs, CopyDir: copyDir}
+	if rootsFile != "" {
+		pemText, err := os.ReadFile(rootsFile)
+		if err == nil {
+			_, err = ledger.ParseRoots(pemText)
+		}
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--tsa-roots %s: %w", rootsFile, err)}
+		}
+		req.TSARoots = string(pemText)
+	}
+	var stamp *ledger.Stamp // the local checkpoint's timestamp, or why none
+	var stampErr error
 	if key != "" {
 		if req.Key, err = ledger.LoadVerifierKey(key); err != nil {
 			return &exitError{code: 2, err: err}
@@ -228,7 +282,11 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 		case "status":
 			st, err = svc.LedgerStatus(ctx, op)
 		case "checkpoint":
-			cp, err = svc.LedgerCheckpoint(ctx, op)
+			// With a TSA the checkpoint is written whether or not the TSA
+			// answers; what it answered is shown, not an exit code.
+			if cp, err = svc.LedgerCheckpoint(ctx, op); err == nil {
+				stamp, stampErr = lg.WaitTimestamp()
+			}
 		case "verify":
 			prog := newProgress(e.stderr, "re-hashing blobs")
 			rep, err = svc.VerifyLedger(ctx, op, req, prog.update)
@@ -251,9 +309,22 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 		return nil
 	case cp != nil:
 		if asJSON {
-			return json.NewEncoder(e.stdout).Encode(map[string]any{"origin": cp.Origin, "size": cp.Size, "root": cp.Root})
+			out := map[string]any{"origin": cp.Origin, "size": cp.Size, "root": cp.Root}
+			if stamp != nil {
+				out["timestamp"] = stamp
+			}
+			if stampErr != nil {
+				out["timestamp_error"] = stampErr.Error()
+			}
+			return json.NewEncoder(e.stdout).Encode(out)
 		}
 		fmt.Fprintf(e.stdout, "checkpoint: %s, %d leaves, root %s\n", cp.Origin, cp.Size, cp.Root)
+		if stamp != nil {
+			fmt.Fprintf(e.stdout, "timestamp: %s by %s\n", stamp.Time.UTC().Format(time.RFC3339), stamp.TSA)
+		}
+		if stampErr != nil {
+			fmt.Fprintf(e.stdout, "timestamp: FAILED (the checkpoint is kept; the next one tries again): %v\n", stampErr)
+		}
 		return nil
 	}
 	if asJSON {
@@ -263,7 +334,7 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 		if rep.Latest != nil {
 			latest = fmt.Sprintf("%d leaves, root %s", rep.Latest.Size, rep.Latest.Root)
 		}
-		fmt.Fprintf(e.stdout, "ledger: %d leaves; %d signed checkpoints checked; latest %s\n", rep.Leaves, rep.Checkpoints, latest)
+		fmt.Fprintf(e.stdout, "ledger: %d leaves; %d signed checkpoints and %d timestamps checked; latest %s\n", rep.Leaves, rep.Checkpoints, rep.Timestamps, latest)
 		for _, k := range ledger.Kinds {
 			if n, ok := rep.Rows[k]; ok {
 				fmt.Fprintf(e.stdout, "  %-11s %d rows replayed, %d newer than the ledger\n", k, n, rep.Pending[k])
@@ -339,11 +410,12 @@ func runProve(ctx context.Context, e *env, args []string) error {
 }
 
 func runVerifyProof(ctx context.Context, e *env, args []string) error {
-	var data, key, msg string
+	var data, key, msg, rootsFile string
 	var asJSON bool
 	fs := newFlags(e, "verify-proof", &data)
 	fs.StringVar(&key, "key", "", "the archive's public key, or a `FILE` holding it (required: get it from the archive's owner, not from the bundle)")
 	fs.StringVar(&msg, "message", "", "also check that the message `FILE` (.eml) is the one the bundle proves")
+	fs.StringVar(&rootsFile, "tsa-roots", "", "the PEM `FILE` of roots the bundle's RFC 3161 timestamp must chain to (without it the token is checked against its own certificate only: check who the TSA is)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 	words, err := parse(fs, args)
 	if err != nil {
@@ -362,7 +434,13 @@ func runVerifyProof(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	v, err := ledger.VerifyBundle(b, vk)
+	var roots *x509.CertPool
+	if rootsFile != "" {
+		if roots, err = ledger.LoadRoots(rootsFile); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	v, err := ledger.VerifyBundleTimestamp(b, vk, roots)
 	if err == nil && msg != "" {
 		var raw []byte
 		if raw, err = os.ReadFile(msg); err == nil {
@@ -375,6 +453,9 @@ func runVerifyProof(ctx context.Context, e *env, args []string) error {
 			res["error"] = err.Error()
 		} else {
 			res["leaf"], res["index"], res["tree_size"], res["origin"] = v.Leaf, b.Index, v.Checkpoint.Size, v.Checkpoint.Origin
+			if !v.Time.IsZero() {
+				res["timestamp"], res["tsa"], res["tsa_roots_checked"] = v.Time, v.TSA, roots != nil
+			}
 		}
 		json.NewEncoder(e.stdout).Encode(res)
 	} else if err == nil {
@@ -383,6 +464,14 @@ func runVerifyProof(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, ", sha256 %s", v.Leaf.SHA256)
 		}
 		fmt.Fprintf(e.stdout, ") is in the ledger %s of %d leaves, signed by its key\n", v.Checkpoint.Origin, v.Checkpoint.Size)
+		switch {
+		case v.Time.IsZero():
+			fmt.Fprintln(e.stdout, "no timestamp: the bundle's checkpoint was not timestamped by a TSA")
+		case roots != nil:
+			fmt.Fprintf(e.stdout, "timestamped: %s by %s (chains to --tsa-roots)\n", v.Time.UTC().Format(time.RFC3339), v.TSA)
+		default:
+			fmt.Fprintf(e.stdout, "timestamped: %s by %s (against its own certificate only: --tsa-roots checks who that is)\n", v.Time.UTC().Format(time.RFC3339), v.TSA)
+		}
 	}
 	if err != nil {
 		if !asJSON {

@@ -104,6 +104,7 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	if err != nil {
 		return err
 	}
+	lopts.Logger = log
 	lg, err := service.OpenLedger(ctx, a, users, lopts)
 	if err != nil {
 		return err
