@@ -14,7 +14,8 @@ package ledger
 //
 // A token is good when the TSA granted it, it carries the TSA's certificate
 // (we ask with certReq), its signature verifies under that certificate,
-// which has the timeStamping extended key usage, its message imprint is
+// whose one extended key usage is timeStamping, critical (RFC 3161 section
+// 2.3; OpenSSL refuses others too), its message imprint is
 // SHA-256 of exactly the checkpoint's bytes, and, when roots are given, the
 // certificate chains to one of them at the token's time. Without roots a
 // token only proves itself consistent: anyone can run a TSA, so who signed
@@ -27,6 +28,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -161,8 +163,8 @@ func checkTimestamp(tsr, signed []byte, roots *x509.CertPool) (*timestamp.Timest
 	if signer == nil {
 		return nil, nil, fmt.Errorf("%w: want exactly one signer", ErrTimestamp)
 	}
-	if !slices.Contains(signer.ExtKeyUsage, x509.ExtKeyUsageTimeStamping) {
-		return nil, nil, fmt.Errorf("%w: the signer %q is not a time-stamping certificate (no timeStamping key usage)", ErrTimestamp, signer.Subject)
+	if !timeStampingOnly(signer) {
+		return nil, nil, fmt.Errorf("%w: the signer %q is not a time-stamping certificate (RFC 3161 section 2.3: one critical extended key usage, timeStamping)", ErrTimestamp, signer.Subject)
 	}
 	opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool(), CurrentTime: ts.Time,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}}
@@ -177,6 +179,19 @@ func checkTimestamp(tsr, signed []byte, roots *x509.CertPool) (*timestamp.Timest
 		st.Serial = hex.EncodeToString(ts.SerialNumber.Bytes())
 	}
 	return ts, st, nil
+}
+
+// timeStampingOnly reports whether c has what RFC 3161 section 2.3 asks of a
+// TSA's certificate, as OpenSSL checks it: the extended key usage extension
+// critical, and timeStamping its only purpose.
+func timeStampingOnly(c *x509.Certificate) bool {
+	critical := false
+	for _, e := range c.Extensions {
+		if e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 37}) {
+			critical = e.Critical
+		}
+	}
+	return critical && len(c.UnknownExtKeyUsage) == 0 && slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping})
 }
 
 // LoadRoots reads PEM certificates (a TSA's root or chain) from file.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -293,5 +294,32 @@ func TestTSATimeout(t *testing.T) {
 	_, err := l.StampCheckpoint(context.Background(), &ledger.TSA{URL: tsa.URL, Timeout: 200 * time.Millisecond}, 5, "")
 	if err == nil || time.Since(start) > 2*time.Second {
 		t.Errorf("a slow TSA: %v after %v, want a timeout after 200ms", err, time.Since(start))
+	}
+}
+
+// The stored token is what OpenSSL reads: `openssl ts -verify` checks it
+// against the checkpoint file beside it and the TSA's root, as docs/ledger.md
+// tells a third party to, and refuses it for other bytes.
+func TestOpenSSLVerifiesToken(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("no openssl")
+	}
+	tsa := tsatest.New(t)
+	l, _, _ := stampedLog(t, 9, "")
+	if _, err := l.StampCheckpoint(context.Background(), &ledger.TSA{URL: tsa.URL, Roots: tsa.Roots}, 9, ""); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(l.Dir(), ledger.CheckpointDir)
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	os.WriteFile(roots, tsa.RootsPEM, 0o600)
+	out, err := exec.Command(openssl, "ts", "-verify", "-data", filepath.Join(dir, "9.txt"), "-in", filepath.Join(dir, "9.tsr"), "-CAfile", roots).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verification: OK") {
+		t.Fatalf("openssl ts -verify: %v\n%s", err, out)
+	}
+	other := filepath.Join(t.TempDir(), "other.txt")
+	os.WriteFile(other, []byte("another checkpoint\n"), 0o600)
+	if out, err := exec.Command(openssl, "ts", "-verify", "-data", other, "-in", filepath.Join(dir, "9.tsr"), "-CAfile", roots).CombinedOutput(); err == nil {
+		t.Errorf("openssl verified the token for other bytes:\n%s", out)
 	}
 }

@@ -46,7 +46,7 @@ func init() {
 		{"key", "init [--out FILE] [--name NAME]", "make the Ed25519 key that signs the ledger's checkpoints (kept outside the data directory)", runKey},
 		{"ledger", "verify|checkpoint|status [--key PUB] [--json]", "check the tamper-evident ledger against the catalog, the audit trail and the blobs; sign a checkpoint; show it", runLedger},
 		{"prove", "SHA256 [--out FILE]", "write a proof bundle that the message is in the archive's ledger (checked offline by verify-proof)", runProve},
-		{"verify-proof", "BUNDLE --key PUB [--message FILE]", "check a proof bundle offline, with no archive: signature, inclusion, and optionally the message itself", runVerifyProof},
+		{"verify-proof", "BUNDLE --key PUB [--message FILE] [--tsa-roots PEM]", "check a proof bundle offline, with no archive: signature, inclusion, its RFC 3161 timestamp when it has one, and optionally the message itself", runVerifyProof},
 		{"hold", "create|list|show|release [NAME] [--name N --custodian A... [--query Q]] [--reason R] [--json]", "legal holds: keep the mail of custodians (optionally what a query matches) from any deletion, until released", runHold},
 		{"retention", "plan|list|show ID|approve ID|apply [--plan ID] [--config FILE] [--json]", "plan what retention policies delete (and what holds keep), approve a plan (four eyes), apply it", runRetention},
 		{"erase", "SHA256 --reason R [--config FILE] [--json]", "delete one message for a legal erasure request (refused under a hold or in WORM mode), leaving its tombstone", runErase},
