@@ -64,12 +64,13 @@ type serveProc struct {
 
 var webURL = regexp.MustCompile(`url=http://([0-9.:]+)/`)
 
-// startServe starts `mailvault serve` on data, archive-only, with the web
-// UI on a free port, and waits until it answers on the web and the socket.
-func startServe(t *testing.T, bin, data string) *serveProc {
+// startServe starts `mailvault serve` on data, archive-only unless extra
+// names a --config, with the web UI on a free port, and waits until it
+// answers on the web and the socket.
+func startServe(t *testing.T, bin, data string, extra ...string) *serveProc {
 	t.Helper()
 	p := &serveProc{stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--data", data, "--web-listen", "127.0.0.1:0")
+	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--web-listen", "127.0.0.1:0"}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,16 +1,25 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"mailvault/ledger"
+	"mailvault/service"
 )
 
 // TestRetentionConfig: the retention section is checked in full, with paths.
@@ -70,24 +79,131 @@ func retentionMaildir(t *testing.T, n int) (string, map[string]bool) {
 	return root, old
 }
 
-// TestRetentionApplySurvivesSIGKILL kills `retention apply` with SIGKILL
-// at random points, runs it again each time, and then checks that nothing
-// was deleted that the plan did not list, nothing it listed is left half
-// deleted (a done tombstone, no blob, no index document, a scrubbed row),
-// and `verify` is clean.
+// retentionConfig writes a config for data: WORM off, one policy keeping
+// 6 years (the old messages have expired), and extra lines of the
+// retention section.
+func writeRetentionConfig(t *testing.T, data, extra string) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	body := "data_dir: " + data + "\nretention:\n  worm: false\n" + extra + "  policies:\n    - name: six\n      keep: 6y\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// copyTree copies the directory src to dst (a data directory no process
+// has open).
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o700)
+		}
+		if !d.Type().IsRegular() {
+			return nil // the socket of a serve, none here
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
+}
+
+// tombstoneStates reads the catalog's tombstones (sha256 → states, one per
+// row) straight from SQLite, without opening the archive: a writer that
+// opens it finishes pending disposals, which would hide what a kill left.
+func tombstoneStates(t *testing.T, data string) map[string][]string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT sha256, state FROM tombstones ORDER BY id`)
+	if err != nil {
+		t.Fatalf("read tombstones: %v", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var sha, state string
+		if err := rows.Scan(&sha, &state); err != nil {
+			t.Fatal(err)
+		}
+		out[sha] = append(out[sha], state)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// countStates counts tombstones done and pending.
+func countStates(ts map[string][]string) (done, pending int) {
+	for _, states := range ts {
+		for _, st := range states {
+			if st == "done" {
+				done++
+			} else {
+				pending++
+			}
+		}
+	}
+	return done, pending
+}
+
+// TestRetentionApplySurvivesSIGKILL kills `retention apply` with SIGKILL at
+// random points spread over the whole of an apply of 1,000 deletions (of
+// 2,000 messages), resuming after each, at least 8 times while it was
+// deleting. After every kill nothing is deleted that the plan does not
+// list; at the end every planned message is fully disposed (one done
+// tombstone, no blob, no index document, its metadata scrubbed), every
+// other message is intact, `verify` is clean, and `ledger verify` is clean
+// with exactly one tombstone leaf per disposed message.
+//
+// The kill points are drawn uniformly over the duration of a whole apply,
+// measured on a copy of the same archive and plan; each resumed run is
+// killed at the next point (its start-up time added), so that the kills
+// fall at the beginning, the middle and the end of the work. Runs that
+// ended or were killed before deleting anything are not counted.
 func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary")
+		t.Skip("builds the binary and deletes 2,000 messages")
 	}
+	const half = 1000
 	bin := buildMailvault(t)
 	mv := binary(bin)
-	data := filepath.Join(t.TempDir(), "data")
-	md, old := retentionMaildir(t, 150)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "keys", "ledger.key")
+	if r := mv(t, "key", "init", "--out", key, "--name", "archive.example.com/test"); r.code != 0 {
+		t.Fatalf("key init: %d %s", r.code, r.stderr)
+	}
+	t.Setenv("MAILVAULT_LEDGER_KEY", key)
+	data := filepath.Join(dir, "data")
+	md, old := retentionMaildir(t, half)
 	if r := mv(t, "import", "--data", data, "--account", "alice", md); r.code != 0 {
 		t.Fatalf("import: %d %s", r.code, r.stderr)
 	}
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	os.WriteFile(cfg, []byte("data_dir: "+data+"\nretention:\n  worm: false\n  policies:\n    - name: six\n      keep: 6y\n"), 0o600)
+	cfg := writeRetentionConfig(t, data, "")
 
 	// WORM by default: without the config, apply refuses.
 	if r := mv(t, "retention", "apply", "--data", data); r.code != 2 || !strings.Contains(r.stderr, "WORM") {
@@ -111,21 +227,85 @@ func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 			t.Fatalf("plan lists %s, not an old message", it.SHA256)
 		}
 	}
+
+	// The whole apply, measured on a copy of the archive and its plan.
+	ref := filepath.Join(dir, "ref")
+	copyTree(t, data, ref)
+	refCfg := writeRetentionConfig(t, ref, "")
+	begin := time.Now()
+	if r := mv(t, "retention", "show", plan.ID, "--config", refCfg); r.code != 0 {
+		t.Fatalf("show: %d %s", r.code, r.stderr)
+	}
+	startup := time.Since(begin)
+	begin = time.Now()
+	if r := mv(t, "retention", "apply", "--config", refCfg, "--plan", plan.ID); r.code != 0 {
+		t.Fatalf("uninterrupted apply: %d %s", r.code, r.stderr)
+	}
+	full := time.Since(begin)
+	if done, _ := countStates(tombstoneStates(t, ref)); done != len(old) {
+		t.Fatalf("uninterrupted apply: %d done tombstones, want %d", done, len(old))
+	}
+	perItem := (full - startup) / time.Duration(len(old))
+	t.Logf("a whole apply takes %v (start-up %v, %v a message)", full, startup, perItem)
+
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 1))
 	t.Logf("seed %d", seed)
-	kills := 0
-	for range 6 {
-		res := runBinary(t, bin, time.Duration(100+rng.IntN(900))*time.Millisecond, "retention", "apply", "--config", cfg, "--plan", plan.ID)
+	const wantKills = 8
+	points := make([]time.Duration, 12)
+	for i := range points {
+		points[i] = 20*time.Millisecond + time.Duration(rng.Int64N(int64(full-20*time.Millisecond)))
+	}
+	slices.Sort(points)
+	interrupted, runs := 0, 0
+	prev := time.Duration(0)
+	doneBefore := 0
+	for runs < 40 {
+		var delay time.Duration
+		if runs < len(points) {
+			delay = points[runs] - prev
+			if runs > 0 {
+				delay += startup // a resumed run starts up again before it deletes
+			}
+			prev = points[runs]
+		} else {
+			// Fewer than wantKills landed while deleting: more, at random
+			// points of what is left.
+			left := time.Duration(len(old)-doneBefore) * perItem
+			delay = startup + 20*time.Millisecond + time.Duration(rng.Int64N(int64(max(left, time.Millisecond))))
+		}
+		delay = max(delay, 20*time.Millisecond)
+		runs++
+		res := runBinary(t, bin, delay, "retention", "apply", "--config", cfg, "--plan", plan.ID)
+		ts := tombstoneStates(t, data)
+		for sha := range ts {
+			if !old[sha] {
+				t.Fatalf("run %d (killed after %v): tombstone of %s, which the plan does not list", runs, delay, sha)
+			}
+		}
+		done, pending := countStates(ts)
 		if !res.killed {
 			if res.code != 0 {
 				t.Fatalf("apply: %d %s", res.code, res.stderr)
 			}
+			t.Logf("run %d ended by itself after %v", runs, delay)
 			break
 		}
-		kills++
+		if done < len(old) && (done > doneBefore || pending > 0) {
+			interrupted++
+			t.Logf("run %d killed after %v: %d of %d done, %d pending", runs, delay, done, len(old), pending)
+		}
+		doneBefore = done
+		if interrupted >= wantKills && runs >= len(points) {
+			break
+		}
+		if done == len(old) {
+			break
+		}
 	}
-	t.Logf("killed %d times", kills)
+	if interrupted < wantKills {
+		t.Fatalf("only %d of %d runs were killed while deleting, want at least %d", interrupted, runs, wantKills)
+	}
 	if r := mv(t, "retention", "apply", "--config", cfg, "--plan", plan.ID, "--json"); r.code != 0 {
 		t.Fatalf("final apply: %d %s", r.code, r.stderr)
 	}
@@ -137,6 +317,43 @@ func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 	json.Unmarshal([]byte(r.stdout), &done)
 	if done.State != "applied" || done.Deleted != len(old) {
 		t.Fatalf("plan after apply = %+v (%s)", done, r.stderr)
+	}
+	// Tombstones: exactly one per planned message, done.
+	ts := tombstoneStates(t, data)
+	if len(ts) != len(old) {
+		t.Errorf("%d messages have tombstones, want the %d planned", len(ts), len(old))
+	}
+	for sha := range old {
+		if st := ts[sha]; len(st) != 1 || st[0] != "done" {
+			t.Errorf("tombstones of planned %s = %v, want one done", sha, st)
+		}
+	}
+	// Metadata: the planned rows scrubbed, the others intact.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(`SELECT lower(hex(sha256)), subject, from_addr, message_id FROM messages`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrubbed, intact := 0, 0
+	for rows.Next() {
+		var sha, subject, from, msgid string
+		rows.Scan(&sha, &subject, &from, &msgid)
+		switch blank := subject == "" && from == "" && msgid == ""; {
+		case old[sha] && blank:
+			scrubbed++
+		case !old[sha] && !blank && strings.HasPrefix(subject, "fresh"):
+			intact++
+		default:
+			t.Errorf("catalog row %s (planned %v): subject %q from %q message-id %q", sha, old[sha], subject, from, msgid)
+		}
+	}
+	rows.Close()
+	db.Close()
+	if scrubbed != len(old) || intact != len(old) {
+		t.Errorf("catalog: %d planned rows scrubbed, %d others intact; want %d each", scrubbed, intact, len(old))
 	}
 	// Blobs: the planned ones gone, every other there.
 	blobs := 0
@@ -169,6 +386,40 @@ func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 	if r.code != 0 || len(rep.Problems) != 0 || rep.Disposed != len(old) {
 		t.Fatalf("verify after apply: %d %s %s", r.code, r.stdout, r.stderr)
 	}
+	// The ledger: clean, and one tombstone leaf per disposed message.
+	r = mv(t, "ledger", "verify", "--data", data, "--key", key+".pub", "--no-blobs", "--json")
+	var lrep ledger.Report
+	if err := json.Unmarshal([]byte(r.stdout), &lrep); err != nil || r.code != 0 || !lrep.OK || lrep.Rows[ledger.KindTombstone] != int64(len(old)) {
+		t.Fatalf("ledger verify after the kills: %d %v %s %s", r.code, err, r.stdout, r.stderr)
+	}
+	lg, err := ledger.Open(filepath.Join(data, service.LedgerDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := map[string]int{}
+	for i := range lg.Size() {
+		b, err := lg.Leaf(i)
+		if err != nil {
+			t.Fatalf("leaf %d: %v", i, err)
+		}
+		var l ledger.Leaf
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatalf("leaf %d: %v", i, err)
+		}
+		if l.Kind == ledger.KindTombstone {
+			leaves[l.SHA256]++
+		}
+	}
+	lg.Close()
+	if len(leaves) != len(old) {
+		t.Errorf("the ledger has tombstone leaves for %d messages, want %d", len(leaves), len(old))
+	}
+	for sha := range old {
+		if leaves[sha] != 1 {
+			t.Errorf("the ledger has %d tombstone leaves for %s, want 1", leaves[sha], sha)
+		}
+	}
+
 	// Erase: WORM off, one fresh message; refused without a reason.
 	var fresh string
 	for _, h := range searchAll(t, mv, data, "fresh") {
@@ -184,6 +435,126 @@ func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 	for _, cmd := range []string{"retention", "erase"} {
 		if r := mv(t, cmd, "--help"); r.code != 0 || !strings.Contains(r.stdout, "Usage: mailvault "+cmd) {
 			t.Errorf("%s --help = %d %s", cmd, r.code, r.stdout)
+		}
+	}
+}
+
+// postAPI POSTs body as JSON to serve's web API with token.
+func (p *serveProc) postAPI(t *testing.T, token, path string, body any) (int, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", "http://"+p.web+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// The retention commands and erase while serve runs (and holds the
+// archive): they go through its socket as the operator, serve's config is
+// in force, four eyes is the operator and a web admin, apply is a job of
+// serve, and erase is refused under a hold.
+func TestRetentionThroughServe(t *testing.T) {
+	bin := buildMailvault(t)
+	mv := binary(bin)
+	data := filepath.Join(t.TempDir(), "data")
+	md, old := retentionMaildir(t, 10)
+	if r := mv(t, "import", "--data", data, "--account", "alice", md); r.code != 0 {
+		t.Fatalf("import: %d %s", r.code, r.stderr)
+	}
+	adminTok := addUser(t, bin, data, "root2", "--role", "admin")
+	cfg := writeRetentionConfig(t, data, "  four_eyes: true\n")
+	srv := startServe(t, bin, data, "--config", cfg)
+
+	plans := func(t *testing.T) []service.RetentionPlan {
+		t.Helper()
+		r := mv(t, "retention", "list", "--data", data, "--json")
+		if r.code != 0 {
+			t.Fatalf("retention list: %d %s", r.code, r.stderr)
+		}
+		var out []service.RetentionPlan
+		for _, l := range nonEmptyLines(r.stdout) {
+			var p service.RetentionPlan
+			if err := json.Unmarshal([]byte(l), &p); err != nil {
+				t.Fatalf("retention list: %v: %q", err, l)
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	// No --config here: serve's config (WORM off, four eyes) is in force.
+	r := mv(t, "retention", "plan", "--data", data, "--json")
+	var plan service.RetentionPlan
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || r.code != 0 || plan.ToDelete != len(old) || !plan.FourEyes || plan.WORM {
+		t.Fatalf("retention plan through serve: %d %v %s %s", r.code, err, r.stdout, r.stderr)
+	}
+	if !strings.HasPrefix(plan.By, "operator") {
+		t.Errorf("plan by %q, want the operator", plan.By)
+	}
+	if list := plans(t); len(list) != 1 || list[0].ID != plan.ID || list[0].ToDelete != len(old) {
+		t.Fatalf("retention list through serve = %+v", list)
+	}
+	if r := mv(t, "retention", "show", plan.ID, "--data", data); r.code != 0 || !strings.Contains(r.stdout, "four eyes: not approved") {
+		t.Errorf("retention show through serve: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// Four eyes: the operator made the plan and may not approve it, nor
+	// apply it unapproved; a web admin approves; then the operator applies.
+	if r := mv(t, "retention", "approve", plan.ID, "--data", data); r.code != 2 || !strings.Contains(r.stderr, "second, different person") {
+		t.Errorf("approve by the planner through serve: %d %s", r.code, r.stderr)
+	}
+	if r := mv(t, "retention", "apply", "--plan", plan.ID, "--data", data); r.code != 2 || !strings.Contains(r.stderr, "not approved") {
+		t.Errorf("apply of an unapproved plan through serve: %d %s", r.code, r.stderr)
+	}
+	if r := mv(t, "retention", "apply", "--data", data); r.code != 2 || !strings.Contains(r.stderr, "four_eyes") {
+		t.Errorf("apply without a plan under four eyes through serve: %d %s", r.code, r.stderr)
+	}
+	if code, body := srv.postAPI(t, adminTok, "/api/retention/plans/"+plan.ID+"/approve", nil); code != 200 || !strings.Contains(string(body), `"approved_by":"root2"`) {
+		t.Fatalf("approve over the web API: %d %s", code, body)
+	}
+	r = mv(t, "retention", "apply", "--plan", plan.ID, "--data", data, "--json")
+	var done service.RetentionPlan
+	if err := json.Unmarshal([]byte(r.stdout), &done); err != nil || r.code != 0 || done.State != service.PlanApplied || done.Deleted != len(old) {
+		t.Fatalf("apply through serve: %d %v %s %s", r.code, err, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "runs in the running serve as job") {
+		t.Errorf("apply through serve does not say it runs as a job: %s", r.stderr)
+	}
+	if n := searchTotal(t, mv, data, "stale"); n != 0 {
+		t.Errorf("search through serve finds %d deleted messages", n)
+	}
+	// Erase: refused under a hold, then done once it is released.
+	var fresh string
+	for _, h := range searchAll(t, mv, data, "fresh") {
+		fresh = h.SHA256
+		break
+	}
+	if r := mv(t, "hold", "create", "--name", "m1", "--custodian", "alice", "--data", data); r.code != 0 {
+		t.Fatalf("hold create: %d %s", r.code, r.stderr)
+	}
+	if r := mv(t, "erase", fresh, "--reason", "GDPR-9", "--data", data); r.code != 2 || !strings.Contains(r.stderr, "legal hold m1") {
+		t.Errorf("erase under a hold through serve: %d %s", r.code, r.stderr)
+	}
+	if r := mv(t, "hold", "release", "m1", "--reason", "closed", "--data", data); r.code != 0 {
+		t.Fatalf("hold release: %d %s", r.code, r.stderr)
+	}
+	r = mv(t, "erase", fresh, "--reason", "GDPR-9", "--data", data, "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"rule":"erasure"`) {
+		t.Errorf("erase through serve: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	srv.stop(t)
+
+	// The trail names who did what through each door.
+	r = mv(t, "audit", "--data", data, "--limit", "500", "--json")
+	for _, want := range []string{`"action":"retention-plan"`, `"action":"retention-list"`, `"action":"retention-show"`,
+		`"user":"root2","action":"retention-approve"`, `"action":"retention-apply"`, `"action":"retention-applied"`,
+		`"action":"dispose"`, `"action":"erase-refused"`, `"action":"erase"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("audit trail lacks %s", want)
 		}
 	}
 }
