@@ -151,3 +151,46 @@ func mustAsk(t *testing.T, tsa *tsatest.TSA, data []byte) []byte {
 	}
 	return raw
 }
+
+// TestServeTimestampsCheckpoints: serve, configured with a TSA, stamps the
+// checkpoints it writes (in the background) and prove through it carries
+// the token.
+func TestServeTimestampsCheckpoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildMailvault(t)
+	data, pub, msgs := ledgerArchive(t, 6)
+	tsa := tsatest.New(t)
+	dir := t.TempDir()
+	roots := filepath.Join(dir, "tsa-roots.pem")
+	os.WriteFile(roots, tsa.RootsPEM, 0o600)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %s\nledger:\n  tsa_url: %s\n  tsa_ca_file: %s\n", data, tsa.URL, roots)), 0o600)
+	srv := startServe(t, bin, data, "--config", cfg)
+
+	r := runBinary(t, bin, 0, "ledger", "checkpoint", "--data", data, "--json")
+	var cp struct {
+		Size int64 `json:"size"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &cp); err != nil || r.code != 0 {
+		t.Fatalf("ledger checkpoint through serve: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	tsr := filepath.Join(data, "ledger", ledger.CheckpointDir, fmt.Sprintf("%d.tsr", cp.Size))
+	waitUntilT(t, "the checkpoint's token", func() bool { _, err := os.Stat(tsr); return err == nil })
+
+	bundle := filepath.Join(dir, "proof.json")
+	if r := runBinary(t, bin, 0, "prove", "--data", data, "--out", bundle, shaHex(msgs[2])); r.code != 0 {
+		t.Fatalf("prove through serve: %d %s", r.code, r.stderr)
+	}
+	if r := inProcess(t, "verify-proof", bundle, "--key", pub, "--tsa-roots", roots); r.code != 0 || !strings.Contains(r.stdout, "timestamped: ") {
+		t.Errorf("verify-proof of serve's bundle: %d %q", r.code, r.stdout)
+	}
+	srv.stop(t)
+	if r := inProcess(t, "ledger", "verify", "--config", cfg, "--key", pub, "--no-blobs"); r.code != 0 || strings.Contains(r.stdout, " 0 timestamps checked") {
+		t.Errorf("ledger verify after serve: %d %s", r.code, r.stdout)
+	}
+	if tsa.Requests.Load() == 0 {
+		t.Error("serve never asked the TSA")
+	}
+}
