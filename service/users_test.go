@@ -21,7 +21,7 @@ func TestUsers(t *testing.T) {
 		pw   string
 		want string
 	}{
-		{User{Name: "bob", Role: "owner"}, "long enough", `role "owner": want admin, auditor or user`},
+		{User{Name: "bob", Role: "owner"}, "long enough", `role "owner": want admin, auditor, legal or user`},
 		{User{Name: "bob", Role: RoleUser}, "long enough", "needs at least one account"},
 		{User{Name: "b b", Role: RoleAdmin}, "long enough", "without spaces"},
 		{User{Name: "bob", Role: RoleAdmin}, "short", "at least 8 characters"},
