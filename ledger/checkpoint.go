@@ -166,7 +166,19 @@ type StoredCheckpoint struct {
 
 // Checkpoints lists the checkpoint files of dir (<size>.txt), smallest
 // tree first.
+//
+// dir may also be one checkpoint file (one an auditor kept).
 func Checkpoints(dir string) ([]StoredCheckpoint, error) {
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().IsRegular() {
+		if fi.Size() > 64<<10 {
+			return nil, fmt.Errorf("ledger: %s: %d bytes is not a checkpoint", dir, fi.Size())
+		}
+		b, err := os.ReadFile(dir)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+		return []StoredCheckpoint{{Path: dir, Signed: b}}, nil
+	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -33,7 +33,35 @@ type Follower struct {
 
 	mu   sync.Mutex
 	last map[string]int64 // the last id ledgered, by kind
+	at   map[string]int64 // the leaf of that id
 	seen int64            // leaves of the log read into last
+}
+
+// cursorHolds checks a cursor file against the leaves it claims: the
+// cursor is only a hint, and one that lies (edited to make the follower
+// skip rows) is read again from the leaves. Each kind's last id must be the
+// id of the leaf it names, of that kind; so an edited cursor can at worst
+// make the follower ledger rows again (two leaves for a row, which Verify
+// names), never skip one.
+func (f *Follower) cursorHolds(c cursor) bool {
+	if c.Size > f.Log.n || c.Size < 0 {
+		return false
+	}
+	for k, id := range c.Last {
+		i, ok := c.At[k]
+		if !ok || i < 0 || i >= c.Size {
+			return false
+		}
+		b, err := f.Log.Leaf(i)
+		if err != nil {
+			return false
+		}
+		lf, err := DecodeLeaf(b)
+		if err != nil || lf.Kind != k || lf.ID != id {
+			return false
+		}
+	}
+	return true
 }
 
 const cursorFile = "cursor" // {size, last}: spares reading every leaf at each open
@@ -41,6 +69,7 @@ const cursorFile = "cursor" // {size, last}: spares reading every leaf at each o
 type cursor struct {
 	Size int64            `json:"size"`
 	Last map[string]int64 `json:"last"`
+	At   map[string]int64 `json:"at"` // the leaf of each kind's last row
 }
 
 // batch bounds the leaves held in memory by one append.
@@ -95,6 +124,7 @@ func (f *Follower) Follow(ctx context.Context, sync bool, kinds ...string) (int,
 					return err
 				}
 				f.last[k] = last
+				f.at[k] = f.Log.n - 1
 				f.seen = f.Log.n
 				added += len(leaves)
 				if len(leaves) < batch {
@@ -108,7 +138,7 @@ func (f *Follower) Follow(ctx context.Context, sync bool, kinds ...string) (int,
 			}
 		}
 		if added > 0 {
-			b, _ := json.Marshal(cursor{Size: f.seen, Last: f.last})
+			b, _ := json.Marshal(cursor{Size: f.seen, Last: f.last, At: f.at})
 			os.WriteFile(filepath.Join(f.Log.dir, cursorFile), b, 0o600) // a hint: read again when it disagrees
 		}
 		return nil
@@ -122,15 +152,15 @@ func (f *Follower) catchUp() error {
 	if f.last == nil {
 		f.last = map[string]int64{}
 		var c cursor
-		if b, err := os.ReadFile(filepath.Join(f.Log.dir, cursorFile)); err == nil && json.Unmarshal(b, &c) == nil && c.Size <= f.Log.n {
-			f.last, f.seen = c.Last, c.Size
-			if f.last == nil {
-				f.last = map[string]int64{}
-			}
+		if b, err := os.ReadFile(filepath.Join(f.Log.dir, cursorFile)); err == nil && json.Unmarshal(b, &c) == nil && f.cursorHolds(c) {
+			f.last, f.seen, f.at = c.Last, c.Size, c.At
+		}
+		if f.at == nil {
+			f.at = map[string]int64{}
 		}
 	}
 	if f.seen > f.Log.n { // the log was cut back
-		f.last, f.seen = map[string]int64{}, 0
+		f.last, f.at, f.seen = map[string]int64{}, map[string]int64{}, 0
 	}
 	for ; f.seen < f.Log.n; f.seen++ {
 		b, err := f.Log.Leaf(f.seen)
@@ -143,6 +173,7 @@ func (f *Follower) catchUp() error {
 		}
 		if lf.ID > f.last[lf.Kind] {
 			f.last[lf.Kind] = lf.ID
+			f.at[lf.Kind] = f.seen
 		}
 	}
 	return nil

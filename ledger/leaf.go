@@ -18,6 +18,14 @@ const (
 // Kinds lists every kind, in that order.
 var Kinds = []string{KindMessage, KindOccurrence, KindExpunge, KindTombstone, KindAudit}
 
+// Direct are the kinds whose leaves their writer appends itself, when it
+// writes the row, instead of a Follower following the table: audit entries.
+// Any other way into the table (an INSERT behind the archive's back) gives
+// a row with no leaf, which Verify names; a Follower would ledger it as if
+// it were true. Rows of these kinds may reach the ledger out of id order
+// (two processes writing at once).
+var Direct = map[string]bool{KindAudit: true}
+
 // Leaf is one entry of the ledger. Its bytes are its JSON encoding by
 // encoding/json (fields in this order, empty ones left out), so that the
 // same row always gives the same bytes: `ledger verify` re-encodes each row
@@ -36,13 +44,19 @@ type Leaf struct {
 	UIDValidity uint32 `json:"uidvalidity,omitempty"`
 	UID         uint32 `json:"uid,omitempty"`
 
-	Occurrence int64  `json:"occurrence,omitempty"` // expunge: the occurrence's id
-	At         string `json:"at,omitempty"`         // expunge, tombstone, audit
+	Occurrence int64 `json:"occurrence,omitempty"` // expunge: the occurrence's id
+	// At is when the row was written: a message's archive date, an
+	// occurrence's first sighting, an expunge's, tombstone's or audit
+	// entry's time (retention counts from the archive date: it is in the
+	// leaf so that it cannot be moved back to make mail look older).
+	At string `json:"at,omitempty"`
 
 	User   string `json:"user,omitempty"` // audit
 	Action string `json:"action,omitempty"`
 	Detail string `json:"detail,omitempty"`
 	Remote string `json:"remote,omitempty"`
+
+	Name string `json:"name,omitempty"` // state: the table
 
 	Reason string `json:"reason,omitempty"` // tombstone
 	Rule   string `json:"rule,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -349,12 +350,27 @@ func TestFollowAndVerifyTamper(t *testing.T) {
 		})
 	}
 
-	// Rows newer than the ledger are pending, not problems.
+	// A followed kind's rows newer than the ledger are pending, not
+	// problems, until they have waited longer than MaxPending; a direct
+	// kind's row with no leaf is a problem unless it is in flight.
+	now := time.Now().UTC()
 	l2, src2, sources2, vkey2, _ := setup(t)
-	src2.rows[KindAudit] = append(src2.rows[KindAudit], Leaf{Kind: KindAudit, ID: 51, User: "late"})
+	src2.rows[KindMessage] = append(src2.rows[KindMessage], Leaf{Kind: KindMessage, ID: 51, SHA256: "ab", Size: 1, At: now.Format(time.RFC3339Nano)})
+	src2.rows[KindAudit] = append(src2.rows[KindAudit], Leaf{Kind: KindAudit, ID: 51, User: "now", At: now.Format(time.RFC3339Nano)})
 	rep, _ = Verify(ctx, l2, sources2, vkey2)
-	if !rep.OK || rep.Pending[KindAudit] != 1 {
-		t.Errorf("a new row: %+v", rep)
+	if !rep.OK || rep.Pending[KindMessage] != 1 || rep.Pending[KindAudit] != 1 {
+		t.Errorf("new rows: %+v", rep)
+	}
+	for _, c := range []struct {
+		kind, want string
+	}{{KindMessage, "the ledger stopped following"}, {KindAudit, "has no leaf: it was not written by mailvault"}} {
+		l3, src3, sources3, vkey3, _ := setup(t)
+		old := now.Add(-MaxPending - time.Minute).Format(time.RFC3339Nano)
+		src3.rows[c.kind] = append(src3.rows[c.kind], Leaf{Kind: c.kind, ID: 51, SHA256: "ab", Size: 1, User: "forger", At: old})
+		rep, _ = Verify(ctx, l3, sources3, vkey3)
+		if rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, c.want) {
+			t.Errorf("an old %s row with no leaf: %+v", c.kind, rep)
+		}
 	}
 }
 
@@ -405,4 +421,36 @@ func TestLeafByID(t *testing.T) {
 	check("with a lying hint")
 	os.Remove(filepath.Join(dir, "byid-message"))
 	check("without the hint")
+}
+
+// An edited cursor (to make the follower skip rows) is found out: the
+// follower reads the leaves again and ledgers every row.
+func TestCursorLies(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := Open(dir)
+	defer l.Close()
+	src := &memSource{rows: map[string][]Leaf{}}
+	for i := 1; i <= 20; i++ {
+		src.rows[KindMessage] = append(src.rows[KindMessage], Leaf{Kind: KindMessage, ID: int64(i), SHA256: "ab", Size: 1})
+	}
+	f := &Follower{Log: l, Sources: map[string]Source{KindMessage: src}}
+	if n, _ := f.Follow(context.Background(), false); n != 20 {
+		t.Fatalf("first follow: %d", n)
+	}
+	for _, lie := range []string{
+		`{"size":20,"last":{"message":1000000000}}`,
+		`{"size":20,"last":{"message":1000000000},"at":{"message":19}}`,
+		`{"size":20,"last":{"message":1000000000},"at":{"message":5}}`,
+		`{"size":0,"last":{},"at":{}}`,
+	} {
+		os.WriteFile(filepath.Join(dir, cursorFile), []byte(lie), 0o600)
+		for i := 21; i <= 22; i++ {
+			src.rows[KindMessage] = append(src.rows[KindMessage], Leaf{Kind: KindMessage, ID: int64(len(src.rows[KindMessage]) + 1), SHA256: "ab", Size: 1})
+		}
+		g := &Follower{Log: l, Sources: map[string]Source{KindMessage: src}} // a new process
+		n, err := g.Follow(context.Background(), false)
+		if err != nil || n != 2 {
+			t.Errorf("cursor %s: the follower appended %d leaves (%v), want the 2 new rows", lie, n, err)
+		}
+	}
 }

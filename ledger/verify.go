@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -27,9 +29,23 @@ type Report struct {
 	Latest      *Checkpoint      `json:"latest,omitempty"`
 	Rows        map[string]int64 `json:"rows"`    // rows read, by kind
 	Pending     map[string]int64 `json:"pending"` // rows newer than the ledger (the next Follow adds them)
-	Problems    []Problem        `json:"problems"`
-	OK          bool             `json:"ok"`
+	// Unsigned counts the leaves after the latest valid checkpoint: normal
+	// between checkpoints, and what a rollback to an older checkpoint
+	// would hide unless a checkpoint kept elsewhere (copyDirs) is newer.
+	Unsigned int64     `json:"unsigned"`
+	Problems []Problem `json:"problems"`
+	OK       bool      `json:"ok"`
 }
+
+// MaxPending is the longest a followed row may wait for its leaf: serve
+// follows every second and every one-shot command before it exits, so a
+// row older than this without a leaf means the ledger stopped following.
+// InFlight is how long a direct kind's row may lack its leaf (written
+// between its row and its leaf as Verify runs).
+var (
+	MaxPending = 10 * time.Minute
+	InFlight   = time.Minute
+)
 
 // maxProblems bounds the report; the count goes on.
 const maxProblems = 1000
@@ -66,6 +82,7 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 		return nil, err
 	}
 	n := l.Size()
+	start := time.Now()
 	r := &Report{Leaves: n, Rows: map[string]int64{}, Pending: map[string]int64{}, Problems: []Problem{}, OK: true}
 
 	// 1. Rebuild the tree from the leaves, in memory (32 bytes a hash).
@@ -81,7 +98,8 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 		return out, nil
 	})
 	byKind := map[string][]int64{} // leaf indexes by kind, in log order
-	ids := make([]int64, n)        // leaf index -> row id
+	lastState := map[string]Leaf{}
+	ids := make([]int64, n) // leaf index -> row id
 	stored := l.reader()
 	badHash := false
 	for i := int64(0); i < n; i++ {
@@ -113,6 +131,10 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 		lf, err := DecodeLeaf(b)
 		if err != nil {
 			r.add(Problem{Kind: "ledger", Leaf: i + 1, What: fmt.Sprintf("leaf %d: %v", i, err)})
+			continue
+		}
+		if lf.Kind == KindState {
+			lastState[lf.Name] = lf // the log's last is the table's last committed state
 			continue
 		}
 		byKind[lf.Kind] = append(byKind[lf.Kind], i)
@@ -163,13 +185,27 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 		}
 	}
 
+	if r.Latest != nil {
+		r.Unsigned = n - r.Latest.Size
+	} else {
+		r.Unsigned = n
+	}
+
 	// 3. Replay the rows against the leaves, kind by kind.
 	for _, k := range Kinds {
 		src := sources[k]
 		if src == nil {
 			continue
 		}
+		// By id (direct kinds may reach the log out of order); a row
+		// ledgered twice is named.
 		leaves := byKind[k]
+		sort.SliceStable(leaves, func(a, b int) bool { return ids[leaves[a]] < ids[leaves[b]] })
+		for x := 1; x < len(leaves); x++ {
+			if ids[leaves[x]] == ids[leaves[x-1]] {
+				r.add(Problem{Kind: k, ID: ids[leaves[x]], Leaf: leaves[x] + 1, What: fmt.Sprintf("%s row %d has two leaves (%d and %d): the ledger's follower was misled (its cursor edited?)", k, ids[leaves[x]], leaves[x-1], leaves[x])})
+			}
+		}
 		var maxID int64
 		for _, i := range leaves {
 			maxID = max(maxID, ids[i])
@@ -196,11 +232,24 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 				}
 				return nil
 			}
-			if row.ID > maxID {
+			// A row with no leaf. A direct kind's writer appends the leaf
+			// as it writes the row: only a row written in the last moments
+			// (in flight while this runs) may lack it. A followed kind's
+			// rows newer than the ledger are pending, unless they have
+			// waited longer than a follower ever lets them.
+			at, atErr := time.Parse(time.RFC3339Nano, row.At)
+			switch {
+			case Direct[k] && (atErr != nil || at.Before(start.Add(-InFlight))):
+				r.add(Problem{Kind: k, ID: row.ID, What: fmt.Sprintf("%s row %d (%s) has no leaf: it was not written by mailvault (inserted behind the archive's back), or lost in a crash as it was written", k, row.ID, row.At)})
+			case Direct[k]:
 				r.Pending[k]++
-				return nil
+			case row.ID > maxID && (atErr != nil || !at.Before(start.Add(-MaxPending))):
+				r.Pending[k]++
+			case row.ID > maxID:
+				r.add(Problem{Kind: k, ID: row.ID, What: fmt.Sprintf("%s row %d (%s) is not in the ledger after more than %v: the ledger stopped following the catalog (its cursor edited?), or the row was inserted behind the archive's back", k, row.ID, row.At, MaxPending)})
+			default:
+				r.add(Problem{Kind: k, ID: row.ID, What: fmt.Sprintf("%s row %d is not in the ledger, though later rows are: inserted afterwards", k, row.ID)})
 			}
-			r.add(Problem{Kind: k, ID: row.ID, What: fmt.Sprintf("%s row %d is not in the ledger, though later rows are: inserted afterwards", k, row.ID)})
 			return nil
 		})
 		if err != nil {
@@ -208,6 +257,11 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 		}
 		for ; j < len(leaves); j++ {
 			missing(leaves[j])
+		}
+	}
+	if st, ok := sources[KindState].(StateSource); ok {
+		if err := checkStates(ctx, r, l, st, lastState); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil

@@ -51,9 +51,10 @@ type LedgerOptions struct {
 // its catalog and audit trail: every message stored, occurrence recorded,
 // expunge seen, tombstone and audit entry becomes a leaf, in order.
 type Ledger struct {
-	Log  *ledger.Log
-	f    *ledger.Follower
-	opts LedgerOptions
+	Log    *ledger.Log
+	f      *ledger.Follower
+	verify map[string]ledger.Source // what Verify replays (f's and the audit trail)
+	opts   LedgerOptions
 
 	mu       sync.Mutex
 	lastSize int64
@@ -82,8 +83,19 @@ func OpenLedger(ctx context.Context, a *indexer.Archive, users *Users, opts Ledg
 	}
 	if users != nil {
 		src[ledger.KindAudit] = users
+		src[ledger.KindState] = states{users}
 	}
-	l := &Ledger{Log: log, f: &ledger.Follower{Log: log, Sources: src}, opts: opts}
+	// The follower follows the catalog only: audit entries are appended by
+	// their writer (Users.Audit), so that a row put into the audit table
+	// by anything else is never ledgered as if it were true. Verify
+	// replays both.
+	follow := map[string]ledger.Source{}
+	for k, v := range src {
+		if !ledger.Direct[k] {
+			follow[k] = v
+		}
+	}
+	l := &Ledger{Log: log, f: &ledger.Follower{Log: log, Sources: follow}, verify: src, opts: opts}
 	if b, err := os.ReadFile(filepath.Join(log.Dir(), ledger.Latest)); err == nil && opts.Signer != nil {
 		if vk, err := l.VerifierKey(); err == nil {
 			if c, err := ledger.OpenCheckpoint(b, vk); err == nil {
@@ -108,8 +120,9 @@ func (l *Ledger) Close() error {
 	return l.Log.Close()
 }
 
-// Sources are what the ledger follows, by kind (for ledger.Verify).
-func (l *Ledger) Sources() map[string]ledger.Source { return l.f.Sources }
+// Sources are what ledger.Verify replays, by kind: the catalog's and the
+// audit trail's rows.
+func (l *Ledger) Sources() map[string]ledger.Source { return l.verify }
 
 // CopyDir is where checkpoints are copied, if anywhere.
 func (l *Ledger) CopyDir() string { return l.opts.CopyDir }
@@ -264,18 +277,6 @@ func (s *Users) LedgerRows(ctx context.Context, kind string, after int64, fn fun
 	return rows.Err()
 }
 
-// ledgerAudit appends the audit entries not yet in the ledger (the one just
-// written among them) before the audited result goes out. It does not wait
-// for the disk: the entry itself is already synced in the audit trail, and
-// a leaf lost with the page cache is appended again from it by the next
-// Follow; the regular Follow syncs.
-func (s *Service) ledgerAudit(ctx context.Context) error {
-	if s.opts.Ledger == nil {
-		return nil
-	}
-	return s.opts.Ledger.Follow(ctx, false, ledger.KindAudit)
-}
-
 // Ledger is the service's ledger, nil when it has none.
 func (s *Service) Ledger() *Ledger { return s.opts.Ledger }
 
@@ -339,4 +340,23 @@ func (p *ledgerProofs) Bundle(sha string) ([]byte, error) {
 		return nil, err
 	}
 	return json.MarshalIndent(b, "", "  ")
+}
+
+// states gives Verify the digests of every table whose state is ledgered.
+type states []ledger.StateSource
+
+func (states) LedgerRows(context.Context, string, int64, func(ledger.Leaf) error) error { return nil }
+
+func (ss states) LedgerStates(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range ss {
+		m, err := s.LedgerStates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out, nil
 }

@@ -165,10 +165,6 @@ func (s *Service) audit(ctx context.Context, c Caller, action, detail string) er
 		s.log.Error("audit trail: cannot record; refusing the request", "user", c.Name, "action", action, "err", err)
 		return fmt.Errorf("the audit trail cannot be written, so nothing is served (logged): %w", err)
 	}
-	if err := s.ledgerAudit(ctx); err != nil {
-		s.log.Error("ledger: cannot append the audit entry; refusing the request", "user", c.Name, "action", action, "err", err)
-		return fmt.Errorf("the ledger cannot be written, so nothing is served (logged): %w", err)
-	}
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"mailvault/indexer"
+	"mailvault/ledger"
 
 	"golang.org/x/crypto/bcrypt"
 	_ "modernc.org/sqlite" // the "sqlite" driver
@@ -41,6 +42,9 @@ const UsersFile = "users.db"
 // concurrent use, also by several processes (`mailvault user` beside serve).
 type Users struct {
 	db *sql.DB
+	// log is the archive's ledger: every audit row is appended to it by
+	// the writer, at once (ledger.go), never followed from the table.
+	log *ledger.Log
 	// by, when set (As), is who makes the changes: each change and its
 	// audit row are one transaction.
 	by *Caller
@@ -51,7 +55,7 @@ type Users struct {
 // transaction as the change: a change that cannot be audited is not made
 // (fail closed), and none is audited that was not made. The view shares
 // the store's database: close the store, not the view.
-func (s *Users) As(c Caller) *Users { return &Users{db: s.db, by: &c} }
+func (s *Users) As(c Caller) *Users { return &Users{db: s.db, log: s.log, by: &c} }
 
 // change runs f in one transaction and, for a store made by As, adds the
 // audit row of action (detail computed after f, which may fill it in).
@@ -64,13 +68,80 @@ func (s *Users) change(ctx context.Context, action string, detail func() string,
 	if err := f(tx); err != nil {
 		return err
 	}
+	var id int64
+	var e AuditEntry
 	if s.by != nil {
-		e := AuditEntry{User: s.by.Name, Action: action, Detail: detail(), Remote: s.by.Remote}
-		if err := insertAudit(ctx, tx, e); err != nil {
+		var err error
+		if id, e, err = insertAudit(ctx, tx, AuditEntry{User: s.by.Name, Action: action, Detail: detail(), Remote: s.by.Remote}); err != nil {
 			return fmt.Errorf("the audit trail cannot be written, so nothing was changed: %w", err)
 		}
 	}
-	return tx.Commit()
+	if s.log == nil {
+		return tx.Commit()
+	}
+	// The ledger gets the audit entry and the users' and tokens' new state
+	// (ledger.KindState), appended as the change commits: a role, password
+	// or token changed in users.db any other way then shows.
+	digest, err := usersDigest(ctx, tx)
+	if err != nil {
+		return err
+	}
+	state := ledger.Leaf{Kind: ledger.KindState, ID: id, Name: UsersState, SHA256: digest, At: time.Now().UTC().Format(time.RFC3339Nano)}
+	leaves := []ledger.Leaf{state}
+	if s.by != nil {
+		leaves = []ledger.Leaf{auditLeaf(id, e), state}
+	}
+	return s.log.CommitAndAppend(tx.Commit, leaves...)
+}
+
+// UsersState names the users' and tokens' state in the ledger.
+const UsersState = "users"
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// usersDigest is the ledger's digest of the users and tokens tables: every
+// user's name, role and accounts and the sha256 of its password hash, every
+// token's hash, user and expiry. Sessions are not in it (they change at
+// every login; a session is only as good as its cookie's secret).
+func usersDigest(ctx context.Context, q querier) (string, error) {
+	var rows [][]string
+	for _, t := range []struct{ kind, sql string }{
+		{"user", `SELECT name, role, accounts, hash FROM users`},
+		{"token", `SELECT hash, user, created, expires FROM tokens`},
+	} {
+		rs, err := q.QueryContext(ctx, t.sql)
+		if err != nil {
+			return "", err
+		}
+		for rs.Next() {
+			var a, b, c, d string
+			if err := rs.Scan(&a, &b, &c, &d); err != nil {
+				rs.Close()
+				return "", err
+			}
+			if t.kind == "user" {
+				sum := sha256.Sum256([]byte(d))
+				d = hex.EncodeToString(sum[:])
+			}
+			rows = append(rows, []string{t.kind, a, b, c, d})
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return "", err
+		}
+	}
+	return ledger.StateDigest(rows), nil
+}
+
+// LedgerStates gives the users' and tokens' digest (ledger.StateSource).
+func (s *Users) LedgerStates(ctx context.Context) (map[string]string, error) {
+	d, err := usersDigest(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{UsersState: d}, nil
 }
 
 const usersSchema = `
@@ -131,11 +202,21 @@ func OpenUsers(dir string) (*Users, error) {
 		db.Close()
 		return nil, fmt.Errorf("users: %w", err)
 	}
-	return &Users{db: db}, nil
+	log, err := ledger.Open(filepath.Join(dir, LedgerDir))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("users: the ledger: %w", err)
+	}
+	return &Users{db: db, log: log}, nil
 }
 
 // Close closes the store.
-func (s *Users) Close() error { return s.db.Close() }
+func (s *Users) Close() error {
+	if s.log != nil {
+		s.log.Close()
+	}
+	return s.db.Close()
+}
 
 // ErrNoUser is returned for a user that does not exist.
 var ErrNoUser = errors.New("no such user")
@@ -472,22 +553,52 @@ type AuditEntry struct {
 // Audit records what a user did. Every field is kept on one line and
 // bounded (auditText): the trail never stores unbounded attacker input, and
 // a newline in a name or a query cannot forge a line of the text trail.
+//
+// The row is then appended to the ledger as a leaf, before Audit returns
+// (fail closed: an entry that cannot be ledgered fails the action). The
+// writer appends it, not a follower of the table: a row inserted into the
+// table by anything else has no leaf, and `ledger verify` names it.
 func (s *Users) Audit(ctx context.Context, e AuditEntry) error {
-	return insertAudit(ctx, s.db, e)
+	id, e, err := insertAudit(ctx, s.db, e)
+	if err != nil {
+		return err
+	}
+	return s.ledgerAudit(id, e)
+}
+
+// ledgerAudit appends audit row id to the ledger. The audit row itself is
+// synced by SQLite; the leaf is written, not synced (the ledger's regular
+// syncs and checkpoints put it on disk).
+func (s *Users) ledgerAudit(id int64, e AuditEntry) error {
+	if s.log == nil {
+		return nil
+	}
+	_, err := s.log.Append([][]byte{auditLeaf(id, e).Encode()}, false)
+	return err
+}
+
+func auditLeaf(id int64, e AuditEntry) ledger.Leaf {
+	return ledger.Leaf{Kind: ledger.KindAudit, ID: id, At: e.At, User: e.User, Action: e.Action, Detail: e.Detail, Remote: e.Remote}
 }
 
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func insertAudit(ctx context.Context, db execer, e AuditEntry) error {
+// insertAudit inserts e, bounded and cleaned, and returns its id and the
+// entry as stored.
+func insertAudit(ctx context.Context, db execer, e AuditEntry) (int64, AuditEntry, error) {
 	if e.At == "" {
 		e.At = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	e.User, e.Action, e.Detail, e.Remote = auditText(e.User), auditText(e.Action), auditText(e.Detail), auditText(e.Remote)
-	_, err := db.ExecContext(ctx, `INSERT INTO audit(at, user, action, detail, remote) VALUES (?,?,?,?,?)`,
+	res, err := db.ExecContext(ctx, `INSERT INTO audit(at, user, action, detail, remote) VALUES (?,?,?,?,?)`,
 		e.At, e.User, e.Action, e.Detail, e.Remote)
-	return err
+	if err != nil {
+		return 0, e, err
+	}
+	id, err := res.LastInsertId()
+	return id, e, err
 }
 
 // AuditTrail returns the last n audit entries, oldest first.

@@ -184,7 +184,7 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "ledger", &data)
 	fs.StringVar(&cfgPath, "config", "", "the serve config `FILE` (its data_dir and ledger section)")
 	fs.StringVar(&key, "key", "", "with verify: the public key (or a `FILE` holding it) the checkpoints must verify under; default: the configured signing key's")
-	fs.StringVar(&copyDir, "copy-dir", "", "with verify: also check the checkpoints copied to `DIR` (the config's ledger.copy_dir is checked anyway)")
+	fs.StringVar(&copyDir, "copy-dir", "", "with verify: also check the checkpoints copied to `DIR`, or one checkpoint file kept elsewhere (a rollback of the ledger shows only against one); the config's ledger.copy_dir is checked anyway")
 	fs.BoolVar(&noBlobs, "no-blobs", false, "with verify: do not re-hash every blob (the ledger checks only)")
 	fs.StringVar(&rootsFile, "tsa-roots", "", "with verify: the PEM `FILE` of roots the checkpoints' RFC 3161 timestamps must chain to (default: the config's ledger.tsa_ca_file; none: each token's own certificate)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object")

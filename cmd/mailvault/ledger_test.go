@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mailvault/service"
 
 	_ "modernc.org/sqlite"
 )
@@ -127,6 +130,17 @@ func TestLedgerVerifyFindsTampering(t *testing.T) {
 			b, _ := os.ReadFile(blobs[1])
 			os.WriteFile(blobs[0], b, 0o600)
 		}, "blob-corrupt"},
+		{"user's role raised", func(t *testing.T, data string) {
+			addEve(t, data)
+			exec(t, filepath.Join(data, "users.db"), `UPDATE users SET role = 'admin' WHERE name = 'eve'`)
+		}, "users: not as the last change mailvault made"},
+		{"token inserted", func(t *testing.T, data string) {
+			addEve(t, data)
+			exec(t, filepath.Join(data, "users.db"), `INSERT INTO tokens(hash, user, created, expires) VALUES ('`+strings.Repeat("ab", 32)+`', 'eve', '2026-01-01T00:00:00Z', '2099-01-01T00:00:00Z')`)
+		}, "users: not as the last change mailvault made"},
+		{"audit row inserted", func(t *testing.T, data string) {
+			exec(t, filepath.Join(data, "users.db"), `INSERT INTO audit(at, user, action, detail, remote) VALUES ('2026-01-01T00:00:00Z', 'legal-bob', 'hold-release', 'Acme', 'local')`)
+		}, "has no leaf: it was not written by mailvault"},
 		{"ledger truncated", func(t *testing.T, data string) {
 			os.Truncate(filepath.Join(data, "ledger", "index"), 8*10)
 		}, "the ledger was truncated"},
@@ -196,6 +210,20 @@ func TestLedgerDocPythonVerifier(t *testing.T) {
 		out, err = cmd.Output()
 		if err != nil || strings.TrimSpace(string(out)) != "NOT included" {
 			t.Errorf("message %d: on a changed leaf the Python verifier says %q (%v), want NOT included", i, out, err)
+		}
+		// Index and tree size moved together (the reviewer's bundle that
+		// the first version of the script accepted).
+		os.WriteFile(bundle, b, 0o600)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		m["index"], m["tree_size"] = 326.0, 33.0
+		forged, _ := json.Marshal(m)
+		os.WriteFile(bundle, forged, 0o600)
+		cmd = osexec.Command(py, "check.py")
+		cmd.Dir = dir
+		out, _ = cmd.CombinedOutput()
+		if strings.Contains(string(out), "included") && !strings.Contains(string(out), "NOT included") {
+			t.Errorf("message %d: the Python verifier accepts a bundle whose tree size is not its checkpoint's: %q", i, out)
 		}
 	}
 }
@@ -277,5 +305,59 @@ func TestLedgerThroughServe(t *testing.T) {
 	// After serve stopped (a last checkpoint), the ledger verifies offline.
 	if r := inProcess(t, "ledger", "verify", "--data", data, "--key", pub, "--no-blobs"); r.code != 0 {
 		t.Errorf("ledger verify after serve: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A rollback (the whole ledger directory put back as it was, the audit rows
+// written since deleted) agrees with itself; a checkpoint kept elsewhere
+// shows it.
+func TestLedgerRollbackNeedsACheckpointKeptElsewhere(t *testing.T) {
+	data, pub, _ := ledgerArchive(t, 5)
+	saved := filepath.Join(t.TempDir(), "ledger-then")
+	if out, err := osexec.Command("cp", "-a", filepath.Join(data, "ledger"), saved).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	var maxID int
+	db, _ := sql.Open("sqlite", "file:"+filepath.Join(data, "users.db"))
+	db.QueryRow(`SELECT max(id) FROM audit`).Scan(&maxID)
+	db.Close()
+	for _, q := range []string{"secret1", "secret2", "secret3"} {
+		if r := inProcess(t, "search", "--data", data, q); r.code != 0 {
+			t.Fatalf("search: %s %s", r.stdout, r.stderr)
+		}
+	}
+	kept := filepath.Join(t.TempDir(), "checkpoint-kept.txt")
+	b, err := os.ReadFile(filepath.Join(data, "ledger", "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(kept, b, 0o600)
+	// The rollback.
+	os.RemoveAll(filepath.Join(data, "ledger"))
+	if out, err := osexec.Command("cp", "-a", saved, filepath.Join(data, "ledger")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	db, _ = sql.Open("sqlite", "file:"+filepath.Join(data, "users.db"))
+	db.Exec(`DELETE FROM audit WHERE id > ?`, maxID)
+	db.Close()
+	if r := inProcess(t, "ledger", "verify", "--data", data, "--key", pub, "--no-blobs"); r.code != 0 {
+		t.Logf("without a kept checkpoint (expected to pass): %s", r.stdout)
+	}
+	r := inProcess(t, "ledger", "verify", "--data", data, "--key", pub, "--no-blobs", "--copy-dir", kept)
+	if r.code != 1 || !strings.Contains(r.stdout, "truncated") {
+		t.Errorf("with the checkpoint kept elsewhere: exit %d, want 1 naming the truncation:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// addEve adds a user the way mailvault does (audited, ledgered).
+func addEve(t *testing.T, data string) {
+	t.Helper()
+	users, err := service.OpenUsers(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Close()
+	if err := users.As(service.Operator()).Add(context.Background(), service.User{Name: "eve", Role: service.RoleUser, Accounts: []string{"alice"}}, "correct horse battery"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -34,9 +34,9 @@ func (c *Catalog) LedgerRows(ctx context.Context, kind string, after int64, fn f
 	var q string
 	switch kind {
 	case ledger.KindMessage:
-		q = `SELECT id, lower(hex(sha256)), size FROM messages WHERE id > ? ORDER BY id`
+		q = `SELECT id, lower(hex(sha256)), size, stored_at FROM messages WHERE id > ? ORDER BY id`
 	case ledger.KindOccurrence:
-		q = `SELECT o.id, ac.name, mb.name, o.uidvalidity, o.uid, lower(hex(m.sha256)) FROM occurrences o
+		q = `SELECT o.id, ac.name, mb.name, o.uidvalidity, o.uid, lower(hex(m.sha256)), o.first_seen FROM occurrences o
 			JOIN mailboxes mb ON mb.id = o.mailbox_id JOIN accounts ac ON ac.id = mb.account_id
 			JOIN messages m ON m.id = o.message_id WHERE o.id > ? ORDER BY o.id`
 	case ledger.KindExpunge:
@@ -59,9 +59,9 @@ func (c *Catalog) LedgerRows(ctx context.Context, kind string, after int64, fn f
 		f := ledger.Leaf{Kind: kind}
 		switch kind {
 		case ledger.KindMessage:
-			err = rows.Scan(&f.ID, &f.SHA256, &f.Size)
+			err = rows.Scan(&f.ID, &f.SHA256, &f.Size, &f.At)
 		case ledger.KindOccurrence:
-			err = rows.Scan(&f.ID, &f.Account, &f.Mailbox, &f.UIDValidity, &f.UID, &f.SHA256)
+			err = rows.Scan(&f.ID, &f.Account, &f.Mailbox, &f.UIDValidity, &f.UID, &f.SHA256, &f.At)
 		case ledger.KindExpunge:
 			err = rows.Scan(&f.ID, &f.Occurrence, &f.At)
 		case ledger.KindTombstone:
