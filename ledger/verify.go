@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -46,6 +47,10 @@ var (
 	MaxPending = 10 * time.Minute
 	InFlight   = time.Minute
 )
+
+// Authorizes are the audit actions that authorize a tombstone: their
+// detail begins with the message's sha256 (service/retention.go).
+var Authorizes = map[string]bool{"dispose": true, "erase": true}
 
 // maxProblems bounds the report; the count goes on.
 const maxProblems = 1000
@@ -99,6 +104,8 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 	})
 	byKind := map[string][]int64{} // leaf indexes by kind, in log order
 	lastState := map[string]Leaf{}
+	authorized := map[string]bool{} // messages an audited disposal names
+	var tombstones []int64
 	ids := make([]int64, n) // leaf index -> row id
 	stored := l.reader()
 	badHash := false
@@ -132,6 +139,13 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 		if err != nil {
 			r.add(Problem{Kind: "ledger", Leaf: i + 1, What: fmt.Sprintf("leaf %d: %v", i, err)})
 			continue
+		}
+		if lf.Kind == KindAudit && Authorizes[lf.Action] {
+			sha, _, _ := strings.Cut(lf.Detail, " ")
+			authorized[strings.TrimSuffix(sha, ":")] = true
+		}
+		if lf.Kind == KindTombstone {
+			tombstones = append(tombstones, i)
 		}
 		if lf.Kind == KindState {
 			lastState[lf.Name] = lf // the log's last is the table's last committed state
@@ -257,6 +271,19 @@ func VerifyTimestamped(ctx context.Context, l *Log, sources map[string]Source, v
 		}
 		for ; j < len(leaves); j++ {
 			missing(leaves[j])
+		}
+	}
+	// Every tombstone must have been preceded by the audited action that
+	// made it (the audit leaf is appended by its writer; a tombstone row
+	// inserted by SQL, which the archive would then carry out, has none).
+	for _, i := range tombstones {
+		b, err := l.Leaf(i)
+		if err != nil {
+			return nil, err
+		}
+		lf, _ := DecodeLeaf(b)
+		if !authorized[lf.SHA256] {
+			r.add(Problem{Kind: KindTombstone, ID: lf.ID, Leaf: i + 1, What: fmt.Sprintf("tombstone %d deletes %s (actor %q, rule %q) but no audited disposal or erasure names it: made behind the archive's back", lf.ID, lf.SHA256, lf.Actor, lf.Rule)})
 		}
 	}
 	if st, ok := sources[KindState].(StateSource); ok {

@@ -141,6 +141,13 @@ func TestLedgerVerifyFindsTampering(t *testing.T) {
 		{"audit row inserted", func(t *testing.T, data string) {
 			exec(t, filepath.Join(data, "users.db"), `INSERT INTO audit(at, user, action, detail, remote) VALUES ('2026-01-01T00:00:00Z', 'legal-bob', 'hold-release', 'Acme', 'local')`)
 		}, "has no leaf: it was not written by mailvault"},
+		{"tombstone inserted", func(t *testing.T, data string) {
+			exec(t, filepath.Join(data, "catalog.db"), `INSERT INTO tombstones(sha256, size, reason, rule, actor, at, state)
+				SELECT lower(hex(sha256)), size, 'old', 'retention:finra-6y', 'alice', '2026-12-01T00:00:00Z', 'done' FROM messages WHERE id = 2`)
+			if r := inProcess(t, "ledger", "checkpoint", "--data", data); r.code != 0 { // a follow ledgers it
+				t.Fatalf("checkpoint: %s %s", r.stdout, r.stderr)
+			}
+		}, "no audited disposal or erasure names it"},
 		{"ledger truncated", func(t *testing.T, data string) {
 			os.Truncate(filepath.Join(data, "ledger", "index"), 8*10)
 		}, "the ledger was truncated"},
