@@ -210,6 +210,9 @@ func (s *Service) CreateHold(ctx context.Context, c Caller, req HoldRequest) (Ho
 		}
 		return HoldInfo{}, err
 	}
+	if err := s.ledgerHolds(ctx); err != nil {
+		return HoldInfo{}, err
+	}
 	info, err := s.holdInfo(ctx, h)
 	if err != nil {
 		// The hold is made and holds; only its counts are missing.
@@ -365,6 +368,9 @@ func (s *Service) ReleaseHold(ctx context.Context, c Caller, name, reason string
 		if errors.Is(err, indexer.ErrHoldReleased) {
 			return HoldInfo{}, errorf(ErrBadRequest, "%v", err)
 		}
+		return HoldInfo{}, err
+	}
+	if err := s.ledgerHolds(ctx); err != nil {
 		return HoldInfo{}, err
 	}
 	return toHoldInfo(h), nil

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mailvault/service"
 
@@ -141,6 +142,12 @@ func TestLedgerVerifyFindsTampering(t *testing.T) {
 		{"audit row inserted", func(t *testing.T, data string) {
 			exec(t, filepath.Join(data, "users.db"), `INSERT INTO audit(at, user, action, detail, remote) VALUES ('2026-01-01T00:00:00Z', 'legal-bob', 'hold-release', 'Acme', 'local')`)
 		}, "has no leaf: it was not written by mailvault"},
+		{"hold released by SQL", func(t *testing.T, data string) {
+			if r := inProcess(t, "hold", "create", "--data", data, "--name", "Matter2", "--custodian", "alice"); r.code != 0 {
+				t.Fatalf("hold create: %s %s", r.stdout, r.stderr)
+			}
+			exec(t, filepath.Join(data, "catalog.db"), `UPDATE holds SET released_at = '2026-12-01T00:00:00Z', released_by = 'legal-bob', release_reason = 'matter closed' WHERE name = 'Matter2'`)
+		}, "holds: not as the last change mailvault made"},
 		{"tombstone inserted", func(t *testing.T, data string) {
 			exec(t, filepath.Join(data, "catalog.db"), `INSERT INTO tombstones(sha256, size, reason, rule, actor, at, state)
 				SELECT lower(hex(sha256)), size, 'old', 'retention:finra-6y', 'alice', '2026-12-01T00:00:00Z', 'done' FROM messages WHERE id = 2`)
@@ -366,5 +373,32 @@ func addEve(t *testing.T, data string) {
 	defer users.Close()
 	if err := users.As(service.Operator()).Add(context.Background(), service.User{Name: "eve", Role: service.RoleUser, Accounts: []string{"alice"}}, "correct horse battery"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// What mailvault itself changes never trips verify: users and tokens, holds
+// made and released, searches, exports.
+func TestLedgerCleanAfterLegitimateChanges(t *testing.T) {
+	data, pub, _ := ledgerArchive(t, 8)
+	addEve(t, data)
+	users, _ := service.OpenUsers(data)
+	if _, _, err := users.As(service.Operator()).NewToken(context.Background(), "eve", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	users.Close()
+	for _, args := range [][]string{
+		{"hold", "create", "--data", data, "--name", "M1", "--custodian", "alice"},
+		{"hold", "create", "--data", data, "--name", "M2", "--custodian", "alice", "--query", "ledger"},
+		{"hold", "release", "--data", data, "M1", "--reason", "matter closed"},
+		{"search", "--data", data, "ledger"},
+		{"export", "--data", data, "--out", filepath.Join(t.TempDir(), "x"), "larger:0"},
+		{"user", "remove", "--data", data, "eve"},
+	} {
+		if r := inProcess(t, args...); r.code != 0 {
+			t.Fatalf("%v: %d %s %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := inProcess(t, "ledger", "verify", "--data", data, "--key", pub); r.code != 0 || !strings.Contains(r.stdout, "OK:") {
+		t.Errorf("ledger verify after legitimate changes: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -88,3 +88,30 @@ func (c *Catalog) MessageLeafID(ctx context.Context, sha256hex string) (int64, e
 	err = c.db.QueryRowContext(ctx, `SELECT id FROM messages WHERE sha256 = ?`, sha).Scan(&id)
 	return id, err
 }
+
+// HoldsDigest is the ledger's digest of the holds table: every column of
+// every hold (ledger.KindState, "holds").
+func (c *Catalog) HoldsDigest(ctx context.Context) (string, error) {
+	rs, err := c.db.QueryContext(ctx, `SELECT id, name, description, created_by, created_at, custodians, query, syntax,
+		released_at, released_by, release_reason FROM holds`)
+	if err != nil {
+		return "", err
+	}
+	defer rs.Close()
+	var rows [][]string
+	for rs.Next() {
+		r := make([]string, 11)
+		p := make([]any, len(r))
+		for i := range r {
+			p[i] = &r[i]
+		}
+		if err := rs.Scan(p...); err != nil {
+			return "", err
+		}
+		rows = append(rows, r)
+	}
+	if err := rs.Err(); err != nil {
+		return "", err
+	}
+	return ledger.StateDigest(rows), nil
+}
