@@ -1,10 +1,12 @@
 package service
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"mailvault/query"
 )
@@ -161,17 +163,37 @@ func (c Caller) restrict(n query.Node) query.Node {
 }
 
 // auditText keeps a user-supplied string on one line of bounded length for
-// the audit trail.
+// the audit trail: C0 and C1 controls become spaces, and the bidirectional
+// controls that make text display in another order than it is stored
+// (U+202A–U+202E, U+2066–U+2069) become U+FFFD, so that what a reader of
+// the trail sees is what it says. A longer text is cut at a character
+// boundary and ends with its length and sha256, so that the whole of it
+// can still be matched against what it was.
 func auditText(s string) string {
-	const max = 2000
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		switch {
+		case r < 0x20 || r >= 0x7f && r < 0xa0:
 			return ' '
+		case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+			return '\uFFFD'
 		}
 		return r
-	}, s)
-	if len(s) > max {
-		s = s[:max] + "…"
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	return clip(s, maxAuditText)
+}
+
+const maxAuditText = 2000
+
+// clip cuts s to at most max bytes (at a character boundary) plus a suffix
+// naming its full length and sha256.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
 	}
-	return s
+	sum := sha256.Sum256([]byte(s))
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("…[%d bytes, sha256 %x]", len(s), sum)
 }

@@ -305,5 +305,12 @@ func searchScope(accounts, mailboxes []string) string {
 	if len(mailboxes) > 0 {
 		scope += " mailboxes " + strings.Join(mailboxes, ",")
 	}
-	return scope
+	// Bounded on its own, so that a long list of mailboxes cannot push
+	// the query out of the row (the hostile review's F11): a longer scope
+	// is cut and named by its sha256.
+	return clip(scope, maxScopeAudit)
 }
+
+// maxScopeAudit bounds the scope part of a search's audit row; the query
+// keeps the rest of auditText's room.
+const maxScopeAudit = 600
