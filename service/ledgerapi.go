@@ -53,7 +53,7 @@ func (s *Service) ledgerOrErr() (*Ledger, error) {
 // LedgerStatus says how big the ledger is and what its latest checkpoint is.
 func (s *Service) LedgerStatus(ctx context.Context, c Caller) (*LedgerStatus, error) {
 	if !checksArchive(c) {
-		return nil, errorf(ErrForbidden, "user %s (%s) may not read the ledger's status", c.Name, c.Role)
+		return nil, s.refused(ctx, c, ActionLedgerStatus, errorf(ErrForbidden, "user %s (%s) may not read the ledger's status", c.Name, c.Role))
 	}
 	l, err := s.ledgerOrErr()
 	if err != nil {
@@ -102,7 +102,7 @@ func (s *Service) Prove(ctx context.Context, c Caller, id string) (*ledger.Bundl
 // LedgerCheckpoint signs a checkpoint now.
 func (s *Service) LedgerCheckpoint(ctx context.Context, c Caller) (*ledger.Checkpoint, error) {
 	if !c.RunsJobs() {
-		return nil, errorf(ErrForbidden, "user %s (%s) may not write a checkpoint: an admin or the operator may", c.Name, c.Role)
+		return nil, s.refused(ctx, c, ActionLedgerCheckpoint, errorf(ErrForbidden, "user %s (%s) may not write a checkpoint: an admin or the operator may", c.Name, c.Role))
 	}
 	l, err := s.ledgerOrErr()
 	if err != nil {
@@ -147,7 +147,7 @@ type LedgerVerifyReport struct {
 // calls it directly).
 func (s *Service) VerifyLedger(ctx context.Context, c Caller, req LedgerVerifyRequest, progress func(done, total int)) (*LedgerVerifyReport, error) {
 	if !checksArchive(c) {
-		return nil, errorf(ErrForbidden, "user %s (%s) may not verify the ledger", c.Name, c.Role)
+		return nil, s.refused(ctx, c, ActionLedgerVerify, errorf(ErrForbidden, "user %s (%s) may not verify the ledger", c.Name, c.Role))
 	}
 	l, err := s.ledgerOrErr()
 	if err != nil {
@@ -200,7 +200,7 @@ func (s *Service) VerifyLedger(ctx context.Context, c Caller, req LedgerVerifyRe
 // checked while harvest goes on; rows added meanwhile are pending).
 func (s *Service) StartLedgerVerify(c Caller, req LedgerVerifyRequest) (JobInfo, error) {
 	if !checksArchive(c) {
-		return JobInfo{}, errorf(ErrForbidden, "user %s (%s) may not verify the ledger", c.Name, c.Role)
+		return JobInfo{}, s.refused(context.Background(), c, ActionLedgerVerify, errorf(ErrForbidden, "user %s (%s) may not verify the ledger", c.Name, c.Role))
 	}
 	if _, err := s.ledgerOrErr(); err != nil {
 		return JobInfo{}, err
@@ -208,4 +208,13 @@ func (s *Service) StartLedgerVerify(c Caller, req LedgerVerifyRequest) (JobInfo,
 	return s.jobs.start(c, JobLedgerVerify, "the ledger against the catalog, the audit trail and the blobs", func(ctx context.Context, progress func(int, int)) (any, error) {
 		return s.VerifyLedger(ctx, c, req, progress)
 	})
+}
+
+// refused records a refused ledger request (as "denied", like the other
+// refusals) and returns why it was refused, or the audit's error.
+func (s *Service) refused(ctx context.Context, c Caller, action string, err error) error {
+	if aerr := s.audit(ctx, c, ActionDenied, action); aerr != nil {
+		return aerr
+	}
+	return err
 }

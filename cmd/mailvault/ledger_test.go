@@ -315,6 +315,9 @@ func TestLedgerThroughServe(t *testing.T) {
 	if code := srv.api(t, ann, "/api/ledger", nil); code != 403 {
 		t.Errorf("a user's ledger status: %d, want 403", code)
 	}
+	if r := runBinary(t, bin, 0, "audit", "--data", data, "--user", "ann", "--action", "denied", "--json"); r.code != 0 || !strings.Contains(r.stdout, "ledger-status") {
+		t.Errorf("the refused ledger status is not in the audit trail as denied: %d %s %s", r.code, r.stdout, r.stderr)
+	}
 	srv.stop(t)
 	// After serve stopped (a last checkpoint), the ledger verifies offline.
 	if r := inProcess(t, "ledger", "verify", "--data", data, "--key", pub, "--no-blobs"); r.code != 0 {
