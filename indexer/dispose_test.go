@@ -1,10 +1,14 @@
 package indexer
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,9 +38,12 @@ func disposeFixture(t *testing.T, dir string) (*Archive, []store.Key) {
 	return a, keys
 }
 
+// allow is a MayDelete that lets every disposal through.
+func allow(context.Context) error { return nil }
+
 func dispose(t *testing.T, a *Archive, k store.Key) Tombstone {
 	t.Helper()
-	ts, err := a.Dispose(context.Background(), Disposal{Key: k, Reason: "expired", Rule: "retention:mail-6y", Actor: "operator"})
+	ts, err := a.Dispose(context.Background(), Disposal{Key: k, Reason: "expired", Rule: "retention:mail-6y", Actor: "operator", MayDelete: allow})
 	if err != nil {
 		t.Fatalf("Dispose(%s): %v", k, err)
 	}
@@ -130,11 +137,17 @@ func TestDispose(t *testing.T) {
 	if _, err := a.TombstoneOf(ctx, keys[2]); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("refused disposal left a tombstone: %v", err)
 	}
-	// Bad input: no reason, unknown message.
-	if _, err := a.Dispose(ctx, Disposal{Key: keys[2], Rule: "erasure", Actor: "x"}); err == nil {
+	// Bad input: no reason, no check, unknown message.
+	if _, err := a.Dispose(ctx, Disposal{Key: keys[2], Rule: "erasure", Actor: "x", MayDelete: allow}); err == nil {
 		t.Error("Dispose without a reason succeeded")
 	}
-	if _, err := a.Dispose(ctx, Disposal{Key: store.KeyOf([]byte("nope")), Reason: "r", Rule: "erasure", Actor: "x"}); !errors.Is(err, ErrNotCataloged) {
+	if _, err := a.Dispose(ctx, Disposal{Key: keys[2], Reason: "r", Rule: "erasure", Actor: "x"}); err == nil || !strings.Contains(err.Error(), "MayDelete") {
+		t.Errorf("Dispose without a check (MayDelete) = %v, want refused", err)
+	}
+	if _, err := a.TombstoneOf(ctx, keys[2]); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("unchecked disposal left a tombstone: %v", err)
+	}
+	if _, err := a.Dispose(ctx, Disposal{Key: store.KeyOf([]byte("nope")), Reason: "r", Rule: "erasure", Actor: "x", MayDelete: allow}); !errors.Is(err, ErrNotCataloged) {
 		t.Errorf("Dispose of an unknown message = %v, want ErrNotCataloged", err)
 	}
 
@@ -171,9 +184,11 @@ func TestDispose(t *testing.T) {
 	verifyDisposed(t, a, 6, 2)
 }
 
-// A disposal interrupted after its tombstone (at any later step) is
-// finished by the next writer's Open; verify names it meanwhile.
-func TestDisposeResumesOnOpen(t *testing.T) {
+// A disposal interrupted after its tombstone (at any later step) is not
+// finished by Open (the archive cannot check the holds' queries), is named
+// by verify, and is finished by FinishPending with a check that allows it;
+// one the check refuses stays pending, untouched.
+func TestDisposeResumes(t *testing.T) {
 	ctx := context.Background()
 	for _, step := range []string{"tombstone", "index", "blob"} {
 		t.Run(step, func(t *testing.T) {
@@ -204,8 +219,130 @@ func TestDisposeResumesOnOpen(t *testing.T) {
 			}
 			a = openTest(t, dir)
 			defer a.Close()
+			if ts, _ := a.TombstoneOf(ctx, k); ts.State != catalog.TombstonePending {
+				t.Fatalf("Open finished a pending disposal without a hold check: %+v", ts)
+			}
+			if _, _, err := a.FinishPending(ctx, nil); err == nil {
+				t.Error("FinishPending without a check succeeded")
+			}
+			held := errors.New("held by matter acme")
+			n, parked, err := a.FinishPending(ctx, func(context.Context, Tombstone) error { return held })
+			if err != nil || n != 0 || len(parked) != 1 || !strings.Contains(parked[0].Why, "acme") {
+				t.Fatalf("FinishPending under a refusing check = %d %+v %v; want 1 left pending", n, parked, err)
+			}
+			if ts, _ := a.TombstoneOf(ctx, k); ts.State != catalog.TombstonePending {
+				t.Fatalf("a refused pending disposal was finished: %+v", ts)
+			}
+			if n, parked, err := a.FinishPending(ctx, func(context.Context, Tombstone) error { return nil }); err != nil || n != 1 || len(parked) != 0 {
+				t.Fatalf("FinishPending = %d %+v %v; want 1 finished", n, parked, err)
+			}
 			checkDisposed(t, a, k)
 			verifyDisposed(t, a, 6, 1)
 		})
+	}
+}
+
+// F3: a tombstone row INSERTed by hand (no started step) is never finished
+// by Open or FinishPending, even when the check allows it: the blob stays,
+// verify names it. Only an explicit, checked Dispose of that message
+// finishes it.
+func TestDisposeForgedTombstone(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, keys := disposeFixture(t, dir)
+	k := keys[2]
+	a.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO tombstones(sha256, size, reason, rule, actor, at, state) VALUES (?, 100, 'expired', 'retention:finra-6y', 'alice', '2026-01-01T00:00:00Z', 'pending')`, k.String()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	a = openTest(t, dir)
+	defer a.Close()
+	n, parked, err := a.FinishPending(ctx, allowPending)
+	if err != nil || n != 0 || len(parked) != 1 || !strings.Contains(parked[0].Why, "started") {
+		t.Fatalf("FinishPending of a forged tombstone = %d %+v %v; want it left pending (never started)", n, parked, err)
+	}
+	if ok, _ := a.store.Exists(ctx, k); !ok {
+		t.Fatal("the forged tombstone's blob was deleted")
+	}
+	if why, _ := a.PendingWhy(ctx, parked[0].Tombstone); !strings.Contains(why, "never started") {
+		t.Errorf("PendingWhy = %q", why)
+	}
+	rep, err := a.Verify(ctx, nil)
+	if err != nil || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Detail, "never started") {
+		t.Errorf("verify = %+v, %v; want the forged tombstone named as never started", rep.Problems, err)
+	}
+	// A refused explicit Dispose leaves it too; an allowed one finishes it.
+	if _, err := a.Dispose(ctx, Disposal{Key: k, Reason: "r", Rule: "erasure", Actor: "x", MayDelete: func(context.Context) error { return errors.New("held") }}); err == nil {
+		t.Fatal("Dispose of a held message with a forged tombstone succeeded")
+	}
+	if ok, _ := a.store.Exists(ctx, k); !ok {
+		t.Fatal("blob deleted by a refused Dispose")
+	}
+	dispose(t, a, k)
+	checkDisposed(t, a, k)
+}
+
+func allowPending(context.Context, Tombstone) error { return nil }
+
+// F8: a copy arriving while a disposal is being decided (here: ingested
+// from inside MayDelete, which runs under the commit lock) waits for the
+// disposal, and then is stored with its bytes: no acknowledged copy is
+// left without them. A started disposal whose message got a copy after
+// its tombstone is not finished (ErrNewCopies).
+func TestDisposeCopyArrivingMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, keys := disposeFixture(t, dir)
+	defer func() { a.Close() }()
+	mustMailbox(t, a, "carol", "INBOX")
+	raw, err := a.Raw(keys[4].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingested := make(chan error, 1)
+	_, err = a.Dispose(ctx, Disposal{Key: keys[4], Reason: "r", Rule: "retention:p", Actor: "x", MayDelete: func(context.Context) error {
+		go func() {
+			_, err := a.Ingest(ctx, []Item{{Account: "carol", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw}})
+			ingested <- err
+		}()
+		select {
+		case err := <-ingested:
+			return fmt.Errorf("the copy was acknowledged during the hold check (%v): the commit lock is not held", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ingested; err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Raw(keys[4].String())
+	if err != nil || !bytes.Equal(got, raw) {
+		t.Fatalf("the copy acknowledged after the disposal has no bytes: %v", err)
+	}
+
+	// Started, then a copy arrives (a crash between): not finished.
+	k := keys[5]
+	if _, err := a.cat.AddTombstone(ctx, k, "expired", "retention:p", "operator", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	raw5, _ := a.Raw(k.String())
+	ingest(t, a, Item{Account: "carol", Mailbox: "INBOX", UIDValidity: 7, UID: 2, Raw: raw5})
+	n, parked, err := a.FinishPending(ctx, allowPending)
+	if err != nil || n != 0 || len(parked) != 1 || !strings.Contains(parked[0].Why, "arrived after") {
+		t.Fatalf("FinishPending with a newer copy = %d %+v %v; want it left pending", n, parked, err)
+	}
+	if _, err := a.Dispose(ctx, Disposal{Key: k, Reason: "r", Rule: "retention:p", Actor: "x", MayDelete: allow}); !errors.Is(err, ErrNewCopies) {
+		t.Fatalf("Dispose with a newer copy = %v, want ErrNewCopies", err)
+	}
+	if got, err := a.Raw(k.String()); err != nil || !bytes.Equal(got, raw5) {
+		t.Fatalf("newer copy lost its bytes: %v", err)
 	}
 }

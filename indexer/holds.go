@@ -18,6 +18,16 @@ type holdCatalog interface {
 	ReleaseHold(ctx context.Context, name, who, reason string) (catalog.Hold, error)
 	InAccounts(ctx context.Context, accounts []string, keys [][32]byte) (map[[32]byte]catalog.HeldContent, error)
 	AccountCounts(ctx context.Context, accounts []string) (messages, occurrences, unindexed int, err error)
+	Epochs(ctx context.Context, accounts []string) ([]catalog.MailboxEpochs, error)
+}
+
+// MailboxEpochs is a mailbox with every UIDVALIDITY it has copies under.
+type MailboxEpochs = catalog.MailboxEpochs
+
+// Epochs returns the mailboxes of accounts with every epoch they have
+// copies in.
+func (a *Archive) Epochs(ctx context.Context, accounts []string) ([]MailboxEpochs, error) {
+	return a.cat.Epochs(ctx, accounts)
 }
 
 // Hold is one legal hold (catalog.Hold).

@@ -45,6 +45,10 @@ type IMAPSearchOptions struct {
 	// IncludeExpunged searches the copies the server has expunged too (an
 	// archive keeps them); UIDs of both kinds are returned.
 	IncludeExpunged bool
+	// UIDValidity, when not 0, searches that epoch of the mailbox (the
+	// copies archived under an earlier UIDVALIDITY) instead of the current
+	// one: a legal hold's IMAP query covers every epoch (service/holds.go).
+	UIDValidity uint32
 }
 
 // IMAPResult is the answer of SearchIMAP.
@@ -96,6 +100,9 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	}
 	if err != nil {
 		return nil, err
+	}
+	if o.UIDValidity != 0 {
+		mb.UIDValidity = o.UIDValidity
 	}
 	entry, err := a.mailboxOccurrences(ctx, mb, o.IncludeExpunged)
 	if err != nil {

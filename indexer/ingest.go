@@ -166,6 +166,10 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	defer a.commitMu.Unlock()
 	items, mbs, preps := p.items, p.mbs, p.preps
 	defer p.Abort() // no-op after the blobs are published
+	// A blob present at Prepare may have been disposed of since (dispose.go).
+	if err := a.restage(ctx, p); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
 	if err := a.writePending(p.staged); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}

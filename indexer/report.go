@@ -174,7 +174,13 @@ func (a *Archive) Verify(ctx context.Context, progress func(done, total int)) (*
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	for _, t := range pending {
-		problem(Problem{Kind: "disposal-pending", SHA256: t.SHA256, Detail: fmt.Sprintf("tombstone %d (rule %s) is not finished: the next writer (serve, or `mailvault retention apply`) finishes it", t.ID, t.Rule)})
+		detail := fmt.Sprintf("tombstone %d (rule %s, by %s) is not finished: the next `mailvault retention apply` finishes it if no hold covers the message then", t.ID, t.Rule, t.Actor)
+		if why, err := a.PendingWhy(ctx, t); err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		} else if why != "" {
+			detail = fmt.Sprintf("tombstone %d (rule %s, by %s) is left pending, not finished by anything: %s", t.ID, t.Rule, t.Actor, why)
+		}
+		problem(Problem{Kind: "disposal-pending", SHA256: t.SHA256, Detail: detail})
 		if k, err := t.Key(); err == nil {
 			delete(msgs, k)
 		}

@@ -242,14 +242,19 @@ func OperatorAs(name string) Caller {
 	return c
 }
 
-// osUser is the name of the user this process runs as: the passwd entry of
-// its uid, else $USER, else the uid.
-var osUser = sync.OnceValue(func() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
+// osUser is the name of the user this process runs as: the user name of
+// its uid's passwd entry, else "uid<N>". Never the environment: $USER (or
+// $LOGNAME) is whatever the caller set, and user.Current falls back to it
+// when the uid has no passwd entry, so one person could approve her own
+// retention plan under a second name (four eyes). user.LookupId reads the
+// passwd database (cgo's getpwuid_r or /etc/passwd) and nothing else.
+var osUser = sync.OnceValue(func() string { return osUserOf(os.Getuid(), user.LookupId) })
+
+// osUserOf is osUser for uid, with the passwd lookup given (tests).
+func osUserOf(uid int, lookup func(string) (*user.User, error)) string {
+	id := strconv.Itoa(uid)
+	if u, err := lookup(id); err == nil && u.Username != "" && u.Uid == id {
 		return u.Username
 	}
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	return strconv.Itoa(os.Getuid())
-})
+	return "uid" + id
+}

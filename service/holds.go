@@ -268,6 +268,25 @@ func (s *Service) holdCounts(ctx context.Context, h indexer.Hold) (*HoldCounts, 
 		return &HoldCounts{Messages: msgs, Occurrences: occs}, nil
 	}
 	out := &HoldCounts{Unindexed: unindexed}
+	if Syntax(h.Syntax) == SyntaxIMAP {
+		n, err := holdQuery(SyntaxIMAP, h.Query)
+		if err != nil {
+			return nil, fmt.Errorf("hold %s: its query no longer parses: %w", h.Name, err)
+		}
+		seen := map[string]bool{}
+		err = s.eachIMAPHoldHit(ctx, h, holdCaller(h).restrict(n), func(k string) bool {
+			out.Occurrences++
+			if !seen[k] {
+				seen[k] = true
+				out.Messages++
+			}
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("hold %s: count what its query matches: %w", h.Name, err)
+		}
+		return out, nil
+	}
 	hits, err := s.searchAll(ctx, holdCaller(h), SearchRequest{Query: h.Query, Syntax: Syntax(h.Syntax),
 		Accounts: h.Custodians, IncludeExpunged: true})
 	if errors.Is(err, ErrNotFound) { // no mailbox of the custodians yet
@@ -387,7 +406,7 @@ const heldByChunk = 1000
 // Caller, not audited (the deletion audits itself). It is evaluated at
 // call time: one catalog query per hold (and per 500 messages), plus, for
 // a hold with a query, one search per 1,000 messages (human syntax) or one
-// per custodian mailbox (IMAP syntax). A message the index has not caught
+// per custodian mailbox and UIDVALIDITY epoch (IMAP syntax). A message the index has not caught
 // up with is held by every query hold of its account (see the top of this
 // file). Any error means "do not delete".
 func (s *Service) HeldBy(ctx context.Context, sha256s []string) (map[string][]string, error) {
@@ -424,6 +443,36 @@ func (s *Service) HeldBy(ctx context.Context, sha256s []string) (map[string][]st
 		}
 	}
 	return out, nil
+}
+
+// eachIMAPHoldHit calls fn with the sha256 (hex) of every occurrence the
+// IMAP-syntax hold h's query n (restricted) matches, in every epoch of
+// every custodian mailbox, until fn returns false.
+//
+// Every epoch: a server's UIDVALIDITY change starts a new epoch, and the
+// copies archived under the old one are still the custodian's mail (the
+// hostile review's F5: searching the current epoch alone let them go).
+// Sequence numbers and UID sets in the query are those of the epoch
+// searched.
+func (s *Service) eachIMAPHoldHit(ctx context.Context, h indexer.Hold, n query.Node, fn func(sha string) bool) error {
+	mbs, err := s.a.Epochs(ctx, h.Custodians)
+	if err != nil {
+		return err
+	}
+	for _, mb := range mbs {
+		for _, ep := range mb.Epochs {
+			r, err := s.a.SearchIMAP(ctx, mb.Account, mb.Mailbox, n, &indexer.IMAPSearchOptions{IncludeExpunged: true, UIDValidity: ep})
+			if err != nil {
+				return err
+			}
+			for _, oc := range r.Hits {
+				if !fn(fmt.Sprintf("%x", oc.SHA256)) {
+					return nil
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // heldByHold returns which of keys the active hold h covers now.
@@ -466,25 +515,15 @@ func (s *Service) heldByHold(ctx context.Context, h indexer.Hold, keys []store.K
 		for _, k := range candidates {
 			want[k] = true
 		}
-		mbs, err := s.a.Mailboxes(ctx)
+		err := s.eachIMAPHoldHit(ctx, h, n, func(k string) bool {
+			if want[k] {
+				held = append(held, k)
+				delete(want, k)
+			}
+			return len(want) > 0
+		})
 		if err != nil {
 			return nil, err
-		}
-		for _, mb := range mbs {
-			if !slices.Contains(h.Custodians, mb.Account) {
-				continue
-			}
-			r, err := s.a.SearchIMAP(ctx, mb.Account, mb.Mailbox, n, &indexer.IMAPSearchOptions{IncludeExpunged: true})
-			if err != nil {
-				return nil, err
-			}
-			for _, oc := range r.Hits {
-				k := fmt.Sprintf("%x", oc.SHA256)
-				if want[k] {
-					held = append(held, k)
-					delete(want, k)
-				}
-			}
 		}
 		return held, nil
 	}

@@ -146,7 +146,10 @@ func TestRetentionPlanAndApply(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			p, err := s.makePlan(ctx, admin, time.Now().AddDate(tt.years, 0, 1))
+			at := time.Now().AddDate(tt.years, 0, 1)
+			retentionNow = func() time.Time { return at }
+			defer func() { retentionNow = time.Now }()
+			p, err := s.makePlan(ctx, admin, at)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +164,7 @@ func TestRetentionPlanAndApply(t *testing.T) {
 			if len(p.Holds) != len(tt.wantHeld) {
 				t.Errorf("holds keep %+v, want %v", p.Holds, tt.wantHeld)
 			}
-			if err := s.savePlan(p); err != nil {
+			if err := s.saveNewPlan(ctx, admin, p); err != nil {
 				t.Fatal(err)
 			}
 			done, err := s.ApplyRetention(ctx, admin, ApplyRequest{PlanID: p.ID}, nil)
@@ -262,8 +265,29 @@ func TestRetentionRefusals(t *testing.T) {
 	}
 	checkGone(t, s, ids, nil)
 
-	// Roles.
+	// The plan recorded WORM in the archive: a config saying worm: false
+	// alone no longer deletes; SetWORM (admin or operator, a reason,
+	// audited) turns it off.
 	s.opts.Retention = &RetentionConfig{Policies: policies}
+	if _, err := s.Erase(ctx, admin, ids["old-a"], "GDPR request 17"); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "WORM") {
+		t.Errorf("erase with worm: false over a WORM archive = %v, want refused", err)
+	}
+	if _, err := s.ApplyRetention(ctx, admin, ApplyRequest{PlanID: p.ID}, nil); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "WORM") {
+		t.Errorf("apply with worm: false over a WORM archive = %v, want refused", err)
+	}
+	for _, c := range []Caller{auditor, legal, alice} {
+		if _, err := s.SetWORM(ctx, c, false, "because"); !errors.Is(err, ErrForbidden) {
+			t.Errorf("%s turns WORM off: %v", c.Role, err)
+		}
+	}
+	if _, err := s.SetWORM(ctx, admin, false, " "); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("WORM off without a reason = %v", err)
+	}
+	if st, err := s.SetWORM(ctx, admin, false, "retention approved by the board, minute 12"); err != nil || st.WORM || !st.Archive.Recorded || st.Archive.Actor != admin.Name {
+		t.Fatalf("WORM off = %+v, %v", st, err)
+	}
+
+	// Roles.
 	for _, c := range []Caller{auditor, legal} {
 		if _, err := s.PlanRetention(ctx, c); err != nil {
 			t.Errorf("%s plans: %v", c.Role, err)
@@ -310,7 +334,7 @@ func TestRetentionRefusals(t *testing.T) {
 	for _, e := range trail {
 		actions = append(actions, e.Action)
 	}
-	for _, want := range []string{"retention-plan", "erase-refused", "erase", "dispose"} {
+	for _, want := range []string{"retention-plan", "erase-refused", "erase", "dispose", "worm-on", "worm-off"} {
 		if !slices.Contains(actions, want) {
 			t.Errorf("audit trail has no %s: %v", want, actions)
 		}

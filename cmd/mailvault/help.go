@@ -67,21 +67,33 @@ file lists (see mailvault.example.yaml). SIGINT or SIGTERM stops it in order;
 a second signal exits at once.
 `,
 	"retention": `Retention policies live in the retention section of the config (see
-mailvault.example.yaml); pass it with --config. Without it, or with worm: true
-(the default), nothing can be deleted: plan still shows what would go.
+mailvault.example.yaml); pass it with --config. WORM is a property of the
+archive, recorded in its catalog: the config's worm: true (the default)
+records it on, and only "retention worm off --reason R" (an admin or the
+operator, audited) turns it off; deleting needs that AND worm: false in the
+config. While WORM is on, nothing can be deleted: plan still shows what
+would go.
 
   plan         weigh every message: the policy that keeps it longest wins (no
                policy: kept forever); print counts per policy and what each
                legal hold keeps; the plan is saved under <data>/retention/ID.json
   list         list the saved plans, newest first (state, planner, counts, approver)
   show ID      print a saved plan
-  approve ID   four eyes: a second admin (not the planner) approves the plan
+  approve ID   four eyes: a second admin (not the planner) approves the plan;
+               a plan made by an auditor, legal or the scheduler is first
+               endorsed by one admin, then approved by another
   apply        delete what a plan lists: --plan ID, or the plan an interrupted
-               apply left, or a new plan made now (not with four_eyes). Holds
-               are checked again right before each message is deleted. Order:
-               tombstone (pending), index document, blob, metadata scrub,
-               tombstone done. A killed apply resumes the same plan when run
-               again; it never deletes anything the plan does not list.
+               apply left, or a new plan made now (not with four_eyes). The
+               list must hash to what the plan's (and approval's) audit row
+               recorded; each message is weighed again under the config in
+               force and its own Date header, and kept when not expired now.
+               Holds are checked again right before each message is deleted.
+               Order: tombstone (pending), index document, blob, metadata
+               scrub, tombstone done. A killed apply resumes the same plan
+               when run again; it never deletes anything the plan does not list.
+  worm on|off|status
+               the archive's WORM state; off needs --reason (offline only:
+               stop serve first)
 
 While serve runs, each subcommand asks it over the local socket (as the
 operator), and serve's config is the one in force; apply then runs as a job
@@ -94,8 +106,8 @@ has the details.
 	"erase": `Deletes one message (by its sha256) for a legal erasure request: its index
 document, its bytes and its personal metadata, leaving a tombstone with rule
 "erasure", the reason and who asked. Refused while a legal hold covers the
-message, and in WORM mode (retention.worm, the default: pass a --config with
-worm: false). While serve runs it asks serve (POST /api/erase on the local
+message, and in WORM mode (the archive's, see "mailvault retention worm", or
+the config's retention.worm, the default: pass a --config with worm: false). While serve runs it asks serve (POST /api/erase on the local
 socket), whose config is then in force.
 `,
 	"search": `QUERY is words and key:value terms, ANDed:

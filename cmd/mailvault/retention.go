@@ -136,12 +136,13 @@ func retentionClientFor(ctx context.Context, e *env, data, cfgPath string) (rete
 	return localRetention{svc: svc, c: service.Operator()}, closeFn, nil
 }
 
-var retentionWords = map[string]int{"plan": 0, "list": 0, "show": 1, "approve": 1, "apply": 0}
+var retentionWords = map[string]int{"plan": 0, "list": 0, "show": 1, "approve": 1, "apply": 0, "worm": 1}
 
 func runRetention(ctx context.Context, e *env, args []string) error {
-	var data, cfgPath, planID string
+	var data, cfgPath, planID, reason string
 	var asJSON bool
 	fs := newFlags(e, "retention", &data)
+	fs.StringVar(&reason, "reason", "", "worm off: why the archive may delete from now on (required; kept in the catalog and the audit trail)")
 	fs.StringVar(&cfgPath, "config", "", "config `FILE` with the retention section (policies, worm, four_eyes); without it the archive is WORM with no policy (while serve runs, serve's config is in force)")
 	fs.StringVar(&planID, "plan", "", "apply: the saved plan `ID` to apply (required with four_eyes)")
 	fs.BoolVar(&asJSON, "json", false, "print the plan (list: the plans) as JSON")
@@ -155,13 +156,19 @@ func runRetention(ctx context.Context, e *env, args []string) error {
 	}
 	want, ok := retentionWords[pos[0]]
 	if !ok {
-		return &exitError{code: 2, err: fmt.Errorf("unknown retention command %q: want plan, list, show, approve or apply", pos[0])}
+		return &exitError{code: 2, err: fmt.Errorf("unknown retention command %q: want plan, list, show, approve, apply or worm", pos[0])}
 	}
 	if len(pos) != want+1 {
+		if pos[0] == "worm" {
+			return &exitError{code: 2, err: errors.New("worm takes on, off or status")}
+		}
 		return &exitError{code: 2, err: fmt.Errorf("%s takes a plan ID", pos[0])}
 	}
 	if data, err = dataDir(fs, data, cfgPath); err != nil {
 		return err
+	}
+	if pos[0] == "worm" {
+		return runWORM(ctx, e, data, cfgPath, pos[1], reason, asJSON)
 	}
 	cl, closeFn, err := retentionClientFor(ctx, e, data, cfgPath)
 	if err != nil {
@@ -317,11 +324,18 @@ func printPlan(e *env, p *service.RetentionPlan) {
 	}
 	if p.FourEyes {
 		approved := "not approved"
+		if p.EndorsedBy != "" {
+			approved = "endorsed by " + p.EndorsedBy + ", not approved"
+		}
 		if p.ApprovedBy != "" {
 			approved = "approved by " + p.ApprovedBy
+			if p.EndorsedBy != "" {
+				approved = "endorsed by " + p.EndorsedBy + ", " + approved
+			}
 		}
 		fmt.Fprintf(w, "four eyes: %s\n", approved)
 	}
+	fmt.Fprintf(w, "list sha256: %s\n", p.DeleteSHA256)
 	fmt.Fprintf(w, "%d messages weighed, %d under no policy (kept forever)\n", p.Messages, p.NoPolicy)
 	fmt.Fprintf(w, "POLICY\tKEEP\tFROM\tMATCHED\tEXPIRED\tHELD\tDELETE\n")
 	for _, pc := range p.Policies {
@@ -331,10 +345,65 @@ func printPlan(e *env, p *service.RetentionPlan) {
 		fmt.Fprintf(w, "hold %s keeps %d expired messages\n", h.Hold, h.Messages)
 	}
 	fmt.Fprintf(w, "to delete: %d messages, %d bytes\n", len(p.Delete), p.DeleteBytes)
+	if p.Truncated > 0 {
+		fmt.Fprintf(w, "not in this plan: %d more expired messages beyond its cap of %d (a later plan takes them)\n", p.Truncated, service.MaxPlanDelete)
+	}
 	if p.State == service.PlanApplied {
-		fmt.Fprintf(w, "deleted: %d; kept because held at apply time: %d\n", p.Deleted, p.KeptHeld)
+		fmt.Fprintf(w, "deleted: %d; kept because held at apply time: %d; not expired now (config or date changed): %d\n", p.Deleted, p.KeptHeld, len(p.Skipped))
+	}
+	for _, sk := range p.Skipped {
+		fmt.Fprintf(w, "  kept %s: %s\n", sk.SHA256, sk.Why)
+	}
+	for _, pk := range p.Parked {
+		fmt.Fprintf(w, "  pending disposal left pending: %s (tombstone %d): %s\n", pk.Tombstone.SHA256, pk.Tombstone.ID, pk.Why)
 	}
 	w.Flush()
+}
+
+// runWORM is `mailvault retention worm on|off|status`: the archive's WORM
+// state, kept in its catalog (service.SetWORM says who may and what is
+// audited). Offline only: serve holds the archive, and its API has no
+// WORM switch yet, so with serve running it refuses (stop serve first).
+func runWORM(ctx context.Context, e *env, data, cfgPath, word, reason string, asJSON bool) error {
+	switch word {
+	case "on", "off", "status":
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("worm %q: want on, off or status", word)}
+	}
+	if _, err := dialDaemon(ctx, data); err == nil {
+		return &exitError{code: 2, err: errors.New("serve runs on " + data + ": stop it to change or read the archive's WORM state (the API has no WORM switch yet)")}
+	}
+	svc, closeFn, err := openRetention(e, data, cfgPath)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	c := service.Operator()
+	var st service.WORMStatus
+	if word == "status" {
+		st, err = svc.WORM(ctx, c)
+	} else {
+		st, err = svc.SetWORM(ctx, c, word == "on", reason)
+	}
+	if err != nil {
+		return cliError(err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	state := map[bool]string{true: "on", false: "off"}
+	fmt.Fprintf(e.stdout, "WORM %s (config: %s; archive: ", state[st.WORM], state[st.Config])
+	if st.Archive.Recorded {
+		fmt.Fprintf(e.stdout, "%s since %s by %s: %s)\n", state[st.Archive.WORM], st.Archive.At.Format(time.RFC3339), st.Archive.Actor, st.Archive.Reason)
+	} else {
+		fmt.Fprintln(e.stdout, "never recorded)")
+	}
+	for _, w := range st.Warnings {
+		fmt.Fprintln(e.stderr, "warning: "+w)
+	}
+	return nil
 }
 
 func runErase(ctx context.Context, e *env, args []string) error {

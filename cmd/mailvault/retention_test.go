@@ -205,9 +205,25 @@ func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 	}
 	cfg := writeRetentionConfig(t, data, "")
 
-	// WORM by default: without the config, apply refuses.
+	// WORM by default: without the config, apply refuses, and WORM is
+	// recorded in the archive; a config saying worm: false alone then
+	// deletes nothing: `retention worm off --reason` (audited) is needed.
 	if r := mv(t, "retention", "apply", "--data", data); r.code != 2 || !strings.Contains(r.stderr, "WORM") {
 		t.Fatalf("apply without a config = %d %s, want 2 and WORM", r.code, r.stderr)
+	}
+	if r := mv(t, "retention", "apply", "--config", cfg); r.code != 2 || !strings.Contains(r.stderr, "recorded in its catalog") {
+		t.Fatalf("apply with worm: false over a WORM archive = %d %s, want 2 and the archive's WORM", r.code, r.stderr)
+	}
+	if r := mv(t, "retention", "worm", "off", "--config", cfg); r.code != 2 || !strings.Contains(r.stderr, "--reason") {
+		t.Fatalf("worm off without a reason = %d %s, want 2", r.code, r.stderr)
+	}
+	if r := mv(t, "retention", "worm", "off", "--config", cfg, "--reason", "board minute 12: retention approved"); r.code != 0 {
+		t.Fatalf("worm off: %d %s", r.code, r.stderr)
+	}
+	var worm service.WORMStatus
+	if r := mv(t, "retention", "worm", "status", "--config", cfg, "--json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &worm) != nil ||
+		worm.WORM || !worm.Archive.Recorded || worm.Archive.WORM || !strings.HasPrefix(worm.Archive.Actor, "operator:") {
+		t.Fatalf("worm status = %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	r := mv(t, "retention", "plan", "--config", cfg, "--json")
 	var plan struct {

@@ -245,3 +245,46 @@ func (c *Catalog) AccountCounts(ctx context.Context, accounts []string) (message
 	}
 	return messages, occurrences, unindexed, err
 }
+
+// Epochs returns, for each mailbox of accounts, every UIDVALIDITY its
+// occurrences were archived under (the current one first when it has
+// any): a hold's IMAP query is asked of each epoch.
+func (c *Catalog) Epochs(ctx context.Context, accounts []string) ([]MailboxEpochs, error) {
+	if len(accounts) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(accounts))
+	for i, a := range accounts {
+		args[i] = a
+	}
+	in := strings.TrimSuffix(strings.Repeat("?,", len(accounts)), ",")
+	rows, err := c.db.QueryContext(ctx, `SELECT a.name, mb.name, mb.uidvalidity, o.uidvalidity
+		FROM mailboxes mb JOIN accounts a ON a.id = mb.account_id
+		JOIN (SELECT DISTINCT mailbox_id, uidvalidity FROM occurrences) o ON o.mailbox_id = mb.id
+		WHERE a.name IN (`+in+`)
+		ORDER BY a.name, mb.name, o.uidvalidity != mb.uidvalidity, o.uidvalidity`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox epochs: %w", err)
+	}
+	defer rows.Close()
+	var out []MailboxEpochs
+	for rows.Next() {
+		var acct, name string
+		var cur, ep uint32
+		if err := rows.Scan(&acct, &name, &cur, &ep); err != nil {
+			return nil, err
+		}
+		if n := len(out); n == 0 || out[n-1].Account != acct || out[n-1].Mailbox != name {
+			out = append(out, MailboxEpochs{Account: acct, Mailbox: name, Current: cur})
+		}
+		out[len(out)-1].Epochs = append(out[len(out)-1].Epochs, ep)
+	}
+	return out, rows.Err()
+}
+
+// MailboxEpochs is one mailbox and the epochs it has copies in.
+type MailboxEpochs struct {
+	Account, Mailbox string
+	Current          uint32
+	Epochs           []uint32
+}

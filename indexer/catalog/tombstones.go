@@ -52,7 +52,38 @@ CREATE TABLE IF NOT EXISTS disposed (
 	tombstone_id INTEGER NOT NULL REFERENCES tombstones(id),
 	at           TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tombstone_started (
+	tombstone_id INTEGER PRIMARY KEY REFERENCES tombstones(id),
+	occ_max      INTEGER NOT NULL,
+	at           TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS worm_log (
+	id     INTEGER PRIMARY KEY,
+	worm   INTEGER NOT NULL,
+	at     TEXT NOT NULL,
+	actor  TEXT NOT NULL,
+	reason TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS worm_log_append_only_d BEFORE DELETE ON worm_log
+BEGIN SELECT RAISE(ABORT, 'the WORM log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS worm_log_append_only_u BEFORE UPDATE ON worm_log
+BEGIN SELECT RAISE(ABORT, 'the WORM log is append-only'); END;
 `
+
+// tombstone_started marks a tombstone whose disposal passed the service's
+// checks: AddTombstone writes it in the transaction that inserts the
+// tombstone, and only Dispose calls AddTombstone, after its MayDelete (the
+// service's hold check and audit row) said yes, under the archive's commit
+// lock. A pending tombstone without it was not made by that path (a row
+// INSERTed by hand, or by an older mailvault): nothing finishes it
+// (indexer.ErrUnstarted), verify names it. occ_max is the highest
+// occurrence id when the tombstone was made: an occurrence of the message
+// with a higher id is a copy that arrived after the decision, and the
+// disposal is then not finished (indexer.ErrNewCopies).
+//
+// worm_log records the archive's WORM state (service/retention.go, "WORM"):
+// one row per change, append-only (triggers), the last row in force; no
+// row is an archive whose state was never recorded.`
 
 func init() { moreSchemas = append(moreSchemas, tombstoneSchema) }
 
@@ -119,6 +150,10 @@ func (c *Catalog) AddTombstone(ctx context.Context, sha [32]byte, reason, rule, 
 	}
 	if t.ID, err = res.LastInsertId(); err != nil {
 		return Tombstone{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tombstone_started(tombstone_id, occ_max, at)
+		SELECT ?, coalesce(max(id), 0), ? FROM occurrences`, t.ID, now()); err != nil {
+		return Tombstone{}, fmt.Errorf("tombstone %s: %w", hx, err)
 	}
 	return t, tx.Commit()
 }
@@ -333,3 +368,127 @@ func (c *Catalog) Disposed(ctx context.Context, keys [][32]byte) (map[[32]byte]b
 	}
 	return out, nil
 }
+
+// TombstoneStarted reports whether tombstone id was made by AddTombstone
+// (see tombstone_started) and, if so, the highest occurrence id then.
+func (c *Catalog) TombstoneStarted(ctx context.Context, id int64) (occMax int64, started bool, err error) {
+	err = c.db.QueryRowContext(ctx, `SELECT occ_max FROM tombstone_started WHERE tombstone_id = ?`, id).Scan(&occMax)
+	if errors.Is(err, sql.ErrNoRows) || noTable(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("tombstone %d: %w", id, err)
+	}
+	return occMax, true, nil
+}
+
+// NewerOccurrences counts the occurrences of the message with key sha
+// whose id is above occMax (copies recorded after a tombstone was made).
+func (c *Catalog) NewerOccurrences(ctx context.Context, sha [32]byte, occMax int64) (int, error) {
+	var n int
+	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM occurrences o JOIN messages m ON m.id = o.message_id
+		WHERE m.sha256 = ? AND o.id > ?`, sha[:], occMax).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("occurrences of %x: %w", sha, err)
+	}
+	return n, nil
+}
+
+// CandidateOf is Candidates for the one message with key sha (read now);
+// ErrNoMessage when the catalog has no such message, ErrNotFound when it
+// is disposed of.
+func (c *Catalog) CandidateOf(ctx context.Context, sha [32]byte) (Candidate, error) {
+	var id, size int64
+	var du sql.NullInt64
+	var stored string
+	err := c.db.QueryRowContext(ctx, `SELECT id, size, date_unix, stored_at FROM messages WHERE sha256 = ?`, sha[:]).Scan(&id, &size, &du, &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Candidate{}, fmt.Errorf("message %x: %w", sha, ErrNoMessage)
+	}
+	if err != nil {
+		return Candidate{}, err
+	}
+	var gone int
+	if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM disposed WHERE message_id = ?`, id).Scan(&gone); err != nil {
+		return Candidate{}, err
+	}
+	if gone > 0 {
+		return Candidate{}, fmt.Errorf("message %x is disposed of: %w", sha, ErrNotFound)
+	}
+	cand := Candidate{SHA256: sha, Size: size}
+	if du.Valid {
+		cand.Sent = time.Unix(du.Int64, 0).UTC()
+	}
+	cand.Archived, _ = time.Parse(time.RFC3339Nano, stored)
+	rows, err := c.db.QueryContext(ctx, `SELECT DISTINCT a.name, mb.name FROM occurrences o
+		JOIN mailboxes mb ON mb.id = o.mailbox_id JOIN accounts a ON a.id = mb.account_id
+		WHERE o.message_id = ? ORDER BY a.name, mb.name`, id)
+	if err != nil {
+		return Candidate{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p Place
+		if err := rows.Scan(&p.Account, &p.Mailbox); err != nil {
+			return Candidate{}, err
+		}
+		cand.Places = append(cand.Places, p)
+	}
+	return cand, rows.Err()
+}
+
+// WORMState is the archive's recorded WORM state (worm_log's last row).
+type WORMState struct {
+	Recorded bool      `json:"recorded"` // false: never recorded
+	WORM     bool      `json:"worm"`
+	At       time.Time `json:"at,omitzero"`
+	Actor    string    `json:"actor,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Changes  int       `json:"changes"` // rows in the log
+}
+
+// WORM returns the archive's recorded WORM state.
+func (c *Catalog) WORM(ctx context.Context) (WORMState, error) {
+	var st WORMState
+	var on int
+	var at string
+	err := c.db.QueryRowContext(ctx, `SELECT worm, at, actor, reason, (SELECT count(*) FROM worm_log) FROM worm_log ORDER BY id DESC LIMIT 1`).
+		Scan(&on, &at, &st.Actor, &st.Reason, &st.Changes)
+	if errors.Is(err, sql.ErrNoRows) || noTable(err) {
+		return WORMState{}, nil
+	}
+	if err != nil {
+		return WORMState{}, fmt.Errorf("WORM state: %w", err)
+	}
+	st.Recorded, st.WORM = true, on != 0
+	st.At, _ = time.Parse(time.RFC3339Nano, at)
+	return st, nil
+}
+
+// SetWORM appends a WORM state change.
+func (c *Catalog) SetWORM(ctx context.Context, on bool, actor, reason string) (WORMState, error) {
+	v := 0
+	if on {
+		v = 1
+	}
+	if _, err := c.db.ExecContext(ctx, `INSERT INTO worm_log(worm, at, actor, reason) VALUES (?,?,?,?)`, v, now(), actor, reason); err != nil {
+		return WORMState{}, fmt.Errorf("record WORM state: %w", err)
+	}
+	return c.WORM(ctx)
+}
+
+// StartTombstone marks a pending tombstone made without the started step
+// (by hand, or by an older mailvault) as started, now: Dispose does it
+// after the service's checks passed for it (an explicit, audited
+// disposal of that message). A tombstone started already is left as is.
+func (c *Catalog) StartTombstone(ctx context.Context, id int64) error {
+	if _, err := c.db.ExecContext(ctx, `INSERT INTO tombstone_started(tombstone_id, occ_max, at)
+		SELECT ?, coalesce(max(id), 0), ? FROM occurrences WHERE true ON CONFLICT DO NOTHING`, id, now()); err != nil {
+		return fmt.Errorf("start tombstone %d: %w", id, err)
+	}
+	return nil
+}
+
+// noTable: a catalog made before a table existed, opened read-only (the
+// schema is only created by a writer).
+func noTable(err error) bool { return err != nil && strings.Contains(err.Error(), "no such table") }
