@@ -197,8 +197,9 @@ var AuditCSVHeader = []string{"id", "at", "user", "action", "detail", "remote"}
 // with = + - @, or a tab or carriage return, as a formula; a search for
 // "=HYPERLINK(...)" would otherwise be one in the auditor's spreadsheet):
 // such a cell gets a leading apostrophe ('), which spreadsheets show and do
-// not evaluate. A reader of the CSV that wants the stored text strips one
-// leading apostrophe from a cell whose second character is one of those.
+// not evaluate. A cell that starts with an apostrophe gets one too, so that
+// the rule is reversible: a reader of the CSV that wants the stored text
+// strips one leading apostrophe from every cell that starts with one.
 // Every column is treated alike, the id too (it never starts with one).
 func WriteAuditCSV(w io.Writer, entries []AuditEntry) error {
 	cw := csv.NewWriter(w)
@@ -221,7 +222,7 @@ func WriteAuditCSV(w io.Writer, entries []AuditEntry) error {
 
 // CSVCell makes s safe as a spreadsheet cell (see WriteAuditCSV).
 func CSVCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if s != "" && strings.ContainsRune("=+-@\t\r'", rune(s[0])) {
 		return "'" + s
 	}
 	return s

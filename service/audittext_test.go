@@ -41,3 +41,21 @@ func TestSearchAuditKeepsTheQuery(t *testing.T) {
 		t.Errorf("the audit row of a search with 300 mailboxes: %d bytes, has the query: %v", len(detail), strings.Contains(detail, "msg 7"))
 	}
 }
+
+// CSVCell is reversible: strip one leading apostrophe from a cell that has
+// one and the stored text comes back, whatever it was.
+func TestCSVCellRoundTrip(t *testing.T) {
+	for _, s := range []string{"", "plain", "=X", "'=X", "''", "'", "+1", "-", "@a", "\tx", "\rx", "a'b"} {
+		c := CSVCell(s)
+		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+			t.Errorf("CSVCell(%q) = %q starts with a formula character", s, c)
+		}
+		back := c
+		if strings.HasPrefix(back, "'") {
+			back = back[1:]
+		}
+		if back != s {
+			t.Errorf("CSVCell(%q) = %q: stripping one apostrophe gives %q", s, c, back)
+		}
+	}
+}
