@@ -55,9 +55,10 @@ const (
 	// Holds (service/holds.go) use hold-create, hold-create-failed,
 	// hold-list, hold-show, hold-release, hold-release-failed; retention
 	// and disposition (service/retention.go) retention-plan,
-	// retention-list, retention-show, retention-approve,
-	// retention-apply, retention-applied, dispose,
-	// erase, erase-refused. docs/compliance.md lists them all.
+	// retention-list, retention-show, retention-endorse,
+	// retention-approve, retention-apply, retention-applied,
+	// retention-prune, dispose, erase, erase-refused, worm-on, worm-off
+	// (and …-failed), worm-show. docs/compliance.md lists them all.
 )
 
 // AuditFilter selects entries of the audit trail. Its zero value selects

@@ -569,8 +569,8 @@ func (s *Service) withPlanLock(fn func() error) error {
 	return fn()
 }
 
-// plannedDigest returns the digest the plan's audit row recorded for plan
-// id ("" when the trail has no such row).
+// auditedDigests returns the digests the audit rows of action recorded
+// for plan id (the first delete-sha256= of each row naming the plan).
 func (s *Service) auditedDigests(ctx context.Context, action, id string) ([]string, error) {
 	if s.opts.Users == nil {
 		return nil, errNoAuditStore
@@ -625,8 +625,10 @@ func (p *RetentionPlan) summary() string {
 	for _, pc := range p.Policies {
 		parts = append(parts, fmt.Sprintf("%s: %d expired, %d to delete, %d held", pc.Name, pc.Expired, pc.Delete, pc.Held))
 	}
-	return fmt.Sprintf("plan %s: %d messages weighed, %d to delete, %d held, %d under no policy, %d beyond the plan's cap (%s) delete-sha256=%s",
-		p.ID, p.Messages, len(p.Delete), p.HeldTotal, p.NoPolicy, p.Truncated, strings.Join(parts, "; "), p.DeleteSHA256)
+	// The digest first: the detail is clipped at 2,000 bytes, and apply
+	// reads the first delete-sha256= of the row (auditedDigests).
+	return fmt.Sprintf("plan %s: delete-sha256=%s %d messages weighed, %d to delete, %d held, %d under no policy, %d beyond the plan's cap (%s)",
+		p.ID, p.DeleteSHA256, p.Messages, len(p.Delete), p.HeldTotal, p.NoPolicy, p.Truncated, strings.Join(parts, "; "))
 }
 
 // makePlan is the plan at now, unsaved and unaudited.
@@ -1060,8 +1062,8 @@ func (s *Service) ApproveRetention(ctx context.Context, c Caller, id string) (*R
 		}
 		por := p.plannerOfRecord()
 		if por == "" {
-			if err := s.audit(ctx, c, "retention-endorse", fmt.Sprintf("plan %s by %s (%s): %d to delete delete-sha256=%s; a second admin approves it",
-				id, p.By, cmp.Or(string(p.ByRole), "?"), len(p.Delete), p.DeleteSHA256)); err != nil {
+			if err := s.audit(ctx, c, "retention-endorse", fmt.Sprintf("plan %s delete-sha256=%s by %s (%s): %d to delete; a second admin approves it",
+				id, p.DeleteSHA256, p.By, cmp.Or(string(p.ByRole), "?"), len(p.Delete))); err != nil {
 				return err
 			}
 			p.EndorsedBy, p.EndorsedAt = c.Name, time.Now().UTC()
@@ -1070,8 +1072,8 @@ func (s *Service) ApproveRetention(ctx context.Context, c Caller, id string) (*R
 		if por == c.Name {
 			return errorf(ErrForbidden, "plan %s: %s is its planner of record: a second, different admin approves it", id, por)
 		}
-		if err := s.audit(ctx, c, "retention-approve", fmt.Sprintf("plan %s by %s (of record %s): %d to delete delete-sha256=%s",
-			id, p.By, por, len(p.Delete), p.DeleteSHA256)); err != nil {
+		if err := s.audit(ctx, c, "retention-approve", fmt.Sprintf("plan %s delete-sha256=%s by %s (of record %s): %d to delete",
+			id, p.DeleteSHA256, p.By, por, len(p.Delete))); err != nil {
 			return err
 		}
 		p.ApprovedBy, p.ApprovedAt = c.Name, time.Now().UTC()
@@ -1144,8 +1146,8 @@ func (s *Service) ApplyRetention(ctx context.Context, c Caller, req ApplyRequest
 		if err := s.checkDigest(ctx, p, cfg.FourEyes); err != nil {
 			return err
 		}
-		if err := s.audit(ctx, c, "retention-apply", fmt.Sprintf("plan %s (by %s, approved by %s): %d planned delete-sha256=%s",
-			p.ID, p.By, p.ApprovedBy, len(p.Delete), p.DeleteSHA256)); err != nil {
+		if err := s.audit(ctx, c, "retention-apply", fmt.Sprintf("plan %s delete-sha256=%s (by %s, approved by %s): %d planned",
+			p.ID, p.DeleteSHA256, p.By, p.ApprovedBy, len(p.Delete))); err != nil {
 			return err
 		}
 		if p.State != PlanApplying {
