@@ -452,13 +452,15 @@ func (s *Service) PlanRetention(ctx context.Context, c Caller) (*RetentionPlan, 
 	if err := s.mayPlan(ctx, c, "retention-plan", ""); err != nil {
 		return nil, err
 	}
-	if _, _, err := s.wormState(ctx); err != nil {
+	on, _, err := s.wormState(ctx)
+	if err != nil {
 		return nil, err
 	}
 	p, err := s.makePlan(ctx, c, retentionNow())
 	if err != nil {
 		return nil, err
 	}
+	p.WORM = on // the state in force, the archive's included
 	if err := s.saveNewPlan(ctx, c, p); err != nil {
 		return nil, err
 	}
