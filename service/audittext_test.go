@@ -12,7 +12,7 @@ func TestAuditTextIsOneHonestBoundedLine(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"plain", "plain"},
 		{"a\nb\rc\x00d", "a b c d"},
-		{"x\u0085y\u009bz", "x y z"},                 // C1 controls: NEL, CSI
+		{"x\u0085y\u009bz", "x y z"},                   // C1 controls: NEL, CSI
 		{"report\u202Efdp.exe", "report\uFFFDfdp.exe"}, // a right-to-left override
 		{"\u2066iso\u2069", "\uFFFDiso\uFFFD"},
 		{"bad \xff utf8", "bad \uFFFD utf8"},
