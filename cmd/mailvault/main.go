@@ -164,12 +164,16 @@ func run(ctx context.Context, e *env, args []string) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "mailvault archives mail byte-exact and makes it searchable.\n\nUsage:\n")
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  mailvault %-8s %s\n", c.name, c.args)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  mailvault %-*s %s\n", width, c.name, c.args)
 	}
 	fmt.Fprintf(w, "\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-*s %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nEvery command takes --data DIR (default $MAILVAULT_DATA, else ./mailvault-data)\nand --help. Run `mailvault COMMAND --help` for its flags.\n")
 }
