@@ -133,6 +133,29 @@ func openLedgerNoFollow(ctx context.Context, a *indexer.Archive, users *service.
 	return service.OpenLedger(ctx, a, users, o)
 }
 
+// openLedgerService opens the archive read-only, its user store and its
+// ledger (appending nothing when noFollow) as a service, for the ledger
+// commands run without serve.
+func openLedgerService(ctx context.Context, e *env, data string, lc *ledgerConfig, noFollow bool) (*service.Service, func(), error) {
+	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	users, err := service.OpenUsers(data)
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	lg, err := openLedgerNoFollow(ctx, a, users, lc, noFollow)
+	if err != nil {
+		users.Close()
+		a.Close()
+		return nil, nil, err
+	}
+	svc := service.New(a, &service.Options{Logger: e.log, Users: users, Ledger: lg})
+	return svc, func() { lg.Close(); users.Close(); a.Close() }, nil
+}
+
 func runKey(ctx context.Context, e *env, args []string) error {
 	var data, out, name string
 	var force bool
@@ -259,24 +282,13 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 			return cliError(err)
 		}
 	} else {
-		a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		users, err := service.OpenUsers(data)
-		if err != nil {
-			return err
-		}
-		defer users.Close()
 		// verify and status look at the ledger as it is; checkpoint first
 		// appends what is not in it yet.
-		lg, err := openLedgerNoFollow(ctx, a, users, lc, words[0] != "checkpoint")
+		svc, closeAll, err := openLedgerService(ctx, e, data, lc, words[0] != "checkpoint")
 		if err != nil {
 			return err
 		}
-		defer lg.Close()
-		svc := service.New(a, &service.Options{Logger: e.log, Users: users, Ledger: lg})
+		defer closeAll()
 		op := service.Operator()
 		switch words[0] {
 		case "status":
@@ -285,7 +297,7 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 			// With a TSA the checkpoint is written whether or not the TSA
 			// answers; what it answered is shown, not an exit code.
 			if cp, err = svc.LedgerCheckpoint(ctx, op); err == nil {
-				stamp, stampErr = lg.WaitTimestamp()
+				stamp, stampErr = svc.Ledger().WaitTimestamp()
 			}
 		case "verify":
 			prog := newProgress(e.stderr, "re-hashing blobs")
@@ -376,22 +388,11 @@ func runProve(ctx context.Context, e *env, args []string) error {
 		b = &ledger.Bundle{}
 		err = d.do(ctx, "GET", "/api/ledger/prove/"+url.PathEscape(id), nil, nil, b)
 	} else {
-		a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: true})
+		svc, closeAll, err := openLedgerService(ctx, e, data, nil, false)
 		if err != nil {
 			return err
 		}
-		defer a.Close()
-		users, err := service.OpenUsers(data)
-		if err != nil {
-			return err
-		}
-		defer users.Close()
-		lg, err := openLedger(ctx, a, users, nil)
-		if err != nil {
-			return err
-		}
-		defer lg.Close()
-		svc := service.New(a, &service.Options{Logger: e.log, Users: users, Ledger: lg})
+		defer closeAll()
 		b, err = svc.Prove(ctx, service.Operator(), id)
 		if err != nil {
 			return cliError(err)
