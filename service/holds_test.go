@@ -44,16 +44,7 @@ func holdSHA(m holdMsg) string { return fmt.Sprintf("%x", sha256.Sum256(holdRaw(
 // message ids by name.
 func holdArchive(t *testing.T) (*Service, *Users, map[string]string) {
 	t.Helper()
-	a, err := indexer.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	users, err := OpenUsers(a.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { users.Close() })
+	a, users := newArchive(t)
 	s := New(a, &Options{Users: users})
 	ids := map[string]string{}
 	for _, m := range holdCorpus {

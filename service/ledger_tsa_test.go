@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"mailvault/indexer"
 	"mailvault/ledger"
 	"mailvault/ledger/tsatest"
 )
@@ -42,16 +41,7 @@ func (w *lockedBuffer) String() string {
 // checkpoints; audit adds a leaf.
 func tsaLedger(t *testing.T, tsa *ledger.TSA) (s *Service, lg *Ledger, logs *lockedBuffer, audit func()) {
 	t.Helper()
-	a, err := indexer.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	users, err := OpenUsers(a.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { users.Close() })
+	a, users := newArchive(t)
 	skey, _, err := ledger.GenerateKey("archive.example.com/tsa")
 	if err != nil {
 		t.Fatal(err)

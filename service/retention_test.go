@@ -41,16 +41,7 @@ func retRaw(m retMsg) []byte {
 // retArchive is a service over retCorpus with cfg, and the ids by name.
 func retArchive(t *testing.T, cfg *RetentionConfig) (*Service, map[string]string) {
 	t.Helper()
-	a, err := indexer.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	users, err := OpenUsers(a.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { users.Close() })
+	a, users := newArchive(t)
 	s := New(a, &Options{Users: users, Retention: cfg})
 	ids := map[string]string{}
 	for i, m := range retCorpus {
