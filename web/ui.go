@@ -2,6 +2,7 @@ package web
 
 import (
 	"archive/zip"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -237,20 +238,100 @@ func (u *ui) logout(c *gin.Context) {
 
 type searchPage struct {
 	pageData
-	Query, Syntax, Account, Mailbox, Sort string
-	Accounts                              []string
-	Searched                              bool
-	Total                                 uint64
-	Took                                  string
-	Hits                                  []apiHit
-	Prev, Next                            string
-	Places                                []facetLink // account / mailbox facet
-	Attachments                           *facetLink
-	Senders                               []facetLink
-	AllPlaces                             string // removes the account / mailbox narrowing
-	Timeline                              *timeline
-	CanExport                             bool // the user may export these results
+	searchState
+	Accounts    []string
+	Sorts       []sortChoice
+	Syntaxes    []syntaxChoice
+	SyntaxName  string // the syntax the page used, in words
+	Searched    bool
+	Total       uint64
+	Took        string
+	Hits        []apiHit
+	Prev, Next  string
+	Narrowed    []facetLink // the account / mailbox narrowing in force; Href removes it
+	Places      []facetLink // account / mailbox facet
+	Attachments *facetLink
+	Senders     []facetLink
+	AllPlaces   string // removes the account / mailbox narrowing
+	Timeline    *timeline
+	CanExport   bool   // the user may export these results
+	OtherSyntax string // after an error: the same search in the other syntax
+	Permalink   string // this page's own address, to share
 }
+
+// searchState is the question a search page answers: the query and every
+// narrowing of it. It lives in the URL and nowhere else (no cookie, no
+// session): a link to a page, shared or bookmarked, opens the same
+// search in any browser, and every link on the page (facets, timeline
+// bars, pages, sorts) is made from it by href, so that no narrowing is
+// lost on the way. The form carries the parts it does not show as fields
+// (the mailbox) as hidden inputs, so that refining the query keeps them;
+// each is also shown as a chip with a link that removes it.
+//
+// Facets that narrow by content (a sender, attachments, a month of the
+// timeline) add their terms to the query itself, where the user sees and
+// can edit them; the human syntax's OR binds tighter than the implicit
+// AND, so an appended term narrows the whole query.
+type searchState struct {
+	Query   string
+	Syntax  string // "human" or "imap"; what the URL says, else "human"
+	Account string
+	Mailbox string
+	Sort    string // as in the URL ("" is the default order)
+	Offset  int
+}
+
+// searchStateOf reads the state from a page's query parameters.
+func searchStateOf(v url.Values) searchState {
+	s := searchState{Query: v.Get("q"), Syntax: v.Get("syntax"), Account: v.Get("account"), Mailbox: v.Get("mailbox"), Sort: v.Get("sort")}
+	if s.Syntax != string(service.SyntaxIMAP) {
+		s.Syntax = string(service.SyntaxHuman)
+	}
+	if n, err := strconv.Atoi(v.Get("offset")); err == nil && n > 0 {
+		s.Offset = n
+	}
+	return s
+}
+
+// href is the address of the page showing s; searchStateOf(href) is s.
+func (s searchState) href() string {
+	v := url.Values{"q": {s.Query}, "syntax": {s.Syntax}}
+	for k, x := range map[string]string{"account": s.Account, "mailbox": s.Mailbox, "sort": s.Sort} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	if s.Offset > 0 {
+		v.Set("offset", strconv.Itoa(s.Offset))
+	}
+	return "/?" + v.Encode()
+}
+
+// refine is s with terms added to the query, from the first page.
+func (s searchState) refine(terms string) searchState {
+	s.Query, s.Offset = strings.TrimSpace(s.Query)+" "+terms, 0
+	return s
+}
+
+// sortChoice is one option of the sort selector.
+type sortChoice struct {
+	Value, Label string
+	Selected     bool
+}
+
+// pageSorts are the orders the page offers; the first is the default.
+// In the IMAP syntax, "date" orders the occurrences newest first and
+// "relevance" keeps the answer's own order (mailbox, then UID: IMAP
+// criteria have no scores).
+var pageSorts = []sortChoice{{Value: "date", Label: "newest first"}, {Value: "relevance", Label: "relevance"}}
+
+// syntaxChoice is one option of the syntax switch.
+type syntaxChoice struct {
+	Value, Label string
+	Checked      bool
+}
+
+var syntaxNames = map[string]string{string(service.SyntaxHuman): "mailvault syntax", string(service.SyntaxIMAP): "IMAP SEARCH syntax"}
 
 // facetLink narrows the search.
 type facetLink struct {
@@ -278,92 +359,119 @@ const pageSize = 50
 
 func (u *ui) search(c *gin.Context) {
 	usr, who := user(c), caller(c)
-	p := searchPage{pageData: pageData{Title: "Search", User: usr}, Query: c.Query("q"), Account: c.Query("account"),
-		Mailbox: c.Query("mailbox"), Sort: c.Query("sort"), CanExport: who.CanExport()}
-	// The syntax switch is remembered in a cookie.
-	p.Syntax = c.Query("syntax")
-	if p.Syntax == "" {
-		p.Syntax, _ = c.Cookie("mv_syntax")
+	st := searchStateOf(c.Request.URL.Query())
+	p := searchPage{pageData: pageData{Title: "Search", User: usr}, searchState: st, CanExport: who.CanExport(),
+		SyntaxName: syntaxNames[st.Syntax], Permalink: st.href()}
+	// The syntax was once remembered in a cookie, which made a shared link
+	// or a plain query fail in a browser that had once used IMAP mode: the
+	// URL alone says it now, and an old cookie is cleared.
+	if _, err := c.Cookie("mv_syntax"); err == nil {
+		c.SetSameSite(http.SameSiteStrictMode)
+		c.SetCookie("mv_syntax", "", -1, "/", "", c.Request.TLS != nil, true)
 	}
-	if p.Syntax != "imap" {
-		p.Syntax = "human"
+	for _, v := range []string{string(service.SyntaxHuman), string(service.SyntaxIMAP)} {
+		p.Syntaxes = append(p.Syntaxes, syntaxChoice{Value: v, Label: syntaxNames[v], Checked: v == st.Syntax})
 	}
-	c.SetSameSite(http.SameSiteStrictMode)
-	c.SetCookie("mv_syntax", p.Syntax, 365*24*3600, "/", "", c.Request.TLS != nil, true)
+	// The page's order is the selector's: a URL without sort= is its
+	// first choice, in either syntax, so that the page never shows one
+	// order and answers in another.
+	order := cmp.Or(st.Sort, pageSorts[0].Value)
+	known := false
+	for _, o := range pageSorts {
+		o.Selected = o.Value == order
+		known = known || o.Selected
+		p.Sorts = append(p.Sorts, o)
+	}
+	if st.Sort != "" && !known {
+		// An order this page does not list (from the API's vocabulary) is
+		// kept, not silently replaced by the default.
+		p.Sorts = append(p.Sorts, sortChoice{Value: st.Sort, Label: st.Sort, Selected: true})
+	}
 	if accts, err := u.s.opts.Archive.Accounts(c.Request.Context(), who); err == nil {
 		p.Accounts = accts
 	}
-	if strings.TrimSpace(p.Query) == "" {
+	if st.Account != "" && !slices.Contains(p.Accounts, st.Account) {
+		// Kept in the selector, so that refining does not drop it; the
+		// search itself says whether the user may see it.
+		p.Accounts = append(p.Accounts, st.Account)
+	}
+	if st.Account != "" {
+		p.Narrowed = append(p.Narrowed, facetLink{Label: "account " + st.Account, Href: searchState{Query: st.Query, Syntax: st.Syntax,
+			Mailbox: st.Mailbox, Sort: st.Sort}.href()})
+	}
+	if st.Mailbox != "" {
+		p.Narrowed = append(p.Narrowed, facetLink{Label: "mailbox " + st.Mailbox, Href: searchState{Query: st.Query, Syntax: st.Syntax,
+			Account: st.Account, Sort: st.Sort}.href()})
+	}
+	if strings.TrimSpace(st.Query) == "" {
 		u.render(c, http.StatusOK, "search", p)
 		return
 	}
-	offset, _ := strconv.Atoi(c.Query("offset"))
-	offset = max(0, offset)
-	req := service.SearchRequest{Query: p.Query, Syntax: service.Syntax(p.Syntax), Limit: pageSize, Offset: offset,
-		ByRelevance: p.Sort == "relevance", Facets: true}
-	if p.Account != "" {
-		req.Accounts = []string{p.Account}
+	req := service.SearchRequest{Query: st.Query, Syntax: service.Syntax(st.Syntax), Limit: pageSize, Offset: st.Offset,
+		Sort: order, Facets: true}
+	if st.Account != "" {
+		req.Accounts = []string{st.Account}
 	}
-	if p.Mailbox != "" {
-		req.Mailboxes = []string{p.Mailbox}
+	if st.Mailbox != "" {
+		req.Mailboxes = []string{st.Mailbox}
 	}
 	begin := time.Now()
 	res, err := u.s.opts.Archive.Search(c.Request.Context(), who, req)
 	if err != nil {
 		status, msg := u.s.serviceStatus(c, err)
 		p.Error = msg
+		if errors.Is(err, service.ErrBadRequest) {
+			// Say which syntax read the query, and offer the other one:
+			// "unknown search key" means little to someone who did not
+			// know IMAP mode was on.
+			other := searchState{Query: st.Query, Syntax: string(service.SyntaxIMAP), Account: st.Account, Mailbox: st.Mailbox, Sort: st.Sort}
+			if st.Syntax == string(service.SyntaxIMAP) {
+				other.Syntax = string(service.SyntaxHuman)
+			}
+			p.Error = "The query was read in " + syntaxNames[st.Syntax] + ": " + msg
+			p.OtherSyntax = other.href()
+		}
 		u.render(c, status, "search", p)
 		return
 	}
 	hits, total, facets := wrapHits(res.Hits), res.Total, res.Facets
-	n, _ := service.Parse(req.Syntax, p.Query) // parsed already by Search
+	n, _ := service.Parse(req.Syntax, st.Query) // parsed already by Search
 	var terms []string
 	snippetTerms(n, false, &terms)
 	u.snippets(c.Request.Context(), who, hits, terms)
 	p.Searched, p.Hits, p.Total = true, hits, total
 	p.Took = time.Since(begin).Round(time.Millisecond).String()
-	href := func(q, account, mailbox string, off int) string {
-		v := url.Values{"q": {q}, "syntax": {p.Syntax}}
-		if off > 0 {
-			v.Set("offset", strconv.Itoa(off))
-		}
-		if account != "" {
-			v.Set("account", account)
-		}
-		if mailbox != "" {
-			v.Set("mailbox", mailbox)
-		}
-		if p.Sort != "" {
-			v.Set("sort", p.Sort)
-		}
-		return "/?" + v.Encode()
-	}
-	link := func(off int) string { return href(p.Query, p.Account, p.Mailbox, off) }
-	if p.Account != "" || p.Mailbox != "" {
-		p.AllPlaces = href(p.Query, "", "", 0)
+	first := st
+	first.Offset = 0
+	if st.Account != "" || st.Mailbox != "" {
+		all := first
+		all.Account, all.Mailbox = "", ""
+		p.AllPlaces = all.href()
 	}
 	if facets != nil {
 		for _, pl := range facets.Places {
+			at := first
+			at.Account, at.Mailbox = pl.Account, pl.Mailbox
 			p.Places = append(p.Places, facetLink{Label: pl.Account + " / " + pl.Mailbox, Count: pl.Count,
-				Href: href(p.Query, pl.Account, pl.Mailbox, 0), Active: pl.Account == p.Account && pl.Mailbox == p.Mailbox})
+				Href: at.href(), Active: pl.Account == st.Account && pl.Mailbox == st.Mailbox})
 		}
 		for _, sd := range facets.Senders {
-			p.Senders = append(p.Senders, facetLink{Label: sd.Address, Count: sd.Count,
-				Href: href(p.Query+" from:"+sd.Address, p.Account, p.Mailbox, 0)})
+			p.Senders = append(p.Senders, facetLink{Label: sd.Address, Count: sd.Count, Href: first.refine("from:" + sd.Address).href()})
 		}
-		if facets.WithAttachments > 0 && !strings.Contains(p.Query, "has:attachment") {
-			p.Attachments = &facetLink{Label: "with attachments", Count: facets.WithAttachments,
-				Href: href(p.Query+" has:attachment", p.Account, p.Mailbox, 0)}
+		if facets.WithAttachments > 0 && !strings.Contains(st.Query, "has:attachment") {
+			p.Attachments = &facetLink{Label: "with attachments", Count: facets.WithAttachments, Href: first.refine("has:attachment").href()}
 		}
-		p.Timeline = makeTimeline(facets.Months, func(month string) string {
-			return href(p.Query+" "+monthRange(month), p.Account, p.Mailbox, 0)
-		})
+		p.Timeline = makeTimeline(facets.Months, func(month string) string { return first.refine(monthRange(month)).href() })
 	}
-	if offset > 0 {
-		p.Prev = link(max(0, offset-pageSize))
+	if st.Offset > 0 {
+		prev := st
+		prev.Offset = max(0, st.Offset-pageSize)
+		p.Prev = prev.href()
 	}
-	if uint64(offset+len(hits)) < total {
-		p.Next = link(offset + len(hits))
+	if uint64(st.Offset+len(hits)) < total {
+		next := st
+		next.Offset = st.Offset + len(hits)
+		p.Next = next.href()
 	}
 	u.render(c, http.StatusOK, "search", p)
 }
