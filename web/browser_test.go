@@ -251,3 +251,136 @@ func TestBrowser(t *testing.T) {
 	}
 	t.Logf("screenshots in %s; %d requests while rendering the hostile message, all to mailvault", shots, len(requests))
 }
+
+// TestBrowserSearchState drives the search page as a new user did when the
+// mailbox narrowing was lost: narrow by a mailbox facet, refine the query
+// (the narrowing stays, the count is the narrower one), switch to IMAP
+// syntax and change the sort (the order changes), then open the page's
+// address in a fresh browser context, with no cookie but the session:
+// the same results, in IMAP syntax, from the URL alone.
+func TestBrowserSearchState(t *testing.T) {
+	exe := chromium(t)
+	f := newAPIFixture(t)
+	addProjects(t, f)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Flag("headless", true), chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	bctx, cancel = context.WithTimeout(bctx, 90*time.Second)
+	defer cancel()
+
+	do := func(ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(ctx context.Context, sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	// settle waits until the page's summary starts with want: a click or
+	// a submit navigates, and the old page's summary is there until the
+	// new page replaces it.
+	settle := func(ctx context.Context, what, want string) {
+		t.Helper()
+		var got string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if got = text(ctx, `#summary`); strings.HasPrefix(got, want) {
+				return
+			}
+		}
+		t.Fatalf("%s: summary %q, want %q…", what, got, want)
+	}
+	logIn := func(ctx context.Context) {
+		t.Helper()
+		do(ctx, "log in",
+			chromedp.WaitVisible(`input[name=name]`),
+			chromedp.SendKeys(`input[name=name]`, "ann"),
+			chromedp.SendKeys(`input[name=password]`, "correct horse"),
+			chromedp.Submit(`input[name=password]`),
+			chromedp.WaitVisible(`input[name=q]`))
+	}
+	order := func(ctx context.Context, subjects ...string) []int {
+		t.Helper()
+		res := text(ctx, `#results`)
+		var at []int
+		for _, s := range subjects {
+			at = append(at, strings.Index(res, s))
+		}
+		return at
+	}
+
+	do(bctx, "open the search page", chromedp.Navigate(f.srv.URL+"/"))
+	logIn(bctx)
+	do(bctx, "search", chromedp.SendKeys(`input[name=q]`, "budget"), chromedp.Submit(`input[name=q]`))
+	settle(bctx, "search budget", "5 matching messages")
+	do(bctx, "narrow with the a / Projects facet", chromedp.Click(`#facets a[href*="mailbox=Projects"]`, chromedp.NodeVisible))
+	settle(bctx, "the a / Projects facet", "3 matching messages")
+	if got := text(bctx, `#narrowed`); !strings.Contains(got, "mailbox Projects") {
+		t.Errorf("the narrowing is not shown: %q", got)
+	}
+	do(bctx, "refine the query",
+		chromedp.SetValue(`input[name=q]`, "budget alpha"),
+		chromedp.Submit(`input[name=q]`))
+	settle(bctx, "the refined query", "1 matching messages") // 2 in all of a: the mailbox was kept
+	if got := text(bctx, `#results`); !strings.Contains(got, "budget plan alpha") || strings.Contains(got, "budget report alpha") {
+		t.Errorf("refined results: %q", got)
+	}
+
+	// IMAP syntax, in the same mailbox, newest first and then in the
+	// answer's order: the sort applies.
+	do(bctx, "IMAP syntax, newest first",
+		chromedp.Click(`input[name=syntax][value=imap]`, chromedp.NodeVisible),
+		chromedp.SetValue(`input[name=q]`, "ALL"),
+		chromedp.SetValue(`select[name=sort]`, "date"),
+		chromedp.Submit(`input[name=q]`))
+	settle(bctx, "IMAP ALL", "3 matching occurrences")
+	if got := text(bctx, `#syntax-used`); got != "IMAP SEARCH syntax" {
+		t.Errorf("the page says it used %q", got)
+	}
+	if at := order(bctx, "budget plan beta", "budget plan alpha", "budget misc"); !(at[0] >= 0 && at[0] < at[1] && at[1] < at[2]) {
+		t.Errorf("IMAP ALL newest first: positions %v of beta, alpha, misc", at)
+	}
+	do(bctx, "IMAP syntax, the answer's order",
+		chromedp.SetValue(`select[name=sort]`, "relevance"),
+		chromedp.Submit(`input[name=q]`))
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		at := order(bctx, "budget plan alpha", "budget plan beta", "budget misc")
+		if at[0] >= 0 && at[0] < at[1] && at[1] < at[2] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("IMAP ALL by the answer's order: positions %v of alpha, beta, misc (the sort did not change the order)", at)
+		}
+	}
+	shared, err := chromedp.Run(bctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := text(bctx, `#results`)
+
+	// The shared address, in a fresh browser context: only the session
+	// cookie of a new login, no state of the first browser.
+	fctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
+	defer cancel()
+	do(fctx, "open the shared address", chromedp.Navigate(shared))
+	logIn(fctx) // the login page sends back to the shared address
+	settle(fctx, "the shared address", "3 matching occurrences")
+	if got := text(fctx, `#results`); got != results {
+		t.Errorf("the shared address shows\n%s\nwant\n%s", got, results)
+	}
+	if got := text(fctx, `#syntax-used`); got != "IMAP SEARCH syntax" {
+		t.Errorf("the shared address used %q", got)
+	}
+	if got, _ := chromedp.Run(fctx, chromedp.Location()); got != shared {
+		t.Errorf("after logging in, at %s, want %s", got, shared)
+	}
+}
