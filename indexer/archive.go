@@ -504,14 +504,43 @@ func (a *Archive) OpenEpoch(ctx context.Context, account, accountURL, mailbox st
 }
 
 // Reconcile records the server's current set of UIDs and their flags for one
-// epoch of a harvested mailbox; see catalog.Reconcile.
+// epoch of a harvested mailbox; see catalog.Reconcile. A message whose flags
+// changed is indexed again, because its document holds the flags of its
+// copies (is:unread, is:flagged): that costs a read and parse of its blob,
+// paid once per change a sync finds (marking a thousand messages read
+// re-indexes a thousand messages). Until the writer commits them, the
+// catalog marks them unindexed, so a crash leaves them to CatchUp.
 func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) (expunged, reflagged int, err error) {
 	defer a.gen.Add(1)
 	mb, err := a.cat.Mailbox(ctx, account, mailbox)
 	if err != nil {
 		return 0, 0, err
 	}
-	return a.cat.Reconcile(ctx, mb.ID, uidvalidity, flags)
+	// Under commitMu, like Commit: a message's documents reach the writer
+	// in the order of the catalog generations they reflect.
+	a.commitMu.Lock()
+	defer a.commitMu.Unlock()
+	expunged, reflagged, touched, err := a.cat.ReconcileFlags(ctx, mb.ID, uidvalidity, flags)
+	if err != nil || len(touched) == 0 || a.writer == nil {
+		return expunged, reflagged, err
+	}
+	tasks, err := a.cat.IndexTasks(ctx, touched)
+	if err != nil {
+		return expunged, reflagged, fmt.Errorf("reconcile: flags recorded, re-indexing left to catch-up: %w", err)
+	}
+	jobs, errs := a.loadJobs(ctx, tasks)
+	for i, j := range jobs {
+		if errs[i] != nil {
+			// A missing or corrupt blob is verify's to report.
+			a.log.Error("cannot index message", "sha256", tasks[i].SHA256Hex(), "err", errs[i])
+			continue
+		}
+		if err := a.writer.submit(ctx, j); err != nil {
+			a.log.Warn("index queue", "sha256", tasks[i].SHA256Hex(), "err", err)
+			break
+		}
+	}
+	return expunged, reflagged, nil
 }
 
 // MailboxesGone marks the occurrences of mailboxes no longer on the server

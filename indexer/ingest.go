@@ -233,7 +233,7 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	}
 	for i, r := range results {
 		if ps, fresh := places[ids[i]]; fresh && r.Outcome != Present {
-			places[ids[i]] = append(ps, catalog.Place{Account: items[i].Account, Mailbox: items[i].Mailbox})
+			places[ids[i]] = append(ps, catalog.Place{Account: items[i].Account, Mailbox: items[i].Mailbox, Flags: items[i].Flags})
 		}
 	}
 	for id, i := range touched {
@@ -337,6 +337,13 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 	}
 	doc[query.IndexAccount] = keys(accounts)
 	doc[query.IndexMailbox] = keys(mailboxes)
+	if fl := flagTerms(places); len(fl) > 0 {
+		doc[query.IndexFlag] = fl
+	}
+	if list := listID(m); list != "" {
+		doc[query.IndexList] = list
+		n += len(list)
+	}
 	doc[fieldPlace] = keys(pairs)
 	if len(m.From) > 0 && m.From[0].Addr != "" {
 		doc[fieldSender] = strings.ToLower(m.From[0].Addr)
@@ -374,6 +381,31 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// flagTerms returns the IndexFlag terms of places: each flag held anywhere
+// (is:read for a caller who sees everything) and each flag per place (the
+// same in a narrower scope). Expunged copies keep the flags they had last,
+// as the human syntax searches them too.
+func flagTerms(places []catalog.Place) []string {
+	set := map[string]bool{}
+	for _, p := range places {
+		for _, f := range p.Flags {
+			set[query.FlagKey(f)] = true
+			set[query.FlagPlaceKey(p.Account, p.Mailbox, f)] = true
+		}
+	}
+	return keys(set)
+}
+
+// listID returns the first List-Id header's value (RFC 2919), "" without one.
+func listID(m *mime.Message) string {
+	for _, h := range m.Headers {
+		if strings.EqualFold(h.Key, "List-Id") {
+			return strings.TrimSpace(h.Value)
+		}
+	}
+	return ""
 }
 
 // Flush waits until every document queued so far is committed to the index.

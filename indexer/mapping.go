@@ -20,7 +20,7 @@ const textAnalyzer = query.TextAnalyzer
 
 // fieldTime is the Date: header as Unix seconds, kept as doc values for
 // sorting hits by date. Only the indexer uses it.
-const fieldTime = "time"
+const fieldTime = query.IndexTime
 
 // fieldPlace holds account + "\x00" + mailbox for each place of a message, so
 // that an account and a mailbox filter together match that mailbox of that
@@ -36,7 +36,10 @@ func placeKey(account, mailbox string) string { return query.PlaceKey(account, m
 // rebuilt when the archive is opened for writing (the index is a cache).
 // 2: doc values on day, place and has_attachment, for facets.
 // 3: sender (facet) and refs (replies).
-const mappingVersion = "3"
+// 5: list (List-Id, list:), flag (flags per place, is:), doc values on
+// size (sort by size). (5, not 4: the analysis chain's change bumps it too,
+// and every index made before either must be rebuilt.)
+const mappingVersion = "5"
 
 // fieldSender is the first From: address, lower-cased (keyword, doc values:
 // the sender facet). fieldRefs holds the Message-IDs a message refers to
@@ -94,7 +97,7 @@ func newMapping() (mapping.IndexMapping, error) {
 	}
 	doc.AddFieldMappingsAt(query.IndexDay, num(true)) // doc values: the month facet
 	doc.AddFieldMappingsAt(fieldTime, num(true))
-	doc.AddFieldMappingsAt(query.IndexSize, num(false))
+	doc.AddFieldMappingsAt(query.IndexSize, num(true)) // doc values: sort by size
 	b := bleve.NewBooleanFieldMapping()
 	b.Store, b.IncludeInAll, b.DocValues = false, false, true // doc values: the attachment facet
 	doc.AddFieldMappingsAt(query.IndexHasAttachment, b)
@@ -107,6 +110,8 @@ func newMapping() (mapping.IndexMapping, error) {
 	sender.DocValues = true
 	doc.AddFieldMappingsAt(fieldSender, sender)
 	doc.AddFieldMappingsAt(fieldRefs, kw())
+	doc.AddFieldMappingsAt(query.IndexList, text()) // list: (List-Id)
+	doc.AddFieldMappingsAt(query.IndexFlag, kw())   // is: (flags per place)
 	// No "_all" composite field: queries name their fields, and building it
 	// cost a tenth of all allocations during import.
 	doc.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())

@@ -29,20 +29,80 @@ type SearchOptions struct {
 	// Limit is the most messages returned (default 50); Offset skips that many first.
 	Limit  int
 	Offset int
-	// ByRelevance sorts by score; the default is newest sent date first.
+	// Sort orders the hits (default SortNewest). ByRelevance is SortRelevance.
+	Sort        Sort
 	ByRelevance bool
 	// Timeout bounds the search (default 10s).
 	Timeout time.Duration
 	// Facets asks for counts over all matching messages (SearchResult.Facets).
 	Facets bool
-	// After continues a date-sorted search after the hit whose sort key
-	// this is (SearchResult.After of the previous page), instead of Offset:
-	// deep pages then cost what the first does.
+	// After continues a search in a field order (every Sort but
+	// relevance) after the hit whose sort key this is (SearchResult.After
+	// of the previous page, in the same Sort), instead of Offset: deep
+	// pages then cost what the first does.
 	After []string
 	// IDs restricts the search to these messages (sha256 hex), when not
 	// empty: a legal hold's query asked about a batch of messages costs
 	// the batch, not the hold's whole scope.
 	IDs []string
+}
+
+// Sort is an order of search hits.
+type Sort string
+
+// The orders of hits. Each field order breaks ties by the next key and
+// finally by the message id, so that pages never overlap or skip;
+// messages without the key (no valid Date:, no From: address) come last.
+const (
+	SortNewest   Sort = "newest"   // sent date, newest first (the default)
+	SortOldest   Sort = "oldest"   // sent date, oldest first
+	SortLargest  Sort = "largest"  // raw size, largest first
+	SortSmallest Sort = "smallest" // raw size, smallest first
+	SortSender   Sort = "sender"   // first From: address A to Z, then newest first
+	// SortRelevance: best match first, by Bleve's score (TF-IDF over the
+	// fields the query names: more of the query's words, more often, in
+	// shorter fields scores higher). Pages by offset.
+	SortRelevance Sort = "relevance"
+)
+
+// Sorts lists the orders, default first, for help texts and errors.
+var Sorts = []Sort{SortNewest, SortOldest, SortLargest, SortSmallest, SortSender, SortRelevance}
+
+// ParseSort returns the Sort named s ("" is SortNewest).
+func ParseSort(s string) (Sort, error) {
+	if s == "" {
+		return SortNewest, nil
+	}
+	for _, o := range Sorts {
+		if string(o) == s {
+			return o, nil
+		}
+	}
+	names := make([]string, len(Sorts))
+	for i, o := range Sorts {
+		names[i] = string(o)
+	}
+	return "", fmt.Errorf("unknown sort %q (known: %s)", s, strings.Join(names, ", "))
+}
+
+// sortKeys returns Bleve's sort of o; nil for relevance.
+func sortKeys(o Sort) ([]string, error) {
+	switch o {
+	case SortNewest, "":
+		return []string{"-" + fieldTime, "_id"}, nil
+	case SortOldest:
+		return []string{fieldTime, "_id"}, nil
+	case SortLargest:
+		return []string{"-" + query.IndexSize, "_id"}, nil
+	case SortSmallest:
+		return []string{query.IndexSize, "_id"}, nil
+	case SortSender:
+		return []string{fieldSender, "-" + fieldTime, "_id"}, nil
+	case SortRelevance:
+		return nil, nil
+	}
+	_, err := ParseSort(string(o))
+	return nil, err
 }
 
 // Facets are counts over every message a search matched, not just a page.
@@ -124,6 +184,9 @@ var (
 	ErrTooBroad = errors.New("narrow the search")
 	// ErrNoMailbox: the account has no such mailbox in the archive.
 	ErrNoMailbox = errors.New("no such mailbox")
+	// ErrBadCursor: SearchOptions.After does not fit the sort (a cursor of
+	// another sort, or edited).
+	ErrBadCursor = errors.New("bad page position: pass the previous page's cursor as it is, with the same sort")
 )
 
 // maxTermExpansion caps how many terms a prefix query may expand to.
@@ -141,18 +204,34 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	bq, err := query.Bleve(q)
+	if o.ByRelevance {
+		o.Sort = SortRelevance
+	}
+	sortBy, err := sortKeys(o.Sort)
 	if err != nil {
 		return nil, err
 	}
 	if o.Offset < 0 {
 		return nil, fmt.Errorf("search: offset %d is negative", o.Offset)
 	}
-	var filters []bleveq.Query
 	canon := make([]string, len(o.Mailboxes))
 	for i, m := range o.Mailboxes {
 		canon[i] = query.CanonicalMailbox(m)
 	}
+	scopeAccounts, scopeMailboxes := query.Scope(q)
+	scopeAccounts = append(scopeAccounts, o.Accounts...)
+	scopeMailboxes = append(scopeMailboxes, canon...)
+	tq := q
+	if (len(scopeAccounts) > 0 || len(scopeMailboxes) > 0) && hasFlag(q) {
+		if tq, err = a.scopeFlags(ctx, q, scopeAccounts, scopeMailboxes); err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+	}
+	bq, err := query.Bleve(tq)
+	if err != nil {
+		return nil, err
+	}
+	var filters []bleveq.Query
 	switch {
 	case len(o.Accounts) > 0 && len(canon) > 0:
 		var pairs []string
@@ -174,15 +253,19 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 		bq = bleveq.NewConjunctionQuery(append([]bleveq.Query{bq}, filters...))
 	}
 	req := bleve.NewSearchRequestOptions(bq, o.Limit, o.Offset, false)
-	if !o.ByRelevance {
-		req.SortBy([]string{"-" + fieldTime, "_id"})
+	if sortBy != nil {
+		req.SortBy(sortBy)
 		if len(o.After) > 0 {
-			if len(o.After) != 2 {
-				return nil, errors.New("search: bad page position")
+			if len(o.After) != len(sortBy) {
+				return nil, fmt.Errorf("search: %w", ErrBadCursor)
 			}
 			req.From = 0
 			req.SearchAfter = o.After
 		}
+	} else {
+		// Best first; equal scores in id order, so that offset pages are
+		// stable.
+		req.SortBy([]string{"-_score", "_id"})
 	}
 	if o.Facets {
 		req.AddFacet("place", bleve.NewFacetRequest(fieldPlace, 500))
@@ -225,11 +308,8 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
-	scopeAccounts, scopeMailboxes := query.Scope(q)
-	scopeAccounts = append(scopeAccounts, o.Accounts...)
-	scopeMailboxes = append(scopeMailboxes, canon...)
 	out := &SearchResult{Total: res.Total, Took: res.Took}
-	if n := len(res.Hits); n > 0 && !o.ByRelevance {
+	if n := len(res.Hits); n > 0 && sortBy != nil {
 		out.After = res.Hits[n-1].Sort
 	}
 	if o.Facets {
@@ -263,6 +343,69 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 		out.Hits = append(out.Hits, hit)
 	}
 	return out, nil
+}
+
+// hasFlag reports whether n holds a Flag node (is:read, ...).
+func hasFlag(n query.Node) bool {
+	switch n := n.(type) {
+	case query.Flag:
+		return true
+	case query.And:
+		return slices.ContainsFunc(n.Nodes, hasFlag)
+	case query.Or:
+		return slices.ContainsFunc(n.Nodes, hasFlag)
+	case query.Not:
+		return hasFlag(n.Node)
+	}
+	return false
+}
+
+// scopeFlags writes each Flag of n as a FlagIn over the places of the
+// archive in the search's scope: accounts and mailboxes are the same lists
+// that choose which occurrences a hit lists (the query's positive account:
+// and mailbox: terms, the caller's accounts, the search's narrowing), so
+// that is:unread asks about exactly the copies the hit shows. A message
+// unread in bob's INBOX and read in alice's is unread for a search in
+// bob's account and read for one in alice's or in both (some copy in
+// scope was read).
+func (a *Archive) scopeFlags(ctx context.Context, n query.Node, accounts, mailboxes []string) (query.Node, error) {
+	all, err := a.cat.AllMailboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var places []query.Place
+	for _, p := range all {
+		if len(accounts) > 0 && !slices.Contains(accounts, p.Account) {
+			continue
+		}
+		if len(mailboxes) > 0 && !slices.Contains(mailboxes, query.CanonicalMailbox(p.Mailbox)) {
+			continue
+		}
+		places = append(places, query.Place{Account: p.Account, Mailbox: p.Mailbox})
+	}
+	var walk func(query.Node) query.Node
+	walk = func(n query.Node) query.Node {
+		switch n := n.(type) {
+		case query.Flag:
+			return query.FlagIn{Flag: n.Name, Places: places}
+		case query.And:
+			out := make([]query.Node, len(n.Nodes))
+			for i, c := range n.Nodes {
+				out[i] = walk(c)
+			}
+			return query.And{Nodes: out}
+		case query.Or:
+			out := make([]query.Node, len(n.Nodes))
+			for i, c := range n.Nodes {
+				out[i] = walk(c)
+			}
+			return query.Or{Nodes: out}
+		case query.Not:
+			return query.Not{Node: walk(n.Node)}
+		}
+		return n
+	}
+	return walk(n), nil
 }
 
 // escapeAuthority percent-encodes everything but RFC 3986 unreserved

@@ -54,7 +54,7 @@ type mailboxCatalog interface {
 	EnsureMailbox(ctx context.Context, account, name, source string, uidvalidity uint32) (catalog.Mailbox, error)
 	Mailbox(ctx context.Context, account, name string) (catalog.Mailbox, error)
 	OpenEpoch(ctx context.Context, account, accountURL, name string, uidvalidity uint32) (uint32, bool, error)
-	Reconcile(ctx context.Context, mailboxID int64, uidvalidity uint32, flags map[uint32][]string) (int, int, error)
+	ReconcileFlags(ctx context.Context, mailboxID int64, uidvalidity uint32, flags map[uint32][]string) (int, int, []int64, error)
 	MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error)
 	Skip(ctx context.Context, account, name string, uidvalidity, uid uint32, reason string) error
 }

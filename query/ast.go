@@ -52,6 +52,7 @@ const (
 	FieldBody                    // body text
 	FieldAttachment              // attachment file names and extracted attachment text
 	FieldFilename                // attachment file names only
+	FieldList                    // List-Id: header (list:)
 )
 
 var fieldKeys = [...]string{
@@ -64,6 +65,7 @@ var fieldKeys = [...]string{
 	FieldBody:       "body",
 	FieldAttachment: "attachment",
 	FieldFilename:   "filename",
+	FieldList:       "list",
 }
 
 // String returns the human-syntax key of f ("from", ...); FieldText is "text".
@@ -163,6 +165,44 @@ type Mailbox struct{ Name string }
 // never match through another account's mailbox of the same name.
 type Place struct{ Account, Mailbox string }
 
+// Age compares the sent date (Date: header, to the second) with a time
+// relative to the moment the query is translated (query.Bleve): Newer
+// (newer_than:7d) means sent at or after now minus Count Units, otherwise
+// (older_than:1y) before it. Unit is 'd' (days of 24 hours), 'w' (weeks),
+// 'm' (calendar months) or 'y' (calendar years). A message without a valid
+// Date: matches neither.
+type Age struct {
+	Newer bool
+	Count int
+	Unit  byte
+}
+
+// Cutoff returns the time that n compares sent dates with, for a query
+// asked at now.
+func (n Age) Cutoff(now time.Time) time.Time {
+	switch n.Unit {
+	case 'd':
+		return now.AddDate(0, 0, -n.Count)
+	case 'w':
+		return now.AddDate(0, 0, -7*n.Count)
+	case 'm':
+		return now.AddDate(0, -n.Count, 0)
+	}
+	return now.AddDate(-n.Count, 0, 0)
+}
+
+// FlagIn matches messages with an occurrence in one of Places that has the
+// flag or keyword Flag. No parser produces it: the indexer writes each Flag
+// of a human-syntax query as a FlagIn over the places in the search's scope
+// (the caller's accounts, the account: and mailbox: conjuncts, the
+// search's own narrowing), so that is:unread asks about the copies the
+// caller sees and the hit lists, not about another account's copy. An
+// empty Places matches nothing.
+type FlagIn struct {
+	Flag   string
+	Places []Place
+}
+
 func (And) node()           {}
 func (Or) node()            {}
 func (Not) node()           {}
@@ -174,6 +214,8 @@ func (HasAttachment) node() {}
 func (Account) node()       {}
 func (Mailbox) node()       {}
 func (Place) node()         {}
+func (Age) node()           {}
+func (FlagIn) node()        {}
 
 func (n And) String() string {
 	if len(n.Nodes) == 0 {
@@ -271,6 +313,23 @@ func (HasAttachment) String() string { return "has:attachment" }
 func (n Account) String() string { return "account:" + nameValue(n.Name) }
 
 func (n Mailbox) String() string { return "mailbox:" + nameValue(n.Name) }
+
+func (n Age) String() string {
+	key := "older_than:"
+	if n.Newer {
+		key = "newer_than:"
+	}
+	return key + strconv.Itoa(n.Count) + string(n.Unit)
+}
+
+// String is a debug form: the human syntax has no term for it.
+func (n FlagIn) String() string {
+	parts := make([]string, len(n.Places))
+	for i, p := range n.Places {
+		parts[i] = p.String()
+	}
+	return "flag-in:" + nameValue(n.Flag) + "(" + strings.Join(parts, " ") + ")"
+}
 
 // String is a debug form: the human syntax has no place term.
 func (n Place) String() string { return "place:" + nameValue(n.Account) + "/" + nameValue(n.Mailbox) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	bleveq "github.com/blevesearch/bleve/v2/search/query"
@@ -12,6 +13,10 @@ import (
 // ErrSubstring is returned by Bleve for a MatchSubstring node: a token index
 // cannot answer substring matches without a verification step.
 var ErrSubstring = errors.New("substring matching not supported yet")
+
+// now is the clock of newer_than: and older_than: (tests set it). It is the
+// one thing translation reads besides its argument.
+var now = time.Now
 
 // Bleve translates n into a Bleve query over the fields of schema.go. It
 // builds the query programmatically; every text query relies on the
@@ -87,6 +92,43 @@ func translate(n Node, depth int) (bleveq.Query, error) {
 	case Place:
 		q := bleveq.NewTermQuery(PlaceKey(n.Account, n.Mailbox))
 		q.SetField(IndexPlace)
+		return q, nil
+	case Flag:
+		// Any occurrence of the message; the indexer writes a scoped
+		// search's flags as FlagIn before translating.
+		if n.Name == "" {
+			return nil, errors.New("flag: empty name")
+		}
+		q := bleveq.NewTermQuery(FlagKey(n.Name))
+		q.SetField(IndexFlag)
+		return q, nil
+	case FlagIn:
+		if n.Flag == "" {
+			return nil, errors.New("flag: empty name")
+		}
+		if len(n.Places) == 0 {
+			return bleveq.NewMatchNoneQuery(), nil
+		}
+		qs := make([]bleveq.Query, len(n.Places))
+		for i, p := range n.Places {
+			t := bleveq.NewTermQuery(FlagPlaceKey(p.Account, p.Mailbox, n.Flag))
+			t.SetField(IndexFlag)
+			qs[i] = t
+		}
+		return disjunction(qs), nil
+	case Age:
+		if n.Count < 1 || n.Count > maxAge || !strings.ContainsRune("dwmy", rune(n.Unit)) {
+			return nil, fmt.Errorf("bad age %s", n)
+		}
+		t := float64(n.Cutoff(now()).Unix())
+		yes, no := true, false
+		var q *bleveq.NumericRangeQuery
+		if n.Newer {
+			q = bleveq.NewNumericRangeInclusiveQuery(&t, nil, &yes, nil)
+		} else {
+			q = bleveq.NewNumericRangeInclusiveQuery(nil, &t, nil, &no)
+		}
+		q.SetField(IndexTime)
 		return q, nil
 	case nil:
 		return nil, errors.New("translate: nil node")
@@ -168,6 +210,8 @@ func fields(f Field) ([]string, error) {
 		return []string{IndexAttachment, IndexAttachmentText}, nil
 	case FieldFilename:
 		return []string{IndexAttachment}, nil
+	case FieldList:
+		return []string{IndexList}, nil
 	}
 	return nil, fmt.Errorf("translate: unknown field %d", int(f))
 }

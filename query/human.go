@@ -9,8 +9,27 @@ import (
 )
 
 // knownKeys lists the keys of the human syntax, for error messages.
-const knownKeys = "from, to, cc, bcc, subject, body, attachment, filename, " +
-	"before, after, on, larger, smaller, has, account, mailbox"
+const knownKeys = "from, to, cc, bcc, subject, body, attachment, filename, list, " +
+	"before, after, on, newer_than, older_than, larger, smaller, has, is, account, mailbox, in"
+
+// humanFlags are the values of is:, each a flag that some occurrence in
+// scope has (without: that none has). is:read and is:unread therefore
+// split every result in two: a message read in one mailbox in scope and
+// unread in another is read (someone has read it), and in:M narrows the
+// question to the copies in M.
+var humanFlags = map[string]struct {
+	flag    string
+	without bool
+}{
+	"read":       {`\Seen`, false},
+	"unread":     {`\Seen`, true},
+	"flagged":    {`\Flagged`, false},
+	"unflagged":  {`\Flagged`, true},
+	"answered":   {`\Answered`, false},
+	"unanswered": {`\Answered`, true},
+}
+
+const knownFlags = "read, unread, flagged, unflagged, answered, unanswered"
 
 var textKeys = map[string]Field{
 	"from":       FieldFrom,
@@ -21,6 +40,7 @@ var textKeys = map[string]Field{
 	"body":       FieldBody,
 	"attachment": FieldAttachment,
 	"filename":   FieldFilename,
+	"list":       FieldList,
 }
 
 var dateOps = map[string]DateOp{"before": DateBefore, "on": DateOn, "after": DateSince}
@@ -275,12 +295,13 @@ func (p *humanParser) xprimary() Node {
 	return p.xtextWord(FieldText, p.bareWord(), start)
 }
 
-// keyLen returns the length of "key:" at the start of s: one or more ASCII
-// letters and a colon, not followed by "//" (so that URLs stay words).
-// It returns 0 if s does not start with a key.
+// keyLen returns the length of "key:" at the start of s: an ASCII letter,
+// more ASCII letters or underscores (newer_than), and a colon, not followed
+// by "//" (so that URLs stay words). It returns 0 if s does not start with
+// a key.
 func keyLen(s string) int {
 	i := 0
-	for i < len(s) && ('a' <= s[i] && s[i] <= 'z' || 'A' <= s[i] && s[i] <= 'Z') {
+	for i < len(s) && ('a' <= s[i] && s[i] <= 'z' || 'A' <= s[i] && s[i] <= 'Z' || i > 0 && s[i] == '_') {
 		i++
 	}
 	if i == 0 || i == len(s) || s[i] != ':' || strings.HasPrefix(s[i+1:], "//") {
@@ -380,6 +401,23 @@ func (p *humanParser) xkeyed(key string, start int) Node {
 			p.xerrorf(vpos, "%v", err)
 		}
 		return Size{Larger: key == "larger", Bytes: n}
+	case "newer_than", "older_than":
+		v, _ := p.xvalue(key)
+		n, unit, ok := parseAge(v)
+		if !ok {
+			p.xerrorf(vpos, "%s: bad age %q, want a count from 1 to %d and a unit d, w, m or y (7d, 2w, 6m, 1y)", key, v, maxAge)
+		}
+		return Age{Newer: key == "newer_than", Count: n, Unit: unit}
+	case "is":
+		v, _ := p.xvalue(key)
+		f, ok := humanFlags[strings.ToLower(v)]
+		if !ok {
+			p.xerrorf(vpos, "unknown is: value %q (known: %s)", v, knownFlags)
+		}
+		if f.without {
+			return Not{Node: Flag{Name: f.flag}}
+		}
+		return Flag{Name: f.flag}
 	case "has":
 		v, _ := p.xvalue(key)
 		if !strings.EqualFold(v, "attachment") {
@@ -392,7 +430,8 @@ func (p *humanParser) xkeyed(key string, start int) Node {
 			p.xerrorf(vpos, "%s: needs a value", key)
 		}
 		return Account{Name: v}
-	case "mailbox":
+	case "mailbox", "in":
+		// in: is Gmail's spelling of mailbox: (in:inbox, in:Sent).
 		v, quoted := p.xvalue(key)
 		if v == "" {
 			p.xerrorf(vpos, "%s: needs a value", key)
@@ -401,7 +440,7 @@ func (p *humanParser) xkeyed(key string, start int) Node {
 		// not expand; quoted, they are taken as part of the name (a
 		// mailbox may be called "100%").
 		if !quoted && strings.ContainsAny(v, "*%") {
-			p.xerrorf(vpos, "mailbox: takes one exact name, wildcards * and %% are not supported (quote the name if it contains them)")
+			p.xerrorf(vpos, "%s: takes one exact name, wildcards * and %% are not supported (quote the name if it contains them)", key)
 		}
 		return Mailbox{Name: CanonicalMailbox(v)}
 	}
@@ -433,6 +472,32 @@ func parseDay(s string) (y int, m time.Month, d int, ok bool) {
 		return 0, 0, 0, false
 	}
 	return y, m, d, true
+}
+
+// maxAge bounds the count of newer_than: and older_than:.
+const maxAge = 9999
+
+// parseAge parses the value of newer_than: and older_than:: a count from 1
+// to maxAge and a unit d, w, m or y (upper case too).
+func parseAge(s string) (n int, unit byte, ok bool) {
+	if len(s) < 2 {
+		return 0, 0, false
+	}
+	unit = lowerASCII(s[len(s)-1])
+	if unit != 'd' && unit != 'w' && unit != 'm' && unit != 'y' {
+		return 0, 0, false
+	}
+	for i := 0; i < len(s)-1; i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, 0, false
+		}
+		n = n*10 + int(c-'0')
+		if n > maxAge {
+			return 0, 0, false
+		}
+	}
+	return n, unit, n >= 1
 }
 
 // parseSize parses a byte count, optionally with a binary suffix

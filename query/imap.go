@@ -50,7 +50,20 @@ func (Seqs) node()   {}
 func (Recent) node() {}
 
 func (n Header) String() string { return "HEADER " + imapString(n.Name) + " " + imapString(n.Value) }
+
+// String prints the human syntax's is: term for the flags it has
+// (is:read, is:flagged, is:answered; see humanFlags) and the IMAP form
+// (DRAFT, KEYWORD $Work), which does not parse as human syntax, otherwise.
 func (n Flag) String() string {
+	for name, f := range humanFlags {
+		if f.flag == n.Name && !f.without {
+			return "is:" + name
+		}
+	}
+	return imapFlag(n)
+}
+
+func imapFlag(n Flag) string {
 	switch strings.ToLower(n.Name) {
 	case `\answered`, `\deleted`, `\draft`, `\flagged`, `\seen`:
 		return strings.ToUpper(n.Name[1:])
@@ -575,7 +588,7 @@ func IMAPString(n Node) string {
 	case Not:
 		return "NOT " + imapOperand(n.Node)
 	case Flag:
-		return n.String()
+		return imapFlag(n)
 	case Header:
 		return "HEADER " + imapAString(n.Name) + " " + imapQuoted(n.Value)
 	case UIDs:

@@ -1,6 +1,9 @@
 package query
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Names of the Bleve index fields. The indexer's index mapping uses these
 // constants, so that a query translated here and a document indexed there
@@ -48,6 +51,22 @@ const (
 	// must store the inbox as "INBOX" (see CanonicalMailbox).
 	IndexMailbox = "mailbox"
 
+	// IndexList is the List-Id header (RFC 2919) as written
+	// ("SpamAssassin Talk <spamassassin-talk.lists.sourceforge.net>"),
+	// TextAnalyzer and term vectors like an address. Not one of
+	// TextFields: only list: searches it.
+	IndexList = "list"
+
+	// IndexTime is numeric with doc values: the sent date as Unix seconds,
+	// for newer_than:/older_than: and the date sorts.
+	IndexTime = "time"
+
+	// IndexFlag is a keyword field: for every occurrence of the message and
+	// every flag or keyword it has, FlagKey(flag) and
+	// FlagPlaceKey(account, mailbox, flag). Flags change on the server; the
+	// indexer re-indexes a message whose flags a sync changed.
+	IndexFlag = "flag"
+
 	// IndexPlace is a keyword field: PlaceKey(account, mailbox) for each
 	// place of the message, so that "this mailbox of this account" is one
 	// term rather than an account and a mailbox name that may belong to
@@ -84,6 +103,16 @@ func dayNumber(y int, m time.Month, d int) int {
 // PlaceKey is the IndexPlace value of a mailbox of an account.
 func PlaceKey(account, mailbox string) string {
 	return account + "\x00" + CanonicalMailbox(mailbox)
+}
+
+// FlagKey is the IndexFlag term of a flag held by any occurrence: the flag
+// in lower case (IMAP flags and keywords compare case-insensitively).
+func FlagKey(flag string) string { return strings.ToLower(flag) }
+
+// FlagPlaceKey is the IndexFlag term of a flag held by an occurrence in a
+// mailbox of an account.
+func FlagPlaceKey(account, mailbox, flag string) string {
+	return PlaceKey(account, mailbox) + "\x00" + FlagKey(flag)
 }
 
 // CanonicalMailbox returns name with the inbox spelled "INBOX": RFC 9051

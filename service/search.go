@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,10 +49,12 @@ type SearchRequest struct {
 	ByRelevance bool     `json:"by_relevance,omitempty"`
 	// Sort names the order: "" is the syntax's default (human: newest
 	// first, or by score with ByRelevance; IMAP: the answer's own order,
-	// mailbox by mailbox, UIDs ascending), "date" is newest sent date
-	// first, "relevance" is by score (the IMAP syntax has no scores and
-	// keeps its answer's order). It applies to both syntaxes: the IMAP
-	// syntax sorts all its occurrences before the page is cut.
+	// mailbox by mailbox, UIDs ascending); otherwise one of indexer.Sorts:
+	// newest (also "date"), oldest, largest, smallest, sender (first From:
+	// address A to Z, then newest), relevance (by score; the IMAP syntax
+	// has no scores and keeps its answer's order). It applies to both
+	// syntaxes: the IMAP syntax sorts all its occurrences before the page
+	// is cut.
 	Sort string `json:"sort,omitempty"`
 	// Facets asks for counts over all matches (human syntax).
 	Facets bool `json:"facets,omitempty"`
@@ -128,7 +131,7 @@ func (s *Service) Search(ctx context.Context, c Caller, req SearchRequest) (*Sea
 // searchAll answers req with every hit at once (Limit, Offset and After are
 // ignored), unaudited: for an export, which audits its scope itself.
 func (s *Service) searchAll(ctx context.Context, c Caller, req SearchRequest) ([]Hit, error) {
-	req.Limit, req.Offset, req.After, req.Facets, req.ByRelevance = MaxLimit, 0, nil, false, false
+	req.Limit, req.Offset, req.After, req.Facets, req.ByRelevance, req.Sort = MaxLimit, 0, nil, false, false, ""
 	res, err := s.search(ctx, c, req, true)
 	if err != nil {
 		return nil, err
@@ -168,12 +171,18 @@ func (s *Service) search(ctx context.Context, c Caller, req SearchRequest, all b
 	if len(req.Query) > MaxQueryBytes {
 		return nil, errorf(ErrBadRequest, "query of %d bytes: at most %d", len(req.Query), MaxQueryBytes)
 	}
-	switch req.Sort {
-	case "", "date":
-	case "relevance":
-		req.ByRelevance = true
-	default:
-		return nil, errorf(ErrBadRequest, "sort %q: want date or relevance", req.Sort)
+	if req.Sort == "date" {
+		req.Sort = string(indexer.SortNewest)
+	}
+	sort, err := indexer.ParseSort(req.Sort)
+	if err != nil {
+		return nil, errorf(ErrBadRequest, "%v (date is newest)", err)
+	}
+	if req.ByRelevance {
+		sort = indexer.SortRelevance
+	}
+	if req.Sort == "" && req.Syntax == SyntaxIMAP {
+		sort = "" // the answer's own order
 	}
 	n, err := Parse(req.Syntax, req.Query)
 	if err != nil {
@@ -197,9 +206,9 @@ func (s *Service) search(ctx context.Context, c Caller, req SearchRequest, all b
 	}
 	var res *SearchResult
 	if req.Syntax == SyntaxIMAP {
-		res, err = s.searchIMAP(ctx, c, n, accounts, req)
+		res, err = s.searchIMAP(ctx, c, n, accounts, req, sort)
 	} else {
-		res, err = s.searchHuman(ctx, c, n, accounts, req)
+		res, err = s.searchHuman(ctx, c, n, accounts, req, sort)
 	}
 	if err != nil {
 		return nil, classify(err)
@@ -215,20 +224,17 @@ const maxOffset = 100_000
 
 // classify turns the archive's caller-fixable errors into ErrBadRequest.
 func classify(err error) error {
-	if errors.Is(err, indexer.ErrTooBroad) || errors.Is(err, indexer.ErrNoMailbox) {
+	if errors.Is(err, indexer.ErrTooBroad) || errors.Is(err, indexer.ErrNoMailbox) || errors.Is(err, indexer.ErrBadCursor) {
 		return errorf(ErrBadRequest, "%v", err)
 	}
 	return err
 }
 
-func (s *Service) searchHuman(ctx context.Context, c Caller, n query.Node, accounts []string, req SearchRequest) (*SearchResult, error) {
+func (s *Service) searchHuman(ctx context.Context, c Caller, n query.Node, accounts []string, req SearchRequest, sort indexer.Sort) (*SearchResult, error) {
 	o := &indexer.SearchOptions{Accounts: accounts, Mailboxes: req.Mailboxes, Limit: req.Limit, Offset: req.Offset,
-		ByRelevance: req.ByRelevance, Facets: req.Facets}
-	if !req.ByRelevance && len(req.After) > 0 {
-		if len(req.After) != 2 {
-			return nil, errorf(ErrBadRequest, "bad page position: pass the previous page's cursor as it is")
-		}
-		o.Offset, o.After = 0, req.After
+		Sort: sort, Facets: req.Facets}
+	if sort != indexer.SortRelevance && len(req.After) > 0 {
+		o.Offset, o.After = 0, req.After // the indexer checks that it fits the sort (ErrBadCursor)
 	}
 	r, err := s.a.Search(ctx, c.restrict(n), o)
 	if err != nil {
@@ -246,7 +252,7 @@ func (s *Service) searchHuman(ctx context.Context, c Caller, n query.Node, accou
 	return out, nil
 }
 
-func (s *Service) searchIMAP(ctx context.Context, c Caller, n query.Node, accounts []string, req SearchRequest) (*SearchResult, error) {
+func (s *Service) searchIMAP(ctx context.Context, c Caller, n query.Node, accounts []string, req SearchRequest, sort indexer.Sort) (*SearchResult, error) {
 	all, err := s.a.Mailboxes(ctx)
 	if err != nil {
 		return nil, err
@@ -282,39 +288,77 @@ func (s *Service) searchIMAP(ctx context.Context, c Caller, n query.Node, accoun
 		return nil, errorf(ErrNotFound, "no mailbox in the archive matches accounts %v and mailboxes %v (`mailvault status` lists them)", req.Accounts, req.Mailboxes)
 	}
 	out.Total = uint64(len(hits))
-	if req.Sort == "date" && !req.ByRelevance {
-		sortByDate(hits)
-	}
+	sortHits(hits, sort)
 	if req.Offset < len(hits) {
 		out.Hits = hits[req.Offset:min(len(hits), req.Offset+req.Limit)]
 	}
 	return out, nil
 }
 
-// sortByDate orders IMAP-syntax hits newest sent date first, as the human
-// syntax's default order; hits without a valid Date: come last, and equal
-// dates keep the answer's order (mailbox, UID). The dates are RFC 3339 in
-// each message's own zone, so they are compared as instants, not text.
-func sortByDate(hits []Hit) {
-	at := make(map[string]time.Time, len(hits))
+// sortHits orders the hits of an IMAP-syntax search (all of them, before
+// the page is cut) as the index orders a human search's: by sent date as
+// an instant (the dates are RFC 3339 in each message's own zone), size or
+// the first From: address (then newest); hits without the key come last,
+// and equal keys keep the answer's order (mailbox, UID). "" and relevance
+// keep the answer's order: IMAP SEARCH has no scores.
+func sortHits(hits []Hit, sort indexer.Sort) {
+	at := make(map[string]int64, len(hits))
 	for _, h := range hits {
 		if t, err := time.Parse(time.RFC3339, h.Date); err == nil {
-			at[h.Date] = t
+			at[h.Date] = t.Unix()
 		}
 	}
-	slices.SortStableFunc(hits, func(x, y Hit) int {
+	// byDate compares newest first (desc) or oldest first, missing last.
+	byDate := func(x, y Hit, desc bool) int {
 		tx, okx := at[x.Date]
 		ty, oky := at[y.Date]
 		switch {
+		case okx && oky && desc:
+			return cmp.Compare(ty, tx)
 		case okx && oky:
-			return ty.Compare(tx)
+			return cmp.Compare(tx, ty)
 		case okx:
 			return -1
 		case oky:
 			return 1
 		}
 		return 0
-	})
+	}
+	var key func(x, y Hit) int
+	switch sort {
+	case indexer.SortNewest, indexer.SortOldest:
+		key = func(x, y Hit) int { return byDate(x, y, sort == indexer.SortNewest) }
+	case indexer.SortLargest:
+		key = func(x, y Hit) int { return cmp.Compare(y.Size, x.Size) }
+	case indexer.SortSmallest:
+		key = func(x, y Hit) int { return cmp.Compare(x.Size, y.Size) }
+	case indexer.SortSender:
+		key = func(x, y Hit) int {
+			sx, sy := senderKey(x.From), senderKey(y.From)
+			switch {
+			case sx == sy:
+				return byDate(x, y, true)
+			case sx == "":
+				return 1
+			case sy == "":
+				return -1
+			}
+			return strings.Compare(sx, sy)
+		}
+	default:
+		return
+	}
+	slices.SortStableFunc(hits, key)
+}
+
+// senderKey is the sender sort key of a From: as the catalog lists it
+// ("Name <addr>" or "addr"): the address in lower case, as the index's
+// sender field holds it.
+func senderKey(from string) string {
+	if i := strings.LastIndexByte(from, '<'); i >= 0 && strings.HasSuffix(from, ">") {
+		from = from[i+1 : len(from)-1]
+	}
+	return strings.ToLower(strings.TrimSpace(from))
 }
 
 // scopedHit keeps the occurrences of h that c may see; ok is false when

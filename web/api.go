@@ -48,7 +48,10 @@ func wrapHits(hs []service.Hit) []apiHit {
 // as an opaque cursor.
 type pagePos struct {
 	Offset int      `json:"o"`
-	After  []string `json:"a,omitempty"`
+	After  []string `json:"a,omitempty"` // 2 keys, 3 for sort=sender (indexer's sort keys)
+	// Sort is the sort= the cursor was made for: a cursor holds that
+	// order's keys, so one of another order is refused, not misread.
+	Sort string `json:"s,omitempty"`
 }
 
 func encodeCursor(p pagePos) string {
@@ -65,7 +68,7 @@ func decodeCursor(s string) (pagePos, error) {
 		return pagePos{}, errors.New("bad cursor: pass next_cursor of the previous page as it is")
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil && json.Unmarshal(b, &p) == nil && p.Offset >= 0 && (p.After == nil || len(p.After) == 2) {
+	if err == nil && json.Unmarshal(b, &p) == nil && p.Offset >= 0 && (p.After == nil || len(p.After) == 2 || len(p.After) == 3) {
 		return p, nil
 	}
 	return pagePos{}, errors.New("bad cursor: pass next_cursor of the previous page as it is")
@@ -95,7 +98,7 @@ func (s *Server) routeAPI(g *gin.RouterGroup, local bool) {
 	})
 }
 
-// apiSearch is GET /api/search?q=...&syntax=human|imap&account=..&mailbox=..&limit=..&cursor=..&sort=date|relevance&include_expunged=1
+// apiSearch is GET /api/search?q=...&syntax=human|imap&account=..&mailbox=..&limit=..&cursor=..&sort=newest|date|oldest|largest|smallest|sender|relevance&include_expunged=1
 // (offset=N or after=..&after=.. instead of cursor, for clients that page
 // themselves).
 func (s *Server) apiSearch(c *gin.Context) {
@@ -109,9 +112,13 @@ func (s *Server) apiSearch(c *gin.Context) {
 		s.fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
+	if c.Query("cursor") != "" && pos.Sort != c.Query("sort") {
+		s.fail(c, http.StatusBadRequest, "bad cursor: it was made for sort="+pos.Sort+", not sort="+c.Query("sort"))
+		return
+	}
 	if after := c.QueryArray("after"); len(after) > 0 && c.Query("cursor") == "" {
-		if len(after) != 2 {
-			s.fail(c, http.StatusBadRequest, "after: want the two values of the previous answer's after")
+		if len(after) != 2 && len(after) != 3 {
+			s.fail(c, http.StatusBadRequest, "after: want the values of the previous answer's after (two, three for sort=sender)")
 			return
 		}
 		pos.After = after
@@ -140,7 +147,7 @@ func (s *Server) apiSearch(c *gin.Context) {
 	ans := searchAnswer{Total: res.Total, Hits: wrapHits(res.Hits), TookMS: res.TookMS, Query: res.Query, Syntax: res.Syntax,
 		Mailboxes: res.Mailboxes, After: res.After}
 	if next := pos.Offset + len(res.Hits); uint64(next) < res.Total && len(res.Hits) > 0 {
-		np := pagePos{Offset: next}
+		np := pagePos{Offset: next, Sort: c.Query("sort")}
 		if req.Syntax != service.SyntaxIMAP && !req.ByRelevance {
 			np.After = res.After
 		}

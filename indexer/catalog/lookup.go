@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 	"time"
 )
@@ -40,13 +41,20 @@ func (c *Catalog) MaxUID(ctx context.Context, mailboxID int64, uidvalidity uint3
 }
 
 // Place is an (account, mailbox) pair holding an occurrence of a message.
-type Place struct{ Account, Mailbox string }
+// Flags (from Places) are the flags and keywords of its occurrences there,
+// each once, in the order first met.
+type Place struct {
+	Account, Mailbox string
+	Flags            []string
+}
 
-// Places returns the distinct (account, mailbox) pairs holding occurrences of the message.
+// Places returns the distinct (account, mailbox) pairs holding occurrences
+// of the message, with the flags of those occurrences (expunged ones
+// included: the human syntax searches them too).
 func (c *Catalog) Places(ctx context.Context, messageID int64) ([]Place, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT DISTINCT a.name, m.name FROM occurrences o
+	rows, err := c.db.QueryContext(ctx, `SELECT a.name, m.name, o.flags FROM occurrences o
 		JOIN mailboxes m ON m.id = o.mailbox_id JOIN accounts a ON a.id = m.account_id
-		WHERE o.message_id = ? ORDER BY 1, 2`, messageID)
+		WHERE o.message_id = ? ORDER BY 1, 2, o.id`, messageID)
 	if err != nil {
 		return nil, err
 	}
@@ -54,10 +62,19 @@ func (c *Catalog) Places(ctx context.Context, messageID int64) ([]Place, error) 
 	var ps []Place
 	for rows.Next() {
 		var p Place
-		if err := rows.Scan(&p.Account, &p.Mailbox); err != nil {
+		var flags string
+		if err := rows.Scan(&p.Account, &p.Mailbox, &flags); err != nil {
 			return nil, err
 		}
-		ps = append(ps, p)
+		if n := len(ps); n == 0 || ps[n-1].Account != p.Account || ps[n-1].Mailbox != p.Mailbox {
+			ps = append(ps, p)
+		}
+		last := &ps[len(ps)-1]
+		for f := range strings.FieldsSeq(flags) {
+			if !slices.Contains(last.Flags, f) {
+				last.Flags = append(last.Flags, f)
+			}
+		}
 	}
 	return ps, rows.Err()
 }

@@ -101,43 +101,54 @@ func (c *Catalog) OpenEpoch(ctx context.Context, account, accountURL, name strin
 // deleted: invariant 5); one whose flags changed gets the new flags. It
 // returns how many occurrences it marked expunged and how many it re-flagged.
 func (c *Catalog) Reconcile(ctx context.Context, mailboxID int64, uidvalidity uint32, flags map[uint32][]string) (expunged, reflagged int, err error) {
+	expunged, reflagged, _, err = c.ReconcileFlags(ctx, mailboxID, uidvalidity, flags)
+	return expunged, reflagged, err
+}
+
+// ReconcileFlags is Reconcile, and returns the ids of the messages whose
+// flags changed. Their gen is raised in the same transaction, so the
+// catalog marks them unindexed until their documents, which hold the flags
+// (is:unread), are indexed again: a crash before that leaves them to
+// CatchUp.
+func (c *Catalog) ReconcileFlags(ctx context.Context, mailboxID int64, uidvalidity uint32, flags map[uint32][]string) (expunged, reflagged int, touched []int64, err error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT id, uid, flags FROM occurrences
+	rows, err := tx.QueryContext(ctx, `SELECT id, message_id, uid, flags FROM occurrences
 		WHERE mailbox_id = ? AND uidvalidity = ? AND expunged_at = ''`, mailboxID, uidvalidity)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	type change struct {
-		id    int64
-		flags string
-		gone  bool
+		id, message int64
+		flags       string
+		gone        bool
 	}
 	var changes []change
 	for rows.Next() {
-		var id int64
+		var id, msg int64
 		var uid uint32
 		var have string
-		if err := rows.Scan(&id, &uid, &have); err != nil {
+		if err := rows.Scan(&id, &msg, &uid, &have); err != nil {
 			rows.Close()
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		now, present := flags[uid]
 		switch {
 		case !present:
-			changes = append(changes, change{id: id, gone: true})
+			changes = append(changes, change{id: id, message: msg, gone: true})
 		case strings.Join(now, " ") != have:
-			changes = append(changes, change{id: id, flags: strings.Join(now, " ")})
+			changes = append(changes, change{id: id, message: msg, flags: strings.Join(now, " ")})
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	at := now()
+	bumped := map[int64]bool{}
 	for _, ch := range changes {
 		if ch.gone {
 			_, err = tx.ExecContext(ctx, `UPDATE occurrences SET expunged_at = ? WHERE id = ?`, at, ch.id)
@@ -147,13 +158,18 @@ func (c *Catalog) Reconcile(ctx context.Context, mailboxID int64, uidvalidity ui
 			expunged++
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE occurrences SET flags = ? WHERE id = ?`, ch.flags, ch.id)
+			if err == nil && !bumped[ch.message] {
+				bumped[ch.message] = true
+				touched = append(touched, ch.message)
+				_, err = tx.ExecContext(ctx, `UPDATE messages SET gen = gen + 1 WHERE id = ?`, ch.message)
+			}
 			reflagged++
 		}
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 	}
-	return expunged, reflagged, tx.Commit()
+	return expunged, reflagged, touched, tx.Commit()
 }
 
 // MailboxesGone marks expunged every live occurrence, in any epoch, of the

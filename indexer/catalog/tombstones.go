@@ -294,7 +294,7 @@ func (c *Catalog) Candidates(ctx context.Context, fn func(Candidate) error) erro
 	defer rows.Close()
 	var cur Candidate
 	curID := int64(-1)
-	seen := map[Place]bool{}
+	seen := map[[2]string]bool{} // account, mailbox (a Place holds a slice)
 	for rows.Next() {
 		var id, size int64
 		var sha []byte
@@ -321,8 +321,8 @@ func (c *Catalog) Candidates(ctx context.Context, fn func(Candidate) error) erro
 		}
 		if acct.Valid && mbox.Valid {
 			p := Place{Account: acct.String, Mailbox: mbox.String}
-			if !seen[p] {
-				seen[p] = true
+			if k := [2]string{p.Account, p.Mailbox}; !seen[k] {
+				seen[k] = true
 				cur.Places = append(cur.Places, p)
 			}
 		}
