@@ -307,12 +307,13 @@ func (e *imapEval) compile(n query.Node) (pred, error) {
 			return false, nil
 		}, nil
 	case query.Seqs:
+		set := seqSet(n.Set, e.live)
 		return func(oc *catalog.MailboxOccurrence) (bool, error) {
 			if e.seq == 0 {
 				return false, nil
 			}
-			for _, r := range n.Set {
-				if r.Contains(e.seq, e.live) {
+			for _, r := range set {
+				if e.seq >= r[0] && e.seq <= r[1] {
 					return true, nil
 				}
 			}
@@ -380,6 +381,52 @@ func (e *imapEval) compile(n query.Node) (pred, error) {
 		return func(oc *catalog.MailboxOccurrence) (bool, error) { return e.indexed(n, oc) }, nil
 	}
 	return nil, fmt.Errorf("search: %T is not supported here", n)
+}
+
+// seqSet resolves a message sequence set as Dovecot does (found by the
+// generated queries, issue 13): "*" is infinity, a:b and b:a are the same
+// range, overlapping ranges merge, a range that is "*" alone (or "*:*")
+// after merging is the last message, and everything is then cut at count.
+// So with 12 messages "13:*" and "*:13" hold nothing, "12:*" holds 12, "*"
+// holds 12, and "12:*,*" nothing with 10 messages (the "*" merged into
+// 12:*). UID sets differ: "UID 13:*" holds the largest UID (RFC 9051), as
+// UIDRange.Contains has it.
+func seqSet(set []query.UIDRange, count uint32) [][2]uint32 {
+	const inf = ^uint32(0)
+	rs := make([][2]uint32, 0, len(set))
+	for _, r := range set {
+		lo, hi := r.Start, r.Stop
+		if lo == 0 {
+			lo = inf
+		}
+		if hi == 0 {
+			hi = inf
+		}
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		rs = append(rs, [2]uint32{lo, hi})
+	}
+	slices.SortFunc(rs, func(a, b [2]uint32) int { return int(int64(a[0]) - int64(b[0])) })
+	var merged [][2]uint32
+	for _, r := range rs {
+		if k := len(merged) - 1; k >= 0 && r[0] <= merged[k][1] {
+			merged[k][1] = max(merged[k][1], r[1])
+			continue
+		}
+		merged = append(merged, r)
+	}
+	out := merged[:0]
+	for _, r := range merged {
+		if r[0] == inf {
+			r = [2]uint32{count, count}
+		}
+		r[1] = min(r[1], count)
+		if r[0] <= r[1] && r[0] > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // textMatch tests a folded needle against a field of v.

@@ -124,9 +124,12 @@ type imapConformance struct {
 func imapConformanceSetup(t *testing.T, mailbox string) *imapConformance {
 	srv := dovecottest.Start(t, nil)
 	var n int
-	if mailbox == "edge" {
+	switch mailbox {
+	case "edge":
 		n = srv.LoadMaildir(t, "alice", mailbox, harvesttest.Maildir(t, edgeMessages(t)))
-	} else {
+	case "messy":
+		n = srv.LoadMaildir(t, "alice", mailbox, harvesttest.Maildir(t, messyMessages()))
+	default:
 		n = srv.LoadMaildir(t, "alice", mailbox, filepath.Join(corpustest.Maildir(t), "."+mailbox))
 	}
 	// Flags and keywords, by UID pattern, so that both sides see the same.

@@ -99,3 +99,48 @@ func TestSearchIMAP(t *testing.T) {
 		t.Errorf("unknown mailbox: %v", err)
 	}
 }
+
+// TestSeqSet holds the sequence-set answers Dovecot gave the generated
+// queries and the probes behind them (issue 13): "*" is infinity in a
+// range, a lone "*" is the last message, everything is cut at the count.
+func TestSeqSet(t *testing.T) {
+	set := func(s string) []query.UIDRange {
+		n, err := query.ParseIMAP(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.(query.Seqs).Set
+	}
+	for _, tt := range []struct {
+		set   string
+		count uint32
+		want  []uint32
+	}{
+		{"13:*", 12, nil},
+		{"*:13", 12, nil},
+		{"12:*", 12, []uint32{12}},
+		{"*", 12, []uint32{12}},
+		{"*:*", 13, []uint32{13}},
+		{"13:*,1", 12, []uint32{1}},
+		{"12:*,*", 10, nil},
+		{"*,9:*", 7, nil},
+		{"15:*,*:5", 14, []uint32{5, 6, 7, 8, 9, 10, 11, 12, 13, 14}},
+		{"5,15:*", 14, []uint32{5}},
+		{"1:3,15:*,*:5", 14, []uint32{1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}},
+		{"3:1", 5, []uint32{1, 2, 3}},
+		{"*,2", 5, []uint32{2, 5}},
+	} {
+		var got []uint32
+		for seq := uint32(1); seq <= tt.count; seq++ {
+			for _, r := range seqSet(set(tt.set), tt.count) {
+				if seq >= r[0] && seq <= r[1] {
+					got = append(got, seq)
+					break
+				}
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s of %d messages = %v, Dovecot %v", tt.set, tt.count, got, tt.want)
+		}
+	}
+}

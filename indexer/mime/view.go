@@ -76,6 +76,14 @@ var viewWordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 // is searched as it is.
 func NewView(raw []byte) *View {
 	v := &View{}
+	// Line ends as Dovecot has them on disk by default (mail_save_crlf=no):
+	// LF. A server sends CRLF and the archive keeps those bytes; Dovecot
+	// searches its LF file, so BODY "words\n" finds a line end there and
+	// "words\r\n" finds none (issue 13, found by the generated queries).
+	// CRLF inside base64 content is decoded later and stays as it is.
+	if bytes.Contains(raw, []byte("\r\n")) {
+		raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
+	}
 	var text, body, partHeaders strings.Builder
 	br := bufio.NewReader(bytes.NewReader(raw))
 	hdr, err := textproto.ReadHeader(br)
@@ -86,7 +94,7 @@ func NewView(raw []byte) *View {
 	}
 	fields := hdr.Fields()
 	for fields.Next() {
-		rawVal := rawValue(fields)
+		middle, rawVal := rawField(fields)
 		val := rawVal
 		if dec, derr := viewWordDecoder.DecodeHeader(val); derr == nil {
 			val = dec
@@ -94,14 +102,14 @@ func NewView(raw []byte) *View {
 		val = Fold(val)
 		v.Headers = append(v.Headers, Header{Key: fields.Key(), Value: val})
 		text.WriteString(Fold(fields.Key()))
-		text.WriteString(": ")
+		text.WriteString(middle)
 		text.WriteString(val)
-		text.WriteString("\n")
+		text.WriteString("\r\n") // TEXT: Dovecot searches header lines joined by CRLF
 		switch strings.ToLower(fields.Key()) {
 		case "from", "to", "cc", "bcc":
 			v.Addresses = append(v.Addresses, Header{Key: fields.Key(), Value: Fold(writeAddresses(rawVal))})
 		case "subject":
-			val := compressLWSP(rawVal)
+			val := compressLWSP(strings.TrimLeft(rawVal, " \t"))
 			if dec, derr := viewWordDecoder.DecodeHeader(val); derr == nil {
 				val = dec
 			}
@@ -130,13 +138,18 @@ func walkText(h textproto.Header, body io.Reader, depth int, out, headers *strin
 	if depth > 0 {
 		fields := h.Fields()
 		for fields.Next() {
-			headers.WriteString(Fold(fields.Key() + ": " + rawValue(fields)))
-			headers.WriteString("\n")
+			middle, val := rawField(fields)
+			headers.WriteString(Fold(fields.Key() + middle + val))
+			headers.WriteString("\r\n")
 		}
 	}
-	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil || mt == "" {
-		mt, params = "text/plain", map[string]string{}
+	mt, params, ok := viewContentType(h)
+	if !ok {
+		// Present but not "type/subtype" followed by the end or ";"
+		// ("text/plain charset=x", "multipart/alternative boundary=b",
+		// "text", empty): Dovecot searches such a part as no text at all,
+		// and so does the view (issue 13, found by the generated queries).
+		return
 	}
 	switch {
 	case strings.HasPrefix(mt, "multipart/") && params["boundary"] != "":
@@ -166,7 +179,10 @@ func decodeText(h textproto.Header, params map[string]string, body io.Reader) []
 	raw, _ := io.ReadAll(io.LimitReader(body, defaultMaxDecodedBytes))
 	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
 	case "quoted-printable":
-		raw = appendQP(nil, raw, -1)
+		// Blanks at the end of a line are transport padding (RFC 2045
+		// 6.7 rule 3): deleted, as Dovecot's decoder does, so BODY "etc. "
+		// does not find "etc. " at a line end (issue 13).
+		raw = appendQP(nil, trimLineEnds(raw), -1)
 	case "base64":
 		raw = appendBase64(nil, raw, -1)
 	}
@@ -180,28 +196,106 @@ func decodeText(h textproto.Header, params map[string]string, body io.Reader) []
 	return raw
 }
 
-// rawValue is the current field's value as written, unfolded with its
-// blanks kept (textproto's Value makes every fold one space), without the
-// blanks after the colon.
-func rawValue(f textproto.HeaderFields) string {
+// trimLineEnds removes the spaces and tabs before every line end.
+func trimLineEnds(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		line, rest, found := bytes.Cut(b, []byte("\n"))
+		line = bytes.TrimRight(line, " \t")
+		out = append(out, line...)
+		if found {
+			out = append(out, '\n')
+		}
+		b = rest
+	}
+	return out
+}
+
+// rawField splits the current field as written into its middle (the colon
+// and at most one blank after it, as written) and its value (the rest,
+// unfolded by unfoldKeep). This is how Dovecot's header parser cuts a
+// field, and what its search sees: HEADER searches the value, so
+// "X-A:   v" has the value "  v"; TEXT searches name + middle + value, so
+// "X-Empty:" holds "x-empty:" but not "x-empty: " (found by the generated
+// queries, issue 13).
+func rawField(f textproto.HeaderFields) (middle, value string) {
 	raw, err := f.Raw()
 	if err != nil {
-		return unfoldKeep(f.Value())
+		return ": ", unfoldKeep(f.Value())
 	}
 	v := string(raw)
-	if i := strings.IndexByte(v, ':'); i >= 0 {
-		v = v[i+1:]
+	i := strings.IndexByte(v, ':')
+	if i < 0 {
+		return ": ", unfoldKeep(v)
 	}
-	return strings.TrimLeft(unfoldKeep(v), " \t")
+	v = unfoldKeep(v[i+1:])
+	middle = ":"
+	if v != "" && (v[0] == ' ' || v[0] == '\t') {
+		middle, v = ":"+v[:1], v[1:]
+	}
+	return middle, v
 }
 
 // unfoldKeep removes the line breaks of a folded value, keeping the blanks
-// (what IMAP servers search).
+// (what IMAP servers search), except that a tab starting a continuation
+// line becomes a space, as Dovecot's header parser unfolds:
+// "a\n\t\tb" is "a \tb", "a\n  b" is "a  b".
 func unfoldKeep(v string) string {
 	if strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, '\r') < 0 {
 		return v
 	}
-	return strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v)
+	v = strings.NewReplacer("\r\n\t", " ", "\n\t", " ", "\r\n", "", "\n", "").Replace(v)
+	return strings.ReplaceAll(v, "\r", "")
+}
+
+// viewContentType reads a part's Content-Type as Dovecot's search does: a
+// part without one is text/plain; one whose value is not "type/subtype"
+// followed by the end, a comment or ";" is not valid (ok false).
+// Parameters are read leniently (a bad one does not lose the others: a
+// multipart keeps its boundary).
+func viewContentType(h textproto.Header) (mt string, params map[string]string, ok bool) {
+	if !h.Has("Content-Type") {
+		return "text/plain", map[string]string{}, true
+	}
+	ct := h.Get("Content-Type")
+	if !validMediaType(ct) {
+		return "", nil, false
+	}
+	if mt, params, err := mime.ParseMediaType(ct); err == nil {
+		return mt, params, true
+	}
+	p := &parser{m: &Message{}, lim: (*Limits)(nil).withDefaults()}
+	token, ps := p.parseValue(ct, "search")
+	params = map[string]string{}
+	for _, x := range ps {
+		if _, dup := params[x.key]; !dup {
+			params[x.key] = x.val
+		}
+	}
+	return token, params, true
+}
+
+// validMediaType reports whether s starts with token "/" token followed by
+// blanks and then the end, "(" or ";".
+func validMediaType(s string) bool {
+	s = strings.TrimLeft(s, " \t")
+	tok := func() bool {
+		n := 0
+		for n < len(s) && s[n] > ' ' && s[n] < 0x7f && !strings.ContainsRune("()<>@,;:\\\"/[]?=", rune(s[n])) {
+			n++
+		}
+		s = s[n:]
+		return n > 0
+	}
+	if !tok() || s == "" || s[0] != '/' {
+		return false
+	}
+	s = s[1:]
+	if !tok() {
+		return false
+	}
+	s = strings.TrimLeft(s, " \t")
+	return s == "" || s[0] == ';' || s[0] == '('
 }
 
 // compressLWSP makes every run of blanks one space.
@@ -274,9 +368,19 @@ func writeAddresses(raw string) string {
 			}
 			b.WriteByte('<')
 			local, domain, _ := strings.Cut(a.Addr, "@")
-			if local == "" {
+			switch {
+			case local == "":
 				b.WriteString(`""`)
-			} else {
+			case len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"':
+				// A quoted local part ("odd local"@host): the parser
+				// drops its blanks; Dovecot writes it as it was.
+				b.WriteString(maybeQuote(quotedLocal(el.text, local[1:len(local)-1]), false))
+			case strings.Contains(local, "=?"):
+				// An encoded word where none may be
+				// (=?iso-2022-jp?B?...?=@host): Dovecot decodes the
+				// written address, so the local part is searched decoded.
+				b.WriteString(p.decodeWords(local, "search"))
+			default:
 				b.WriteString(maybeQuote(local, false))
 			}
 			if domain != "" {
@@ -287,6 +391,26 @@ func writeAddresses(raw string) string {
 		}
 	}
 	return b.String()
+}
+
+// quotedLocal finds in raw the quoted string whose content, blanks
+// removed, is squeezed, and returns that content with its blanks
+// (squeezed itself when there is none).
+func quotedLocal(raw, squeezed string) string {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '"' {
+			continue
+		}
+		q, next, closed := quotedString(raw, i)
+		if !closed {
+			break
+		}
+		if strings.Join(strings.Fields(q), "") == squeezed {
+			return q
+		}
+		i = next - 1
+	}
+	return squeezed
 }
 
 // addrElement is a piece of an address field: addresses (text), the start

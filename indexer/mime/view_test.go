@@ -35,7 +35,7 @@ func TestView(t *testing.T) {
 	if strings.Contains(v.Body, Fold("secret")) || strings.Contains(v.Body, Fold("c2VjcmV0")) {
 		t.Errorf("body %q contains the PDF part", v.Body)
 	}
-	if !strings.Contains(v.PartHeaders, Fold("content-type: application/pdf")) || !v.TextContains(Fold("x-empty: ")) {
+	if !strings.Contains(v.PartHeaders, Fold("content-type: application/pdf")) || !v.TextContains(Fold("x-empty:\r\n")) || v.TextContains(Fold("x-empty: ")) {
 		t.Errorf("part headers %q / header text %q", v.PartHeaders, v.HeaderText)
 	}
 	for _, tt := range [][2]string{{"ÉTÉ", "été"}, {"Ｆｒｅｅ", "free"}, {"ǅ", "ǆ"}, {"Ǆ", "ǆ"}} {
@@ -48,6 +48,70 @@ func TestView(t *testing.T) {
 	}
 	if !strings.Contains(Fold("Café"), Fold("cafe")) {
 		t.Errorf("Fold(Café) = %q does not contain cafe (decomposition)", Fold("Café"))
+	}
+}
+
+// TestViewDovecotCuts holds the classes of difference the generated IMAP
+// SEARCH queries found against Dovecot (issue 13), one row each: the
+// message, a needle, the field, and whether Dovecot finds it.
+func TestViewDovecotCuts(t *testing.T) {
+	const h = "From: a@x.org\r\nSubject: s\r\n"
+	for _, tt := range []struct {
+		name, raw, field, needle string
+		want                     bool
+	}{
+		{"fold tab is a space", h + "X-F: alpha\r\n\tbeta\r\n\r\nb\r\n", "header", "alpha beta", true},
+		{"fold tab not kept", h + "X-F: alpha\r\n\tbeta\r\n\r\nb\r\n", "header", "alpha\tbeta", false},
+		{"second fold tab kept", h + "X-F: a\r\n\t\tb\r\n\r\nb\r\n", "header", "a \tb", true},
+		{"fold spaces kept", h + "X-F: gamma\r\n  delta\r\n\r\nb\r\n", "header", "gamma  delta", true},
+		{"inner tab kept", h + "X-F: one\ttwo\r\n\r\nb\r\n", "header", "one\ttwo", true},
+		{"one blank after colon skipped", h + "X-F:   three\r\n\r\nb\r\n", "header", "  three", true},
+		{"only one blank skipped", h + "X-F:   three\r\n\r\nb\r\n", "header", "   three", false},
+		{"TEXT keeps the colon as written", h + "X-F:value\r\n\r\nb\r\n", "text", "x-f:value", true},
+		{"TEXT adds no blank", h + "X-F:value\r\n\r\nb\r\n", "text", "x-f: value", false},
+		{"TEXT header lines end in CRLF", h + "\r\nb\r\n", "text", "s\r\n", true},
+		{"TEXT header lines not LF", h + "\r\nb\r\n", "text", "s\n", false},
+		{"body line ends LF", h + "\r\nwords\r\nmore\r\n", "body", "words\nmore", true},
+		{"body line ends not CRLF", h + "\r\nwords\r\nmore\r\n", "body", "words\r\n", false},
+		{"Content-Type without ;", h + "Content-Type: text/plain charset=us-ascii\r\n\r\nbadct\r\n", "body", "badct", false},
+		{"Content-Type without subtype", h + "Content-Type: text\r\n\r\nnoslash\r\n", "body", "noslash", false},
+		{"empty Content-Type", h + "Content-Type: \r\n\r\nemptyct\r\n", "body", "emptyct", false},
+		{"multipart without ;", h + "Content-Type: multipart/mixed boundary=z\r\n\r\n--z\r\n\r\ninner\r\n--z--\r\n", "text", "inner", false},
+		{"bad parameter keeps the type", h + "Content-Type: text/plain; charset=us-ascii; foo\r\n\r\nbadparam\r\n", "body", "badparam", true},
+		{"bad parameter keeps the boundary", h + "Content-Type: multipart/mixed; boundary=z; junk\r\n\r\n--z\r\n\r\ninside\r\n--z--\r\n", "body", "inside", true},
+		{"no Content-Type is text", h + "\r\nplain\r\n", "body", "plain", true},
+		{"QP padding at line end dropped", h + "Content-Transfer-Encoding: quoted-printable\r\n\r\netc. \r\nnext\r\n", "body", "etc. ", false},
+		{"QP padding: line still there", h + "Content-Transfer-Encoding: quoted-printable\r\n\r\netc. \r\nnext\r\n", "body", "etc.\nnext", true},
+		{"quoted local part as written", "To: \"odd local\"@x.net\r\n\r\nb\r\n", "to", `<"odd local"@x.net>`, true},
+		{"encoded word in a local part decoded", "From: =?iso-2022-jp?B?am9rb0Bycy4xMjgubmUuanA=?=@FreeBSD.ORG\r\n\r\nb\r\n", "from", "<joko@rs.128.ne.jp@freebsd.org>", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := NewView([]byte(tt.raw))
+			needle := Fold(tt.needle)
+			var got bool
+			switch tt.field {
+			case "header":
+				for _, x := range v.Headers {
+					if x.Key == "X-F" && strings.Contains(x.Value, needle) {
+						got = true
+					}
+				}
+			case "text":
+				got = v.TextContains(needle)
+			case "body":
+				got = strings.Contains(v.Body, needle)
+			default:
+				for _, x := range v.Addresses {
+					if strings.EqualFold(x.Key, tt.field) && strings.Contains(x.Value, needle) {
+						got = true
+					}
+				}
+			}
+			if got != tt.want {
+				t.Errorf("%s %q: found %v, Dovecot %v (view: headers %q, text %q, body %q, addresses %q)",
+					tt.field, tt.needle, got, tt.want, v.Headers, v.HeaderText, v.Body, v.Addresses)
+			}
+		})
 	}
 }
 
