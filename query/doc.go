@@ -38,6 +38,12 @@
 //	has:attachment       has at least one attachment
 //	account:alice        held in account "alice" (exact)
 //	mailbox:Archive/2024 held in a mailbox of that name, any account (exact)
+//	in:Archive/2024      the same as mailbox: (Gmail's spelling)
+//	is:read  is:unread   some copy in scope has \Seen / none has
+//	is:flagged  is:unflagged  is:answered  is:unanswered   likewise
+//	newer_than:7d        sent at or after now minus 7 days (d, w, m, y)
+//	older_than:1y        sent before now minus 1 year
+//	list:word            the List-Id header; a word, prefix* or "phrase"
 //	-term                not term: -from:bob, -"out of office", -(a b)
 //	NOT term             the same as -term
 //	a OR b               either; OR binds tighter than the implicit AND:
@@ -93,6 +99,17 @@
 //     "after:2024-03-01 before:2024-04-01" is March.
 //   - Sizes are bytes, or a number with suffix k/K (1024), m/M (1024²) or
 //     g/G (1024³); comparisons are strict as IMAP LARGER/SMALLER.
+//   - is: asks about the IMAP flags of the message's copies in the
+//     search's scope, which the parser cannot know: the indexer writes each
+//     Flag as a FlagIn over the places of the caller's accounts and of the
+//     query's positive account: and mailbox: conjuncts (docs/design.md,
+//     "Search operators and sorts"). is:unread is -is:read, so the two
+//     split every answer.
+//   - newer_than: and older_than: take a count from 1 to 9999 and a unit:
+//     d (24 hours), w (7 days), m (calendar months), y (calendar years).
+//     They compare the sent date to the second with the moment Bleve
+//     translates the query; a message without a valid Date: matches
+//     neither. Keys may hold "_" after their first letter for them.
 //   - mailbox: takes one exact name (it may contain "/" and "." and be
 //     quoted: mailbox:"Sent Items"); "*" and "%" are errors, not
 //     wildcards. INBOX in any case means INBOX.
@@ -111,10 +128,12 @@
 // fields; a phrase a match-phrase query per field; a prefix a prefix query
 // per field on the lower-cased prefix. Dates are numeric ranges on the
 // YYYYMMDD field day, sizes on size, has:attachment a boolean query,
-// account: and mailbox: term queries on keyword fields. Substring matching
-// (IMAP semantics), internal dates, flags, UIDs and headers are not
-// answered by the index: Bleve returns an error for them, and
-// indexer.Archive.SearchIMAP answers them.
+// account: and mailbox: term queries on keyword fields; a Flag a term
+// query on flag (any copy), a FlagIn a disjunction of its places' flag
+// terms, an Age a numeric range on time. Substring matching (IMAP
+// semantics), internal dates, UIDs and headers are not answered by the
+// index: Bleve returns an error for them, and indexer.Archive.SearchIMAP
+// answers them (in the IMAP syntax a Flag is each occurrence's own).
 //
 // # IMAP SEARCH
 //

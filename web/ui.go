@@ -323,7 +323,10 @@ type sortChoice struct {
 // In the IMAP syntax, "date" orders the occurrences newest first and
 // "relevance" keeps the answer's own order (mailbox, then UID: IMAP
 // criteria have no scores).
-var pageSorts = []sortChoice{{Value: "date", Label: "newest first"}, {Value: "relevance", Label: "relevance"}}
+// The service knows these (indexer.Sorts; date is newest).
+var pageSorts = []sortChoice{{Value: "date", Label: "newest first"}, {Value: "oldest", Label: "oldest first"},
+	{Value: "largest", Label: "largest first"}, {Value: "smallest", Label: "smallest first"},
+	{Value: "sender", Label: "sender"}, {Value: "relevance", Label: "relevance"}}
 
 // syntaxChoice is one option of the syntax switch.
 type syntaxChoice struct {

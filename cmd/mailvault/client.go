@@ -134,6 +134,8 @@ func (d *daemon) search(ctx context.Context, r service.SearchRequest) (*service.
 		"offset": {strconv.Itoa(r.Offset)}, "account": r.Accounts, "mailbox": r.Mailboxes}
 	if r.ByRelevance {
 		v.Set("sort", "relevance")
+	} else if r.Sort != "" {
+		v.Set("sort", r.Sort)
 	}
 	if r.IncludeExpunged {
 		v.Set("include_expunged", "1")

@@ -118,7 +118,12 @@ socket), whose config is then in force.
   before:YYYY-MM-DD  after:YYYY-MM-DD      sent before that day / on or after it,
   on:YYYY-MM-DD                            the day as written in the message's own zone
   larger:N  smaller:N                      size in bytes; k, M and G suffixes (1024-based)
-  has:attachment  account:NAME  mailbox:NAME
+  has:attachment  account:NAME  mailbox:NAME (in:NAME is the same)
+  is:read  is:unread  is:flagged  is:unflagged  is:answered  is:unanswered
+                                           by the IMAP flags of its copies in scope
+                                           (is:read: some copy was read)
+  newer_than:7d  older_than:1y             sent within / before; d, w, m (months), y
+  list:WORD                                the List-Id header (mailing lists)
   -term                                    negation; a OR b; ( ) to group
 A query starting with "-" goes after "--": mailvault search -- -from:bob invoice
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -45,7 +46,7 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	fs.Var(&mailboxes, "mailbox", "only mail in mailbox `NAME` (repeatable)")
 	fs.IntVar(&limit, "limit", 50, "at most `N` messages (human syntax; IMAP answers are complete)")
 	fs.IntVar(&offset, "offset", 0, "skip the first `N` messages")
-	fs.StringVar(&sortBy, "sort", "date", "order: date (newest first) or relevance")
+	fs.StringVar(&sortBy, "sort", "date", "`ORDER` of the hits: newest (or date), oldest, largest, smallest, sender (A to Z) or relevance; with --imap it orders the hits, not the UIDs")
 	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
 	words, err := parse(fs, args)
 	if err != nil {
@@ -63,14 +64,23 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "mailvault search: --limit must be positive and --offset not negative")
 		return errUsage
 	}
-	if sortBy != "date" && sortBy != "relevance" {
-		return &exitError{code: 2, err: fmt.Errorf("--sort %q: want date or relevance", sortBy)}
+	if sortBy == "date" {
+		sortBy = string(indexer.SortNewest)
+	}
+	if _, err := indexer.ParseSort(sortBy); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--sort: %v", err)}
 	}
 	req := service.SearchRequest{Query: strings.Join(words, " "), Syntax: service.SyntaxHuman, Accounts: accounts,
-		Mailboxes: mailboxes, Limit: min(limit, service.MaxLimit), Offset: offset, ByRelevance: sortBy == "relevance", IncludeExpunged: withExpunged}
+		Mailboxes: mailboxes, Limit: min(limit, service.MaxLimit), Offset: offset, Sort: sortBy, IncludeExpunged: withExpunged}
 	if imapSyntax {
 		// Every matching occurrence: IMAP answers are not paged.
 		req.Syntax, req.Limit, req.Offset = service.SyntaxIMAP, service.MaxLimit, 0
+		// The answer's own order (mailbox, UID) unless --sort is given.
+		sortGiven := false
+		fs.Visit(func(f *flag.Flag) { sortGiven = sortGiven || f.Name == "sort" })
+		if !sortGiven {
+			req.Sort = ""
+		}
 	} else if explain || withExpunged {
 		return &exitError{code: 2, err: errors.New("--explain and --include-expunged go with --imap")}
 	}
@@ -89,7 +99,7 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	// a human-syntax --limit over 1000 takes pages of 1000, date order by
 	// the sort key so that deep pages stay cheap).
 	for err == nil && uint64(offset+len(res.Hits)) < res.Total && (imapSyntax || len(res.Hits) < limit) {
-		if imapSyntax || req.ByRelevance {
+		if imapSyntax || req.Sort == string(indexer.SortRelevance) {
 			req.Offset = offset + len(res.Hits)
 		} else {
 			req.Offset, req.After = 0, res.After

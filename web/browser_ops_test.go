@@ -1,0 +1,86 @@
+package web
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserOperatorAndSort types Gmail's in: operator on the search page
+// and picks the oldest-first order from the sort menu: the count is the
+// mailbox's, the order turns over, and the address carries both.
+func TestBrowserOperatorAndSort(t *testing.T) {
+	exe := chromium(t)
+	f := newAPIFixture(t)
+	addProjects(t, f)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Flag("headless", true), chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	bctx, cancel = context.WithTimeout(bctx, 90*time.Second)
+	defer cancel()
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(bctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(bctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	// until waits for the results to show subjects in this order.
+	until := func(what string, subjects ...string) {
+		t.Helper()
+		var at []int
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			res := text(`#results`)
+			at = at[:0]
+			ok := true
+			for i, s := range subjects {
+				at = append(at, strings.Index(res, s))
+				ok = ok && at[i] >= 0 && (i == 0 || at[i-1] < at[i])
+			}
+			if ok {
+				return
+			}
+		}
+		t.Fatalf("%s: positions %v of %v in the results", what, at, subjects)
+	}
+
+	do("open the search page", chromedp.Navigate(f.srv.URL+"/"))
+	do("log in",
+		chromedp.WaitVisible(`input[name=name]`),
+		chromedp.SendKeys(`input[name=name]`, "ann"),
+		chromedp.SendKeys(`input[name=password]`, "correct horse"),
+		chromedp.Submit(`input[name=password]`),
+		chromedp.WaitVisible(`input[name=q]`))
+	do("in:Projects, newest first",
+		chromedp.SendKeys(`input[name=q]`, "in:Projects budget"),
+		chromedp.Submit(`input[name=q]`))
+	until("newest first", "budget plan beta", "budget plan alpha", "budget misc")
+	if got := text(`#summary`); !strings.HasPrefix(got, "3 matching messages") {
+		t.Errorf("in:Projects budget: summary %q, want 3 matching messages (not the 4 of all mailboxes)", got)
+	}
+	do("oldest first",
+		chromedp.SetValue(`select[name=sort]`, "oldest"),
+		chromedp.Submit(`input[name=q]`))
+	until("oldest first", "budget misc", "budget plan alpha", "budget plan beta")
+	loc, err := chromedp.Run(bctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(loc, "sort=oldest") || !strings.Contains(loc, "in%3AProjects") {
+		t.Errorf("the address %s does not carry the query and the sort", loc)
+	}
+}
