@@ -138,8 +138,43 @@ func holdQuery(syntax Syntax, q string) (query.Node, error) {
 		if _, err := query.Bleve(n); err != nil {
 			return nil, errorf(ErrBadRequest, "hold query: %v", err)
 		}
+		if key := driftingKey(n); key != "" {
+			return nil, errorf(ErrBadRequest, "hold query: %s changes what it matches as time passes or the server's flags change, "+
+				"so held mail could fall out of the hold: name fixed days (after:, before:) or leave it out", key)
+		}
 	}
 	return n, nil
+}
+
+// driftingKey returns the first key of n whose matches change without the
+// mail changing: newer_than:/older_than: (relative to now) and is: (the
+// server's flags, followed at each sync). A hold must keep what it named
+// (docs/compliance.md), so its query may not hold them. "" when none.
+func driftingKey(n query.Node) string {
+	switch n := n.(type) {
+	case query.Age:
+		if n.Newer {
+			return "newer_than:"
+		}
+		return "older_than:"
+	case query.Flag:
+		return "is:"
+	case query.Not:
+		return driftingKey(n.Node)
+	case query.And:
+		for _, c := range n.Nodes {
+			if k := driftingKey(c); k != "" {
+				return k
+			}
+		}
+	case query.Or:
+		for _, c := range n.Nodes {
+			if k := driftingKey(c); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 // holdScope is the hold's scope for the audit trail.

@@ -385,3 +385,20 @@ func TestRelevanceGraded(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldRefusesDriftingKeys: a hold's query may not use keys whose matches
+// change while the mail does not (now, the server's flags): held mail could
+// fall out of the hold and become deletable.
+func TestHoldRefusesDriftingKeys(t *testing.T) {
+	s, _ := openOpsArchive(t, opsCorpus(time.Now()))
+	ctx := context.Background()
+	for _, q := range []string{"newer_than:7d", "budget -older_than:1y", "is:unread", "from:zed OR (is:flagged budget)"} {
+		_, err := s.CreateHold(ctx, opsAdmin, HoldRequest{Name: "h1", Custodians: []string{"alice"}, Query: q})
+		if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "changes what it matches as time passes") {
+			t.Errorf("hold query %q: %v", q, err)
+		}
+	}
+	if _, err := s.CreateHold(ctx, opsAdmin, HoldRequest{Name: "h2", Custodians: []string{"alice"}, Query: "in:INBOX after:2020-01-01 list:razor*"}); err != nil {
+		t.Errorf("a hold with fixed keys: %v", err)
+	}
+}
