@@ -562,29 +562,37 @@ func genSelfInconsistent(keys []*genNode, leaves []string) string {
 		return "Dovecot: HEADER on an address field answered like the address key beside it"
 	}
 	for _, k := range keys {
-		if genNotOverDates(k) {
-			return "Dovecot: NOT over a list of date keys (its simplifier merges them)"
+		if genNotOverSame(k) {
+			return "Dovecot: NOT over two keys of one kind (its simplifier merges them)"
 		}
 	}
 	return ""
 }
 
-// genNotOverDates reports whether n holds a NOT over a subtree with two or
-// more date keys.
-func genNotOverDates(n *genNode) bool {
+// genNotOverSame reports whether n holds a NOT over a subtree with two
+// keys of one kind (two dates of one clock, two sizes, two BODY, ...):
+// what Dovecot's search-argument simplifier merges, wrongly under NOT
+// (`NOT (SINCE d1 SINCE d2)`, `NOT OR LARGER a LARGER b`).
+func genNotOverSame(n *genNode) bool {
 	if n.op == "NOT" {
-		dates := 0
+		kinds := map[string]int{}
 		for _, l := range n.kids[0].leaves(nil) {
-			if k := strings.ToUpper(strings.Fields(l)[0]); strings.Contains("BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE", k) {
-				dates++
+			k := strings.ToUpper(strings.Fields(l)[0])
+			switch k {
+			case "BEFORE", "ON", "SINCE":
+				k = "internal date"
+			case "SENTBEFORE", "SENTON", "SENTSINCE":
+				k = "sent date"
+			case "LARGER", "SMALLER":
+				k = "size"
 			}
-		}
-		if dates >= 2 {
-			return true
+			if kinds[k]++; kinds[k] >= 2 {
+				return true
+			}
 		}
 	}
 	for _, k := range n.kids {
-		if genNotOverDates(k) {
+		if genNotOverSame(k) {
 			return true
 		}
 	}

@@ -186,7 +186,11 @@ func decodeText(h textproto.Header, params map[string]string, body io.Reader) []
 	case "base64":
 		raw = appendBase64(nil, raw, -1)
 	}
-	if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+	// Charset names as iconv (Dovecot's converter) knows them: its aliases
+	// (ks_c_5601-1987 is EUC-KR/CP949, cp1252 windows-1252, ...), which
+	// golang.org/x/text lacks; normCharset maps them (issue 13: the
+	// generated queries found Korean spam searched undecoded).
+	if cs := normCharset(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
 		if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
 			if conv, err := io.ReadAll(r); err == nil {
 				raw = conv
@@ -357,7 +361,9 @@ func writeAddresses(raw string) string {
 				if encoded {
 					b.WriteString(a.Name)
 				} else {
-					b.WriteString(maybeQuote(a.Name, true))
+					// A quoted name keeps its blanks ("IQ " <x@y>),
+					// and so its quotes, as Dovecot writes it.
+					b.WriteString(maybeQuote(quotedName(el.text, a.Name), true))
 				}
 			}
 			if a.Addr == "" {
@@ -411,6 +417,25 @@ func quotedLocal(raw, squeezed string) string {
 		i = next - 1
 	}
 	return squeezed
+}
+
+// quotedName returns the content of the quoted string in raw that is name
+// with blanks around it, or name.
+func quotedName(raw, name string) string {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '"' {
+			continue
+		}
+		q, next, closed := quotedString(raw, i)
+		if !closed {
+			break
+		}
+		if q != name && strings.TrimSpace(q) == name {
+			return q
+		}
+		i = next - 1
+	}
+	return name
 }
 
 // addrElement is a piece of an address field: addresses (text), the start
