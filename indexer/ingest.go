@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"mailvault/indexer/catalog"
 	"mailvault/indexer/mime"
@@ -290,10 +289,9 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 		for _, a := range list {
 			s := strings.TrimSpace(a.Name + " " + a.Addr)
 			n += len(s)
+			// One value: the analyser (analysis.go) indexes alice@example.org
+			// as alice, example, org.
 			out = append(out, s)
-			if split := splitPunct(a.Addr); split != "" {
-				out = append(out, split)
-			}
 		}
 		return out
 	}
@@ -316,9 +314,6 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 	for _, at := range m.Attachments {
 		if at.Filename != "" {
 			names = append(names, at.Filename)
-			if split := splitPunct(at.Filename); split != "" {
-				names = append(names, split)
-			}
 		}
 		if at.Text != "" {
 			texts = append(texts, at.Text)
@@ -353,26 +348,6 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 		doc[fieldRefs] = refs
 	}
 	return doc, n
-}
-
-// splitPunct returns s with the dots, @ signs and other punctuation that the
-// tokenizer keeps inside words (example.org, invoice.pdf) turned into spaces,
-// or "" when that changes nothing. Indexed beside the original, it lets
-// from:example find alice@example.org and attachment:invoice find invoice.pdf,
-// while the original keeps phrases like from:alice@example.org exact.
-func splitPunct(s string) string {
-	changed := false
-	out := strings.Map(func(r rune) rune {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsSpace(r) {
-			return r
-		}
-		changed = true
-		return ' '
-	}, s)
-	if !changed {
-		return ""
-	}
-	return out
 }
 
 func keys(m map[string]bool) []string {

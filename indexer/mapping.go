@@ -2,20 +2,18 @@ package indexer
 
 import (
 	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
-	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
-	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/mapping"
 
 	"mailvault/query"
 )
 
 // The analyser and field names are the query package's (query/schema.go), so
-// that translated queries and indexed documents agree. The analyser splits on
-// Unicode word boundaries and lowercases; it keeps stop words (a phrase like
-// "to be or not to be" must stay findable) and does not stem: an archive is
-// searched for what was written.
+// that translated queries and indexed documents agree. The analyser
+// (analysis.go) splits on Unicode word boundaries, lowercases, splits dotted
+// names and addresses into parts and adds diacritic-free forms; it keeps stop
+// words (a phrase like "to be or not to be" must stay findable) and does not
+// stem: an archive is searched for what was written.
 const textAnalyzer = query.TextAnalyzer
 
 // fieldTime is the Date: header as Unix seconds, kept as doc values for
@@ -37,9 +35,12 @@ func placeKey(account, mailbox string) string { return query.PlaceKey(account, m
 // 2: doc values on day, place and has_attachment, for facets.
 // 3: sender (facet) and refs (replies).
 // 5: list (List-Id, list:), flag (flags per place, is:), doc values on
-// size (sort by size). (5, not 4: the analysis chain's change bumps it too,
-// and every index made before either must be rebuilt.)
-const mappingVersion = "5"
+// size (sort by size). (4 was never used.)
+// 6: the mv_parts chain (analysis.go): dotted names, URLs, addresses and
+// hyphenated words split into their parts, possessives dropped, diacritics
+// folded beside the exact form; addresses and file names no longer indexed
+// a second time with punctuation split.
+const mappingVersion = "6"
 
 // fieldSender is the first From: address, lower-cased (keyword, doc values:
 // the sender facet). fieldRefs holds the Message-IDs a message refers to
@@ -54,11 +55,7 @@ var mappingKey = []byte("mailvault.mapping")
 
 func newMapping() (mapping.IndexMapping, error) {
 	m := bleve.NewIndexMapping()
-	if err := m.AddCustomAnalyzer(textAnalyzer, map[string]any{
-		"type":          custom.Name,
-		"tokenizer":     unicode.Name,
-		"token_filters": []string{lowercase.Name},
-	}); err != nil {
+	if err := addAnalyzers(m); err != nil {
 		return nil, err
 	}
 	m.DefaultAnalyzer = textAnalyzer

@@ -20,7 +20,7 @@ var now = time.Now
 
 // Bleve translates n into a Bleve query over the fields of schema.go. It
 // builds the query programmatically; every text query relies on the
-// analyser the index mapping sets on the field (TextAnalyzer).
+// analyser QueryAnalyzer (the index analyses its fields with TextAnalyzer).
 //
 // Keys that Bleve cannot answer are errors: MatchSubstring (ErrSubstring)
 // and internal dates, which are facts of occurrences held by the catalog.
@@ -247,6 +247,7 @@ func translateText(n Text) (bleveq.Query, error) {
 		return perField(func(field string) bleveq.Query {
 			q := bleveq.NewMatchPhraseQuery(n.Value)
 			q.SetField(field)
+			q.Analyzer = QueryAnalyzer
 			return q
 		}), nil
 	case MatchPrefix:
@@ -254,15 +255,35 @@ func translateText(n Text) (bleveq.Query, error) {
 			return nil, err
 		}
 		pre := strings.Map(unicode.ToLower, n.Value)
-		return perField(func(field string) bleveq.Query {
-			q := bleveq.NewPrefixQuery(pre)
-			q.SetField(field)
-			return q
-		}), nil
+		return perField(func(field string) bleveq.Query { return prefixQuery(pre, field) }), nil
 	case MatchSubstring:
 		return nil, fmt.Errorf("%s: %w", n.Field, ErrSubstring)
 	}
 	return nil, fmt.Errorf("translate: unknown match %d", int(n.Match))
+}
+
+// prefixQuery matches the lower-case prefix pre in field. The index holds
+// the parts of a token with punctuation (lists.sourceforge.net: lists,
+// sourceforge, net), so a prefix with punctuation, lists.sourcef, is the
+// phrase of its leading parts and a prefix of its last part, both in the
+// field: not necessarily adjacent, which a prefix's expansion over the term
+// dictionary cannot ask for.
+func prefixQuery(pre, field string) bleveq.Query {
+	parts := strings.FieldsFunc(pre, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
+	})
+	if len(parts) == 0 {
+		parts = []string{pre}
+	}
+	last := bleveq.NewPrefixQuery(parts[len(parts)-1])
+	last.SetField(field)
+	if len(parts) == 1 {
+		return last
+	}
+	lead := bleveq.NewMatchPhraseQuery(strings.Join(parts[:len(parts)-1], " "))
+	lead.SetField(field)
+	lead.Analyzer = QueryAnalyzer
+	return bleveq.NewConjunctionQuery([]bleveq.Query{lead, last})
 }
 
 // wordQuery matches one white-space-free word in field. A word of ASCII
@@ -282,10 +303,12 @@ func wordQuery(w, field string) bleveq.Query {
 		q := bleveq.NewMatchQuery(w)
 		q.SetOperator(bleveq.MatchQueryOperatorAnd)
 		q.SetField(field)
+		q.Analyzer = QueryAnalyzer
 		return q
 	}
 	q := bleveq.NewMatchPhraseQuery(w)
 	q.SetField(field)
+	q.Analyzer = QueryAnalyzer
 	return q
 }
 

@@ -81,8 +81,9 @@
 //     must be a prefix of one token: it may hold letters, digits and the
 //     joiners the tokenizer keeps inside words (. , : ; ' _), not "@", "-"
 //     or "/". A prefix with joiners (lists.sourcef*) is the phrase of its
-//     leading parts and a prefix of the last, in the same field. Han and Hiragana are indexed one character each, so a prefix
-//     containing them is an error (search the word without "*"). A "*"
+//     leading parts and a prefix of the last, in the same field. Han and
+//     Hiragana are indexed one character each, so a prefix containing them
+//     is an error (search the word without "*"). A "*"
 //     elsewhere in a word is an ordinary character. The prefix is compared
 //     in lower case.
 //   - attachment: searches file names and extracted text of attachments;

@@ -73,10 +73,20 @@ const (
 	// different places.
 	IndexPlace = "place"
 
-	// TextAnalyzer is the analyser of all text fields: the "unicode"
-	// tokenizer and the "to_lower" token filter, no stop-word removal and no
-	// stemming, so that "to be or not to be" stays searchable.
+	// TextAnalyzer is the analyser of all text fields (indexer/analysis.go):
+	// the "unicode" tokenizer, CJK width and lower case, then every token
+	// with inner punctuation split into its parts (lists.sourceforge.net:
+	// lists, sourceforge, net), a possessive "'s" dropped, and beside each
+	// term with diacritics its folded form (lefèvre, lefevre). No stop-word
+	// removal and no stemming, so that "to be or not to be" stays
+	// searchable.
 	TextAnalyzer = "mv_text"
+
+	// QueryAnalyzer analyses the words and phrases of a query: TextAnalyzer
+	// without the folded forms, so that a query word is a phrase of its parts
+	// and a word typed with diacritics matches only that spelling (one typed
+	// without matches both).
+	QueryAnalyzer = "mv_text_query"
 )
 
 // TextFields returns the text fields searched by a free word or phrase, in

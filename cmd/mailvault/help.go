@@ -125,6 +125,9 @@ socket), whose config is then in force.
   newer_than:7d  older_than:1y             sent within / before; d, w, m (months), y
   list:WORD                                the List-Id header (mailing lists)
   -term                                    negation; a OR b; ( ) to group
+Words match whole words in any case; a dotted name, link, address or
+hyphenated word also by each part (sourceforge finds lists.sourceforge.net);
+Lefevre finds Lefèvre, Lefèvre only Lefèvre.
 A query starting with "-" goes after "--": mailvault search -- -from:bob invoice
 
 Output: one line per occurrence of each hit (a message stored in two mailboxes
