@@ -181,7 +181,9 @@
 //     decoded from its transfer encoding, leniently (a bad quoted-printable
 //     escape is kept; blanks at a quoted-printable line end are padding and
 //     dropped), and its charset (iconv's aliases: ks_c_5601-1987 is
-//     EUC-KR); HTML as it is, tags included. Parts of other types are not
+//     EUC-KR); HTML as it is, tags included; message/* parts other than
+//     message/rfc822 (a bounce's delivery-status) are text too, and a
+//     message/rfc822 is searched as its header and parts. Parts of other types are not
 //     searched, nor is a part whose Content-Type is present but not
 //     "type/subtype" followed by the end or ";" ("text/plain charset=x",
 //     "multipart/mixed boundary=b", "text", empty); a bad parameter does not

@@ -168,7 +168,10 @@ func walkText(h textproto.Header, body io.Reader, depth int, out, headers *strin
 			return
 		}
 		walkText(inner, br, depth+1, out, headers)
-	case strings.HasPrefix(mt, "text/"):
+	case strings.HasPrefix(mt, "text/") || strings.HasPrefix(mt, "message/"):
+		// message/* other than rfc822 (delivery-status,
+		// disposition-notification) is text to Dovecot's search too
+		// (issue 13: "Reporting-MTA" in a bounce).
 		out.WriteString(Fold(string(decodeText(h, params, body))))
 	}
 }
