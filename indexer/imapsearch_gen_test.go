@@ -566,7 +566,22 @@ func genSelfInconsistent(keys []*genNode, leaves []string) string {
 			return "Dovecot: NOT over two keys of one kind (its simplifier merges them)"
 		}
 	}
+	// The simplifier also merges a key inside a NOT with one of its kind
+	// outside (`SENTBEFORE a NOT OR x SENTBEFORE b`).
+	whole := &genNode{op: "NOT", kids: []*genNode{{op: "()", kids: keys}}}
+	if genHasNot(keys) && genNotOverSame(whole) {
+		return "Dovecot: a NOT beside another key of its kind (its simplifier merges them)"
+	}
 	return ""
+}
+
+func genHasNot(keys []*genNode) bool {
+	for _, k := range keys {
+		if k.op == "NOT" || genHasNot(k.kids) {
+			return true
+		}
+	}
+	return false
 }
 
 // genNotOverSame reports whether n holds a NOT over a subtree with two

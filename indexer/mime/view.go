@@ -358,6 +358,15 @@ func writeAddresses(raw string) string {
 		}
 		list, _ := p.parseAddressList(el.text, "search")
 		encoded := strings.Contains(el.text, "=?")
+		if len(list) == 1 && list[0].Name == "" && list[0].Addr != "" {
+			// `" " <x@y>`: a name of blanks, which the parser drops and
+			// Dovecot writes (and quotes).
+			if i := strings.IndexByte(el.text, '"'); i >= 0 && i < strings.IndexByte(el.text+"<", '<') {
+				if q, _, closed := quotedString(el.text, i); closed && q != "" && strings.TrimSpace(q) == "" {
+					list[0].Name = q
+				}
+			}
+		}
 		for _, a := range list {
 			sep()
 			if a.Name != "" {
@@ -433,7 +442,7 @@ func quotedName(raw, name string) string {
 		if !closed {
 			break
 		}
-		if q != name && strings.TrimSpace(q) == name {
+		if q != name && strings.TrimSpace(q) == strings.TrimSpace(name) {
 			return q
 		}
 		i = next - 1

@@ -84,6 +84,7 @@ func TestViewDovecotCuts(t *testing.T) {
 		{"QP padding: line still there", h + "Content-Transfer-Encoding: quoted-printable\r\n\r\netc. \r\nnext\r\n", "body", "etc.\nnext", true},
 		{"message/delivery-status is text", h + "Content-Type: multipart/report; boundary=z\r\n\r\n--z\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n--z--\r\n", "body", "reporting-mta", true},
 		{"application part is not text", h + "Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Type: application/octet-stream\r\n\r\nbinary words\r\n--z--\r\n", "body", "binary", false},
+		{"a name of blanks is written", "To: \" \" <fork@x.org>\r\n\r\nb\r\n", "to", `" " <fork@`, true},
 		{"quoted name keeps its blanks", "From: \"IQ \" <nlv@x.us>\r\n\r\nb\r\n", "from", `"iq " <nlv@`, true},
 		{"quoted local part as written", "To: \"odd local\"@x.net\r\n\r\nb\r\n", "to", `<"odd local"@x.net>`, true},
 		{"encoded word in a local part decoded", "From: =?iso-2022-jp?B?am9rb0Bycy4xMjgubmUuanA=?=@FreeBSD.ORG\r\n\r\nb\r\n", "from", "<joko@rs.128.ne.jp@freebsd.org>", true},
