@@ -275,6 +275,8 @@ func FuzzParseHuman(f *testing.F) {
 		"larger:100k smaller:2M", "has:attachment", `account:a mailbox:"Sent Items"`,
 		"-from:bob", `-"out of office"`, "(from:a OR from:b) -x", "a AND NOT b",
 		"http://x.org", `"a\"b\\c"`, "(((a)))", "a OR", "foo:bar", "東京 ひら*",
+		"in:inbox is:unread", "-is:read OR is:flagged", "newer_than:07d older_than:1Y",
+		`list:"Talk" list:a.b* filename:x.pdf`, "is:answered -is:unanswered",
 	} {
 		f.Add(s)
 	}

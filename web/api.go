@@ -18,8 +18,9 @@ type searchAnswer struct {
 	Total      uint64   `json:"total"` // messages matching (human syntax) or occurrences (IMAP)
 	Hits       []apiHit `json:"hits"`
 	NextCursor string   `json:"next_cursor,omitempty"` // pass as cursor= for the next page
-	// After is the last hit's sort key (date order): after=..&after=.. is
-	// the next page too, for clients that page by their own offsets.
+	// After is the last hit's sort key (every order but relevance; three
+	// values for sort=sender): after=..&after=.. with the same sort= is the
+	// next page too, for clients that page by their own offsets.
 	After     []string                `json:"after,omitempty"`
 	TookMS    float64                 `json:"took_ms"`
 	Query     string                  `json:"query"`  // the query as understood
