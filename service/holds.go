@@ -146,10 +146,22 @@ func holdQuery(syntax Syntax, q string) (query.Node, error) {
 	return n, nil
 }
 
-// driftingKey returns the first key of n whose matches change without the
-// mail changing: newer_than:/older_than: (relative to now) and is: (the
-// server's flags, followed at each sync). A hold must keep what it named
-// (docs/compliance.md), so its query may not hold them. "" when none.
+// DriftingKey returns the first key of the human-syntax query q whose
+// matches change without the mail changing: newer_than:/older_than:
+// (relative to now) and is: (the server's flags, followed at each sync;
+// the custodian's to change). "" when none, or when q does not parse. A
+// hold must keep what it named, and a retention policy's query must not
+// let a mailbox owner's flags or the clock decide what is deleted (its
+// keep: and from: say the age), so neither may hold them
+// (docs/compliance.md).
+func DriftingKey(q string) string {
+	n, err := query.ParseHuman(q)
+	if err != nil {
+		return ""
+	}
+	return driftingKey(n)
+}
+
 func driftingKey(n query.Node) string {
 	switch n := n.(type) {
 	case query.Age:

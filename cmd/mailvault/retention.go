@@ -72,6 +72,9 @@ func (r retentionConfig) check(bad func(at, format string, args ...any)) *servic
 		if p.Query != "" {
 			if _, err := query.ParseHuman(p.Query); err != nil {
 				bad(at+".query", "%v", err)
+			} else if key := service.DriftingKey(p.Query); key != "" {
+				bad(at+".query", "%s changes what it matches as time passes or the mailbox's flags change: "+
+					"keep: and from: give the age, and the owner's flags must not decide what is deleted", key)
 			}
 		}
 		out.Policies = append(out.Policies, service.RetentionPolicy{Name: p.Name, Accounts: p.Accounts, Mailboxes: p.Mailboxes,
