@@ -181,6 +181,8 @@ func TestOperatorsThroughService(t *testing.T) {
 		{opsAdmin, `list:"SpamAssassin Talk"`, "m-readalice"},
 		{opsAdmin, "list:razor*", "m-twocopies"},
 		{opsAdmin, "list:razor-users.lists.sourceforge.net OR list:spamassassin", "m-readalice m-twocopies"},
+		{opsAdmin, "list:sourceforge", "m-readalice m-twocopies"}, // a part of the dotted name (analysis chain)
+		{opsAdmin, "list:lists.sourceforge.net -list:razor", "m-readalice"},
 		{opsAdmin, "razor", ""},
 		{opsBob, "list:razor*", ""},
 		// - and OR as before, with the new keys
