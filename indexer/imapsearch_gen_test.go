@@ -747,7 +747,6 @@ func testIMAPGenerated(t *testing.T, mailbox string, seed uint64, n int, runSeed
 				if mWant == slices.Contains(mv.uids, u) && genAll(keys, dLeaf) != slices.Contains(dv.uids, u) {
 					if class := genSelfInconsistent(keys, leaves); class != "" {
 						classes[class]++
-						devUIDs[u] = true
 						continue
 					}
 				}
@@ -774,9 +773,11 @@ func testIMAPGenerated(t *testing.T, mailbox string, seed uint64, n int, runSeed
 		}
 		t.Errorf("seed %d (MAILVAULT_IMAPGEN_SEED=%d): %s", runSeed, runSeed, f)
 	}
-	// Argued deviations must stay few: those of the data (dates, addresses,
-	// Dovecot's own inconsistencies) may concern a few messages of the
+	// Argued deviations must stay few: those of the data (unparseable
+	// dates, invalid address fields) may concern a few messages of the
 	// mailbox (at most 5%, or 3), however many queries reach those.
+	// Dovecot's own inconsistencies and crashes concern whatever the query
+	// matches and are counted by query in the log.
 	if limit := max(3, len(g.msgs)/20); len(devUIDs) > limit {
 		t.Errorf("argued deviations concern %d messages %v, more than %d", len(devUIDs), slices.Sorted(maps.Keys(devUIDs)), limit)
 	}
