@@ -657,12 +657,13 @@ func TestIMAPSearchGenerated(t *testing.T) {
 	t.Logf("seed %d, %d queries over %v (rerun: MAILVAULT_IMAPGEN_SEED=%d MAILVAULT_IMAPGEN_N=%d)", seed, total, mailboxes, seed, total)
 	for i, mb := range mailboxes {
 		t.Run(mb, func(t *testing.T) {
-			testIMAPGenerated(t, mb, seed+uint64(i), total/len(mailboxes), seed)
+			rerun := fmt.Sprintf("MAILVAULT_IMAPGEN_SEED=%d MAILVAULT_IMAPGEN_N=%d MAILVAULT_IMAPGEN_MAILBOXES=%s", seed, total, strings.Join(mailboxes, ","))
+			testIMAPGenerated(t, mb, seed+uint64(i), total/len(mailboxes), rerun)
 		})
 	}
 }
 
-func testIMAPGenerated(t *testing.T, mailbox string, seed uint64, n int, runSeed uint64) {
+func testIMAPGenerated(t *testing.T, mailbox string, seed uint64, n int, rerun string) {
 	c := imapConformanceSetup(t, mailbox)
 	g := genLoad(t, c)
 	g.rng = rand.New(rand.NewPCG(seed, 13))
@@ -771,7 +772,7 @@ func testIMAPGenerated(t *testing.T, mailbox string, seed uint64, n int, runSeed
 			t.Errorf("... and %d more", len(failures)-20)
 			break
 		}
-		t.Errorf("seed %d (MAILVAULT_IMAPGEN_SEED=%d): %s", runSeed, runSeed, f)
+		t.Errorf("rerun with %s: %s", rerun, f)
 	}
 	// Argued deviations must stay few: those of the data (unparseable
 	// dates, invalid address fields) may concern a few messages of the
