@@ -383,29 +383,12 @@ func (a *Archive) scopeFlags(ctx context.Context, n query.Node, accounts, mailbo
 		}
 		places = append(places, query.Place{Account: p.Account, Mailbox: p.Mailbox})
 	}
-	var walk func(query.Node) query.Node
-	walk = func(n query.Node) query.Node {
-		switch n := n.(type) {
-		case query.Flag:
-			return query.FlagIn{Flag: n.Name, Places: places}
-		case query.And:
-			out := make([]query.Node, len(n.Nodes))
-			for i, c := range n.Nodes {
-				out[i] = walk(c)
-			}
-			return query.And{Nodes: out}
-		case query.Or:
-			out := make([]query.Node, len(n.Nodes))
-			for i, c := range n.Nodes {
-				out[i] = walk(c)
-			}
-			return query.Or{Nodes: out}
-		case query.Not:
-			return query.Not{Node: walk(n.Node)}
+	return query.Rewrite(n, func(n query.Node) query.Node {
+		if f, ok := n.(query.Flag); ok {
+			return query.FlagIn{Flag: f.Name, Places: places}
 		}
 		return n
-	}
-	return walk(n), nil
+	}), nil
 }
 
 // escapeAuthority percent-encodes everything but RFC 3986 unreserved

@@ -452,3 +452,27 @@ func Scope(n Node) (accounts, mailboxes []string) {
 	}
 	return accounts, mailboxes
 }
+
+// Rewrite returns n with every node below its And, Or and Not nodes
+// replaced by leaf(node), the tree's shape kept: the one walk of the
+// rewrites that scope a query (service's restrict, the archive's flag
+// places).
+func Rewrite(n Node, leaf func(Node) Node) Node {
+	switch n := n.(type) {
+	case And:
+		out := make([]Node, len(n.Nodes))
+		for i, c := range n.Nodes {
+			out[i] = Rewrite(c, leaf)
+		}
+		return And{Nodes: out}
+	case Or:
+		out := make([]Node, len(n.Nodes))
+		for i, c := range n.Nodes {
+			out[i] = Rewrite(c, leaf)
+		}
+		return Or{Nodes: out}
+	case Not:
+		return Not{Node: Rewrite(n.Node, leaf)}
+	}
+	return leaf(n)
+}

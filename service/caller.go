@@ -123,23 +123,8 @@ func (c Caller) restrict(n query.Node) query.Node {
 	if c.SeesAll() {
 		return n
 	}
-	var walk func(query.Node) query.Node
-	walk = func(n query.Node) query.Node {
+	return query.Rewrite(n, func(n query.Node) query.Node {
 		switch n := n.(type) {
-		case query.And:
-			out := make([]query.Node, len(n.Nodes))
-			for i, x := range n.Nodes {
-				out[i] = walk(x)
-			}
-			return query.And{Nodes: out}
-		case query.Or:
-			out := make([]query.Node, len(n.Nodes))
-			for i, x := range n.Nodes {
-				out[i] = walk(x)
-			}
-			return query.Or{Nodes: out}
-		case query.Not:
-			return query.Not{Node: walk(n.Node)}
 		case query.Account:
 			if c.Sees(n.Name) {
 				return n
@@ -158,8 +143,7 @@ func (c Caller) restrict(n query.Node) query.Node {
 			return query.Or{}
 		}
 		return n
-	}
-	return walk(n)
+	})
 }
 
 // auditText keeps a user-supplied string on one line of bounded length for

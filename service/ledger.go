@@ -224,7 +224,7 @@ func (l *Ledger) Prove(ctx context.Context, a *indexer.Archive, sha256hex string
 	if err := l.Follow(ctx, true); err != nil {
 		return nil, err
 	}
-	idx, err := l.findLeaf(ledger.KindMessage, id)
+	idx, err := l.Log.LeafByID(ledger.KindMessage, id)
 	if err != nil {
 		return nil, err
 	}
@@ -247,12 +247,6 @@ func (l *Ledger) Prove(ctx context.Context, a *indexer.Archive, sha256hex string
 	}
 	l.WaitTimestamp() // the bundle carries the checkpoint's token when it has one
 	return l.Log.Prove(idx, signed, vk)
-}
-
-// findLeaf finds the leaf of the row kind/id (ledger.Log.LeafByID: O(1)
-// for messages, by the log's id hint).
-func (l *Ledger) findLeaf(kind string, id int64) (int64, error) {
-	return l.Log.LeafByID(kind, id)
 }
 
 // LedgerRows gives the audit trail's rows as leaves (ledger.Source).

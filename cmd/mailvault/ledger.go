@@ -266,7 +266,7 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 			}
 			if err = d.do(ctx, "POST", "/api/ledger/checkpoint", nil, struct{}{}, &out); err == nil {
 				cp = &ledger.Checkpoint{Origin: out.Origin, Size: out.Size}
-				cp.Root, err = tlogHash(out.Root)
+				cp.Root, err = tlog.ParseHash(out.Root)
 			}
 		case "verify":
 			prog := newProgress(e.stderr, "re-hashing blobs")
@@ -367,8 +367,6 @@ func runLedger(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
-
-func tlogHash(s string) (tlog.Hash, error) { return tlog.ParseHash(s) }
 
 func runProve(ctx context.Context, e *env, args []string) error {
 	var data, out string
