@@ -64,6 +64,9 @@ type Status struct {
 	// do not see every account.
 	Unindexed int       `json:"unindexed"`
 	Jobs      []JobInfo `json:"jobs"`
+	// Ledger is the ledger's state, for those who check the archive
+	// (ledgerapi.go), when it has one.
+	Ledger *LedgerStatus `json:"ledger,omitempty"`
 }
 
 // Status returns every mailbox c may see, the live harvest state merged in,
@@ -82,6 +85,11 @@ func (s *Service) Status(ctx context.Context, c Caller) (*Status, error) {
 	out.Harvesting, out.Jobs = running && len(s.harvesters) > 0, s.jobs.list(c)
 	if c.SeesAll() {
 		if out.Unindexed, err = s.a.CountUnindexed(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if l := s.opts.Ledger; l != nil && checksArchive(c) {
+		if out.Ledger, err = l.status(); err != nil {
 			return nil, err
 		}
 	}

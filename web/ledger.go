@@ -61,16 +61,3 @@ func safeName(id string) string {
 	}
 	return string(out)
 }
-
-// ledgerStatus adds the ledger to the status page, for the roles the
-// service lets read it (others see no section: the service says no).
-func (u *ui) ledgerStatus(c *gin.Context, p *statusPage) {
-	st, err := u.s.opts.Archive.LedgerStatus(c.Request.Context(), caller(c))
-	if err != nil {
-		return
-	}
-	p.Ledger = st
-	if !st.Signs {
-		p.Problems = append(p.Problems, "ledger: no signing key, so no checkpoint proves the ledger was not rewritten (mailvault key init; ledger.key_file)")
-	}
-}

@@ -624,7 +624,7 @@ type statusPage struct {
 	Problems []string
 	Lines    []statusRow
 	Jobs     []service.JobInfo
-	Ledger   *service.LedgerStatus // for those who check the archive
+	Ledger   *service.LedgerStatus // from Status, for those who check the archive
 }
 
 func (u *ui) status(c *gin.Context) {
@@ -665,7 +665,10 @@ func (u *ui) status(c *gin.Context) {
 			p.Problems = append(p.Problems, fmt.Sprintf("job %s (%s) failed: %s", j.ID, j.Kind, j.Error))
 		}
 	}
-	u.ledgerStatus(c, &p)
+	if st.Ledger != nil && !st.Ledger.Signs {
+		p.Problems = append(p.Problems, "ledger: no signing key, so no checkpoint proves the ledger was not rewritten (mailvault key init; ledger.key_file)")
+	}
+	p.Ledger = st.Ledger
 	sort.Strings(p.Problems)
 	p.Problems = compactStrings(p.Problems)
 	u.render(c, http.StatusOK, "status", p)
