@@ -178,7 +178,7 @@ func (s *Service) Export(ctx context.Context, c Caller, req ExportRequest, progr
 	}
 	opts := req.options(c.Name, progress)
 	if l := s.opts.Ledger; l != nil && l.Signs() && (req.Format == "" || req.Format == export.FormatProduction) {
-		p, err := l.exportProofs(ctx)
+		p, err := l.exportProofs(ctx, s.a)
 		if err != nil {
 			return nil, fmt.Errorf("export: the ledger's proofs: %w", err)
 		}

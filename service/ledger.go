@@ -275,17 +275,19 @@ func (s *Users) LedgerRows(ctx context.Context, kind string, after int64, fn fun
 func (s *Service) Ledger() *Ledger { return s.opts.Ledger }
 
 // ledgerProofs are an export's proofs: one checkpoint, signed after every
-// message was ledgered, and each message's bundle against it.
+// message was ledgered, and each message's bundle against it. A message's
+// leaf is found by its catalog row id (Log.LeafByID), so an export reads
+// the leaves of the messages it exports, not the whole log.
 type ledgerProofs struct {
 	l      *Ledger
+	a      *indexer.Archive
 	signed []byte
 	vkey   string
-	leaf   map[string]int64 // message sha256 -> leaf index
 }
 
-// exportProofs settles the ledger (every row in it, a checkpoint of it) and
-// indexes its message leaves, for an export's PROOF/ folder.
-func (l *Ledger) exportProofs(ctx context.Context) (*ledgerProofs, error) {
+// exportProofs settles the ledger (every row in it, a checkpoint of it),
+// for an export's PROOF/ folder.
+func (l *Ledger) exportProofs(ctx context.Context, a *indexer.Archive) (*ledgerProofs, error) {
 	if err := l.Follow(ctx, true); err != nil {
 		return nil, err
 	}
@@ -301,33 +303,19 @@ func (l *Ledger) exportProofs(ctx context.Context) (*ledgerProofs, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := ledger.OpenCheckpoint(signed, vk)
-	if err != nil {
-		return nil, err
-	}
-	p := &ledgerProofs{l: l, signed: signed, vkey: vk, leaf: map[string]int64{}}
-	for i := int64(0); i < c.Size; i++ {
-		b, err := l.Log.Leaf(i)
-		if err != nil {
-			return nil, err
-		}
-		f, err := ledger.DecodeLeaf(b)
-		if err != nil {
-			return nil, err
-		}
-		if f.Kind == ledger.KindMessage {
-			p.leaf[f.SHA256] = i
-		}
-	}
-	return p, nil
+	return &ledgerProofs{l: l, a: a, signed: signed, vkey: vk}, nil
 }
 
 func (p *ledgerProofs) Checkpoint() []byte { return p.signed }
 
 func (p *ledgerProofs) Bundle(sha string) ([]byte, error) {
-	i, ok := p.leaf[sha]
-	if !ok {
-		return nil, fmt.Errorf("message %s has no leaf in the ledger (ledger verify)", sha)
+	id, err := p.a.MessageLeafID(context.Background(), sha)
+	if err != nil {
+		return nil, fmt.Errorf("message %s: %w", sha, err)
+	}
+	i, err := p.l.Log.LeafByID(ledger.KindMessage, id)
+	if err != nil {
+		return nil, err
 	}
 	b, err := p.l.Log.Prove(i, p.signed, p.vkey)
 	if err != nil {
