@@ -74,22 +74,80 @@ type family struct {
 
 const multiSep = "; "
 
-// family writes one production family: the message's native and text, then
-// each attachment's, depth first, then its rows to the load files.
-func (w *writer) family(m Message, pm *mime.Message, occs []Occurrence) error {
+// family writes one production family from its draft: numbers its
+// documents (parent first, children right after, depth first), hands
+// their natives and texts to the file pool, then writes its rows to the
+// load files.
+func (w *writer) family(m Message, d *draft, occs []Occurrence) error {
 	fam := &family{msg: m}
-	if pm == nil {
-		pm = mime.Parse(m.Raw, nil)
+	natives := make([]string, len(d.docs))
+	for i := range d.docs {
+		doc := &d.docs[i]
+		c, err := w.control()
+		if err != nil {
+			return err
+		}
+		native, text, err := w.docPaths(c, doc.ext)
+		if err != nil {
+			return err
+		}
+		natives[i] = native
+		if doc.archive != "" && w.opts.Proofs != nil {
+			// The archived message's proof of inclusion in the ledger,
+			// named like its native.
+			b, err := w.opts.Proofs.Bundle(doc.archive)
+			if err != nil {
+				return fmt.Errorf("export: proof of %s: %w", doc.archive, err)
+			}
+			if _, err := w.writeFile("PROOF/"+w.folder+"/"+c+".json", b, c); err != nil {
+				return err
+			}
+		}
+		nf, err := w.writeData(native, doc.native, c, doc.archive)
+		if err != nil {
+			return err
+		}
+		tf, err := w.writeData(text, doc.text, c, "")
+		if err != nil {
+			return err
+		}
+		fam.text = append(fam.text, tf)
+		fam.rows = append(fam.rows, record{})
+		fam.kids = append(fam.kids, nil)
+		r := &fam.rows[i]
+		r[fBegDoc], r[fEndDoc] = c, c
+		r[fDocType] = "email"
+		if doc.parent >= 0 {
+			fam.kids[doc.parent] = append(fam.kids[doc.parent], i)
+			r[fParentID] = fam.rows[doc.parent][fBegDoc]
+			r[fDocType] = "attachment"
+		}
+		r[fFileName] = doc.filename
+		r[fFileExt] = doc.ext
+		r[fFileSize] = strconv.FormatInt(nf.Size, 10)
+		r[fMD5], r[fSHA256] = nf.MD5, nf.SHA256
+		r[fNativePath], r[fTextPath] = native, text
+		if pm := doc.pm; doc.email {
+			r[fFrom] = addrs(pm.From)
+			r[fTo] = addrs(pm.To)
+			r[fCc] = addrs(pm.Cc)
+			r[fBcc] = addrs(pm.Bcc)
+			r[fSubject] = pm.Subject
+			if !pm.Date.IsZero() {
+				r[fDateSent] = pm.Date.Format("2006-01-02")
+				r[fTimeSent] = pm.Date.Format("15:04:05-07:00")
+			}
+			r[fMessageID] = angle(pm.MessageID)
+			r[fInReplyTo] = angles(pm.InReplyTo)
+			r[fReferences] = angles(pm.References)
+			r[fParseError] = doc.perr
+			if doc.perr != "" {
+				w.man.Counts.ParseErrors++
+			}
+		}
 	}
-	if pm.LimitHit {
-		w.exclude(fam, w.peek(), "the message exceeds the MIME parser's limits (parts, depth or size): parts beyond them get no document (they stay in the native); see PARSEERROR")
-	}
-	perr := m.ParseError
-	if perr == "" {
-		perr = pm.ParseError()
-	}
-	if _, err := w.emailDoc(fam, m.Raw, pm, perr, -1, 0, strings.ToLower(m.SHA256)); err != nil {
-		return err
+	for _, n := range d.notes {
+		w.exclude(fam, fam.rows[n.doc][fBegDoc], n.reason(natives[n.doc]))
 	}
 	// Family-wide fields, now that the family is known.
 	var custs, folders, urls []string
@@ -131,143 +189,6 @@ func (w *writer) family(m Message, pm *mime.Message, occs []Occurrence) error {
 	}
 	w.man.Counts.Emails++
 	w.man.Counts.Attachments += len(fam.rows) - 1
-	return nil
-}
-
-// emailDoc adds a message (the top one or an embedded one) to the family:
-// its native, its text, its row, then its attachments.
-func (w *writer) emailDoc(fam *family, raw []byte, pm *mime.Message, perr string, parent, depth int, archive string) (int, error) {
-	c, err := w.control()
-	if err != nil {
-		return 0, err
-	}
-	idx := len(fam.rows)
-	fam.rows = append(fam.rows, record{})
-	fam.kids = append(fam.kids, nil)
-	if parent >= 0 {
-		fam.kids[parent] = append(fam.kids[parent], idx)
-	}
-	r := &fam.rows[idx]
-	r[fBegDoc], r[fEndDoc] = c, c
-	native, text, err := w.docPaths(c, "eml")
-	if err != nil {
-		return 0, err
-	}
-	if archive != "" && w.opts.Proofs != nil {
-		// The archived message's proof of inclusion in the ledger, named
-		// like its native.
-		b, err := w.opts.Proofs.Bundle(archive)
-		if err != nil {
-			return 0, fmt.Errorf("export: proof of %s: %w", archive, err)
-		}
-		if _, err := w.writeFile("PROOF/"+w.folder+"/"+c+".json", b, c, ""); err != nil {
-			return 0, err
-		}
-	}
-	nf, err := w.writeFile(native, raw, c, archive)
-	if err != nil {
-		return 0, err
-	}
-	tf, err := w.writeFile(text, []byte(emailText(pm)), c, "")
-	if err != nil {
-		return 0, err
-	}
-	fam.text = append(fam.text, tf)
-	r[fFrom] = addrs(pm.From)
-	r[fTo] = addrs(pm.To)
-	r[fCc] = addrs(pm.Cc)
-	r[fBcc] = addrs(pm.Bcc)
-	r[fSubject] = pm.Subject
-	if !pm.Date.IsZero() {
-		r[fDateSent] = pm.Date.Format("2006-01-02")
-		r[fTimeSent] = pm.Date.Format("15:04:05-07:00")
-	}
-	r[fMessageID] = angle(pm.MessageID)
-	r[fInReplyTo] = angles(pm.InReplyTo)
-	r[fReferences] = angles(pm.References)
-	r[fFileExt] = "eml"
-	r[fFileSize] = strconv.FormatInt(nf.Size, 10)
-	r[fDocType] = "email"
-	if parent >= 0 {
-		r[fParentID] = fam.rows[parent][fBegDoc]
-		r[fDocType] = "attachment"
-	}
-	r[fMD5], r[fSHA256] = nf.MD5, nf.SHA256
-	r[fNativePath], r[fTextPath] = native, text
-	r[fParseError] = perr
-	if perr != "" {
-		w.man.Counts.ParseErrors++
-	}
-
-	atts := pm.Attachments
-	for i := 0; i < len(atts); i++ {
-		a := atts[i]
-		embedded := a.ContentType == "message/rfc822" || a.ContentType == "message/global"
-		if len(fam.rows) >= MaxFamily {
-			w.exclude(fam, c, fmt.Sprintf("%d attachments beyond the family limit of %d documents (they stay in %s)", len(atts)-i, MaxFamily, native))
-			break
-		}
-		_, data, ok := mime.AttachmentData(raw, i)
-		if !ok {
-			w.exclude(fam, c, fmt.Sprintf("attachment %d (%q) could not be decoded (it stays in %s)", i, clean(a.Filename), native))
-			continue
-		}
-		if embedded {
-			inner := mime.Parse(data, nil)
-			// The parent's list holds the embedded message's attachments
-			// right after it; they are its own children, not ours.
-			skip := min(len(inner.Attachments), len(atts)-i-1)
-			if depth+1 >= MaxEmbedDepth {
-				inner.Attachments = nil
-				w.exclude(fam, c, fmt.Sprintf("embedded message %d deeper than %d levels: its parts stay in its native", i, MaxEmbedDepth))
-			}
-			k, err := w.emailDoc(fam, data, inner, inner.ParseError(), idx, depth+1, "")
-			if err != nil {
-				return 0, err
-			}
-			fam.rows[k][fFileName] = clean(a.Filename)
-			i += skip
-			continue
-		}
-		if err := w.attachmentDoc(fam, a, data, idx); err != nil {
-			return 0, err
-		}
-	}
-	return idx, nil
-}
-
-func (w *writer) attachmentDoc(fam *family, a mime.Attachment, data []byte, parent int) error {
-	c, err := w.control()
-	if err != nil {
-		return err
-	}
-	idx := len(fam.rows)
-	fam.rows = append(fam.rows, record{})
-	fam.kids = append(fam.kids, nil)
-	fam.kids[parent] = append(fam.kids[parent], idx)
-	r := &fam.rows[idx]
-	ext := extension(a.Filename, a.ContentType)
-	native, text, err := w.docPaths(c, ext)
-	if err != nil {
-		return err
-	}
-	nf, err := w.writeFile(native, data, c, "")
-	if err != nil {
-		return err
-	}
-	tf, err := w.writeFile(text, []byte(a.Text), c, "")
-	if err != nil {
-		return err
-	}
-	fam.text = append(fam.text, tf)
-	r[fBegDoc], r[fEndDoc] = c, c
-	r[fParentID] = fam.rows[parent][fBegDoc]
-	r[fFileName] = clean(a.Filename)
-	r[fFileExt] = ext
-	r[fFileSize] = strconv.FormatInt(nf.Size, 10)
-	r[fDocType] = "attachment"
-	r[fMD5], r[fSHA256] = nf.MD5, nf.SHA256
-	r[fNativePath], r[fTextPath] = native, text
 	return nil
 }
 

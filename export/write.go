@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"mailvault/indexer/mime"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -169,7 +168,7 @@ func (w *writer) run(ctx context.Context, src Source) error {
 			if err := os.MkdirAll(w.path("PROOF"), 0o755); err != nil {
 				return fmt.Errorf("export: %w", err)
 			}
-			if _, err := w.writeFile("PROOF/checkpoint.txt", w.opts.Proofs.Checkpoint(), "", ""); err != nil {
+			if _, err := w.writeFile("PROOF/checkpoint.txt", w.opts.Proofs.Checkpoint(), ""); err != nil {
 				return err
 			}
 		}
@@ -187,51 +186,17 @@ func (w *writer) run(ctx context.Context, src Source) error {
 	if err != nil {
 		return fmt.Errorf("export: count: %w", err)
 	}
-	// Two stages, so that both cores work: a reader goroutine takes the
-	// messages from the Source (the store's reads, decompression and hash
-	// checks), checks each hash again and parses it; this goroutine writes
-	// the files. At most prefetch messages wait between the two: memory
-	// stays bounded.
-	const prefetch = 4
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan prepared, prefetch)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(ready)
-		readErr <- src.Each(rctx, func(m Message) error {
-			p := prepared{m: m, hashErr: checkHash(m)}
-			if p.hashErr == nil && w.opts.Format == FormatProduction {
-				p.pm = mime.Parse(m.Raw, nil)
-			}
-			select {
-			case ready <- p:
-				return nil
-			case <-rctx.Done():
-				return rctx.Err()
-			}
-		})
-	}()
 	done := 0
-	for p := range ready {
-		if err != nil {
-			continue // drain, so that the reader can stop
-		}
-		if err = ctx.Err(); err == nil {
-			err = w.message(p)
-		}
-		if err != nil {
-			cancel()
-			continue
+	err = w.pipeline(ctx, src, func(p prepared) error {
+		if err := w.message(p); err != nil {
+			return err
 		}
 		done++
 		if w.opts.Progress != nil {
 			w.opts.Progress(done, total)
 		}
-	}
-	if rerr := <-readErr; err == nil && rerr != nil {
-		err = rerr
-	}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -285,14 +250,6 @@ func (w *writer) control() (string, error) {
 	return w.opts.Prefix + strings.Repeat("0", w.opts.Width-len(s)) + s, nil
 }
 
-// prepared is a message read and checked ahead of the writer, and for a
-// production parsed.
-type prepared struct {
-	m       Message
-	pm      *mime.Message
-	hashErr error
-}
-
 // checkHash refuses bytes that do not hash to the message's key.
 func checkHash(m Message) error {
 	sum := sha256.Sum256(m.Raw)
@@ -314,11 +271,11 @@ func (w *writer) message(p prepared) error {
 		var err error
 		switch w.opts.Format {
 		case FormatProduction:
-			err = w.family(m, p.pm, occs)
+			err = w.family(m, p.draft, occs)
 		case FormatEML:
-			err = w.eml(m, occs)
+			err = w.eml(m, p.eml)
 		case FormatMbox:
-			err = w.mboxMessage(m, occs)
+			err = w.mboxMessage(p.mbox, occs)
 		}
 		if err != nil {
 			return err
@@ -414,18 +371,16 @@ func (w *writer) record(f File) error {
 
 // writeFile writes one whole file of the export: hashed and recorded here,
 // in the export's order, and created by the pool.
-//
-// archive is the sha256 of the archived message whose bytes data is, or ""
-// for any other file. It was checked against data by checkHash just before
-// (reader stage), so it is the file's SHA-256 and is not computed again.
-func (w *writer) writeFile(rel string, data []byte, doc, archive string) (File, error) {
-	md := md5.Sum(data)
-	f := File{Path: rel, Size: int64(len(data)), SHA256: archive, MD5: hex.EncodeToString(md[:])}
-	if archive == "" {
-		sha := sha256.Sum256(data)
-		f.SHA256 = hex.EncodeToString(sha[:])
-	}
-	if err := w.pool.put(w.path(rel), data); err != nil {
+func (w *writer) writeFile(rel string, data []byte, doc string) (File, error) {
+	return w.writeData(rel, hashed(data, ""), doc, "")
+}
+
+// writeData is writeFile for data hashed already (by a prep worker).
+// archive is the sha256 of the archived message whose bytes d holds, or ""
+// for any other file.
+func (w *writer) writeData(rel string, d fileData, doc, archive string) (File, error) {
+	f := File{Path: rel, Size: int64(len(d.data)), SHA256: d.sha, MD5: d.md5}
+	if err := w.pool.put(w.path(rel), d.data); err != nil {
 		return File{}, err
 	}
 	rec := f
@@ -437,13 +392,13 @@ func (w *writer) writeFile(rel string, data []byte, doc, archive string) (File, 
 }
 
 // eml writes a message as EML/<CONTROL>.eml.
-func (w *writer) eml(m Message, _ []Occurrence) error {
+func (w *writer) eml(m Message, d fileData) error {
 	c, err := w.control()
 	if err != nil {
 		return err
 	}
 	w.man.Counts.Emails++
-	_, err = w.writeFile("EML/"+c+".eml", m.Raw, c, strings.ToLower(m.SHA256))
+	_, err = w.writeData("EML/"+c+".eml", d, c, strings.ToLower(m.SHA256))
 	return err
 }
 

@@ -186,6 +186,7 @@ func (p *parser) message(e *entity, quiet bool) {
 		Filename:    p.filename(e),
 		ContentType: e.mediaType,
 		Size:        int64(len(data)),
+		Data:        p.keepData(e),
 	})
 	if e.depth >= p.lim.MaxDepth {
 		p.limit("depth > %d in %s", p.lim.MaxDepth, e.where())
@@ -222,7 +223,7 @@ func (p *parser) leaf(e *entity, quiet bool) {
 		}
 		return
 	}
-	a := Attachment{Filename: name, ContentType: e.mediaType}
+	a := Attachment{Filename: name, ContentType: e.mediaType, Data: p.keepData(e)}
 	if len(p.m.Attachments) == p.wantAtt {
 		data, _ := p.transfer(e, true)
 		p.attData = bytes.Clone(data)
@@ -354,6 +355,20 @@ func (p *parser) transfer(e *entity, fresh bool) (data []byte, cut bool) {
 	}
 	p.decodedLeft -= int64(len(data))
 	return data, cut
+}
+
+// keepData is an attachment's whole decoded content for Limits.KeepData
+// (nil without it): decoded apart from the text extraction and not
+// counted against MaxDecodedBytes, as AttachmentData decodes it.
+func (p *parser) keepData(e *entity) []byte {
+	if !p.lim.KeepData {
+		return nil
+	}
+	left := p.decodedLeft
+	p.decodedLeft = 1 << 62
+	data, _ := p.transfer(e, true)
+	p.decodedLeft = left
+	return bytes.Clone(data)
 }
 
 // size returns the decoded size of a part without decoding it.

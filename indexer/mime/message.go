@@ -25,6 +25,10 @@ type Attachment struct {
 	ContentType string // lowercased media type, e.g. "application/pdf"
 	Size        int64  // decoded size in bytes
 	Text        string // extracted UTF-8 text of text-like attachments, else ""
+	// Data is the attachment's whole decoded content, byte for byte as the
+	// sender attached it, when Parse ran with Limits.KeepData; else nil
+	// (also when it could not be decoded).
+	Data []byte `json:"-"`
 }
 
 // Limits bounds the work Parse does on one message. A nil *Limits, and any
@@ -45,6 +49,12 @@ type Limits struct {
 	// MaxTextBytes is the total of text kept in Message.Text and
 	// Attachment.Text (default 4 MiB).
 	MaxTextBytes int
+	// KeepData fills Attachment.Data: one parse gives the text and every
+	// attachment's bytes (the export's natives), where AttachmentData
+	// would parse the message again per attachment. The data is decoded
+	// whole, not bounded by MaxDecodedBytes (it is at most the size of
+	// the message).
+	KeepData bool
 }
 
 const (
