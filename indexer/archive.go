@@ -103,6 +103,7 @@ type Archive struct {
 	mailboxes map[[2]string]catalog.Mailbox
 
 	views *viewCache // decoded messages for IMAP SEARCH verification
+	sigs  *sigFile   // IMAP SEARCH prefilter (ngram.go); nil: searches scan
 
 	// gen counts the catalog writes made through this Archive; the IMAP
 	// SEARCH occurrence cache is valid while it is unchanged.
@@ -225,6 +226,10 @@ func Open(dir string, opts *Options) (*Archive, error) {
 				return nil, err
 			}
 		}
+	}
+	if a.sigs, err = openSigFile(dir, a.opts.ReadOnly, a.log); err != nil {
+		// A cache: without it IMAP SEARCH scans, as before it existed.
+		a.log.Warn("IMAP SEARCH prefilter unusable; searches scan every message", "err", err)
 	}
 	a.warnPermissions()
 	if !a.opts.ReadOnly {
@@ -374,6 +379,7 @@ func (a *Archive) closeAll() error {
 	if a.idx != nil {
 		errs = append(errs, a.idx.Close())
 	}
+	errs = append(errs, a.sigs.close())
 	if a.cat != nil {
 		errs = append(errs, a.cat.Close())
 	}

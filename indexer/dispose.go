@@ -207,6 +207,11 @@ func (a *Archive) finishLocked(ctx context.Context, t Tombstone) error {
 	if _, err := a.deleteBlob(ctx, k, t.Rule+": "+t.Reason); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("dispose %s: %w", t.SHA256, err)
 	}
+	// Its IMAP SEARCH signature too (bits of the erased text, ngram.go),
+	// before the tombstone is done, so that a crash redoes it.
+	if err := a.forgetSignature(ctx, k); err != nil {
+		return fmt.Errorf("dispose %s: %w", t.SHA256, err)
+	}
 	if err := a.cat.FinishTombstone(ctx, t.ID); err != nil {
 		return fmt.Errorf("dispose %s: %w", t.SHA256, err)
 	}

@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mailvault/indexer/catalog"
@@ -25,15 +25,26 @@ import (
 // catalog with their UID, flags, INTERNALDATE, size and the Date: header's
 // day, so occurrence keys (UID, sequence numbers, flags, keywords, dates,
 // sizes) cost no message reads. Content keys (FROM ... TEXT, HEADER) are
-// verified against the decoded, case-folded message (mime.View), built from
-// the blob once and kept in a cache bounded by bytes; AND, OR and NOT are
-// evaluated per message after that verification, cheap keys first, so NOT
-// is exact. Keys of the human syntax (words, phrases, has:attachment) are
-// answered by the Bleve index for the mailbox, once per query.
-//
-// Not done: narrowing content keys with an n-gram index before
-// verification. A first search of a mailbox reads and decodes every message
-// a content key reaches; later ones hit the cache.
+// first narrowed by the prefilter on disk (ngram.go: a trigram signature
+// per message, built at ingest from the same folded mime.View): one pass
+// over the mailbox's signatures, before the evaluation, marks for each
+// content key the messages that may hold its string. A message the
+// prefilter rules out for a key makes that key false without a read; the
+// others are verified against the decoded, case-folded message (mime.View),
+// built from the blob and kept in a cache bounded by bytes (viewCache, 64
+// MB, whatever the mailbox size: nothing per mailbox pins decoded views).
+// AND, OR and NOT are evaluated per message after that, cheap keys first;
+// the prefilter only answers "false" for a positive key that is false, so
+// NOT and OR are exact. Keys the prefilter cannot narrow are verified on
+// every message they reach, as before it: a string of fewer than 3 bytes
+// once folded (BODY "ab"), HEADER name "" (presence), a message whose
+// signature is missing, torn or of other content (unknown: a candidate),
+// and every key when the archive has no usable signature file or
+// IMAPSearchOptions.NoPrefilter is set. A message decoded because its
+// signature was unknown gets one then (the backfill of archives made
+// before the prefilter). Keys of the human syntax (words, phrases,
+// has:attachment) are answered by the Bleve index for the mailbox, once
+// per query.
 
 // IMAPSearchOptions bound one SearchIMAP.
 type IMAPSearchOptions struct {
@@ -49,6 +60,9 @@ type IMAPSearchOptions struct {
 	// copies archived under an earlier UIDVALIDITY) instead of the current
 	// one: a legal hold's IMAP query covers every epoch (service/holds.go).
 	UIDValidity uint32
+	// NoPrefilter verifies content keys on every message, without the
+	// signatures (tests compare the two; --explain can show the cost).
+	NoPrefilter bool
 }
 
 // IMAPResult is the answer of SearchIMAP.
@@ -70,6 +84,9 @@ type IMAPPlan struct {
 	IndexKeys     int           // keys answered by the Bleve index
 	Verified      int           // messages whose decoded content was examined (at most one read each)
 	CacheHits     int           // of those, found decoded in the cache
+	Prefiltered   int           // content keys with a usable signature pass (0: all scanned)
+	RuledOut      int           // (message, key) tests the signatures answered false without a read
+	Unknown       int           // messages without a usable signature (verified when reached)
 	Took          time.Duration // wall time
 }
 
@@ -110,7 +127,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	}
 	occs := entry.occs
 	ev := &imapEval{a: a, ctx: ctx, opts: o, account: account, mailbox: mb.Name, occs: occs,
-		entry: entry, index: map[query.Node]map[string]bool{}}
+		index: map[query.Node]map[string]bool{}, epoch: -1}
 	ev.countKeys(n)
 	ev.plan.Messages = len(occs)
 	for i := range occs {
@@ -123,6 +140,9 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 	}
 	match, err := ev.compile(n)
 	if err != nil {
+		return nil, err
+	}
+	if err := ev.prefilter(); err != nil {
 		return nil, err
 	}
 	res = &IMAPResult{Account: account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, AccountURL: mb.AccountURL,
@@ -167,10 +187,18 @@ type imapEval struct {
 	maxUID  uint32
 	live    uint32
 	seq     uint32                         // sequence number of the occurrence being evaluated (0: expunged)
-	entry   *occEntry                      // the cached occurrences, with their decoded views
 	at      int                            // index in occs of the occurrence being evaluated
 	index   map[query.Node]map[string]bool // human-syntax keys: matching sha256s
 	plan    IMAPPlan
+
+	// The prefilter (ngram.go): needles[k] is content key k's test; after
+	// the pass, maybe[k] has bit i set when occs[i] may match key k, and
+	// unknown bit i when occs[i] had no usable signature. epoch is the
+	// signature file's disposal count before the pass (-1: no pass).
+	needles []*sigNeedle
+	maybe   [][]uint64
+	unknown []uint64
+	epoch   int64
 }
 
 func (e *imapEval) countKeys(n query.Node) {
@@ -356,7 +384,11 @@ func (e *imapEval) compile(n query.Node) (pred, error) {
 			return func(oc *catalog.MailboxOccurrence) (bool, error) { return e.indexed(n, oc) }, nil
 		}
 		needle := mime.Fold(n.Value)
+		k := e.needle(needle, textRegions(n.Field)...)
 		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			if e.ruledOut(k) {
+				return false, nil
+			}
 			v, err := e.view(oc)
 			if err != nil {
 				return false, err
@@ -365,7 +397,11 @@ func (e *imapEval) compile(n query.Node) (pred, error) {
 		}, nil
 	case query.Header:
 		needle := mime.Fold(n.Value)
+		k := e.needle(needle, regionHeader)
 		return func(oc *catalog.MailboxOccurrence) (bool, error) {
+			if e.ruledOut(k) {
+				return false, nil
+			}
 			v, err := e.view(oc)
 			if err != nil {
 				return false, err
@@ -462,14 +498,95 @@ func textMatch(v *mime.View, f query.Field, needle string) bool {
 	}
 }
 
+// textRegions are the signature regions a string key searches (ngram.go):
+// TEXT is the header block or the body (a match never spans the two).
+func textRegions(f query.Field) []sigRegion {
+	switch f {
+	case query.FieldFrom, query.FieldTo, query.FieldCc, query.FieldBcc, query.FieldSubject:
+		return []sigRegion{regionEnvelope}
+	case query.FieldBody:
+		return []sigRegion{regionBody}
+	default: // FieldText
+		return []sigRegion{regionHeader, regionBody}
+	}
+}
+
+// needle registers a content key's folded needle with the prefilter and
+// returns its number, or -1 when the prefilter cannot narrow it.
+func (e *imapEval) needle(folded string, regions ...sigRegion) int {
+	if e.opts.NoPrefilter || e.a.sigs == nil {
+		return -1
+	}
+	sn := newSigNeedle(folded, regions...)
+	if sn == nil {
+		return -1
+	}
+	e.needles = append(e.needles, sn)
+	return len(e.needles) - 1
+}
+
+// ruledOut reports whether the prefilter says the occurrence being
+// evaluated cannot match content key k.
+func (e *imapEval) ruledOut(k int) bool {
+	if k < 0 || e.maybe == nil || e.maybe[k][e.at>>6]&(1<<(e.at&63)) != 0 {
+		return false
+	}
+	e.plan.RuledOut++
+	return true
+}
+
+// prefilter is the one pass over the mailbox's signatures, in row id order
+// (the file's order), a run of slots per read: memory is one bit per
+// occurrence and key plus a read buffer, whatever the mailbox size.
+func (e *imapEval) prefilter() error {
+	if len(e.needles) == 0 || len(e.occs) == 0 {
+		return nil
+	}
+	e.epoch = int64(e.a.sigs.epoch())
+	words := (len(e.occs) + 63) / 64
+	e.maybe = make([][]uint64, len(e.needles))
+	for k := range e.maybe {
+		e.maybe[k] = make([]uint64, words)
+	}
+	e.unknown = make([]uint64, words)
+	order := make([]int, len(e.occs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(e.occs[x].MessageID, e.occs[y].MessageID) })
+	ids := make([]int64, len(order))
+	for j, i := range order {
+		ids[j] = e.occs[i].MessageID
+	}
+	err := e.a.sigs.scan(ids, func(j int, slot []byte) {
+		i := order[j]
+		w, bit := i>>6, uint64(1)<<(i&63)
+		if slot == nil || !slotValid(slot, e.occs[i].SHA256) {
+			e.unknown[w] |= bit
+			e.plan.Unknown++
+			for k := range e.maybe {
+				e.maybe[k][w] |= bit
+			}
+			return
+		}
+		for k, sn := range e.needles {
+			if sn.may(slot) {
+				e.maybe[k][w] |= bit
+			}
+		}
+	})
+	if err != nil {
+		// A cache: without it the keys are verified on every message.
+		e.a.log.Warn("IMAP SEARCH prefilter unreadable; scanning", "err", err)
+		e.maybe, e.unknown, e.epoch = nil, nil, -1
+		return nil
+	}
+	e.plan.Prefiltered = len(e.needles)
+	return nil
+}
+
 // view returns the decoded, folded message of oc.
 func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
-	slot := &e.entry.views[e.at]
-	if v := slot.Load(); v != nil {
-		e.plan.Verified++
-		e.plan.CacheHits++
-		return v, nil
-	}
 	e.plan.Verified++
 	if e.plan.Verified > e.opts.MaxVerify {
 		return nil, fmt.Errorf("search: more than %d messages to verify; %w (a mailbox, dates, flags)", e.opts.MaxVerify, ErrTooBroad)
@@ -480,20 +597,27 @@ func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
 	v, hit := e.a.views.get(oc.MessageID)
 	if hit {
 		e.plan.CacheHits++
-	} else {
-		raw, err := e.a.readBlob(e.ctx, store.Key(oc.SHA256))
-		if errors.Is(err, ErrDisposed) {
-			// Deleted by disposition: its occurrence stays (the server
-			// may still have the UID), its content matches nothing.
-			raw, err = nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("search: message %x (UID %d): %w", oc.SHA256[:6], oc.UID, err)
-		}
-		v = mime.NewView(raw)
-		e.a.views.put(oc.MessageID, v)
+		return v, nil
 	}
-	slot.Store(v)
+	raw, err := e.a.readBlob(e.ctx, store.Key(oc.SHA256))
+	disposed := errors.Is(err, ErrDisposed)
+	if disposed {
+		// Deleted by disposition: its occurrence stays (the server
+		// may still have the UID), its content matches nothing.
+		raw, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("search: message %x (UID %d): %w", oc.SHA256[:6], oc.UID, err)
+	}
+	v = mime.NewView(raw)
+	e.a.views.put(oc.MessageID, v)
+	if !disposed && e.epoch >= 0 && e.unknown[e.at>>6]&(1<<(e.at&63)) != 0 {
+		// Backfill: the next search need not read it (ngram.go).
+		if err := e.a.sigs.put(oc.MessageID, signature(oc.SHA256, v), e.epoch); err != nil {
+			e.a.log.Warn("IMAP SEARCH signature", "uid", oc.UID, "err", err)
+		}
+		e.unknown[e.at>>6] &^= 1 << (e.at & 63)
+	}
 	return v, nil
 }
 
@@ -600,15 +724,11 @@ type occKey struct {
 type occEntry struct {
 	gen  int64
 	occs []catalog.MailboxOccurrence
-	// views[i] is the decoded view of occs[i] once a search needed it: the
-	// fast path past the LRU. It pins those views while the entry lives;
-	// at most occCacheMailboxes entries do, and any catalog write retires
-	// them all.
-	views []atomic.Pointer[mime.View]
 }
 
-// occCacheMailboxes bounds the mailboxes whose occurrences (and decoded
-// views) the IMAP SEARCH cache keeps.
+// occCacheMailboxes bounds the mailboxes whose occurrences the IMAP SEARCH
+// cache keeps. Decoded views are not pinned per mailbox (they were, until
+// issue 14: 170 MB for a 10,000-message folder); only viewCache holds them.
 const occCacheMailboxes = 4
 
 // mailboxOccurrences returns the occurrences of mb's current epoch, from the
@@ -627,7 +747,7 @@ func (a *Archive) mailboxOccurrences(ctx context.Context, mb catalog.Mailbox, wi
 	if err != nil {
 		return nil, err
 	}
-	e = &occEntry{gen: gen, occs: occs, views: make([]atomic.Pointer[mime.View], len(occs))}
+	e = &occEntry{gen: gen, occs: occs}
 	a.occMu.Lock()
 	for k, old := range a.occMap {
 		if old.gen != gen {

@@ -64,6 +64,7 @@ type prepared struct {
 	msg    *mime.Message
 	stored int64
 	err    error
+	sig    *[sigSlot]byte // IMAP SEARCH signature (ngram.go); nil without the prefilter
 }
 
 // Ingest archives items durably and queues their index documents. When it
@@ -133,6 +134,10 @@ func (a *Archive) Prepare(ctx context.Context, items []Item) (*Prepared, error) 
 				raw := items[i].Raw
 				pp.key = store.KeyOf(raw)
 				pp.msg = mime.Parse(raw, a.opts.Limits)
+				if a.sigs != nil {
+					// From the view IMAP SEARCH verifies against (ngram.go).
+					pp.sig = signature(pp.key, mime.NewView(raw))
+				}
 				p.staged[i], pp.err = a.store.Stage(ctx, pp.key, raw)
 				pp.stored = p.staged[i].Stored
 			}
@@ -216,6 +221,17 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 		ids[i] = r.MessageID
 		if r.NewPlace {
 			touched[r.MessageID] = i
+		}
+	}
+
+	// IMAP SEARCH signatures of new and linked content (a cache: a failed
+	// write leaves slots unknown, which searches scan).
+	for i, id := range ids {
+		if id != 0 && preps[i].sig != nil {
+			if err := a.sigs.put(id, preps[i].sig, -1); err != nil {
+				a.log.Warn("IMAP SEARCH signature", "sha256", preps[i].key, "err", err)
+				break
+			}
 		}
 	}
 
