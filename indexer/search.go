@@ -214,43 +214,9 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	if o.Offset < 0 {
 		return nil, fmt.Errorf("search: offset %d is negative", o.Offset)
 	}
-	canon := make([]string, len(o.Mailboxes))
-	for i, m := range o.Mailboxes {
-		canon[i] = query.CanonicalMailbox(m)
-	}
-	scopeAccounts, scopeMailboxes := query.Scope(q)
-	scopeAccounts = append(scopeAccounts, o.Accounts...)
-	scopeMailboxes = append(scopeMailboxes, canon...)
-	tq := q
-	if (len(scopeAccounts) > 0 || len(scopeMailboxes) > 0) && hasFlag(q) {
-		if tq, err = a.scopeFlags(ctx, q, scopeAccounts, scopeMailboxes); err != nil {
-			return nil, fmt.Errorf("search: %w", err)
-		}
-	}
-	bq, err := query.Bleve(tq)
+	bq, scope, err := a.searchQuery(ctx, q, &o)
 	if err != nil {
 		return nil, err
-	}
-	var filters []bleveq.Query
-	switch {
-	case len(o.Accounts) > 0 && len(canon) > 0:
-		var pairs []string
-		for _, acct := range o.Accounts {
-			for _, mb := range canon {
-				pairs = append(pairs, placeKey(acct, mb))
-			}
-		}
-		filters = append(filters, anyTerm(fieldPlace, pairs))
-	case len(o.Accounts) > 0:
-		filters = append(filters, anyTerm(query.IndexAccount, o.Accounts))
-	case len(canon) > 0:
-		filters = append(filters, anyTerm(query.IndexMailbox, canon))
-	}
-	if len(o.IDs) > 0 {
-		filters = append(filters, bleveq.NewDocIDQuery(o.IDs))
-	}
-	if len(filters) > 0 {
-		bq = bleveq.NewConjunctionQuery(append([]bleveq.Query{bq}, filters...))
 	}
 	req := bleve.NewSearchRequestOptions(bq, o.Limit, o.Offset, false)
 	if sortBy != nil {
@@ -322,27 +288,92 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 			a.log.Warn("index hit unknown to the catalog", "sha256", h.ID)
 			continue
 		}
-		hit := Hit{SHA256: h.ID, Date: l.Date, From: l.From, Subject: l.Subject, Size: l.Size,
-			ParseError: l.ParseError, Score: h.Score}
-		for _, oc := range l.Occurrences {
-			if len(scopeAccounts) > 0 && !slices.Contains(scopeAccounts, oc.Account) {
-				continue
-			}
-			if len(scopeMailboxes) > 0 && !slices.Contains(scopeMailboxes, query.CanonicalMailbox(oc.Mailbox)) {
-				continue
-			}
-			hit.Occurrences = append(hit.Occurrences, occurrence(oc))
-		}
-		if len(hit.Occurrences) == 0 {
-			// account:a mailbox:b in the query matched a message that is in
-			// account a and in a mailbox b of another account, but not in a/b.
-			// (The --account/--mailbox options use the exact place field.)
+		hit, ok := scope.hit(h.ID, l)
+		if !ok {
 			out.Total--
 			continue
 		}
+		hit.Score = h.Score
 		out.Hits = append(out.Hits, hit)
 	}
 	return out, nil
+}
+
+// searchScope is what a search's hits list of each message: its
+// occurrences in the query's positive account: and mailbox: terms and in
+// the search's narrowing (SearchOptions.Accounts, Mailboxes).
+type searchScope struct{ accounts, mailboxes []string }
+
+// occurrences are l's occurrences in scope; none means the message is
+// not a hit (account:a mailbox:b matched a message that is in account a
+// and in a mailbox b of another account, but not in a/b; the
+// --account/--mailbox options use the exact place field).
+func (sc searchScope) occurrences(l *catalog.Located) []Occurrence {
+	var out []Occurrence
+	for _, oc := range l.Occurrences {
+		if len(sc.accounts) > 0 && !slices.Contains(sc.accounts, oc.Account) {
+			continue
+		}
+		if len(sc.mailboxes) > 0 && !slices.Contains(sc.mailboxes, query.CanonicalMailbox(oc.Mailbox)) {
+			continue
+		}
+		out = append(out, occurrence(oc))
+	}
+	return out
+}
+
+// hit is the Hit of message id, located l: false when none of its
+// occurrences is in scope.
+func (sc searchScope) hit(id string, l *catalog.Located) (Hit, bool) {
+	h := Hit{SHA256: id, Date: l.Date, From: l.From, Subject: l.Subject, Size: l.Size,
+		ParseError: l.ParseError, Occurrences: sc.occurrences(l)}
+	return h, len(h.Occurrences) > 0
+}
+
+// searchQuery is the index query of a search: q with its flags scoped
+// and the options' narrowing added as filters; the one place Search and
+// Scan build it.
+func (a *Archive) searchQuery(ctx context.Context, q query.Node, o *SearchOptions) (bleveq.Query, searchScope, error) {
+	canon := make([]string, len(o.Mailboxes))
+	for i, m := range o.Mailboxes {
+		canon[i] = query.CanonicalMailbox(m)
+	}
+	scopeAccounts, scopeMailboxes := query.Scope(q)
+	scopeAccounts = append(scopeAccounts, o.Accounts...)
+	scopeMailboxes = append(scopeMailboxes, canon...)
+	tq := q
+	if (len(scopeAccounts) > 0 || len(scopeMailboxes) > 0) && hasFlag(q) {
+		var err error
+		if tq, err = a.scopeFlags(ctx, q, scopeAccounts, scopeMailboxes); err != nil {
+			return nil, searchScope{}, fmt.Errorf("search: %w", err)
+		}
+	}
+	bq, err := query.Bleve(tq)
+	if err != nil {
+		return nil, searchScope{}, err
+	}
+	var filters []bleveq.Query
+	switch {
+	case len(o.Accounts) > 0 && len(canon) > 0:
+		var pairs []string
+		for _, acct := range o.Accounts {
+			for _, mb := range canon {
+				pairs = append(pairs, placeKey(acct, mb))
+			}
+		}
+		filters = append(filters, anyTerm(fieldPlace, pairs))
+	case len(o.Accounts) > 0:
+		filters = append(filters, anyTerm(query.IndexAccount, o.Accounts))
+	case len(canon) > 0:
+		filters = append(filters, anyTerm(query.IndexMailbox, canon))
+	}
+	if len(o.IDs) > 0 {
+		filters = append(filters, bleveq.NewDocIDQuery(o.IDs))
+	}
+	if len(filters) > 0 {
+		bq = bleveq.NewConjunctionQuery(append([]bleveq.Query{bq}, filters...))
+	}
+	return bq, searchScope{scopeAccounts, scopeMailboxes}, nil
 }
 
 // hasFlag reports whether n holds a Flag node (is:read, ...).

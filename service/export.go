@@ -1,6 +1,8 @@
 package service
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +16,7 @@ import (
 
 	"mailvault/export"
 	"mailvault/indexer"
+	"mailvault/indexer/store"
 )
 
 // Exports: a scope (a search in either syntax over custodians and
@@ -170,7 +173,7 @@ func (s *Service) Export(ctx context.Context, c Caller, req ExportRequest, progr
 	if err != nil {
 		return nil, err
 	}
-	if err := s.audit(ctx, c, "export", fmt.Sprintf("%d messages to %s: %s", len(src.hits), req.Dir, exportWhat(req))); err != nil {
+	if err := s.audit(ctx, c, "export", fmt.Sprintf("%d messages to %s: %s", len(src.entries), req.Dir, exportWhat(req))); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(req.Dir), 0o700); err != nil {
@@ -211,103 +214,210 @@ func classifyExport(err error) error {
 // exportSource is export.Source over the archive: the messages in scope,
 // ordered by sent date then sha256 (stable across runs of one scope), with
 // their occurrences in scope.
+//
+// It keeps only each message's key and sent date (40 bytes; 40 MB for a
+// million) and looks the rest up a batch at a time as the export reaches
+// it (hits), so that an export's memory does not grow with its scope.
 type exportSource struct {
-	a    *indexer.Archive
-	hits []Hit
+	a       *indexer.Archive
+	entries []scopeEntry
+	hits    func(ctx context.Context, keys [][32]byte) ([]Hit, error)
 }
 
-// exportScope resolves the scope: every page of the search (or the listed
-// ids) within c's scope, narrowed by the dates, merged per message.
+type scopeEntry struct {
+	key  [32]byte
+	sent int64 // Unix seconds of the Date: header (of the zero time when none)
+}
+
+// exportScope resolves the scope: the search's matches (or the listed ids)
+// within c's scope, narrowed by the dates, merged per message. A search in
+// the human syntax is streamed from the index (indexer.Selection); the
+// IMAP syntax answers per mailbox and a list of ids is as long as the
+// request, so those are kept whole.
 func (s *Service) exportScope(ctx context.Context, c Caller, req ExportRequest) (*exportSource, error) {
-	byID := map[string]*Hit{}
-	var order []string
-	add := func(h Hit) {
-		if x, ok := byID[h.SHA256]; ok {
-			for _, o := range h.Occurrences {
-				if !slices.ContainsFunc(x.Occurrences, func(y indexer.Occurrence) bool {
-					return y.Account == o.Account && y.Mailbox == o.Mailbox && y.UIDValidity == o.UIDValidity && y.UID == o.UID
-				}) {
-					x.Occurrences = append(x.Occurrences, o)
-				}
-			}
-			return
+	out := &exportSource{a: s.a}
+	inDates := func(h Hit) bool {
+		day := ""
+		if len(h.Date) >= 10 {
+			day = h.Date[:10] // the day in the message's own zone
 		}
-		h2 := h
-		byID[h.SHA256] = &h2
-		order = append(order, h.SHA256)
+		return !(req.After != "" && (day == "" || day < req.After) || req.Before != "" && (day == "" || day >= req.Before))
 	}
-	if req.Search != nil {
-		hits, err := s.searchAll(ctx, c, *req.Search)
+	var listed map[[32]byte]bool
+	keep := func(h Hit) error {
+		k, err := store.ParseKey(h.SHA256)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, h := range hits {
-			add(h)
+		if listed != nil && !listed[k] {
+			return nil // a search and a list: the listed messages the search matches
 		}
+		e := scopeEntry{key: k, sent: time.Time{}.Unix()}
+		if t, err := time.Parse(time.RFC3339, h.Date); err == nil {
+			e.sent = t.Unix()
+		}
+		out.entries = append(out.entries, e)
+		return nil
 	}
+	byID := map[string]*Hit{}
 	if len(req.IDs) > 0 {
-		listed := map[string]bool{}
+		listed = map[[32]byte]bool{}
 		for _, id := range req.IDs {
 			h, err := s.lookup(ctx, c, id)
 			if err != nil {
 				return nil, s.denied(ctx, c, "export", id, err)
 			}
-			listed[h.SHA256] = true
+			k, err := store.ParseKey(h.SHA256)
+			if err != nil {
+				return nil, err
+			}
+			listed[k] = true
 			if req.Search == nil {
-				add(*h)
+				byID[h.SHA256] = h
 			}
 		}
-		if req.Search != nil {
-			order = slices.DeleteFunc(order, func(id string) bool { return !listed[id] })
+	}
+	if sr := req.Search; sr != nil && (sr.Syntax == "" || sr.Syntax == SyntaxHuman) {
+		sel, err := s.selection(ctx, c, *sr)
+		if err != nil {
+			return nil, err
+		}
+		err = sel.Each(ctx, func(batch []indexer.Hit) error {
+			for _, ih := range batch {
+				h, ok := scopedHit(c, ih)
+				if !ok || !inDates(h) {
+					continue
+				}
+				if err := keep(h); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, classify(err)
+		}
+		out.hits = func(ctx context.Context, keys [][32]byte) ([]Hit, error) {
+			ihs, err := sel.Hits(ctx, keys)
+			if err != nil {
+				return nil, err
+			}
+			hits := make([]Hit, 0, len(ihs))
+			for _, ih := range ihs {
+				if h, ok := scopedHit(c, ih); ok {
+					hits = append(hits, h)
+				}
+			}
+			return hits, nil
+		}
+	} else {
+		if sr != nil {
+			hits, err := s.searchAll(ctx, c, *sr)
+			if err != nil {
+				return nil, err
+			}
+			for _, h := range hits {
+				mergeHit(byID, h)
+			}
+		}
+		for _, h := range byID {
+			if inDates(*h) {
+				if err := keep(*h); err != nil {
+					return nil, err
+				}
+			}
+		}
+		out.hits = func(_ context.Context, keys [][32]byte) ([]Hit, error) {
+			hits := make([]Hit, 0, len(keys))
+			for _, k := range keys {
+				hits = append(hits, *byID[store.Key(k).String()])
+			}
+			return hits, nil
 		}
 	}
-	out := &exportSource{a: s.a}
-	for _, id := range order {
-		h := *byID[id]
-		day := ""
-		if len(h.Date) >= 10 {
-			day = h.Date[:10] // the day in the message's own zone
-		}
-		if req.After != "" && (day == "" || day < req.After) || req.Before != "" && (day == "" || day >= req.Before) {
-			continue
-		}
-		out.hits = append(out.hits, h)
-	}
-	slices.SortStableFunc(out.hits, func(x, y Hit) int {
-		tx, _ := time.Parse(time.RFC3339, x.Date)
-		ty, _ := time.Parse(time.RFC3339, y.Date)
-		if c := tx.Compare(ty); c != 0 {
+	slices.SortFunc(out.entries, func(x, y scopeEntry) int {
+		if c := cmp.Compare(x.sent, y.sent); c != 0 {
 			return c
 		}
-		return strings.Compare(x.SHA256, y.SHA256)
+		return bytes.Compare(x.key[:], y.key[:])
 	})
 	return out, nil
 }
 
-func (e *exportSource) Count(context.Context) (int, error) { return len(e.hits), nil }
+// mergeHit adds h to byID, or its occurrences to the hit of the same
+// message already there (an IMAP search answers per mailbox).
+func mergeHit(byID map[string]*Hit, h Hit) {
+	x, ok := byID[h.SHA256]
+	if !ok {
+		byID[h.SHA256] = &h
+		return
+	}
+	for _, o := range h.Occurrences {
+		if !slices.ContainsFunc(x.Occurrences, func(y indexer.Occurrence) bool {
+			return y.Account == o.Account && y.Mailbox == o.Mailbox && y.UIDValidity == o.UIDValidity && y.UID == o.UID
+		}) {
+			x.Occurrences = append(x.Occurrences, o)
+		}
+	}
+}
+
+// selection is a human-syntax search as an indexer.Selection, under c's
+// access rules as Search applies them (the restricted query, the accounts
+// c may search; scopedHit on every hit).
+func (s *Service) selection(ctx context.Context, c Caller, req SearchRequest) (*indexer.Selection, error) {
+	req.Syntax = SyntaxHuman
+	n, accounts, err := s.parseScoped(ctx, c, req)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := s.a.Select(ctx, c.restrict(n), &indexer.SearchOptions{Accounts: accounts, Mailboxes: req.Mailboxes})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return sel, nil
+}
+
+func (e *exportSource) Count(context.Context) (int, error) { return len(e.entries), nil }
+
+// exportBatch is how many messages Each looks up at a time.
+const exportBatch = 256
 
 func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) error {
-	for _, h := range e.hits {
-		if err := ctx.Err(); err != nil {
-			return err
+	keys := make([][32]byte, 0, exportBatch)
+	for start := 0; start < len(e.entries); start += exportBatch {
+		keys = keys[:0]
+		for _, en := range e.entries[start:min(start+exportBatch, len(e.entries))] {
+			keys = append(keys, en.key)
 		}
-		raw, err := e.a.Raw(h.SHA256)
+		hits, err := e.hits(ctx, keys)
 		if err != nil {
-			if errors.Is(err, indexer.ErrBlobCorrupt) {
-				return fmt.Errorf("message %s: %w: %w", h.SHA256, export.ErrCorrupt, err)
-			}
-			return fmt.Errorf("message %s: %w", h.SHA256, err)
-		}
-		m := export.Message{SHA256: h.SHA256, Raw: raw, ParseError: h.ParseError}
-		for _, o := range h.Occurrences {
-			oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL}
-			if t, err := time.Parse(time.RFC3339, o.InternalDate); err == nil {
-				oc.InternalDate = t
-			}
-			m.Occurrences = append(m.Occurrences, oc)
-		}
-		if err := fn(m); err != nil {
 			return err
+		}
+		if len(hits) != len(keys) {
+			return fmt.Errorf("%d of %d messages in scope left the archive (or the caller's scope) while it was exported: export again", len(keys)-len(hits), len(keys))
+		}
+		for _, h := range hits {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			raw, err := e.a.Raw(h.SHA256)
+			if err != nil {
+				if errors.Is(err, indexer.ErrBlobCorrupt) {
+					return fmt.Errorf("message %s: %w: %w", h.SHA256, export.ErrCorrupt, err)
+				}
+				return fmt.Errorf("message %s: %w", h.SHA256, err)
+			}
+			m := export.Message{SHA256: h.SHA256, Raw: raw, ParseError: h.ParseError}
+			for _, o := range h.Occurrences {
+				oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL}
+				if t, err := time.Parse(time.RFC3339, o.InternalDate); err == nil {
+					oc.InternalDate = t
+				}
+				m.Occurrences = append(m.Occurrences, oc)
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -184,20 +184,9 @@ func (s *Service) search(ctx context.Context, c Caller, req SearchRequest, all b
 	if req.Sort == "" && req.Syntax == SyntaxIMAP {
 		sort = "" // the answer's own order
 	}
-	n, err := Parse(req.Syntax, req.Query)
+	n, accounts, err := s.parseScoped(ctx, c, req)
 	if err != nil {
 		return nil, err
-	}
-	if req.Syntax == SyntaxHuman {
-		// What the index cannot be asked (nesting too deep, say) is the
-		// query's fault: say so before anything runs.
-		if _, err := query.Bleve(n); err != nil {
-			return nil, errorf(ErrBadRequest, "%v", err)
-		}
-	}
-	accounts, err := c.scopeAccounts(req.Accounts)
-	if err != nil {
-		return nil, s.denied(ctx, c, "search", fmt.Sprintf("accounts %v: %s", req.Accounts, req.Query), err)
 	}
 	if !all {
 		if err := s.audit(ctx, c, ActionSearch, searchScope(accounts, req.Mailboxes)+": "+string(req.Syntax)+": "+req.Query); err != nil {
@@ -216,6 +205,29 @@ func (s *Service) search(ctx context.Context, c Caller, req SearchRequest, all b
 	res.Query, res.Syntax = req.Query, req.Syntax
 	res.TookMS = float64(time.Since(begin).Microseconds()) / 1000
 	return res, nil
+}
+
+// parseScoped parses a search's query and resolves the accounts it may
+// run in (c's, or those asked for that c sees; a denial is audited): the
+// prelude of every search, paged (search) or streamed (an export's
+// selection).
+func (s *Service) parseScoped(ctx context.Context, c Caller, req SearchRequest) (query.Node, []string, error) {
+	n, err := Parse(req.Syntax, req.Query)
+	if err != nil {
+		return nil, nil, err
+	}
+	if req.Syntax == SyntaxHuman {
+		// What the index cannot be asked (nesting too deep, say) is the
+		// query's fault: say so before anything runs.
+		if _, err := query.Bleve(n); err != nil {
+			return nil, nil, errorf(ErrBadRequest, "%v", err)
+		}
+	}
+	accounts, err := c.scopeAccounts(req.Accounts)
+	if err != nil {
+		return nil, nil, s.denied(ctx, c, "search", fmt.Sprintf("accounts %v: %s", req.Accounts, req.Query), err)
+	}
+	return n, accounts, nil
 }
 
 // maxOffset bounds offset paging: past it, a page costs a sort of that many
