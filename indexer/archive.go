@@ -50,10 +50,20 @@ type Options struct {
 	// Workers is the number of goroutines hashing, parsing and compressing in
 	// Ingest (default GOMAXPROCS).
 	Workers int
+	// Layout is the store layout of a NEW archive: LayoutFiles (default, one
+	// file per blob) or LayoutPack (pack segments). An existing archive
+	// keeps the layout recorded in it (layout.go).
+	Layout string
+	// StoreMigration opens an archive whose store migration is unfinished,
+	// for MigrateStore alone (`mailvault store migrate`).
+	StoreMigration bool
 
 	// reindexHook, when set (tests only), is called at each stage of
 	// Reindex; the crash tests kill the process there.
 	reindexHook func(stage string)
+	// migrateBatch, when set (tests only), is how many copies MigrateStore
+	// publishes at a time (default 500).
+	migrateBatch int
 }
 
 // Archive is the store of record, the catalog and the index of one data
@@ -85,8 +95,10 @@ type Archive struct {
 	dirty   map[int64]struct{}
 
 	// fsStore is the filesystem store behind store (the default), for what
-	// only it has: the sweep of a crashed writer's temporary files.
+	// only it has: the sweep of a crashed writer's temporary files. It is
+	// nil when the layout is pack (Open repairs a pack store's tail itself).
 	fsStore *store.Store
+	layout  string // LayoutFiles or LayoutPack (layout.go)
 
 	// interrupted are the keys of blobs published by an ingest that a crash
 	// interrupted before its catalog commit (journal.go); pendingDirty says
@@ -149,15 +161,9 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		}
 	}()
 	var err error
-	if a.opts.ReadOnly {
-		a.fsStore, err = store.OpenReadOnly(filepath.Join(dir, "blobs"))
-	} else {
-		a.fsStore, err = store.Open(filepath.Join(dir, "blobs"))
-	}
-	if err != nil {
+	if err := a.openStore(); err != nil {
 		return nil, err
 	}
-	a.store = a.fsStore
 	var cat *catalog.Catalog
 	if a.opts.ReadOnly {
 		cat, err = catalog.OpenReadOnly(filepath.Join(dir, "catalog.db"))
@@ -240,7 +246,9 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		a.sweeping.Add(1)
 		go func() {
 			defer a.sweeping.Done()
-			a.fsStore.SweepTemps(sctx)
+			if a.fsStore != nil {
+				a.fsStore.SweepTemps(sctx)
+			}
 		}()
 		a.writer = newWriter(a)
 		// Disposals a crash interrupted are not finished here: the archive

@@ -24,7 +24,7 @@ func msg(from, subject, date, body string) []byte {
 
 func openTest(t *testing.T, dir string) *Archive {
 	t.Helper()
-	a, err := Open(dir, nil)
+	a, err := Open(dir, &Options{Layout: testLayout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,16 @@ import (
 	"time"
 
 	"mailvault/indexer/catalog"
+	"mailvault/indexer/pack"
 	"mailvault/indexer/store"
 )
 
 // Storage seams: what the archive needs of its store of record and its
 // catalog, and nothing more. The embedded defaults (package store: one zstd
-// file per blob; package catalog: SQLite) are wired in Open. docs/design.md
-// ("Storage seams") says how pack segments, S3 and PostgreSQL plug in.
+// file per blob, or package pack: append-only segments, as the archive's
+// recorded layout says, layout.go; package catalog: SQLite) are wired in
+// Open. docs/design.md ("Storage seams", "Pack segments") says how they, S3
+// and PostgreSQL plug in.
 
 // blobStore is the store of record for message bytes. Blobs are
 // content-addressed (key = sha256 of the raw bytes) and written once.
@@ -169,5 +172,6 @@ func (a *Archive) deleteBlob(ctx context.Context, k store.Key, reason string) (D
 
 var (
 	_ blobStore    = (*store.Store)(nil)
+	_ blobStore    = (*pack.Store)(nil)
 	_ catalogStore = (*catalog.Catalog)(nil)
 )

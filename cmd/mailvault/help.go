@@ -48,6 +48,32 @@ While serve runs, verify runs inside it as a job against a consistent
 snapshot, harvest and searches going on; without a serve it opens the archive
 read-only.
 `,
+	"store": `The store of record keeps every message's bytes, zstd-compressed and keyed by
+their sha256, in one of two layouts, recorded in DIR/store-layout when the
+archive is created (an archive without that file is "files"):
+
+  files  one file per message under DIR/blobs/ (the default for new archives)
+  pack   append-only segment files of many messages under DIR/packs/, with an
+         index from sha256 to segment and offset: far fewer files and no 4 KiB
+         block per small message; for archives of a few hundred thousand
+         messages and up (docs/design.md, "Pack segments")
+
+  init      create a new, empty archive with --layout (default pack); import
+            and serve then keep that layout
+  migrate   copy every blob to the --to layout, verify each copy (its bytes
+            hash to its key), switch the archive to it in one durable step and
+            remove the old layout's files (--keep-old keeps them). Interrupted
+            (Ctrl-C, a crash), the archive stays on its old layout and refuses
+            to open for writing until the same command is run again, which
+            resumes where it stopped. Progress on a terminal with rate and ETA.
+  compact   pack only: rewrite the segments that hold deleted blobs (retention,
+            erasure) without them, so that their bytes are gone from the disk;
+            a deleted blob is unreadable as soon as it is deleted, compaction
+            reclaims the space. Crash-safe at every step.
+
+Each is written to the audit trail before it runs; none runs while serve runs.
+--json prints the summary as one JSON object.
+`,
 	"reindex": `Rebuilds the search index from the store and the catalog (the index is a
 cache: nothing is lost by rebuilding it).
 

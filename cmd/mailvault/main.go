@@ -40,6 +40,7 @@ func init() {
 		{"status", "[--json] [--config FILE]", "show every archived mailbox: messages, parse errors, indexing, harvest state", runStatus},
 		{"verify", "[--json]", "re-hash every blob and check that store, catalog and index agree (online while serve runs)", runVerify},
 		{"reindex", "", "rebuild the search index from the store and catalog (online while serve runs)", runReindex},
+		{"store", "init [--layout pack|files] | migrate --to pack|files [--keep-old] | compact [--json]", "the store of record's layout: create an archive with pack segments, move an archive between one file per blob and pack segments (resumable, every blob verified), reclaim deleted blobs' bytes; serve must be stopped", runStore},
 		{"recover", "[--json]", "catalog the mail verify reports as blob-unreferenced (lost by the catalog) in _recovered/lost+found; serve must be stopped", runRecover},
 		{"jobs", "[--json] [--cancel ID]", "list the long jobs (import, verify, reindex, export) of the running serve", runJobs},
 		{"export", "--out DIR [--format production|mbox|eml] [--dedup none|global|custodian] QUERY | verify DIR", "write an eDiscovery production (natives, text, load files, manifest) of a search, or verify one offline", runExport},
