@@ -37,5 +37,6 @@ go test -run '^$' -fuzz '^FuzzMbox$' -fuzztime "$((50000 * scale))x" ./indexer/m
 go test -run '^$' -fuzz '^FuzzSafeNext$' -fuzztime "$((20000 * scale))x" ./web/
 go test -run '^$' -fuzz '^FuzzDecodeCursor$' -fuzztime "$((20000 * scale))x" ./web/
 go test -run '^$' -fuzz '^FuzzLoadFileValues$' -fuzztime "$((50000 * scale))x" ./export/
+go test -run '^$' -fuzz '^FuzzRecord$' -fuzztime "$((50000 * scale))x" ./indexer/pack/
 # Each execution is a real TCP session (~10/s): few, and little minimising.
 go test -run '^$' -fuzz '^FuzzServerResponses$' -fuzztime "$((300 * scale))x" -fuzzminimizetime 5x ./harvest/
