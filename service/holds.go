@@ -334,21 +334,21 @@ func (s *Service) holdCounts(ctx context.Context, h indexer.Hold) (*HoldCounts, 
 		}
 		return out, nil
 	}
-	hits, err := s.searchAll(ctx, holdCaller(h), SearchRequest{Query: h.Query, Syntax: Syntax(h.Syntax),
-		Accounts: h.Custodians, IncludeExpunged: true})
-	if errors.Is(err, ErrNotFound) { // no mailbox of the custodians yet
-		return out, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("hold %s: count what its query matches: %w", h.Name, err)
-	}
 	seen := map[string]bool{}
-	for _, hit := range hits {
+	err = s.eachHit(ctx, holdCaller(h), SearchRequest{Query: h.Query, Syntax: Syntax(h.Syntax),
+		Accounts: h.Custodians, IncludeExpunged: true}, func(hit Hit) error {
 		out.Occurrences += len(hit.Occurrences)
 		if !seen[hit.SHA256] {
 			seen[hit.SHA256] = true
 			out.Messages++
 		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) { // no mailbox of the custodians yet
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hold %s: count what its query matches: %w", h.Name, err)
 	}
 	return out, nil
 }

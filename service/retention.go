@@ -711,14 +711,15 @@ func (s *Service) policyQueryMatches(ctx context.Context, cfg *RetentionConfig) 
 		if pol.Query == "" {
 			continue
 		}
-		hits, err := s.searchAll(ctx, Operator(), SearchRequest{Query: pol.Query})
+		set := map[string]bool{}
+		err := s.eachHit(ctx, Operator(), SearchRequest{Query: pol.Query}, func(h Hit) error {
+			set[h.SHA256] = true
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("retention policy %s: query %q: %w", pol.Name, pol.Query, err)
 		}
-		matches[i] = make(map[string]bool, len(hits))
-		for _, h := range hits {
-			matches[i][h.SHA256] = true
-		}
+		matches[i] = set
 	}
 	return matches, nil
 }

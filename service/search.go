@@ -131,22 +131,48 @@ func (s *Service) Search(ctx context.Context, c Caller, req SearchRequest) (*Sea
 // searchAll answers req with every hit at once (Limit, Offset and After are
 // ignored), unaudited: for an export, which audits its scope itself.
 func (s *Service) searchAll(ctx context.Context, c Caller, req SearchRequest) ([]Hit, error) {
+	var hits []Hit
+	err := s.eachHit(ctx, c, req, func(h Hit) error {
+		hits = append(hits, h)
+		return nil
+	})
+	return hits, err
+}
+
+// eachHit calls fn with every hit of req, unaudited (the caller audits
+// what it does with them), in no particular order. A search in the human
+// syntax is streamed from the index (indexer.Selection: no sort, one batch
+// in memory), where paging it would sort every match again for each page;
+// the IMAP syntax answers everything at once.
+func (s *Service) eachHit(ctx context.Context, c Caller, req SearchRequest, fn func(Hit) error) error {
+	if req.Syntax == "" || req.Syntax == SyntaxHuman {
+		sel, err := s.selection(ctx, c, req)
+		if err != nil {
+			return err
+		}
+		err = sel.Each(ctx, func(batch []indexer.Hit) error {
+			for _, ih := range batch {
+				if h, ok := scopedHit(c, ih); ok {
+					if err := fn(h); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		return classify(err)
+	}
 	req.Limit, req.Offset, req.After, req.Facets, req.ByRelevance, req.Sort = MaxLimit, 0, nil, false, false, ""
 	res, err := s.search(ctx, c, req, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	hits := res.Hits
-	// The human syntax pages by the sort key, a page at a time; the IMAP
-	// syntax answered everything at once.
-	for req.Syntax != SyntaxIMAP && uint64(len(hits)) < res.Total && len(res.Hits) > 0 && len(res.After) > 0 {
-		req.After = res.After
-		if res, err = s.search(ctx, c, req, true); err != nil {
-			return nil, err
+	for _, h := range res.Hits {
+		if err := fn(h); err != nil {
+			return err
 		}
-		hits = append(hits, res.Hits...)
 	}
-	return hits, nil
+	return nil
 }
 
 // search is Search; all (searchAll) skips the audit row and, for the IMAP
@@ -167,9 +193,6 @@ func (s *Service) search(ctx context.Context, c Caller, req SearchRequest, all b
 	}
 	if req.Offset < 0 || req.Offset > maxOffset {
 		return nil, errorf(ErrBadRequest, "offset %d: want 0 to %d (page by the cursor instead)", req.Offset, maxOffset)
-	}
-	if len(req.Query) > MaxQueryBytes {
-		return nil, errorf(ErrBadRequest, "query of %d bytes: at most %d", len(req.Query), MaxQueryBytes)
 	}
 	if req.Sort == "date" {
 		req.Sort = string(indexer.SortNewest)
@@ -212,6 +235,9 @@ func (s *Service) search(ctx context.Context, c Caller, req SearchRequest, all b
 // prelude of every search, paged (search) or streamed (an export's
 // selection).
 func (s *Service) parseScoped(ctx context.Context, c Caller, req SearchRequest) (query.Node, []string, error) {
+	if len(req.Query) > MaxQueryBytes {
+		return nil, nil, errorf(ErrBadRequest, "query of %d bytes: at most %d", len(req.Query), MaxQueryBytes)
+	}
 	n, err := Parse(req.Syntax, req.Query)
 	if err != nil {
 		return nil, nil, err
