@@ -158,19 +158,26 @@
 // Dovecot without an FTS plugin, the reference:
 //
 //   - String keys are case-insensitive substrings of the decoded field, by
-//     i;unicode-casemap as Dovecot has it: each character's simple titlecase,
-//     then compatibility decomposition. "Ｆｒｅｅ" contains "free" and "Café"
-//     contains "cafe", but "ß" is not "ss": "GRÜSSE" does not find "Grüße".
-//   - FROM, TO, CC, BCC search the address list written back as
-//     `name <local@domain>, ...`: every address in angle brackets, a name
-//     quoted when it is not all atext (unless it was an encoded word), then
-//     decoded; a group as `name: member, member;`. So FROM "<" matches
-//     every message with a From: address, FROM "Tim Peters <" does not
-//     match `Tim Peters <tim@x>` (the name is written "Tim Peters" in
-//     quotes), and TO "undisclosed" matches `To: undisclosed-recipients:;`.
-//     A quoted local part is written as it was ("odd local"@host), and an
-//     encoded word where none may be (=?...?=@host) is decoded, as
-//     Dovecot decodes the written list.
+//     i;unicode-casemap as Dovecot 2.3 has it: each character's simple
+//     titlecase, then a Hangul syllable's jamo or the character's
+//     UnicodeData decomposition (canonical or compatibility) one level
+//     deep, not applied again. "Ｆｒｅｅ" contains "free" and "Café"
+//     contains "cafe", but "ß" is not "ss" ("GRÜSSE" does not find
+//     "Grüße") and "KẾ" does not contain "KE" (Ế is Ê + acute there).
+//   - FROM, TO, CC, BCC search the address list as Dovecot's own parser
+//     reads it (message_address_parse, salvaging, with placeholders for
+//     what is missing) and writes it back (message_address_write), then
+//     decoded: `name <local@domain>, ...`, every address in angle brackets,
+//     a name quoted when it is not all atext (unless it holds an encoded
+//     word), a group as `name: member, member;`. So FROM "<" matches every
+//     message with a From: address, FROM "Tim Peters <" does not match
+//     `Tim Peters <tim@x>` (the name is written "Tim Peters" in quotes), TO
+//     "undisclosed" matches `To: undisclosed-recipients:;`, and a broken
+//     field is searched as Dovecot salvages it: `From: alice` is
+//     "<alice@MISSING_DOMAIN>", `To: Foo <bar@x` is "Foo
+//     <bar@SYNTAX_ERROR>" (also MISSING_MAILBOX, INVALID_ROUTE). A quoted
+//     local part is written as it was ("odd local"@host), and an encoded
+//     word where none may be (=?...?=@host) is decoded.
 //   - SUBJECT searches the Subject with runs of blanks made one space, then
 //     decoded. HEADER searches the named top-level field, unfolded (blanks
 //     kept, except that a tab starting a continuation line is a space:
@@ -180,14 +187,17 @@
 //   - BODY searches every text/* part (and a message without Content-Type)
 //     decoded from its transfer encoding, leniently (a bad quoted-printable
 //     escape is kept; blanks at a quoted-printable line end are padding and
-//     dropped), and its charset (iconv's aliases: ks_c_5601-1987 is
-//     EUC-KR); HTML as it is, tags included; message/* parts other than
-//     message/rfc822 (a bounce's delivery-status) are text too, and a
-//     message/rfc822 is searched as its header and parts. Parts of other types are not
-//     searched, nor is a part whose Content-Type is present but not
-//     "type/subtype" followed by the end or ";" ("text/plain charset=x",
-//     "multipart/mixed boundary=b", "text", empty); a bad parameter does not
-//     invalidate the type. Line ends are LF, as Dovecot stores mail by
+//     dropped), and its charset when glibc's iconv (Dovecot's converter)
+//     knows the name; a part in a charset it does not know
+//     (ks_c_5601-1987, x-sjis) is read as UTF-8, each invalid sequence a
+//     U+FFFD, as Dovecot falls back (an encoded word in such a charset is
+//     read the same way); HTML as it is, tags included; message/* parts
+//     other than message/rfc822 (a bounce's delivery-status) are text too,
+//     and a message/rfc822 is searched as its header and parts. Parts of
+//     other types are not searched, nor is a part whose Content-Type is
+//     present but not "type/subtype" followed by the end or ";"
+//     ("text/plain charset=x", "multipart/mixed boundary=b", "text",
+//     empty); a bad parameter does not invalidate the type. Line ends are LF, as Dovecot stores mail by
 //     default: BODY "a\nb" finds a line break, "a\r\nb" none. TEXT
 //     searches the top-level header (lines "name" + the colon and blank as
 //     written + value, joined by CRLF: "X-Empty:" holds "x-empty:\r\n" but
@@ -226,10 +236,6 @@
 //     search by sent date must find them in their month. A message with no
 //     Date: at all is also 1 Jan 1970 to Dovecot; to mailvault it has no
 //     sent date, and no SENTBEFORE, SENTON or SENTSINCE matches it.
-//   - Invalid address fields: for `To: "" <>` Dovecot searches an invented
-//     "MISSING_MAILBOX@MISSING_DOMAIN", and for
-//     `To: <Undisclosed-Recipient:;@host>` it drops the domain. mailvault
-//     matches what is written in the message.
 //   - A quoted string with a backslash before anything but " and \ is a
 //     parse error (RFC 9051); Dovecot reads `"\r"` as "r" and `"\t"` as
 //     "t", which is never what the sender meant.

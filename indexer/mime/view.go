@@ -6,12 +6,10 @@ import (
 	"io"
 	"mime"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
-	"golang.org/x/text/unicode/norm"
 )
 
 // View is a message as IMAP SEARCH sees it, with every string case-folded
@@ -47,12 +45,21 @@ func (v *View) TextContains(needle string) bool {
 	return strings.Contains(v.HeaderText, needle) || strings.Contains(v.Body, needle) || strings.Contains(v.PartHeaders, needle)
 }
 
-// Fold case-folds s as View does, the way Dovecot's i;unicode-casemap
-// comparator does: each character's simple titlecase mapping, then
-// compatibility decomposition (NFKD). So "ＦＲＥＥ" matches "free" and "café"
-// contains "cafe", but "ß" stays "ß" ("GRÜSSE" does not match "grüße"). The
-// result is for comparing, not for showing. Invalid UTF-8 sequences become
-// U+FFFD.
+// Fold case-folds s as View does, the way Dovecot 2.3's i;unicode-casemap
+// comparator does (uni_utf8_to_decomposed_titlecase in src/lib/unichar.c):
+// each character's simple titlecase mapping, then, for the result, a
+// Hangul syllable's jamo, or its decomposition from UnicodeData.txt
+// (canonical or compatibility) taken one level deep. So "ＦＲＥＥ" matches
+// "free" and "café" contains "cafe", but "ß" stays "ß" ("GRÜSSE" does not
+// match "grüße"), and "Ế" (U+1EBE) becomes "Ê" + U+0301, not "E" + U+0302
+// + U+0301 as NFKD has it: Dovecot does not find "KE" in "KẾ" (issue 13,
+// found by the generated queries on Vietnamese spam). The tables are
+// generated (casemap_gen.go) as Dovecot's unicodemap.pl builds its own:
+// a character with a titlecase field has no decomposition, and one of
+// several characters applies only up to U+FFFF. The result is for
+// comparing, not for showing. Each byte of an invalid UTF-8 sequence
+// becomes U+FFFD, one for a run (not after another U+FFFD), as Dovecot
+// writes it.
 func Fold(s string) string {
 	ascii := true
 	for i := 0; i < len(s); i++ {
@@ -64,13 +71,58 @@ func Fold(s string) string {
 	if ascii {
 		return strings.ToUpper(s)
 	}
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	b.Grow(len(s) + len(s)/4)
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x80 {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		if r == utf8.RuneError && n == 1 {
+			if !strings.HasSuffix(b.String(), "\uFFFD") {
+				b.WriteRune(utf8.RuneError)
+			}
+			continue
+		}
+		if t, ok := dovecotTitle[r]; ok {
+			r = t
+		}
+		switch d, ok := dovecotDecomp[r]; {
+		case r >= hangulFirst && r <= hangulLast:
+			writeJamo(&b, r)
+		case ok:
+			b.WriteString(d)
+		default:
+			b.WriteRune(r)
+		}
 	}
-	return norm.NFKD.String(strings.Map(unicode.ToTitle, s))
+	return b.String()
 }
 
-var viewWordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
+const hangulFirst, hangulLast = 0xAC00, 0xD7A3
+
+// writeJamo writes a Hangul syllable as its conjoining jamo (Unicode 3.12),
+// as Dovecot's uni_ucs4_decompose_hangul_utf8 does.
+func writeJamo(b *strings.Builder, r rune) {
+	const lBase, vBase, tBase, vCount, tCount = 0x1100, 0x1161, 0x11A7, 21, 28
+	s := r - hangulFirst
+	b.WriteRune(lBase + s/(vCount*tCount))
+	b.WriteRune(vBase + s%(vCount*tCount)/tCount)
+	if t := tBase + s%tCount; t != tBase {
+		b.WriteRune(t)
+	}
+}
+
+//go:generate go run casemap_gen.go /usr/share/unicode/UnicodeData.txt
+
+var viewWordDecoder = &mime.WordDecoder{CharsetReader: viewCharsetReader}
 
 // NewView builds the View of raw. It never fails: what cannot be decoded
 // is searched as it is.
@@ -172,13 +224,38 @@ func walkText(h textproto.Header, body io.Reader, depth int, out, headers *strin
 		// message/* other than rfc822 (delivery-status,
 		// disposition-notification) is text to Dovecot's search too
 		// (issue 13: "Reporting-MTA" in a bounce).
-		out.WriteString(Fold(string(decodeText(h, params, body))))
+		out.WriteString(Fold(string(decodeSearchText(h, params, body))))
 	}
 }
 
 // decodeText reads a text part's body, decoded from its transfer encoding
-// (leniently) and its charset to UTF-8 when it can be.
+// (leniently) and its charset to UTF-8 when it can be, for showing.
 func decodeText(h textproto.Header, params map[string]string, body io.Reader) []byte {
+	raw := decodeTransfer(h, body)
+	// Charset names as iconv knows them: its aliases (ks_c_5601-1987 is
+	// EUC-KR/CP949, cp1252 windows-1252, ...), which golang.org/x/text
+	// lacks; normCharset maps them.
+	if cs := normCharset(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+		if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
+			if conv, err := io.ReadAll(r); err == nil {
+				raw = conv
+			}
+		}
+	}
+	return raw
+}
+
+// decodeSearchText reads a text part's body as Dovecot's search does:
+// decoded from its transfer encoding (leniently), then converted from its
+// charset only when iconv knows the name (viewConvert).
+func decodeSearchText(h textproto.Header, params map[string]string, body io.Reader) []byte {
+	return viewConvert(params["charset"], decodeTransfer(h, body))
+}
+
+// decodeTransfer reads a part's body decoded from its transfer encoding,
+// leniently: a bad quoted-printable escape stays as it is, as Dovecot
+// keeps it.
+func decodeTransfer(h textproto.Header, body io.Reader) []byte {
 	raw, _ := io.ReadAll(io.LimitReader(body, defaultMaxDecodedBytes))
 	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
 	case "quoted-printable":
@@ -188,17 +265,6 @@ func decodeText(h textproto.Header, params map[string]string, body io.Reader) []
 		raw = appendQP(nil, trimLineEnds(raw), -1)
 	case "base64":
 		raw = appendBase64(nil, raw, -1)
-	}
-	// Charset names as iconv (Dovecot's converter) knows them: its aliases
-	// (ks_c_5601-1987 is EUC-KR/CP949, cp1252 windows-1252, ...), which
-	// golang.org/x/text lacks; normCharset maps them (issue 13: the
-	// generated queries found Korean spam searched undecoded).
-	if cs := normCharset(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-		if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
-			if conv, err := io.ReadAll(r); err == nil {
-				raw = conv
-			}
-		}
 	}
 	return raw
 }
@@ -324,225 +390,17 @@ func compressLWSP(s string) string {
 	return b.String()
 }
 
-// writeAddresses parses an address field and writes it back the way
-// Dovecot's message_address_write does, names decoded: every address as
-// `name <local@domain>` (name quoted unless it is all atext or an encoded
-// word), groups as `name: member, member;`, joined by ", ".
+// writeAddresses writes an address field the way Dovecot's IMAP SEARCH
+// searches it: parsed and salvaged by Dovecot's parser, written back by
+// its message_address_write (dovecotaddr.go), then the encoded words of
+// that string decoded, as message_search decodes a header value. A
+// charset Dovecot does not know is read as UTF-8 (viewCharsetReader).
 func writeAddresses(raw string) string {
-	p := &parser{m: &Message{}, lim: (*Limits)(nil).withDefaults()}
-	var b strings.Builder
-	sep := func() {
-		if b.Len() > 0 && !strings.HasSuffix(b.String(), ": ") {
-			b.WriteString(", ")
-		}
+	w := dovecotWriteAddresses(dovecotParseAddresses(raw))
+	if dec, err := viewWordDecoder.DecodeHeader(w); err == nil {
+		return dec
 	}
-	for _, el := range splitGroups(raw) {
-		if el.group {
-			sep()
-			if el.text == "" {
-				b.WriteString(`""`)
-			} else if strings.Contains(el.text, "=?") {
-				b.WriteString(p.decodeWords(el.text, "search"))
-			} else {
-				b.WriteString(maybeQuote(el.text, true))
-			}
-			b.WriteString(": ")
-			continue
-		}
-		if el.end {
-			str := strings.TrimSuffix(b.String(), " ")
-			b.Reset()
-			b.WriteString(strings.TrimSuffix(str, ","))
-			b.WriteString(";")
-			continue
-		}
-		list, _ := p.parseAddressList(el.text, "search")
-		encoded := strings.Contains(el.text, "=?")
-		if len(list) == 1 && list[0].Name == "" && list[0].Addr != "" {
-			// `" " <x@y>`: a name of blanks, which the parser drops and
-			// Dovecot writes (and quotes).
-			if i := strings.IndexByte(el.text, '"'); i >= 0 && i < strings.IndexByte(el.text+"<", '<') {
-				if q, _, closed := quotedString(el.text, i); closed && q != "" && strings.TrimSpace(q) == "" {
-					list[0].Name = q
-				}
-			}
-		}
-		for _, a := range list {
-			sep()
-			if a.Name != "" {
-				if encoded {
-					b.WriteString(a.Name)
-				} else {
-					// A quoted name keeps its blanks ("IQ " <x@y>),
-					// and so its quotes, as Dovecot writes it.
-					b.WriteString(maybeQuote(quotedName(el.text, a.Name), true))
-				}
-			}
-			if a.Addr == "" {
-				continue
-			}
-			if a.Name != "" {
-				b.WriteByte(' ')
-			}
-			b.WriteByte('<')
-			local, domain, _ := strings.Cut(a.Addr, "@")
-			switch {
-			case local == "":
-				b.WriteString(`""`)
-			case len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"':
-				// A quoted local part ("odd local"@host): the parser
-				// drops its blanks; Dovecot writes it as it was.
-				b.WriteString(maybeQuote(quotedLocal(el.text, local[1:len(local)-1]), false))
-			case strings.Contains(local, "=?"):
-				// An encoded word where none may be
-				// (=?iso-2022-jp?B?...?=@host): Dovecot decodes the
-				// written address, so the local part is searched decoded.
-				b.WriteString(p.decodeWords(local, "search"))
-			default:
-				b.WriteString(maybeQuote(local, false))
-			}
-			if domain != "" {
-				b.WriteByte('@')
-				b.WriteString(domain)
-			}
-			b.WriteByte('>')
-		}
-	}
-	return b.String()
-}
-
-// quotedLocal finds in raw the quoted string whose content, blanks
-// removed, is squeezed, and returns that content with its blanks
-// (squeezed itself when there is none).
-func quotedLocal(raw, squeezed string) string {
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '"' {
-			continue
-		}
-		q, next, closed := quotedString(raw, i)
-		if !closed {
-			break
-		}
-		if strings.Join(strings.Fields(q), "") == squeezed {
-			return q
-		}
-		i = next - 1
-	}
-	return squeezed
-}
-
-// quotedName returns the content of the quoted string in raw that is name
-// with blanks around it, or name.
-func quotedName(raw, name string) string {
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '"' {
-			continue
-		}
-		q, next, closed := quotedString(raw, i)
-		if !closed {
-			break
-		}
-		if q != name && strings.TrimSpace(q) == strings.TrimSpace(name) {
-			return q
-		}
-		i = next - 1
-	}
-	return name
-}
-
-// addrElement is a piece of an address field: addresses (text), the start
-// of a group (group, its name in text) or its end.
-type addrElement struct {
-	text       string
-	group, end bool
-}
-
-// splitGroups cuts an address field at group starts ("name:") and ends
-// (";") outside quotes, comments and angle brackets.
-func splitGroups(raw string) []addrElement {
-	var out []addrElement
-	start, depth := 0, 0
-	inQuote, inAngle, inGroup := false, false, false
-	flush := func(i int) {
-		if t := strings.TrimSpace(raw[start:i]); t != "" {
-			out = append(out, addrElement{text: t})
-		}
-	}
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case inQuote:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inQuote = false
-			}
-		case depth > 0:
-			if c == '\\' {
-				i++
-			} else if c == '(' {
-				depth++
-			} else if c == ')' {
-				depth--
-			}
-		case c == '"':
-			inQuote = true
-		case c == '(':
-			depth++
-		case c == '<':
-			inAngle = true
-		case c == '>':
-			inAngle = false
-		case inAngle:
-		case c == ':' && !inGroup:
-			name := strings.TrimSpace(raw[start:i])
-			if k := strings.LastIndexByte(name, ','); k >= 0 {
-				flush(start + k)
-				name = strings.TrimSpace(name[k+1:])
-			}
-			out = append(out, addrElement{text: strings.Trim(name, `"`), group: true})
-			inGroup, start = true, i+1
-		case c == ';' && inGroup:
-			flush(i)
-			out = append(out, addrElement{end: true})
-			inGroup, start = false, i+1
-		}
-	}
-	flush(len(raw))
-	if inGroup {
-		out = append(out, addrElement{end: true})
-	}
-	return out
-}
-
-// maybeQuote quotes s when it is not all atext (dots allowed unless
-// escapeDot), escaping \, " and '.
-func maybeQuote(s string, escapeDot bool) string {
-	plain := true
-	for i := 0; i < len(s); i++ {
-		if !isAtext(s[i]) && (escapeDot || s[i] != '.') {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return s
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c == '\\' || c == '\'' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-func isAtext(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80 ||
-		strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+	return w
 }
 
 // HTMLBody returns the first text/html part of raw, decoded from its

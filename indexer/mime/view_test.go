@@ -46,6 +46,23 @@ func TestView(t *testing.T) {
 	if Fold("Straße") == Fold("STRASSE") {
 		t.Error("Fold expands ß to ss; Dovecot's casemap (simple titlecase) does not")
 	}
+	// Dovecot 2.3's casemap (uni_utf8_to_decomposed_titlecase): titlecase,
+	// then one level of decomposition; invalid UTF-8 is one U+FFFD a run.
+	for _, tt := range [][2]string{
+		{"k\u1EBF", "K\u00CA\u0301"},     // ế → Ế → Ê + acute, not E + circumflex + acute
+		{"\u1E69", "\u1E62\u0307"},       // ṩ → Ṩ → Ṣ + dot above
+		{"\uFB01", "fi"},                 // ﬁ has no titlecase: its compatibility form, lower case
+		{"\u01C6\u01C4", "\u01C5\u01C5"}, // ǆ, Ǆ → ǅ, which has a titlecase field and so no decomposition
+		{"\u00AA", "a"},                  // ª → a (compatibility, lower case)
+		{"\uAC01", "\u1100\u1161\u11A8"}, // 각 → jamo
+		{"a\xff\xfeb", "A\uFFFDB"},
+		{"\uFFFD\xff", "\uFFFD"},
+		{"\U0001D400", "A"}, // 𝐀, a one-character decomposition above U+FFFF
+	} {
+		if got := Fold(tt[0]); got != tt[1] {
+			t.Errorf("Fold(%q) = %q, want %q", tt[0], got, tt[1])
+		}
+	}
 	if !strings.Contains(Fold("Café"), Fold("cafe")) {
 		t.Errorf("Fold(Café) = %q does not contain cafe (decomposition)", Fold("Café"))
 	}
@@ -88,6 +105,15 @@ func TestViewDovecotCuts(t *testing.T) {
 		{"quoted name keeps its blanks", "From: \"IQ \" <nlv@x.us>\r\n\r\nb\r\n", "from", `"iq " <nlv@`, true},
 		{"quoted local part as written", "To: \"odd local\"@x.net\r\n\r\nb\r\n", "to", `<"odd local"@x.net>`, true},
 		{"encoded word in a local part decoded", "From: =?iso-2022-jp?B?am9rb0Bycy4xMjgubmUuanA=?=@FreeBSD.ORG\r\n\r\nb\r\n", "from", "<joko@rs.128.ne.jp@freebsd.org>", true},
+		{"decomposed one level: Ế is Ê + acute", "Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nK\u1EBE TO\u00C1N\r\n", "body", "KE", false},
+		{"decomposed one level: Ê + acute found", "Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nK\u1EBE TO\u00C1N\r\n", "body", "k\u1EBF", true},
+		{"decomposed one level: Á is A + acute", "Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nK\u1EBE TO\u00C1N\r\n", "body", "toa", true},
+		{"Hangul syllables are jamo", h + "Content-Type: text/plain; charset=utf-8\r\n\r\n\uD55C\uAD6D\r\n", "body", "\u1112\u1161", true},
+		{"ks_c_5601-1987 is read as UTF-8 (iconv has no such name)", h + "Content-Type: text/html; charset=\"ks_c_5601-1987\"\r\n\r\n<p> \xC7\xAA\xC7\xD1</p>\r\n", "body", " o", true},
+		{"ks_c_5601-1987 is not converted from EUC-KR", h + "Content-Type: text/plain; charset=ks_c_5601-1987\r\n\r\n\xC7\xD1\xB1\xB9\r\n", "body", "\uD55C\uAD6D", false},
+		{"euc-kr is converted", h + "Content-Type: text/plain; charset=euc-kr\r\n\r\n\xC7\xD1\xB1\xB9\r\n", "body", "\uD55C\uAD6D", true},
+		{"x-sjis is read as UTF-8", h + "Content-Type: text/plain; charset=x-sjis\r\n\r\n\x82\xa0\r\n", "body", "\u3042", false},
+		{"shift_jis is converted", h + "Content-Type: text/plain; charset=shift_jis\r\n\r\n\x82\xa0\r\n", "body", "\u3042", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v := NewView([]byte(tt.raw))
@@ -123,6 +149,7 @@ func FuzzNewView(f *testing.F) {
 	f.Add([]byte("Subject: x\r\n\r\nbody"))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Type: message/rfc822\r\n\r\nFrom: a\r\n\r\nhi\r\n--z--"))
 	f.Add([]byte("From: <>, \"\" <@>, =?x?q?a?=\r\nContent-Transfer-Encoding: base64\r\n\r\n===="))
+	f.Add([]byte("From: alice\r\nTo: Foo <bar@x, (c\\) \"q\\\r\n\"@[1.2\r\nCc: <@r.x:, g: a@b, ;\r\nBcc: ...@, \x00\"\r\nContent-Type: text/plain; charset=ks_c_5601-1987\r\n\r\n\xc7\xaa\xff"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		v := NewView(raw)
 		if v.Size < 0 {
@@ -141,6 +168,12 @@ func TestWriteAddresses(t *testing.T) {
 		{`undisclosed-recipients:;`, `undisclosed-recipients:;`},
 		{`Team: b@x.org, c@x.org;, d@x.org`, `Team: <b@x.org>, <c@x.org>;, <d@x.org>`},
 		{`a@x.org, "My Group": b@x.org;`, `<a@x.org>, "My Group": <b@x.org>;`},
+		// Dovecot's salvage (FILL_MISSING), checked against Dovecot 2.3.19.1
+		// (messy message 9 of the generated differential)
+		{`alice`, `<alice@MISSING_DOMAIN>`},
+		{`Foo Bar, Foo <bar@x.org`, `"Foo Bar" <MISSING_MAILBOX@MISSING_DOMAIN>, Foo <bar@SYNTAX_ERROR>`},
+		{`<@route.x:bob@x.org>, a@b.c,`, `<@route.x:bob@x.org>, <a@b.c>`},
+		{`(only a comment) "q"@x, <>, x@[1.2.3.4], @nolocal.org`, `<q@x>, <MISSING_MAILBOX@MISSING_DOMAIN>, <x@[1.2.3.4]>, <MISSING_MAILBOX@nolocal.org>`},
 	} {
 		if got := writeAddresses(tt.in); got != tt.want {
 			t.Errorf("writeAddresses(%q) = %q, want %q", tt.in, got, tt.want)
