@@ -47,9 +47,12 @@ import (
 // sides keeps positions in step: the parts of a token are at the same
 // positions in the document and in the query.
 //
-// Ideographs come out of the segmenter one per token (hiragana too; katakana
-// and hangul runs as words), and a CJK word query is a phrase of them, which
-// finds what a bigram index finds without its second set of terms.
+// Ideographs come out of the segmenter one per token (hiragana too);
+// katakana and Hangul runs, which it keeps whole, mv_parts cuts into their
+// characters (splitSyllabic), so a CJK word query in any of the scripts is
+// a phrase of characters, which finds what a bigram index finds without its
+// second set of terms, and finds a word inside a sentence written without
+// spaces.
 const (
 	partsFilter       = "mv_parts"
 	queryPartsFilter  = "mv_query_parts"
@@ -112,6 +115,12 @@ func (f *partsTokenFilter) Filter(in analysis.TokenStream) analysis.TokenStream 
 	for _, t := range in {
 		pos++
 		parts := splitTerm(t.Term)
+		if hasSyllabic(t.Term) {
+			if parts == nil {
+				parts = [][]byte{t.Term}
+			}
+			parts = splitSyllabic(parts)
+		}
 		if parts == nil {
 			if isASCII(t.Term) {
 				// The common case: the token as it is, no copy.
@@ -166,6 +175,65 @@ func splitTerm(term []byte) [][]byte {
 		return [][]byte{term}
 	}
 	return parts
+}
+
+// hasSyllabic reports whether term holds Hangul or katakana, which the
+// segmenter leaves as runs: a Korean sentence (한국어를공부하고) or a katakana
+// compound (コンピュータシステム) would be one term, and a word inside it
+// (공부, システム) not findable.
+func hasSyllabic(term []byte) bool {
+	if isASCII(term) {
+		return false
+	}
+	for _, r := range string(term) {
+		if isSyllabic(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func isSyllabic(r rune) bool {
+	return unicode.In(r, unicode.Hangul, unicode.Katakana) || r == 'ー'
+}
+
+// splitSyllabic cuts every Hangul or katakana character out of the parts
+// as a part of its own (with the combining marks after it), as the
+// segmenter does with ideographs and hiragana: a CJK word is then the
+// phrase of its characters on both sides, in any script (issue 13).
+func splitSyllabic(parts [][]byte) [][]byte {
+	var out [][]byte
+	for _, p := range parts {
+		start := -1 // start of a run of other characters
+		for i := 0; i < len(p); {
+			r, n := utf8.DecodeRune(p[i:])
+			if !isSyllabic(r) {
+				if start < 0 {
+					start = i
+				}
+				i += n
+				continue
+			}
+			if start >= 0 {
+				out = append(out, p[start:i])
+				start = -1
+			}
+			j := i + n
+			for j < len(p) {
+				m, k := utf8.DecodeRune(p[j:])
+				if !unicode.Is(unicode.Mn, m) {
+					break
+				}
+				j += k
+			}
+			out = append(out, p[i:j])
+			i = j
+		}
+		if start >= 0 {
+			out = append(out, p[start:])
+		}
+	}
+	return out
 }
 
 func isWordOnly(term []byte) bool {

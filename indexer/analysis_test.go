@@ -19,6 +19,9 @@ var analysisMail = []struct{ from, subject, body string }{
 	{"Émile Lefèvre <emile@example.fr>", "accent", "Müller und die Straße, un café"},
 	{"Emile Lefevre <lefevre@example.com>", "plain", "Muller, a cafe"},
 	{"", "cjk", "東京都に住んでいます。テストです。"},
+	{"", "han", "我们明天在北京开会讨论预算。"},
+	{"", "japanese", "日本語の勉強をしています。コンピュータシステム"},
+	{"", "hangul", "한국어를공부하고있습니다. 서울에서만나요"},
 	{"", "hyphen", "send an e-mail to the co-op"},
 	{"Alice Smith <alice@example.org>", "address", "hello"},
 	{"", "phrase", "to be or not to be"},
@@ -101,6 +104,28 @@ func TestAnalysisChain(t *testing.T) {
 		{"京都", []string{"cjk"}},
 		{"テスト", []string{"cjk"}},
 		{"大阪", nil},
+		// Chinese (Han) with no spaces: a word inside the sentence is found,
+		// two characters that are not adjacent there are not.
+		{"北京", []string{"han"}},
+		{"开会", []string{"han"}},
+		{"讨论预算", []string{"han"}},
+		{"北开", nil},
+		{"上海", nil},
+		// Japanese, kanji and hiragana mixed, no spaces.
+		{"勉強", []string{"japanese"}},
+		{"日本語", []string{"japanese"}},
+		{"しています", []string{"japanese"}},
+		{"強を", []string{"japanese"}},
+		{"語勉", nil},
+		{"システム", []string{"japanese"}}, // a katakana word inside a compound
+		{"コンピュータ", []string{"japanese"}},
+		{"ムシ", nil},
+		// Korean Hangul with no spaces between words.
+		{"공부", []string{"hangul"}},
+		{"한국어", []string{"hangul"}},
+		{"서울", []string{"hangul"}},
+		{"부공", nil},
+		{"부산", nil},
 		// Hyphenated words by the whole and each part.
 		{"e-mail", []string{"hyphen"}},
 		{"mail", []string{"hyphen"}},
@@ -160,6 +185,9 @@ func TestPartsFilter(t *testing.T) {
 		{"ＡＢＣ", "1:abc", "1:abc"},
 		{"東京", "1:東 2:京", "1:東 2:京"},
 		{"が", "1:が", "1:が"},
+		{"공부하고", "1:공 2:부 3:하 4:고", "1:공 2:부 3:하 4:고"},
+		{"データabc", "1:デ 2:ー 3:タ 4:abc", "1:デ 2:ー 3:タ 4:abc"},
+		{"\u30AB\u3099", "1:\u30AC", "1:\u30AC"}, // カ + U+3099: the mark stays with its character, composed
 		{"plain words", "1:plain 2:words", "1:plain 2:words"},
 	}
 	for _, tc := range tests {

@@ -558,9 +558,10 @@ func checkPrefix(pre string) error {
 	}
 	for i, r := range pre {
 		switch {
-		case unicode.In(r, unicode.Han, unicode.Hiragana):
-			// The unicode tokenizer indexes Han and Hiragana one character at a time.
-			return fmt.Errorf("prefix %q: ideographs are indexed one by one, search without *", pre+"*")
+		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul):
+			// The unicode tokenizer indexes Han and Hiragana one character
+			// at a time, and mv_parts cuts katakana and Hangul runs so.
+			return fmt.Errorf("prefix %q: CJK characters are indexed one by one, search without *", pre+"*")
 		case unicode.IsLetter(r) || unicode.IsNumber(r):
 		case i > 0 && (unicode.IsMark(r) || unicode.Is(unicode.Pc, r) || strings.ContainsRune(".,:;'’", r)):
 			// Joiners that the unicode tokenizer keeps inside a word
