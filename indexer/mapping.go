@@ -40,7 +40,9 @@ func placeKey(account, mailbox string) string { return query.PlaceKey(account, m
 // hyphenated words split into their parts, possessives dropped, diacritics
 // folded beside the exact form; addresses and file names no longer indexed
 // a second time with punctuation split.
-const mappingVersion = "6"
+// 7: Hangul and katakana runs cut into their characters, like ideographs
+// (a word inside a Korean sentence or a katakana compound is findable).
+const mappingVersion = "7"
 
 // fieldSender is the first From: address, lower-cased (keyword, doc values:
 // the sender facet). fieldRefs holds the Message-IDs a message refers to
