@@ -36,7 +36,7 @@ awk -v n="$nsmall" -v dir="$small/cur" 'BEGIN {
 	}
 }'
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')"
 echo
 echo "| set | messages | raw bytes | run | layout | import s | msg/s | store du MB | store files | data dir du MB | verify s |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
