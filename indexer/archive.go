@@ -19,7 +19,6 @@ import (
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
-	"github.com/blevesearch/bleve/v2/index/scorch/mergeplan"
 
 	"mailvault/indexer/catalog"
 	"mailvault/indexer/mime"
@@ -262,7 +261,7 @@ func Open(dir string, opts *Options) (*Archive, error) {
 	return a, nil
 }
 
-var indexConfig = map[string]any{"bolt_timeout": "2s"}
+var indexConfig = map[string]any{"bolt_timeout": "2s", "scorchMergePlanOptions": mergePlan()}
 
 // openIndex opens the existing Bleve index at path.
 func openIndex(path string, readOnly bool) (bleve.Index, error) {
@@ -445,10 +444,11 @@ func (a *Archive) mailbox(ctx context.Context, account, name string) (catalog.Ma
 	return mb, nil
 }
 
-// Compact merges the index into as few segments as Bleve's single-segment
-// merge plan allows. After a bulk import this makes the index smaller (one
-// term dictionary instead of several) and searches faster; the harvester's
-// steady trickle leaves merging to Bleve's background merger.
+// Compact merges the index into as few segments as the segment cap allows
+// (compactPlan, mapping.go: one segment below maxSegmentDocs). After a bulk
+// import this makes the index smaller (fewer term dictionaries) and searches
+// faster; the harvester's steady trickle leaves merging to Bleve's
+// background merger.
 func (a *Archive) Compact(ctx context.Context) error {
 	if a.writer == nil {
 		return nil
@@ -469,7 +469,7 @@ func (a *Archive) Compact(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
+	if err := s.ForceMerge(ctx, compactPlan()); err != nil {
 		return fmt.Errorf("compact index: %w", err)
 	}
 	// Scorch deletes the merged-away segment files only on a later persister

@@ -3,6 +3,7 @@ package indexer
 import (
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/index/scorch/mergeplan"
 	"github.com/blevesearch/bleve/v2/mapping"
 
 	"mailvault/query"
@@ -117,4 +118,48 @@ func newMapping() (mapping.IndexMapping, error) {
 	m.DefaultMapping = doc
 	m.DefaultType = "message"
 	return m, nil
+}
+
+// maxSegmentDocs caps the documents in one index segment, for the
+// background merger and for Compact alike (issue 14). Bleve's default lets
+// merges grow segments to 5 million documents and Compact merged everything
+// into one; a merge maps every segment it reads, so its resident memory grew
+// with the archive: a 200,000-message import peaked at 1,053 MB RSS in the
+// final one-segment merge of an 834 MB index. With the cap, no merge reads
+// or writes more than about maxSegmentDocs documents (segments of 4.2 KB a
+// message at the scale set: ~270 MB), whatever the archive's size, and the
+// cost of a merge per message stays flat. The price is more segments for a
+// search to visit at large sizes: 1,000,000 messages are 16-32 segments of
+// 32k-64k documents instead of a few (docs/benchmarks.md, "Scale (issue
+// 14)", measures the search latency that results). An archive below the cap
+// still compacts into one segment.
+const maxSegmentDocs = 1 << 16
+
+// mergePlan is the background merger's policy: Bleve's tiered default with
+// segments capped at maxSegmentDocs. It goes in the index config
+// (scorchMergePlanOptions, which Bleve reads back through JSON: hence the
+// map, since MergePlanOptions has func fields), so it applies to every index
+// opened for writing.
+func mergePlan() map[string]any {
+	o := mergeplan.DefaultMergePlanOptions
+	return map[string]any{
+		"MaxSegmentsPerTier":   o.MaxSegmentsPerTier,
+		"MaxSegmentSize":       int64(maxSegmentDocs),
+		"MaxSegmentFileSize":   o.MaxSegmentFileSize,
+		"TierGrowth":           o.TierGrowth,
+		"SegmentsPerMergeTask": o.SegmentsPerMergeTask,
+		"FloorSegmentSize":     o.FloorSegmentSize,
+		"ReclaimDeletesWeight": o.ReclaimDeletesWeight,
+	}
+}
+
+// compactPlan is Compact's: as few segments as the cap allows (Bleve's
+// single-segment plan, capped). A segment is merged while it holds fewer
+// than maxSegmentDocs/2 documents, so Compact leaves segments of
+// maxSegmentDocs/2 to maxSegmentDocs documents, and the rest.
+func compactPlan() *mergeplan.MergePlanOptions {
+	o := mergeplan.SingleSegmentMergePlanOptions
+	o.MaxSegmentSize = maxSegmentDocs
+	o.FloorSegmentSize = maxSegmentDocs
+	return &o
 }

@@ -107,9 +107,16 @@ func runImport(ctx context.Context, e *env, args []string) error {
 // bulkMemoryLimit is the Go heap's soft limit for bulk commands (import,
 // reindex) unless GOMEMLIMIT says otherwise. Bleve's batches and merges make
 // garbage fast; without a limit the heap grows to twice the live data before
-// a collection. With it, an import of any size stays near 250-300 MB of RSS
-// for a little more GC work (measured in docs/benchmarks.md).
-const bulkMemoryLimit = 200 << 20
+// a collection. It was 200 MB, which kept an import near 250-300 MB of RSS
+// but under the live heap of a full pipeline (three 16 MiB import batches,
+// the 96 MiB index queue, a 1,000-document Bleve batch being analysed and a
+// merge), so the collector ran nearly without pause: a third of the import's
+// CPU was GC at 20,000 messages (issue 14, docs/benchmarks.md "Scale"). At
+// 512 MiB the import takes about 30 % less CPU and peaks near 500 MB of RSS.
+// What bounds memory is the structures (those queues and batches, and the
+// index segment cap, maxSegmentDocs in indexer/mapping.go), not this limit:
+// TestImportScale runs an import under a hard cap and checks its VmHWM.
+const bulkMemoryLimit = 512 << 20
 
 func limitMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
