@@ -523,17 +523,33 @@ func (s *Store) Publish(ctx context.Context, staged []store.Staged) error {
 		return fmt.Errorf("publish blobs: %w", err)
 	}
 	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO blobs(key, seg, off, len) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("publish blobs: %w", err)
+	}
+	defer ins.Close()
+	// Each segment's committed length and live bytes, updated once per
+	// segment rather than once per blob.
+	type segSum struct{ end, live int64 }
+	sums := map[int64]*segSum{}
 	for _, it := range work {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO blobs(key, seg, off, len) VALUES (?, ?, ?, ?)`, it.st.Key[:], it.l.seg, it.l.off, it.l.len)
+		res, err := ins.ExecContext(ctx, it.st.Key[:], it.l.seg, it.l.off, it.l.len)
 		if err != nil {
 			return fmt.Errorf("publish blob %s: %w", it.st.Key, err)
 		}
-		live := it.l.len
-		if n, _ := res.RowsAffected(); n == 0 {
-			live = 0
+		sum := sums[it.l.seg]
+		if sum == nil {
+			sum = &segSum{}
+			sums[it.l.seg] = sum
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE segments SET size = max(size, ?), live = live + ? WHERE id = ?`, it.l.off+it.l.len, live, it.l.seg); err != nil {
-			return fmt.Errorf("publish blob %s: %w", it.st.Key, err)
+		sum.end = max(sum.end, it.l.off+it.l.len)
+		if n, _ := res.RowsAffected(); n > 0 {
+			sum.live += it.l.len
+		}
+	}
+	for id, sum := range sums {
+		if _, err := tx.ExecContext(ctx, `UPDATE segments SET size = max(size, ?), live = live + ? WHERE id = ?`, sum.end, sum.live, id); err != nil {
+			return fmt.Errorf("publish blobs: segment %d: %w", id, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
