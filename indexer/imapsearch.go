@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mailvault/indexer/catalog"
@@ -126,8 +128,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 		return nil, err
 	}
 	occs := entry.occs
-	ev := &imapEval{a: a, ctx: ctx, opts: o, account: account, mailbox: mb.Name, occs: occs,
-		index: map[query.Node]map[string]bool{}, epoch: -1}
+	ev := &imapEval{a: a, ctx: ctx, opts: o, account: account, mailbox: mb.Name, occs: occs, epoch: -1}
 	ev.countKeys(n)
 	ev.plan.Messages = len(occs)
 	for i := range occs {
@@ -138,42 +139,117 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 			ev.live++
 		}
 	}
-	match, err := ev.compile(n)
-	if err != nil {
+	ev.shared = &imapShared{}
+	if _, err := ev.compile(n); err != nil {
 		return nil, err
 	}
 	if err := ev.prefilter(); err != nil {
 		return nil, err
 	}
-	res = &IMAPResult{Account: account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, AccountURL: mb.AccountURL,
-		UIDs: make([]uint32, 0, 64)}
+	// The evaluation runs on contiguous ranges of the mailbox in parallel
+	// when content keys will decode messages (the decode is the cost of a
+	// first search: 2 cores halve it); each range has its own evaluator and
+	// compiled predicates over the shared prefilter bits, caches and
+	// counters, and the answers are joined in UID order.
+	parts := 1
+	if ev.plan.ContentKeys > 0 && len(occs) >= 256 {
+		parts = min(runtime.GOMAXPROCS(0), 4)
+	}
+	type part struct {
+		ev   *imapEval
+		uids []uint32
+		hits []*catalog.MailboxOccurrence
+		err  error
+	}
+	ps := make([]part, parts)
+	var wg sync.WaitGroup
+	var stop atomic.Bool
 	seq := uint32(0)
-	for i := range occs {
-		if i%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("search: stopped after %v with %d of %d messages examined (%w); %w", o.Timeout, i, len(occs), err, ErrTooBroad)
-			}
-		}
-		oc := &occs[i]
-		ev.at = i
-		if oc.Expunged == "" {
-			seq++
-			ev.seq = seq
-		} else {
-			ev.seq = 0
-		}
-		ok, err := match(oc)
+	for p := range ps {
+		lo, hi := p*len(occs)/parts, (p+1)*len(occs)/parts
+		w := ev.fork()
+		match, err := w.compile(n)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			res.UIDs = append(res.UIDs, oc.UID)
-			res.Hits = append(res.Hits, oc)
+		ps[p].ev = w
+		first := seq
+		for i := lo; i < hi; i++ {
+			if occs[i].Expunged == "" {
+				seq++
+			}
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pp := &ps[p]
+			seq := first
+			for i := lo; i < hi; i++ {
+				if (i-lo)%256 == 0 {
+					if err := ctx.Err(); err != nil {
+						pp.err = fmt.Errorf("search: stopped after %v with %d of %d messages examined (%w); %w", o.Timeout, i-lo, hi-lo, err, ErrTooBroad)
+						return
+					}
+					if stop.Load() {
+						return
+					}
+				}
+				oc := &occs[i]
+				w.at = i
+				if oc.Expunged == "" {
+					seq++
+					w.seq = seq
+				} else {
+					w.seq = 0
+				}
+				ok, err := match(oc)
+				if err != nil {
+					pp.err = err
+					stop.Store(true)
+					return
+				}
+				if ok {
+					pp.uids = append(pp.uids, oc.UID)
+					pp.hits = append(pp.hits, oc)
+				}
+			}
+		}()
 	}
+	wg.Wait()
+	res = &IMAPResult{Account: account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, AccountURL: mb.AccountURL,
+		UIDs: make([]uint32, 0, 64)}
 	res.Plan = ev.plan
+	for p := range ps {
+		if ps[p].err != nil {
+			return nil, ps[p].err
+		}
+		res.UIDs = append(res.UIDs, ps[p].uids...)
+		res.Hits = append(res.Hits, ps[p].hits...)
+		res.Plan.Verified += ps[p].ev.plan.Verified
+		res.Plan.CacheHits += ps[p].ev.plan.CacheHits
+		res.Plan.RuledOut += ps[p].ev.plan.RuledOut
+	}
 	res.Plan.Took = time.Since(begin)
 	return res, nil
+}
+
+// imapShared is what the evaluators of one search share: the human-syntax
+// keys' answers (computed once, under mu) and the count of messages read,
+// for MaxVerify.
+type imapShared struct {
+	mu       sync.Mutex
+	index    map[query.Node]map[string]bool
+	verified atomic.Int64
+}
+
+// fork returns an evaluator for another range of the same search: the
+// same occurrences, prefilter bits and shared state, its own position and
+// plan counters. Its predicates must be compiled again (they close over
+// it); compile registers the needles in the same order, so needle k is
+// the same key in every evaluator.
+func (e *imapEval) fork() *imapEval {
+	return &imapEval{a: e.a, ctx: e.ctx, opts: e.opts, account: e.account, mailbox: e.mailbox, occs: e.occs,
+		maxUID: e.maxUID, live: e.live, shared: e.shared, maybe: e.maybe, unknown: e.unknown, epoch: e.epoch, forked: true}
 }
 
 // imapEval evaluates one query over the occurrences of one mailbox.
@@ -188,7 +264,9 @@ type imapEval struct {
 	live    uint32
 	seq     uint32                         // sequence number of the occurrence being evaluated (0: expunged)
 	at      int                            // index in occs of the occurrence being evaluated
-	index   map[query.Node]map[string]bool // human-syntax keys: matching sha256s
+	shared  *imapShared                    // what the evaluators of this search share
+	index   map[query.Node]map[string]bool // this evaluator's copy of shared.index
+	forked  bool                           // a second evaluator (fork): its compile registers no new needles
 	plan    IMAPPlan
 
 	// The prefilter (ngram.go): needles[k] is content key k's test; after
@@ -196,6 +274,7 @@ type imapEval struct {
 	// unknown bit i when occs[i] had no usable signature. epoch is the
 	// signature file's disposal count before the pass (-1: no pass).
 	needles []*sigNeedle
+	nforked int // needles registered by a fork's compile
 	maybe   [][]uint64
 	unknown []uint64
 	epoch   int64
@@ -517,11 +596,15 @@ func (e *imapEval) needle(folded string, regions ...sigRegion) int {
 	if e.opts.NoPrefilter || e.a.sigs == nil {
 		return -1
 	}
-	sn := newSigNeedle(folded, regions...)
-	if sn == nil {
+	if len(folded) < 3 {
 		return -1
 	}
-	e.needles = append(e.needles, sn)
+	if e.forked {
+		// The same order as the first evaluator's compile.
+		e.nforked++
+		return e.nforked - 1
+	}
+	e.needles = append(e.needles, newSigNeedle(folded, regions...))
 	return len(e.needles) - 1
 }
 
@@ -588,7 +671,7 @@ func (e *imapEval) prefilter() error {
 // view returns the decoded, folded message of oc.
 func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
 	e.plan.Verified++
-	if e.plan.Verified > e.opts.MaxVerify {
+	if e.shared.verified.Add(1) > int64(e.opts.MaxVerify) {
 		return nil, fmt.Errorf("search: more than %d messages to verify; %w (a mailbox, dates, flags)", e.opts.MaxVerify, ErrTooBroad)
 	}
 	if err := e.ctx.Err(); err != nil {
@@ -616,7 +699,6 @@ func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
 		if err := e.a.sigs.put(oc.MessageID, signature(oc.SHA256, v), e.epoch); err != nil {
 			e.a.log.Warn("IMAP SEARCH signature", "uid", oc.UID, "err", err)
 		}
-		e.unknown[e.at>>6] &^= 1 << (e.at & 63)
 	}
 	return v, nil
 }
@@ -626,21 +708,43 @@ func (e *imapEval) view(oc *catalog.MailboxOccurrence) (*mime.View, error) {
 func (e *imapEval) indexed(n query.Node, oc *catalog.MailboxOccurrence) (bool, error) {
 	set, ok := e.index[n]
 	if !ok {
-		const max = 100_000
-		res, err := e.a.Search(e.ctx, n, &SearchOptions{Accounts: []string{e.account}, Mailboxes: []string{e.mailbox}, Limit: max})
-		if err != nil {
+		var err error
+		if set, err = e.shared.indexSet(e, n); err != nil {
 			return false, err
 		}
-		if res.Total > max {
-			return false, fmt.Errorf("search: %q matches %d messages in the mailbox, more than %d; %w", n, res.Total, max, ErrTooBroad)
-		}
-		set = make(map[string]bool, len(res.Hits))
-		for _, h := range res.Hits {
-			set[h.SHA256] = true
+		if e.index == nil {
+			e.index = map[query.Node]map[string]bool{}
 		}
 		e.index[n] = set
 	}
 	return set[fmt.Sprintf("%x", oc.SHA256)], nil
+}
+
+// indexSet is the set of sha256s the index answers n with in e's mailbox,
+// asked once per search whatever the evaluators.
+func (s *imapShared) indexSet(e *imapEval, n query.Node) (map[string]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if set, ok := s.index[n]; ok {
+		return set, nil
+	}
+	const max = 100_000
+	res, err := e.a.Search(e.ctx, n, &SearchOptions{Accounts: []string{e.account}, Mailboxes: []string{e.mailbox}, Limit: max})
+	if err != nil {
+		return nil, err
+	}
+	if res.Total > max {
+		return nil, fmt.Errorf("search: %q matches %d messages in the mailbox, more than %d; %w", n, res.Total, max, ErrTooBroad)
+	}
+	set := make(map[string]bool, len(res.Hits))
+	for _, h := range res.Hits {
+		set[h.SHA256] = true
+	}
+	if s.index == nil {
+		s.index = map[query.Node]map[string]bool{}
+	}
+	s.index[n] = set
+	return set, nil
 }
 
 // viewCache keeps decoded message views, least recently used out first,
