@@ -778,8 +778,8 @@ func testIMAPGenerated(t *testing.T, mailbox string, seed uint64, n int, rerun s
 		}
 		t.Errorf("rerun with %s: %s", rerun, f)
 	}
-	// Argued deviations must stay few: those of the data (unparseable
-	// dates, invalid address fields) may concern a few messages of the
+	// Argued deviations must stay few: those of the data (Date: headers
+	// Dovecot cannot parse) may concern a few messages of the
 	// mailbox (at most 5%, or 3), however many queries reach those.
 	// Dovecot's own inconsistencies and crashes concern whatever the query
 	// matches and are counted by query in the log.
