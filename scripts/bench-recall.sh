@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Recall benchmark (issue 13): the queries of indexer/testdata/recall.tsv on
 # the SpamAssassin corpus Maildir, hit counts of mailvault and mu (Debian
-# maildir-utils) side by side, and of notmuch when it is installed (its
-# syntax: the same field:word for from: to: subject: body:; cc: is left out).
+# maildir-utils) side by side, and of notmuch (Debian notmuch) when it is
+# installed. notmuch has the same from: subject: body: (words and quoted
+# phrases); its to: matches To, Cc and Bcc, so its to: counts are not
+# mailvault's to:; it has no cc:, shown as "–". Its database lives in the
+# scratch directory (database.mail_root is the corpus Maildir, which stays
+# untouched).
 # Prints a Markdown table for docs/benchmarks.md and the bytes of
 # mailvault's index. With UPDATE=1 it rewrites the mu column of recall.tsv,
 # which TestRecallAgainstMu (indexer) holds mailvault to.
@@ -26,8 +30,9 @@ mu init --muhome="$work/mu" --maildir="$maildir" >/dev/null
 mu index --muhome="$work/mu" >/dev/null 2>&1
 nm=""
 if command -v notmuch >/dev/null 2>&1; then
-	printf '[database]\npath=%s\n[new]\ntags=\n' "$maildir" >"$work/notmuch-config"
-	NOTMUCH_CONFIG="$work/notmuch-config" notmuch new >/dev/null 2>&1 && nm=1
+	printf '[database]\nmail_root=%s\npath=%s\n[new]\ntags=\n' "$maildir" "$work/notmuch" >"$work/notmuch-config"
+	mkdir -p "$work/notmuch"
+	NOTMUCH_CONFIG="$work/notmuch-config" notmuch new >/dev/null 2>&1 && nm=1 || echo "bench-recall: notmuch new failed: no notmuch column" >&2
 fi
 
 mvcount() { "$work/mailvault" search --data "$work/data" --limit 1 "$1" 2>&1 | grep -o 'of [0-9,]* matching' | tr -dc 0-9 || true; }
@@ -36,7 +41,7 @@ nmcount() {
 	case "$1" in cc:*) echo "–" ;; *) NOTMUCH_CONFIG="$work/notmuch-config" notmuch count "$1" 2>/dev/null ;; esac
 }
 
-echo "mu $(mu --version | head -1 | awk '{print $NF}'), $(go version | cut -d' ' -f3), index $(du -sb "$work/data/index" | cut -f1) bytes, data dir $(du -sb "$work/data" | cut -f1) bytes, Maildir $(find "$maildir" -type f -printf '%s\n' | awk '{s+=$1} END {print s}') bytes"
+echo "mu $(mu --version | head -1 | awk '{print $NF}')${nm:+, notmuch $(notmuch --version | awk '{print $NF}')}, $(go version | cut -d' ' -f3), index $(du -sb "$work/data/index" | cut -f1) bytes, data dir $(du -sb "$work/data" | cut -f1) bytes, Maildir $(find "$maildir" -type f -printf '%s\n' | awk '{s+=$1} END {print s}') bytes"
 echo
 if [ -n "$nm" ]; then
 	echo "| query | mu | notmuch | mailvault | mailvault ≥ mu |"
