@@ -581,8 +581,12 @@ func textMatch(v *mime.View, f query.Field, needle string) bool {
 // TEXT is the header block or the body (a match never spans the two).
 func textRegions(f query.Field) []sigRegion {
 	switch f {
-	case query.FieldFrom, query.FieldTo, query.FieldCc, query.FieldBcc, query.FieldSubject:
-		return []sigRegion{regionEnvelope}
+	case query.FieldFrom:
+		return []sigRegion{regionFrom}
+	case query.FieldTo, query.FieldCc, query.FieldBcc:
+		return []sigRegion{regionRcpt}
+	case query.FieldSubject:
+		return []sigRegion{regionSubject}
 	case query.FieldBody:
 		return []sigRegion{regionBody}
 	default: // FieldText
