@@ -828,6 +828,10 @@ func messyMessages() [][]byte {
 		// 9: address fields only Dovecot's salvaging parser reads, which
 		// IMAP SEARCH matches as it writes them back (placeholders and all)
 		"From: alice\nTo: Foo Bar, Foo <bar@x.org\nCc: <@route.x:bob@x.org>, a@b.c,\nBcc: (only a comment) \"q\"@x, <>, x@[1.2.3.4], @nolocal.org\nSubject: salvaged addresses\nDate: Wed, 6 Mar 2024 02:00:00 +0000\n\nsalvage body\n",
+		// 10: an encoded word in a charset iconv does not know: Dovecot
+		// searches its bytes as UTF-8, not case-folded (SUBJECT "o" does
+		// not find its "Ǫ")
+		"From: k@example.org\nTo: a@example.org\nSubject: =?ks_c_5601-1987?B?x6rHqg==?= tail\nDate: Wed, 6 Mar 2024 03:00:00 +0000\n\nbody\n",
 	}
 	out := make([][]byte, len(msgs))
 	for i, m := range msgs {

@@ -187,22 +187,22 @@
 //   - BODY searches every text/* part (and a message without Content-Type)
 //     decoded from its transfer encoding, leniently (a bad quoted-printable
 //     escape is kept; blanks at a quoted-printable line end are padding and
-//     dropped), and its charset when glibc's iconv (Dovecot's converter)
-//     knows the name; a part in a charset it does not know
-//     (ks_c_5601-1987, x-sjis) is read as UTF-8, each invalid sequence a
-//     U+FFFD, as Dovecot falls back (an encoded word in such a charset is
-//     read the same way); HTML as it is, tags included; message/* parts
-//     other than message/rfc822 (a bounce's delivery-status) are text too,
-//     and a message/rfc822 is searched as its header and parts. Parts of
-//     other types are not searched, nor is a part whose Content-Type is
-//     present but not "type/subtype" followed by the end or ";"
-//     ("text/plain charset=x", "multipart/mixed boundary=b", "text",
-//     empty); a bad parameter does not invalidate the type. Line ends are LF, as Dovecot stores mail by
-//     default: BODY "a\nb" finds a line break, "a\r\nb" none. TEXT
-//     searches the top-level header (lines "name" + the colon and blank as
-//     written + value, joined by CRLF: "X-Empty:" holds "x-empty:\r\n" but
-//     not "x-empty: "), the body and the headers of nested parts, each on
-//     its own.
+//     dropped), and its charset when glibc's iconv (Dovecot's converter) knows
+//     the name; a part in a charset it does not know (ks_c_5601-1987, x-sjis)
+//     is read as UTF-8, each invalid sequence a U+FFFD, as Dovecot falls back
+//     (an encoded word in such a charset is its bytes so read and, as Dovecot
+//     appends it, not case-folded: SUBJECT "o" does not find its "Ǫ"); HTML as
+//     it is, tags included; message/* parts other than message/rfc822 (a
+//     bounce's delivery-status) are text too, and a message/rfc822 is searched
+//     as its header and parts. Parts of other types are not searched, nor is a
+//     part whose Content-Type is present but not "type/subtype" followed by the
+//     end or ";" ("text/plain charset=x", "multipart/mixed boundary=b", "text",
+//     empty); a bad parameter does not invalidate the type. Line ends are LF,
+//     as Dovecot stores mail by default: BODY "a\nb" finds a line break,
+//     "a\r\nb" none. TEXT searches the top-level header (lines "name" + the
+//     colon and blank as written + value, joined by CRLF: "X-Empty:" holds
+//     "x-empty:\r\n" but not "x-empty: "), the body and the headers of nested
+//     parts, each on its own.
 //   - BEFORE/ON/SINCE compare the day of the INTERNALDATE in the zone the
 //     server gave it; SENTBEFORE/SENTON/SENTSINCE the day of the Date:
 //     header in its own zone, disregarding time and zone.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 )
@@ -86,10 +87,72 @@ func viewConvert(cs string, raw []byte) []byte {
 }
 
 // viewCharsetReader is the encoded-word decoder's charset reader for the
-// view: a charset Dovecot reads as UTF-8 passes through unconverted.
+// view. An encoded word in a charset iconv cannot open is, to Dovecot
+// (message-header-decode.c, decode_utf8_callback), its bytes with each
+// invalid UTF-8 sequence a U+FFFD, appended without the normaliser: not
+// case-folded, so SUBJECT "o" does not find such a word's "Ǫ" (checked
+// against Dovecot 2.3.19.1). The reader returns those bytes between
+// protect marks, which foldHeader keeps out of Fold.
 func viewCharsetReader(cs string, input io.Reader) (io.Reader, error) {
-	if dovecotUTF8(strings.Trim(cs, " \t\"'")) {
-		return input, nil
+	cs = strings.Trim(cs, " \t\"'")
+	if !dovecotUTF8(cs) {
+		return charset.Reader(normCharset(cs), input)
 	}
-	return charset.Reader(normCharset(cs), input)
+	if !iconvKnows(cs) {
+		raw, err := io.ReadAll(input)
+		if err != nil {
+			return nil, err
+		}
+		return strings.NewReader(protectOpen + dovecotValidUTF8(raw) + protectClose), nil
+	}
+	return input, nil
+}
+
+// The marks around text foldHeader must not fold: bytes that are never
+// UTF-8 (0xFF) and, in a header, next to never a control character.
+const protectOpen, protectClose = "\xff\x01", "\xff\x02"
+
+// foldHeader folds a decoded header value as Dovecot searches it: Fold,
+// except the text between protect marks, kept as it is.
+func foldHeader(s string) string {
+	if !strings.Contains(s, protectOpen) {
+		return Fold(s)
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, protectOpen)
+		if i < 0 {
+			b.WriteString(Fold(s))
+			return b.String()
+		}
+		b.WriteString(Fold(s[:i]))
+		s = s[i+len(protectOpen):]
+		j := strings.Index(s, protectClose)
+		if j < 0 {
+			j = len(s)
+		}
+		b.WriteString(s[:j])
+		s = s[min(j+len(protectClose), len(s)):]
+	}
+}
+
+// dovecotValidUTF8 is uni_utf8_get_valid_data: b with each invalid sequence
+// replaced by U+FFFD, never two of them in a row.
+func dovecotValidUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	var out strings.Builder
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			if !strings.HasSuffix(out.String(), "\uFFFD") {
+				out.WriteRune(utf8.RuneError)
+			}
+		} else {
+			out.Write(b[:n])
+		}
+		b = b[n:]
+	}
+	return out.String()
 }

@@ -147,11 +147,7 @@ func NewView(raw []byte) *View {
 	fields := hdr.Fields()
 	for fields.Next() {
 		middle, rawVal := rawField(fields)
-		val := rawVal
-		if dec, derr := viewWordDecoder.DecodeHeader(val); derr == nil {
-			val = dec
-		}
-		val = Fold(val)
+		val := foldHeader(viewDecode(rawVal))
 		v.Headers = append(v.Headers, Header{Key: fields.Key(), Value: val})
 		text.WriteString(Fold(fields.Key()))
 		text.WriteString(middle)
@@ -159,13 +155,9 @@ func NewView(raw []byte) *View {
 		text.WriteString("\r\n") // TEXT: Dovecot searches header lines joined by CRLF
 		switch strings.ToLower(fields.Key()) {
 		case "from", "to", "cc", "bcc":
-			v.Addresses = append(v.Addresses, Header{Key: fields.Key(), Value: Fold(writeAddresses(rawVal))})
+			v.Addresses = append(v.Addresses, Header{Key: fields.Key(), Value: foldHeader(writeAddresses(rawVal))})
 		case "subject":
-			val := compressLWSP(strings.TrimLeft(rawVal, " \t"))
-			if dec, derr := viewWordDecoder.DecodeHeader(val); derr == nil {
-				val = dec
-			}
-			v.Subjects = append(v.Subjects, Fold(val))
+			v.Subjects = append(v.Subjects, foldHeader(viewDecode(compressLWSP(strings.TrimLeft(rawVal, " \t")))))
 		}
 	}
 	walkText(hdr, br, 0, &body, &partHeaders)
@@ -394,13 +386,31 @@ func compressLWSP(s string) string {
 // searches it: parsed and salvaged by Dovecot's parser, written back by
 // its message_address_write (dovecotaddr.go), then the encoded words of
 // that string decoded, as message_search decodes a header value. A
-// charset Dovecot does not know is read as UTF-8 (viewCharsetReader).
+// charset Dovecot does not know is kept as its bytes (viewCharsetReader).
 func writeAddresses(raw string) string {
-	w := dovecotWriteAddresses(dovecotParseAddresses(raw))
-	if dec, err := viewWordDecoder.DecodeHeader(w); err == nil {
+	return viewDecode(dovecotWriteAddresses(dovecotParseAddresses(raw)))
+}
+
+// viewDecode decodes the encoded words of a header value for the view
+// (viewCharsetReader), or returns it as it is when they do not decode. A
+// run of 0xFF bytes (never UTF-8: U+FFFD to Fold too) is made U+FFFD
+// first, so that foldHeader's protect marks cannot come from the mail.
+func viewDecode(v string) string {
+	if strings.IndexByte(v, 0xff) >= 0 {
+		var b strings.Builder
+		for i := 0; i < len(v); i++ {
+			if v[i] != 0xff {
+				b.WriteByte(v[i])
+			} else if i == 0 || v[i-1] != 0xff {
+				b.WriteString("\uFFFD")
+			}
+		}
+		v = b.String()
+	}
+	if dec, err := viewWordDecoder.DecodeHeader(v); err == nil {
 		return dec
 	}
-	return w
+	return v
 }
 
 // HTMLBody returns the first text/html part of raw, decoded from its

@@ -3,6 +3,7 @@ package mime
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestView(t *testing.T) {
@@ -111,6 +112,10 @@ func TestViewDovecotCuts(t *testing.T) {
 		{"Hangul syllables are jamo", h + "Content-Type: text/plain; charset=utf-8\r\n\r\n\uD55C\uAD6D\r\n", "body", "\u1112\u1161", true},
 		{"ks_c_5601-1987 is read as UTF-8 (iconv has no such name)", h + "Content-Type: text/html; charset=\"ks_c_5601-1987\"\r\n\r\n<p> \xC7\xAA\xC7\xD1</p>\r\n", "body", " o", true},
 		{"ks_c_5601-1987 is not converted from EUC-KR", h + "Content-Type: text/plain; charset=ks_c_5601-1987\r\n\r\n\xC7\xD1\xB1\xB9\r\n", "body", "\uD55C\uAD6D", false},
+		{"encoded word in a charset iconv lacks: its bytes, not folded", h + "X-F: =?ks_c_5601-1987?B?x6rHqg==?= tail\r\n\r\nb\r\n", "header", "o", false},
+		{"encoded word in a charset iconv lacks: the bytes as written", h + "X-F: =?ks_c_5601-1987?B?x6rHqg==?= tail\r\n\r\nb\r\n", "header", "\u01EA\u01EA tail", false},
+		{"encoded word in a charset iconv lacks: the rest folded", h + "X-F: =?ks_c_5601-1987?B?x6rHqg==?= tail\r\n\r\nb\r\n", "header", "TAIL", true},
+		{"encoded word in euc-kr is converted", h + "X-F: =?euc-kr?B?x9GxuQ==?=\r\n\r\nb\r\n", "header", "\uD55C\uAD6D", true},
 		{"euc-kr is converted", h + "Content-Type: text/plain; charset=euc-kr\r\n\r\n\xC7\xD1\xB1\xB9\r\n", "body", "\uD55C\uAD6D", true},
 		{"x-sjis is read as UTF-8", h + "Content-Type: text/plain; charset=x-sjis\r\n\r\n\x82\xa0\r\n", "body", "\u3042", false},
 		{"shift_jis is converted", h + "Content-Type: text/plain; charset=shift_jis\r\n\r\n\x82\xa0\r\n", "body", "\u3042", true},
@@ -150,10 +155,18 @@ func FuzzNewView(f *testing.F) {
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Type: message/rfc822\r\n\r\nFrom: a\r\n\r\nhi\r\n--z--"))
 	f.Add([]byte("From: <>, \"\" <@>, =?x?q?a?=\r\nContent-Transfer-Encoding: base64\r\n\r\n===="))
 	f.Add([]byte("From: alice\r\nTo: Foo <bar@x, (c\\) \"q\\\r\n\"@[1.2\r\nCc: <@r.x:, g: a@b, ;\r\nBcc: ...@, \x00\"\r\nContent-Type: text/plain; charset=ks_c_5601-1987\r\n\r\n\xc7\xaa\xff"))
+	f.Add([]byte("Subject: \xff\x01not protected\xff\x02 =?ks_c_5601-1987?B?x6r/?=\r\n\r\nb"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		v := NewView(raw)
 		if v.Size < 0 {
 			t.Fatal("negative size")
+		}
+		// Folded text is UTF-8 (Fold and the protected encoded words make
+		// every invalid byte U+FFFD): no protect mark survives.
+		for _, s := range append([]string{v.HeaderText, v.Body, v.PartHeaders}, v.Subjects...) {
+			if !utf8.ValidString(s) {
+				t.Fatalf("view text %q is not UTF-8", s)
+			}
 		}
 	})
 }
