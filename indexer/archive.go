@@ -410,6 +410,11 @@ func (a *Archive) withIndex(fn func(bleve.Index) error) error {
 // Dir returns the data directory.
 func (a *Archive) Dir() string { return a.dir }
 
+// Generation counts the catalog writes made through this Archive (ingest,
+// flags, expunges, disposals): an answer computed at one generation is
+// still the answer while it is unchanged.
+func (a *Archive) Generation() int64 { return a.gen.Load() }
+
 // EnsureMailbox returns the catalog's mailbox (account, name), creating it with
 // source and uidvalidity when new.
 func (a *Archive) EnsureMailbox(ctx context.Context, account, name, source string, uidvalidity uint32) (catalog.Mailbox, error) {

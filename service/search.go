@@ -290,7 +290,58 @@ func (s *Service) searchHuman(ctx context.Context, c Caller, n query.Node, accou
 	return out, nil
 }
 
+// imapAnswer is an IMAP-syntax search's whole answer (every mailbox's
+// UIDs and every hit, sorted), before the page is cut. An IMAP search has
+// no cursor: each page of the answer would run the whole search again (22
+// times for the 22,000 hits of one word over a 200,000-message account, a
+// CLI --json listing). So the service keeps the last whole answer, for
+// the same caller, request and sort, while the archive's generation is
+// unchanged (no message, flag or expunge recorded since: the answer is
+// the same), and pages from it. One answer, of at most maxCachedIMAPHits
+// hits: memory stays bounded.
+type imapAnswer struct {
+	key       string
+	gen       int64
+	mailboxes []MailboxAnswer
+	hits      []Hit
+}
+
+const maxCachedIMAPHits = 100_000
+
+func imapAnswerKey(c Caller, req SearchRequest, sort indexer.Sort, accounts []string) string {
+	return fmt.Sprintf("%q %q %q %q %q %q %v %q", c.Name, c.Role, c.Accounts, accounts, req.Mailboxes, req.Query, req.IncludeExpunged, sort)
+}
+
 func (s *Service) searchIMAP(ctx context.Context, c Caller, n query.Node, accounts []string, req SearchRequest, sort indexer.Sort) (*SearchResult, error) {
+	key, gen := imapAnswerKey(c, req, sort, accounts), s.a.Generation()
+	s.imapMu.Lock()
+	last := s.imapLast
+	s.imapMu.Unlock()
+	if last == nil || last.key != key || last.gen != gen {
+		ans, err := s.imapAnswer(ctx, c, n, accounts, req, sort)
+		if err != nil {
+			return nil, err
+		}
+		ans.key, ans.gen = key, gen
+		last = ans
+		// Keys answered by the index (the human syntax inside IMAP) are
+		// not cached: the index catches up with the catalog after it, and
+		// the generation counts the catalog's writes.
+		if len(ans.hits) <= maxCachedIMAPHits && !slices.ContainsFunc(ans.mailboxes, func(m MailboxAnswer) bool { return m.Plan.IndexKeys > 0 }) {
+			s.imapMu.Lock()
+			s.imapLast = ans
+			s.imapMu.Unlock()
+		}
+	}
+	out := &SearchResult{Hits: []Hit{}, Mailboxes: last.mailboxes, Total: uint64(len(last.hits))}
+	if req.Offset < len(last.hits) {
+		out.Hits = last.hits[req.Offset:min(len(last.hits), req.Offset+req.Limit)]
+	}
+	return out, nil
+}
+
+// imapAnswer computes an IMAP-syntax search's whole answer.
+func (s *Service) imapAnswer(ctx context.Context, c Caller, n query.Node, accounts []string, req SearchRequest, sort indexer.Sort) (*imapAnswer, error) {
 	all, err := s.a.Mailboxes(ctx)
 	if err != nil {
 		return nil, err
@@ -325,12 +376,8 @@ func (s *Service) searchIMAP(ctx context.Context, c Caller, n query.Node, accoun
 	if len(out.Mailboxes) == 0 {
 		return nil, errorf(ErrNotFound, "no mailbox in the archive matches accounts %v and mailboxes %v (`mailvault status` lists them)", req.Accounts, req.Mailboxes)
 	}
-	out.Total = uint64(len(hits))
 	sortHits(hits, sort)
-	if req.Offset < len(hits) {
-		out.Hits = hits[req.Offset:min(len(hits), req.Offset+req.Limit)]
-	}
-	return out, nil
+	return &imapAnswer{mailboxes: out.Mailboxes, hits: hits}, nil
 }
 
 // sortHits orders the hits of an IMAP-syntax search (all of them, before

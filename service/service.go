@@ -54,6 +54,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	running bool
+
+	imapMu   sync.Mutex
+	imapLast *imapAnswer // searchIMAP's last whole answer (search.go)
 }
 
 // New returns a Service over the open archive a. The archive stays the

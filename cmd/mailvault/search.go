@@ -98,7 +98,9 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	// More than a page: fetch the next pages (IMAP answers are never cut;
 	// a human-syntax --limit over 1000 takes pages of 1000, date order by
 	// the sort key so that deep pages stay cheap).
-	for err == nil && uint64(offset+len(res.Hits)) < res.Total && (imapSyntax || len(res.Hits) < limit) {
+	// `* SEARCH` prints the mailbox's UIDs, which the first answer holds
+	// whole: no pages.
+	for err == nil && !(imapSyntax && !asJSON) && uint64(offset+len(res.Hits)) < res.Total && (imapSyntax || len(res.Hits) < limit) {
 		if imapSyntax || req.Sort == string(indexer.SortRelevance) {
 			req.Offset = offset + len(res.Hits)
 		} else {
