@@ -112,7 +112,9 @@ func runImport(ctx context.Context, e *env, args []string) error {
 // the 96 MiB index queue, a 1,000-document Bleve batch being analysed and a
 // merge), so the collector ran nearly without pause: a third of the import's
 // CPU was GC at 20,000 messages (issue 14, docs/benchmarks.md "Scale"). At
-// 512 MiB the import takes about 30 % less CPU and peaks near 500 MB of RSS.
+// 512 MiB the import takes about 30 % less CPU; its RSS peaks near 500 MB at
+// 20,000 messages and at 869 MB at 200,000 (the heap plus the index segments
+// a merge maps, which maxSegmentDocs caps).
 // What bounds memory is the structures (those queues and batches, and the
 // index segment cap, maxSegmentDocs in indexer/mapping.go), not this limit:
 // TestImportScale runs an import under a hard cap and checks its VmHWM.
