@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -382,7 +383,82 @@ func (e *exportSource) Count(context.Context) (int, error) { return len(e.entrie
 // exportBatch is how many messages Each looks up at a time.
 const exportBatch = 256
 
+// Each hands out the messages in order. Reading a blob (the file, zstd,
+// the hash check) is most of a message's cost here, so readers (one per
+// core) read ahead of fn, at most readAhead messages: memory stays bounded
+// by a few messages.
 func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type read struct {
+		m    export.Message
+		err  error
+		done chan struct{}
+	}
+	readers := max(2, runtime.GOMAXPROCS(0))
+	work := make(chan *read)
+	order := make(chan *read, 2*readers)
+	for range readers {
+		go func() {
+			for r := range work {
+				raw, err := e.a.Raw(r.m.SHA256)
+				switch {
+				case errors.Is(err, indexer.ErrBlobCorrupt):
+					r.err = fmt.Errorf("message %s: %w: %w", r.m.SHA256, export.ErrCorrupt, err)
+				case err != nil:
+					r.err = fmt.Errorf("message %s: %w", r.m.SHA256, err)
+				}
+				r.m.Raw = raw
+				close(r.done)
+			}
+		}()
+	}
+	listErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(work)
+		listErr <- e.list(ctx, func(m export.Message) error {
+			r := &read{m: m, done: make(chan struct{})}
+			select {
+			case order <- r:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case work <- r:
+				return nil
+			case <-ctx.Done():
+				r.err = ctx.Err()
+				close(r.done)
+				return ctx.Err()
+			}
+		})
+	}()
+	var err error
+	for r := range order {
+		<-r.done
+		if err != nil {
+			continue // drain, so that the lister stops
+		}
+		if err = r.err; err == nil {
+			err = fn(r.m)
+		}
+		if err != nil {
+			cancel()
+		}
+	}
+	if lerr := <-listErr; err == nil && lerr != nil && !errors.Is(lerr, context.Canceled) {
+		err = lerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// list calls fn with each message in scope, in order, without its bytes:
+// the hits of the scope's keys, looked up a batch at a time.
+func (e *exportSource) list(ctx context.Context, fn func(export.Message) error) error {
 	keys := make([][32]byte, 0, exportBatch)
 	for start := 0; start < len(e.entries); start += exportBatch {
 		keys = keys[:0]
@@ -397,17 +473,7 @@ func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) 
 			return fmt.Errorf("%d of %d messages in scope left the archive (or the caller's scope) while it was exported: export again", len(keys)-len(hits), len(keys))
 		}
 		for _, h := range hits {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			raw, err := e.a.Raw(h.SHA256)
-			if err != nil {
-				if errors.Is(err, indexer.ErrBlobCorrupt) {
-					return fmt.Errorf("message %s: %w: %w", h.SHA256, export.ErrCorrupt, err)
-				}
-				return fmt.Errorf("message %s: %w", h.SHA256, err)
-			}
-			m := export.Message{SHA256: h.SHA256, Raw: raw, ParseError: h.ParseError}
+			m := export.Message{SHA256: h.SHA256, ParseError: h.ParseError}
 			for _, o := range h.Occurrences {
 				oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL}
 				if t, err := time.Parse(time.RFC3339, o.InternalDate); err == nil {
