@@ -492,9 +492,20 @@ func TestIMAPSearchBoundedMemory(t *testing.T) {
 		maxGrowth = max(maxGrowth, g)
 		t.Logf("%s: %d hits, %d decoded (%d cached), heap +%.1f MB", q, len(res.UIDs), res.Plan.Verified, res.Plan.CacheHits, float64(g)/1e6)
 	}
-	// The bound: the cache, the per-query bitsets and read buffer, and
-	// slack for the runtime (measured: +0.0 to +0.x MB).
-	if bound := uint64(cacheBytes + 2<<20); maxGrowth > bound {
+	// What stays after the queries: the cache, the per-query bitsets and
+	// read buffer, and slack for the runtime (measured: +0.0 to +0.x MB).
+	// The heap is the whole process's, and the index's background merges
+	// (not the search) run when they will: one reading once took +5.0 MB
+	// under a loaded CI, so a single reading may go up to cache + 8 MB (half
+	// the decoded mailbox), while what remains at the end must be within
+	// cache + 2 MB. Keeping the decoded mailbox (a cache as large as it)
+	// retains 13.2 MB and fails both.
+	h := heap()
+	final := h - min(base, h)
+	if bound := uint64(cacheBytes + 2<<20); final > bound {
+		t.Errorf("heap kept %.1f MB over a %.1f MB mailbox (decoded), bound %.1f MB", float64(final)/1e6, float64(decoded)/1e6, float64(bound)/1e6)
+	}
+	if bound := uint64(cacheBytes + 8<<20); maxGrowth > bound {
 		t.Errorf("heap grew by %.1f MB over a %.1f MB mailbox (decoded), bound %.1f MB", float64(maxGrowth)/1e6, float64(decoded)/1e6, float64(bound)/1e6)
 	}
 }
