@@ -321,14 +321,8 @@ func dirExists(path string) bool {
 	return err == nil && fi.IsDir()
 }
 
-func syncDirOf(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// syncDirOf makes path's entry in its directory durable.
+func syncDirOf(path string) error { return store.SyncDir(filepath.Dir(path)) }
 
 // lockDir takes the data directory lock: exclusive for a writer, shared for
 // readers. The lock file names the holder's pid for the error message.

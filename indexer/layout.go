@@ -65,33 +65,6 @@ func readLayout(dir string) (string, error) {
 	return l, nil
 }
 
-// writeFileSync replaces path with b durably: temporary file, fsync,
-// rename, fsync of the directory.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDirOf(path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
 // openStore opens the archive's store of record in the layout recorded for
 // it, recording Options.Layout first for a new archive.
 func (a *Archive) openStore() error {
@@ -110,7 +83,7 @@ func (a *Archive) openStore() error {
 			default:
 				return fmt.Errorf("open archive: store layout %q: want %q or %q", a.opts.Layout, LayoutFiles, LayoutPack)
 			}
-			if err := writeFileSync(filepath.Join(a.dir, layoutFileName), []byte(layout+"\n")); err != nil {
+			if err := store.WriteFileDurable(filepath.Join(a.dir, layoutFileName), []byte(layout+"\n"), FileMode); err != nil {
 				return fmt.Errorf("open archive: record store layout: %w", err)
 			}
 		}
@@ -227,7 +200,7 @@ func (a *Archive) MigrateStore(ctx context.Context, to string, keepOld bool, pro
 			// would bring back. Refuse rather than guess.
 			return rep, fmt.Errorf("store migrate: %s holds a store that is not part of a migration in progress (move it away first)", target)
 		}
-		if err := writeFileSync(marker, []byte(to+"\n")); err != nil {
+		if err := store.WriteFileDurable(marker, []byte(to+"\n"), FileMode); err != nil {
 			return rep, fmt.Errorf("store migrate: %w", err)
 		}
 	}
@@ -305,7 +278,7 @@ func (a *Archive) MigrateStore(ctx context.Context, to string, keepOld bool, pro
 		return rep, fmt.Errorf("store migrate: %w", err)
 	}
 	// The switch. From here the archive reads the new layout.
-	if err := writeFileSync(filepath.Join(a.dir, layoutFileName), []byte(to+"\n")); err != nil {
+	if err := store.WriteFileDurable(filepath.Join(a.dir, layoutFileName), []byte(to+"\n"), FileMode); err != nil {
 		return rep, fmt.Errorf("store migrate: switch: %w", err)
 	}
 	old := a.store

@@ -853,28 +853,7 @@ func (s *Service) savePlan(p *RetentionPlan) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("save retention plan: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(s.planDir()); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
+	err = store.WriteFileDurable(path, b, 0o600)
 	if err != nil {
 		return fmt.Errorf("save retention plan %s: %w", p.ID, err)
 	}

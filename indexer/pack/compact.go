@@ -217,7 +217,7 @@ func (s *Store) compactSegment(ctx context.Context, old int64, rep *CompactRepor
 	if err != nil {
 		return err
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := store.SyncDir(s.dir); err != nil {
 		return err
 	}
 	if err := s.hook("source removed"); err != nil {

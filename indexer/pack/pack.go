@@ -242,7 +242,7 @@ func (s *Store) repair() error {
 			if err := os.Remove(s.segPath(g.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
-			if err := syncDir(s.dir); err != nil {
+			if err := store.SyncDir(s.dir); err != nil {
 				return err
 			}
 			if _, err := s.db.Exec(`DELETE FROM segments WHERE id = ?`, g.id); err != nil {
@@ -319,7 +319,7 @@ func createSegment(path string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = store.SyncDir(filepath.Dir(path))
 	}
 	return err
 }
@@ -757,18 +757,6 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		return st, fmt.Errorf("pack store stats: %w", err)
 	}
 	return st, nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func truncateSync(path string, size int64) error {

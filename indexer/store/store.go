@@ -287,7 +287,7 @@ func (s *Store) publish(work []Staged) error {
 	}
 	dirs[s.dir] = struct{}{}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := SyncDir(d); err != nil {
 			return fmt.Errorf("sync blob store: %w", err)
 		}
 	}
@@ -389,13 +389,15 @@ func (s *Store) Delete(_ context.Context, k Key, reason string) (Deletion, error
 	if err := os.Remove(path); err != nil {
 		return Deletion{}, fmt.Errorf("delete blob %s: %w", k, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := SyncDir(filepath.Dir(path)); err != nil {
 		return Deletion{}, fmt.Errorf("delete blob %s: %w", k, err)
 	}
 	return Deletion{Key: k, Name: path, Stored: fi.Size(), Reason: reason, At: time.Now().UTC()}, nil
 }
 
-func syncDir(dir string) error {
+// SyncDir makes the entries of dir (files created, renamed or removed in
+// it) durable: fsync of the directory.
+func SyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -403,6 +405,35 @@ func syncDir(dir string) error {
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	return err
+}
+
+// WriteFileDurable replaces path with b, created with mode, so that after
+// a crash path holds either its old content or b, never a part: a
+// temporary file beside it, fsync, rename, fsync of the directory. The
+// temporary file is removed on error.
+func WriteFileDurable(path string, b []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
 	}
 	return err
 }
