@@ -498,3 +498,41 @@ func TestInterruptedIngestIsNotLoss(t *testing.T) {
 	}
 	verifyClean(t, a, 7)
 }
+
+// TestPermissionsPackAndSignatures: CheckPermissions also finds a loose
+// pack segment, the pack index and the IMAP SEARCH signature file (each
+// holds mail or bits of its text), and nothing in a fresh pack archive.
+func TestPermissionsPackAndSignatures(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := Open(dir, &Options{Layout: LayoutPack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMailbox(t, a, "alice", "INBOX")
+	ingest(t, a, corpusItems("alice", 0, 3)...)
+	a.Close()
+	if l := CheckPermissions(dir); len(l) != 0 {
+		t.Fatalf("CheckPermissions of a fresh pack archive = %v, want none", l)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "packs", "seg-*.pack"))
+	if len(segs) == 0 {
+		t.Fatal("no pack segment")
+	}
+	loose := []string{segs[0], filepath.Join(dir, "packs", "index.db"), filepath.Join(dir, sigFileName)}
+	for _, p := range loose {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]bool{}
+	for _, l := range CheckPermissions(dir) {
+		got[l.Path] = true
+	}
+	for _, p := range loose {
+		if !got[p] {
+			t.Errorf("CheckPermissions does not report %s at 0644: %v", p, got)
+		}
+	}
+}

@@ -73,8 +73,9 @@ type LoosePath struct {
 
 // CheckPermissions returns every path of the data directory dir looser than
 // FileMode or DirMode: the directory itself, blobs/ and its fan-out
-// directories (reported once, as a glob), index/ and what it holds, the
-// catalog with its -wal and -shm, users.db with its own, and the lock file.
+// directories (reported once, as a glob), index/, packs/ and ledger/ and
+// what they hold, the catalog with its -wal and -shm, users.db with its
+// own, the IMAP SEARCH signatures, the layout record and the lock file.
 // Individual blob files are not listed (millions; they are made 0600, and
 // their 0700 directories keep others out whatever their mode).
 func CheckPermissions(dir string) []LoosePath {
@@ -112,7 +113,9 @@ func CheckPermissions(dir string) []LoosePath {
 		out = append(out, LoosePath{Path: p, Mode: widest,
 			Fix: fmt.Sprintf("chmod 700 %s/*/ (%d fan-out directories are looser)", shellQuote(blobs), len(loose))})
 	}
-	for _, name := range []string{indexDirName} {
+	// index/, the pack segments and their index (packs/), and the ledger
+	// (service's, beside the archive): few files each, all walked.
+	for _, name := range []string{indexDirName, layoutDir(LayoutPack), "ledger"} {
 		root := filepath.Join(dir, name)
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -131,7 +134,8 @@ func CheckPermissions(dir string) []LoosePath {
 			check(filepath.Join(dir, db+suffix), FileMode)
 		}
 	}
-	for _, f := range []string{"lock", pendingFile, interruptedFile} {
+	// The prefilter's signatures hold bits of every message's text.
+	for _, f := range []string{"lock", pendingFile, interruptedFile, sigFileName, layoutFileName} {
 		check(filepath.Join(dir, f), FileMode)
 	}
 	return out
