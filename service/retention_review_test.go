@@ -264,16 +264,7 @@ func TestRetentionForgedPendingTombstone(t *testing.T) {
 // not plan them.
 func TestHoldIMAPQueryAcrossUIDValidity(t *testing.T) {
 	ctx := context.Background()
-	a, err := indexer.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	users, err := OpenUsers(a.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { users.Close() })
+	a, users := newArchive(t)
 	s := New(a, &Options{Users: users, Retention: &RetentionConfig{Policies: []RetentionPolicy{pol("all", "1y", AgeSent, nil, nil, "")}}})
 	if _, err := a.EnsureMailbox(ctx, "alice", "INBOX", catalog.SourceIMAP, 7); err != nil {
 		t.Fatal(err)
