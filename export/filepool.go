@@ -1,8 +1,10 @@
 package export
 
 import (
+	"archive/zip"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -16,7 +18,13 @@ import (
 // memory stays bounded. The first error stops the pool and is returned by
 // err and wait; finish waits for every file before it writes the manifest,
 // so a manifest never lists a file that was not written.
+//
+// A pool made by newZipPool writes the files as entries of a zip instead,
+// on one goroutine, in the order they were handed over: a zipped
+// production creates one file on disk, not one per document.
 type filePool struct {
+	base string      // the export's directory; files go under it
+	zw   *zip.Writer // or, when not nil, into this zip
 	jobs chan fileJob
 	wg   sync.WaitGroup
 	stop sync.Once
@@ -28,7 +36,7 @@ type filePool struct {
 }
 
 type fileJob struct {
-	path string
+	rel  string // slash-separated, relative to the export
 	data []byte
 }
 
@@ -37,10 +45,16 @@ const (
 	maxQueued   = 32 << 20
 )
 
-func newFilePool() *filePool {
-	p := &filePool{jobs: make(chan fileJob, 256)}
+func newFilePool(base string) *filePool { return startPool(&filePool{base: base}, poolWorkers) }
+
+// newZipPool writes into zw, which nothing else may write to until wait
+// has returned.
+func newZipPool(zw *zip.Writer) *filePool { return startPool(&filePool{zw: zw}, 1) }
+
+func startPool(p *filePool, workers int) *filePool {
+	p.jobs = make(chan fileJob, 256)
 	p.cond = sync.NewCond(&p.mu)
-	for range poolWorkers {
+	for range workers {
 		p.wg.Add(1)
 		go p.work()
 	}
@@ -51,8 +65,10 @@ func (p *filePool) work() {
 	defer p.wg.Done()
 	for j := range p.jobs {
 		err := p.err()
-		if err == nil {
-			err = writeNew(j.path, j.data)
+		if err == nil && p.zw != nil {
+			err = writeEntry(p.zw, j.rel, j.data)
+		} else if err == nil {
+			err = writeNew(filepath.Join(p.base, filepath.FromSlash(j.rel)), j.data)
 		}
 		p.mu.Lock()
 		p.queued -= int64(len(j.data))
@@ -80,10 +96,22 @@ func writeNew(path string, data []byte) error {
 	return nil
 }
 
-// put hands data over to be written at path; it waits while the queue is
+// writeEntry adds one stored (not compressed) entry to a zip.
+func writeEntry(zw *zip.Writer, rel string, data []byte) error {
+	e, err := zw.CreateHeader(&zip.FileHeader{Name: rel, Method: zip.Store})
+	if err == nil {
+		_, err = e.Write(data)
+	}
+	if err != nil {
+		return fmt.Errorf("export: zip %s: %w", rel, err)
+	}
+	return nil
+}
+
+// put hands data over to be written at rel; it waits while the queue is
 // full and returns the pool's first error, if any, instead of queueing.
 // data must not change afterwards.
-func (p *filePool) put(path string, data []byte) error {
+func (p *filePool) put(rel string, data []byte) error {
 	n := int64(len(data))
 	p.mu.Lock()
 	for p.firstEr == nil && p.queued > 0 && p.queued+n > maxQueued {
@@ -95,7 +123,7 @@ func (p *filePool) put(path string, data []byte) error {
 	}
 	p.queued += n
 	p.mu.Unlock()
-	p.jobs <- fileJob{path, data}
+	p.jobs <- fileJob{rel, data}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -145,8 +146,10 @@ func orNone(s string) string {
 }
 
 // ReadManifest reads dir's manifest.json.
-func ReadManifest(dir string) (*Manifest, error) {
-	b, err := os.ReadFile(dir + string(os.PathSeparator) + ManifestName)
+func ReadManifest(dir string) (*Manifest, error) { return readManifest(os.DirFS(dir)) }
+
+func readManifest(fsys fs.FS) (*Manifest, error) {
+	b, err := fs.ReadFile(fsys, ManifestName)
 	if err != nil {
 		return nil, err
 	}

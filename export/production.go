@@ -206,7 +206,7 @@ func (w *writer) docPaths(c, ext string) (native, text string, err error) {
 	folder := fmt.Sprintf("%04d", (w.next-1-w.opts.Start)/FolderSize+1)
 	if folder != w.folder {
 		for _, top := range []string{"NATIVES", "TEXT", "PROOF"} {
-			if top == "PROOF" && w.opts.Proofs == nil {
+			if top == "PROOF" && w.opts.Proofs == nil || w.zw != nil { // a zip's entries need no folders
 				continue
 			}
 			if err := os.Mkdir(w.path(top+"/"+folder), 0o755); err != nil && !errors.Is(err, os.ErrExist) {

@@ -5,11 +5,11 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -66,32 +66,37 @@ func verifyDir(dir string) (*VerifyReport, error) {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	r := &VerifyReport{Dir: dir}
+	return r, r.check(os.DirFS(dir))
+}
+
+// check verifies the export whose files fsys holds (a directory, or a
+// zip's entries) and records what it finds in r.
+func (r *VerifyReport) check(fsys fs.FS) error {
 	add := func(k ProblemKind, path, format string, args ...any) {
 		r.Problems = append(r.Problems, Problem{Kind: k, Path: path, Detail: fmt.Sprintf(format, args...)})
 	}
 	on := map[string]bool{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if !d.IsDir() {
-			rel, _ := filepath.Rel(dir, p)
-			on[filepath.ToSlash(rel)] = true
+			on[p] = true
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
+		return fmt.Errorf("verify: %w", err)
 	}
-	man, err := ReadManifest(dir)
+	man, err := readManifest(fsys)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			add(ProblemIncomplete, ManifestName, "no manifest: the export did not finish")
 		} else {
 			add(ProblemMalformed, ManifestName, "%v", err)
 		}
 		r.finish()
-		return r, nil
+		return nil
 	}
 	listed := map[string]bool{ManifestName: true, CustodyName: true, SumsName: true}
 	for _, f := range man.Files {
@@ -101,7 +106,7 @@ func verifyDir(dir string) (*VerifyReport, error) {
 			continue
 		}
 		r.Files++
-		size, s256, m5, err := hashFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		size, s256, m5, err := hashFile(fsys, f.Path)
 		switch {
 		case err != nil:
 			add(ProblemAltered, f.Path, "%v", err)
@@ -125,16 +130,16 @@ func verifyDir(dir string) (*VerifyReport, error) {
 	for _, p := range extra {
 		add(ProblemExtra, p, "in the export, not in the manifest")
 	}
-	r.checkSums(dir, on, add)
-	r.checkCustody(dir, add)
+	r.checkSums(fsys, on, add)
+	r.checkCustody(fsys, add)
 	r.finish()
-	return r, nil
+	return nil
 }
 
 func (r *VerifyReport) finish() { r.OK = len(r.Problems) == 0 }
 
-func (r *VerifyReport) checkSums(dir string, on map[string]bool, add func(ProblemKind, string, string, ...any)) {
-	f, err := os.Open(filepath.Join(dir, SumsName))
+func (r *VerifyReport) checkSums(fsys fs.FS, on map[string]bool, add func(ProblemKind, string, string, ...any)) {
+	f, err := fsys.Open(SumsName)
 	if err != nil {
 		add(ProblemIncomplete, SumsName, "no %s: the export did not finish", SumsName)
 		return
@@ -153,7 +158,7 @@ func (r *VerifyReport) checkSums(dir string, on map[string]bool, add func(Proble
 		if !on[path] {
 			continue // reported as missing against the manifest, or below
 		}
-		_, s, _, err := hashFile(filepath.Join(dir, filepath.FromSlash(path)))
+		_, s, _, err := hashFile(fsys, path)
 		if err == nil && s != sum {
 			add(ProblemAltered, path, "sha256 %s, %s says %s", s, SumsName, sum)
 		}
@@ -165,8 +170,8 @@ func (r *VerifyReport) checkSums(dir string, on map[string]bool, add func(Proble
 	}
 }
 
-func (r *VerifyReport) checkCustody(dir string, add func(ProblemKind, string, string, ...any)) {
-	b, err := os.ReadFile(filepath.Join(dir, CustodyName))
+func (r *VerifyReport) checkCustody(fsys fs.FS, add func(ProblemKind, string, string, ...any)) {
+	b, err := fs.ReadFile(fsys, CustodyName)
 	if err != nil {
 		add(ProblemIncomplete, CustodyName, "no custody report")
 		return
@@ -174,14 +179,14 @@ func (r *VerifyReport) checkCustody(dir string, add func(ProblemKind, string, st
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	last := lines[len(lines)-1]
 	want := ManifestName + " sha256: "
-	_, s, _, err := hashFile(filepath.Join(dir, ManifestName))
+	_, s, _, err := hashFile(fsys, ManifestName)
 	if !strings.HasPrefix(last, want) || err != nil || strings.TrimPrefix(last, want) != s {
 		add(ProblemAltered, CustodyName, "its last line does not state manifest.json's sha256 %s", s)
 	}
 }
 
-func hashFile(path string) (int64, string, string, error) {
-	f, err := os.Open(path)
+func hashFile(fsys fs.FS, name string) (int64, string, string, error) {
+	f, err := fsys.Open(name)
 	if err != nil {
 		return 0, "", "", err
 	}

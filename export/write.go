@@ -1,6 +1,7 @@
 package export
 
 import (
+	"archive/zip"
 	"bufio"
 	"context"
 	"crypto/md5"
@@ -44,16 +45,20 @@ func Write(ctx context.Context, src Source, opts Options) (*Manifest, error) {
 	if err := prepareDir(o.Dir); err != nil {
 		return nil, err
 	}
-	w := &writer{opts: o, next: o.Start, man: &Manifest{
-		ManifestVersion: 1, Tool: o.Tool, By: o.By, Started: time.Now().UTC(), Scope: o.Scope,
-		Format: o.Format, Dedup: o.Dedup, Encoding: o.Encoding, Prefix: o.Prefix, Start: o.Start, Width: o.Width,
-		Errors: []string{}, Exclusions: []Exclusion{},
-	}}
+	w := newWriter(o)
 	if err := w.run(ctx, src); err != nil {
 		w.abort()
 		return nil, err
 	}
 	return w.man, nil
+}
+
+func newWriter(o Options) *writer {
+	return &writer{opts: o, next: o.Start, man: &Manifest{
+		ManifestVersion: 1, Tool: o.Tool, By: o.By, Started: time.Now().UTC(), Scope: o.Scope,
+		Format: o.Format, Dedup: o.Dedup, Encoding: o.Encoding, Prefix: o.Prefix, Start: o.Start, Width: o.Width,
+		Errors: []string{}, Exclusions: []Exclusion{},
+	}}
 }
 
 // WithDefaults returns o with the defaults filled in (production, no
@@ -130,6 +135,9 @@ type writer struct {
 	lf    *loadFiles // production only
 	mbox  *hashedFile
 	pool  *filePool // production and EML: writes natives and texts
+	// zw is the zip the pool writes into (Options.Zip), nil for a
+	// directory export.
+	zw *zip.Writer
 	// folder is the NATIVES and TEXT subfolder made last (docPaths).
 	folder string
 }
@@ -152,7 +160,11 @@ func (w *writer) run(ctx context.Context, src Source) error {
 
 	switch w.opts.Format {
 	case FormatProduction, FormatEML:
-		w.pool = newFilePool()
+		if w.zw != nil {
+			w.pool = newZipPool(w.zw)
+		} else {
+			w.pool = newFilePool(w.opts.Dir)
+		}
 	}
 	switch w.opts.Format {
 	case FormatProduction:
@@ -380,7 +392,7 @@ func (w *writer) writeFile(rel string, data []byte, doc string) (File, error) {
 // for any other file.
 func (w *writer) writeData(rel string, d fileData, doc, archive string) (File, error) {
 	f := File{Path: rel, Size: int64(len(d.data)), SHA256: d.sha, MD5: d.md5}
-	if err := w.pool.put(w.path(rel), d.data); err != nil {
+	if err := w.pool.put(rel, d.data); err != nil {
 		return File{}, err
 	}
 	rec := f
