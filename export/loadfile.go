@@ -178,7 +178,12 @@ func (lf *loadFiles) writeXML(vals []string, text File) {
 	if vals[fParentID] != "" {
 		doctype = "File"
 	}
-	x.WriteString("<Document DocID=\"" + xesc(vals[fBegDoc]) + "\" DocType=\"" + doctype + "\">\r\n<Tags>\r\n")
+	put := func(ss ...string) { // written piece by piece: no string is built
+		for _, s := range ss {
+			x.WriteString(s)
+		}
+	}
+	put("<Document DocID=\"", xesc(vals[fBegDoc]), "\" DocType=\"", doctype, "\">\r\n<Tags>\r\n")
 	for k, v := range vals {
 		t := tagTypes[k]
 		if t == "" {
@@ -187,7 +192,7 @@ func (lf *loadFiles) writeXML(vals []string, text File) {
 		if v == "" && t != "Text" {
 			continue
 		}
-		x.WriteString("<Tag TagName=\"" + fieldNames[k] + "\" TagDataType=\"" + t + "\" TagValue=\"" + xesc(v) + "\"/>\r\n")
+		put("<Tag TagName=\"", fieldNames[k], "\" TagDataType=\"", t, "\" TagValue=\"", xesc(v), "\"/>\r\n")
 	}
 	x.WriteString("</Tags>\r\n<Files>\r\n")
 	file := func(typ, path, size, hash string) {
@@ -195,8 +200,8 @@ func (lf *loadFiles) writeXML(vals []string, text File) {
 		if i := strings.LastIndexByte(path, '/'); i >= 0 {
 			dir, name = path[:i], path[i+1:]
 		}
-		x.WriteString("<File FileType=\"" + typ + "\">\r\n<ExternalFile FilePath=\"" + xesc(dir) + "\" FileName=\"" + xesc(name) +
-			"\" FileSize=\"" + size + "\" Hash=\"" + hash + "\"/>\r\n</File>\r\n")
+		put("<File FileType=\"", typ, "\">\r\n<ExternalFile FilePath=\"", xesc(dir), "\" FileName=\"", xesc(name),
+			"\" FileSize=\"", size, "\" Hash=\"", hash, "\"/>\r\n</File>\r\n")
 	}
 	file("Native", vals[fNativePath], vals[fFileSize], vals[fMD5])
 	file("Text", text.Path, strconv.FormatInt(text.Size, 10), text.MD5)
@@ -227,7 +232,7 @@ func (lf *loadFiles) close(w *writer) error {
 func (lf *loadFiles) abort() {
 	for _, f := range []*hashedFile{lf.dat, lf.csv, lf.xml, lf.opt} {
 		if f != nil {
-			f.f.Close()
+			f.abort()
 		}
 	}
 	if lf.rels != nil {

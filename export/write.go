@@ -234,7 +234,7 @@ func (w *writer) abort() {
 		w.lf.abort()
 	}
 	if w.mbox != nil {
-		w.mbox.f.Close()
+		w.mbox.abort()
 	}
 	if w.files != nil {
 		w.files.Close()
@@ -327,46 +327,117 @@ func groups(occs []Occurrence, d Dedup) [][]Occurrence {
 	return out
 }
 
-// hashedFile is a file of the export being written, hashed as it goes; Close
-// records it in the file list and in SHA256SUMS.
+// hashedFile is a file of the export being written as a stream (a load
+// file, the mbox), hashed as it goes; Close records it in the file list and
+// in SHA256SUMS. The hashing and the writing happen on a goroutine of the
+// file's own, a chunk at a time, so that they do not hold up the writer's
+// one goroutine, which every document passes through; at most
+// hashedChunks chunks are in flight.
 type hashedFile struct {
 	w        *writer
 	rel      string
 	f        *os.File
-	bw       *bufio.Writer
+	buf      []byte        // the chunk being filled
+	chunks   chan []byte   // full chunks, to hash and write
+	free     chan []byte   // chunks hashed and written, for reuse
+	done     chan struct{} // closed when the goroutine has written the last chunk
+	err      error         // the goroutine's first write error; read after done
 	sha, md  hash.Hash
 	n        int64
 	doc, arc string
+	closed   bool
 }
+
+const (
+	hashedChunk  = 256 << 10
+	hashedChunks = 4
+)
 
 func (w *writer) create(rel string) (*hashedFile, error) {
 	f, err := os.OpenFile(w.path(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	return &hashedFile{w: w, rel: rel, f: f, bw: bufio.NewWriterSize(f, 64<<10), sha: sha256.New(), md: md5.New()}, nil
+	h := &hashedFile{w: w, rel: rel, f: f, sha: sha256.New(), md: md5.New(),
+		chunks: make(chan []byte, hashedChunks), free: make(chan []byte, hashedChunks), done: make(chan struct{})}
+	for range hashedChunks - 1 {
+		h.free <- make([]byte, 0, hashedChunk)
+	}
+	h.buf = make([]byte, 0, hashedChunk)
+	go func() {
+		defer close(h.done)
+		for c := range h.chunks {
+			h.sha.Write(c)
+			h.md.Write(c)
+			if h.err == nil {
+				_, h.err = h.f.Write(c)
+			}
+			h.free <- c[:0]
+		}
+	}()
+	return h, nil
 }
 
 func (h *hashedFile) Write(p []byte) (int, error) {
-	h.sha.Write(p)
-	h.md.Write(p)
-	h.n += int64(len(p))
-	return h.bw.Write(p)
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), hashedChunk-len(h.buf))
+		h.buf = append(h.buf, p[:k]...)
+		p = p[k:]
+		h.flushFull()
+	}
+	h.n += int64(n)
+	return n, nil
 }
 
-func (h *hashedFile) WriteString(s string) (int, error) { return h.Write([]byte(s)) }
+func (h *hashedFile) WriteString(s string) (int, error) {
+	n := len(s)
+	for len(s) > 0 {
+		k := min(len(s), hashedChunk-len(h.buf))
+		h.buf = append(h.buf, s[:k]...)
+		s = s[k:]
+		h.flushFull()
+	}
+	h.n += int64(n)
+	return n, nil
+}
+
+// flushFull hands a full chunk over and takes a free one.
+func (h *hashedFile) flushFull() {
+	if len(h.buf) == hashedChunk {
+		h.chunks <- h.buf
+		h.buf = <-h.free
+	}
+}
+
+// finish writes what is left and waits for the goroutine.
+func (h *hashedFile) finish() error {
+	if h.closed {
+		return h.err
+	}
+	h.closed = true
+	if len(h.buf) > 0 {
+		h.chunks <- h.buf
+	}
+	close(h.chunks)
+	<-h.done
+	cerr := h.f.Close()
+	if h.err == nil {
+		h.err = cerr
+	}
+	return h.err
+}
 
 func (h *hashedFile) Close() error {
-	if err := h.bw.Flush(); err != nil {
-		h.f.Close()
-		return fmt.Errorf("export: write %s: %w", h.rel, err)
-	}
-	if err := h.f.Close(); err != nil {
+	if err := h.finish(); err != nil {
 		return fmt.Errorf("export: write %s: %w", h.rel, err)
 	}
 	return h.w.record(File{Path: h.rel, Size: h.n, SHA256: hex.EncodeToString(h.sha.Sum(nil)),
 		MD5: hex.EncodeToString(h.md.Sum(nil)), DocID: h.doc, ArchiveSHA256: h.arc})
 }
+
+// abort stops the file without recording it.
+func (h *hashedFile) abort() { h.finish() }
 
 func (w *writer) record(f File) error {
 	b, err := json.Marshal(f)

@@ -74,11 +74,16 @@ func TestExportScope(t *testing.T) {
 	if !slices.Equal(natives, wantIDs) {
 		t.Errorf("natives %d, want the %d messages of the search", len(natives), len(wantIDs))
 	}
-	// The same scope again: the same load file, number for number.
+	// The same scope again, its messages looked up again as they are
+	// exported (as a scope larger than exportKeepHits is) instead of kept
+	// from the search: the same load file, number for number.
+	defer func(n int) { exportKeepHits = n }(exportKeepHits)
+	exportKeepHits = 1
 	dir2 := filepath.Join(t.TempDir(), "again")
 	if _, err := svc.Export(ctx, auditor, ExportRequest{Search: search, Dir: dir2}, nil); err != nil {
 		t.Fatal(err)
 	}
+	exportKeepHits = 20000
 	a, _ := os.ReadFile(filepath.Join(dir, export.DATName))
 	b, _ := os.ReadFile(filepath.Join(dir2, export.DATName))
 	if len(a) == 0 || !bytes.Equal(a, b) {
