@@ -3,8 +3,11 @@ package indexer
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"mailvault/query"
 )
@@ -154,5 +157,50 @@ func TestSearchAfter(t *testing.T) {
 	}
 	if !slices.Equal(paged, want) {
 		t.Errorf("paging by sort key gave %d hits, offsets %d; or a different order", len(paged), len(want))
+	}
+}
+
+// TestMonthFacetGenerated: the timeline's count for every month equals the
+// number of matching messages whose sent date falls in it, counted from the
+// messages themselves, over generated dates spread across the facet's years
+// and outside them (those are not counted), in several zones.
+func TestMonthFacetGenerated(t *testing.T) {
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	ctx := context.Background()
+	mustMailbox(t, a, "alice", "INBOX")
+	rng := rand.New(rand.NewPCG(14, 1))
+	want := map[string]int{}
+	var items []Item
+	for i := range 400 {
+		y := facetFirstYear - 3 + rng.IntN(facetLastYear-facetFirstYear+7)
+		d := time.Date(y, time.Month(1+rng.IntN(12)), 1+rng.IntN(28), rng.IntN(24), 0, 0, 0, time.FixedZone("", 3600*(rng.IntN(25)-12)))
+		word := "budget"
+		if i%5 == 0 {
+			word = "lunch" // does not match
+		} else if y >= facetFirstYear && y <= facetLastYear {
+			want[d.Format("2006-01")]++ // the day in the message's own zone
+		}
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 1, UID: uint32(i + 1),
+			Raw: msg("C <c@example.org>", fmt.Sprintf("%s %d", word, i), d.Format(time.RFC1123Z), word)})
+	}
+	ingest(t, a, items...)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := query.ParseHuman("budget")
+	res, err := a.Search(ctx, n, &SearchOptions{Facets: true, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for i, m := range res.Facets.Months {
+		got[m.Month] = m.Count
+		if i > 0 && res.Facets.Months[i-1].Month >= m.Month {
+			t.Errorf("months out of order: %v", res.Facets.Months)
+		}
+	}
+	if len(want) < 30 || !maps.Equal(got, want) {
+		t.Errorf("month facet:\n got %v\nwant %v", got, want)
 	}
 }

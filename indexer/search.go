@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/numeric"
 	"github.com/blevesearch/bleve/v2/search"
 	bleveq "github.com/blevesearch/bleve/v2/search/query"
 
@@ -140,6 +141,10 @@ type MonthCount struct {
 // facetYears bounds the month facet: sent dates outside are not counted.
 const facetFirstYear, facetLastYear = 1990, 2035
 
+// dayFacetSize is more than the distinct days an index can hold (years
+// 0000-9999), so that the day facet never leaves a day out.
+const dayFacetSize = 10000 * 366
+
 // Occurrence is where a hit lives.
 type Occurrence struct {
 	Account      string    `json:"account"`
@@ -237,15 +242,15 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 		req.AddFacet("place", bleve.NewFacetRequest(fieldPlace, 500))
 		req.AddFacet("attachment", bleve.NewFacetRequest(query.IndexHasAttachment, 2))
 		req.AddFacet("sender", bleve.NewFacetRequest(fieldSender, 10))
-		months := bleve.NewFacetRequest(query.IndexDay, (facetLastYear-facetFirstYear+1)*12)
-		for y := facetFirstYear; y <= facetLastYear; y++ {
-			for m := 1; m <= 12; m++ {
-				lo := float64(y*10000 + m*100)
-				hi := lo + 100
-				months.AddNumericRange(fmt.Sprintf("%04d-%02d", y, m), &lo, &hi)
-			}
-		}
-		req.AddFacet("month", months)
+		// The timeline: a count per sent day, summed into months by facets.
+		// Not numeric ranges, one per month: Bleve's range facet tries every
+		// range for every hit (552 of them, 4.7 µs a hit, most of a search
+		// page's time: docs/benchmarks.md), where a terms facet counts each
+		// hit's one full-precision term (the prefix selects shift 0, as
+		// numeric.PrefixCoded writes it) in a map.
+		days := bleve.NewFacetRequest(query.IndexDay, dayFacetSize)
+		days.SetPrefixFilter(string([]byte{numeric.ShiftStartInt64}))
+		req.AddFacet("day", days)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -534,11 +539,20 @@ func facets(fr search.FacetResults) *Facets {
 			f.Senders = append(f.Senders, SenderCount{Address: t.Term, Count: t.Count})
 		}
 	}
-	if m := fr["month"]; m != nil {
-		for _, r := range m.NumericRanges {
-			if r.Count > 0 {
-				f.Months = append(f.Months, MonthCount{Month: r.Name, Count: r.Count})
+	if d := fr["day"]; d != nil && d.Terms != nil {
+		months := map[int]int{} // YYYYMM
+		for _, t := range d.Terms.Terms() {
+			i, err := numeric.PrefixCoded(t.Term).Int64()
+			if err != nil {
+				continue
 			}
+			day := int(numeric.Int64ToFloat64(i)) // YYYYMMDD
+			if y := day / 10000; y >= facetFirstYear && y <= facetLastYear {
+				months[day/100] += t.Count
+			}
+		}
+		for m, n := range months {
+			f.Months = append(f.Months, MonthCount{Month: fmt.Sprintf("%04d-%02d", m/100, m%100), Count: n})
 		}
 		slices.SortFunc(f.Months, func(a, b MonthCount) int { return strings.Compare(a.Month, b.Month) })
 	}
