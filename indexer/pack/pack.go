@@ -97,6 +97,8 @@ type Store struct {
 
 	// mu owns the active segment (its file and end), the write handles of
 	// segments with records in flight, and the staged records.
+	lookupStmt, existsStmt *sql.Stmt
+
 	mu        sync.Mutex
 	active    int64
 	activeEnd int64
@@ -182,6 +184,14 @@ func Open(dir string, opts *Options) (*Store, error) {
 				return nil, fmt.Errorf("open pack store %s: %w", dir, err)
 			}
 		}
+	}
+	// The two lookups every read and every store makes, prepared once
+	// (preparing them per call was a third of their cost).
+	if s.lookupStmt, err = db.Prepare(`SELECT seg, off, len FROM blobs WHERE key = ?`); err != nil {
+		return nil, fmt.Errorf("open pack store %s: %w", dir, err)
+	}
+	if s.existsStmt, err = db.Prepare(`SELECT 1 FROM blobs WHERE key = ?`); err != nil {
+		return nil, fmt.Errorf("open pack store %s: %w", dir, err)
 	}
 	if s.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1)); err != nil {
 		return nil, err
@@ -333,6 +343,11 @@ func (s *Store) Close() error {
 		delete(s.writers, id)
 	}
 	s.mu.Unlock()
+	for _, st := range []*sql.Stmt{s.lookupStmt, s.existsStmt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
 	if s.db != nil {
 		errs = append(errs, s.db.Close())
 	}
@@ -352,7 +367,7 @@ type loc struct {
 
 func (s *Store) lookup(ctx context.Context, k store.Key) (loc, error) {
 	var l loc
-	err := s.db.QueryRowContext(ctx, `SELECT seg, off, len FROM blobs WHERE key = ?`, k[:]).Scan(&l.seg, &l.off, &l.len)
+	err := s.lookupStmt.QueryRowContext(ctx, k[:]).Scan(&l.seg, &l.off, &l.len)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, fmt.Errorf("read blob %s: %w", k, store.ErrNotFound)
 	}
@@ -365,7 +380,7 @@ func (s *Store) lookup(ctx context.Context, k store.Key) (loc, error) {
 // Exists reports whether the index names the blob of k.
 func (s *Store) Exists(ctx context.Context, k store.Key) (bool, error) {
 	var one int
-	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM blobs WHERE key = ?`, k[:]).Scan(&one)
+	err := s.existsStmt.QueryRowContext(ctx, k[:]).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
