@@ -8,17 +8,26 @@
 #   2. delivery-to-searchable latency: 200 APPENDs with the harvester IDLE on
 #      INBOX, next to a bare client IDLE-ing (Dovecot's own notify delay);
 #   3. ACCOUNTS (1,000) accounts harvested and idle in one process: RSS, heap,
-#      goroutines.
+#      goroutines;
+#   4. (ONLY=Mailbox, not in the default set: 10-20 minutes at 100,000) the
+#      cold harvest of ONE mailbox of MAILBOX_N (100,000) distinct messages,
+#      hard-linked from the amplified scale set (scripts/amplify-corpus.sh;
+#      the smallest complete set of at least MAILBOX_N under $MAILVAULT_SCALE,
+#      default ~/.cache/mailvault, else it is made), against mbsync of the
+#      same account; RUNS times each, alternating which goes first; target
+#      mailvault ≤ 1.0× mbsync's time. CPUPROFILE=FILE profiles one extra
+#      mailvault run (outside the table; `go tool pprof -top FILE`).
 #
 #   ./scripts/bench-harvest.sh > harvest-results.md   # tables on stdout,
 #                                                     # progress on stderr
 #   RUNS=5 ACCOUNTS=200 ./scripts/bench-harvest.sh
-#   ONLY=Latency ./scripts/bench-harvest.sh          # any of Corpus Latency Accounts
+#   ONLY=Latency ./scripts/bench-harvest.sh          # any of Corpus Latency Accounts Mailbox
+#   ONLY=Mailbox RUNS=1 MAILBOX_N=20000 ./scripts/bench-harvest.sh
 #
 # The benchmarks are Go tests in harvest/bench_test.go, built only with the
 # bench tag; this script builds them and runs each in a process of its own.
 # By hand:
-#   go test -tags bench -run TestBenchHarvest -v -timeout 60m ./harvest/
+#   go test -tags bench -run TestBenchHarvestCorpus -v -timeout 180m ./harvest/   # or Mailbox, ...
 # Needs Go, dovecot-imapd,
 # isync (mbsync) and time (GNU time, for mbsync's peak RSS): installs the
 # Debian packages that are missing when run as root. Run it on an otherwise
@@ -54,6 +63,8 @@ export MAILVAULT_BENCH_REPORT="$report"
 [ -z "${RUNS:-}" ] || export MAILVAULT_BENCH_RUNS="$RUNS"
 [ -z "${ACCOUNTS:-}" ] || export MAILVAULT_BENCH_ACCOUNTS="$ACCOUNTS"
 [ -z "${APPENDS:-}" ] || export MAILVAULT_BENCH_APPENDS="$APPENDS"
+[ -z "${MAILBOX_N:-}" ] || export MAILVAULT_BENCH_MAILBOX_N="$MAILBOX_N"
+[ -z "${CPUPROFILE:-}" ] || export MAILVAULT_BENCH_CPUPROFILE="$(realpath -m "$CPUPROFILE")"
 # One process per benchmark, so that each starts from a clean heap (the
 # memory figures of the accounts benchmark are of the whole process).
 go test -c -tags bench -o "$work/bench.test" ./harvest/ || { echo "bench-harvest.sh: build failed" >&2; exit 1; }
@@ -64,12 +75,12 @@ dirty="$(git status --porcelain -- harvest indexer query service internal 2>/dev
 status=0
 for b in ${ONLY:-Corpus Latency Accounts}; do
 	echo "bench-harvest.sh: TestBenchHarvest$b; $(uptime)" >&2
-	(cd harvest && "$work/bench.test" -test.run "^TestBenchHarvest$b\$" -test.v -test.count=1 -test.timeout 60m) >&2 || status=$?
+	(cd harvest && "$work/bench.test" -test.run "^TestBenchHarvest$b\$" -test.v -test.count=1 -test.timeout 180m) >&2 || status=$?
 done
 
 echo "Machine: $machine."
 echo "Code: $code."
-echo "Command: \`./scripts/bench-harvest.sh\`; finished $(date -u '+%Y-%m-%d %H:%M') UTC."
+echo "Command: \`${ONLY:+ONLY=\"$ONLY\" }${RUNS:+RUNS=$RUNS }${MAILBOX_N:+MAILBOX_N=$MAILBOX_N }./scripts/bench-harvest.sh\`; finished $(date -u '+%Y-%m-%d %H:%M') UTC."
 cat "$report"
 if [ "$status" -ne 0 ]; then
 	echo

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -494,6 +495,68 @@ func TestLoadCorpus(t *testing.T) {
 		}
 		if want := toCRLF(raw); !bytes.Equal(got[uint32(i+1)], want) {
 			t.Fatalf("UID %d: BODY[] differs from %s with LF made CRLF (%d vs %d bytes)", i+1, e.Name(), len(got[uint32(i+1)]), len(want))
+		}
+	}
+}
+
+// TestLinkFiles: LinkFiles hard-links world-readable files (the source's
+// link count goes up, nothing is chowned), copies the rest when running as
+// root (the mail user could not read them), serves every one byte-exact in
+// name order, and a flag change afterwards leaves the sources as they were.
+func TestLinkFiles(t *testing.T) {
+	t.Parallel()
+	s := Start(t, nil)
+	src := t.TempDir()
+	type file struct {
+		name, raw string
+		mode      os.FileMode
+	}
+	files := []file{
+		{"1000.a:2,S", "Subject: one\n\nfirst\n", 0o644},
+		{"1001.b:2,", "Subject: two\r\n\r\nsecond\r\n", 0o644},
+		{"1002.c:2,", "Subject: three\n\nprivate\n", 0o600},
+	}
+	var paths []string
+	for _, f := range files {
+		p := filepath.Join(src, f.name)
+		if err := os.WriteFile(p, []byte(f.raw), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	if n := s.LinkFiles(t, "alice", "big", paths); n != len(files) {
+		t.Fatalf("LinkFiles = %d, want %d", n, len(files))
+	}
+	s.Index(t, "alice", "big")
+	got := s.Fetch(t, "alice", "big")
+	for i, f := range files {
+		if want := toCRLF([]byte(f.raw)); !bytes.Equal(got[uint32(i+1)], want) {
+			t.Errorf("UID %d: BODY[] = %q, want %q", i+1, got[uint32(i+1)], want)
+		}
+		fi, err := os.Stat(paths[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		wantLinks := uint64(2)
+		if f.mode&0o004 == 0 && os.Geteuid() == 0 {
+			wantLinks = 1 // copied
+		}
+		if uint64(st.Nlink) != wantLinks {
+			t.Errorf("%s (mode %o): %d links, want %d", f.name, f.mode, st.Nlink, wantLinks)
+		}
+		if st.Uid != uint32(os.Geteuid()) {
+			t.Errorf("%s: owner changed to uid %d", f.name, st.Uid)
+		}
+	}
+	s.SetFlags(t, "alice", "big", 2, `\Flagged`)
+	for i, f := range files {
+		b, err := os.ReadFile(paths[i])
+		if err != nil || string(b) != f.raw {
+			t.Errorf("source %s after a flag change: %q, %v", f.name, b, err)
 		}
 	}
 }

@@ -249,6 +249,16 @@ func (s *Server) ChangeUIDValidity(t testing.TB, user, mailbox string, v uint32)
 	}
 }
 
+// Index has Dovecot bring the index and cache files of user's mailbox up to
+// date ("doveadm index"): after a bulk load, the first client to open a big
+// mailbox would otherwise pay for that.
+func (s *Server) Index(t testing.TB, user, mailbox string) {
+	t.Helper()
+	if _, err := s.runDoveadm("index", "-u", user, mailbox); err != nil {
+		t.Fatalf("dovecottest: %v", err)
+	}
+}
+
 // Fetch returns every message in user's mailbox as UID → BODY[] bytes,
 // read with EXAMINE and BODY.PEEK[] so no flag changes.
 func (s *Server) Fetch(t testing.TB, user, mailbox string) map[uint32][]byte {
@@ -323,6 +333,53 @@ func (s *Server) LoadMaildir(t testing.TB, user, mailbox, dir string) int {
 }
 
 func (s *Server) loadMaildir(user, mailbox, dir string) (int, error) {
+	var srcs []string
+	if fi, err := os.Stat(filepath.Join(dir, "cur")); err == nil && fi.IsDir() {
+		srcs = []string{filepath.Join(dir, "cur"), filepath.Join(dir, "new")}
+	} else {
+		srcs = []string{dir}
+	}
+	var files []string
+	for _, src := range srcs {
+		entries, err := os.ReadDir(src)
+		if errors.Is(err, os.ErrNotExist) && src != dir {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+				files = append(files, filepath.Join(src, e.Name()))
+			}
+		}
+	}
+	return s.loadFiles(user, mailbox, files, false)
+}
+
+// LinkFiles puts the message files (paths of Maildir message files, their
+// names distinct) into user's mailbox (created if missing) as LoadMaildir
+// does, but hard-links each one into the mailbox's cur/ directory instead of
+// copying it, so that loading a 100,000-message scale set costs a few
+// seconds and no disk. It returns how many it put there.
+//
+// A link shares the source's inode, so LinkFiles does not chown it (that
+// would change the owner of the source too): a file the mail user could not
+// read (as root: not world-readable), or one on another file system, is
+// copied the LoadMaildir way instead. Dovecot never rewrites a Maildir
+// file (a flag change renames the link in the mailbox, an expunge removes
+// the link), so the sources keep their bytes; their mtime is the
+// INTERNALDATE either way.
+func (s *Server) LinkFiles(t testing.TB, user, mailbox string, files []string) int {
+	t.Helper()
+	n, err := s.loadFiles(user, mailbox, files, true)
+	if err != nil {
+		t.Fatalf("dovecottest: link %d files into %q: %v", len(files), mailbox, err)
+	}
+	return n
+}
+
+func (s *Server) loadFiles(user, mailbox string, files []string, link bool) (int, error) {
 	var before uint32
 	err := s.with(user, func(c *imapclient.Client) error {
 		if err := ensureMailbox(c, mailbox); err != nil {
@@ -349,28 +406,6 @@ func (s *Server) loadMaildir(user, mailbox, dir string) (int, error) {
 		}
 	}
 
-	var srcs []string
-	if fi, err := os.Stat(filepath.Join(dir, "cur")); err == nil && fi.IsDir() {
-		srcs = []string{filepath.Join(dir, "cur"), filepath.Join(dir, "new")}
-	} else {
-		srcs = []string{dir}
-	}
-	var files []string
-	for _, src := range srcs {
-		entries, err := os.ReadDir(src)
-		if errors.Is(err, os.ErrNotExist) && src != dir {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		for _, e := range entries {
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-				files = append(files, filepath.Join(src, e.Name()))
-			}
-		}
-	}
-
 	// A few copiers in parallel: the cost is system calls, not bytes.
 	const workers = 4
 	jobs := make(chan string)
@@ -382,7 +417,10 @@ func (s *Server) loadMaildir(user, mailbox, dir string) (int, error) {
 			defer wg.Done()
 			var first error
 			for f := range jobs {
-				if first == nil {
+				if first != nil {
+					continue
+				}
+				if !link || !s.linkMessage(f, folder) {
 					first = s.copyMessage(f, folder)
 				}
 			}
@@ -408,7 +446,7 @@ func (s *Server) loadMaildir(user, mailbox, dir string) (int, error) {
 			return fmt.Errorf("status %q: %w", mailbox, err)
 		}
 		if got, want := *data.NumMessages, before+uint32(len(files)); got != want {
-			return fmt.Errorf("status %q: %d messages after copying %d files, want %d", mailbox, got, len(files), want)
+			return fmt.Errorf("status %q: %d messages after putting %d files, want %d", mailbox, got, len(files), want)
 		}
 		return nil
 	})
@@ -416,6 +454,18 @@ func (s *Server) loadMaildir(user, mailbox, dir string) (int, error) {
 		return 0, err
 	}
 	return len(files), nil
+}
+
+// linkMessage hard-links src into the folder's cur/ under its own name and
+// reports whether it did; false means "copy it instead" (see LinkFiles).
+func (s *Server) linkMessage(src, folder string) bool {
+	if s.asRoot {
+		fi, err := os.Stat(src)
+		if err != nil || fi.Mode().Perm()&0o004 == 0 {
+			return false
+		}
+	}
+	return os.Link(src, filepath.Join(folder, "cur", filepath.Base(src))) == nil
 }
 
 // copyMessage delivers one message file into the Maildir folder the way
