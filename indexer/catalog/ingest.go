@@ -13,7 +13,43 @@ import (
 
 // Tx is a write transaction. It is not safe for concurrent use.
 type Tx struct {
-	tx *sql.Tx
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt // prepare's statements, closed with the transaction
+}
+
+// prepare returns q prepared on the transaction, once per transaction: the
+// statements an ingest runs for every message (a batch is hundreds) cost
+// SQLite's parse and plan each time otherwise.
+func (t *Tx) prepare(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st := t.stmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[q] = st
+	return st, nil
+}
+
+// exec and queryRow run q as a statement prepared once per transaction.
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := t.prepare(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (t *Tx) queryRow(ctx context.Context, dest []any, q string, args ...any) error {
+	st, err := t.prepare(ctx, q)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
 }
 
 // Begin starts a write transaction.
@@ -40,8 +76,8 @@ func (t *Tx) Rollback() error {
 // OccurrenceExists reports whether (mailbox, uidvalidity, uid) is archived.
 func (t *Tx) OccurrenceExists(ctx context.Context, mailboxID int64, uidvalidity, uid uint32) (bool, error) {
 	var one int
-	err := t.tx.QueryRowContext(ctx, `SELECT 1 FROM occurrences WHERE mailbox_id = ? AND uidvalidity = ? AND uid = ?`,
-		mailboxID, uidvalidity, uid).Scan(&one)
+	err := t.queryRow(ctx, []any{&one}, `SELECT 1 FROM occurrences WHERE mailbox_id = ? AND uidvalidity = ? AND uid = ?`,
+		mailboxID, uidvalidity, uid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -51,7 +87,7 @@ func (t *Tx) OccurrenceExists(ctx context.Context, mailboxID int64, uidvalidity,
 // MessageID returns the row id of the message with the given sha256, or 0.
 func (t *Tx) MessageID(ctx context.Context, sha [32]byte) (int64, error) {
 	var id int64
-	err := t.tx.QueryRowContext(ctx, `SELECT id FROM messages WHERE sha256 = ?`, sha[:]).Scan(&id)
+	err := t.queryRow(ctx, []any{&id}, `SELECT id FROM messages WHERE sha256 = ?`, sha[:])
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -82,7 +118,7 @@ func dateText(t time.Time) (string, any) {
 // InsertMessage adds a unique message and returns its row id.
 func (t *Tx) InsertMessage(ctx context.Context, m *Message) (int64, error) {
 	ds, du := dateText(m.Date)
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO messages(sha256, size, stored_size, parse_error, subject, from_addr,
+	res, err := t.exec(ctx, `INSERT INTO messages(sha256, size, stored_size, parse_error, subject, from_addr,
 		date, date_unix, message_id, has_attachments, stored_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		m.SHA256[:], m.Size, m.StoredSize, m.ParseError, m.Subject, m.From, ds, du, m.MessageID, m.HasAttachments, now())
 	if err != nil {
@@ -109,7 +145,7 @@ func (t *Tx) InsertOccurrence(ctx context.Context, o *Occurrence) (bool, error) 
 	if !o.InternalDate.IsZero() {
 		idate = o.InternalDate.Format(time.RFC3339)
 	}
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO occurrences(mailbox_id, uidvalidity, uid, message_id, flags,
+	res, err := t.exec(ctx, `INSERT INTO occurrences(mailbox_id, uidvalidity, uid, message_id, flags,
 		internal_date, size, first_seen) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
 		o.MailboxID, o.UIDValidity, o.UID, o.MessageID, strings.Join(o.Flags, " "), idate, o.Size, now())
 	if err != nil {
@@ -124,8 +160,8 @@ func (t *Tx) InsertOccurrence(ctx context.Context, o *Occurrence) (bool, error) 
 // index holds for it. Call it before InsertOccurrence.
 func (t *Tx) InNewPlace(ctx context.Context, messageID, mailboxID int64) (bool, error) {
 	var one int
-	err := t.tx.QueryRowContext(ctx, `SELECT 1 FROM occurrences WHERE message_id = ? AND mailbox_id = ? LIMIT 1`,
-		messageID, mailboxID).Scan(&one)
+	err := t.queryRow(ctx, []any{&one}, `SELECT 1 FROM occurrences WHERE message_id = ? AND mailbox_id = ? LIMIT 1`,
+		messageID, mailboxID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return true, nil
 	}
