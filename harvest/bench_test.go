@@ -668,7 +668,7 @@ func TestBenchHarvestMailbox(t *testing.T) {
 	benchtest.Mdf(t, "")
 	benchtest.Mdf(t, "### Harvest of one %d-message mailbox: mailvault against mbsync", n)
 	benchtest.Mdf(t, "")
-	benchtest.Mdf(t, "%d distinct messages (%.0f MB) in one mailbox (INBOX), the first %d files (folder by folder, in name order) of the amplified scale set %s, hard-linked into the Dovecot user's Maildir; Dovecot %s over implicit TLS on 127.0.0.1; warmed before timing (doveadm index, a FETCH of UID FLAGS INTERNALDATE RFC822.SIZE of 1:*, every file read into the page cache). %d runs of each, alternating which goes first; %s UTC; load average before the runs %s, at the end %s.",
+	benchtest.Mdf(t, "%d distinct messages (%.0f MB) in one mailbox (INBOX), the first %d files (folder by folder, in name order) of the amplified scale set %s, hard-linked into the Dovecot user's Maildir; Dovecot %s over implicit TLS on 127.0.0.1; warmed before timing (doveadm index, a FETCH of UID FLAGS INTERNALDATE RFC822.SIZE of 1:*, every file read into the page cache). RUNS=%d per side, alternating which goes first; %s UTC; load average before the runs %s, at the end %s.",
 		n, float64(size)/1e6, n, set, hbDovecotVersion(), runs, time.Now().UTC().Format("2006-01-02 15:04"), loadStart, hbLoadAvg())
 	benchtest.Mdf(t, "")
 	hbColdTable(t, n, results, 1.0)

@@ -80,7 +80,7 @@ done
 
 echo "Machine: $machine."
 echo "Code: $code."
-echo "Command: \`${ONLY:+ONLY=\"$ONLY\" }${RUNS:+RUNS=$RUNS }${MAILBOX_N:+MAILBOX_N=$MAILBOX_N }./scripts/bench-harvest.sh\`; finished $(date -u '+%Y-%m-%d %H:%M') UTC."
+echo "Command: \`${GOMEMLIMIT:+GOMEMLIMIT=$GOMEMLIMIT }${ONLY:+ONLY=\"$ONLY\" }${RUNS:+RUNS=$RUNS }${MAILBOX_N:+MAILBOX_N=$MAILBOX_N }${CPUPROFILE:+CPUPROFILE=$CPUPROFILE }./scripts/bench-harvest.sh\`; finished $(date -u '+%Y-%m-%d %H:%M') UTC."
 cat "$report"
 if [ "$status" -ne 0 ]; then
 	echo
