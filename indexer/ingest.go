@@ -319,12 +319,15 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 		query.IndexSubject:       m.Subject,
 		query.IndexBody:          m.Text,
 		query.IndexSize:          float64(size),
+		fieldSortSize:            sortSizeKey(size),
 		query.IndexHasAttachment: m.HasAttachments(),
 	}
 	n += len(m.Subject) + len(m.Text)
 	if !m.Date.IsZero() {
 		doc[query.IndexDay] = float64(query.DayValue(m.Date))
 		doc[fieldTime] = float64(m.Date.Unix())
+		doc[fieldSortTime] = sortTimeKey(m.Date)
+		doc[fieldDayKey] = dayKey(m.Date)
 	}
 	var names, texts []string
 	for _, at := range m.Attachments {

@@ -43,7 +43,11 @@ func placeKey(account, mailbox string) string { return query.PlaceKey(account, m
 // a second time with punctuation split.
 // 7: Hangul and katakana runs cut into their characters, like ideographs
 // (a word inside a Korean sentence or a katakana compound is findable).
-const mappingVersion = "7"
+// 8: sorting and the timeline read keyword doc values of one term a
+// message (fieldSortTime, fieldSortSize, fieldDayKey) instead of the
+// numeric fields' (sortfields.go says why); the numeric fields keep their
+// terms for range queries, without doc values.
+const mappingVersion = "8"
 
 // fieldSender is the first From: address, lower-cased (keyword, doc values:
 // the sender facet). fieldRefs holds the Message-IDs a message refers to
@@ -95,9 +99,16 @@ func newMapping() (mapping.IndexMapping, error) {
 	for _, name := range query.TextFields() {
 		doc.AddFieldMappingsAt(name, text())
 	}
-	doc.AddFieldMappingsAt(query.IndexDay, num(true)) // doc values: the month facet
-	doc.AddFieldMappingsAt(fieldTime, num(true))
-	doc.AddFieldMappingsAt(query.IndexSize, num(true)) // doc values: sort by size
+	// The numeric fields answer range queries; sorting and the timeline
+	// read the one-term keyword fields below instead (sortfields.go).
+	doc.AddFieldMappingsAt(query.IndexDay, num(false))
+	doc.AddFieldMappingsAt(fieldTime, num(false))
+	doc.AddFieldMappingsAt(query.IndexSize, num(false))
+	for _, name := range []string{fieldSortTime, fieldSortSize, fieldDayKey} {
+		f := kw() // indexed too: Bleve writes doc values only for indexed fields
+		f.DocValues = true
+		doc.AddFieldMappingsAt(name, f)
+	}
 	b := bleve.NewBooleanFieldMapping()
 	b.Store, b.IncludeInAll, b.DocValues = false, false, true // doc values: the attachment facet
 	doc.AddFieldMappingsAt(query.IndexHasAttachment, b)

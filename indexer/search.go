@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/numeric"
 	"github.com/blevesearch/bleve/v2/search"
 	bleveq "github.com/blevesearch/bleve/v2/search/query"
 
@@ -90,15 +90,15 @@ func ParseSort(s string) (Sort, error) {
 func sortKeys(o Sort) ([]string, error) {
 	switch o {
 	case SortNewest, "":
-		return []string{"-" + fieldTime, "_id"}, nil
+		return []string{"-" + fieldSortTime, "_id"}, nil
 	case SortOldest:
-		return []string{fieldTime, "_id"}, nil
+		return []string{fieldSortTime, "_id"}, nil
 	case SortLargest:
-		return []string{"-" + query.IndexSize, "_id"}, nil
+		return []string{"-" + fieldSortSize, "_id"}, nil
 	case SortSmallest:
-		return []string{query.IndexSize, "_id"}, nil
+		return []string{fieldSortSize, "_id"}, nil
 	case SortSender:
-		return []string{fieldSender, "-" + fieldTime, "_id"}, nil
+		return []string{fieldSender, "-" + fieldSortTime, "_id"}, nil
 	case SortRelevance:
 		return nil, nil
 	}
@@ -225,7 +225,7 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	}
 	req := bleve.NewSearchRequestOptions(bq, o.Limit, o.Offset, false)
 	if sortBy != nil {
-		req.SortBy(sortBy)
+		req.SortByCustom(sortOrder(sortBy))
 		if len(o.After) > 0 {
 			if len(o.After) != len(sortBy) {
 				return nil, fmt.Errorf("search: %w", ErrBadCursor)
@@ -246,11 +246,8 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 		// Not numeric ranges, one per month: Bleve's range facet tries every
 		// range for every hit (552 of them, 4.7 µs a hit, most of a search
 		// page's time: docs/benchmarks.md), where a terms facet counts each
-		// hit's one full-precision term (the prefix selects shift 0, as
-		// numeric.PrefixCoded writes it) in a map.
-		days := bleve.NewFacetRequest(query.IndexDay, dayFacetSize)
-		days.SetPrefixFilter(string([]byte{numeric.ShiftStartInt64}))
-		req.AddFacet("day", days)
+		// hit's one day key in a map.
+		req.AddFacet("day", bleve.NewFacetRequest(fieldDayKey, dayFacetSize))
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -542,11 +539,10 @@ func facets(fr search.FacetResults) *Facets {
 	if d := fr["day"]; d != nil && d.Terms != nil {
 		months := map[int]int{} // YYYYMM
 		for _, t := range d.Terms.Terms() {
-			i, err := numeric.PrefixCoded(t.Term).Int64()
+			day, err := strconv.Atoi(t.Term) // YYYYMMDD
 			if err != nil {
 				continue
 			}
-			day := int(numeric.Int64ToFloat64(i)) // YYYYMMDD
 			if y := day / 10000; y >= facetFirstYear && y <= facetLastYear {
 				months[day/100] += t.Count
 			}
@@ -568,7 +564,7 @@ func (a *Archive) Replies(ctx context.Context, id string, limit int) ([]string, 
 	t := bleveq.NewTermQuery(id)
 	t.SetField(fieldRefs)
 	req := bleve.NewSearchRequestOptions(t, limit, 0, false)
-	req.SortBy([]string{fieldTime, "_id"})
+	req.SortByCustom(sortOrder([]string{fieldSortTime, "_id"}))
 	var res *bleve.SearchResult
 	err := a.withIndex(func(idx bleve.Index) error {
 		var err error
