@@ -35,6 +35,8 @@
 # data directories (printed) instead of removing them after each size.
 # PROFILE_DIR=DIR writes a CPU profile of each import there (import-N.cpu,
 # through MAILVAULT_CPUPROFILE; `go tool pprof -top DIR/import-N.cpu`).
+# LAYOUT=pack makes each archive with `mailvault store init --layout pack`
+# first (the store in pack segments; the default is one file per blob).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -182,6 +184,9 @@ for n in "${sizes[@]}"; do
 		local prof=""
 		[ -z "${PROFILE_DIR:-}" ] || prof="$(realpath -m "$PROFILE_DIR")/import-$n.cpu"
 		[ -z "$prof" ] || mkdir -p "$(dirname "$prof")"
+		if [ -n "${LAYOUT:-}" ]; then
+			"$mv" store init --layout "$LAYOUT" --data "$data" >/dev/null || die "store init --layout $LAYOUT failed"
+		fi
 		timed "$work/import.out" env MAILVAULT_CPUPROFILE="$prof" "$mv" import --data "$data" --account scale --json "$maildir"
 		read -r mv_wall mv_user mv_sys mv_rss mv_rc <"$work/t"
 	}
@@ -208,6 +213,10 @@ for n in "${sizes[@]}"; do
 	mu_app=$(apparent "$muhome")
 	mu_alloc=$(allocated "$muhome")
 	idx_app=$(apparent "$data/index" 2>/dev/null || echo 0)
+	parts="" # the data directory's largest parts, file bytes
+	for p in packs blobs catalog.db ledger imapsearch.sig; do
+		[ -e "$data/$p" ] && parts="$parts, $p $(mb "$(apparent "$data/$p")") MB"
+	done
 
 	echo "bench-scale.sh: $n: status, verify, reindex" >&2
 	timed "$work/status.out" "$mv" status --json --data "$data"
@@ -232,7 +241,7 @@ for n in "${sizes[@]}"; do
 	echo
 	echo "### $n messages"
 	echo
-	echo "Commit $commit, $machine; $started UTC; load average $load0 at the start, $load1 after both imports; $order."
+	echo "Commit $commit, $machine; $started UTC; load average $load0 at the start, $load1 after both imports; $order; store layout ${LAYOUT:-files}."
 	echo "Maildir: $msgs messages, $(mb "$raw_app") MB in files, $(mb "$raw_alloc") MB allocated."
 	echo
 	echo "| tool | wall s | msg/s | µs/msg (wall) | µs/msg (CPU) | peak RSS MB |"
@@ -246,6 +255,7 @@ for n in "${sizes[@]}"; do
 	awk -v a="$data_app" -v b="$data_alloc" -v ra="$raw_app" -v rb="$raw_alloc" \
 		'BEGIN {printf "| mailvault data directory (mail + catalog + index + ledger) | %.0f | %.2f | %.0f | %.2f |\n", a/1e6, a/ra, b/1e6, b/rb}'
 	awk -v a="$idx_app" -v ra="$raw_app" 'BEGIN {printf "| of which the index | %.0f | %.2f | | |\n", a/1e6, a/ra}'
+	echo "| of which (file bytes) | ${parts#, } | | | |"
 	awk -v a="$mu_app" -v b="$mu_alloc" -v ra="$raw_app" -v rb="$raw_alloc" \
 		'BEGIN {printf "| mu (index only; the mail stays in the Maildir) | %.0f | %.2f | %.0f | %.2f |\n", a/1e6, a/ra, b/1e6, b/rb}'
 	echo
