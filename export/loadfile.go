@@ -47,10 +47,12 @@ func (w *writer) openLoadFiles() (*loadFiles, error) {
 		name string
 	}{{&lf.dat, DATName}, {&lf.csv, CSVName}, {&lf.xml, XMLName}, {&lf.opt, OPTName}} {
 		if *p.f, err = w.create(p.name); err != nil {
+			lf.abort() // the writer has no loadFiles to abort: stop the ones made
 			return nil, err
 		}
 	}
 	if lf.rels, err = os.Create(w.path(relsName)); err != nil {
+		lf.abort()
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	lf.relsW = bufio.NewWriter(lf.rels)
