@@ -1,18 +1,22 @@
 package export
 
 import (
+	"archive/zip"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +233,128 @@ func TestReviewHashedFile(t *testing.T) {
 		}
 		w.files.Close()
 		w.sumsF.Close()
+	}
+}
+
+// TestReviewVerifyZipOddNames: a zipped export with entries added,
+// renamed, replaced or shadowed by names that are odd (dot segments,
+// absolute, backslashes, folder entries with data, names given twice in
+// two spellings) never verifies, and the untouched zip does.
+func TestReviewVerifyZipOddNames(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "prod")
+	if _, err := Write(context.Background(), &memSource{msgs: corpus()}, Options{Dir: base, Zip: true}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := zip.OpenReader(base + ".zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	type entry struct {
+		name string
+		data []byte
+	}
+	var orig []entry
+	native := -1
+	for _, f := range in.File {
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if native < 0 && strings.HasPrefix(f.Name, "NATIVES/") {
+			native = len(orig)
+		}
+		orig = append(orig, entry{f.Name, b})
+	}
+	if native < 0 {
+		t.Fatal("no native in the zip")
+	}
+	nat := orig[native]
+	flip := func(b []byte) []byte { c := bytes.Clone(b); c[len(c)/2] ^= 1; return c }
+	for _, c := range []struct {
+		name   string
+		ok     bool
+		mutate func([]entry) []entry
+	}{
+		{"untouched", true, func(e []entry) []entry { return e }},
+		{"extra ./x", false, func(e []entry) []entry { return append(e, entry{"./x", []byte("x")}) }},
+		{"extra a/../b", false, func(e []entry) []entry { return append(e, entry{"a/../b", []byte("x")}) }},
+		{"extra absolute", false, func(e []entry) []entry { return append(e, entry{"/etc/x", []byte("x")}) }},
+		{"extra backslash", false, func(e []entry) []entry { return append(e, entry{`NATIVES\x`, []byte("x")}) }},
+		{"extra plain file", false, func(e []entry) []entry { return append(e, entry{"NATIVES/0001/extra.eml", []byte("x")}) }},
+		{"native missing", false, func(e []entry) []entry { return slices.Delete(slices.Clone(e), native, native+1) }},
+		{"native altered", false, func(e []entry) []entry {
+			e = slices.Clone(e)
+			e[native].data = flip(nat.data)
+			return e
+		}},
+		{"native renamed ./", false, func(e []entry) []entry {
+			e = slices.Clone(e)
+			e[native].name = "./" + nat.name
+			return e
+		}},
+		{"native renamed a/../", false, func(e []entry) []entry {
+			e = slices.Clone(e)
+			e[native].name = "a/../" + nat.name
+			return e
+		}},
+		{"native with backslashes", false, func(e []entry) []entry {
+			e = slices.Clone(e)
+			e[native].name = strings.ReplaceAll(nat.name, "/", `\`)
+			return e
+		}},
+		{"native a folder with its data", false, func(e []entry) []entry {
+			e = slices.Clone(e)
+			e[native].name += "/"
+			return e
+		}},
+		{"altered native, original after it as ./", false, func(e []entry) []entry {
+			e = slices.Clone(e)
+			e[native].data = flip(nat.data)
+			return append(e, entry{"./" + nat.name, nat.data})
+		}},
+		{"original, altered copy after it as ./", false, func(e []entry) []entry {
+			return append(slices.Clone(e), entry{"./" + nat.name, flip(nat.data)})
+		}},
+		{"altered copy first as a/../", false, func(e []entry) []entry {
+			return append([]entry{{"a/../" + nat.name, flip(nat.data)}}, e...)
+		}},
+		{"native twice, altered second", false, func(e []entry) []entry {
+			return append(slices.Clone(e), entry{nat.name, flip(nat.data)})
+		}},
+		{"folder entry shadowing the native", false, func(e []entry) []entry {
+			return append(slices.Clone(e), entry{nat.name + "/", nil})
+		}},
+		{"folder entry with data", true, func(e []entry) []entry {
+			// A folder holds no bytes an unzip would write: the export is
+			// intact.
+			return append(slices.Clone(e), entry{"NATIVES/", []byte("hidden")})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "x.zip")
+			f, _ := os.Create(p)
+			zw := zip.NewWriter(f)
+			for _, e := range c.mutate(orig) {
+				w, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Store})
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.Write(e.data)
+			}
+			if err := zw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			rep, err := Verify(p)
+			if err != nil {
+				if c.ok {
+					t.Fatalf("Verify: %v", err)
+				}
+				return // refused outright: not verified
+			}
+			if rep.OK != c.ok {
+				t.Errorf("Verify OK = %v, want %v: %+v", rep.OK, c.ok, rep.Problems)
+			}
+		})
 	}
 }

@@ -1,0 +1,149 @@
+package indexer
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"mailvault/query"
+)
+
+// TestReviewSortGenerated: every field order (newest, oldest, largest,
+// smallest, sender) over generated messages, with sent dates from year 1
+// to 9999, before 1970, ties, in several zones and without any, and sizes
+// with ties, gives the order the hits' own dates, sizes and senders give
+// (messages without a date last either way, ties by id), and paging it by
+// cursor with pages of every size gives each hit once, in that order.
+func TestReviewSortGenerated(t *testing.T) {
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	ctx := context.Background()
+	mustMailbox(t, a, "alice", "INBOX")
+	rng := rand.New(rand.NewPCG(5, 8))
+	fixed := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC),
+		time.Date(1899, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Unix(0, 0).UTC(), time.Unix(1, 0).UTC(), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC), time.Date(2024, 3, 1, 11, 0, 0, 0, time.FixedZone("", 3600)), // the same instant
+	}
+	senders := []string{"a@x.org", "B@x.org", "c@x.org", "zed@y.org"}
+	var items []Item
+	for i := range 240 {
+		var date string
+		switch r := rng.IntN(10); {
+		case r == 0:
+			date = "" // no Date: header
+		case r < 4:
+			date = fixed[rng.IntN(len(fixed))].Format(time.RFC1123Z)
+		default:
+			d := time.Unix(rng.Int64N(1<<36)-1<<35, 0).In(time.FixedZone("", 3600*(rng.IntN(25)-12)))
+			date = d.Format(time.RFC1123Z)
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "From: S <%s>\r\nTo: archive@example.org\r\nSubject: budget %d\r\n", senders[rng.IntN(len(senders))], i)
+		if date != "" {
+			fmt.Fprintf(&b, "Date: %s\r\n", date)
+		}
+		fmt.Fprintf(&b, "Message-ID: <r%d@example.org>\r\n\r\nbudget\r\n%s", i, strings.Repeat("x", rng.IntN(8)*100))
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1), Raw: []byte(b.String())})
+	}
+	ingest(t, a, items...)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := query.ParseHuman("budget")
+	all, err := a.Search(ctx, n, &SearchOptions{Limit: 1000, Sort: SortRelevance})
+	if err != nil || len(all.Hits) != len(items) {
+		t.Fatalf("%d hits, %v", len(all.Hits), err)
+	}
+	undated, early := 0, 0
+	for _, h := range all.Hits {
+		if h.Date.IsZero() {
+			undated++
+		} else if h.Date.Year() < 1970 {
+			early++
+		}
+	}
+	if undated < 5 || early < 20 {
+		t.Fatalf("generated data too narrow: %d undated, %d before 1970", undated, early)
+	}
+	sender := func(h Hit) string {
+		_, addr, _ := strings.Cut(h.From, "<")
+		return strings.ToLower(strings.TrimSuffix(addr, ">"))
+	}
+	// byDate orders dated hits newest (desc) or oldest first, undated last.
+	byDate := func(x, y Hit, desc bool) int {
+		switch xz, yz := x.Date.IsZero(), y.Date.IsZero(); {
+		case xz && yz:
+			return 0
+		case xz:
+			return 1
+		case yz:
+			return -1
+		}
+		if desc {
+			return y.Date.Compare(x.Date)
+		}
+		return x.Date.Compare(y.Date)
+	}
+	for _, c := range []struct {
+		sort Sort
+		cmp  func(x, y Hit) int
+	}{
+		{SortNewest, func(x, y Hit) int { return byDate(x, y, true) }},
+		{SortOldest, func(x, y Hit) int { return byDate(x, y, false) }},
+		{SortLargest, func(x, y Hit) int { return cmp.Compare(y.Size, x.Size) }},
+		{SortSmallest, func(x, y Hit) int { return cmp.Compare(x.Size, y.Size) }},
+		{SortSender, func(x, y Hit) int { return cmp.Or(strings.Compare(sender(x), sender(y)), byDate(x, y, true)) }},
+	} {
+		t.Run(string(c.sort), func(t *testing.T) {
+			want := slices.Clone(all.Hits)
+			slices.SortStableFunc(want, func(x, y Hit) int { return cmp.Or(c.cmp(x, y), strings.Compare(x.SHA256, y.SHA256)) })
+			ids := func(hs []Hit) []string {
+				var out []string
+				for _, h := range hs {
+					out = append(out, h.SHA256)
+				}
+				return out
+			}
+			whole, err := a.Search(ctx, n, &SearchOptions{Limit: 1000, Sort: c.sort})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(whole.Hits); !slices.Equal(got, ids(want)) {
+				for i := range got {
+					if got[i] != want[i].SHA256 {
+						t.Fatalf("order differs at %d of %d: got %s, want %s (date %v size %d from %s)", i, len(got), got[i][:8], want[i].SHA256[:8], want[i].Date, want[i].Size, want[i].From)
+					}
+				}
+			}
+			for round := range 4 {
+				var paged []string
+				var after []string
+				for range len(items) + 1 {
+					limit := 1 + rng.IntN(40)
+					if round == 0 {
+						limit = 1
+					}
+					res, err := a.Search(ctx, n, &SearchOptions{Limit: limit, Sort: c.sort, After: after})
+					if err != nil {
+						t.Fatal(err)
+					}
+					paged = append(paged, ids(res.Hits)...)
+					if len(res.Hits) < limit {
+						break
+					}
+					after = res.After
+				}
+				if !slices.Equal(paged, ids(want)) {
+					t.Fatalf("round %d: paging by cursor gave %d hits (want %d) or another order", round, len(paged), len(want))
+				}
+			}
+		})
+	}
+}
