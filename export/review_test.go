@@ -358,3 +358,20 @@ func TestReviewVerifyZipOddNames(t *testing.T) {
 		})
 	}
 }
+
+// TestReviewMboxDiskFullStopsEarly: an mbox export onto a full disk stops
+// at the write that failed, not after reading every remaining message
+// (a million-message export would otherwise run to its end for nothing).
+func TestReviewMboxDiskFullStopsEarly(t *testing.T) {
+	mnt := mountTmpfs(t, "256k")
+	msgs := bigCorpus(200, 40<<10) // 8 MB: the disk is full after a few messages
+	done := 0
+	_, err := Write(context.Background(), &memSource{msgs: msgs}, Options{Dir: filepath.Join(mnt, "mbox"), Format: FormatMbox,
+		Progress: func(d, _ int) { done = d }})
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("mbox export onto a full disk: %v", err)
+	}
+	if done > 50 {
+		t.Errorf("the export went on for %d of %d messages after the disk was full", done, len(msgs))
+	}
+}

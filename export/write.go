@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -334,14 +335,19 @@ func groups(occs []Occurrence, d Dedup) [][]Occurrence {
 // one goroutine, which every document passes through; at most
 // hashedChunks chunks are in flight.
 type hashedFile struct {
-	w        *writer
-	rel      string
-	f        *os.File
-	buf      []byte        // the chunk being filled
-	chunks   chan []byte   // full chunks, to hash and write
-	free     chan []byte   // chunks hashed and written, for reuse
-	done     chan struct{} // closed when the goroutine has written the last chunk
-	err      error         // the goroutine's first write error; read after done
+	w      *writer
+	rel    string
+	f      *os.File
+	buf    []byte        // the chunk being filled
+	chunks chan []byte   // full chunks, to hash and write
+	free   chan []byte   // chunks hashed and written, for reuse
+	done   chan struct{} // closed when the goroutine has written the last chunk
+	err    error         // the goroutine's first write error; read after done
+	// failed is err as soon as the goroutine meets it, for Write to
+	// return: a stream onto a full disk stops at its next write instead of
+	// running through the rest of the export (an mbox has no other file
+	// whose error would stop it).
+	failed   atomic.Pointer[error]
 	sha, md  hash.Hash
 	n        int64
 	doc, arc string
@@ -370,7 +376,10 @@ func (w *writer) create(rel string) (*hashedFile, error) {
 			h.sha.Write(c)
 			h.md.Write(c)
 			if h.err == nil {
-				_, h.err = h.f.Write(c)
+				if _, h.err = h.f.Write(c); h.err != nil {
+					err := h.err
+					h.failed.Store(&err)
+				}
 			}
 			h.free <- c[:0]
 		}
@@ -379,6 +388,9 @@ func (w *writer) create(rel string) (*hashedFile, error) {
 }
 
 func (h *hashedFile) Write(p []byte) (int, error) {
+	if e := h.failed.Load(); e != nil {
+		return 0, *e // an *os.PathError: it names the file
+	}
 	n := len(p)
 	for len(p) > 0 {
 		k := min(len(p), hashedChunk-len(h.buf))
@@ -391,6 +403,9 @@ func (h *hashedFile) Write(p []byte) (int, error) {
 }
 
 func (h *hashedFile) WriteString(s string) (int, error) {
+	if e := h.failed.Load(); e != nil {
+		return 0, *e // an *os.PathError: it names the file
+	}
 	n := len(s)
 	for len(s) > 0 {
 		k := min(len(s), hashedChunk-len(h.buf))
