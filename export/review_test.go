@@ -375,3 +375,46 @@ func TestReviewMboxDiskFullStopsEarly(t *testing.T) {
 		t.Errorf("the export went on for %d of %d messages after the disk was full", done, len(msgs))
 	}
 }
+
+// TestReviewZipOrder: a zipped production's natives and texts are entries
+// in the manifest's order, each once, before the load files and the
+// manifest's own files, and an entry's bytes hash as the manifest says.
+func TestReviewZipOrder(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "prod")
+	msgs := append(corpus(), bigCorpus(60, 2000)...)
+	if _, err := Write(context.Background(), &memSource{msgs: msgs}, Options{Dir: base, Zip: true, Dedup: DedupCustodian}); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.OpenReader(base + ".zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	m, err := readManifest(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got []string
+	for _, f := range m.Files {
+		if strings.HasPrefix(f.Path, "NATIVES/") || strings.HasPrefix(f.Path, "TEXT/") {
+			want = append(want, f.Path)
+		}
+		_, s, _, err := hashFile(zr, f.Path)
+		if err != nil || s != f.SHA256 {
+			t.Errorf("%s: sha256 %s, the manifest says %s (%v)", f.Path, s, f.SHA256, err)
+		}
+	}
+	last := -1
+	for i, e := range zr.File {
+		if strings.HasPrefix(e.Name, "NATIVES/") || strings.HasPrefix(e.Name, "TEXT/") {
+			got = append(got, e.Name)
+			last = i
+		}
+	}
+	if len(want) < 100 || !slices.Equal(got, want) {
+		t.Errorf("zip entries of natives and texts (%d) are not the manifest's (%d) in its order", len(got), len(want))
+	}
+	if last != len(want)-1 {
+		t.Errorf("the natives and texts are not the zip's first entries (last at %d)", last)
+	}
+}

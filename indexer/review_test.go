@@ -147,3 +147,51 @@ func TestReviewSortGenerated(t *testing.T) {
 		})
 	}
 }
+
+// TestReviewHostileCursors: a cursor of any strings (empty, past every key,
+// invalid UTF-8, an old mapping's numeric terms, very long) is answered
+// (a page, maybe empty) or refused as a bad cursor, never a panic, in
+// every field order.
+func TestReviewHostileCursors(t *testing.T) {
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	ctx := context.Background()
+	mustMailbox(t, a, "alice", "INBOX")
+	var items []Item
+	for i := range 30 {
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1),
+			Raw: msg("C <c@example.org>", fmt.Sprintf("budget %d", i), fmt.Sprintf("Mon, %d Mar 2024 10:00:00 +0100", 1+i%9), "budget")})
+	}
+	ingest(t, a, items...)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := query.ParseHuman("budget")
+	vals := []string{"", "0", "fffffffffff", "\xff\xfe", " \x08\x00\x00\x00\x00\x00\x00", strings.Repeat("z", 100000), "-1", "zzzz"}
+	for _, s := range []Sort{SortNewest, SortOldest, SortLargest, SortSmallest, SortSender} {
+		keys, _ := sortKeys(s)
+		for _, v := range vals {
+			for k := 0; k <= len(keys)+1; k++ {
+				after := make([]string, k)
+				for i := range after {
+					after[i] = v
+				}
+				if k == 0 {
+					continue
+				}
+				res, err := a.Search(ctx, n, &SearchOptions{Sort: s, Limit: 10, After: after})
+				if k != len(keys) {
+					if err == nil {
+						t.Errorf("%s: a cursor of %d values for %d keys was taken", s, k, len(keys))
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("%s cursor %q: %v", s, v[:min(len(v), 10)], err)
+				} else if len(res.Hits) > 10 {
+					t.Errorf("%s: %d hits", s, len(res.Hits))
+				}
+			}
+		}
+	}
+}
