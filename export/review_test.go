@@ -418,3 +418,24 @@ func TestReviewZipOrder(t *testing.T) {
 		t.Errorf("the natives and texts are not the zip's first entries (last at %d)", last)
 	}
 }
+
+// TestReviewZipFailsAtTheEnd: a zip export whose disk fills while the
+// finished working files are copied into the zip (an mbox export: the
+// mbox is written beside the zip first, then copied in) fails, and leaves
+// no zip, no temporary zip and no working directory.
+func TestReviewZipFailsAtTheEnd(t *testing.T) {
+	mnt := mountTmpfs(t, "1m")
+	before := runtime.NumGoroutine()
+	base := filepath.Join(mnt, "mbox")
+	_, err := Write(context.Background(), &memSource{msgs: bigCorpus(50, 14<<10)}, Options{Dir: base, Zip: true, Format: FormatMbox})
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("zip export onto a disk that fills at the end: %v", err)
+	}
+	if !strings.Contains(err.Error(), "zip") {
+		t.Errorf("the error does not say it was the zip: %v", err)
+	}
+	if l := leftovers(t, base); len(l) > 0 {
+		t.Errorf("left %v", l)
+	}
+	settleGoroutines(t, before)
+}

@@ -195,3 +195,57 @@ func TestReviewHostileCursors(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewRepliesOrder: the replies to a message come oldest first by
+// their sent dates (before 1970 too), those without a date last, ties by
+// id, whatever order they arrived in.
+func TestReviewRepliesOrder(t *testing.T) {
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	ctx := context.Background()
+	mustMailbox(t, a, "alice", "INBOX")
+	rng := rand.New(rand.NewPCG(3, 3))
+	var items []Item
+	for i := range 60 {
+		date := ""
+		if rng.IntN(6) > 0 {
+			date = "Date: " + time.Unix(rng.Int64N(1<<33)-1<<32, 0).UTC().Format(time.RFC1123Z) + "\r\n"
+		}
+		raw := fmt.Sprintf("From: r@example.org\r\nSubject: re %d\r\n%sMessage-ID: <r%d@x>\r\nIn-Reply-To: <p@x>\r\n\r\nreply %d\r\n", i, date, i, i)
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1), Raw: []byte(raw)})
+	}
+	ingest(t, a, items...)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Replies(ctx, "p@x", 100)
+	if err != nil || len(got) != len(items) {
+		t.Fatalf("%d replies, %v", len(got), err)
+	}
+	hits := map[string]Hit{}
+	for _, id := range got {
+		h, err := a.Message(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hits[id] = *h
+	}
+	want := slices.Clone(got)
+	slices.SortFunc(want, func(x, y string) int {
+		hx, hy := hits[x], hits[y]
+		if c := cmp.Compare(btoi(hx.Date.IsZero()), btoi(hy.Date.IsZero())); c != 0 {
+			return c
+		}
+		return cmp.Or(hx.Date.Compare(hy.Date), strings.Compare(x, y))
+	})
+	if !slices.Equal(got, want) {
+		t.Errorf("replies out of order:\n got %v\nwant %v", got, want)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
