@@ -324,6 +324,15 @@ func TestReviewVerifyZipOddNames(t *testing.T) {
 		{"folder entry shadowing the native", false, func(e []entry) []entry {
 			return append(slices.Clone(e), entry{nat.name + "/", nil})
 		}},
+		{"folder then a file of its name", false, func(e []entry) []entry {
+			return append(slices.Clone(e), entry{"evil/", nil}, entry{"evil", []byte("hidden")})
+		}},
+		{"file then a folder of its name", false, func(e []entry) []entry {
+			return append(slices.Clone(e), entry{"evil", []byte("hidden")}, entry{"evil/", nil})
+		}},
+		{"a file under a native's name", false, func(e []entry) []entry {
+			return append(slices.Clone(e), entry{nat.name + "/x", []byte("hidden")})
+		}},
 		{"folder entry with data", true, func(e []entry) []entry {
 			// A folder holds no bytes an unzip would write: the export is
 			// intact.
@@ -438,4 +447,64 @@ func TestReviewZipFailsAtTheEnd(t *testing.T) {
 		t.Errorf("left %v", l)
 	}
 	settleGoroutines(t, before)
+}
+
+type fakeProofs struct{}
+
+func (fakeProofs) Checkpoint() []byte { return []byte("checkpoint 1\n") }
+func (fakeProofs) Bundle(sha string) ([]byte, error) {
+	return []byte(`{"sha256":"` + sha + `"}`), nil
+}
+
+// TestReviewZipWithProofs: a zipped production with the ledger's proofs
+// holds the same files as the directory production of the same source
+// (PROOF included, more than one folder of documents) and verifies.
+func TestReviewZipWithProofs(t *testing.T) {
+	msgs := bigCorpus(FolderSize+20, 300)
+	dir, _ := write(t, &memSource{msgs: msgs}, Options{Proofs: fakeProofs{}})
+	mustVerify(t, dir)
+	base := filepath.Join(t.TempDir(), "prod")
+	if _, err := Write(context.Background(), &memSource{msgs: msgs}, Options{Dir: base, Zip: true, Proofs: fakeProofs{}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(base + ".zip")
+	if err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	zr, err := zip.OpenReader(base + ".zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	inZip := map[string]bool{}
+	for _, f := range zr.File {
+		inZip[f.Name] = true
+	}
+	n, proofs := 0, 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if !inZip[rel] {
+			t.Errorf("the zip lacks %s", rel)
+		}
+		if strings.HasPrefix(rel, "PROOF/") {
+			proofs++
+		}
+		delete(inZip, rel)
+		n++
+		return nil
+	})
+	if len(inZip) > 0 || proofs < FolderSize || n < 3*FolderSize {
+		t.Errorf("zip vs directory: %d extra in the zip (%v...), %d files, %d proofs", len(inZip), firstKey(inZip), n, proofs)
+	}
+}
+
+func firstKey(m map[string]bool) string {
+	for k := range m {
+		return k
+	}
+	return ""
 }
