@@ -508,3 +508,30 @@ func firstKey(m map[string]bool) string {
 	}
 	return ""
 }
+
+// TestReviewSourceFails: a source that fails part-way stops a directory
+// or zip export of every format with its error; the zip leaves nothing,
+// the directory no manifest; no goroutine is left running.
+func TestReviewSourceFails(t *testing.T) {
+	boom := errors.New("catalog went away")
+	for _, format := range []Format{FormatProduction, FormatEML, FormatMbox} {
+		for _, zipped := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/zip=%v", format, zipped), func(t *testing.T) {
+				before := runtime.NumGoroutine()
+				base := filepath.Join(t.TempDir(), "p")
+				_, err := Write(context.Background(), &memSource{msgs: bigCorpus(20, 5000), err: boom}, Options{Dir: base, Zip: zipped, Format: format})
+				if !errors.Is(err, boom) {
+					t.Fatalf("export from a failing source: %v", err)
+				}
+				if zipped {
+					if l := leftovers(t, base); len(l) > 0 {
+						t.Errorf("left %v", l)
+					}
+				} else if _, err := os.Stat(filepath.Join(base, ManifestName)); err == nil {
+					t.Error("a manifest")
+				}
+				settleGoroutines(t, before)
+			})
+		}
+	}
+}
