@@ -17,8 +17,9 @@ import (
 // stem: an archive is searched for what was written.
 const textAnalyzer = query.TextAnalyzer
 
-// fieldTime is the Date: header as Unix seconds, kept as doc values for
-// sorting hits by date. Only the indexer uses it.
+// fieldTime is the Date: header as Unix seconds, for newer_than: and
+// older_than: (range queries on its terms; no doc values since mapping 8:
+// the date sorts read fieldSortTime).
 const fieldTime = query.IndexTime
 
 // fieldPlace holds account + "\x00" + mailbox for each place of a message, so

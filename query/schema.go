@@ -57,8 +57,8 @@ const (
 	// TextFields: only list: searches it.
 	IndexList = "list"
 
-	// IndexTime is numeric with doc values: the sent date as Unix seconds,
-	// for newer_than:/older_than: and the date sorts.
+	// IndexTime is numeric: the sent date as Unix seconds, for
+	// newer_than:/older_than: (the indexer sorts by a keyword of its own).
 	IndexTime = "time"
 
 	// IndexFlag is a keyword field: for every occurrence of the message and
