@@ -83,6 +83,12 @@ type Archive struct {
 	// idxMu.Lock, so nothing ever sees a closed index.
 	idxMu sync.RWMutex
 	idx   bleve.Index
+	// oldMapping is the mapping version of an index a read-only open
+	// found made by another mailvault ("" when it is mappingVersion): a
+	// read-only archive cannot rebuild it, and mapping 8's sort keys are
+	// not in it, so searches sort and count months on the fields it has
+	// (sortBy, oldMonthFacet) instead of answering in id order.
+	oldMapping string
 
 	// maintMu serialises what rebuilds or replaces the index (CatchUp,
 	// Reindex, Compact) with each other and with Close.
@@ -187,6 +193,10 @@ func Open(dir string, opts *Options) (*Archive, error) {
 		}
 		if a.idx, err = openIndex(indexDir, true); err != nil {
 			return nil, err
+		}
+		if v, _ := a.idx.GetInternal(mappingKey); string(v) != mappingVersion {
+			a.oldMapping = string(v)
+			a.log.Warn("index made by another mailvault; searches sort on its numeric fields until a writer rebuilds it", "mapping", string(v), "now", mappingVersion)
 		}
 	} else {
 		if err := recoverIndexDirs(dir); err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"mailvault/indexer/mime"
+	"mailvault/indexer/store"
 	"mailvault/query"
 )
 
@@ -248,4 +250,89 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestReviewReadOnlyOldMapping: a read-only open (a one-shot `mailvault
+// search` with no serve running, right after an upgrade) of an index a
+// mapping-7 mailvault made, which has no sort keys, still sorts by the
+// dates and sizes in every field order, pages by cursor, and counts the
+// months, on the numeric fields that index has; before, every hit was
+// "missing" its key and they came back in id order.
+func TestReviewReadOnlyOldMapping(t *testing.T) {
+	dir := t.TempDir()
+	a := openTest(t, dir)
+	ctx := context.Background()
+	mustMailbox(t, a, "alice", "INBOX")
+	rng := rand.New(rand.NewPCG(7, 7))
+	var items []Item
+	for i := range 40 {
+		d := time.Date(1960+rng.IntN(70), time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC)
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1),
+			Raw: msg(fmt.Sprintf("C <c%d@example.org>", rng.IntN(3)), fmt.Sprintf("budget %d", i), d.Format(time.RFC1123Z), "budget"+strings.Repeat(" x", rng.IntN(50)))})
+	}
+	ingest(t, a, items...)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := query.ParseHuman("budget")
+	want := map[Sort][]string{}
+	for _, s := range []Sort{SortNewest, SortOldest, SortLargest, SortSmallest, SortSender} {
+		res, err := a.Search(ctx, n, &SearchOptions{Limit: 100, Sort: s})
+		if err != nil || len(res.Hits) != len(items) {
+			t.Fatal(err)
+		}
+		for _, h := range res.Hits {
+			want[s] = append(want[s], h.SHA256)
+		}
+	}
+	wantFacets, err := a.Search(ctx, n, &SearchOptions{Limit: 1, Facets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The index as mapping 7 wrote it: the same documents without the
+	// sort keys, under version 7.
+	for _, it := range items {
+		doc, _ := buildDoc(mime.Parse(it.Raw, a.opts.Limits), int64(len(it.Raw)), nil)
+		delete(doc, fieldSortTime)
+		delete(doc, fieldSortSize)
+		delete(doc, fieldDayKey)
+		if err := a.idx.Index(store.KeyOf(it.Raw).String(), doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.idx.SetInternal(mappingKey, []byte("7")); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	ro, err := Open(dir, &Options{Layout: testLayout, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if ro.oldMapping != "7" {
+		t.Fatalf("old mapping %q", ro.oldMapping)
+	}
+	for s, w := range want {
+		var paged, after []string
+		for range len(items) {
+			res, err := ro.Search(ctx, n, &SearchOptions{Limit: 7, Sort: s, After: after})
+			if err != nil {
+				t.Fatalf("%s over a mapping-7 index: %v", s, err)
+			}
+			for _, h := range res.Hits {
+				paged = append(paged, h.SHA256)
+			}
+			if len(res.Hits) < 7 {
+				break
+			}
+			after = res.After
+		}
+		if !slices.Equal(paged, w) {
+			t.Errorf("%s over a mapping-7 index, by cursor: another order than mapping 8's", s)
+		}
+	}
+	res, err := ro.Search(ctx, n, &SearchOptions{Limit: 1, Facets: true})
+	if err != nil || !slices.Equal(res.Facets.Months, wantFacets.Facets.Months) || len(res.Facets.Months) < 10 {
+		t.Errorf("months over a mapping-7 index: %v (%v), want %v", res.Facets.Months, err, wantFacets.Facets.Months)
+	}
 }

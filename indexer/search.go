@@ -225,7 +225,7 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 	}
 	req := bleve.NewSearchRequestOptions(bq, o.Limit, o.Offset, false)
 	if sortBy != nil {
-		req.SortByCustom(sortOrder(sortBy))
+		a.sortBy(req, sortBy)
 		if len(o.After) > 0 {
 			if len(o.After) != len(sortBy) {
 				return nil, fmt.Errorf("search: %w", ErrBadCursor)
@@ -247,7 +247,11 @@ func (a *Archive) Search(ctx context.Context, q query.Node, opts *SearchOptions)
 		// range for every hit (552 of them, 4.7 µs a hit, most of a search
 		// page's time: docs/benchmarks.md), where a terms facet counts each
 		// hit's one day key in a map.
-		req.AddFacet("day", bleve.NewFacetRequest(fieldDayKey, dayFacetSize))
+		if a.oldMapping != "" {
+			req.AddFacet("month", oldMonthFacet())
+		} else {
+			req.AddFacet("day", bleve.NewFacetRequest(fieldDayKey, dayFacetSize))
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -552,6 +556,14 @@ func facets(fr search.FacetResults) *Facets {
 		}
 		slices.SortFunc(f.Months, func(a, b MonthCount) int { return strings.Compare(a.Month, b.Month) })
 	}
+	if m := fr["month"]; m != nil { // an older mapping's index (oldMonthFacet)
+		for _, r := range m.NumericRanges {
+			if r.Count > 0 {
+				f.Months = append(f.Months, MonthCount{Month: r.Name, Count: r.Count})
+			}
+		}
+		slices.SortFunc(f.Months, func(a, b MonthCount) int { return strings.Compare(a.Month, b.Month) })
+	}
 	return f
 }
 
@@ -564,7 +576,7 @@ func (a *Archive) Replies(ctx context.Context, id string, limit int) ([]string, 
 	t := bleveq.NewTermQuery(id)
 	t.SetField(fieldRefs)
 	req := bleve.NewSearchRequestOptions(t, limit, 0, false)
-	req.SortByCustom(sortOrder([]string{fieldSortTime, "_id"}))
+	a.sortBy(req, []string{fieldSortTime, "_id"})
 	var res *bleve.SearchResult
 	err := a.withIndex(func(idx bleve.Index) error {
 		var err error

@@ -2,7 +2,10 @@ package indexer
 
 import (
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/blevesearch/bleve/v2"
 
 	"github.com/blevesearch/bleve/v2/search"
 
@@ -61,4 +64,48 @@ func sortOrder(keys []string) search.SortOrder {
 		out = append(out, &search.SortField{Field: k, Desc: desc, Type: search.SortFieldAsString})
 	}
 	return out
+}
+
+// sortBy sets req's order to the field names sortKeys gives. An index of
+// an older mapping (a read-only open found one: oldMapping; only a writer
+// rebuilds it) has no sort keys: sorted on them, every hit would be
+// "missing" and the order the ids'. It is sorted on the numeric fields
+// instead, whose doc values mappings 5 to 7 kept, as they sorted then.
+func (a *Archive) sortBy(req *bleve.SearchRequest, keys []string) {
+	if a.oldMapping == "" {
+		req.SortByCustom(sortOrder(keys))
+		return
+	}
+	old := make([]string, len(keys))
+	for i, k := range keys {
+		desc := strings.HasPrefix(k, "-")
+		switch strings.TrimPrefix(k, "-") {
+		case fieldSortTime:
+			k = fieldTime
+		case fieldSortSize:
+			k = query.IndexSize
+		default:
+			old[i] = k
+			continue
+		}
+		if desc {
+			k = "-" + k
+		}
+		old[i] = k
+	}
+	req.SortBy(old)
+}
+
+// oldMonthFacet is the timeline of an older mapping's index (no day_key):
+// a numeric range on the day field for every month, as before mapping 8.
+func oldMonthFacet() *bleve.FacetRequest {
+	months := bleve.NewFacetRequest(query.IndexDay, (facetLastYear-facetFirstYear+1)*12)
+	for y := facetFirstYear; y <= facetLastYear; y++ {
+		for m := 1; m <= 12; m++ {
+			lo := float64(y*10000 + m*100)
+			hi := lo + 100
+			months.AddNumericRange(fmt.Sprintf("%04d-%02d", y, m), &lo, &hi)
+		}
+	}
+	return months
 }
