@@ -15,7 +15,7 @@ import (
 // TestReviewExportKeptHitsSameAsLookedUp: a scope whose hits are kept
 // from the search (<= exportKeepHits) and the same scope looked up again
 // as it is exported give the same load file, the same counts and the same
-// natives, over queries, custodians, dedups and date windows.
+// natives, over queries, custodians, mailboxes, dedups and date windows.
 func TestReviewExportKeptHitsSameAsLookedUp(t *testing.T) {
 	svc := openScopeArchive(t, scopeCorpus(), func(scopeCopy) bool { return true })
 	ctx := context.Background()
@@ -23,10 +23,13 @@ func TestReviewExportKeptHitsSameAsLookedUp(t *testing.T) {
 	defer func(n int) { exportKeepHits = n }(exportKeepHits)
 	n := 0
 	for _, q := range []string{"budget", "larger:0", "merger OR audit", "account:bob"} {
-		for _, accts := range [][]string{nil, {"alice"}, {"bob", "carol"}} {
+		for _, sc := range []SearchRequest{{}, {Accounts: []string{"alice"}}, {Accounts: []string{"bob", "carol"}}, {Mailboxes: []string{"INBOX", "Shared"}}} {
+			accts := append(sc.Accounts, sc.Mailboxes...)
 			for _, d := range []export.Dedup{export.DedupNone, export.DedupGlobal, export.DedupCustodian} {
 				for _, win := range [][2]string{{"", ""}, {"2024-03-01", "2024-07-01"}} {
-					req := ExportRequest{Search: &SearchRequest{Query: q, Accounts: accts}, Dedup: d, After: win[0], Before: win[1]}
+					sr := sc
+					sr.Query = q
+					req := ExportRequest{Search: &sr, Dedup: d, After: win[0], Before: win[1]}
 					var dats [2][]byte
 					var counts [2]export.Counts
 					for i, keep := range []int{20000, 1} {
