@@ -535,3 +535,29 @@ func TestReviewSourceFails(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewZipAfterCrash: what a zip export killed part-way leaves (its
+// temporary zip, without a central directory, and its working directory)
+// does not verify and does not stop the same export being run again.
+func TestReviewZipAfterCrash(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "prod")
+	if err := os.WriteFile(base+".zip.tmp", []byte("PK\x03\x04 half a zip"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(base+".incomplete-zip", "DATA"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(base+".incomplete-zip", "DATA", DATName), []byte("stale"), 0o644)
+	if rep, err := Verify(base + ".zip.tmp"); err == nil && rep.OK {
+		t.Error("a temporary zip verifies")
+	}
+	if _, err := Write(context.Background(), &memSource{msgs: corpus()}, Options{Dir: base, Zip: true}); err != nil {
+		t.Fatalf("the export again after a crash: %v", err)
+	}
+	if rep, err := Verify(base + ".zip"); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	if l := leftovers(t, base); !slices.Equal(l, []string{"prod.zip"}) {
+		t.Errorf("left %v", l)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -41,6 +42,12 @@ func writeZip(ctx context.Context, src Source, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	tmp := target + ".tmp"
+	// A temporary zip is what an export killed part-way left (it lives as
+	// long as the export, and has no central directory): like the working
+	// directory above, it is this target's own and is made again.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("export: %w", err)
+	}
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
