@@ -91,7 +91,7 @@ timed() {
 		tail -5 "$out.err" >&2
 	fi
 }
-apparent() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}'; }
+apparent() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}'; } # %d: mawk stops at 2^31-1
 allocated() { du -s -B1 "$1" | cut -f1; }
 mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b/1e6}'; }
 
