@@ -387,7 +387,13 @@ func (w *writer) create(rel string) (*hashedFile, error) {
 	return h, nil
 }
 
-func (h *hashedFile) Write(p []byte) (int, error) {
+func (h *hashedFile) Write(p []byte) (int, error) { return appendChunks(h, p) }
+
+func (h *hashedFile) WriteString(s string) (int, error) { return appendChunks(h, s) }
+
+// appendChunks is Write and WriteString: p into the chunks, handing each
+// full one over.
+func appendChunks[T string | []byte](h *hashedFile, p T) (int, error) {
 	if e := h.failed.Load(); e != nil {
 		return 0, *e // an *os.PathError: it names the file
 	}
@@ -396,21 +402,6 @@ func (h *hashedFile) Write(p []byte) (int, error) {
 		k := min(len(p), hashedChunk-len(h.buf))
 		h.buf = append(h.buf, p[:k]...)
 		p = p[k:]
-		h.flushFull()
-	}
-	h.n += int64(n)
-	return n, nil
-}
-
-func (h *hashedFile) WriteString(s string) (int, error) {
-	if e := h.failed.Load(); e != nil {
-		return 0, *e // an *os.PathError: it names the file
-	}
-	n := len(s)
-	for len(s) > 0 {
-		k := min(len(s), hashedChunk-len(h.buf))
-		h.buf = append(h.buf, s[:k]...)
-		s = s[k:]
 		h.flushFull()
 	}
 	h.n += int64(n)
