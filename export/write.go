@@ -342,11 +342,11 @@ type hashedFile struct {
 	chunks chan []byte   // full chunks, to hash and write
 	free   chan []byte   // chunks hashed and written, for reuse
 	done   chan struct{} // closed when the goroutine has written the last chunk
-	err    error         // the goroutine's first write error; read after done
-	// failed is err as soon as the goroutine meets it, for Write to
-	// return: a stream onto a full disk stops at its next write instead of
-	// running through the rest of the export (an mbox has no other file
-	// whose error would stop it).
+	err    error         // finish's result: the first write error, or Close's
+	// failed is the goroutine's first write error as soon as it meets it,
+	// for Write to return: a stream onto a full disk stops at its next
+	// write instead of running through the rest of the export (an mbox has
+	// no other file whose error would stop it).
 	failed   atomic.Pointer[error]
 	sha, md  hash.Hash
 	n        int64
@@ -375,9 +375,8 @@ func (w *writer) create(rel string) (*hashedFile, error) {
 		for c := range h.chunks {
 			h.sha.Write(c)
 			h.md.Write(c)
-			if h.err == nil {
-				if _, h.err = h.f.Write(c); h.err != nil {
-					err := h.err
+			if h.failed.Load() == nil {
+				if _, err := h.f.Write(c); err != nil {
 					h.failed.Store(&err)
 				}
 			}
@@ -428,7 +427,9 @@ func (h *hashedFile) finish() error {
 	close(h.chunks)
 	<-h.done
 	cerr := h.f.Close()
-	if h.err == nil {
+	if e := h.failed.Load(); e != nil {
+		h.err = *e
+	} else {
 		h.err = cerr
 	}
 	return h.err
