@@ -3,6 +3,7 @@ package extract
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
 	"io"
 	"strings"
 )
@@ -60,6 +61,8 @@ func Detect(name, contentType string, data []byte) string {
 		return "xml"
 	case "text/html", "application/xhtml+xml":
 		return "html"
+	case "text/plain", "text/csv", "text/tab-separated-values", "text/markdown", "application/json", "application/csv":
+		return "text"
 	case "text/calendar", "application/ics":
 		return "ics"
 	case "text/vcard", "text/x-vcard", "text/directory":
@@ -88,6 +91,8 @@ func Detect(name, contentType string, data []byte) string {
 		return "ics"
 	case ".vcf", ".vcard":
 		return "vcf"
+	case ".txt", ".text", ".csv", ".tsv", ".md", ".log", ".json", ".yaml", ".yml", ".ini", ".cfg", ".conf":
+		return "text"
 	}
 	if strings.HasSuffix(ct, "+xml") {
 		return "xml"
@@ -98,8 +103,18 @@ func Detect(name, contentType string, data []byte) string {
 // zipKind tells an Office Open XML or OpenDocument file from a plain ZIP by
 // its members (what the formats themselves define), falling back to the
 // name for a ZIP whose directory cannot be read.
+//
+// archive/zip's NewReader reads every directory entry into memory, so a
+// directory claiming more entries than any Office file has is not given to
+// it (a 64 MiB zip of empty entries is 1.4 million of them): such a zip is
+// a zip.
 func zipKind(data []byte, ct, x string) string {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	var zr *zip.Reader
+	n, ok := zipClaimedEntries(data)
+	err := errors.New("too many entries for an office file")
+	if !ok || n <= maxOfficeEntries {
+		zr, err = zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	}
 	if err != nil {
 		switch x {
 		case ".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp":
@@ -133,6 +148,10 @@ func zipKind(data []byte, ct, x string) string {
 	}
 	return "zip"
 }
+
+// maxOfficeEntries bounds the directory zipKind reads: far more parts than
+// any Office or OpenDocument file has.
+const maxOfficeEntries = 65536
 
 // odfKind reads an OpenDocument file's mimetype member.
 func odfKind(f *zip.File) string {
