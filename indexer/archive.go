@@ -21,6 +21,7 @@ import (
 	"github.com/blevesearch/bleve/v2/index/scorch"
 
 	"mailvault/indexer/catalog"
+	"mailvault/indexer/extract"
 	"mailvault/indexer/mime"
 	"mailvault/indexer/store"
 )
@@ -53,6 +54,12 @@ type Options struct {
 	// file per blob) or LayoutPack (pack segments). An existing archive
 	// keeps the layout recorded in it (layout.go).
 	Layout string
+	// Extract bounds the extraction of attachment text (attachments.go);
+	// nil means package extract's defaults.
+	Extract *extract.Limits
+	// NoExtract leaves attachments' extraction queued instead of doing it
+	// (a writable archive opened with it false does the queue's work).
+	NoExtract bool
 	// StoreMigration opens an archive whose store migration is unfinished,
 	// for MigrateStore alone (`mailvault store migrate`).
 	StoreMigration bool
@@ -112,7 +119,8 @@ type Archive struct {
 	interrupted  map[store.Key]bool
 	pendingDirty bool
 
-	writer *writer // nil when read-only
+	writer    *writer    // nil when read-only
+	extractor *extractor // nil when read-only or NoExtract (attachments.go)
 
 	commitMu sync.Mutex // serialises Commit
 
@@ -260,6 +268,9 @@ func Open(dir string, opts *Options) (*Archive, error) {
 			}
 		}()
 		a.writer = newWriter(a)
+		if !a.opts.NoExtract {
+			a.startExtractor()
+		}
 		// Disposals a crash interrupted are not finished here: the archive
 		// cannot check the holds' queries (dispose.go). The next retention
 		// apply finishes them through the service's check; verify names them.
@@ -372,6 +383,7 @@ func (a *Archive) lockDir() error {
 // Close flushes pending index work and closes everything. Messages ingested but
 // not yet indexed when Close is interrupted are indexed at the next CatchUp.
 func (a *Archive) Close() error {
+	a.stopExtractor()
 	a.maintMu.Lock() // wait for a running CatchUp, Reindex or Compact
 	defer a.maintMu.Unlock()
 	var err error

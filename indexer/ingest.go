@@ -259,6 +259,10 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 			if task.Gen, err = a.cat.Gen(ctx, id); err == nil {
 				ps, err = a.cat.Places(ctx, id)
 			}
+			if err == nil {
+				// Known content: its attachments' text may be recorded.
+				err = a.fillAttachmentTexts(ctx, id, preps[i].msg)
+			}
 			if err != nil {
 				return results, fmt.Errorf("index message %s: %w", preps[i].key, err)
 			}
@@ -269,6 +273,12 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 			// and CatchUp indexes it at the next start. Only cancellation
 			// gets here (a closed writer means the archive is closing).
 			a.log.Warn("index queue", "sha256", task.SHA256Hex(), "err", err)
+		}
+	}
+	for i, r := range results {
+		if r.Outcome == Stored && needsExtraction(preps[i].msg) {
+			a.wakeExtractor()
+			break
 		}
 	}
 	return results, nil
@@ -283,7 +293,7 @@ func catalogMessage(p prepared, size int) *catalog.Message {
 	return &catalog.Message{
 		SHA256: p.key, Size: int64(size), StoredSize: p.stored, ParseError: m.ParseError(),
 		Subject: m.Subject, From: from, Date: m.Date, MessageID: m.MessageID,
-		HasAttachments: m.HasAttachments(),
+		HasAttachments: m.HasAttachments(), Extract: needsExtraction(m),
 	}
 }
 
@@ -503,7 +513,12 @@ func (a *Archive) loadJobs(ctx context.Context, tasks []catalog.IndexTask) (jobs
 					errs[i] = fmt.Errorf("places of message %s: %w", t.SHA256Hex(), err)
 					continue
 				}
-				doc, n := buildDoc(mime.Parse(raw, a.opts.Limits), int64(len(raw)), places)
+				m := mime.Parse(raw, a.opts.Limits)
+				if err := a.fillAttachmentTexts(ctx, t.ID, m); err != nil {
+					errs[i] = err
+					continue
+				}
+				doc, n := buildDoc(m, int64(len(raw)), places)
 				jobs[i] = indexJob{task: t, doc: doc, size: n}
 			}
 		}()

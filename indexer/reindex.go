@@ -14,6 +14,7 @@ import (
 	"github.com/blevesearch/bleve/v2"
 
 	"mailvault/indexer/catalog"
+	"mailvault/indexer/extract"
 )
 
 // Online reindex.
@@ -136,6 +137,14 @@ func (a *Archive) Reindex(ctx context.Context, progress func(done, total int)) e
 		return fmt.Errorf("reindex: %w", err)
 	} else if n > 0 {
 		return unreferencedError("reindex", n)
+	}
+	// Text an older extractor version made is extracted again: the new
+	// index takes it in as the extractor gets there (attachments.go).
+	if n, err := a.cat.Reextract(ctx, extract.Version); err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	} else if n > 0 {
+		a.log.Info("reindex: attachments extracted by an older extractor are queued again", "messages", n, "version", extract.Version)
+		a.wakeExtractor()
 	}
 	newDir := filepath.Join(a.dir, indexNewDirName)
 	if err := os.RemoveAll(filepath.Join(a.dir, indexOldDirName)); err != nil {

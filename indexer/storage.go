@@ -109,8 +109,22 @@ type statusCatalog interface {
 	Check(ctx context.Context, quick bool) ([]string, error)
 }
 
+// extractCatalog is attachment text (attachments.go): the queue, the
+// results, their counts.
+type extractCatalog interface {
+	PendingExtracts(ctx context.Context, afterID int64, limit int) ([]catalog.ExtractTask, error)
+	EnsureExtract(ctx context.Context, id int64) (bool, error)
+	RecordExtract(ctx context.Context, id int64, version int, texts []catalog.AttachmentText) (int64, error)
+	AttachmentTexts(ctx context.Context, id int64) ([]catalog.AttachmentText, error)
+	ExtractPending(ctx context.Context, id int64) (bool, error)
+	Reextract(ctx context.Context, version int) (int64, error)
+	ExtractCounts(ctx context.Context, version int) (catalog.ExtractCounts, error)
+	MessageRowID(ctx context.Context, sha [32]byte) (int64, error)
+}
+
 // catalogStore is the whole catalog an Archive holds.
 type catalogStore interface {
+	extractCatalog
 	mailboxCatalog
 	ingestCatalog
 	indexCatalog

@@ -31,6 +31,7 @@ type collector struct {
 	jobsRunning                                      *prometheus.Desc
 	archived, parseErrors, expunged, skippedMsgs     *prometheus.Desc
 	backlog, scrapeErrors                            *prometheus.Desc
+	attPending, attachments, attAbandoned            *prometheus.Desc
 	timestamps, timestampFailures                    *prometheus.Desc
 }
 
@@ -58,8 +59,12 @@ func newCollector(s *Service) *collector {
 		expunged:       d("mailvault_account_expunged_messages", "Archived copies per account that the server has expunged.", acct...),
 		skippedMsgs:    d("mailvault_account_skipped_messages", "Messages per account recorded as skipped (the server would not deliver them, or over max_message_bytes).", acct...),
 		backlog:        d("mailvault_index_backlog_messages", "Messages the index has not caught up with."),
-		scrapeErrors:   d("mailvault_status_errors_total", "Scrapes whose status could not be read (the catalog figures are then missing)."),
-		timestamps:     d("mailvault_ledger_timestamps_total", "Ledger checkpoints timestamped by the TSA (ledger.tsa_url)."),
+		attPending:     d("mailvault_attachments_pending_messages", "Messages whose attachments wait for text extraction."),
+		attachments: d("mailvault_attachments", "Attachments looked at by text extraction, by how it ended (ok, truncated, failed) and reason.",
+			"status", "reason"),
+		attAbandoned: d("mailvault_extract_abandoned", "Extractions past their deadline still running (an extractor that does not stop)."),
+		scrapeErrors: d("mailvault_status_errors_total", "Scrapes whose status could not be read (the catalog figures are then missing)."),
+		timestamps:   d("mailvault_ledger_timestamps_total", "Ledger checkpoints timestamped by the TSA (ledger.tsa_url)."),
 		timestampFailures: d("mailvault_ledger_timestamp_failures_total",
 			"TSA requests that failed or were refused (the checkpoint is kept; the next one tries again)."),
 	}
@@ -68,7 +73,8 @@ func newCollector(s *Service) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.messages,
 		c.bytes, c.skipped, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
-		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors, c.timestamps, c.timestampFailures} {
+		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors, c.timestamps, c.timestampFailures,
+		c.attPending, c.attachments, c.attAbandoned} {
 		ch <- d
 	}
 }
@@ -122,6 +128,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.skippedMsgs, gauge, float64(x.skipped), a)
 		}
 		ch <- prometheus.MustNewConstMetric(c.backlog, gauge, float64(st.Unindexed))
+		if at := st.Attachments; at != nil {
+			ch <- prometheus.MustNewConstMetric(c.attPending, gauge, float64(at.Pending))
+			ch <- prometheus.MustNewConstMetric(c.attAbandoned, gauge, float64(at.Abandoned))
+			truncated := 0
+			for r, n := range at.Truncated {
+				truncated += n
+				ch <- prometheus.MustNewConstMetric(c.attachments, gauge, float64(n), "truncated", r)
+			}
+			failed := 0
+			for r, n := range at.Failed {
+				failed += n
+				ch <- prometheus.MustNewConstMetric(c.attachments, gauge, float64(n), "failed", r)
+			}
+			ch <- prometheus.MustNewConstMetric(c.attachments, gauge, float64(at.Extracted-truncated), "ok", "")
+			ch <- prometheus.MustNewConstMetric(c.attachments, gauge, float64(at.Seen-at.Extracted-failed), "unsupported", "")
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.scrapeErrors, counter, float64(c.failed.Load()))
 	if lg := c.s.opts.Ledger; lg != nil {

@@ -64,6 +64,9 @@ type Status struct {
 	// do not see every account.
 	Unindexed int       `json:"unindexed"`
 	Jobs      []JobInfo `json:"jobs"`
+	// Attachments counts attachment text (all accounts, like Unindexed;
+	// nil for callers who do not see every account).
+	Attachments *AttachmentStatus `json:"attachments,omitempty"`
 	// Ledger is the ledger's state, for those who check the archive
 	// (ledgerapi.go), when it has one.
 	Ledger *LedgerStatus `json:"ledger,omitempty"`
@@ -85,6 +88,9 @@ func (s *Service) Status(ctx context.Context, c Caller) (*Status, error) {
 	out.Harvesting, out.Jobs = running && len(s.harvesters) > 0, s.jobs.list(c)
 	if c.SeesAll() {
 		if out.Unindexed, err = s.a.CountUnindexed(ctx); err != nil {
+			return nil, err
+		}
+		if out.Attachments, err = s.attachmentStatus(ctx); err != nil {
 			return nil, err
 		}
 	}

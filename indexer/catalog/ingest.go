@@ -106,6 +106,9 @@ type Message struct {
 	Date           time.Time // in the message's own zone; zero when it has none
 	MessageID      string
 	HasAttachments bool
+	// Extract queues the attachments' text extraction (extracts.go) with
+	// the message, when it is new.
+	Extract bool
 }
 
 func dateText(t time.Time) (string, any) {
@@ -248,6 +251,11 @@ func (c *Catalog) RecordIngest(ctx context.Context, arrivals []Arrival) ([]Recor
 			rec.Outcome = RecordedNew
 			if id, err = tx.InsertMessage(ctx, ar.Message); err != nil {
 				return nil, err
+			}
+			if ar.Message.Extract {
+				if err := tx.QueueExtract(ctx, id); err != nil {
+					return nil, err
+				}
 			}
 			touched[id] = true // inserted at gen 1
 		} else {

@@ -205,6 +205,12 @@ func (c *Catalog) FinishTombstone(ctx context.Context, id int64) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE occurrences SET flags = '' WHERE message_id = ?`, mid); err != nil {
 		return fmt.Errorf("finish tombstone %d: scrub occurrences: %w", id, err)
 	}
+	// The attachments' text is the message's content too (extracts.go).
+	for _, q := range []string{`DELETE FROM attachment_texts WHERE message_id = ?`, `DELETE FROM extract_state WHERE message_id = ?`} {
+		if _, err := tx.ExecContext(ctx, q, mid); err != nil {
+			return fmt.Errorf("finish tombstone %d: scrub attachment text: %w", id, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE tombstones SET state = ? WHERE id = ?`, TombstoneDone, id); err != nil {
 		return fmt.Errorf("finish tombstone %d: %w", id, err)
 	}

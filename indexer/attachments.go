@@ -1,0 +1,361 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"mailvault/indexer/catalog"
+	"mailvault/indexer/extract"
+	"mailvault/indexer/mime"
+	"mailvault/indexer/store"
+)
+
+// Attachment text (issue 15), off the path that makes mail searchable.
+//
+// Ingest indexes a message at once with its headers, body and the text of
+// its text-like attachments (package mime), and, when it has attachments
+// package extract may read (PDF, Office, archives, TNEF …), queues their
+// extraction in the same catalog transaction (catalog/extracts.go). One
+// background goroutine, the extractor, takes the queue in order: it reads
+// the message back, decodes its attachments, extracts each within
+// Options.Extract's limits, records the results and the text in the catalog
+// and hands the index writer the message's document again, text included,
+// at a new gen. So a message is searchable by its own words within the
+// index's usual delay, whatever its attachments, and by its attachments'
+// words once the extractor has reached it (docs/benchmarks.md has both
+// latencies); a slow or hostile attachment delays only the messages queued
+// behind it, by at most its time limit.
+//
+// Decision: one extractor goroutine. Extraction is CPU work competing with
+// ingest for the same cores; one goroutine takes at most one core, so a
+// burst of attachments slows ingest by at most that, and the queue is
+// durable, so nothing is lost when it falls behind (it catches up when
+// mail is quiet). Imports wait for the queue at their end (WaitExtracts),
+// so an import reports done when its mail is searchable in full.
+//
+// Every document builder reads the recorded text back (fillAttachmentTexts):
+// CatchUp, Reindex and the index document of known content in a new place,
+// so a rebuilt index holds the attachments' text without extracting again.
+
+// wantsExtraction reports whether an attachment is for package extract:
+// one package mime gave no text, of a type that may hold text. Images,
+// audio and video carry none that extract reads.
+func wantsExtraction(at mime.Attachment) bool {
+	if at.Text != "" || at.Size == 0 {
+		return false
+	}
+	ct := at.ContentType
+	for _, p := range []string{"image/", "audio/", "video/", "font/", "model/"} {
+		if strings.HasPrefix(ct, p) {
+			return false
+		}
+	}
+	return ct != "message/rfc822" && ct != "message/global" && ct != "application/pgp-signature" &&
+		ct != "application/pkcs7-signature" && ct != "application/x-pkcs7-signature"
+}
+
+// needsExtraction reports whether any of m's attachments wants extraction.
+func needsExtraction(m *mime.Message) bool {
+	for _, at := range m.Attachments {
+		if wantsExtraction(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// textCodec compresses attachment text for the catalog. Text compresses
+// about 3–5×; the level is the fastest, since extraction, not this, is the
+// cost.
+var textCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		panic(err)
+	}
+	// Text is at most extract's MaxText (4 MiB by default) an attachment;
+	// a damaged row cannot make the decoder allocate more than 64 MiB.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+	if err != nil {
+		panic(err)
+	}
+	return enc, dec
+})
+
+// extractor is the background goroutine that empties the extraction queue.
+type extractor struct {
+	wake   chan struct{} // a message was queued
+	idle   chan struct{} // closed and replaced each time the queue is found empty
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// extractPoll is how often the extractor looks at the queue without being
+// woken (work queued by another run, a retry after an error).
+const extractPoll = 30 * time.Second
+
+func (a *Archive) startExtractor() {
+	ctx, cancel := context.WithCancel(context.Background())
+	x := &extractor{wake: make(chan struct{}, 1), idle: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	a.extractor = x
+	go func() {
+		defer close(x.done)
+		for ctx.Err() == nil {
+			n, err := a.extractSome(ctx)
+			if err != nil && ctx.Err() == nil {
+				a.log.Warn("attachment text", "err", err)
+			}
+			if n > 0 && err == nil {
+				continue
+			}
+			x.mu.Lock()
+			close(x.idle)
+			x.idle = make(chan struct{})
+			x.mu.Unlock()
+			select {
+			case <-x.wake:
+			case <-time.After(extractPoll):
+			case <-ctx.Done():
+			}
+		}
+	}()
+}
+
+// stopExtractor stops the extractor and waits for it; an extraction in
+// flight is abandoned (it stays queued).
+func (a *Archive) stopExtractor() {
+	if x := a.extractor; x != nil {
+		x.cancel()
+		<-x.done
+	}
+}
+
+// wakeExtractor tells the extractor that work was queued.
+func (a *Archive) wakeExtractor() {
+	if x := a.extractor; x != nil {
+		select {
+		case x.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// WaitExtracts waits until the extraction queue is empty (or ctx ends),
+// calling progress with the messages done and the messages that were
+// queued when it started. Without an extractor (read-only, or extraction
+// off) it returns at once.
+func (a *Archive) WaitExtracts(ctx context.Context, progress func(done, total int)) error {
+	x := a.extractor
+	if x == nil {
+		return nil
+	}
+	start, err := a.cat.ExtractCounts(ctx, extract.Version)
+	if err != nil {
+		return err
+	}
+	for {
+		x.mu.Lock()
+		idle := x.idle
+		x.mu.Unlock()
+		a.wakeExtractor()
+		tick := time.NewTicker(time.Second)
+		select {
+		case <-idle:
+		case <-tick.C:
+		case <-ctx.Done():
+			tick.Stop()
+			return ctx.Err()
+		}
+		tick.Stop()
+		c, err := a.cat.ExtractCounts(ctx, extract.Version)
+		if err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(max(0, start.Pending-c.Pending), start.Pending)
+		}
+		if c.Pending == 0 {
+			return nil
+		}
+	}
+}
+
+// extractSome extracts a batch of queued messages; it returns how many.
+func (a *Archive) extractSome(ctx context.Context) (int, error) {
+	tasks, err := a.cat.PendingExtracts(ctx, 0, 16)
+	if err != nil || len(tasks) == 0 {
+		return 0, err
+	}
+	for i, t := range tasks {
+		if err := a.extractOne(ctx, t); err != nil {
+			return i, err
+		}
+	}
+	return len(tasks), nil
+}
+
+// extractOne extracts message t's attachments, records them and hands the
+// index its new document.
+func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) error {
+	raw, err := a.readBlob(ctx, t.SHA256)
+	if errors.Is(err, ErrDisposed) {
+		return nil // the disposal scrubbed its queue row too; a race at worst
+	}
+	var texts []catalog.AttachmentText
+	var m *mime.Message
+	if err != nil {
+		// Recorded as a failure, not retried for ever: verify names the
+		// blob, and a reindex after a repair queues it again.
+		texts = []catalog.AttachmentText{{Part: -1, Status: string(extract.Failed), Reason: "unreadable", Detail: err.Error()}}
+	} else {
+		lim := mime.Limits{}
+		if a.opts.Limits != nil {
+			lim = *a.opts.Limits
+		}
+		lim.KeepData = true
+		m = mime.Parse(raw, &lim)
+		enc, _ := textCodec()
+		for i, at := range m.Attachments {
+			if !wantsExtraction(at) {
+				continue
+			}
+			r := extract.Extract(ctx, at.Filename, at.ContentType, at.Data, a.opts.Extract)
+			if ctx.Err() != nil {
+				return ctx.Err() // stopping: it stays queued
+			}
+			row := catalog.AttachmentText{Part: i, Name: at.Filename, ContentType: at.ContentType, Format: r.Format,
+				Status: string(r.Status), Reason: r.Reason, Detail: cutDetail(r.Detail), Members: len(r.Members), TextBytes: len(r.Text)}
+			if r.Text != "" {
+				row.Text = enc.EncodeAll([]byte(r.Text), nil)
+			}
+			texts = append(texts, row)
+			m.Attachments[i].Text = r.Text
+			m.Attachments[i].Data = nil
+		}
+	}
+	// Under commitMu, like Commit: the message's documents reach the
+	// writer in the order of their gens.
+	a.commitMu.Lock()
+	defer a.commitMu.Unlock()
+	gen, err := a.cat.RecordExtract(ctx, t.ID, extract.Version, texts)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil // disposed of meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("record the attachments of %s: %w", t.SHA256Hex(), err)
+	}
+	a.gen.Add(1)
+	if m == nil {
+		return nil
+	}
+	places, err := a.cat.Places(ctx, t.ID)
+	if err != nil {
+		return fmt.Errorf("places of message %s: %w", t.SHA256Hex(), err)
+	}
+	doc, n := buildDoc(m, int64(len(raw)), places)
+	if err := a.writer.submit(ctx, indexJob{task: catalog.IndexTask{ID: t.ID, SHA256: t.SHA256, Gen: gen}, doc: doc, size: n}); err != nil {
+		// The catalog marks it unindexed at the new gen: CatchUp takes it.
+		a.log.Warn("index queue", "sha256", t.SHA256Hex(), "err", err)
+	}
+	return nil
+}
+
+func cutDetail(s string) string {
+	if len(s) > 500 {
+		s = strings.ToValidUTF8(s[:500], "") + "…"
+	}
+	return s
+}
+
+// fillAttachmentTexts puts the recorded text of message id's attachments
+// into m (parsed from its blob), for an index document or a page.
+func (a *Archive) fillAttachmentTexts(ctx context.Context, id int64, m *mime.Message) error {
+	if !needsExtraction(m) {
+		return nil
+	}
+	texts, err := a.cat.AttachmentTexts(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(texts) == 0 {
+		// Not extracted: queued, or archived before extraction existed.
+		if queued, err := a.cat.EnsureExtract(ctx, id); err != nil {
+			return err
+		} else if queued {
+			a.wakeExtractor()
+		}
+		return nil
+	}
+	_, dec := textCodec()
+	for _, t := range texts {
+		if t.Part < 0 || t.Part >= len(m.Attachments) || len(t.Text) == 0 || m.Attachments[t.Part].Filename != t.Name {
+			continue
+		}
+		b, err := dec.DecodeAll(t.Text, nil)
+		if err != nil {
+			return fmt.Errorf("attachment text of message %d part %d: %w", id, t.Part, err)
+		}
+		m.Attachments[t.Part].Text = string(b)
+	}
+	return nil
+}
+
+// AttachmentText is an attachment's extraction as the message page and
+// exports show it.
+type AttachmentText struct {
+	Part        int    `json:"part"` // index in the message's attachments (mime.Parse order)
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Format      string `json:"format"`           // extract's format name; "" when not recognised
+	Status      string `json:"status"`           // ok, truncated, failed, unsupported
+	Reason      string `json:"reason,omitempty"` // why truncated or failed
+	Detail      string `json:"detail,omitempty"`
+	Members     int    `json:"members,omitempty"` // archive members / TNEF attachments listed
+	Text        string `json:"text"`
+}
+
+// AttachmentTexts returns the recorded extraction of message hex's
+// attachments, and whether it is still queued.
+func (a *Archive) AttachmentTexts(ctx context.Context, hex string) (texts []AttachmentText, pending bool, err error) {
+	k, err := store.ParseKey(hex)
+	if err != nil {
+		return nil, false, ErrNoMessage
+	}
+	id, err := a.cat.MessageRowID(ctx, k)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, false, ErrNoMessage
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err := a.cat.AttachmentTexts(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	_, dec := textCodec()
+	for _, r := range rows {
+		t := AttachmentText{Part: r.Part, Name: r.Name, ContentType: r.ContentType, Format: r.Format, Status: r.Status,
+			Reason: r.Reason, Detail: r.Detail, Members: r.Members}
+		if len(r.Text) > 0 {
+			b, err := dec.DecodeAll(r.Text, nil)
+			if err != nil {
+				return nil, false, fmt.Errorf("attachment text of %s part %d: %w", hex, r.Part, err)
+			}
+			t.Text = string(b)
+		}
+		texts = append(texts, t)
+	}
+	pending, err = a.cat.ExtractPending(ctx, id)
+	return texts, pending, err
+}
+
+// ExtractCounts counts attachments extracted, failed and queued (status).
+func (a *Archive) ExtractCounts(ctx context.Context) (catalog.ExtractCounts, error) {
+	return a.cat.ExtractCounts(ctx, extract.Version)
+}
