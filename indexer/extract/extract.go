@@ -180,7 +180,8 @@ type Job struct {
 	depth    int
 	text     bytes.Buffer
 	expanded int64
-	cut      string // the Reason of the first limit that cut text short
+	cut      string   // the Reason of the first limit that cut text short
+	members  []Member // archive members and TNEF attachments, copied to the Result
 }
 
 // Alive returns ErrTimeout once the deadline has passed (or the caller gave
@@ -304,6 +305,7 @@ func (j *Job) runFormat(format string, data []byte) (r Result) {
 		err = ex(j, data)
 	}()
 	r.Text = j.text.String()
+	r.Members = j.members
 	r.Status = OK
 	switch {
 	case err == nil && j.cut != "":
