@@ -93,8 +93,8 @@ func (j *Job) propagate(r Result) error {
 
 // addMember writes a member's name and text and records it; the caller has
 // checked the member count. data nil with res set: not extracted (res says
-// why).
-func (j *Job) addMember(name string, size int64, data []byte, res *Result, keep bool) error {
+// why). keep: the Member carries its bytes (TNEF attachments).
+func (j *Job) addMember(name, contentType string, size int64, data []byte, res *Result, keep bool) error {
 	if err := j.Text(name); err != nil {
 		j.members = append(j.members, Member{Name: name, Size: size})
 		return err
@@ -103,7 +103,7 @@ func (j *Job) addMember(name string, size int64, data []byte, res *Result, keep 
 	if res != nil {
 		r = *res
 	} else {
-		r = j.Nested(name, "", data)
+		r = j.Nested(name, contentType, data)
 	}
 	m := Member{Name: name, Size: size, Result: r}
 	if keep {
@@ -425,7 +425,7 @@ func extractZip(j *Job, data []byte) error {
 		if err != nil {
 			return err
 		}
-		if err := j.addMember(e.name, int64(min(e.usize, 1<<62)), d, res, false); err != nil {
+		if err := j.addMember(e.name, "", int64(min(e.usize, 1<<62)), d, res, false); err != nil {
 			return err
 		}
 	}
@@ -511,7 +511,7 @@ func extractTar(j *Job, data []byte) error {
 		} else if d, res, err = j.readMember(name, tr, nil); err != nil {
 			return err
 		}
-		if err := j.addMember(name, h.Size, d, res, false); err != nil {
+		if err := j.addMember(name, "", h.Size, d, res, false); err != nil {
 			return err
 		}
 	}
@@ -540,7 +540,7 @@ func extractGzip(j *Job, data []byte) error {
 	if d == nil {
 		size = -1
 	}
-	if err := j.addMember(name, size, d, res, false); err != nil {
+	if err := j.addMember(name, "", size, d, res, false); err != nil {
 		return err
 	}
 	if res != nil && res.Reason == ReasonCorrupt {
