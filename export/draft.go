@@ -181,13 +181,16 @@ func makeDraft(m Message) *draft {
 	if perr == "" {
 		perr = pm.ParseError()
 	}
-	d.email(m.Raw, pm, perr, -1, 0, strings.ToLower(m.SHA256))
+	d.email(m.Raw, pm, perr, -1, 0, strings.ToLower(m.SHA256), m.AttachmentTexts, 0)
 	return d
 }
 
 // email adds a message (the top one or an embedded one), then its
-// attachments, and returns its index.
-func (d *draft) email(raw []byte, pm *mime.Message, perr string, parent, depth int, archive string) int {
+// attachments, and returns its index. texts are the archive's extracted
+// texts by index in the top message's list of attachments; base is that
+// index of pm's first attachment (the top message's list holds an embedded
+// message's attachments right after it).
+func (d *draft) email(raw []byte, pm *mime.Message, perr string, parent, depth int, archive string, texts map[int]string, base int) int {
 	idx := len(d.docs)
 	d.docs = append(d.docs, draftDoc{parent: parent, email: true, pm: pm, perr: perr, ext: "eml", archive: archive,
 		native: hashed(raw, archive), text: hashed([]byte(emailText(pm)), "")})
@@ -218,13 +221,17 @@ func (d *draft) email(raw []byte, pm *mime.Message, perr string, parent, depth i
 					return fmt.Sprintf("embedded message %d deeper than %d levels: its parts stay in its native", n, MaxEmbedDepth)
 				})
 			}
-			k := d.email(a.Data, inner, inner.ParseError(), idx, depth+1, "")
+			k := d.email(a.Data, inner, inner.ParseError(), idx, depth+1, "", texts, base+i+1)
 			d.docs[k].filename = clean(a.Filename)
 			i += skip
 			continue
 		}
+		text := a.Text
+		if text == "" {
+			text = texts[base+i]
+		}
 		d.docs = append(d.docs, draftDoc{parent: idx, filename: clean(a.Filename), ext: extension(a.Filename, a.ContentType),
-			native: hashed(a.Data, ""), text: hashed([]byte(a.Text), "")})
+			native: hashed(a.Data, ""), text: hashed([]byte(text), "")})
 	}
 	return idx
 }

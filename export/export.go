@@ -29,6 +29,11 @@ type Message struct {
 	Raw         []byte // byte-exact, already checked against SHA256 by the Source
 	ParseError  string // the archive's parse error, "" when none
 	Occurrences []Occurrence
+	// AttachmentTexts is the text the archive extracted from attachments
+	// package mime gives no text for (PDF, Office, archives …), by their
+	// index in the parse's list of attachments: the TEXT of those
+	// documents. nil when there is none.
+	AttachmentTexts map[int]string
 }
 
 // Source hands out the messages of an export, in a stable order (the same

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -91,8 +92,9 @@ var textCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
 type extractor struct {
 	wake   chan struct{} // a message was queued
 	idle   chan struct{} // closed and replaced each time the queue is found empty
-	mu     sync.Mutex
-	cancel context.CancelFunc
+	mu      sync.Mutex
+	lastErr error // of the last round, nil when it went well
+	cancel  context.CancelFunc
 	done   chan struct{}
 }
 
@@ -111,6 +113,9 @@ func (a *Archive) startExtractor() {
 			if err != nil && ctx.Err() == nil {
 				a.log.Warn("attachment text", "err", err)
 			}
+			x.mu.Lock()
+			x.lastErr = err
+			x.mu.Unlock()
 			if n > 0 && err == nil {
 				continue
 			}
@@ -156,13 +161,17 @@ func (a *Archive) WaitExtracts(ctx context.Context, progress func(done, total in
 		return nil
 	}
 	start, err := a.cat.ExtractCounts(ctx, extract.Version)
-	if err != nil {
+	if err != nil || start.Pending == 0 {
 		return err
 	}
 	for {
 		x.mu.Lock()
-		idle := x.idle
+		idle, lastErr := x.idle, x.lastErr
 		x.mu.Unlock()
+		if lastErr != nil {
+			// The queue stays as it is (durable): the next run retries.
+			return fmt.Errorf("attachment text: %w", lastErr)
+		}
 		a.wakeExtractor()
 		tick := time.NewTicker(time.Second)
 		select {
@@ -358,4 +367,26 @@ func (a *Archive) AttachmentTexts(ctx context.Context, hex string) (texts []Atta
 // ExtractCounts counts attachments extracted, failed and queued (status).
 func (a *Archive) ExtractCounts(ctx context.Context) (catalog.ExtractCounts, error) {
 	return a.cat.ExtractCounts(ctx, extract.Version)
+}
+
+// ExtractCountsOf counts the attachment text of the archive in dir without
+// opening it (status beside a running writer, like Status). A catalog made
+// before attachment text existed has none to count.
+func ExtractCountsOf(ctx context.Context, dir string) (catalog.ExtractCounts, error) {
+	cat, err := catalog.OpenReadOnly(filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		return catalog.ExtractCounts{}, err
+	}
+	defer cat.Close()
+	c, err := cat.ExtractCounts(ctx, extract.Version)
+	if err != nil && strings.Contains(err.Error(), "no such table") {
+		return catalog.ExtractCounts{}, nil
+	}
+	return c, err
+}
+
+// WithAttachmentText returns which of keys name messages with attachment
+// text recorded.
+func (a *Archive) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
+	return a.cat.WithAttachmentText(ctx, keys)
 }

@@ -2,9 +2,12 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 
 	"mailvault/indexer"
+	"mailvault/indexer/catalog"
 	"mailvault/indexer/extract"
 )
 
@@ -19,17 +22,17 @@ type AttachmentTexts struct {
 
 // AttachmentTexts returns the extracted text of message id's attachments,
 // if c may see the message. It is the message's content, so it is audited
-// like a read ("read-attachments").
+// like a read (ActionReadAttachments).
 func (s *Service) AttachmentTexts(ctx context.Context, c Caller, id string) (*AttachmentTexts, error) {
 	h, err := s.lookup(ctx, c, id)
 	if err != nil {
-		return nil, s.denied(ctx, c, "read-attachments", id, err)
+		return nil, s.denied(ctx, c, ActionReadAttachments, id, err)
 	}
 	texts, pending, err := s.a.AttachmentTexts(ctx, h.SHA256)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.audit(ctx, c, "read-attachments", h.SHA256); err != nil {
+	if err := s.audit(ctx, c, ActionReadAttachments, h.SHA256); err != nil {
 		return nil, err
 	}
 	if texts == nil {
@@ -68,6 +71,47 @@ func (s *Service) attachmentStatus(ctx context.Context) (*AttachmentStatus, erro
 	if err != nil {
 		return nil, err
 	}
+	return attachmentStatus(c), nil
+}
+
+func attachmentStatus(c catalog.ExtractCounts) *AttachmentStatus {
 	return &AttachmentStatus{Pending: c.Pending, Seen: c.Seen, Extracted: c.Extracted, TextBytes: c.TextBytes,
-		Truncated: c.Truncated, Failed: c.Failed, Formats: c.Formats, Old: c.Old, Abandoned: extract.Abandoned()}, nil
+		Truncated: c.Truncated, Failed: c.Failed, Formats: c.Formats, Old: c.Old, Abandoned: extract.Abandoned()}
+}
+
+// Summary is the status line of attachment text, for `mailvault status`.
+func (a *AttachmentStatus) Summary() string {
+	if a == nil || a.Seen == 0 && a.Pending == 0 {
+		return ""
+	}
+	list := func(m map[string]int) string {
+		var parts []string
+		for _, r := range Reasons(m) {
+			parts = append(parts, fmt.Sprintf("%s %d", r, m[r]))
+		}
+		return strings.Join(parts, ", ")
+	}
+	sum := func(m map[string]int) (n int) {
+		for _, v := range m {
+			n += v
+		}
+		return n
+	}
+	s := fmt.Sprintf("attachments: %d looked at, %d with text", a.Seen, a.Extracted)
+	if n := sum(a.Truncated); n > 0 {
+		s += fmt.Sprintf(" (%d truncated: %s)", n, list(a.Truncated))
+	}
+	if n := sum(a.Failed); n > 0 {
+		s += fmt.Sprintf(", %d failed (%s)", n, list(a.Failed))
+	}
+	if n := a.Seen - a.Extracted - sum(a.Failed); n > 0 {
+		s += fmt.Sprintf(", %d in no format text is read from", n)
+	}
+	if a.Pending > 0 {
+		s += fmt.Sprintf("; %d messages waiting for extraction", a.Pending)
+	}
+	if a.Old > 0 {
+		s += fmt.Sprintf("; %d extracted by an older extractor (reindex extracts them again)", a.Old)
+	}
+	return s
 }

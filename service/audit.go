@@ -28,11 +28,14 @@ const (
 	ActionLoginFailed  = "login-failed"  // wrong name or password, or a bad API token
 	ActionLoginRefused = "login-refused" // refused by the login guard before the password was checked
 	ActionLogout       = "logout"
-	ActionSearch       = "search"   // detail: syntax, query, and the scope it ran in
-	ActionRead         = "read"     // a message shown (detail: its sha256)
-	ActionDownload     = "download" // a message's bytes or an export handed out
-	ActionDenied       = "denied"   // an access answered "not found" for being out of scope
-	ActionExport       = "export"   // an export's scope resolved, before a file is written
+	ActionSearch       = "search" // detail: syntax, query, and the scope it ran in
+	ActionRead         = "read"   // a message shown (detail: its sha256)
+	// ActionReadAttachments: the text extracted from a message's
+	// attachments read (detail: its sha256).
+	ActionReadAttachments = "read-attachments"
+	ActionDownload        = "download" // a message's bytes or an export handed out
+	ActionDenied          = "denied"   // an access answered "not found" for being out of scope
+	ActionExport          = "export"   // an export's scope resolved, before a file is written
 	// ActionExportDone is an export finished; detail: the sha256 of its
 	// manifest.json (what custody.txt and SHA256SUMS state too).
 	ActionExportDone = "export-done"

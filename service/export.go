@@ -416,9 +416,10 @@ func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type read struct {
-		m    export.Message
-		err  error
-		done chan struct{}
+		m     export.Message
+		texts bool // it has attachment text to read
+		err   error
+		done  chan struct{}
 	}
 	readers := max(2, runtime.GOMAXPROCS(0))
 	work := make(chan *read)
@@ -427,6 +428,9 @@ func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) 
 		go func() {
 			for r := range work {
 				raw, err := e.a.Raw(r.m.SHA256)
+				if err == nil && r.texts {
+					err = e.attachmentTexts(ctx, &r.m)
+				}
 				switch {
 				case errors.Is(err, indexer.ErrBlobCorrupt):
 					r.err = fmt.Errorf("message %s: %w: %w", r.m.SHA256, export.ErrCorrupt, err)
@@ -442,8 +446,8 @@ func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) 
 	go func() {
 		defer close(order)
 		defer close(work)
-		listErr <- e.list(ctx, func(m export.Message) error {
-			r := &read{m: m, done: make(chan struct{})}
+		listErr <- e.list(ctx, func(m export.Message, texts bool) error {
+			r := &read{m: m, texts: texts, done: make(chan struct{})}
 			select {
 			case order <- r:
 			case <-ctx.Done():
@@ -483,7 +487,7 @@ func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) 
 
 // list calls fn with each message in scope, in order, without its bytes:
 // the hits of the scope's keys, looked up a batch at a time.
-func (e *exportSource) list(ctx context.Context, fn func(export.Message) error) error {
+func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts bool) error) error {
 	keys := make([][32]byte, 0, exportBatch)
 	for start := 0; start < len(e.entries); start += exportBatch {
 		keys = keys[:0]
@@ -497,6 +501,12 @@ func (e *exportSource) list(ctx context.Context, fn func(export.Message) error) 
 		if len(hits) != len(keys) {
 			return fmt.Errorf("%d of %d messages in scope left the archive (or the caller's scope) while it was exported: export again", len(keys)-len(hits), len(keys))
 		}
+		// Which have attachment text (one query a batch; the text itself
+		// is read beside the blob, for those alone).
+		withText, err := e.a.WithAttachmentText(ctx, keys)
+		if err != nil {
+			return err
+		}
 		for _, h := range hits {
 			m := export.Message{SHA256: h.SHA256, ParseError: h.ParseError}
 			for _, o := range h.Occurrences {
@@ -506,9 +516,28 @@ func (e *exportSource) list(ctx context.Context, fn func(export.Message) error) 
 				}
 				m.Occurrences = append(m.Occurrences, oc)
 			}
-			if err := fn(m); err != nil {
+			k, _ := store.ParseKey(h.SHA256)
+			if err := fn(m, withText[k]); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// attachmentTexts reads the text extraction made of m's attachments: the
+// TEXT of their documents (export/draft.go).
+func (e *exportSource) attachmentTexts(ctx context.Context, m *export.Message) error {
+	texts, _, err := e.a.AttachmentTexts(ctx, m.SHA256)
+	if err != nil {
+		return err
+	}
+	for _, t := range texts {
+		if t.Text != "" && t.Part >= 0 {
+			if m.AttachmentTexts == nil {
+				m.AttachmentTexts = map[int]string{}
+			}
+			m.AttachmentTexts[t.Part] = t.Text
 		}
 	}
 	return nil

@@ -114,6 +114,11 @@ func OfflineStatus(ctx context.Context, dir string) (*Status, error) {
 	for _, m := range out.Mailboxes {
 		out.Unindexed += m.Unindexed
 	}
+	c, err := indexer.ExtractCountsOf(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	out.Attachments = attachmentStatus(c)
 	return out, nil
 }
 

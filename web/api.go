@@ -81,6 +81,7 @@ func (s *Server) routeAPI(g *gin.RouterGroup, local bool) {
 	g.GET("/search", s.apiSearch)
 	g.GET("/messages/:id", s.apiMessage)
 	g.GET("/messages/:id/raw", s.apiRaw)
+	g.GET("/messages/:id/attachments", s.apiAttachments)
 	g.GET("/status", s.apiStatus)
 	g.GET("/whoami", func(c *gin.Context) { c.JSON(http.StatusOK, caller(c)) })
 	g.GET("/jobs", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"jobs": s.opts.Archive.Jobs(caller(c))}) })
@@ -165,6 +166,18 @@ func (s *Server) apiMessage(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, h)
+}
+
+// apiAttachments is GET /api/messages/:id/attachments: the text extracted
+// from each attachment, or why there is none, and whether extraction is
+// still pending.
+func (s *Server) apiAttachments(c *gin.Context) {
+	at, err := s.opts.Archive.AttachmentTexts(c.Request.Context(), caller(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, at)
 }
 
 // apiRaw is GET /api/messages/:id/raw: the message byte-exact.

@@ -35,6 +35,7 @@ type Archive interface {
 	Search(ctx context.Context, c service.Caller, req service.SearchRequest) (*service.SearchResult, error)
 	Message(ctx context.Context, c service.Caller, id string) (*service.Hit, error)
 	Raw(ctx context.Context, c service.Caller, id, action string) (*service.Hit, []byte, error)
+	AttachmentTexts(ctx context.Context, c service.Caller, id string) (*service.AttachmentTexts, error)
 	Peek(ctx context.Context, c service.Caller, id string) ([]byte, error)
 	Thread(ctx context.Context, c service.Caller, refs []string) ([]service.ThreadEntry, error)
 	Replies(ctx context.Context, c service.Caller, id string, limit int) ([]service.Hit, error)

@@ -486,9 +486,11 @@ type messagePage struct {
 	Msg         *service.Hit
 	Headers     []mime.Header
 	Text        string
-	Attachments []mime.Attachment
-	HasHTML     bool
-	Remote      bool
+	Attachments []attachmentView
+	// AttachmentsPending: the attachments' text is still to be extracted.
+	AttachmentsPending bool
+	HasHTML            bool
+	Remote             bool
 }
 
 // thread finds the messages m refers to (References, In-Reply-To) that the
@@ -549,8 +551,9 @@ func (u *ui) message(c *gin.Context) {
 	}
 	m := mime.Parse(raw, nil)
 	_, hasHTML := mime.HTMLBody(raw)
-	p := messagePage{pageData: pageData{Title: h.Subject, User: user(c)}, Msg: h, Text: m.Text, Attachments: m.Attachments,
+	p := messagePage{pageData: pageData{Title: h.Subject, User: user(c)}, Msg: h, Text: m.Text,
 		HasHTML: hasHTML, Remote: c.Query("remote") == "1", Thread: u.thread(c, m), Replies: u.replies(c, m.MessageID)}
+	p.Attachments, p.AttachmentsPending = u.attachments(c, h, m)
 	for _, hd := range m.Headers {
 		switch strings.ToLower(hd.Key) {
 		case "from", "to", "cc", "bcc", "date", "subject", "reply-to", "message-id", "in-reply-to", "references":
@@ -558,6 +561,38 @@ func (u *ui) message(c *gin.Context) {
 		}
 	}
 	u.render(c, http.StatusOK, "message", p)
+}
+
+// attachmentView is an attachment on the message page with what
+// extraction made of it (Extract nil: not looked at, e.g. an image, or a
+// text attachment whose text is the parse's own).
+type attachmentView struct {
+	mime.Attachment
+	Extract *indexer.AttachmentText
+}
+
+// attachments pairs m's attachments with their extracted text. A failure to
+// read the text is logged and shown as such; the page still renders.
+func (u *ui) attachments(c *gin.Context, h *service.Hit, m *mime.Message) ([]attachmentView, bool) {
+	out := make([]attachmentView, len(m.Attachments))
+	for i, a := range m.Attachments {
+		out[i].Attachment = a
+	}
+	if !m.HasAttachments() {
+		return out, false
+	}
+	at, err := u.s.opts.Archive.AttachmentTexts(c.Request.Context(), caller(c), h.SHA256)
+	if err != nil {
+		u.s.log.Warn("attachment text", "sha256", h.SHA256, "err", err)
+		return out, false
+	}
+	for i := range at.Attachments {
+		x := &at.Attachments[i]
+		if x.Part >= 0 && x.Part < len(out) && out[x.Part].Filename == x.Name {
+			out[x.Part].Extract = x
+		}
+	}
+	return out, at.Pending
 }
 
 func (u *ui) raw(c *gin.Context) {
@@ -620,6 +655,7 @@ type statusRow struct {
 }
 
 type statusPage struct {
+	Attachments string // the attachment text line (service.AttachmentStatus.Summary); "" without any
 	pageData
 	Problems []string
 	Lines    []statusRow
@@ -636,6 +672,7 @@ func (u *ui) status(c *gin.Context) {
 		return
 	}
 	p.Jobs = st.Jobs
+	p.Attachments = st.Attachments.Summary()
 	for _, l := range st.Mailboxes {
 		r := statusRow{MailboxStatus: l, Server: "–"}
 		if l.ServerMessages != nil {

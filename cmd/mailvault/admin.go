@@ -76,6 +76,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if s := st.Attachments.Summary(); s != "" {
+		fmt.Fprintln(e.stdout, s)
+	}
 	for _, j := range st.Jobs {
 		if j.State == service.JobRunning || j.State == service.JobQueued {
 			fmt.Fprintf(e.stdout, "job %s: %s %s, %s\n", j.ID, j.Kind, j.State, jobProgress(j))

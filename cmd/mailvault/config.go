@@ -11,6 +11,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"mailvault/harvest"
+	"mailvault/indexer"
+	"mailvault/indexer/extract"
 	"mailvault/service"
 )
 
@@ -40,9 +42,35 @@ type config struct {
 	// Retention: policies, WORM, four eyes, the schedule (retention.go;
 	// absent: WORM, nothing ever deleted).
 	Retention retentionConfig `yaml:"retention"`
+	// Attachments: text extraction from attachments (absent: on, with
+	// package extract's limits).
+	Attachments attachmentsConfig `yaml:"attachments"`
 
 	// retention is Retention checked and parsed by loadConfig.
 	retention *service.RetentionConfig
+}
+
+// attachmentsConfig is the attachments: section. Every limit is per
+// attachment, its archive members and embedded files included; 0 or unset
+// is the default (docs/design.md, "Attachment text").
+type attachmentsConfig struct {
+	Extract          *bool  `yaml:"extract"`            // default true; false leaves extraction queued
+	Timeout          string `yaml:"timeout"`            // default 10s
+	MaxInputBytes    int64  `yaml:"max_input_bytes"`    // default 64 MiB
+	MaxTextBytes     int    `yaml:"max_text_bytes"`     // default 4 MiB
+	MaxExpandedBytes int64  `yaml:"max_expanded_bytes"` // default 256 MiB
+	MaxDepth         int    `yaml:"max_depth"`          // default 5
+	MaxMembers       int    `yaml:"max_members"`        // default 10000
+}
+
+// archiveOptions sets what the configuration says about the archive in o.
+func (c *config) archiveOptions(o *indexer.Options) *indexer.Options {
+	at := c.Attachments
+	o.NoExtract = at.Extract != nil && !*at.Extract
+	timeout, _ := time.ParseDuration(at.Timeout) // checked by loadConfig
+	o.Extract = &extract.Limits{Timeout: timeout, MaxInput: at.MaxInputBytes, MaxText: at.MaxTextBytes,
+		MaxExpanded: at.MaxExpandedBytes, MaxDepth: at.MaxDepth, MaxMembers: at.MaxMembers}
+	return o
 }
 
 // harvestOptions sets what the configuration says about harvesting in o
@@ -124,6 +152,14 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 	}
 	if cfg.MaxMessageBytes < 0 {
 		bad("max_message_bytes", "must not be negative (0 or unset: 256 MiB)")
+	}
+	if t := cfg.Attachments.Timeout; t != "" {
+		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+			bad("attachments.timeout", "%q: want a positive duration, like 10s", t)
+		}
+	}
+	if at := cfg.Attachments; at.MaxInputBytes < 0 || at.MaxTextBytes < 0 || at.MaxExpandedBytes < 0 || at.MaxDepth < 0 || at.MaxMembers < 0 {
+		bad("attachments", "limits must not be negative (0 or unset: the default)")
 	}
 	// No accounts is archive-only mode: serve serves what was imported.
 	seen := map[string]bool{}

@@ -72,6 +72,13 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "mailvault import: %s\n", note)
 		})
 		prog.done()
+		if err == nil {
+			// The import is done when its mail is searchable in full: the
+			// attachments' text too (the extractor works behind ingest).
+			xp := newProgress(e.stderr, "extracting attachment text (messages)")
+			err = svc.Archive().WaitExtracts(ctx, xp.update)
+			xp.done()
+		}
 		closeFn()
 	}
 	if sum != nil {

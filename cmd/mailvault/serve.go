@@ -87,7 +87,7 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 		}
 	}
 
-	a, err := indexer.Open(data, &indexer.Options{Logger: log})
+	a, err := indexer.Open(data, cfg.archiveOptions(&indexer.Options{Logger: log}))
 	if err != nil {
 		return err
 	}

@@ -244,3 +244,36 @@ func (c *Catalog) ExtractCounts(ctx context.Context, version int) (ExtractCounts
 	}
 	return out, rows.Err()
 }
+
+// WithAttachmentText returns which of keys name messages with some
+// attachment text recorded (an export reads the text of those alone).
+func (c *Catalog) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
+	out := map[[32]byte]bool{}
+	for start := 0; start < len(keys); start += 500 {
+		chunk := keys[start:min(start+500, len(keys))]
+		args := make([]any, len(chunk))
+		for i, k := range chunk {
+			args[i] = k[:]
+		}
+		rows, err := c.db.QueryContext(ctx, `SELECT DISTINCT m.sha256 FROM attachment_texts a JOIN messages m ON m.id = a.message_id
+			WHERE a.text_bytes > 0 AND m.sha256 IN (?`+repeatComma(len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			var k [32]byte
+			copy(k[:], b)
+			out[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

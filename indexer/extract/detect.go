@@ -39,6 +39,11 @@ func Detect(name, contentType string, data []byte) string {
 			return "ppt"
 		case x == ".msg" || ct == "application/vnd.ms-outlook":
 			return "msg"
+		case x == ".docx" || x == ".xlsx" || x == ".pptx":
+			// A password-protected OOXML file is an OLE container
+			// (EncryptionInfo + EncryptedPackage): its extractor reports
+			// it encrypted rather than "ole" unsupported.
+			return x[1:]
 		}
 		return "ole"
 	case len(data) >= 262 && bytes.Equal(data[257:262], []byte("ustar")):
