@@ -90,12 +90,12 @@ var textCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
 
 // extractor is the background goroutine that empties the extraction queue.
 type extractor struct {
-	wake   chan struct{} // a message was queued
-	idle   chan struct{} // closed and replaced each time the queue is found empty
+	wake    chan struct{} // a message was queued
+	idle    chan struct{} // closed and replaced each time the queue is found empty
 	mu      sync.Mutex
 	lastErr error // of the last round, nil when it went well
 	cancel  context.CancelFunc
-	done   chan struct{}
+	done    chan struct{}
 }
 
 // extractPoll is how often the extractor looks at the queue without being
