@@ -21,7 +21,9 @@ package extract
 //   - Bombs: a member that expands more than bombRatio times once past
 //     bombFloor bytes is stopped there and flagged ReasonExpansion (a
 //     decompression bomb ends in milliseconds and a few MiB, not at
-//     MaxExpanded); so is one whose declared sizes say so.
+//     MaxExpanded); so is one whose declared sizes say so. The cost: a
+//     real file over 1 MiB that compresses better than 100:1 (a sheet of
+//     empty cells) is listed, not extracted, and flagged so.
 //   - Depth: each member is one level deeper (Job.Nested): a zip in a zip
 //     ten deep ends at MaxDepth with ReasonDepth. A .tar.gz is a gzip whose
 //     payload is detected as tar: two levels.
@@ -42,6 +44,7 @@ import (
 	"hash/crc32"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
@@ -59,8 +62,27 @@ const (
 	// decompression bomb. Text and office files compress 3–20×, a
 	// repetitive log 50×; deflate's ceiling is ~1032× (runs of one byte).
 	bombRatio = 100
-	bombFloor = 8 << 20
+	bombFloor = 1 << 20
 )
+
+// Buffers and decompressors are pooled: an archive of 10,000 tiny members
+// would otherwise allocate a 32 KiB read buffer and a flate reader (its
+// 32 KiB window and tables) for each, 700 MiB of garbage in all.
+var (
+	chunkPool  = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	flatePool  sync.Pool // io.ReadCloser that is also a flate.Resetter
+	memberPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
+func getFlate(r io.Reader) io.ReadCloser {
+	if f, ok := flatePool.Get().(io.ReadCloser); ok {
+		f.(flate.Resetter).Reset(r, nil)
+		return f
+	}
+	return flate.NewReader(r)
+}
+
+func putFlate(f io.ReadCloser) { flatePool.Put(f) }
 
 // limitReasons are the Reasons of a limit (not of bad input): reached
 // inside a member, they are the container's too.
@@ -138,26 +160,44 @@ func notExtracted(name string, reason, detail string) *Result {
 // corrupt), or an error that stops the whole container (the expansion
 // budget or the deadline).
 func (j *Job) readMember(name string, r io.Reader, in *countIn) ([]byte, *Result, error) {
-	var buf bytes.Buffer
+	buf := memberPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	// A member left unread gives its buffer back: the thousands of bomb
+	// members of a 42.zip share a few. One that is extracted keeps it (a
+	// TNEF member's Data may point into it).
+	discard := func() {
+		if buf.Cap() <= 2*bombFloor {
+			memberPool.Put(buf)
+		}
+	}
 	src := j.Reader(r)
-	chunk := make([]byte, 32<<10)
+	cp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(cp)
+	chunk := *cp
 	for {
 		n, err := src.Read(chunk)
-		buf.Write(chunk[:n])
+		total := int64(buf.Len() + n)
 		if errors.Is(err, ErrExpansion) || errors.Is(err, ErrTimeout) {
+			discard()
 			return nil, nil, err
 		}
-		if in != nil && buf.Len() > bombFloor && int64(buf.Len()) > bombRatio*max(in.n, 1) {
+		// The checks come before the bytes are kept: a bomb's buffer
+		// never grows past bombFloor.
+		if in != nil && total > bombFloor && total > bombRatio*max(in.n, 1) {
+			discard()
 			j.limit(ReasonExpansion)
-			return nil, notExtracted(name, ReasonExpansion, fmt.Sprintf("decompression bomb: %d bytes from %d (over %d:1), not extracted", buf.Len(), in.n, bombRatio)), nil
+			return nil, notExtracted(name, ReasonExpansion, fmt.Sprintf("decompression bomb: over %d bytes from %d (over %d:1), not extracted", total, in.n, bombRatio)), nil
 		}
-		if int64(buf.Len()) > j.lim.MaxInput {
+		if total > j.lim.MaxInput {
+			discard()
 			return nil, notExtracted(name, ReasonTooLarge, fmt.Sprintf("over %d bytes decompressed, not extracted", j.lim.MaxInput)), nil
 		}
+		buf.Write(chunk[:n])
 		if err == io.EOF {
 			return buf.Bytes(), nil, nil
 		}
 		if err != nil {
+			discard()
 			return nil, notExtracted(name, ReasonCorrupt, err.Error()), nil
 		}
 	}
@@ -471,7 +511,9 @@ func (j *Job) zipMember(data []byte, e zipEntry) ([]byte, *Result, error) {
 		r = bytes.NewReader(raw)
 	} else {
 		in = &countIn{r: bytes.NewReader(raw)}
-		r = flate.NewReader(in)
+		f := getFlate(in)
+		defer putFlate(f)
+		r = f
 	}
 	d, res, err := j.readMember(e.name, r, in)
 	if d != nil && e.flags&0x4000 == 0 && crc32.ChecksumIEEE(d) != e.crc {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -216,13 +217,7 @@ func TestZipCRCMismatch(t *testing.T) {
 // uncompressed size to 1000 so that only the streaming check can stop it.
 func bombZip(t testing.TB, n int64, lie bool) []byte {
 	t.Helper()
-	var comp bytes.Buffer
-	fw, _ := flate.NewWriter(&comp, flate.BestCompression)
-	zero := make([]byte, 1<<20)
-	for left := n; left > 0; left -= int64(len(zero)) {
-		fw.Write(zero[:min(left, int64(len(zero)))])
-	}
-	fw.Close()
+	comp := zeroDeflate(n)
 	var b bytes.Buffer
 	w := zip.NewWriter(&b)
 	h := &zip.FileHeader{Name: "zeros.bin", Method: zip.Deflate, UncompressedSize64: uint64(n), CompressedSize64: uint64(comp.Len())}
@@ -316,6 +311,24 @@ func claimEntries(data []byte, n uint64) []byte {
 	binary.LittleEndian.PutUint16(e[8:], 0xffff)
 	binary.LittleEndian.PutUint16(e[10:], 0xffff)
 	return append(out, e...)
+}
+
+var zeroDeflates sync.Map // int64 → *bytes.Buffer: compressing 1 GiB takes seconds
+
+// zeroDeflate is a raw deflate stream of n zero bytes.
+func zeroDeflate(n int64) *bytes.Buffer {
+	if b, ok := zeroDeflates.Load(n); ok {
+		return b.(*bytes.Buffer)
+	}
+	var comp bytes.Buffer
+	fw, _ := flate.NewWriter(&comp, flate.BestCompression)
+	zero := make([]byte, 1<<20)
+	for left := n; left > 0; left -= int64(len(zero)) {
+		fw.Write(zero[:min(left, int64(len(zero)))])
+	}
+	fw.Close()
+	zeroDeflates.Store(n, &comp)
+	return &comp
 }
 
 func zeroCRC(n int64) uint32 {
