@@ -122,7 +122,8 @@ type Archive struct {
 	writer    *writer    // nil when read-only
 	extractor *extractor // nil when read-only or NoExtract (attachments.go)
 
-	commitMu sync.Mutex // serialises Commit
+	commitMu   sync.Mutex   // serialises Commit
+	lastCommit atomic.Int64 // when the last Commit began (UnixNano): the extractor yields to a busy ingest
 
 	mu        sync.Mutex
 	mailboxes map[[2]string]catalog.Mailbox

@@ -195,84 +195,125 @@ func (a *Archive) WaitExtracts(ctx context.Context, progress func(done, total in
 	}
 }
 
-// extractSome extracts a batch of queued messages; it returns how many.
+// extractSome extracts a batch of queued messages, records them in one
+// catalog transaction (one fsync for the batch, not one a message) and
+// hands the index their new documents; it returns how many.
 func (a *Archive) extractSome(ctx context.Context) (int, error) {
-	tasks, err := a.cat.PendingExtracts(ctx, 0, 16)
+	tasks, err := a.cat.PendingExtracts(ctx, 0, extractBatch)
 	if err != nil || len(tasks) == 0 {
 		return 0, err
 	}
-	for i, t := range tasks {
-		if err := a.extractOne(ctx, t); err != nil {
-			return i, err
+	var done []extracted
+	textBytes := 0
+	for _, t := range tasks {
+		begin := time.Now()
+		x, err := a.extractOne(ctx, t)
+		if err != nil {
+			return 0, err // stopping: the batch stays queued
+		}
+		if x != nil {
+			done = append(done, *x)
+			for _, r := range x.texts {
+				textBytes += r.TextBytes
+			}
+		}
+		a.yieldToIngest(ctx, time.Since(begin))
+		if textBytes > extractBatchText {
+			break // the rest waits for the next batch
 		}
 	}
-	return len(tasks), nil
+	recs := make([]catalog.ExtractRecord, len(done))
+	for i, x := range done {
+		recs[i] = catalog.ExtractRecord{ID: x.task.ID, Texts: x.texts}
+	}
+	recorded, err := a.cat.RecordExtracts(ctx, extract.Version, recs)
+	if err != nil {
+		return 0, fmt.Errorf("record attachment text: %w", err)
+	}
+	a.gen.Add(1)
+	// Under commitMu, like Commit: a message's documents reach the writer
+	// in the order of their gens. Gen and places are read here, under the
+	// lock, so that a Commit of a new copy between the record and now (it
+	// read the text already) is never overtaken by an older document.
+	a.commitMu.Lock()
+	defer a.commitMu.Unlock()
+	for i, x := range done {
+		if !recorded[i] || x.m == nil {
+			continue // disposed of meanwhile, or its blob unreadable
+		}
+		gen, err := a.cat.Gen(ctx, x.task.ID)
+		if err != nil {
+			return len(done), fmt.Errorf("gen of message %s: %w", x.task.SHA256Hex(), err)
+		}
+		places, err := a.cat.Places(ctx, x.task.ID)
+		if err != nil {
+			return len(done), fmt.Errorf("places of message %s: %w", x.task.SHA256Hex(), err)
+		}
+		doc, n := buildDoc(x.m, x.size, places)
+		if err := a.writer.submit(ctx, indexJob{task: catalog.IndexTask{ID: x.task.ID, SHA256: x.task.SHA256, Gen: gen}, doc: doc, size: n}); err != nil {
+			// The catalog marks it unindexed at the new gen: CatchUp takes it.
+			a.log.Warn("index queue", "sha256", x.task.SHA256Hex(), "err", err)
+		}
+	}
+	return len(done), nil
 }
 
-// extractOne extracts message t's attachments, records them and hands the
-// index its new document.
-func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) error {
+// A batch of the extractor: at most extractBatch messages, and no more
+// once their text passes extractBatchText bytes (what it holds in memory
+// until the record).
+const (
+	extractBatch     = 32
+	extractBatchText = 32 << 20
+)
+
+// extracted is one message's extraction, not yet recorded.
+type extracted struct {
+	task  catalog.ExtractTask
+	texts []catalog.AttachmentText
+	m     *mime.Message // its parse with the attachments' text filled in; nil when the blob was unreadable
+	size  int64
+}
+
+// extractOne extracts message t's attachments; nil when it was disposed of.
+func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extracted, error) {
 	raw, err := a.readBlob(ctx, t.SHA256)
 	if errors.Is(err, ErrDisposed) {
-		return nil // the disposal scrubbed its queue row too; a race at worst
+		return nil, nil // the disposal scrubbed its queue row too; a race at worst
 	}
-	var texts []catalog.AttachmentText
-	var m *mime.Message
+	x := &extracted{task: t, size: int64(len(raw))}
 	if err != nil {
 		// Recorded as a failure, not retried for ever: verify names the
 		// blob, and a reindex after a repair queues it again.
-		texts = []catalog.AttachmentText{{Part: -1, Status: string(extract.Failed), Reason: "unreadable", Detail: err.Error()}}
-	} else {
-		lim := mime.Limits{}
-		if a.opts.Limits != nil {
-			lim = *a.opts.Limits
-		}
-		lim.KeepData = true
-		m = mime.Parse(raw, &lim)
-		enc, _ := textCodec()
-		for i, at := range m.Attachments {
-			if !wantsExtraction(at) {
-				continue
-			}
-			r := extract.Extract(ctx, at.Filename, at.ContentType, at.Data, a.opts.Extract)
-			if ctx.Err() != nil {
-				return ctx.Err() // stopping: it stays queued
-			}
-			row := catalog.AttachmentText{Part: i, Name: at.Filename, ContentType: at.ContentType, Format: r.Format,
-				Status: string(r.Status), Reason: r.Reason, Detail: cutDetail(r.Detail), Members: len(r.Members), TextBytes: len(r.Text)}
-			if r.Text != "" {
-				row.Text = enc.EncodeAll([]byte(r.Text), nil)
-			}
-			texts = append(texts, row)
-			m.Attachments[i].Text = r.Text
+		x.texts = []catalog.AttachmentText{{Part: -1, Status: string(extract.Failed), Reason: "unreadable", Detail: cutDetail(err.Error())}}
+		return x, nil
+	}
+	lim := mime.Limits{}
+	if a.opts.Limits != nil {
+		lim = *a.opts.Limits
+	}
+	lim.KeepData = true
+	m := mime.Parse(raw, &lim)
+	enc, _ := textCodec()
+	for i, at := range m.Attachments {
+		if !wantsExtraction(at) {
 			m.Attachments[i].Data = nil
+			continue
 		}
+		r := extract.Extract(ctx, at.Filename, at.ContentType, at.Data, a.opts.Extract)
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // stopping: it stays queued
+		}
+		row := catalog.AttachmentText{Part: i, Name: at.Filename, ContentType: at.ContentType, Format: r.Format,
+			Status: string(r.Status), Reason: r.Reason, Detail: cutDetail(r.Detail), Members: len(r.Members), TextBytes: len(r.Text)}
+		if r.Text != "" {
+			row.Text = enc.EncodeAll([]byte(r.Text), nil)
+		}
+		x.texts = append(x.texts, row)
+		m.Attachments[i].Text = r.Text
+		m.Attachments[i].Data = nil
 	}
-	// Under commitMu, like Commit: the message's documents reach the
-	// writer in the order of their gens.
-	a.commitMu.Lock()
-	defer a.commitMu.Unlock()
-	gen, err := a.cat.RecordExtract(ctx, t.ID, extract.Version, texts)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return nil // disposed of meanwhile
-	}
-	if err != nil {
-		return fmt.Errorf("record the attachments of %s: %w", t.SHA256Hex(), err)
-	}
-	a.gen.Add(1)
-	if m == nil {
-		return nil
-	}
-	places, err := a.cat.Places(ctx, t.ID)
-	if err != nil {
-		return fmt.Errorf("places of message %s: %w", t.SHA256Hex(), err)
-	}
-	doc, n := buildDoc(m, int64(len(raw)), places)
-	if err := a.writer.submit(ctx, indexJob{task: catalog.IndexTask{ID: t.ID, SHA256: t.SHA256, Gen: gen}, doc: doc, size: n}); err != nil {
-		// The catalog marks it unindexed at the new gen: CatchUp takes it.
-		a.log.Warn("index queue", "sha256", t.SHA256Hex(), "err", err)
-	}
-	return nil
+	x.m = m
+	return x, nil
 }
 
 func cutDetail(s string) string {
@@ -389,4 +430,28 @@ func ExtractCountsOf(ctx context.Context, dir string) (catalog.ExtractCounts, er
 // text recorded.
 func (a *Archive) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
 	return a.cat.WithAttachmentText(ctx, keys)
+}
+
+// While mail is being ingested, the extractor rests busyRest times as long
+// as each extraction took (at most maxRest), so that it takes at most a
+// fifth of a core from ingest: the messages' own words stay as fast to
+// become searchable, the attachments' text follows, and what is left when
+// the ingest pauses (the end of an import) is done at full speed. It never
+// stops altogether, so a harvest that never pauses still gets its text.
+const (
+	busyRest = 4
+	maxRest  = 2 * time.Second
+	busyFor  = time.Second // ingest is busy if a batch was committed this recently
+)
+
+func (a *Archive) yieldToIngest(ctx context.Context, spent time.Duration) {
+	if time.Since(time.Unix(0, a.lastCommit.Load())) > busyFor {
+		return
+	}
+	t := time.NewTimer(min(busyRest*spent, maxRest))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

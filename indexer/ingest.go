@@ -168,6 +168,7 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	// order of the catalog generations they reflect.
 	a.commitMu.Lock()
 	defer a.commitMu.Unlock()
+	a.lastCommit.Store(time.Now().UnixNano())
 	items, mbs, preps := p.items, p.mbs, p.preps
 	defer p.Abort() // no-op after the blobs are published
 	// A blob present at Prepare may have been disposed of since (dispose.go).

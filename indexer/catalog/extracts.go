@@ -110,47 +110,69 @@ func (c *Catalog) PendingExtracts(ctx context.Context, afterID int64, limit int)
 	return out, rows.Err()
 }
 
-// RecordExtract stores message id's extraction (replacing an older one),
-// marks it done at version and raises the message's gen, so that the index
-// takes the text in (the caller hands the new document to the index writer
-// with the gen returned).
-func (c *Catalog) RecordExtract(ctx context.Context, id int64, version int, texts []AttachmentText) (gen int64, err error) {
+// ExtractRecord is one message's extraction to record.
+type ExtractRecord struct {
+	ID    int64
+	Texts []AttachmentText
+}
+
+// RecordExtracts stores each message's extraction (replacing an older
+// one), marks it done at version and raises the message's gen, so that the
+// index takes the text in, all in one transaction. recorded[i] is false for
+// a message disposed of meanwhile: its text must not come back.
+func (c *Catalog) RecordExtracts(ctx context.Context, version int, recs []ExtractRecord) (recorded []bool, err error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer tx.Rollback()
-	var disposed int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM disposed WHERE message_id = ?`, id).Scan(&disposed); err != nil {
-		return 0, err
-	}
-	if disposed > 0 {
-		return 0, ErrNotFound // its text must not come back
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM attachment_texts WHERE message_id = ?`, id); err != nil {
-		return 0, err
-	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO attachment_texts
-		(message_id, part, name, content_type, format, status, reason, detail, members, text_bytes, text)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return 0, err
-	}
-	defer stmt.Close()
-	for _, t := range texts {
-		if _, err := stmt.ExecContext(ctx, id, t.Part, t.Name, t.ContentType, t.Format, t.Status, t.Reason, t.Detail,
-			t.Members, t.TextBytes, t.Text); err != nil {
-			return 0, err
+	stmts := map[string]*sql.Stmt{}
+	exec := func(q string, args ...any) error {
+		st := stmts[q]
+		if st == nil {
+			if st, err = tx.PrepareContext(ctx, q); err != nil {
+				return err
+			}
+			stmts[q] = st
 		}
+		_, err := st.ExecContext(ctx, args...)
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO extract_state (message_id, version) VALUES (?, ?)
-		ON CONFLICT (message_id) DO UPDATE SET version = excluded.version`, id, version); err != nil {
-		return 0, err
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	recorded = make([]bool, len(recs))
+	for i, r := range recs {
+		var disposed int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM disposed WHERE message_id = ?`, r.ID).Scan(&disposed); err != nil {
+			return nil, err
+		}
+		if disposed > 0 {
+			continue
+		}
+		if err := exec(`DELETE FROM attachment_texts WHERE message_id = ?`, r.ID); err != nil {
+			return nil, err
+		}
+		for _, t := range r.Texts {
+			if err := exec(`INSERT INTO attachment_texts
+				(message_id, part, name, content_type, format, status, reason, detail, members, text_bytes, text)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, t.Part, t.Name, t.ContentType, t.Format, t.Status, t.Reason, t.Detail,
+				t.Members, t.TextBytes, t.Text); err != nil {
+				return nil, err
+			}
+		}
+		if err := exec(`INSERT INTO extract_state (message_id, version) VALUES (?, ?)
+			ON CONFLICT (message_id) DO UPDATE SET version = excluded.version`, r.ID, version); err != nil {
+			return nil, err
+		}
+		if err := exec(`UPDATE messages SET gen = gen + 1 WHERE id = ?`, r.ID); err != nil {
+			return nil, err
+		}
+		recorded[i] = true
 	}
-	if err := tx.QueryRowContext(ctx, `UPDATE messages SET gen = gen + 1 WHERE id = ? RETURNING gen`, id).Scan(&gen); err != nil {
-		return 0, err
-	}
-	return gen, tx.Commit()
+	return recorded, tx.Commit()
 }
 
 // AttachmentTexts returns message id's recorded extractions by part; none
