@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"mailvault/harvest"
+	"mailvault/indexer"
 )
 
 // TestExampleConfig: the annotated example in the repository parses (every
@@ -172,7 +173,7 @@ func TestExampleConfigKeys(t *testing.T) {
 	}
 	// The keys the loader knows, from the yaml tags.
 	known := map[string]bool{}
-	for _, v := range []any{config{}, accountConfig{}, retentionConfig{}, policyConfig{}, ledgerConfig{}} {
+	for _, v := range []any{config{}, accountConfig{}, retentionConfig{}, policyConfig{}, ledgerConfig{}, attachmentsConfig{}} {
 		ty := reflect.TypeOf(v)
 		for i := range ty.NumField() {
 			if tag, _, _ := strings.Cut(ty.Field(i).Tag.Get("yaml"), ","); tag != "" {
@@ -248,6 +249,39 @@ func TestDockerConfig(t *testing.T) {
 	for _, s := range []string{`"127.0.0.1:8080:8080"`, "mailvault user add admin --role admin", "http://127.0.0.1:8080/"} {
 		if !strings.Contains(string(compose), s) {
 			t.Errorf("docker-compose.yml lacks %q", s)
+		}
+	}
+}
+
+// The attachments: section reaches the archive's options; bad values are
+// refused with the key named.
+func TestConfigAttachments(t *testing.T) {
+	dir := t.TempDir()
+	write := func(extra string) string {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte("data_dir: "+dir+"\n"+extra), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg, _, err := loadConfig(write("attachments:\n  extract: false\n  timeout: 3s\n  max_text_bytes: 1000\n  max_depth: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.archiveOptions(&indexer.Options{})
+	if !o.NoExtract || o.Extract.Timeout != 3*time.Second || o.Extract.MaxText != 1000 || o.Extract.MaxDepth != 2 {
+		t.Fatalf("options %+v limits %+v", o, o.Extract)
+	}
+	cfg, _, err = loadConfig(write(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := cfg.archiveOptions(&indexer.Options{}); o.NoExtract || o.Extract.Timeout != 0 {
+		t.Fatalf("absent section: %+v %+v (want extraction on, defaults)", o, o.Extract)
+	}
+	for _, bad := range []string{"attachments:\n  timeout: soon\n", "attachments:\n  timeout: -1s\n", "attachments:\n  max_members: -5\n"} {
+		if _, _, err := loadConfig(write(bad)); err == nil || !strings.Contains(err.Error(), "attachments") {
+			t.Errorf("%q: %v", bad, err)
 		}
 	}
 }
