@@ -96,10 +96,12 @@ func TestDocumentRecall(t *testing.T) {
 	}{
 		{"letter.docx", "letter.txt", "docx"},
 		{"letter.odt", "letter.txt", "odt"},
+		{"letter.doc", "letter.txt", "doc"},
 		{"letter.rtf", "letter.txt", "rtf"},
 		{"letter.pdf", "letter.txt", "pdf"},
 		{"sheet.xlsx", "sheet.txt", "xlsx"},
 		{"sheet.ods", "sheet.txt", "ods"},
+		{"sheet.xls", "sheet.txt", "xls"},
 		{"slides.pptx", "slides.txt", "pptx"},
 		{"slides.odp", "slides.txt", "odp"},
 		// LibreOffice's PDF of slides leaves the notes out: compared with
@@ -132,6 +134,8 @@ func TestDocumentLayout(t *testing.T) {
 	}{
 		{"letter.docx", []string{"Dear Ms. Øvergaard", "Herr Straße", "日本語 版 を 送ります", "teacups\t240\t3.75\n", "Quarterly Report Header", "Confidential Footer"}},
 		{"letter.odt", []string{"Quarterly Report Header", "Confidential Footer", "Dear Ms. Øvergaard", "日本語", "teacups\t240\t3.75\n"}},
+		{"letter.doc", []string{"Dear Ms. Øvergaard", "Herr Straße", "日本語 版 を 送ります", "teacups\t240\t3.75\n", "Quarterly Report Header", "Confidential Footer"}},
+		{"sheet.xls", []string{"sheet\n", "Region\tProduct\tUnits\tRevenue\tManager\n", "West\tFlanges\t77\t1001\t山田 太郎\n"}},
 		{"letter.rtf", []string{"Quarterly Report Header", "Dear Ms. Øvergaard", "café partner in Besançon", "日本語 版 を 送ります", "teacups 240 3.75\n"}},
 		{"letter.pdf", []string{"Quarterly Report Header", "Dear Ms. Øvergaard", "日本語 版 を 送ります", "teacups", "Confidential Footer"}},
 		{"sheet.xlsx", []string{"Region\tProduct\tUnits\tRevenue\tManager\n", "West\tFlanges\t77\t1001\t山田 太郎\n"}},
@@ -216,7 +220,7 @@ func docZip(t testing.TB, files ...string) []byte {
 // ends in bounded time, without a panic, as corrupt (or, for a cut that
 // leaves a readable file, OK) and never with invalid text.
 func TestTruncatedDocuments(t *testing.T) {
-	for _, f := range []string{"letter.docx", "letter.odt", "letter.rtf", "letter.pdf", "sheet.xlsx", "sheet.ods", "slides.pptx", "slides.odp", "slides.pdf"} {
+	for _, f := range []string{"letter.docx", "letter.odt", "letter.rtf", "letter.pdf", "letter.doc", "sheet.xlsx", "sheet.ods", "sheet.xls", "slides.pptx", "slides.odp", "slides.pdf"} {
 		data := docFixture(t, f)
 		for _, frac := range []float64{0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99} {
 			n := int(float64(len(data)) * frac)
@@ -235,7 +239,7 @@ func TestTruncatedDocuments(t *testing.T) {
 // BenchmarkExtract/<format> extracts each fixture whole (MB/s is of the
 // input; docs/s is b.N per second).
 func BenchmarkExtract(b *testing.B) {
-	for _, f := range []string{"letter.docx", "sheet.xlsx", "slides.pptx", "letter.odt", "sheet.ods", "slides.odp", "letter.rtf", "letter.pdf", "slides.pdf"} {
+	for _, f := range []string{"letter.docx", "sheet.xlsx", "slides.pptx", "letter.odt", "sheet.ods", "slides.odp", "letter.rtf", "letter.doc", "sheet.xls", "letter.pdf", "slides.pdf"} {
 		data := docFixture(b, f)
 		b.Run(strings.TrimPrefix(filepath.Ext(f), ".")+"/"+strings.TrimSuffix(f, filepath.Ext(f)), func(b *testing.B) {
 			docBench(b, f, data)
