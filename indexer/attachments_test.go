@@ -131,3 +131,71 @@ func TestAttachmentTextFollowsTheMessage(t *testing.T) {
 		t.Fatalf("reindex re-extracted: %+v", c2)
 	}
 }
+
+// A decompression bomb in an attachment: bounded, flagged with its reason,
+// and the message is stored and searchable by its own words all the same.
+// A newer extractor version queues the message again; a disposal deletes
+// its attachments' text with it.
+func TestAttachmentBombReextractAndDisposal(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, Extract: &extract.Limits{MaxExpanded: 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	bomb := zipOf(t, map[string]string{"zeros.txt": strings.Repeat("\x00", 16<<20)})
+	raw := withAttachments("bomb inside", "an innocent wombat", [3]string{"big.zip", "application/zip", string(bomb)},
+		[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "harmless okapi"}))})
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw})
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjects(find(t, a, "wombat", nil)); len(got) != 1 {
+		t.Fatalf("by its body: %v", got)
+	}
+	if got := subjects(find(t, a, "okapi", nil)); len(got) != 1 {
+		t.Fatalf("by the harmless attachment: %v", got)
+	}
+	key := store.KeyOf(raw)
+	texts, _, err := a.AttachmentTexts(ctx, key.String())
+	if err != nil || len(texts) != 2 {
+		t.Fatalf("%+v %v", texts, err)
+	}
+	if b := texts[0]; b.Name != "big.zip" || b.Reason != extract.ReasonExpansion || b.Status == string(extract.OK) {
+		t.Fatalf("the bomb: %+v", b)
+	}
+	c, _ := a.ExtractCounts(ctx)
+	if c.Failed[extract.ReasonExpansion]+c.Truncated[extract.ReasonExpansion] != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+
+	// A newer version asks again: the message is queued and done again.
+	if n, err := a.cat.Reextract(ctx, extract.Version+1); err != nil || n != 1 {
+		t.Fatalf("re-extract: %d %v", n, err)
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Pending != 1 {
+		t.Fatalf("not queued again: %+v", c)
+	}
+	a.wakeExtractor()
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjects(find(t, a, "okapi", nil)); len(got) != 1 {
+		t.Fatalf("after re-extraction: %v", got)
+	}
+
+	// Disposal: the text goes with the message.
+	if _, err := a.Dispose(ctx, Disposal{Key: key, Reason: "expired", Rule: "retention:test", Actor: "t",
+		MayDelete: func(context.Context) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Seen != 0 || c.Pending != 0 {
+		t.Fatalf("attachment text left after disposal: %+v", c)
+	}
+	if got := subjects(find(t, a, "okapi", nil)); len(got) != 0 {
+		t.Fatalf("found after disposal: %v", got)
+	}
+}
