@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"mailvault/indexer/extract"
 	"mailvault/indexer/mime"
 )
 
@@ -232,8 +233,40 @@ func (d *draft) email(raw []byte, pm *mime.Message, perr string, parent, depth i
 		}
 		d.docs = append(d.docs, draftDoc{parent: idx, filename: clean(a.Filename), ext: extension(a.Filename, a.ContentType),
 			native: hashed(a.Data, ""), text: hashed([]byte(text), "")})
+		d.tnef(len(d.docs)-1, a)
 	}
 	return idx
+}
+
+// tnef adds the attachments a TNEF wrapper (winmail.dat) carries as
+// documents of their own, children of the wrapper's document doc: Outlook
+// put them there instead of in the MIME structure, and a reviewer needs
+// each as a native. Reading TNEF is cheap (its attachments are slices of
+// it); their text is what package extract makes of each.
+func (d *draft) tnef(doc int, a mime.Attachment) {
+	if extract.Detect(a.Filename, a.ContentType, a.Data) != "tnef" {
+		return
+	}
+	r := extract.Extract(context.Background(), a.Filename, a.ContentType, a.Data, nil)
+	for _, m := range r.Members {
+		if m.Data == nil {
+			continue
+		}
+		if len(d.docs) >= MaxFamily {
+			d.note(doc, func(native string) string {
+				return fmt.Sprintf("TNEF attachments beyond the family limit of %d documents (they stay in %s)", MaxFamily, native)
+			})
+			return
+		}
+		d.docs = append(d.docs, draftDoc{parent: doc, filename: clean(m.Name), ext: extension(m.Name, ""),
+			native: hashed(m.Data, ""), text: hashed([]byte(m.Result.Text), "")})
+	}
+	if r.Status == extract.Failed || r.Status == extract.Truncated {
+		reason := r.Reason
+		d.note(doc, func(native string) string {
+			return fmt.Sprintf("the TNEF wrapper %s could not be read in full (%s): attachments beyond that stay in it", native, reason)
+		})
+	}
 }
 
 // mboxDraft is a message as it goes into an mbox, but for its "From " line's
