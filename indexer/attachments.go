@@ -266,6 +266,14 @@ const (
 	extractBatchText = 32 << 20
 )
 
+// A message's attachments together: at most messageTimeouts attachment
+// timeouts (60 s by default) and messageTextLimits attachment text limits
+// (16 MiB).
+const (
+	messageTimeouts   = 6
+	messageTextLimits = 4
+)
+
 // extracted is one message's extraction, not yet recorded.
 type extracted struct {
 	task  catalog.ExtractTask
@@ -294,15 +302,40 @@ func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extra
 	lim.KeepData = true
 	m := mime.Parse(raw, &lim)
 	enc, _ := textCodec()
+	// One message's attachments together get messageTimeouts times one
+	// attachment's time and messageTextLimits times its text: a message of
+	// a thousand attachments (mime's part limit) must not hold the queue
+	// for hours nor make an index document of gigabytes. What is left when
+	// the budget is spent is recorded as truncated or failed, with why.
+	xl := (*extract.Limits)(nil).WithDefaults()
+	if a.opts.Extract != nil {
+		xl = a.opts.Extract.WithDefaults()
+	}
+	mctx, cancel := context.WithTimeout(ctx, messageTimeouts*xl.Timeout)
+	defer cancel()
+	textLeft := messageTextLimits * xl.MaxText
 	for i, at := range m.Attachments {
 		if !wantsExtraction(at) {
 			m.Attachments[i].Data = nil
 			continue
 		}
-		r := extract.Extract(ctx, at.Filename, at.ContentType, at.Data, a.opts.Extract)
+		al := xl
+		al.MaxText = min(al.MaxText, textLeft)
+		var r extract.Result
+		switch {
+		case mctx.Err() != nil:
+			r = extract.Result{Format: extract.Detect(at.Filename, at.ContentType, at.Data), Status: extract.Failed,
+				Reason: extract.ReasonTimeout, Detail: "the message's attachments used up its extraction time before this one"}
+		case al.MaxText <= 0:
+			r = extract.Result{Format: extract.Detect(at.Filename, at.ContentType, at.Data), Status: extract.Failed,
+				Reason: extract.ReasonText, Detail: "the message's attachments used up its text limit before this one"}
+		default:
+			r = extract.Extract(mctx, at.Filename, at.ContentType, at.Data, &al)
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // stopping: it stays queued
 		}
+		textLeft -= len(r.Text)
 		row := catalog.AttachmentText{Part: i, Name: at.Filename, ContentType: at.ContentType, Format: r.Format,
 			Status: string(r.Status), Reason: r.Reason, Detail: cutDetail(r.Detail), Members: len(r.Members), TextBytes: len(r.Text)}
 		if r.Text != "" {

@@ -199,3 +199,44 @@ func TestAttachmentBombReextractAndDisposal(t *testing.T) {
 		t.Fatalf("found after disposal: %v", got)
 	}
 }
+
+// A message's attachments share a budget: at most four attachments' worth
+// of text, and what comes after is recorded as failed with the reason.
+func TestAttachmentTextBudgetPerMessage(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, Extract: &extract.Limits{MaxText: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	var atts [][3]string
+	for i := range 6 {
+		atts = append(atts, [3]string{fmt.Sprintf("part%d.zip", i), "application/zip",
+			string(zipOf(t, map[string]string{"t.txt": strings.Repeat(fmt.Sprintf("word%d ", i), 400)}))})
+	}
+	raw := withAttachments("many", "body", atts...)
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw})
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	texts, _, err := a.AttachmentTexts(ctx, store.KeyOf(raw).String())
+	if err != nil || len(texts) != 6 {
+		t.Fatalf("%d rows, %v", len(texts), err)
+	}
+	total := 0
+	for i, x := range texts {
+		total += len(x.Text)
+		if i < 4 && (x.Status != string(extract.Truncated) || len(x.Text) == 0) {
+			t.Errorf("attachment %d within the budget: %+v", i, x.Status)
+		}
+		if i >= 4 && (x.Status != string(extract.Failed) || x.Reason != extract.ReasonText || x.Text != "") {
+			t.Errorf("attachment %d past the budget: %s %s %d bytes", i, x.Status, x.Reason, len(x.Text))
+		}
+	}
+	if total > 4000 {
+		t.Fatalf("%d bytes of text for the message, over 4 x 1000", total)
+	}
+}

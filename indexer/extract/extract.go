@@ -61,6 +61,9 @@ const (
 	defaultMaxMembers  = 10000
 )
 
+// WithDefaults returns the limits with every unset field at its default.
+func (l *Limits) WithDefaults() Limits { return l.withDefaults() }
+
 func (l *Limits) withDefaults() Limits {
 	var o Limits
 	if l != nil {
