@@ -21,7 +21,7 @@ done
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 MAILVAULT_BENCH_INPUTS="$dir" go test -run '^$' -bench 'ExtractContainers/zip$' -benchtime 1x ./indexer/extract/ >/dev/null
-echo "commit $(git rev-parse --short HEAD), $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "commit ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
 ls -l "$dir" | awk 'NR>1 {print "input", $9, $5, "bytes"}'
 
 # peer FORMAT: docs/s over 20 documents.

@@ -270,7 +270,7 @@ func zipEnd(data []byte) (entries, dirOffset uint64, err error) {
 	dirOffset = uint64(binary.LittleEndian.Uint32(e[16:]))
 	if (entries == 0xffff || dirSize == 0xffffffff || dirOffset == 0xffffffff) && at >= 20 && string(data[at-20:at-16]) == zip64LocSig {
 		off := binary.LittleEndian.Uint64(data[at-12:])
-		if off <= uint64(len(data))-56 && string(data[off:off+4]) == zip64EndSig {
+		if len(data) >= 56 && off <= uint64(len(data)-56) && string(data[off:off+4]) == zip64EndSig {
 			z := data[off:]
 			entries = binary.LittleEndian.Uint64(z[32:])
 			dirSize = binary.LittleEndian.Uint64(z[40:])
@@ -379,7 +379,9 @@ func zipName(b []byte, flags uint16) string {
 // zipLocalEntries walks the local headers from the start, for a zip whose
 // central directory is missing (a truncated attachment): what it finds
 // before the cut.
-func zipLocalEntries(data []byte, limit int) (entries []zipEntry, more bool, err error) {
+// Finding the end of a data-descriptor member inflates it: through
+// j.Reader, so that it counts against MaxExpanded like any other read.
+func zipLocalEntries(j *Job, data []byte, limit int) (entries []zipEntry, more bool, err error) {
 	p := 0
 	for p+zipLocalLen <= len(data) && string(data[p:p+4]) == zipLocalSig {
 		if len(entries) >= limit {
@@ -409,7 +411,12 @@ func zipLocalEntries(data []byte, limit int) (entries []zipEntry, more bool, err
 				return entries, false, fmt.Errorf("member %q: stored with a data descriptor, its end unknown", e.name)
 			}
 			in := &countIn{r: bytes.NewReader(data[start:])}
-			usize, err := io.Copy(io.Discard, io.LimitReader(flate.NewReader(in), 1<<30))
+			f := getFlate(in)
+			usize, err := io.Copy(io.Discard, j.Reader(f))
+			putFlate(f)
+			if errors.Is(err, ErrExpansion) || errors.Is(err, ErrTimeout) {
+				return entries, false, err
+			}
 			if err != nil {
 				entries = append(entries, e)
 				return entries, false, fmt.Errorf("member %q: %v", e.name, err)
@@ -449,7 +456,10 @@ func zipClaimedEntries(data []byte) (n uint64, ok bool) {
 func extractZip(j *Job, data []byte) error {
 	entries, more, dirErr := zipDirectory(data, j.lim.MaxMembers)
 	if errors.Is(dirErr, errNoDirectory) {
-		entries, more, dirErr = zipLocalEntries(data, j.lim.MaxMembers)
+		entries, more, dirErr = zipLocalEntries(j, data, j.lim.MaxMembers)
+		if errors.Is(dirErr, ErrExpansion) || errors.Is(dirErr, ErrTimeout) {
+			return dirErr
+		}
 	}
 	for _, e := range entries {
 		if err := j.Alive(); err != nil {

@@ -86,7 +86,7 @@ func FuzzZip(f *testing.F) {
 		if es, _, _ := zipDirectory(data, 100); len(es) > 100 {
 			t.Fatalf("zipDirectory: %d entries", len(es))
 		}
-		if es, _, _ := zipLocalEntries(data, 100); len(es) > 100 {
+		if es, _, _ := zipLocalEntries(testJob(fuzzLimits), data, 100); len(es) > 100 {
 			t.Fatalf("zipLocalEntries: %d entries", len(es))
 		}
 	})

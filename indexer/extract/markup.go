@@ -153,7 +153,9 @@ type contentLine struct {
 // for each; vCard 2.1's quoted-printable soft line breaks ("=" at the end)
 // join the next line too.
 func contentLines(j *Job, data []byte, fn func(contentLine) error) error {
-	lines := strings.Split(strings.ToValidUTF8(string(data), "\uFFFD"), "\n")
+	// Line by line, not strings.Split: a file of newlines would be a
+	// slice of millions of strings.
+	rest := strings.ToValidUTF8(string(data), "\uFFFD")
 	var cur strings.Builder
 	flush := func() error {
 		s := cur.String()
@@ -166,7 +168,13 @@ func contentLines(j *Job, data []byte, fn func(contentLine) error) error {
 		}
 		return nil
 	}
-	for i, line := range lines {
+	for i := 0; rest != ""; i++ {
+		line := rest
+		if nl := strings.IndexByte(rest, '\n'); nl >= 0 {
+			line, rest = rest[:nl], rest[nl+1:]
+		} else {
+			rest = ""
+		}
 		if i%aliveEvery == 0 {
 			if err := j.Alive(); err != nil {
 				return err
