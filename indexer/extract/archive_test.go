@@ -339,3 +339,26 @@ func zeroCRC(n int64) uint32 {
 	}
 	return c
 }
+
+// A ZIP64 locator in a file shorter than a ZIP64 end record: Detect runs
+// the end-record reader outside any recover, so it must not index past
+// the end (it did: the bound wrapped below zero).
+func TestZipEndShortZip64(t *testing.T) {
+	var b []byte
+	b = append(b, zip64LocSig...)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, 1<<40) // the ZIP64 end record's offset
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	e := make([]byte, zipEndLen)
+	copy(e, zipEndSig)
+	binary.LittleEndian.PutUint16(e[10:], 0xffff)
+	b = append(b, e...)
+	if f := Detect("x.zip", "", append([]byte("PK\x05\x06"), b...)); f != "zip" {
+		t.Fatalf("Detect = %q", f)
+	}
+	zipEnd(b) // no panic
+	r := extract(t, "x.zip", b, nil)
+	if r.Status != Failed {
+		t.Fatalf("got %s %s", r.Status, r.Reason)
+	}
+}
