@@ -33,6 +33,12 @@ func docOpenZip(j *Job, data []byte) (*docPackage, error) {
 		}
 		return nil, errors.New("an OLE compound file, not an Office Open XML package")
 	}
+	// archive/zip's NewReader holds the whole central directory (a 64 MiB
+	// file of empty entries is 1.4 million of them, ~300 MB): the count the
+	// end record claims is checked first (zipClaimedEntries, archive.go).
+	if n, ok := zipClaimedEntries(data); ok && n > uint64(j.lim.MaxMembers) {
+		return nil, fmt.Errorf("package claims %d members: %w", n, ErrMembers)
+	}
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, fmt.Errorf("open package: %w", err)

@@ -174,8 +174,8 @@ func TestPDFAgainstPdftotext(t *testing.T) {
 		files = append(files, more...)
 	}
 	for _, f := range files {
-		if strings.Contains(f, "-user.pdf") {
-			continue // a user password: nothing to compare
+		if strings.Contains(filepath.Base(f), "-aes") {
+			continue // encrypted so that we cannot read it (TestPDFHostile)
 		}
 		out, err := exec.Command("pdftotext", "-enc", "UTF-8", f, "-").Output()
 		if err != nil {

@@ -87,6 +87,13 @@ func TestOOXMLHostile(t *testing.T) {
 	if r := docExtract(t, "many.docx", docZip(t, many...), &Limits{MaxMembers: 20}); r.Reason != ReasonMembers {
 		t.Errorf("members: %s %s (%s)", r.Status, r.Reason, r.Detail)
 	}
+	// A directory claiming millions of entries (a .docx by its name only,
+	// as Detect gives such a file to archive/zip no more): refused before
+	// archive/zip would hold them all.
+	claimed := claimEntries(docDOCX(t, "<w:document/>"), 1_400_000)
+	if r := docExtract(t, "claims.docx", claimed, nil); r.Format != "docx" || r.Reason != ReasonMembers {
+		t.Errorf("claimed entries: %s %s %s (%s)", r.Format, r.Status, r.Reason, r.Detail)
+	}
 	// A package without its main part, and malformed XML.
 	if r := docExtract(t, "x.docx", docZip(t, "[Content_Types].xml", docContentTypes, "word/other.xml", "x"), nil); r.Reason != ReasonCorrupt {
 		t.Errorf("no document.xml: %s %s", r.Status, r.Reason)

@@ -103,6 +103,9 @@ func TestPDFHostile(t *testing.T) {
 		{"bad content", docPDF(replace(3, docStream("BT /F1 12 Tf ] ] ) Tj Q Q Q", false)), ""), Limits{}, ""},
 		{"encrypted AES-256 user password", docFixture(t, "letter-aes256-user.pdf"), Limits{}, ReasonEncrypted},
 		{"encrypted AES-128 user password", docFixture(t, "letter-aes128-user.pdf"), Limits{}, ReasonEncrypted},
+		// No user password, but AES-256 (V5), which the library does not
+		// decrypt: encrypted, not corrupt (a known limit).
+		{"encrypted AES-256 owner password only", docFixture(t, "letter-aes256-nouser.pdf"), Limits{}, ReasonEncrypted},
 	} {
 		tc.lim.Timeout = 5 * time.Second
 		r := docExtract(t, "h.pdf", tc.data, &tc.lim)
