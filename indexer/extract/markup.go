@@ -47,12 +47,39 @@ func init() {
 // checks of the deadline.
 const aliveEvery = 1024
 
-// collapse makes each run of white space one space and trims the ends.
+// collapse makes each run of ASCII white space one space and trims the
+// ends, in one pass; s itself when it needs nothing (most character data:
+// single spaces between words). strings.Fields+Join was a quarter of the
+// XML extractor's time.
 func collapse(s string) string {
-	if !strings.ContainsAny(s, " \t\r\n\f\v") {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; asciiSpace(c) && (c != ' ' || i == 0 || i == len(s)-1 || s[i+1] == ' ') {
+			clean = false
+			break
+		}
+	}
+	if clean {
 		return s
 	}
-	return strings.Join(strings.Fields(s), " ")
+	b := make([]byte, 0, len(s))
+	space := false
+	for i := 0; i < len(s); i++ {
+		if asciiSpace(s[i]) {
+			space = len(b) > 0
+			continue
+		}
+		if space {
+			b = append(b, ' ')
+			space = false
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
 func extractXML(j *Job, data []byte) error {

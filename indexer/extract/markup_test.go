@@ -98,3 +98,14 @@ func TestCalendarAndCardNeedABeginLine(t *testing.T) {
 		}
 	}
 }
+
+func TestCollapse(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""}, {"a", "a"}, {"a b", "a b"}, {" a", "a"}, {"a ", "a"}, {"a  b", "a b"},
+		{"\n\t a \r\n b \f", "a b"}, {"   ", ""}, {"a\u00a0b", "a\u00a0b"}, {"é  ü", "é ü"},
+	} {
+		if got := collapse(tc.in); got != tc.want {
+			t.Errorf("collapse(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
