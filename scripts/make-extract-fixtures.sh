@@ -158,8 +158,8 @@ if [ "${1:-}" = "--debian" ]; then
 		for pkg in ${MAILVAULT_EXTRACT_PDF_PACKAGES:-bash-doc xorg-docs libtasn1-doc shared-mime-info}; do
 			apt-get download "$pkg" >/dev/null && dpkg -x "$pkg"_*.deb "x-$pkg" || echo "skipped $pkg" >&2
 		done
-		find . -name '*.pdf.gz' -size -1M -exec gunzip -f {} \;
-		find . -name '*.pdf' -size +1k -size -3M -exec cp {} "$dest" \;
+		find . -name '*.pdf.gz' -size -1024k -exec gunzip -f {} \;
+		find . -name '*.pdf' -size +1k -size -3072k -exec cp {} "$dest" \;
 	)
 	ls -la "$dest"
 fi

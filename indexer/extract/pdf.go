@@ -17,17 +17,18 @@ import (
 // rsc.io/pdf), laid out here from its positioned glyphs.
 //
 // Decision: ledongthuc/pdf, not PDFium compiled to WebAssembly
-// (github.com/klippa-app/go-pdfium on wazero). Measured on 14 PDFs (4
-// Debian documentation packages' manuals from pdfTeX, Ghostscript and
-// Apache FOP, and LibreOffice's) against pdftotext in the same run
-// (docs/benchmarks.md, "Attachment text (issue 15)"): PDFium's recall is
-// better (99 % against ours 97 %), but it costs 2.6 s to start (wazero
-// compiles the 5.8 MB module), ~400 MB RSS for one instance (over the
-// 300 MB the whole process may use), and 12 MB of binary; ours starts in
-// nothing, runs in the process's heap and is as fast per page. The
-// library's own GetPlainText drops the spaces pdfTeX and Ghostscript
-// encode as glyph positions ("ThismanualisforGNU…", 6-13 % recall):
-// pdfText rebuilds words and lines from each glyph's position instead.
+// (github.com/klippa-app/go-pdfium on wazero). Measured on 14 PDFs (Debian
+// documentation packages' manuals from pdfTeX, Ghostscript and Apache FOP,
+// and LibreOffice's) against pdftotext, alternating in the same run
+// (docs/benchmarks.md, "Attachment text (issue 15)"): word recall ours
+// 99.2 %, PDFium 98.5 %, the library's own GetPlainText 49.7 % (it drops
+// the word gaps pdfTeX and Ghostscript encode as glyph positions:
+// "ThismanualisforGNU…"); ms/page ours 2.1, PDFium 4.2; and PDFium costs
+// 2.5 s or more to start (wazero compiles the 5.8 MB module), 330-400 MB
+// RSS for one instance (over the 300 MB the whole process may use) and
+// 13 MB of binary. So the library parses (objects, streams, fonts and
+// their ToUnicode maps) and pdfPageText interprets the content and lays
+// the glyphs out.
 //
 // A third-party parser is the one place here whose loops this package does
 // not write, so the input is checked before the library sees it, for what
@@ -40,8 +41,10 @@ import (
 // from the root for every page, and follows Kids and Parent cycles), with
 // a bound on nodes and depth, and j.Alive between pages. A panic inside
 // the library is recovered per page (the page's failure is reported, the
-// other pages' text kept); what is left, an infinite loop inside one page's
-// content, is what Extract's deadline abandons and counts.
+// other pages' text kept), and the content interpreter checks the deadline
+// and the text limit every 4,096 operators. What is left, a loop inside
+// the library on one object (an /Extends cycle of object streams), is what
+// Extract's deadline abandons and counts.
 func init() { register("pdf", extractPDF) }
 
 const (
@@ -49,8 +52,6 @@ const (
 	pdfMaxTreeDepth = 64
 	pdfMaxPrevChain = 1024
 )
-
-var errPDFStop = errors.New("stop")
 
 func extractPDF(j *Job, data []byte) error {
 	if err := pdfPrecheck(j, data); err != nil {
