@@ -39,10 +39,12 @@ go test -run '^$' -fuzz '^FuzzDecodeCursor$' -fuzztime "$((20000 * scale))x" ./w
 go test -run '^$' -fuzz '^FuzzLoadFileValues$' -fuzztime "$((50000 * scale))x" ./export/
 go test -run '^$' -fuzz '^FuzzRecord$' -fuzztime "$((50000 * scale))x" ./indexer/pack/
 # Attachment text: any bytes under any name and type through Extract (every
-# extractor), and the ZIP and TNEF readers. Minimising a large seed runs
+# extractor), the ZIP and TNEF readers, and the image header reader of the
+# OCR extra (FuzzImageSize). Minimising a large seed runs
 # its extractor thousands of times: capped.
 go test -run '^$' -fuzz '^FuzzExtract$' -fuzztime "$((20000 * scale))x" -fuzzminimizetime 10x ./indexer/extract/
 go test -run '^$' -fuzz '^FuzzZip$' -fuzztime "$((20000 * scale))x" -fuzzminimizetime 10x ./indexer/extract/
 go test -run '^$' -fuzz '^FuzzTNEF$' -fuzztime "$((50000 * scale))x" ./indexer/extract/
+go test -run '^$' -fuzz '^FuzzImageSize$' -fuzztime "$((100000 * scale))x" ./indexer/extract/
 # Each execution is a real TCP session (~10/s): few, and little minimising.
 go test -run '^$' -fuzz '^FuzzServerResponses$' -fuzztime "$((300 * scale))x" -fuzzminimizetime 5x ./harvest/

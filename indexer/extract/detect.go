@@ -48,6 +48,11 @@ func Detect(name, contentType string, data []byte) string {
 		return "ole"
 	case len(data) >= 262 && bytes.Equal(data[257:262], []byte("ustar")):
 		return "tar"
+	case imageMagic(head) != "":
+		return imageMagic(head)
+	}
+	if f := imageType(ct, ""); f != "" {
+		return f
 	}
 	switch ct {
 	case "application/pdf", "application/x-pdf":
@@ -98,6 +103,9 @@ func Detect(name, contentType string, data []byte) string {
 		return "vcf"
 	case ".txt", ".text", ".csv", ".tsv", ".md", ".log", ".json", ".yaml", ".yml", ".ini", ".cfg", ".conf":
 		return "text"
+	}
+	if f := imageType("", x); f != "" {
+		return f
 	}
 	if strings.HasSuffix(ct, "+xml") {
 		return "xml"

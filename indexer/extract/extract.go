@@ -50,6 +50,9 @@ type Limits struct {
 	MaxExpanded int64         // bytes decompressed in all (archive members, OOXML parts, PDF streams; default 256 MiB)
 	MaxDepth    int           // containers within containers descended into (default 5)
 	MaxMembers  int           // members of one archive looked at (default 10,000)
+	// OCR reads images and scanned PDFs with Debian's tesseract, a child
+	// process (ocr.go); off by default: images are then Unsupported.
+	OCR bool
 }
 
 const (
@@ -102,16 +105,18 @@ const (
 
 // Reason codes: short and stable, since status counts by them.
 const (
-	ReasonTimeout   = "timeout"         // the deadline passed
-	ReasonTooLarge  = "too-large"       // the attachment is over MaxInput
-	ReasonText      = "text-limit"      // MaxText reached
-	ReasonExpansion = "expansion-limit" // MaxExpanded reached (a decompression bomb, or just big)
-	ReasonDepth     = "depth-limit"     // nested deeper than MaxDepth
-	ReasonMembers   = "member-limit"    // an archive with more than MaxMembers members
-	ReasonEncrypted = "encrypted"       // password-protected: nothing to read without the key
-	ReasonCorrupt   = "corrupt"         // malformed or truncated input
-	ReasonPanic     = "panic"           // the extractor panicked (a bug): recovered
-	ReasonBusy      = "busy"            // too many abandoned extractions still running: not tried
+	ReasonTimeout        = "timeout"         // the deadline passed
+	ReasonTooLarge       = "too-large"       // the attachment is over MaxInput
+	ReasonText           = "text-limit"      // MaxText reached
+	ReasonExpansion      = "expansion-limit" // MaxExpanded reached (a decompression bomb, or just big)
+	ReasonDepth          = "depth-limit"     // nested deeper than MaxDepth
+	ReasonMembers        = "member-limit"    // an archive with more than MaxMembers members
+	ReasonEncrypted      = "encrypted"       // password-protected: nothing to read without the key
+	ReasonCorrupt        = "corrupt"         // malformed or truncated input
+	ReasonPanic          = "panic"           // the extractor panicked (a bug): recovered
+	ReasonBusy           = "busy"            // too many abandoned extractions still running: not tried
+	ReasonOCRUnavailable = "ocr-unavailable" // OCR on, but tesseract (or pdftoppm) is not installed
+	ReasonOCRPages       = "ocr-page-limit"  // a scanned PDF's first pages only were OCRed
 )
 
 // Result is one attachment's extraction.
@@ -283,7 +288,8 @@ func (j *Job) limit(reason string) {
 
 // run detects data's format and runs its extractor, recovering a panic.
 func (j *Job) run(name, contentType string, data []byte) Result {
-	return j.runFormat(Detect(name, contentType, data), data)
+	format := Detect(name, contentType, data)
+	return ocrFallback(j, format, data, j.runFormat(format, data))
 }
 
 // runFormat runs format's extractor on data.
