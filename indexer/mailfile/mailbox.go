@@ -1,6 +1,7 @@
 package mailfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,10 @@ type Kind int
 const (
 	KindMaildir Kind = iota // a Maildir directory (cur/ new/ tmp/)
 	KindMbox                // an mbox file (mboxrd/mboxo)
-	KindMessage             // a single message file (.eml); Walk yields one message
+	KindMessage             // a single message file (.eml, .emlx); Walk yields one message
+	KindLoose               // a directory of .eml/.emlx files (loose.go)
+	KindTakeout             // a Gmail Takeout mbox: messages name their label mailboxes (takeout.go)
+	KindPST                 // an Outlook .pst/.ost, read through readpst (pst.go); Walk refuses it
 )
 
 func (k Kind) String() string {
@@ -44,6 +48,12 @@ func (k Kind) String() string {
 		return "mbox"
 	case KindMessage:
 		return "message"
+	case KindLoose:
+		return "loose"
+	case KindTakeout:
+		return "takeout"
+	case KindPST:
+		return "pst"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -60,6 +70,11 @@ type Mailbox struct {
 	// MaxBytes limits one message's size; larger messages are reported to
 	// onErr and skipped. 0 means MaxMessageBytes.
 	MaxBytes int64
+	// Note is a remark about the whole mailbox, for the import's notes (a
+	// loose mailbox's .partial.emlx files); "" mostly.
+	Note string
+
+	deep bool // KindLoose: an Apple Mail X.mbox, message files anywhere below Path
 }
 
 func (m Mailbox) maxBytes() int64 {
@@ -85,6 +100,20 @@ type Message struct {
 	// Note is non-empty when the reader had to guess (truncated mbox tail,
 	// no header terminator, ...).
 	Note string
+	// Mailboxes are the mailboxes a KindTakeout message is in (from its
+	// X-Gmail-Labels, with the Takeout mailbox's prefix); nil for the other
+	// kinds, whose messages are in their Mailbox.
+	Mailboxes []string
+}
+
+// Options tune Discover.
+type Options struct {
+	// Mailbox is the override: the name of a single mailbox, or the prefix
+	// of a tree's (and of a Takeout's label mailboxes).
+	Mailbox string
+	// Takeout reads every mbox found as a Gmail Takeout mbox, also when its
+	// first message has no X-Gmail-Labels header (detection looks there).
+	Takeout bool
 }
 
 // Discover finds the mailboxes under path; see the package doc for the
@@ -93,6 +122,26 @@ type Message struct {
 // the others override + "/" + their name. The result is sorted by name, the
 // root first.
 func Discover(path, override string) ([]Mailbox, error) {
+	return DiscoverOptions(path, Options{Mailbox: override})
+}
+
+// DiscoverOptions is Discover with options.
+func DiscoverOptions(path string, o Options) ([]Mailbox, error) {
+	out, err := discover(path, o.Mailbox)
+	if err != nil {
+		return nil, err
+	}
+	// An mbox whose first message carries X-Gmail-Labels is a Takeout.
+	for i, m := range out {
+		if m.Kind == KindMbox && (o.Takeout || isTakeout(m.Path)) {
+			out[i].Kind = KindTakeout
+			out[i].Name = o.Mailbox
+		}
+	}
+	return out, nil
+}
+
+func discover(path, override string) ([]Mailbox, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, importErr(path, err)
@@ -117,6 +166,7 @@ func Discover(path, override string) ([]Mailbox, error) {
 	}
 
 	d := discoverer{root: path, override: override, byName: map[string]string{}}
+	apple := false
 	isMD, err := isMaildir(path)
 	if err != nil {
 		return nil, importErr(path, err)
@@ -134,23 +184,29 @@ func Discover(path, override string) ([]Mailbox, error) {
 			return nil, err
 		}
 	} else if base := filepath.Base(filepath.Clean(path)); strings.HasSuffix(base, ".mbox") {
-		// Apple Mail export: X.mbox/mbox.
+		// Apple Mail export: X.mbox/mbox; Apple Mail's own store: X.mbox/…/*.emlx.
+		name := override
+		if name == "" {
+			name = strings.TrimSuffix(base, ".mbox")
+		}
 		if fi, err := os.Stat(filepath.Join(path, "mbox")); err == nil && fi.Mode().IsRegular() {
-			name := override
-			if name == "" {
-				name = strings.TrimSuffix(base, ".mbox")
-			}
 			d.rootName = name
 			if err := d.add(Mailbox{Name: name, Path: filepath.Join(path, "mbox"), Kind: KindMbox}); err != nil {
 				return nil, err
 			}
+		} else if appleMailbox(path) {
+			d.rootName = name
+			if err := d.addLoose(Mailbox{Name: name, Path: path, Kind: KindLoose, deep: true}); err != nil {
+				return nil, err
+			}
+			apple = true
 		}
 	}
-	if err := d.walk(path, "", isMD, []os.FileInfo{fi}); err != nil {
+	if err := d.walk(path, "", isMD, apple, []os.FileInfo{fi}); err != nil {
 		return nil, err
 	}
 	if len(d.out) == 0 {
-		hint := "point at a Maildir, a Maildir++ root, a directory of Maildirs or an mbox file"
+		hint := "point at a Maildir, a Maildir++ root, a directory of Maildirs, .eml or .emlx files, or an mbox file"
 		if b := filepath.Base(filepath.Clean(path)); b == "cur" || b == "new" || b == "tmp" {
 			hint = "this looks like the " + b + "/ of a Maildir: point at its parent"
 		}
@@ -208,13 +264,25 @@ func (d *discoverer) name(rel string) string {
 // walk searches dir (relative name rel, "" for the path given) for mailboxes.
 // isMD says dir is a Maildir (already added by the caller). ancestors are the
 // directories on the way down, to cut symlink loops.
-func (d *discoverer) walk(dir, rel string, isMD bool, ancestors []os.FileInfo) error {
+func (d *discoverer) walk(dir, rel string, isMD, inApple bool, ancestors []os.FileInfo) error {
 	if len(ancestors) > maxTreeDepth {
 		return nil
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("import %q: %w", d.root, err)
+	}
+	// Loose message files directly in dir make it a mailbox, named like a
+	// Maildir folder would be; inside an Apple Mail X.mbox they belong to it.
+	if !isMD && !inApple && hasLooseFiles(entries) {
+		name := d.name(rel)
+		if rel == "" {
+			name = orDefault(d.override, "INBOX")
+			d.rootName = name
+		}
+		if err := d.addLoose(Mailbox{Name: name, Path: dir, Kind: KindLoose}); err != nil {
+			return err
+		}
 	}
 	join := func(a, b string) string {
 		if a == "" {
@@ -247,6 +315,7 @@ func (d *discoverer) walk(dir, rel string, isMD bool, ancestors []os.FileInfo) e
 				return fmt.Errorf("import %q: %w", d.root, err)
 			}
 			var subRel string
+			childApple := inApple
 			if strings.HasPrefix(n, ".") {
 				// Only Maildir++ folders of a Maildir; other dot-dirs are
 				// private to some tool.
@@ -271,9 +340,14 @@ func (d *discoverer) walk(dir, rel string, isMD bool, ancestors []os.FileInfo) e
 					if err := d.add(Mailbox{Name: d.name(subRel), Path: filepath.Join(p, "mbox"), Kind: KindMbox}); err != nil {
 						return err
 					}
+				} else if appleMailbox(p) {
+					if err := d.addLoose(Mailbox{Name: d.name(subRel), Path: p, Kind: KindLoose, deep: true}); err != nil {
+						return err
+					}
+					childApple = true
 				}
 			}
-			if err := d.walk(p, subRel, sub, append(ancestors, fi)); err != nil {
+			if err := d.walk(p, subRel, sub, childApple, append(ancestors, fi)); err != nil {
 				return err
 			}
 			continue
@@ -283,6 +357,9 @@ func (d *discoverer) walk(dir, rel string, isMD bool, ancestors []os.FileInfo) e
 		}
 		if n == "mbox" && strings.HasSuffix(filepath.Base(dir), ".mbox") {
 			continue // added with its X.mbox directory
+		}
+		if looseKind(n) != "" {
+			continue // a message of the loose mailbox dir is
 		}
 		if !isMboxName(n) {
 			if fi.Size() == 0 {
@@ -297,6 +374,23 @@ func (d *discoverer) walk(dir, rel string, isMD bool, ancestors []os.FileInfo) e
 		}
 	}
 	return nil
+}
+
+func orDefault(o, def string) string {
+	if o != "" {
+		return o
+	}
+	return def
+}
+
+// addLoose adds a loose mailbox with its note.
+func (d *discoverer) addLoose(m Mailbox) error {
+	files, err := listLoose(m.Path, m.deep)
+	if err != nil {
+		return fmt.Errorf("import %q: %w", d.root, err)
+	}
+	m.Note = looseSummary(files)
+	return d.add(m)
 }
 
 func loops(fi os.FileInfo, ancestors []os.FileInfo) bool {
@@ -426,6 +520,12 @@ func sniffFile(path string) (Kind, error) {
 		return 0, err
 	}
 	head = head[:n]
+	if bytes.HasPrefix(head, pstMagic) {
+		return KindPST, nil
+	}
+	if k := looseKind(filepath.Base(path)); k == "emlx" || k == "partial" {
+		return KindMessage, nil // Walk parses the byte count and plist
+	}
 	if isMboxName(filepath.Base(path)) || startsWithFromLine(head) {
 		return KindMbox, nil
 	}
@@ -484,6 +584,13 @@ func Count(m Mailbox) (int, error) {
 		return n, nil
 	case KindMessage:
 		return 1, nil
+	case KindLoose:
+		files, err := listLoose(m.Path, m.deep)
+		return len(files), err
+	case KindTakeout:
+		return Count(Mailbox{Path: m.Path, Kind: KindMbox, MaxBytes: m.MaxBytes})
+	case KindPST:
+		return 0, nil // known once readpst has converted it
 	}
 	return 0, fmt.Errorf("count %q: unknown kind %v", m.Path, m.Kind)
 }
@@ -512,8 +619,14 @@ func (m Mailbox) Walk(fn func(Message) error, onErr func(error)) error {
 		err = m.walkMaildir(fn, report, stop)
 	case KindMbox:
 		err = m.walkMbox(fn, report, stop)
+	case KindLoose:
+		err = m.walkLoose(fn, report, stop)
+	case KindTakeout:
+		err = m.walkTakeout(fn, report, stop)
+	case KindPST:
+		err = fmt.Errorf("walk %q: %w", m.Path, ErrPSTWalk)
 	case KindMessage:
-		msg, rerr := readMessageFile(m.Path, m.maxBytes())
+		msg, rerr := readLooseFile(m.Path, looseKind(filepath.Base(m.Path)), m.maxBytes())
 		if rerr != nil {
 			report(rerr)
 		} else {

@@ -1,0 +1,113 @@
+package mailfile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"mailvault/indexer/mailfile/psttest"
+)
+
+// A real PST (go-pst's test data) through readpst: folder names, message
+// counts, subjects and an attachment as readpst wrote them, and the same
+// bytes on a second conversion.
+func TestConvertPST(t *testing.T) {
+	psttest.Readpst(t)
+	pst := psttest.File(t, "support.pst")
+	boxes, err := Discover(pst, "")
+	if err != nil || len(boxes) != 1 || boxes[0].Kind != KindPST {
+		t.Fatalf("Discover(support.pst) = %+v, %v", boxes, err)
+	}
+	if err := boxes[0].Walk(func(Message) error { return nil }, nil); !errors.Is(err, ErrPSTWalk) {
+		t.Errorf("Walk(PST) = %v, want ErrPSTWalk", err)
+	}
+	convert := func() map[string][]Message {
+		dir := t.TempDir()
+		res, err := ConvertPST(context.Background(), pst, dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Skipped != 0 || filepath.Base(res.Root) != "support" {
+			t.Errorf("ConvertPST = %+v", res)
+		}
+		found, err := Discover(res.Root, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]Message{}
+		for _, b := range found {
+			msgs, errs := walkAll(t, b)
+			if len(errs) > 0 {
+				t.Errorf("%s: %v", b.Name, errs)
+			}
+			out[b.Name] = msgs
+		}
+		return out
+	}
+	a := convert()
+	var names []string
+	for n, msgs := range a {
+		names = append(names, fmt.Sprintf("%s:%d", n, len(msgs)))
+	}
+	sort.Strings(names)
+	if got := strings.Join(names, " "); got != "Drafts:6 Sent Messages:11" {
+		t.Errorf("mailboxes %s, want Drafts:6 Sent Messages:11", got)
+	}
+	subj := strings.Join(subjects(a["Sent Messages"]), "|")
+	for _, s := range []string{"Desktop exploits suspension notice", "Release 9.2.1", "The truth about latest allegations"} {
+		if !strings.Contains(subj, s) {
+			t.Errorf("Sent Messages subjects %q lack %q", subj, s)
+		}
+	}
+	att := 0
+	for _, m := range a["Sent Messages"] {
+		if strings.Contains(string(m.Raw), `filename="support@hackingteam.it.asc"`) {
+			att++
+		}
+	}
+	if att != 1 {
+		t.Errorf("%d messages carry the .asc attachment, want 1", att)
+	}
+	b := convert()
+	if !reflect.DeepEqual(raws(a), raws(b)) {
+		t.Error("two conversions of the same PST differ: a re-import would store everything again")
+	}
+}
+
+func raws(m map[string][]Message) map[string][]string {
+	out := map[string][]string{}
+	for k, msgs := range m {
+		for _, x := range msgs {
+			out[k] = append(out[k], string(x.Raw))
+		}
+	}
+	return out
+}
+
+// A file readpst rejects, and a missing readpst: clear errors.
+func TestConvertPSTErrors(t *testing.T) {
+	psttest.Readpst(t)
+	bad := filepath.Join(t.TempDir(), "bad.pst")
+	if err := os.WriteFile(bad, append([]byte("!BDN"), make([]byte, 4096)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if boxes, err := Discover(bad, ""); err != nil || boxes[0].Kind != KindPST {
+		t.Fatalf("Discover(bad.pst) = %+v, %v", boxes, err)
+	}
+	_, err := ConvertPST(context.Background(), bad, t.TempDir(), 0)
+	t.Logf("bad PST: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "readpst rejected it") {
+		t.Errorf("ConvertPST(bad) = %v, want readpst rejected it", err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	_, err = ConvertPST(context.Background(), bad, t.TempDir(), 0)
+	if !errors.Is(err, ErrNoReadpst) || !strings.Contains(err.Error(), "pst-utils") {
+		t.Errorf("ConvertPST without readpst = %v, want ErrNoReadpst naming pst-utils", err)
+	}
+}
