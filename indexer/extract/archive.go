@@ -118,7 +118,9 @@ func (j *Job) propagate(r Result) error {
 // why). keep: the Member carries its bytes (TNEF attachments).
 func (j *Job) addMember(name, contentType string, size int64, data []byte, res *Result, keep bool) error {
 	if err := j.Text(name); err != nil {
-		j.members = append(j.members, Member{Name: name, Size: size})
+		// Listed (its name is what fitted), not looked into.
+		j.members = append(j.members, Member{Name: name, Size: size,
+			Result: Result{Format: Detect(name, contentType, data), Status: Failed, Reason: ReasonText, Detail: "not extracted: the text limit was reached"}})
 		return err
 	}
 	var r Result

@@ -79,6 +79,20 @@ func TestArchiveFixtures(t *testing.T) {
 			}
 		})
 	}
+	// The Office file in the zip is read by its extractor, when there is
+	// one (the document formats are another file's).
+	if formats["docx"] != nil {
+		r := extract(t, "sample.zip", fixture(t, "sample.zip"), nil)
+		if m := r.Members[4]; m.Name != "letter.docx" || m.Result.Format != "docx" || m.Result.Status != OK || m.Result.Text == "" ||
+			!strings.Contains(r.Text, "letter.docx "+m.Result.Text) {
+			t.Errorf("letter.docx in the zip: %s %s %s %.60q", m.Result.Format, m.Result.Status, m.Result.Detail, m.Result.Text)
+		}
+	}
+	// The text limit reached at a member's name: listed, flagged.
+	r0 := extract(t, "sample.zip", fixture(t, "sample.zip"), &Limits{MaxText: 5})
+	if r0.Status != Truncated || r0.Reason != ReasonText || len(r0.Members) != 1 || r0.Members[0].Result.Reason != ReasonText {
+		t.Errorf("text limit at a name: %s %s %+v", r0.Status, r0.Reason, r0.Members)
+	}
 	// The .tar.gz: one member (no name in its header), whose Result is the
 	// tar with its own members.
 	r := extract(t, "sample.tar.gz", fixture(t, "sample.tar.gz"), nil)
