@@ -12,7 +12,7 @@
 # Sources: letter.fodt (flat OpenDocument text: prose, a table, a header and
 # a footer, non-ASCII words) -> docx odt rtf doc pdf; sheet.csv (numbers and
 # words, UTF-8) -> xlsx ods xls; slides.fodp (three slides with notes) ->
-# pptx odp pdf. Run as root for the apt-get line, or install first.
+# pptx odp ppt pdf. Run as root for the apt-get line, or install first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=indexer/extract/testdata/docs
@@ -126,9 +126,11 @@ convert() { # convert FORMAT SOURCE [INFILTER]
 }
 for f in docx odt rtf doc pdf; do convert "$f" "$tmp/letter.fodt"; done
 for f in xlsx ods xls; do convert "$f" "$out/sheet.csv" --infilter=CSV:44,34,76,1; done
-# Not ppt: LibreOffice writes a 450 KB .ppt for three slides (too big to
-# check in, and ppt has no extractor).
 for f in pptx odp pdf; do convert "$f" "$tmp/slides.fodp"; done
+# LibreOffice writes a 450 KB .ppt for three slides (its master's drawing
+# layers): checked in gzipped (16 KB); the tests gunzip *.gz fixtures.
+soffice --headless --norestore --convert-to ppt --outdir "$tmp" "$tmp/slides.fodp" >/dev/null 2>&1
+gzip -9 -n -c "$tmp/slides.ppt" > "$out/slides.ppt.gz"
 
 # Encrypted PDFs (qpdf): with a user password (AES-256, AES-128: nothing to
 # read without it) and with only an owner password (RC4-128: readable by

@@ -27,15 +27,24 @@ import (
 //     order (main text, footnotes, headers and footers, comments, text
 //     boxes); field codes (between 0x13 and 0x14) are left out, their
 //     results kept. Word 6/95 files (nFib < 101) are not read.
+//
 //   - XLS (MS-XLS, BIFF8): the shared string table (SST, across CONTINUE
 //     records), then each sheet's cells in record order: LABELSST, LABEL,
 //     NUMBER, RK, MULRK, BOOLERR, FORMULA's cached value (and its STRING).
 //     BIFF5 and older (Excel 95) are not read.
 //
-// A FILEPASS record (XLS) or the FIB's fEncrypted bit (DOC) is
-// ErrEncrypted. PowerPoint 97-2003 (.ppt) stays Unsupported: its text is
-// spread over a persist-object directory of records that did not fit in
-// issue 15's time; Detect names it "ppt" and status counts it.
+//   - PPT (MS-PPT): the records of the "PowerPoint Document" stream, in
+//     stream order: TextCharsAtom (UTF-16) and TextBytesAtom (Latin-1) of
+//     slides, notes and the slide list, outside the masters and the
+//     handout (their text is placeholder prompts: "Click to edit the
+//     title text format"); a text the slide list already gave is not
+//     repeated from a slide's drawing. The persist directory is not
+//     followed: edits saved incrementally ("fast save") may show both an
+//     old and a new text, which search does not mind.
+//
+// A FILEPASS record (XLS), the FIB's fEncrypted bit (DOC), an
+// EncryptedSummary stream or a CryptSession10Container record (PPT) is
+// ErrEncrypted.
 //
 // OLE also matters to the OOXML readers: Office saves a password-protected
 // .docx/.xlsx/.pptx as an OLE file with EncryptionInfo and
@@ -43,6 +52,7 @@ import (
 func init() {
 	register("doc", extractDOC)
 	register("xls", extractXLS)
+	register("ppt", extractPPT)
 }
 
 // oleMagic starts every OLE compound file.
@@ -666,4 +676,110 @@ func (c *xlsCursor) str(cch int, short bool) (string, error) {
 		return string(utf16.Decode(u)), err
 	}
 	return string(utf16.Decode(u)), nil
+}
+
+// PPT
+
+const (
+	pptDocument      = 0x03e8
+	pptMainMaster    = 0x03f8
+	pptHandout       = 0x0fc9
+	pptSlideList     = 0x0ff0 // SlideListWithText
+	pptTextChars     = 0x0fa0
+	pptTextBytes     = 0x0fa8
+	pptCryptSession  = 0x2f14
+	pptMaxDepth      = 32
+	pptMasterListIns = 1 // SlideListWithText instance of the masters
+)
+
+func extractPPT(j *Job, data []byte) error {
+	streams, err := oleStreams(data)
+	if err != nil {
+		return err
+	}
+	if _, ok := streams["EncryptedSummary"]; ok {
+		return fmt.Errorf("ppt: password-protected: %w", ErrEncrypted)
+	}
+	f := streams["PowerPoint Document"]
+	if f == nil {
+		return errors.New("ppt: no PowerPoint Document stream (PowerPoint 95 and older are not read)")
+	}
+	b, err := oleRead(data, f)
+	if err != nil {
+		return err
+	}
+	p := &pptText{j: j, listed: map[string]bool{}}
+	return p.walk(b, 0, false)
+}
+
+type pptText struct {
+	j      *Job
+	listed map[string]bool // texts given by a slide list
+	n      int
+}
+
+// walk reads the records of b (a container's content); inList: inside a
+// SlideListWithText.
+func (p *pptText) walk(b []byte, depth int, inList bool) error {
+	if depth > pptMaxDepth {
+		return fmt.Errorf("ppt: records nested deeper than %d", pptMaxDepth)
+	}
+	for len(b) > 0 {
+		if p.n++; p.n%4096 == 0 {
+			if err := p.j.Alive(); err != nil {
+				return err
+			}
+		}
+		if len(b) < 8 {
+			return errors.New("ppt: record header truncated")
+		}
+		verInst := binary.LittleEndian.Uint16(b)
+		typ := binary.LittleEndian.Uint16(b[2:])
+		n := int64(binary.LittleEndian.Uint32(b[4:]))
+		if n > int64(len(b)-8) {
+			return fmt.Errorf("ppt: record %#x of %d bytes past its container", typ, n)
+		}
+		body := b[8 : 8+n]
+		b = b[8+n:]
+		switch {
+		case typ == pptCryptSession:
+			return fmt.Errorf("ppt: password-protected: %w", ErrEncrypted)
+		case typ == pptMainMaster || typ == pptHandout:
+			continue // placeholder prompts, not the presentation's text
+		case typ == pptSlideList && verInst>>4 == pptMasterListIns:
+			continue
+		case verInst&0x0f == 0x0f: // a container
+			if err := p.walk(body, depth+1, inList || typ == pptSlideList); err != nil {
+				return err
+			}
+		case typ == pptTextChars || typ == pptTextBytes:
+			var text string
+			if typ == pptTextChars {
+				u := make([]uint16, len(body)/2)
+				for i := range u {
+					u[i] = binary.LittleEndian.Uint16(body[2*i:])
+				}
+				text = string(utf16.Decode(u))
+			} else {
+				r := make([]rune, len(body))
+				for i, c := range body {
+					r[i] = rune(c) // Latin-1: the high byte is zero
+				}
+				text = string(r)
+			}
+			text = strings.TrimSpace(strings.NewReplacer("\r", "\n", "\v", "\n").Replace(text))
+			if text == "" || text == "*" { // "*": a field's place (the slide number)
+				continue
+			}
+			if inList {
+				p.listed[text] = true
+			} else if p.listed[text] {
+				continue
+			}
+			if err := p.j.Text(text + "\n"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

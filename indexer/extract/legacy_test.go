@@ -2,13 +2,14 @@ package extract
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
 // TestLegacyEncrypted marks the LibreOffice fixtures as password-protected
 // the way Word and Excel do, in place (the OLE container stays valid):
 // Excel's FILEPASS record in the workbook globals, Word's fEncrypted bit in
-// the FIB. LibreOffice 7.4 headless does not write encrypted files, and no
+// the FIB, PowerPoint's CryptSession10Container record. LibreOffice 7.4 headless does not write encrypted files, and no
 // encrypting tool is packaged.
 func TestLegacyEncrypted(t *testing.T) {
 	xls := bytes.Clone(docFixture(t, "sheet.xls"))
@@ -30,6 +31,17 @@ func TestLegacyEncrypted(t *testing.T) {
 	if r := docExtract(t, "secret.doc", doc, nil); r.Format != "doc" || r.Reason != ReasonEncrypted {
 		t.Errorf("doc: %s %s %s (%s)", r.Format, r.Status, r.Reason, r.Detail)
 	}
+	// PowerPoint's CryptSession10Container: a container record of that type
+	// in place of the first HeadersFooters container (0x0fd9).
+	ppt := docFixture(t, "slides.ppt.gz")
+	hf := bytes.Index(ppt, []byte{0xd9, 0x0f, 0x0c, 0x00, 0x00, 0x00}) // type 0x0fd9, 12 bytes
+	if hf < 2 || ppt[hf-2]&0x0f != 0x0f {
+		t.Fatal("no HeadersFooters container in slides.ppt")
+	}
+	ppt[hf], ppt[hf+1] = 0x14, 0x2f
+	if r := docExtract(t, "secret.ppt", ppt, nil); r.Format != "ppt" || r.Reason != ReasonEncrypted {
+		t.Errorf("ppt: %s %s %s (%s)", r.Format, r.Status, r.Reason, r.Detail)
+	}
 }
 
 func TestLegacyHostile(t *testing.T) {
@@ -49,9 +61,12 @@ func TestLegacyHostile(t *testing.T) {
 			t.Errorf("%s: %s %s", name, r.Status, r.Reason)
 		}
 	}
-	// PowerPoint 97-2003 is named and unsupported.
-	if r := docExtract(t, "old.ppt", junk, nil); r.Format != "ppt" || r.Status != Unsupported {
-		t.Errorf("ppt: %s %s", r.Format, r.Status)
+	if r := docExtract(t, "junk.ppt", junk, nil); r.Format != "ppt" || r.Reason != ReasonCorrupt {
+		t.Errorf("ppt: %s %s %s", r.Format, r.Status, r.Reason)
+	}
+	// No text in the masters: their prompts are not the presentation's.
+	if r := docExtract(t, "slides.ppt.gz", docFixture(t, "slides.ppt.gz"), nil); strings.Contains(r.Text, "Click to edit") {
+		t.Errorf("ppt: master prompts in the text:\n%s", r.Text)
 	}
 }
 
@@ -72,8 +87,9 @@ func TestXLSStringAcrossContinue(t *testing.T) {
 func FuzzLegacy(f *testing.F) {
 	f.Add("doc", docFixture(f, "letter.doc"))
 	f.Add("xls", docFixture(f, "sheet.xls"))
+	f.Add("ppt", docFixture(f, "slides.ppt.gz"))
 	f.Fuzz(func(t *testing.T, ext string, data []byte) {
-		if ext != "xls" {
+		if ext != "xls" && ext != "ppt" {
 			ext = "doc"
 		}
 		if !bytes.HasPrefix(data, oleMagic) {
