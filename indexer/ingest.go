@@ -295,6 +295,7 @@ func catalogMessage(p prepared, size int) *catalog.Message {
 		SHA256: p.key, Size: int64(size), StoredSize: p.stored, ParseError: m.ParseError(),
 		Subject: m.Subject, From: from, Date: m.Date, MessageID: m.MessageID,
 		HasAttachments: m.HasAttachments(), Extract: needsExtraction(m),
+		Fingerprint: Fingerprint(m), FingerprintVersion: FingerprintVersion,
 	}
 }
 

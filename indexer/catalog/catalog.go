@@ -103,6 +103,13 @@ CREATE TABLE IF NOT EXISTS skipped (         -- messages a server would not deli
 // Each must be idempotent (CREATE ... IF NOT EXISTS).
 var moreSchemas []string
 
+// migrations change the schema of a catalog made by an older mailvault
+// where CREATE ... IF NOT EXISTS cannot (a column added to an existing
+// table). Each runs after the schemas, in the same transaction, and must
+// check what is there before it changes anything (PRAGMA table_info), so
+// it is idempotent and a crash leaves all of it or none.
+var migrations []func(*sql.Tx) error
+
 // Sources of a mailbox's contents.
 const (
 	SourceIMAP   = "imap"
@@ -154,6 +161,12 @@ func Open(path string) (*Catalog, error) {
 			if _, err = tx.Exec(sch); err != nil {
 				break
 			}
+		}
+		for _, m := range migrations {
+			if err != nil {
+				break
+			}
+			err = m(tx)
 		}
 		if err == nil {
 			err = tx.Commit()

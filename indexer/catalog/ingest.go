@@ -109,6 +109,10 @@ type Message struct {
 	// Extract queues the attachments' text extraction (extracts.go) with
 	// the message, when it is new.
 	Extract bool
+	// Fingerprint is the normalised-content fingerprint (fingerprint.go)
+	// of FingerprintVersion; version 0 leaves it to the backfill.
+	Fingerprint        string
+	FingerprintVersion int
 }
 
 func dateText(t time.Time) (string, any) {
@@ -121,9 +125,13 @@ func dateText(t time.Time) (string, any) {
 // InsertMessage adds a unique message and returns its row id.
 func (t *Tx) InsertMessage(ctx context.Context, m *Message) (int64, error) {
 	ds, du := dateText(m.Date)
+	var fp, fpv any // NULL: not computed
+	if m.FingerprintVersion > 0 {
+		fp, fpv = m.Fingerprint, m.FingerprintVersion
+	}
 	res, err := t.exec(ctx, `INSERT INTO messages(sha256, size, stored_size, parse_error, subject, from_addr,
-		date, date_unix, message_id, has_attachments, stored_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-		m.SHA256[:], m.Size, m.StoredSize, m.ParseError, m.Subject, m.From, ds, du, m.MessageID, m.HasAttachments, now())
+		date, date_unix, message_id, has_attachments, stored_at, fingerprint, fingerprint_v) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		m.SHA256[:], m.Size, m.StoredSize, m.ParseError, m.Subject, m.From, ds, du, m.MessageID, m.HasAttachments, now(), fp, fpv)
 	if err != nil {
 		return 0, fmt.Errorf("insert message %x: %w", m.SHA256, err)
 	}
