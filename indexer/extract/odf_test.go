@@ -66,3 +66,12 @@ func FuzzODF(f *testing.F) {
 		docFuzzCheck(t, "f."+ext, data)
 	})
 }
+
+// FuzzODFPart mutates content.xml and styles.xml inside a valid package.
+func FuzzODFPart(f *testing.F) {
+	f.Add(`<office:document-content `+docODFNS+`><office:body><office:text><text:h>T</text:h><text:p>a<text:s text:c="3"/>b<text:note><text:note-body><text:p>n</text:p></text:note-body></text:note></text:p><table:table><table:table-row><table:table-cell><text:p>x</text:p></table:table-cell></table:table-row></table:table></office:text></office:body></office:document-content>`,
+		`<office:document-styles `+docODFNS+`><office:master-styles><style:master-page><style:header><text:p>H</text:p></style:header></style:master-page></office:master-styles></office:document-styles>`)
+	f.Fuzz(func(t *testing.T, content, styles string) {
+		docFuzzCheck(t, "f.odt", docODF(t, "application/vnd.oasis.opendocument.text", content, "styles.xml", styles))
+	})
+}

@@ -132,3 +132,21 @@ func FuzzOOXML(f *testing.F) {
 		docFuzzCheck(t, "f."+ext, data)
 	})
 }
+
+// FuzzOOXMLPart mutates the XML of a valid package's parts (a mutated zip
+// mostly fails its CRC before any XML is read): the document of a DOCX, a
+// sheet and the shared strings of an XLSX.
+func FuzzOOXMLPart(f *testing.F) {
+	f.Add(`<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>one</w:t><w:tab/></w:r></w:p><w:tbl><w:tr><w:tc><w:p><w:t>c</w:t></w:p></w:tc></w:tr></w:tbl></w:body></w:document>`,
+		`<sst><si><t>s0</t></si><si><r><t>a</t></r><rPh><t>p</t></rPh></si></sst>`,
+		`<worksheet><sheetData><row><c t="s"><v>1</v></c><c t="inlineStr"><is><t>i</t></is></c><c><f>1+1</f><v>2</v></c></row></sheetData></worksheet>`)
+	f.Fuzz(func(t *testing.T, doc, sst, sheet string) {
+		docFuzzCheck(t, "f.docx", docDOCX(t, doc))
+		xlsx := docZip(t, "[Content_Types].xml", docContentTypes,
+			"_rels/.rels", `<Relationships><Relationship Id="r" Type="x/officeDocument" Target="xl/workbook.xml"/></Relationships>`,
+			"xl/workbook.xml", `<workbook xmlns:r="r"><sheets><sheet name="S" sheetId="1" r:id="s1"/></sheets></workbook>`,
+			"xl/_rels/workbook.xml.rels", `<Relationships><Relationship Id="s1" Type="x/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="ss" Type="x/sharedStrings" Target="sharedStrings.xml"/></Relationships>`,
+			"xl/sharedStrings.xml", sst, "xl/worksheets/sheet1.xml", sheet)
+		docFuzzCheck(t, "f.xlsx", xlsx)
+	})
+}

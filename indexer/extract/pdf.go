@@ -78,15 +78,18 @@ func extractPDF(j *Job, data []byte) error {
 		if err := j.Alive(); err != nil {
 			return err
 		}
+		// A page that fails keeps the text before the failure: the
+		// interpreter's stops (deadline, text limit) end the document, a
+		// malformed page only itself.
 		text, err := pdfPageText(j, p)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("pdf page %d: %v", i+1, err)
-			}
-			continue
+		if terr := j.Text(text); terr != nil {
+			return terr
 		}
-		if err := j.Text(text); err != nil {
+		if errors.Is(err, ErrTimeout) || errors.Is(err, ErrText) {
 			return err
+		}
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("pdf page %d: %w", i+1, err)
 		}
 	}
 	return firstErr
@@ -147,13 +150,17 @@ func pdfPages(j *Job, r *pdf.Reader) (pages []pdf.Page, err error) {
 // left (a column, a table cell). Ligature glyphs become their letters, as
 // pdftotext writes them.
 func pdfPageText(j *Job, p pdf.Page) (text string, err error) {
+	var l *pdfLayout
 	defer func() {
 		if x := recover(); x != nil {
+			if l != nil {
+				text = l.b.String()
+			}
 			if e, ok := x.(pdfStop); ok {
-				text, err = "", e.err
+				err = e.err
 				return
 			}
-			text, err = "", fmt.Errorf("%v", x)
+			err = fmt.Errorf("%v", x)
 		}
 	}()
 	// A Parent cycle without Resources would make the library's inherited
@@ -168,7 +175,7 @@ func pdfPageText(j *Job, p pdf.Page) (text string, err error) {
 	if p.V.Key("Contents").IsNull() {
 		return "", nil
 	}
-	l := pdfLayout{fonts: map[string]*pdfFont{}, page: p, th: 1, tm: pdfIdent, tlm: pdfIdent, ctm: pdfIdent}
+	l = &pdfLayout{fonts: map[string]*pdfFont{}, page: p, th: 1, tm: pdfIdent, tlm: pdfIdent, ctm: pdfIdent}
 	ops := 0
 	var args []pdf.Value
 	pdf.Interpret(p.V.Key("Contents"), func(stk *pdf.Stack, op string) {

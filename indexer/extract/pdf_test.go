@@ -140,3 +140,27 @@ func FuzzPDF(f *testing.F) {
 		docFuzzCheck(t, "f.pdf", data)
 	})
 }
+
+// TestPDFStopsItself: a page of two million operators with a 100 ms
+// deadline ends as a timeout soon after it, stopped by the interpreter's
+// own check (not abandoned by Extract: Abandoned is back to zero at once);
+// and a long text stops at the text limit, truncated.
+func TestPDFStopsItself(t *testing.T) {
+	ops := "BT /F1 12 Tf 72 700 Td " + strings.Repeat("(x) Tj ", 2_000_000) + "ET"
+	data := docPDF(docPDFPage(ops, true), "")
+	begin := time.Now()
+	r := Extract(t.Context(), "long.pdf", "", data, &Limits{Timeout: 100 * time.Millisecond})
+	if r.Reason != ReasonTimeout {
+		t.Fatalf("%s %s (%s)", r.Status, r.Reason, r.Detail)
+	}
+	for time.Since(begin) < 2*time.Second && Abandoned() != 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := Abandoned(); n != 0 {
+		t.Fatalf("%d extractions still running 2 s after the deadline: the PDF extractor did not stop", n)
+	}
+	r = docExtract(t, "long.pdf", data, &Limits{MaxText: 10000, Timeout: 30 * time.Second})
+	if r.Status != Truncated || r.Reason != ReasonText || len(r.Text) > 10000 || len(r.Text) < 5000 {
+		t.Fatalf("text limit: %s %s, %d bytes", r.Status, r.Reason, len(r.Text))
+	}
+}
