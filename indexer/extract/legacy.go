@@ -544,8 +544,8 @@ func xlsNum(v float64) string {
 }
 
 // xlsSharedStrings reads the SST record and its CONTINUE records. The
-// strings held are bounded by the record data (the stream), their count by
-// what the data can hold, not by the count the record claims.
+// strings held are bounded by docMaxTable, their count by what the data can
+// hold, not by the count the record claims.
 func xlsSharedStrings(j *Job, r xlsRecord) ([]string, error) {
 	if len(r.data) < 8 {
 		return nil, errors.New("xls: SST truncated")
@@ -553,6 +553,7 @@ func xlsSharedStrings(j *Job, r xlsRecord) ([]string, error) {
 	unique := int(binary.LittleEndian.Uint32(r.data[4:]))
 	c := &xlsCursor{segs: append([][]byte{r.data[8:]}, r.cont...)}
 	out := make([]string, 0, min(unique, len(r.data)/3+1024))
+	held, bound := 0, docMaxTable(j)
 	for i := 0; i < unique; i++ {
 		if i%4096 == 0 {
 			if err := j.Alive(); err != nil {
@@ -562,6 +563,10 @@ func xlsSharedStrings(j *Job, r xlsRecord) ([]string, error) {
 		s, err := c.str(-1, false)
 		if err != nil {
 			return out, nil // a short table: the strings read so far
+		}
+		if held += len(s); held > bound {
+			j.limit(ReasonText) // see ooxmlSharedStrings
+			return out, nil
 		}
 		out = append(out, s)
 	}

@@ -196,12 +196,16 @@ func extractXLSX(j *Job, data []byte) error {
 }
 
 // ooxmlSharedStrings reads xl/sharedStrings.xml: one string per si, its runs
-// concatenated, phonetic guides (rPh) left out. Its size is bounded by the
-// expansion budget it is read through.
+// concatenated, phonetic guides (rPh) left out. The strings kept are
+// bounded by docMaxTable: the table is held while the sheets are read, and
+// no more of it can reach the text than MaxText; past the bound, strings
+// are dropped (cells that refer to them are empty) and the result says
+// text-limit.
 func ooxmlSharedStrings(p *docPackage, member string) ([]string, error) {
 	var out []string
 	var cur []byte
 	inT := false
+	held, bound := 0, docMaxTable(p.j)
 	err := docXML{
 		start: func(e xml.StartElement) bool {
 			switch e.Name.Local {
@@ -219,11 +223,15 @@ func ooxmlSharedStrings(p *docPackage, member string) ([]string, error) {
 			case "t":
 				inT = false
 			case "si":
+				if held += len(cur); held > bound {
+					p.j.limit(ReasonText)
+					return
+				}
 				out = append(out, string(cur))
 			}
 		},
 		text: func(s []byte) error {
-			if inT {
+			if inT && len(cur) <= bound {
 				cur = append(cur, s...)
 			}
 			return nil
@@ -231,6 +239,10 @@ func ooxmlSharedStrings(p *docPackage, member string) ([]string, error) {
 	}.walk(p, member)
 	return out, err
 }
+
+// docMaxTable bounds a string table held in memory (XLSX, XLS shared
+// strings): four times the text limit, at least 1 MiB.
+func docMaxTable(j *Job) int { return max(4*j.lim.MaxText, 1<<20) }
 
 // ooxmlSheet writes a worksheet's rows: each cell's value (a shared string
 // looked up, an inline string, or the stored value) tab-separated.

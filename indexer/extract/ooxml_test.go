@@ -150,3 +150,24 @@ func FuzzOOXMLPart(f *testing.F) {
 		docFuzzCheck(t, "f.xlsx", xlsx)
 	})
 }
+
+// TestXLSXSharedStringsBounded: a table of shared strings larger than four
+// times the text limit is not held whole; the result says text-limit.
+func TestXLSXSharedStringsBounded(t *testing.T) {
+	var sst strings.Builder
+	sst.WriteString("<sst>")
+	for i := 0; i < 2000; i++ {
+		sst.WriteString("<si><t>" + strings.Repeat("s", 1000) + "</t></si>")
+	}
+	sst.WriteString("</sst>")
+	xlsx := docZip(t, "[Content_Types].xml", docContentTypes,
+		"_rels/.rels", `<Relationships><Relationship Id="r" Type="x/officeDocument" Target="xl/workbook.xml"/></Relationships>`,
+		"xl/workbook.xml", `<workbook xmlns:r="r"><sheets><sheet name="S" sheetId="1" r:id="s1"/></sheets></workbook>`,
+		"xl/_rels/workbook.xml.rels", `<Relationships><Relationship Id="s1" Type="x/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="ss" Type="x/sharedStrings" Target="sharedStrings.xml"/></Relationships>`,
+		"xl/sharedStrings.xml", sst.String(),
+		"xl/worksheets/sheet1.xml", `<worksheet><sheetData><row><c t="s"><v>0</v></c><c t="s"><v>1999</v></c></row></sheetData></worksheet>`)
+	r := docExtract(t, "big.xlsx", xlsx, &Limits{MaxText: 100 << 10}) // table bound: 1 MiB
+	if r.Status != Truncated || r.Reason != ReasonText || !strings.Contains(r.Text, strings.Repeat("s", 1000)) {
+		t.Fatalf("%s %s, %d bytes", r.Status, r.Reason, len(r.Text))
+	}
+}
