@@ -25,7 +25,16 @@ type Item struct {
 	Flags        []string
 	InternalDate time.Time
 	Raw          []byte
+	// Envelope, when set, is the SMTP envelope of a journaled copy
+	// (package journal): recorded with the occurrence in the same catalog
+	// transaction, and its recipients indexed (rcpt:, and bcc: for those
+	// no header names).
+	Envelope *Envelope
 }
+
+// Envelope is the SMTP envelope of a journaled message (the catalog's
+// envelopes table).
+type Envelope = catalog.Envelope
 
 // Outcome says what Ingest did with an item.
 type Outcome int
@@ -193,6 +202,7 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 				Flags: it.Flags, InternalDate: it.InternalDate, Size: int64(len(it.Raw)),
 			},
 			Checkpoint: it.UIDValidity == mbs[i].UIDValidity,
+			Envelope:   it.Envelope,
 		}
 	}
 	recs, err := a.cat.RecordIngest(ctx, arrivals)
@@ -249,7 +259,11 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	}
 	for i, r := range results {
 		if ps, fresh := places[ids[i]]; fresh && r.Outcome != Present {
-			places[ids[i]] = append(ps, catalog.Place{Account: items[i].Account, Mailbox: items[i].Mailbox, Flags: items[i].Flags})
+			pl := catalog.Place{Account: items[i].Account, Mailbox: items[i].Mailbox, Flags: items[i].Flags}
+			if e := items[i].Envelope; e != nil {
+				pl.Recipients = e.Recipients
+			}
+			places[ids[i]] = append(ps, pl)
 		}
 	}
 	for id, i := range touched {
@@ -363,6 +377,15 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 	}
 	doc[query.IndexAccount] = keys(accounts)
 	doc[query.IndexMailbox] = keys(mailboxes)
+	if rcpt, hidden := envelopeRecipients(m, places); len(rcpt) > 0 {
+		doc[query.IndexRcpt] = rcpt
+		if len(hidden) > 0 {
+			doc[query.IndexBcc] = append(doc[query.IndexBcc].([]string), hidden...)
+		}
+		for _, r := range rcpt {
+			n += len(r)
+		}
+	}
 	if fl := flagTerms(places); len(fl) > 0 {
 		doc[query.IndexFlag] = fl
 	}
@@ -379,6 +402,33 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 		doc[fieldRefs] = refs
 	}
 	return doc, n
+}
+
+// envelopeRecipients returns the envelope recipients of the message's
+// journaled places (query.IndexRcpt), each once, and those of them that no
+// To, Cc or Bcc header names: the blind copies, which bcc: finds too.
+func envelopeRecipients(m *mime.Message, places []catalog.Place) (all, hidden []string) {
+	shown := map[string]bool{}
+	for _, list := range [][]mime.Address{m.To, m.Cc, m.Bcc} {
+		for _, a := range list {
+			shown[strings.ToLower(a.Addr)] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range places {
+		for _, r := range p.Recipients {
+			k := strings.ToLower(r)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			all = append(all, r)
+			if !shown[k] {
+				hidden = append(hidden, r)
+			}
+		}
+	}
+	return all, hidden
 }
 
 func keys(m map[string]bool) []string {

@@ -48,7 +48,9 @@ func placeKey(account, mailbox string) string { return query.PlaceKey(account, m
 // message (fieldSortTime, fieldSortSize, fieldDayKey) instead of the
 // numeric fields' (sortfields.go says why); the numeric fields keep their
 // terms for range queries, without doc values.
-const mappingVersion = "8"
+// 9: rcpt (envelope recipients of journaled copies, rcpt:), and bcc
+// holding the blind envelope recipients too (issue 16).
+const mappingVersion = "9"
 
 // fieldSender is the first From: address, lower-cased (keyword, doc values:
 // the sender facet). fieldRefs holds the Message-IDs a message refers to
@@ -123,6 +125,7 @@ func newMapping() (mapping.IndexMapping, error) {
 	doc.AddFieldMappingsAt(fieldSender, sender)
 	doc.AddFieldMappingsAt(fieldRefs, kw())
 	doc.AddFieldMappingsAt(query.IndexList, text()) // list: (List-Id)
+	doc.AddFieldMappingsAt(query.IndexRcpt, text()) // rcpt: (envelope recipients)
 	doc.AddFieldMappingsAt(query.IndexFlag, kw())   // is: (flags per place)
 	// No "_all" composite field: queries name their fields, and building it
 	// cost a tenth of all allocations during import.

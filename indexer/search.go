@@ -157,6 +157,9 @@ type Occurrence struct {
 	URL          string    `json:"url"`
 	Imported     bool      `json:"imported,omitempty"`
 	FirstSeen    time.Time `json:"-"`
+	// Envelope is the SMTP envelope of a journaled copy (nil otherwise):
+	// shown with the occurrence, so only to who may see the occurrence.
+	Envelope *Envelope `json:"envelope,omitempty"`
 }
 
 // Hit is one message matching a search, with its occurrences in scope.
@@ -463,6 +466,7 @@ func occurrence(o catalog.LocatedOccurrence) Occurrence {
 		Flags: o.Flags, InternalDate: o.InternalDate, Expunged: o.ExpungedAt,
 		URL:      MessageURL(o.AccountURL, o.Account, o.Mailbox, o.UIDValidity, o.UID),
 		Imported: o.Source == catalog.SourceImport,
+		Envelope: o.Envelope,
 	}
 }
 

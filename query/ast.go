@@ -53,6 +53,7 @@ const (
 	FieldAttachment              // attachment file names and extracted attachment text
 	FieldFilename                // attachment file names only
 	FieldList                    // List-Id: header (list:)
+	FieldRcpt                    // any recipient: To, Cc, Bcc headers and envelope RCPT TO (rcpt:)
 )
 
 var fieldKeys = [...]string{
@@ -66,6 +67,7 @@ var fieldKeys = [...]string{
 	FieldAttachment: "attachment",
 	FieldFilename:   "filename",
 	FieldList:       "list",
+	FieldRcpt:       "rcpt",
 }
 
 // String returns the human-syntax key of f ("from", ...); FieldText is "text".

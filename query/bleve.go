@@ -212,6 +212,10 @@ func fields(f Field) ([]string, error) {
 		return []string{IndexAttachment}, nil
 	case FieldList:
 		return []string{IndexList}, nil
+	case FieldRcpt:
+		// Every recipient: the headers, and the envelope of journaled
+		// copies (IndexRcpt; its blind recipients are in IndexBcc too).
+		return []string{IndexTo, IndexCc, IndexBcc, IndexRcpt}, nil
 	}
 	return nil, fmt.Errorf("translate: unknown field %d", int(f))
 }

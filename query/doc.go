@@ -28,6 +28,9 @@
 //	"to be or not to be" a phrase: these words adjacent and in order
 //	inv*                 a prefix: a word starting with "inv"
 //	from:alice@example.org   to:  cc:  bcc:  subject:  body:
+//	rcpt:bob@example.org any recipient: to, cc, bcc and the envelope
+//	                     (RCPT TO) of journaled copies; bcc: finds the
+//	                     envelope recipients no header names, too
 //	attachment:report    filename:q3.pdf
 //	                     each takes a word, a prefix (word*) or a "phrase"
 //	before:2024-03-01    sent before that day (strictly)

@@ -9,7 +9,7 @@ import (
 )
 
 // knownKeys lists the keys of the human syntax, for error messages.
-const knownKeys = "from, to, cc, bcc, subject, body, attachment, filename, list, " +
+const knownKeys = "from, to, cc, bcc, rcpt, subject, body, attachment, filename, list, " +
 	"before, after, on, newer_than, older_than, larger, smaller, has, is, account, mailbox, in"
 
 // humanFlags are the values of is:, each a flag that some occurrence in
@@ -41,6 +41,7 @@ var textKeys = map[string]Field{
 	"attachment": FieldAttachment,
 	"filename":   FieldFilename,
 	"list":       FieldList,
+	"rcpt":       FieldRcpt,
 }
 
 var dateOps = map[string]DateOp{"before": DateBefore, "on": DateOn, "after": DateSince}

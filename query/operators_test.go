@@ -92,7 +92,7 @@ func TestParseHumanOperatorErrors(t *testing.T) {
 		{"list:", `list: needs a value`},
 		{"list:--", `"--" has no letters or digits to search for`},
 		{"has:pdf", `unknown has: value "pdf" (known: attachment)`},
-		{"newer:7d", `unknown key "newer" (known: from, to, cc, bcc, subject, body, attachment, filename, list, before, after, on, newer_than, older_than, larger, smaller, has, is, account, mailbox, in;`},
+		{"newer:7d", `unknown key "newer" (known: from, to, cc, bcc, rcpt, subject, body, attachment, filename, list, before, after, on, newer_than, older_than, larger, smaller, has, is, account, mailbox, in;`},
 	}
 	for _, tt := range tests {
 		_, err := ParseHuman(tt.in)

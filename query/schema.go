@@ -19,6 +19,14 @@ const (
 	IndexCc   = "cc"
 	IndexBcc  = "bcc"
 
+	// IndexRcpt holds the envelope recipients (RCPT TO, decoded) of the
+	// message's journaled occurrences, one value per address, analysed like
+	// the address fields. The indexer also adds to IndexBcc those of them
+	// that no To, Cc or Bcc header names (the blind copies). rcpt: searches
+	// IndexRcpt, IndexTo, IndexCc and IndexBcc: every recipient, by header
+	// or by envelope.
+	IndexRcpt = "rcpt"
+
 	// IndexSubject is the decoded Subject header; IndexBody is all decoded
 	// body text of the message. Both use TextAnalyzer and term vectors.
 	IndexSubject = "subject"

@@ -34,7 +34,8 @@ func (s *Sink) Checkpoint(ctx context.Context, account, accountURL, mailbox stri
 func (s *Sink) Store(ctx context.Context, msgs []harvest.Message) error {
 	items := make([]indexer.Item, len(msgs))
 	for i, m := range msgs {
-		items[i] = indexer.Item(m)
+		items[i] = indexer.Item{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
+			Flags: m.Flags, InternalDate: m.InternalDate, Raw: m.Raw}
 	}
 	begin := time.Now()
 	_, err := s.a.Ingest(ctx, items)

@@ -212,6 +212,11 @@ type Arrival struct {
 	// Checkpoint advances the mailbox's uidnext past the UID (an arrival in
 	// the mailbox's current epoch).
 	Checkpoint bool
+	// Envelope, when set, is the SMTP envelope of a journaled copy
+	// (envelopes.go), recorded with the occurrence. A copy whose bytes and
+	// envelope the mailbox holds already is a retried delivery: recorded
+	// as present.
+	Envelope *Envelope
 }
 
 // Recorded is what RecordIngest did with one arrival.
@@ -267,6 +272,16 @@ func (c *Catalog) RecordIngest(ctx context.Context, arrivals []Arrival) ([]Recor
 			}
 			touched[id] = true // inserted at gen 1
 		} else {
+			if ar.Envelope != nil {
+				again, err := tx.retried(ctx, o.MailboxID, id, ar.Envelope.Digest())
+				if err != nil {
+					return nil, err
+				}
+				if again {
+					*rec = Recorded{Outcome: RecordedPresent}
+					continue
+				}
+			}
 			rec.Outcome = RecordedLinked
 			if rec.NewPlace, err = tx.InNewPlace(ctx, id, o.MailboxID); err != nil {
 				return nil, err
@@ -276,6 +291,14 @@ func (c *Catalog) RecordIngest(ctx context.Context, arrivals []Arrival) ([]Recor
 		o.MessageID = id
 		if _, err := tx.InsertOccurrence(ctx, &o); err != nil {
 			return nil, err
+		}
+		if ar.Envelope != nil {
+			if err := tx.insertEnvelope(ctx, &o, ar.Envelope); err != nil {
+				return nil, err
+			}
+			// Envelope recipients are indexed (rcpt:, bcc:): a new
+			// envelope in a known place changes the document too.
+			rec.NewPlace = true
 		}
 		if rec.NewPlace && !touched[id] {
 			if err := tx.Touch(ctx, id); err != nil {

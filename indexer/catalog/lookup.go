@@ -3,6 +3,8 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -46,6 +48,9 @@ func (c *Catalog) MaxUID(ctx context.Context, mailboxID int64, uidvalidity uint3
 type Place struct {
 	Account, Mailbox string
 	Flags            []string
+	// Recipients are the envelope recipients of the journaled occurrences
+	// there (envelopes.go), each once; nil for harvested and imported mail.
+	Recipients []string
 }
 
 // Places returns the distinct (account, mailbox) pairs holding occurrences
@@ -76,7 +81,17 @@ func (c *Catalog) Places(ctx context.Context, messageID int64) ([]Place, error) 
 			}
 		}
 	}
-	return ps, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rcpts, err := c.envelopeRecipients(ctx, messageID)
+	if err != nil {
+		return nil, fmt.Errorf("envelopes: %w", err)
+	}
+	for i := range ps {
+		ps[i].Recipients = rcpts[[2]string{ps[i].Account, ps[i].Mailbox}]
+	}
+	return ps, nil
 }
 
 // Located is a message with every one of its occurrences, for listing hits.
@@ -98,6 +113,9 @@ type LocatedOccurrence struct {
 	Size         int64
 	FirstSeen    string
 	ExpungedAt   string
+	// Envelope is the SMTP envelope of a journaled occurrence
+	// (envelopes.go); nil for every other.
+	Envelope *Envelope
 }
 
 // Locate returns the messages with the given sha256 keys and their
@@ -146,8 +164,10 @@ func (c *Catalog) Locate(ctx context.Context, keys [][32]byte) (map[[32]byte]*Lo
 		chunk := ids[start:min(start+500, len(ids))]
 		in := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
 		rows, err := c.db.QueryContext(ctx, `SELECT o.message_id, a.name, a.url, m.name, m.source, o.uidvalidity, o.uid,
-			o.flags, o.internal_date, o.size, o.first_seen, o.expunged_at
+			o.flags, o.internal_date, o.size, o.first_seen, o.expunged_at,
+			e.mail_from, e.rcpt_to, e.recipients, e.client, e.helo, e.listener, e.auth_user, e.received_at
 			FROM occurrences o JOIN mailboxes m ON m.id = o.mailbox_id JOIN accounts a ON a.id = m.account_id
+			LEFT JOIN envelopes e ON e.mailbox_id = o.mailbox_id AND e.uidvalidity = o.uidvalidity AND e.uid = o.uid
 			WHERE o.message_id IN (`+in+`) ORDER BY a.name, m.name, o.uidvalidity, o.uid`, chunk...)
 		if err != nil {
 			return nil, err
@@ -156,12 +176,22 @@ func (c *Catalog) Locate(ctx context.Context, keys [][32]byte) (map[[32]byte]*Lo
 			var id int64
 			var o LocatedOccurrence
 			var flags string
+			var ev [8]sql.NullString
 			if err := rows.Scan(&id, &o.Account, &o.AccountURL, &o.Mailbox, &o.Source, &o.UIDValidity, &o.UID,
-				&flags, &o.InternalDate, &o.Size, &o.FirstSeen, &o.ExpungedAt); err != nil {
+				&flags, &o.InternalDate, &o.Size, &o.FirstSeen, &o.ExpungedAt,
+				&ev[0], &ev[1], &ev[2], &ev[3], &ev[4], &ev[5], &ev[6], &ev[7]); err != nil {
 				rows.Close()
 				return nil, err
 			}
 			o.Flags = strings.Fields(flags)
+			if ev[1].Valid {
+				e := &Envelope{MailFrom: ev[0].String, Client: ev[3].String, Helo: ev[4].String,
+					Listener: ev[5].String, AuthUser: ev[6].String}
+				json.Unmarshal([]byte(ev[1].String), &e.RcptTo)
+				json.Unmarshal([]byte(ev[2].String), &e.Recipients)
+				e.ReceivedAt, _ = time.Parse(time.RFC3339Nano, ev[7].String)
+				o.Envelope = e
+			}
 			byID[id].Occurrences = append(byID[id].Occurrences, o)
 		}
 		rows.Close()
