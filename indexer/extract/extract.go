@@ -287,9 +287,29 @@ func (j *Job) limit(reason string) {
 }
 
 // run detects data's format and runs its extractor, recovering a panic.
-func (j *Job) run(name, contentType string, data []byte) Result {
-	format := Detect(name, contentType, data)
-	return ocrFallback(j, format, data, j.runFormat(format, data))
+func (j *Job) run(name, contentType string, data []byte) (r Result) {
+	// Detect and the OCR fallback run outside runFormat's recover: a
+	// panic in either is a failed extraction too, never the process.
+	defer func() {
+		if p := recover(); p != nil {
+			r = Result{Format: r.Format, Text: j.text.String(), Status: Failed, Reason: ReasonPanic,
+				Detail: (&panicError{p, debug.Stack()}).Error()}
+		}
+	}()
+	r.Format = Detect(name, contentType, data)
+	r = ocrFallback(j, r.Format, data, j.runFormat(r.Format, data))
+	return r
+}
+
+// safeDetect is Detect for Extract's own goroutine: a panic in it (a bug
+// on a hostile header) names no format instead of ending the process.
+func safeDetect(name, contentType string, data []byte) (format string) {
+	defer func() {
+		if recover() != nil {
+			format = ""
+		}
+	}()
+	return Detect(name, contentType, data)
 }
 
 // runFormat runs format's extractor on data.
@@ -374,7 +394,7 @@ func Abandoned() int64 { return abandoned.Load() }
 // deadline (or when ctx ends).
 func Extract(ctx context.Context, name, contentType string, data []byte, lim *Limits) Result {
 	l := lim.withDefaults()
-	format := Detect(name, contentType, data)
+	format := safeDetect(name, contentType, data)
 	if formats[format] == nil {
 		return Result{Format: format, Status: Unsupported}
 	}
