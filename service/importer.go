@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,7 +26,18 @@ import (
 // seen so far. So running the same import again adds nothing, an import
 // killed at any point (or whose serve was killed) can simply be run again,
 // and mail added to the Maildir since is picked up with new UIDs. Nothing
-// deduplicates by Message-ID.
+// deduplicates by Message-ID. Loose .eml/.emlx directories follow the same
+// rule, walked in the order of their file names.
+//
+// A Gmail Takeout mbox is walked once; each message names the label
+// mailboxes it is in (mailfile.Message.Mailboxes) and becomes an occurrence
+// in each, every mailbox with its own UIDVALIDITY, UIDs and dedup counts:
+// the first occurrence stores the blob, the others link to it (invariant 4).
+//
+// A PST/OST file is converted by readpst (mailfile.ConvertPST) into a
+// private temporary directory (mode 0700, removed afterwards; it needs
+// about as much disk space as the PST), whose folder tree is then imported
+// as loose .eml mailboxes named after the PST's folders.
 
 // ImportRequest is one import.
 type ImportRequest struct {
@@ -36,6 +48,12 @@ type ImportRequest struct {
 	// Paths are read by the process that runs the import: absolute when
 	// handed to a daemon.
 	Paths []string `json:"paths"`
+	// Takeout reads every mbox as a Gmail Takeout mbox, also when
+	// detection (X-Gmail-Labels in the first message) does not see one.
+	Takeout bool `json:"takeout,omitempty"`
+	// PSTTimeoutSeconds bounds each readpst run; 0 is
+	// mailfile.DefaultPSTTimeout.
+	PSTTimeoutSeconds int `json:"pst_timeout_seconds,omitempty"`
 }
 
 // ImportSummary is what an import did.
@@ -97,7 +115,7 @@ func Import(ctx context.Context, a *indexer.Archive, req ImportRequest, progress
 	var boxes []mailfile.Mailbox
 	total := 0
 	for _, p := range req.Paths {
-		found, err := mailfile.Discover(p, req.Mailbox)
+		found, err := mailfile.DiscoverOptions(p, mailfile.Options{Mailbox: req.Mailbox, Takeout: req.Takeout})
 		if err != nil {
 			imp.note(err.Error())
 			imp.sum.FileErrors++
@@ -132,7 +150,13 @@ func Import(ctx context.Context, a *indexer.Archive, req ImportRequest, progress
 		}
 	}
 	for _, box := range boxes {
-		if err := imp.mailbox(ctx, box, advance); err != nil {
+		var err error
+		if box.Kind == mailfile.KindPST {
+			err = imp.pst(ctx, box, req, advance)
+		} else {
+			err = imp.mailbox(ctx, box, advance)
+		}
+		if err != nil {
 			var we *walkError
 			if !errors.As(err, &we) {
 				return imp.sum, err
@@ -170,27 +194,89 @@ func (imp *importer) note(s string) {
 	}
 }
 
-// mailbox imports one mailbox. Reading files runs in its own goroutine, one
-// batch ahead of Ingest, so disk reads overlap hashing and indexing.
-func (imp *importer) mailbox(ctx context.Context, box mailfile.Mailbox, advance func(int)) error {
-	a, sum := imp.a, imp.sum
-	mb, err := a.EnsureMailbox(ctx, imp.account, box.Name, catalog.SourceImport, uint32(time.Now().Unix()))
+// pst converts a PST/OST file with readpst into a private temporary
+// directory and imports the folder tree it wrote as loose mailboxes.
+func (imp *importer) pst(ctx context.Context, box mailfile.Mailbox, req ImportRequest, advance func(int)) error {
+	dir, err := os.MkdirTemp("", "mailvault-pst-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("import %s: %w", box.Path, err)
+	}
+	defer os.RemoveAll(dir)
+	res, err := mailfile.ConvertPST(ctx, box.Path, dir, time.Duration(req.PSTTimeoutSeconds)*time.Second)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &walkError{err}
+	}
+	if res.Skipped > 0 {
+		imp.note(fmt.Sprintf("%s: %d items that are not mail (contacts, calendar, notes) not imported", box.Path, res.Skipped))
+	}
+	found, err := mailfile.Discover(res.Root, req.Mailbox)
+	if errors.Is(err, mailfile.ErrNoMailbox) {
+		imp.note(fmt.Sprintf("%s: readpst found no mail in it", box.Path))
+		return nil
+	}
+	if err != nil {
+		return &walkError{fmt.Errorf("import %s: %w", box.Path, err)}
+	}
+	for _, sub := range found {
+		if err := imp.mailbox(ctx, sub, advance); err != nil {
+			var we *walkError
+			if !errors.As(err, &we) {
+				return err
+			}
+			imp.note(err.Error())
+			imp.sum.FileErrors++
+		}
+	}
+	return nil
+}
+
+// target is one mailbox an import writes to, with its dedup state.
+type target struct {
+	mb   catalog.Mailbox
+	have map[store.Key]int // copies of each content in the mailbox before the import
+	seen map[store.Key]int // copies met by this import
+	uid  uint32            // the next free UID
+}
+
+func (imp *importer) target(ctx context.Context, name string) (*target, error) {
+	mb, err := imp.a.EnsureMailbox(ctx, imp.account, name, catalog.SourceImport, uint32(time.Now().Unix()))
+	if err != nil {
+		return nil, err
 	}
 	if mb.Source != catalog.SourceImport {
-		return fmt.Errorf("mailbox %q of account %q is harvested from IMAP; import into another account or --mailbox", box.Name, imp.account)
+		return nil, fmt.Errorf("mailbox %q of account %q is harvested from IMAP; import into another account or --mailbox", name, imp.account)
 	}
-	have, uid, err := a.ImportState(ctx, mb)
+	have, uid, err := imp.a.ImportState(ctx, mb)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	return &target{mb: mb, have: have, seen: map[store.Key]int{}, uid: uid}, nil
+}
+
+// mailbox imports one mailbox (or, for a Takeout, the label mailboxes its
+// messages name). Reading files runs in its own goroutine, one batch ahead
+// of Ingest, so disk reads overlap hashing and indexing.
+func (imp *importer) mailbox(ctx context.Context, box mailfile.Mailbox, advance func(int)) error {
+	a, sum := imp.a, imp.sum
+	if box.Note != "" {
+		imp.note(box.Path + ": " + box.Note)
+	}
+	targets := map[string]*target{}
+	if box.Kind != mailfile.KindTakeout {
+		t, err := imp.target(ctx, box.Name)
+		if err != nil {
+			return err
+		}
+		targets[box.Name] = t
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan []indexer.Item, 1)
 	walkErr := make(chan error, 1)
-	seen := map[store.Key]int{}
 	present := 0
 	go func() {
 		defer close(batches)
@@ -210,20 +296,36 @@ func (imp *importer) mailbox(ctx context.Context, box mailfile.Mailbox, advance 
 		}
 		err := box.Walk(func(m mailfile.Message) error {
 			k := store.KeyOf(m.Raw)
-			seen[k]++
-			if seen[k] <= have[k] {
-				present++
-				return nil
+			names := m.Mailboxes
+			if box.Kind != mailfile.KindTakeout {
+				names = []string{box.Name}
 			}
-			if m.Note != "" {
-				imp.note(m.Source + ": " + m.Note)
+			noted := false
+			for _, name := range names {
+				t := targets[name]
+				if t == nil {
+					var err error
+					if t, err = imp.target(ctx, name); err != nil {
+						return err
+					}
+					targets[name] = t
+				}
+				t.seen[k]++
+				if t.seen[k] <= t.have[k] {
+					present++
+					continue
+				}
+				if m.Note != "" && !noted {
+					imp.note(m.Source + ": " + m.Note)
+					noted = true
+				}
+				batch = append(batch, indexer.Item{
+					Account: imp.account, Mailbox: t.mb.Name, UIDValidity: t.mb.UIDValidity, UID: t.uid,
+					Flags: m.Flags, InternalDate: m.InternalDate, Raw: m.Raw,
+				})
+				t.uid++
+				size += len(m.Raw)
 			}
-			batch = append(batch, indexer.Item{
-				Account: imp.account, Mailbox: mb.Name, UIDValidity: mb.UIDValidity, UID: uid,
-				Flags: m.Flags, InternalDate: m.InternalDate, Raw: m.Raw,
-			})
-			uid++
-			size += len(m.Raw)
 			if len(batch) >= importBatchMessages || size >= importBatchBytes {
 				if !send() {
 					return ctx.Err()

@@ -25,16 +25,38 @@ func helpAsked(args []string) bool {
 // helpText is the longer help for a command, printed after its flags by
 // `mailvault COMMAND --help`.
 var helpText = map[string]string{
-	"import": `PATH is a Maildir (cur/ new/ tmp/), a Maildir++ tree (each .Folder a mailbox,
-the root is INBOX), a directory of Maildirs, or an mbox file. Without --mailbox a
-Maildir is named INBOX and an mbox file after its base name.
+	"import": `PATH is any of, and a directory may hold several (each becomes its mailboxes):
+  - a Maildir (cur/ new/ tmp/), a Maildir++ tree (each .Folder a mailbox, the
+    root is INBOX), a directory of Maildirs;
+  - an mbox file (named after its base name), Thunderbird's and Apple Mail's
+    exported mbox trees;
+  - directories of loose .eml and .emlx (Apple Mail) files: each directory
+    holding them is a mailbox named by its path below PATH (PATH itself is
+    INBOX), an Apple Mail X.mbox directory one mailbox "X"; .emlx flags
+    (read, answered, flagged, deleted, draft, forwarded) and received dates
+    come from its plist; .partial.emlx files (attachments kept apart by Mail)
+    are imported without those attachments, noted once per mailbox;
+  - a Gmail Takeout mbox (detected by X-Gmail-Labels in its first message, or
+    forced with --takeout): each label is a mailbox holding the message (Inbox
+    is INBOX; Starred also sets \Flagged, Opened \Seen, Unread clears it;
+    "Category X" becomes the keyword $Category_X; a message without a mailbox
+    label goes to Archived), the message stored once;
+  - an Outlook .pst or .ost file, converted by readpst (Debian package
+    pst-utils, an optional external program; bounded by --pst-timeout) into a
+    private temporary directory (as much free space as the PST is needed)
+    and imported as .eml files, its folders as mailboxes; contacts and
+    calendar items are not mail and are left out (noted).
+With --mailbox a single mailbox is named NAME, and in a tree (or a Takeout's
+labels, or a PST's folders) NAME prefixes every mailbox.
 
 Imported mail gets stable occurrence keys like mail from a server: each mailbox
 gets a UIDVALIDITY when it is first imported (the Unix time then) and each new
-message the next UID, in file order. A message is recognised as already imported
-by its content (sha256) and copy count in that mailbox, so running the same
-import again adds nothing, and an import interrupted at any point can simply be
-run again.
+message the next UID, in file order (loose files: by file name). A message is
+recognised as already imported by its content (sha256) and copy count in that
+mailbox, so running the same import again adds nothing, a newer export adds
+only what is new, and an import interrupted at any point can simply be run
+again. (A Takeout message whose labels changed is new content: its labels are
+part of its bytes.)
 
 While serve runs on the data directory, the import runs inside it as a job
 (paths are made absolute first): this command shows the job's progress and

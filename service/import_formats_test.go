@@ -1,0 +1,212 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"mailvault/indexer"
+	"mailvault/indexer/mailfile/psttest"
+)
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fmtMsg(subject string) string {
+	return "From: a@example.org\nMessage-ID: <" + strings.ReplaceAll(subject, " ", ".") + "@x>\nSubject: " + subject + "\n\nbody of " + subject + "\n"
+}
+
+// occs lists the occurrences of account as "mailbox uid flags sha-prefix".
+func occs(t *testing.T, a *indexer.Archive, account string) []string {
+	t.Helper()
+	all, err := a.Occurrences(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range all {
+		if o.Account == account {
+			out = append(out, fmt.Sprintf("%s %d %v %s", o.Mailbox, o.UID, o.Flags, o.SHA256[:8]))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func runImport(t *testing.T, a *indexer.Archive, req ImportRequest) *ImportSummary {
+	t.Helper()
+	sum, err := Import(context.Background(), a, req, nil, nil)
+	if err != nil {
+		t.Fatalf("Import(%v) = %v (%+v)", req.Paths, err, sum)
+	}
+	return sum
+}
+
+// Loose .eml and .emlx trees: mailboxes by directory, UIDs in file-name
+// order, a re-run adds nothing, a new file gets the next UID.
+func TestImportLooseFiles(t *testing.T) {
+	a, _ := newArchive(t)
+	root := t.TempDir()
+	writeTestFile(t, filepath.Join(root, "1.eml"), fmtMsg("one"))
+	writeTestFile(t, filepath.Join(root, "2.eml"), fmtMsg("two"))
+	writeTestFile(t, filepath.Join(root, "Sent", "1.eml"), fmtMsg("one")) // same content elsewhere: linked
+	m := fmtMsg("apple")
+	writeTestFile(t, filepath.Join(root, "Work.mbox", "Messages", "7.emlx"),
+		fmt.Sprintf("%d\n%s<?xml version=\"1.0\"?>\n<plist><dict><key>flags</key><integer>17</integer></dict></plist>\n", len(m), m))
+	writeTestFile(t, filepath.Join(root, "Work.mbox", "Messages", "8.partial.emlx"), fmt.Sprintf("%d\n%s", len(fmtMsg("partial")), fmtMsg("partial")))
+	req := ImportRequest{Account: "alice", Paths: []string{root}}
+	sum := runImport(t, a, req)
+	if sum.Stored != 4 || sum.Linked != 1 || sum.FileErrors != 0 {
+		t.Fatalf("first import %+v", sum)
+	}
+	partialNotes := 0
+	for _, n := range sum.Notes {
+		if strings.Contains(n, ".partial.emlx") {
+			partialNotes++
+		}
+	}
+	if partialNotes != 1 {
+		t.Errorf("notes %q: want one note about the partial .emlx", sum.Notes)
+	}
+	first := occs(t, a, "alice")
+	var boxes []string
+	for _, o := range first {
+		boxes = append(boxes, strings.Join(strings.Fields(o)[:2], " "))
+	}
+	if want := []string{"INBOX 1", "INBOX 2", "Sent 1", "Work 1", "Work 2"}; !reflect.DeepEqual(boxes, want) {
+		t.Fatalf("occurrences %q, want %q", first, want)
+	}
+	if !strings.Contains(first[3], `[\Seen \Flagged]`) {
+		t.Errorf("emlx flags: %q", first[3])
+	}
+	if sum := runImport(t, a, req); sum.Imported() != 0 || sum.Present != 5 {
+		t.Errorf("second import %+v, want 5 present", sum)
+	}
+	writeTestFile(t, filepath.Join(root, "0.eml"), fmtMsg("zero")) // sorts first
+	if sum := runImport(t, a, req); sum.Stored != 1 || sum.Present != 5 {
+		t.Errorf("third import %+v", sum)
+	}
+	after := occs(t, a, "alice")
+	if len(after) != 6 {
+		t.Fatalf("after a new file: %q", after)
+	}
+	for _, o := range first {
+		if !contains(after, o) {
+			t.Errorf("occurrence %q changed after a new file came", o)
+		}
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, y := range s {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+const tkFrom = "From 1588112345678901234@xxx Wed Apr 01 10:00:00 +0000 2020\n"
+
+func tkMsg(labels, subject string) string {
+	return tkFrom + "X-GM-THRID: 1588112345678901234\nX-Gmail-Labels: " + labels + "\n" + fmtMsg(subject) + "\n"
+}
+
+// A Takeout mbox: one blob per message, an occurrence per label mailbox,
+// flags from the labels, re-runs and overlapping newer Takeouts.
+func TestImportTakeout(t *testing.T) {
+	a, _ := newArchive(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "All mail Including Spam and Trash.mbox")
+	takeout := tkMsg("Inbox,Important,Opened,Category Updates", "one") +
+		tkMsg(`Starred,Unread,"Clients, 2019",Work/Q1`, "two") +
+		tkMsg("Sent,Opened", "three")
+	writeTestFile(t, p, takeout)
+	req := ImportRequest{Account: "g", Paths: []string{p}}
+	sum := runImport(t, a, req)
+	if sum.Stored != 3 || sum.Linked != 3 {
+		t.Fatalf("import %+v: want 3 stored (one blob per message), 3 linked", sum)
+	}
+	got := occs(t, a, "g")
+	var want []string
+	for _, o := range got {
+		f := strings.Fields(o)
+		want = append(want, strings.Join(f[:len(f)-1], " "))
+	}
+	if exp := []string{
+		"Clients, 2019 1 [\\Flagged]",
+		"INBOX 1 [\\Seen $Category_Updates]",
+		"Important 1 [\\Seen $Category_Updates]",
+		"Sent 1 [\\Seen]",
+		"Starred 1 [\\Flagged]",
+		"Work/Q1 1 [\\Flagged]",
+	}; !reflect.DeepEqual(want, exp) {
+		t.Fatalf("occurrences\n%q\nwant\n%q", want, exp)
+	}
+	if sum := runImport(t, a, req); sum.Imported() != 0 || sum.Present != 6 {
+		t.Errorf("re-import %+v, want 6 present", sum)
+	}
+	// A newer Takeout of the same account: the old mail plus one new message.
+	newer := filepath.Join(dir, "newer.mbox")
+	writeTestFile(t, newer, takeout+tkMsg("Inbox,Unread", "four"))
+	if sum := runImport(t, a, ImportRequest{Account: "g", Paths: []string{newer}}); sum.Stored != 1 || sum.Linked != 0 || sum.Present != 6 {
+		t.Errorf("newer Takeout %+v, want 1 stored, 6 present", sum)
+	}
+	// --takeout forces it on an mbox whose first message has no labels.
+	plain := filepath.Join(dir, "plain.mbox")
+	writeTestFile(t, plain, tkFrom+fmtMsg("five")+"\n"+tkMsg("Inbox", "six"))
+	if sum := runImport(t, a, ImportRequest{Account: "h", Paths: []string{plain}, Takeout: true}); sum.Stored != 2 {
+		t.Errorf("forced Takeout %+v", sum)
+	}
+	if got := occs(t, a, "h"); len(got) != 2 || !strings.HasPrefix(got[0], "Archived 1") || !strings.HasPrefix(got[1], "INBOX 1") {
+		t.Errorf("forced Takeout occurrences %q", got)
+	}
+}
+
+// A real PST through readpst: its folders become mailboxes, every message
+// is imported, a re-import adds nothing; bad and unreadable PSTs are noted.
+func TestImportPST(t *testing.T) {
+	psttest.Readpst(t)
+	pst := psttest.File(t, "support.pst")
+	a, _ := newArchive(t)
+	req := ImportRequest{Account: "ht", Paths: []string{pst}}
+	sum := runImport(t, a, req)
+	if sum.Imported() != 17 || sum.FileErrors != 0 {
+		t.Fatalf("import %+v, want 17", sum)
+	}
+	boxes := map[string]int{}
+	for _, o := range occs(t, a, "ht") {
+		f := strings.Fields(o)
+		boxes[strings.Join(f[:len(f)-3], " ")]++
+	}
+	if !reflect.DeepEqual(boxes, map[string]int{"Drafts": 6, "Sent Messages": 11}) {
+		t.Errorf("mailboxes %v", boxes)
+	}
+	if sum := runImport(t, a, req); sum.Imported() != 0 || sum.Present != 17 {
+		t.Errorf("re-import %+v, want 17 present", sum)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.pst")
+	writeTestFile(t, bad, "!BDN"+strings.Repeat("\x00", 4096))
+	sum, err := Import(context.Background(), a, ImportRequest{Account: "ht", Paths: []string{bad}}, nil, nil)
+	if err != nil || sum.FileErrors != 1 || len(sum.Notes) != 1 || !strings.Contains(sum.Notes[0], "readpst rejected it") {
+		t.Errorf("bad PST: %+v, %v", sum, err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	sum, err = Import(context.Background(), a, ImportRequest{Account: "ht", Paths: []string{pst}}, nil, nil)
+	if err != nil || sum.FileErrors != 1 || len(sum.Notes) != 1 || !strings.Contains(sum.Notes[0], "apt-get install pst-utils") {
+		t.Errorf("no readpst: %+v, %v", sum, err)
+	}
+}
