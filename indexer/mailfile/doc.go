@@ -1,6 +1,7 @@
 // Package mailfile reads mail from local files for `mailvault import`: Maildir
-// folders, Maildir++ and directory trees of them, mbox files, and single
-// message files (.eml).
+// folders, Maildir++ and directory trees of them, mbox files, directories of
+// loose .eml and Apple Mail .emlx files, Gmail Takeout mbox files, single
+// message files, and Outlook PST/OST files through readpst.
 //
 // Invariants:
 //   - Byte-exact: Message.Raw is exactly the bytes of the message file (for
@@ -47,8 +48,19 @@
 //     Mail exports "X.mbox/mbox"): a regular file whose content starts with a
 //     "From " line, or any file named *.mbox. The name is the relative path
 //     with ".mbox" and the ".sbd"/".mbox" directory suffixes removed. Other
-//     regular files in a tree (loose .eml files, indexes, notes) are ignored:
-//     pass single message files explicitly.
+//     regular files in a tree (indexes, notes) are ignored.
+//   - Loose message files (loose.go): a directory directly holding .eml,
+//     .emlx or .partial.emlx files is a mailbox (KindLoose) named by its
+//     relative path (the given directory: "INBOX" or the override); an Apple
+//     Mail "X.mbox" directory without an mbox file is one mailbox "X" of all
+//     the .emlx below it, nested X.mbox directories excepted. An .eml that
+//     starts with a "From " line is one message, not an mbox.
+//   - A Gmail Takeout mbox (takeout.go): an mbox whose first message has an
+//     X-Gmail-Labels header, or every mbox with Options.Takeout, is
+//     KindTakeout; its Name is the override (a prefix), and each Message
+//     names the label mailboxes it belongs in.
+//   - A PST or OST file ("!BDN" magic), given directly: KindPST, which Walk
+//     refuses; ConvertPST turns it into a tree of .eml files (pst.go).
 //   - A single regular file given directly: an mbox if it starts with a "From "
 //     line (after optional blank lines), is named *.mbox, or is empty; its name
 //     is the file base name without ".mbox" (or the override). Otherwise, if its
