@@ -32,8 +32,12 @@ func newMetrics() *metrics {
 	}
 }
 
-// Collectors returns the server's metrics, for the caller's registry.
+// Collectors returns the server's metrics, for the caller's registry;
+// none for a nil Server (no journal configured).
 func (s *Server) Collectors() []prometheus.Collector {
+	if s == nil {
+		return nil
+	}
 	m := s.metrics
 	return []prometheus.Collector{m.accepted, m.bytes, m.batches, m.sessions, m.refused, m.ackSeconds}
 }

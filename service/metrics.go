@@ -164,8 +164,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // MetricsHandler serves the service's metrics with the process and Go
 // runtime collectors.
-func (s *Service) MetricsHandler() http.Handler {
+func (s *Service) MetricsHandler() http.Handler { return s.MetricsHandlerWith() }
+
+// MetricsHandlerWith is MetricsHandler with the collectors of other
+// components of the process (the journal listener's).
+func (s *Service) MetricsHandlerWith(extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

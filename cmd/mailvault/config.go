@@ -13,6 +13,7 @@ import (
 	"mailvault/harvest"
 	"mailvault/indexer"
 	"mailvault/indexer/extract"
+	"mailvault/journal"
 	"mailvault/service"
 )
 
@@ -45,9 +46,14 @@ type config struct {
 	// Attachments: text extraction from attachments (absent: on, with
 	// package extract's limits).
 	Attachments attachmentsConfig `yaml:"attachments"`
+	// Journal: the SMTP/LMTP journal listener (journalconf.go; absent:
+	// none).
+	Journal journalConfig `yaml:"journal"`
 
 	// retention is Retention checked and parsed by loadConfig.
 	retention *service.RetentionConfig
+	// journal is Journal checked by loadConfig (nil: no listener).
+	journal *journal.Options
 }
 
 // attachmentsConfig is the attachments: section. Every limit is per
@@ -271,6 +277,7 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 		})
 	}
 	cfg.retention = cfg.Retention.check(bad)
+	cfg.journal = cfg.Journal.check(bad)
 	if len(problems) > 0 {
 		return nil, nil, fmt.Errorf("config %s has %d problems:\n  %s", path, len(problems), strings.Join(problems, "\n  "))
 	}

@@ -113,7 +113,11 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	log.Info("ledger", "leaves", lg.Log.Size(), "signing", what)
 	svc := service.New(a, &service.Options{Accounts: accounts, Harvest: cfg.harvestOptions(service.ServeHarvestOptions(log, len(accounts))),
 		Users: users, Logger: log, ReadyLag: readyLag, Ledger: lg, Retention: cfg.retention})
-	metrics := svc.MetricsHandler()
+	jsrv, err := journalServer(cfg, service.NewJournalSink(a), log)
+	if err != nil {
+		return err
+	}
+	metrics := svc.MetricsHandlerWith(jsrv.Collectors()...)
 	var webLn, metricsLn net.Listener
 	loopback := false
 	if cfg.WebListen != "off" {
@@ -156,6 +160,12 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	service.LimitServeMemory()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(gctx) })
+	if jsrv != nil {
+		// The journal stops accepting at shutdown, lets DATA in flight be
+		// stored and acknowledged (journal.Options.ShutdownGrace), then
+		// returns; the archive closes after it (deferred above).
+		g.Go(func() error { return jsrv.Run(gctx) })
+	}
 	g.Go(func() error {
 		// The ledger follows the catalog every second; a last follow and
 		// checkpoint when serve stops.
