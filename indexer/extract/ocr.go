@@ -3,6 +3,7 @@ package extract
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,7 +35,9 @@ import (
 // budget. As a child it is bounded from outside, and its cost (a fork and
 // exec, ~100 ms to load the English model) is small against its work
 // (hundreds of milliseconds a page):
-//   - time: exec.CommandContext on the job's deadline, in a process group
+//   - time: exec.CommandContext on the job's deadline (less a fifth of
+//     Timeout, at most 1 s, so that a long scan cut by it keeps the text of
+//     the pages read: Truncated "timeout"), in a process group
 //     of its own killed as a whole (SIGKILL) when the deadline passes, and
 //     Pdeathsig so that it dies with mailvault;
 //   - CPU: OMP_THREAD_LIMIT=1 (tesseract's OpenMP would take every core),
@@ -114,6 +117,7 @@ var (
 	ocrSlots       = make(chan struct{}, ocrConcurrency)
 	ocrRunning     atomic.Int64 // children started and not yet reaped (tests)
 	ocrStarted     atomic.Int64 // children started (tests)
+	ocrPeakRSS     atomic.Int64 // the largest child's peak RSS, KiB (benchmarks)
 )
 
 var errOCRUnavailable = errors.New("ocr unavailable")
@@ -366,13 +370,22 @@ func runChild(j *Job, name, pkg string, stdin []byte, maxOut int, args ...string
 	if err != nil {
 		return nil, false, fmt.Errorf("%s not found in PATH (Debian: apt-get install %s): %w", name, pkg, errOCRUnavailable)
 	}
+	// The child's deadline is a little before the job's, so that a scan
+	// cut by it returns its first pages' text (Truncated "timeout") before
+	// Extract stops waiting and discards it.
+	ctx := j.ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-min(time.Second, j.lim.Timeout/5)))
+		defer cancel()
+	}
 	select {
 	case ocrSlots <- struct{}{}:
-	case <-j.ctx.Done():
+	case <-ctx.Done():
 		return nil, false, ErrTimeout
 	}
 	defer func() { <-ocrSlots }()
-	cmd := exec.CommandContext(j.ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = ocrEnv()
 	cmd.Dir = os.TempDir()
 	cmd.Stdin = bytes.NewReader(stdin)
@@ -389,8 +402,15 @@ func runChild(j *Job, name, pkg string, stdin []byte, maxOut int, args ...string
 	ocrRunning.Add(1)
 	err = cmd.Wait()
 	ocrRunning.Add(-1)
-	if j.ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return nil, false, ErrTimeout
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		for rss := ru.Maxrss; rss > ocrPeakRSS.Load(); {
+			if ocrPeakRSS.CompareAndSwap(ocrPeakRSS.Load(), rss) {
+				break
+			}
+		}
 	}
 	if err != nil {
 		msg := firstLine(stderr.b.String())

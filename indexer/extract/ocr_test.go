@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode"
@@ -246,6 +247,19 @@ func noticeFirstLine(t *testing.T) image.Image {
 	return img.(interface {
 		SubImage(image.Rectangle) image.Image
 	}).SubImage(image.Rect(0, 30, 1200, 110))
+}
+
+// A long scan cut by the deadline keeps the pages read before it:
+// Truncated "timeout", returned before Extract stops waiting.
+func TestOCRDeadlineKeepsPagesRead(t *testing.T) {
+	needOCRTools(t)
+	// 20 pages of four lines: ~0.3 s each on a quiet core, so 6 s in all.
+	many := imagePagesPDF(t, decodePNG(t, ocrFixture(t, "notice.png")), ocrMaxPages)
+	lim := Limits{OCR: true, Timeout: 4 * time.Second}
+	r := Extract(context.Background(), "many.pdf", "", many, &lim)
+	if n := strings.Count(r.Text, "Northwind"); r.Status != Truncated || r.Reason != ReasonTimeout || n < 1 || n >= ocrMaxPages {
+		t.Errorf("%d pages in %s: %s %q (%s), %d pages read; want truncated timeout with the first pages", ocrMaxPages, lim.Timeout, r.Status, r.Reason, r.Detail, n)
+	}
 }
 
 // A PDF with a text layer is not OCRed: the result is the extractor's,
@@ -605,7 +619,7 @@ func ocrChildren(t *testing.T, name string) []int {
 }
 
 // bigPage tiles notice.png into a page tesseract takes seconds over.
-func bigPage(t *testing.T) []byte {
+func bigPage(t testing.TB) []byte {
 	src := decodePNG(t, ocrFixture(t, "notice.png"))
 	b := src.Bounds()
 	dst := image.NewGray(image.Rect(0, 0, 3*b.Dx(), 12*b.Dy()))
@@ -722,4 +736,64 @@ func FuzzImageSize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkOCR: milliseconds a page and the child's peak RSS, mailvault's
+// OCR (Extract with OCR on) against the same tools run directly from the
+// command line (tesseract FILE stdout; pdftoppm | tesseract for a PDF
+// page), alternating in one run (-count repeats the pair). Results in
+// docs/benchmarks.md, "OCR".
+//
+//	go test ./indexer/extract/ -run '^$' -bench BenchmarkOCR -count 5 -benchtime 3x
+func BenchmarkOCR(b *testing.B) {
+	needOCRTools(b)
+	notice, _ := os.ReadFile(filepath.Join("testdata", "ocr", "notice.png"))
+	scan, _ := os.ReadFile(filepath.Join("testdata", "ocr", "scan.pdf"))
+	big := bigPage(b)
+	dir := b.TempDir()
+	for _, in := range []struct {
+		name  string
+		data  []byte
+		pages int
+	}{
+		{"notice.png", notice, 1}, // 1200 x 500, four lines
+		{"page.png", big, 1},      // 3600 x 6000 (21.6 Mpx), 48 lines
+		{"scan.pdf", scan, 2},     // two pages, rasterized at 200 dpi
+	} {
+		file := filepath.Join(dir, in.name)
+		if err := os.WriteFile(file, in.data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("mailvault/"+in.name, func(b *testing.B) {
+			ocrPeakRSS.Store(0)
+			lim := Limits{OCR: true, Timeout: time.Minute}
+			for b.Loop() {
+				if r := Extract(context.Background(), in.name, "", in.data, &lim); r.Status != OK {
+					b.Fatalf("%s %s %s", r.Status, r.Reason, r.Detail)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*in.pages), "ms/page")
+			b.ReportMetric(float64(ocrPeakRSS.Load())/1024, "child-MB")
+		})
+		b.Run("cli/"+in.name, func(b *testing.B) {
+			var peak int64
+			for b.Loop() {
+				var cmd *exec.Cmd
+				if in.pages == 1 {
+					cmd = exec.Command("tesseract", file, "stdout", "-l", "eng", "--psm", "3")
+				} else {
+					cmd = exec.Command("sh", "-c", `for p in $(seq 1 `+strconv.Itoa(in.pages)+`); do pdftoppm -r 200 -gray -png -f $p -l $p -singlefile "$1" | tesseract stdin stdout -l eng --psm 3; done`, "sh", file)
+				}
+				cmd.Env = ocrEnv()
+				if out, err := cmd.Output(); err != nil || len(out) == 0 {
+					b.Fatalf("%v %q", err, out)
+				}
+				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+					peak = max(peak, ru.Maxrss)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*in.pages), "ms/page")
+			b.ReportMetric(float64(peak)/1024, "child-MB")
+		})
+	}
 }
