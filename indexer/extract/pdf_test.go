@@ -83,12 +83,31 @@ func TestPDFHostile(t *testing.T) {
 	}
 	// A flate stream that inflates to 64 MiB of spaces (64 KiB compressed).
 	bomb := docStream(strings.Repeat(" ", 64<<20), true)
+	// An array of 3 million zeros as the page's /Kids (6 MB: ~70 MB of Go
+	// values in the library), and the same inside an object stream.
+	zeros := strings.Repeat("0 ", 3_000_000)
+	objStm := func(obj string) string {
+		var z bytes.Buffer
+		zw := zlib.NewWriter(&z)
+		fmt.Fprintf(zw, "6 0 %s", obj)
+		zw.Close()
+		return fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream", z.Len(), z.Bytes())
+	}
 	for _, tc := range []struct {
 		name   string
 		data   []byte
 		lim    Limits
 		reason string
 	}{
+		{"huge array", docPDF(replace(1, "<< /Type /Pages /Kids ["+zeros+"] /Count 1 >>"), ""), Limits{}, ReasonExpansion},
+		{"huge dict", docPDF(replace(4, "<< /Type /Font "+strings.Repeat("/K 1 ", 1_000_000)+">>"), ""), Limits{}, ReasonExpansion},
+		{"unclosed huge array", docPDF(replace(1, "<< /Type /Pages /Kids ["+zeros), ""), Limits{}, ReasonExpansion},
+		{"huge array in an object stream", docPDF(append(append([]string(nil), page...), objStm("["+zeros+"]")), ""), Limits{}, ReasonExpansion},
+		// Brackets inside strings and comments are not structure: four
+		// unclosed ones before a 5 MiB stream body would be a span over
+		// the limit if they were.
+		{"brackets in strings", docPDF(append([]string{"<< /Type /Catalog /Pages 2 0 R /Title (a [ b \\) [[[ c) /Hex <5b5b> >>\n% [ a comment ["},
+			replace(3, docStream("BT /F1 12 Tf 72 700 Td (text) Tj ET "+strings.Repeat("%", 5<<20), false))[1:]...), ""), Limits{}, "ok"},
 		{"kids cycle", docPDF(replace(1, "<< /Type /Pages /Kids [2 0 R 2 0 R] /Count 1 >>"), ""), Limits{}, ReasonCorrupt},
 		{"kids self", docPDF(replace(1, "<< /Type /Pages /Kids [2 0 R] /Count 1 >>"), ""), Limits{}, ReasonCorrupt},
 		{"parent cycle", docPDF(replace(2, "<< /Type /Page /Parent 3 0 R /Contents 4 0 R >>"), ""), Limits{}, ReasonCorrupt},
@@ -112,6 +131,12 @@ func TestPDFHostile(t *testing.T) {
 		if tc.reason == "" {
 			if r.Status == Unsupported {
 				t.Errorf("%s: unsupported", tc.name)
+			}
+			continue
+		}
+		if tc.reason == "ok" {
+			if r.Status != OK || r.Text != "text\n" {
+				t.Errorf("%s: %s %s (%s) %.40q", tc.name, r.Status, r.Reason, r.Detail, r.Text)
 			}
 			continue
 		}
