@@ -138,11 +138,15 @@ func ocrFallback(j *Job, format string, data []byte, r Result) Result {
 		return j.ocr(format, func() error { return ocrImage(j, data) })
 	case format == "pdf" && j.lim.OCR && pdfMayBeScan(r):
 		var pages int
+		cut := j.cut
 		res := j.ocr(format, func() (err error) {
 			pages, err = ocrPDF(j, data, letters(r.Text))
 			return err
 		})
 		if pages == 0 { // it has text for its pages: the extractor's result stands
+			j.text.Reset()
+			j.text.WriteString(r.Text)
+			j.cut = cut
 			return r
 		}
 		if res.Status == Failed && r.Text != "" {
@@ -270,11 +274,15 @@ func ocrPDF(j *Job, data []byte, found int) (int, error) {
 		return 1, fmt.Errorf("ocr: %v", err)
 	}
 	info, _, err := runChild(j, "pdfinfo", "poppler-utils", nil, 1<<20, "-f", "1", "-l", strconv.Itoa(ocrMaxPages), file)
-	if err != nil {
-		if errors.Is(err, errOCRUnavailable) && found >= ocrMinLetters {
-			return 0, nil // it has some text, and without pdfinfo its pages are not known
-		}
+	switch {
+	case errors.Is(err, errOCRUnavailable) && found >= ocrMinLetters:
+		return 0, nil // it has some text, and without pdfinfo its pages are not known
+	case errors.Is(err, errOCRUnavailable), errors.Is(err, ErrTimeout):
 		return 1, err
+	case err != nil:
+		// Poppler cannot read it either: nothing to rasterize, and the
+		// extractor's result (its own failure, or its little text) stands.
+		return 0, nil
 	}
 	pages, sizes := parsePdfinfo(info)
 	if pages == 0 {

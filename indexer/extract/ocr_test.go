@@ -277,6 +277,14 @@ func TestOCRLeavesTextPDFs(t *testing.T) {
 			t.Errorf("%s: OCR on changed the result: %s %s %d bytes -> %s %s %d bytes", name, off.Status, off.Reason, len(off.Text), on.Status, on.Reason, len(on.Text))
 		}
 	}
+	// Nor is one poppler cannot read either: the extractor's failure stands.
+	for _, data := range [][]byte{[]byte("%PDF-1.4\nnot a pdf after all\n"), ocrFixture(t, "scan.pdf")[:2000]} {
+		off := Extract(context.Background(), "bad.pdf", "", data, &Limits{})
+		on := Extract(context.Background(), "bad.pdf", "", data, &ocrOn)
+		if off.Status != Failed || fmt.Sprint(off) != fmt.Sprint(on) {
+			t.Errorf("%d-byte broken PDF: OCR off %s %s %q, on %s %s %q", len(data), off.Status, off.Reason, off.Detail, on.Status, on.Reason, on.Detail)
+		}
+	}
 }
 
 // OCR off (the default): images are Unsupported with their format named,
