@@ -45,13 +45,16 @@ import (
 // so a rebuilt index holds the attachments' text without extracting again.
 
 // wantsExtraction reports whether an attachment is for package extract:
-// one package mime gave no text, of a type that may hold text. Images,
-// audio and video carry none that extract reads.
-func wantsExtraction(at mime.Attachment) bool {
+// one package mime gave no text, of a type that may hold text. Audio and
+// video carry none that extract reads; images only with OCR on.
+func wantsExtraction(at mime.Attachment, ocr bool) bool {
 	if at.Text != "" || at.Size == 0 {
 		return false
 	}
 	ct := at.ContentType
+	if ocr && strings.HasPrefix(ct, "image/") {
+		return true
+	}
 	for _, p := range []string{"image/", "audio/", "video/", "font/", "model/"} {
 		if strings.HasPrefix(ct, p) {
 			return false
@@ -62,14 +65,17 @@ func wantsExtraction(at mime.Attachment) bool {
 }
 
 // needsExtraction reports whether any of m's attachments wants extraction.
-func needsExtraction(m *mime.Message) bool {
+func needsExtraction(m *mime.Message, ocr bool) bool {
 	for _, at := range m.Attachments {
-		if wantsExtraction(at) {
+		if wantsExtraction(at, ocr) {
 			return true
 		}
 	}
 	return false
 }
+
+// ocr reports whether images are extracted (OCR, off by default).
+func (a *Archive) ocr() bool { return a.opts.Extract != nil && a.opts.Extract.OCR }
 
 // textCodec compresses attachment text for the catalog. Text compresses
 // about 3–5×; the level is the fastest, since extraction, not this, is the
@@ -315,7 +321,7 @@ func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extra
 	defer cancel()
 	textLeft := messageTextLimits * xl.MaxText
 	for i, at := range m.Attachments {
-		if !wantsExtraction(at) {
+		if !wantsExtraction(at, xl.OCR) {
 			m.Attachments[i].Data = nil
 			continue
 		}
@@ -359,7 +365,7 @@ func cutDetail(s string) string {
 // fillAttachmentTexts puts the recorded text of message id's attachments
 // into m (parsed from its blob), for an index document or a page.
 func (a *Archive) fillAttachmentTexts(ctx context.Context, id int64, m *mime.Message) error {
-	if !needsExtraction(m) {
+	if !needsExtraction(m, a.ocr()) {
 		return nil
 	}
 	texts, err := a.cat.AttachmentTexts(ctx, id)

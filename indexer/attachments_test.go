@@ -240,3 +240,26 @@ func TestAttachmentTextBudgetPerMessage(t *testing.T) {
 		t.Fatalf("%d bytes of text for the message, over 4 x 1000", total)
 	}
 }
+
+// Images are queued for extraction only with OCR on.
+func TestImagesQueuedOnlyWithOCR(t *testing.T) {
+	ctx := context.Background()
+	png := "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x02\x00\x00\x00"
+	for _, ocr := range []bool{false, true} {
+		a, err := Open(t.TempDir(), &Options{Layout: testLayout, NoExtract: true, Extract: &extract.Limits{OCR: ocr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustMailbox(t, a, "alice", "INBOX")
+		ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1,
+			Raw: withAttachments("scan", "see the scan", [3]string{"scan.png", "image/png", png})})
+		c, err := a.ExtractCounts(ctx)
+		a.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 0, true: 1}[ocr]; c.Pending != want {
+			t.Errorf("OCR %v: %d messages queued, want %d", ocr, c.Pending, want)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	arrivals := make([]catalog.Arrival, len(items))
 	for i, it := range items {
 		arrivals[i] = catalog.Arrival{
-			Message: catalogMessage(preps[i], len(it.Raw)),
+			Message: catalogMessage(preps[i], len(it.Raw), a.ocr()),
 			Occurrence: catalog.Occurrence{
 				MailboxID: mbs[i].ID, UIDValidity: it.UIDValidity, UID: it.UID,
 				Flags: it.Flags, InternalDate: it.InternalDate, Size: int64(len(it.Raw)),
@@ -291,7 +291,7 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 		}
 	}
 	for i, r := range results {
-		if r.Outcome == Stored && needsExtraction(preps[i].msg) {
+		if r.Outcome == Stored && needsExtraction(preps[i].msg, a.ocr()) {
 			a.wakeExtractor()
 			break
 		}
@@ -299,7 +299,7 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 	return results, nil
 }
 
-func catalogMessage(p prepared, size int) *catalog.Message {
+func catalogMessage(p prepared, size int, ocr bool) *catalog.Message {
 	m := p.msg
 	from := ""
 	if len(m.From) > 0 {
@@ -308,7 +308,7 @@ func catalogMessage(p prepared, size int) *catalog.Message {
 	return &catalog.Message{
 		SHA256: p.key, Size: int64(size), StoredSize: p.stored, ParseError: m.ParseError(),
 		Subject: m.Subject, From: from, Date: m.Date, MessageID: m.MessageID,
-		HasAttachments: m.HasAttachments(), Extract: needsExtraction(m),
+		HasAttachments: m.HasAttachments(), Extract: needsExtraction(m, ocr),
 		Fingerprint: Fingerprint(m), FingerprintVersion: FingerprintVersion,
 	}
 }

@@ -67,6 +67,9 @@ type attachmentsConfig struct {
 	MaxExpandedBytes int64  `yaml:"max_expanded_bytes"` // default 256 MiB
 	MaxDepth         int    `yaml:"max_depth"`          // default 5
 	MaxMembers       int    `yaml:"max_members"`        // default 10000
+	// OCR reads images and scanned PDFs with Debian's tesseract (and
+	// pdftoppm), when installed; default false.
+	OCR bool `yaml:"ocr"`
 }
 
 // archiveOptions sets what the configuration says about the archive in o.
@@ -75,7 +78,7 @@ func (c *config) archiveOptions(o *indexer.Options) *indexer.Options {
 	o.NoExtract = at.Extract != nil && !*at.Extract
 	timeout, _ := time.ParseDuration(at.Timeout) // checked by loadConfig
 	o.Extract = &extract.Limits{Timeout: timeout, MaxInput: at.MaxInputBytes, MaxText: at.MaxTextBytes,
-		MaxExpanded: at.MaxExpandedBytes, MaxDepth: at.MaxDepth, MaxMembers: at.MaxMembers}
+		MaxExpanded: at.MaxExpandedBytes, MaxDepth: at.MaxDepth, MaxMembers: at.MaxMembers, OCR: at.OCR}
 	return o
 }
 
@@ -110,6 +113,10 @@ type accountConfig struct {
 	Idle               []string `yaml:"idle"`
 	PollInterval       string   `yaml:"poll_interval"`
 	MaxConnections     int      `yaml:"max_connections"`
+	// Addresses are the account's mail addresses (its username counts too
+	// when it is one): journal mail to or from them is the account's in the
+	// journal coverage report (mailvault journal coverage).
+	Addresses []string `yaml:"addresses"`
 }
 
 // loadConfig reads and validates the configuration in full: it reports every
