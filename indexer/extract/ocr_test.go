@@ -175,6 +175,7 @@ func TestOCRScannedPDF(t *testing.T) {
 	}
 	r := Extract(context.Background(), "scan.pdf", "application/pdf", data, &ocrOn)
 	rec, missing := ocrRecall(want, r.Text)
+	t.Logf("scan.pdf: %s %s, recall %.3f", r.Format, r.Status, rec)
 	if r.Format != "pdf" || r.Status != OK || rec < 0.90 {
 		t.Fatalf("OCR on: %s %s %q (%s), recall %.3f, missing %v; text %q", r.Format, r.Status, r.Reason, r.Detail, rec, missing, r.Text)
 	}
