@@ -34,6 +34,10 @@ type Message struct {
 	// index in the parse's list of attachments: the TEXT of those
 	// documents. nil when there is none.
 	AttachmentTexts map[int]string
+	// Provenance is which sources saw the message: "journal", "mailbox" or
+	// "both" (the journal and a mailbox copy linked by content), "" when
+	// unknown. The load files' PROVENANCE.
+	Provenance string
 }
 
 // Source hands out the messages of an export, in a stable order (the same

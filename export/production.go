@@ -47,6 +47,7 @@ const (
 	fNativePath
 	fTextPath
 	fParseError
+	fProvenance // last: the fields before it keep their places for load-file templates made before it
 	nFields
 )
 
@@ -56,6 +57,7 @@ var fieldNames = [nFields]string{
 	"DATESENT", "TIMESENT", "DATERECEIVED", "MESSAGEID", "INREPLYTO", "REFERENCES",
 	"FOLDERPATH", "IMAPURL", "FILENAME", "FILEEXT", "FILESIZE", "DOCTYPE",
 	"MD5HASH", "SHA256HASH", "NATIVEPATH", "TEXTPATH", "PARSEERROR",
+	"PROVENANCE",
 }
 
 // record is one document's load-file row.
@@ -171,6 +173,7 @@ func (w *writer) family(m Message, d *draft, occs []Occurrence) error {
 	for i := range fam.rows {
 		r := &fam.rows[i]
 		r[fBegAttach], r[fEndAttach] = beg, end
+		r[fProvenance] = m.Provenance // family-wide, like CUSTODIAN
 		var ids []string
 		for _, k := range fam.kids[i] {
 			ids = append(ids, fam.rows[k][fBegDoc])

@@ -228,8 +228,10 @@ func (a *Archive) JournalCoverage(ctx context.Context, in catalog.CoverageInput)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.BackfillFingerprints(ctx); err != nil {
-		return nil, err
+	if !a.opts.ReadOnly { // a read-only archive counts what it has; the writer backfills
+		if _, err := a.BackfillFingerprints(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return pc.JournalCoverage(ctx, in)
 }

@@ -160,6 +160,9 @@ func New(sink Sink, opts *Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if l, ok := sink.(ReportLinker); ok { // a sink that can link unwraps Exchange journal reports (reportsink.go)
+		sink = UnwrapReports(sink, l, o.Logger.With("component", "journal"))
+	}
 	return &Server{opts: o, log: o.Logger.With("component", "journal"), sink: sink, metrics: newMetrics(),
 		queue: make(chan *request, o.MaxSessions)}
 }

@@ -17,6 +17,7 @@ import (
 
 	"mailvault/export"
 	"mailvault/indexer"
+	"mailvault/indexer/catalog"
 	"mailvault/indexer/store"
 )
 
@@ -509,6 +510,13 @@ func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts
 		}
 		for _, h := range hits {
 			m := export.Message{SHA256: h.SHA256, ParseError: h.ParseError}
+			// PROVENANCE: over every copy, as the message page's "seen
+			// by" (provenance.go): which sources, not whose mailboxes.
+			copies, err := e.a.Copies(ctx, h.SHA256)
+			if err != nil {
+				return err
+			}
+			m.Provenance = catalog.ProvenanceOf(copies)
 			for _, o := range h.Occurrences {
 				oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL}
 				if t, err := time.Parse(time.RFC3339, o.InternalDate); err == nil {

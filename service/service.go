@@ -37,6 +37,11 @@ type Options struct {
 	// ReadyLag is the index backlog (messages) above which Ready reports
 	// not ready (default 5000).
 	ReadyLag int
+	// AccountAddresses are each account's mail addresses (the config's
+	// accounts[].addresses): the journal coverage report counts a journal
+	// message for the accounts its envelope names (provenance.go). An
+	// account's IMAP username counts too when it is an address.
+	AccountAddresses map[string][]string
 }
 
 // Service is the archive as a service. Its methods are safe for concurrent

@@ -82,6 +82,8 @@ func (s *Server) routeAPI(g *gin.RouterGroup, local bool) {
 	g.GET("/messages/:id", s.apiMessage)
 	g.GET("/messages/:id/raw", s.apiRaw)
 	g.GET("/messages/:id/attachments", s.apiAttachments)
+	g.GET("/messages/:id/provenance", s.apiMessageProvenance)
+	g.GET("/journal/coverage", s.apiJournalCoverage)
 	g.GET("/status", s.apiStatus)
 	g.GET("/whoami", func(c *gin.Context) { c.JSON(http.StatusOK, caller(c)) })
 	g.GET("/jobs", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"jobs": s.opts.Archive.Jobs(caller(c))}) })

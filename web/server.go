@@ -52,6 +52,7 @@ type Archive interface {
 	Audit(ctx context.Context, c service.Caller, action, detail string) error
 	HoldArchive
 	AuditArchive
+	JournalArchive
 	LedgerArchive
 	RetentionArchive
 }

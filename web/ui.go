@@ -28,6 +28,7 @@ import (
 	"mailvault/export"
 	"mailvault/harvest"
 	"mailvault/indexer"
+	"mailvault/indexer/catalog"
 	"mailvault/indexer/mime"
 	"mailvault/service"
 	"mailvault/templates"
@@ -491,6 +492,7 @@ type messagePage struct {
 	AttachmentsPending bool
 	HasHTML            bool
 	Remote             bool
+	Provenance         *provenanceView // journal.go; nil when it could not be read
 }
 
 // thread finds the messages m refers to (References, In-Reply-To) that the
@@ -554,6 +556,7 @@ func (u *ui) message(c *gin.Context) {
 	p := messagePage{pageData: pageData{Title: h.Subject, User: user(c)}, Msg: h, Text: m.Text,
 		HasHTML: hasHTML, Remote: c.Query("remote") == "1", Thread: u.thread(c, m), Replies: u.replies(c, m.MessageID)}
 	p.Attachments, p.AttachmentsPending = u.attachments(c, h, m)
+	p.Provenance = u.provenance(c, h)
 	for _, hd := range m.Headers {
 		switch strings.ToLower(hd.Key) {
 		case "from", "to", "cc", "bcc", "date", "subject", "reply-to", "message-id", "in-reply-to", "references":
@@ -661,6 +664,10 @@ type statusPage struct {
 	Lines    []statusRow
 	Jobs     []service.JobInfo
 	Ledger   *service.LedgerStatus // from Status, for those who check the archive
+	// Coverage is the journal coverage (journal.go), nil without journal
+	// mail; CoverageNote says why it is missing when it should be there.
+	Coverage     *catalog.Coverage
+	CoverageNote string
 }
 
 func (u *ui) status(c *gin.Context) {
@@ -706,6 +713,7 @@ func (u *ui) status(c *gin.Context) {
 		p.Problems = append(p.Problems, "ledger: no signing key, so no checkpoint proves the ledger was not rewritten (mailvault key init; ledger.key_file)")
 	}
 	p.Ledger = st.Ledger
+	p.Coverage, p.CoverageNote = u.coverage(c)
 	sort.Strings(p.Problems)
 	p.Problems = compactStrings(p.Problems)
 	u.render(c, http.StatusOK, "status", p)

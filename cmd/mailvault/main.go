@@ -51,6 +51,7 @@ func init() {
 		{"hold", "create|list|show|release [NAME] [--name N --custodian A... [--query Q]] [--reason R] [--json]", "legal holds: keep the mail of custodians (optionally what a query matches) from any deletion, until released", runHold},
 		{"retention", "plan|list|show ID|approve ID|apply [--plan ID]|worm on|off|status [--reason R] [--config FILE] [--json]", "plan what retention policies delete (and what holds keep), approve a plan (four eyes), apply it; the archive's WORM switch", runRetention},
 		{"erase", "SHA256 --reason R [--config FILE] [--json]", "delete one message for a legal erasure request (refused under a hold or in WORM mode), leaving its tombstone", runErase},
+		{"journal", "coverage [--account A] [--config FILE] [--json]", "per account, the mail only the journal saw, only the mailbox holds, and both (journal and mailbox linked by Message-ID and normalised content)", runJournal},
 		{"audit", "[--user U] [--action A] [--since T] [--until T] [--limit N] [--before ID] [--json|--csv]", "read the audit trail: who did what, when, from where (filtered, newest first)", runAudit},
 		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... [--expires D] | tokens [NAME] | revoke ID | list | audit", "manage who may use the web UI and API, their API tokens, and read the audit trail", runUser},
 	}

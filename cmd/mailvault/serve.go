@@ -112,7 +112,7 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	defer lg.Close()
 	log.Info("ledger", "leaves", lg.Log.Size(), "signing", what)
 	svc := service.New(a, &service.Options{Accounts: accounts, Harvest: cfg.harvestOptions(service.ServeHarvestOptions(log, len(accounts))),
-		Users: users, Logger: log, ReadyLag: readyLag, Ledger: lg, Retention: cfg.retention})
+		Users: users, Logger: log, ReadyLag: readyLag, Ledger: lg, Retention: cfg.retention, AccountAddresses: cfg.accountAddresses()})
 	jsrv, err := journalServer(cfg, service.NewJournalSink(a), log)
 	if err != nil {
 		return err

@@ -1,0 +1,115 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"mailvault/indexer"
+	"mailvault/indexer/catalog"
+	"mailvault/service"
+)
+
+// Journal and mailbox together on the pages and the API: a mail journaled
+// before delivery and harvested from ann's mailbox (other bytes) is one
+// mail seen by both; ann sees that the journal saw it, not the journal's
+// copy; the coverage is scoped to her account.
+func TestProvenancePageAndCoverageAPI(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	f.svc.SetAccountAddresses(map[string][]string{"a": {"ann@example.org"}})
+	if _, err := f.archive.EnsureMailbox(ctx, "journal", "Journal", catalog.SourceJournal, 5); err != nil {
+		t.Fatal(err)
+	}
+	sent := []byte("From: Zed <zed@example.org>\r\nTo: team@example.org\r\nSubject: the offsite\r\nDate: Tue, 1 Dec 2026 09:00:00 +0000\r\n" +
+		"Message-ID: <offsite@example.org>\r\n\r\nWe meet at nine.\r\n")
+	delivered := append([]byte("Return-Path: <zed@example.org>\r\nDelivered-To: ann@example.org\r\nReceived: by mx; Tue, 1 Dec 2026 09:00:01 +0000\r\n"),
+		[]byte(strings.ReplaceAll(string(sent), "\r\n", "\n"))...)
+	env := &indexer.Envelope{MailFrom: "zed@example.org", RcptTo: []string{"ann@example.org"}, Recipients: []string{"ann@example.org"},
+		Listener: "smtp", ReceivedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if _, err := f.archive.Ingest(ctx, []indexer.Item{
+		{Account: "journal", Mailbox: "Journal", UIDValidity: 5, UID: 1, Raw: sent, Envelope: env},
+		{Account: "a", Mailbox: "INBOX", UIDValidity: 5, UID: 7, Raw: delivered},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.archive.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j, m := sha(sent), sha(delivered)
+
+	code, body := f.get(t, f.ann, "/api/messages/"+m+"/provenance")
+	var p service.Provenance
+	if code != 200 || json.Unmarshal(body, &p) != nil || p.Kind != "both" || len(p.Copies) != 1 || p.Hidden != 1 || p.Copies[0].Account != "a" {
+		t.Errorf("ann's provenance of her copy: %d %s; want both, her copy, one hidden", code, body)
+	}
+	if code, _ := f.get(t, f.ann, "/api/messages/"+j+"/provenance"); code != 404 {
+		t.Errorf("ann's provenance of the journal copy: %d, want 404", code)
+	}
+	code, body = f.get(t, f.admin, "/api/messages/"+j+"/provenance")
+	if code != 200 || json.Unmarshal(body, &p) != nil || p.Kind != "both" || len(p.Copies) != 2 {
+		t.Errorf("admin's provenance of the journal copy: %d %s", code, body)
+	}
+
+	var cov catalog.Coverage
+	code, body = f.get(t, f.ann, "/api/journal/coverage")
+	if code != 200 || json.Unmarshal(body, &cov) != nil || len(cov.Accounts) != 1 ||
+		cov.Accounts[0] != (catalog.AccountCoverage{Account: "a", Both: 1, BeforeJournal: 1}) {
+		t.Errorf("ann's coverage: %d %s; want account a only, 1 both, the 2024 mail before the journal", code, body)
+	}
+	if code, _ := f.get(t, f.ann, "/api/journal/coverage?account=b"); code != 404 {
+		t.Errorf("ann's coverage of b: %d, want 404", code)
+	}
+	code, body = f.get(t, f.admin, "/api/journal/coverage?account=b")
+	if code != 200 || json.Unmarshal(body, &cov) != nil || len(cov.Accounts) != 1 ||
+		cov.Accounts[0] != (catalog.AccountCoverage{Account: "b", BeforeJournal: 2}) {
+		t.Errorf("admin's coverage of b: %d %s", code, body)
+	}
+
+	ann, _ := f.login(t, "ann", "correct horse")
+	_, page, _ := getPage(t, ann, f.srv.URL+"/message/"+m)
+	for _, want := range []string{`data-provenance="both"`, `<span id="also-journal">Also seen by the journal.</span>`, "1 more copy in accounts you do not see"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("ann's message page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "/message/"+j) {
+		t.Error("ann's page links to the journal's copy")
+	}
+	_, page, _ = getPage(t, ann, f.srv.URL+"/status")
+	if !strings.Contains(page, `id="journal-coverage"`) || strings.Contains(page, "<td>b</td>") {
+		t.Errorf("ann's status page: want the coverage of her account only")
+	}
+	root, _ := f.login(t, "root", "correct horse")
+	_, page, _ = getPage(t, root, f.srv.URL+"/message/"+j)
+	if want := `Also in the mailbox of <a href="/message/` + m + `">a/INBOX</a>`; !strings.Contains(page, want) {
+		t.Errorf("the journal copy's page lacks %q", want)
+	}
+}
+
+// Every provenance read and coverage report is in the audit trail, with
+// who asked.
+func TestProvenanceAudited(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	f.get(t, f.ann, "/api/messages/"+f.shared+"/provenance")
+	f.get(t, f.ann, "/api/journal/coverage?account=a")
+	f.get(t, f.ann, "/api/journal/coverage?account=b")
+	trail, err := f.users.AuditTrail(ctx, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, e := range trail {
+		if e.User == "ann" {
+			got[e.Action+" "+e.Detail] = true
+		}
+	}
+	for _, want := range []string{"provenance " + f.shared, "journal coverage a", "denied journal coverage b"} {
+		if !got[want] {
+			t.Errorf("audit trail lacks %q: %v", want, got)
+		}
+	}
+}
