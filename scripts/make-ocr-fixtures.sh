@@ -9,19 +9,20 @@
 # How: a small PDF with the text set in Helvetica is written by hand (no
 # LibreOffice needed), poppler's pdftoppm rasterizes it at 200 dpi, grey, to
 # PNG, JPEG and TIFF (LZW); img2pdf wraps two rasterized pages into a
-# PDF with no text layer at all (a "scan"). Needs poppler-utils, img2pdf and
-# python3 (run as root for the apt-get line, or install them first).
+# PDF with no text layer at all (a "scan"); cwebp makes a lossless WebP of
+# the PNG. Needs poppler-utils, img2pdf, webp and python3 (run as root for
+# the apt-get line, or install them first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=indexer/extract/testdata/ocr
 
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 fi
 
-if ! command -v pdftoppm >/dev/null 2>&1 || ! command -v img2pdf >/dev/null 2>&1; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends poppler-utils img2pdf
+if ! command -v pdftoppm >/dev/null 2>&1 || ! command -v img2pdf >/dev/null 2>&1 || ! command -v cwebp >/dev/null 2>&1; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends poppler-utils img2pdf webp
 fi
 mkdir -p "$out"
 tmp=$(mktemp -d)
@@ -86,10 +87,12 @@ pdftoppm -r 200 -gray -jpeg -jpegopt quality=80 -singlefile "$tmp/notice.pdf" "$
 mv "$out/notice.jpg" "$out/notice.jpeg"
 pdftoppm -r 200 -gray -tiff -tiffcompression lzw -singlefile "$tmp/notice.pdf" "$out/notice"
 mv "$out/notice.tif" "$out/notice.tiff"
+cwebp -quiet -lossless -metadata none "$out/notice.png" -o "$out/notice.webp"
 
 mkpdf "$out/scan-page1.txt" "$out/scan-page2.txt" >"$tmp/scan.pdf"
 pdftoppm -r 200 -gray -png "$tmp/scan.pdf" "$tmp/page"
-# --nodate: the same input makes the same file (no CreationDate).
+# --nodate: no CreationDate; the trailer's /ID still differs from run to
+# run (img2pdf's PDF writer makes it random), the rest is the same.
 img2pdf --nodate -o "$out/scan.pdf" "$tmp"/page-*.png
 cat "$out/scan-page1.txt" "$out/scan-page2.txt" >"$out/scan.txt"
 rm "$out/scan-page1.txt" "$out/scan-page2.txt"

@@ -145,6 +145,7 @@ func TestOCRImages(t *testing.T) {
 		{"notice.tiff", "image/tiff", "tiff", ocrFixture(t, "notice.tiff")},
 		{"notice.gif", "image/gif", "gif", encodeGIF(t, img)},
 		{"notice.bmp", "image/bmp", "bmp", encodeBMP(img)},
+		{"notice.webp", "image/webp", "webp", ocrFixture(t, "notice.webp")},
 		// Labelled wrongly, as senders do: the signature decides.
 		{"scan0001.bin", "application/octet-stream", "png", pngData},
 		{"photo.jpg", "image/jpeg", "tiff", ocrFixture(t, "notice.tiff")},
@@ -302,7 +303,7 @@ func TestOCROffIsUnsupported(t *testing.T) {
 		{"a.tiff", "tiff", ocrFixture(t, "notice.tiff")},
 		{"a.gif", "gif", encodeGIF(t, img)},
 		{"a.bmp", "bmp", encodeBMP(img)},
-		{"a.webp", "webp", webpVP8L(640, 480)},
+		{"a.webp", "webp", ocrFixture(t, "notice.webp")},
 		{"huge.png", "png", bombPNG(100000, 100000)},
 	} {
 		for _, lim := range []*Limits{nil, {}, {MaxInput: 10}} {
@@ -514,7 +515,7 @@ func TestImageSize(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"notice.png", "notice.jpeg", "notice.tiff"} {
+	for _, name := range []string{"notice.png", "notice.jpeg", "notice.tiff", "notice.webp"} {
 		data := ocrFixture(t, name)
 		d, err := imageSize(imageMagic(data), data)
 		// pdftoppm at 200 dpi of a 432 x 180 pt page: 1200 x 500.
@@ -717,7 +718,7 @@ func TestOCRArchiveMember(t *testing.T) {
 // positive sizes or an error, and agrees with Go's decoders (PNG, JPEG)
 // when both read a header.
 func FuzzImageSize(f *testing.F) {
-	for _, name := range []string{"notice.png", "notice.jpeg", "notice.tiff"} {
+	for _, name := range []string{"notice.png", "notice.jpeg", "notice.tiff", "notice.webp"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "ocr", name))
 		if err != nil {
 			f.Fatal(err)
