@@ -67,6 +67,9 @@ type Options struct {
 	// reindexHook, when set (tests only), is called at each stage of
 	// Reindex; the crash tests kill the process there.
 	reindexHook func(stage string)
+	// extractHook, when set (tests only), is called by the extractor at
+	// each stage of a batch ("record": extracted, about to be recorded).
+	extractHook func(stage string)
 	// migrateBatch, when set (tests only), is how many copies MigrateStore
 	// publishes at a time (default 500).
 	migrateBatch int

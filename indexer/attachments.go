@@ -228,6 +228,24 @@ func (a *Archive) extractSome(ctx context.Context) (int, error) {
 			break // the rest waits for the next batch
 		}
 	}
+	if h := a.opts.extractHook; h != nil {
+		h("record")
+	}
+	// Record and hand over under commitMu, like Commit. Dispose holds
+	// commitMu from its check to its scrub, so taking it before the record
+	// means the record's disposed check and the documents below see the
+	// same state: recorded after a disposal is skipped, and a disposal
+	// cannot slip in between the record and the document (before, one
+	// could: the extractor then handed the index the whole document of a
+	// message just erased, its body and attachments' text included —
+	// TestExtractorRaces/disposal). Gen and places are read under the lock
+	// too, so that a Commit of a new copy (which read the text already,
+	// or queued nothing since the row exists) is never overtaken by an
+	// older document: a message's documents reach the writer in the order
+	// of their gens. The cost is one catalog transaction (one fsync) a
+	// batch of up to 32 messages held inside the commit lock.
+	a.commitMu.Lock()
+	defer a.commitMu.Unlock()
 	recs := make([]catalog.ExtractRecord, len(done))
 	for i, x := range done {
 		recs[i] = catalog.ExtractRecord{ID: x.task.ID, Texts: x.texts}
@@ -237,12 +255,6 @@ func (a *Archive) extractSome(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("record attachment text: %w", err)
 	}
 	a.gen.Add(1)
-	// Under commitMu, like Commit: a message's documents reach the writer
-	// in the order of their gens. Gen and places are read here, under the
-	// lock, so that a Commit of a new copy between the record and now (it
-	// read the text already) is never overtaken by an older document.
-	a.commitMu.Lock()
-	defer a.commitMu.Unlock()
 	for i, x := range done {
 		if !recorded[i] || x.m == nil {
 			continue // disposed of meanwhile, or its blob unreadable

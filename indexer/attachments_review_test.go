@@ -1,0 +1,112 @@
+package indexer
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"mailvault/indexer/extract"
+	"mailvault/indexer/store"
+)
+
+// The hostile review of issue 15: what happens to a message while the
+// extractor works on it. extractHook runs on the extractor's goroutine
+// when a batch has been extracted and is about to be recorded and handed
+// to the index (stage "record"); each case does something to the message
+// there, and the index must end with the text AND every place, or, for a
+// disposal, with nothing of the message at all.
+func TestExtractorRaces(t *testing.T) {
+	cases := []struct {
+		name string
+		at   func(t *testing.T, a *Archive, key store.Key, raw []byte)
+		// check runs after the queue is empty.
+		check func(t *testing.T, a *Archive, key store.Key)
+	}{
+		{
+			// A disposal between the extraction and its record: nothing of
+			// the message may come back, in the index nor in the catalog.
+			name: "disposal",
+			at: func(t *testing.T, a *Archive, key store.Key, _ []byte) {
+				if _, err := a.Dispose(context.Background(), Disposal{Key: key, Reason: "erasure request", Rule: "erasure", Actor: "t",
+					MayDelete: func(context.Context) error { return nil }}); err != nil {
+					t.Error(err)
+				}
+			},
+			check: func(t *testing.T, a *Archive, key store.Key) {
+				for _, q := range []string{"okapi", "attachment:okapi", "wombat"} {
+					if got := subjects(find(t, a, q, nil)); len(got) != 0 {
+						t.Errorf("%s: disposed message back in the index: %v", q, got)
+					}
+				}
+				if c, _ := a.ExtractCounts(context.Background()); c.Seen != 0 || c.Pending != 0 {
+					t.Errorf("attachment text of a disposed message: %+v", c)
+				}
+			},
+		},
+		{
+			// A copy arriving in another account while the message is
+			// extracted: found by its attachment in both accounts.
+			name: "copy",
+			at: func(t *testing.T, a *Archive, _ store.Key, raw []byte) {
+				if _, err := a.Ingest(context.Background(), []Item{{Account: "bob", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw}}); err != nil {
+					t.Error(err)
+				}
+			},
+			check: func(t *testing.T, a *Archive, _ store.Key) {
+				for _, acct := range []string{"alice", "bob"} {
+					if got := subjects(find(t, a, "attachment:okapi", &SearchOptions{Accounts: []string{acct}})); len(got) != 1 {
+						t.Errorf("in %s: %v", acct, got)
+					}
+				}
+			},
+		},
+		{
+			// Reindex while the extractor works: the new index has the text.
+			name: "reindex",
+			at: func(t *testing.T, a *Archive, _ store.Key, _ []byte) {
+				if err := a.Reindex(context.Background(), nil); err != nil {
+					t.Error(err)
+				}
+			},
+			check: func(t *testing.T, a *Archive, _ store.Key) {
+				if got := subjects(find(t, a, "attachment:okapi", nil)); len(got) != 1 {
+					t.Errorf("after reindex: %v", got)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			raw := withAttachments("race "+tc.name, "an innocent wombat",
+				[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "harmless okapi"}))})
+			key := store.KeyOf(raw)
+			var a *Archive
+			var once sync.Once
+			ready := make(chan struct{})
+			opts := &Options{Layout: testLayout, Extract: &extract.Limits{}, extractHook: func(stage string) {
+				if stage == "record" {
+					<-ready
+					once.Do(func() { tc.at(t, a, key, raw) })
+				}
+			}}
+			var err error
+			a, err = Open(t.TempDir(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			mustMailbox(t, a, "alice", "INBOX")
+			mustMailbox(t, a, "bob", "INBOX")
+			ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw})
+			close(ready)
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := a.WaitExtracts(wctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, a, key)
+		})
+	}
+}
