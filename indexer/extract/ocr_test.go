@@ -554,6 +554,15 @@ func TestOCRRefusesBombsBeforeTesseract(t *testing.T) {
 			t.Errorf("%s: %s", c.name, el)
 		}
 	}
+	// Over MaxInput, as for every format.
+	lim := ocrOn
+	lim.MaxInput = 1000
+	if r := Extract(context.Background(), "notice.png", "", ocrFixture(t, "notice.png"), &lim); r.Status != Failed || r.Reason != ReasonTooLarge {
+		t.Errorf("over MaxInput: %s %s %q", r.Status, r.Reason, r.Detail)
+	}
+	if r := Extract(context.Background(), "scan.pdf", "", ocrFixture(t, "scan.pdf"), &lim); r.Status != Failed || r.Reason != ReasonTooLarge {
+		t.Errorf("scan over MaxInput: %s %s %q", r.Status, r.Reason, r.Detail)
+	}
 	if n := ocrStarted.Load() - started; n != 0 {
 		t.Errorf("%d child processes started for refused images", n)
 	}
