@@ -51,6 +51,8 @@ type ImportRequest struct {
 	// Takeout reads every mbox as a Gmail Takeout mbox, also when
 	// detection (X-Gmail-Labels in the first message) does not see one.
 	Takeout bool `json:"takeout,omitempty"`
+	// NoTakeout reads every mbox as one plain mailbox, X-Gmail-Labels or not.
+	NoTakeout bool `json:"no_takeout,omitempty"`
 	// PSTTimeoutSeconds bounds each readpst run; 0 is
 	// mailfile.DefaultPSTTimeout.
 	PSTTimeoutSeconds int `json:"pst_timeout_seconds,omitempty"`
@@ -115,7 +117,7 @@ func Import(ctx context.Context, a *indexer.Archive, req ImportRequest, progress
 	var boxes []mailfile.Mailbox
 	total := 0
 	for _, p := range req.Paths {
-		found, err := mailfile.DiscoverOptions(p, mailfile.Options{Mailbox: req.Mailbox, Takeout: req.Takeout})
+		found, err := mailfile.DiscoverOptions(p, mailfile.Options{Mailbox: req.Mailbox, Takeout: req.Takeout, NoTakeout: req.NoTakeout})
 		if err != nil {
 			imp.note(err.Error())
 			imp.sum.FileErrors++

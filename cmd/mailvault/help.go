@@ -37,10 +37,11 @@ var helpText = map[string]string{
     come from its plist; .partial.emlx files (attachments kept apart by Mail)
     are imported without those attachments, noted once per mailbox;
   - a Gmail Takeout mbox (detected by X-Gmail-Labels in its first message, or
-    forced with --takeout): each label is a mailbox holding the message (Inbox
-    is INBOX; Starred also sets \Flagged, Opened \Seen, Unread clears it;
-    "Category X" becomes the keyword $Category_X; a message without a mailbox
-    label goes to Archived), the message stored once;
+    forced with --takeout; --no-takeout reads it as one plain mbox): each
+    label is a mailbox holding the message (Inbox is INBOX; Starred also
+    sets \Flagged, Opened \Seen, Unread clears it; "Category X" becomes the
+    keyword $Category_X; a message without a mailbox label goes to
+    Archived), the message stored once;
   - an Outlook .pst or .ost file, converted by readpst (Debian package
     pst-utils, an optional external program; bounded by --pst-timeout) into a
     private temporary directory (as much free space as the PST is needed)

@@ -17,12 +17,13 @@ import (
 
 func runImport(ctx context.Context, e *env, args []string) error {
 	var data, account, mailbox string
-	var asJSON, takeout bool
+	var asJSON, takeout, noTakeout bool
 	var pstTimeout time.Duration
 	fs := newFlags(e, "import", &data)
 	fs.StringVar(&account, "account", "", "account `NAME` the mail belongs to (required)")
 	fs.StringVar(&mailbox, "mailbox", "", "mailbox `NAME` for a single Maildir, mbox or message; a prefix for a tree, a Takeout's labels, a PST's folders")
 	fs.BoolVar(&takeout, "takeout", false, "read every mbox as a Gmail Takeout (X-Gmail-Labels), also when its first message has no labels")
+	fs.BoolVar(&noTakeout, "no-takeout", false, "read every mbox as one plain mailbox, even a Gmail Takeout")
 	fs.DurationVar(&pstTimeout, "pst-timeout", mailfile.DefaultPSTTimeout, "time limit `DURATION` for each readpst run converting a PST/OST file")
 	fs.BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
 	paths, err := parse(fs, args)
@@ -34,11 +35,15 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if takeout && noTakeout {
+		fmt.Fprintln(e.stderr, "mailvault import: --takeout and --no-takeout exclude each other")
+		return errUsage
+	}
 	if pstTimeout <= 0 {
 		fmt.Fprintln(e.stderr, "mailvault import: --pst-timeout must be positive")
 		return errUsage
 	}
-	req := service.ImportRequest{Account: account, Mailbox: mailbox, Takeout: takeout, PSTTimeoutSeconds: int(pstTimeout.Seconds())}
+	req := service.ImportRequest{Account: account, Mailbox: mailbox, Takeout: takeout, NoTakeout: noTakeout, PSTTimeoutSeconds: int(pstTimeout.Seconds())}
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {

@@ -114,6 +114,9 @@ type Options struct {
 	// Takeout reads every mbox found as a Gmail Takeout mbox, also when its
 	// first message has no X-Gmail-Labels header (detection looks there).
 	Takeout bool
+	// NoTakeout reads every mbox as a plain mbox (one mailbox), also when
+	// its first message has X-Gmail-Labels. It wins over Takeout.
+	NoTakeout bool
 }
 
 // Discover finds the mailboxes under path; see the package doc for the
@@ -133,7 +136,7 @@ func DiscoverOptions(path string, o Options) ([]Mailbox, error) {
 	}
 	// An mbox whose first message carries X-Gmail-Labels is a Takeout.
 	for i, m := range out {
-		if m.Kind == KindMbox && (o.Takeout || isTakeout(m.Path)) {
+		if m.Kind == KindMbox && !o.NoTakeout && (o.Takeout || isTakeout(m.Path)) {
 			out[i].Kind = KindTakeout
 			out[i].Name = o.Mailbox
 		}

@@ -156,6 +156,10 @@ func TestTakeoutWalk(t *testing.T) {
 	if err != nil || boxes[0].Kind != KindTakeout {
 		t.Fatalf("DiscoverOptions(plain, takeout) = %+v, %v", boxes, err)
 	}
+	// NoTakeout keeps a Takeout a plain mbox.
+	if boxes, _ := DiscoverOptions(p, Options{NoTakeout: true}); len(boxes) != 1 || boxes[0].Kind != KindMbox {
+		t.Errorf("DiscoverOptions(takeout, NoTakeout) = %+v", boxes)
+	}
 	msgs, _ = walkAll(t, boxes[0])
 	if !reflect.DeepEqual(msgs[0].Mailboxes, []string{"gmail/Archived"}) || !reflect.DeepEqual(msgs[1].Mailboxes, []string{"gmail/INBOX"}) {
 		t.Errorf("forced Takeout: %q %q", msgs[0].Mailboxes, msgs[1].Mailboxes)
