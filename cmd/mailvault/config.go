@@ -61,7 +61,7 @@ type config struct {
 // is the default (docs/design.md, "Attachment text").
 type attachmentsConfig struct {
 	Extract          *bool  `yaml:"extract"`            // default true; false leaves extraction queued
-	Timeout          string `yaml:"timeout"`            // default 10s
+	Timeout          string `yaml:"timeout"`            // default 10s (60s with ocr: true)
 	MaxInputBytes    int64  `yaml:"max_input_bytes"`    // default 64 MiB
 	MaxTextBytes     int    `yaml:"max_text_bytes"`     // default 4 MiB
 	MaxExpandedBytes int64  `yaml:"max_expanded_bytes"` // default 256 MiB
@@ -72,11 +72,20 @@ type attachmentsConfig struct {
 	OCR bool `yaml:"ocr"`
 }
 
+// ocrTimeout is an attachment's time limit when OCR is on and the
+// configuration sets none.
+const ocrTimeout = 60 * time.Second
+
 // archiveOptions sets what the configuration says about the archive in o.
 func (c *config) archiveOptions(o *indexer.Options) *indexer.Options {
 	at := c.Attachments
 	o.NoExtract = at.Extract != nil && !*at.Extract
 	timeout, _ := time.ParseDuration(at.Timeout) // checked by loadConfig
+	if at.OCR && timeout == 0 {
+		// A dense scanned page takes tesseract 3–7 s on a busy 2-core
+		// machine (docs/benchmarks.md, OCR): 10 s would cut many.
+		timeout = ocrTimeout
+	}
 	o.Extract = &extract.Limits{Timeout: timeout, MaxInput: at.MaxInputBytes, MaxText: at.MaxTextBytes,
 		MaxExpanded: at.MaxExpandedBytes, MaxDepth: at.MaxDepth, MaxMembers: at.MaxMembers, OCR: at.OCR}
 	return o

@@ -279,6 +279,13 @@ func TestConfigAttachments(t *testing.T) {
 	if o := cfg.archiveOptions(&indexer.Options{}); o.NoExtract || o.Extract.Timeout != 0 {
 		t.Fatalf("absent section: %+v %+v (want extraction on, defaults)", o, o.Extract)
 	}
+	cfg, _, err = loadConfig(write("attachments:\n  ocr: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := cfg.archiveOptions(&indexer.Options{}); !o.Extract.OCR || o.Extract.Timeout != ocrTimeout {
+		t.Fatalf("ocr on: %+v (want the OCR timeout)", o.Extract)
+	}
 	for _, bad := range []string{"attachments:\n  timeout: soon\n", "attachments:\n  timeout: -1s\n", "attachments:\n  max_members: -5\n"} {
 		if _, _, err := loadConfig(write(bad)); err == nil || !strings.Contains(err.Error(), "attachments") {
 			t.Errorf("%q: %v", bad, err)
