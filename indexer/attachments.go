@@ -306,10 +306,14 @@ func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extra
 	if errors.Is(err, ErrDisposed) {
 		return nil, nil // the disposal scrubbed its queue row too; a race at worst
 	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // stopping (Close): a read cut short is no verdict on the blob
+	}
 	x := &extracted{task: t, size: int64(len(raw))}
 	if err != nil {
 		// Recorded as a failure, not retried for ever: verify names the
-		// blob, and a reindex after a repair queues it again.
+		// blob, and a reindex after a repair queues it again
+		// (catalog.Reextract; TestUnreadableBlobReextractedAfterRepair).
 		x.texts = []catalog.AttachmentText{{Part: -1, Status: string(extract.Failed), Reason: "unreadable", Detail: cutDetail(err.Error())}}
 		return x, nil
 	}

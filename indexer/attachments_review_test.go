@@ -2,6 +2,8 @@ package indexer
 
 import (
 	"context"
+
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -108,5 +110,60 @@ func TestExtractorRaces(t *testing.T) {
 			}
 			tc.check(t, a, key)
 		})
+	}
+}
+
+// A blob the extractor cannot read is recorded as failed ("unreadable"),
+// not retried for ever; once repaired, a reindex queues it again (what
+// the record's detail and the design say) and the text is extracted.
+func TestUnreadableBlobReextractedAfterRepair(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, err := Open(dir, &Options{Layout: LayoutFiles, NoExtract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMailbox(t, a, "alice", "INBOX")
+	raw := withAttachments("damaged", "an innocent wombat",
+		[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "harmless okapi"}))})
+	key := store.KeyOf(raw)
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw})
+	path := a.fsStore.Path(key)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("rot"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	a, err = Open(dir, &Options{Layout: LayoutFiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Pending != 0 || c.Failed["unreadable"] != 1 {
+		t.Fatalf("a damaged blob: %+v", c)
+	}
+	if err := os.WriteFile(path, good, 0o640); err != nil { // the repair
+		t.Fatal(err)
+	}
+	if err := a.Reindex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjects(find(t, a, "attachment:okapi", nil)); len(got) != 1 {
+		t.Fatalf("after the repair and a reindex: %v", got)
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Pending != 0 || c.Failed["unreadable"] != 0 || c.Extracted != 1 {
+		t.Fatalf("counts after the repair: %+v", c)
 	}
 }

@@ -138,12 +138,14 @@ func (a *Archive) Reindex(ctx context.Context, progress func(done, total int)) e
 	} else if n > 0 {
 		return unreferencedError("reindex", n)
 	}
-	// Text an older extractor version made is extracted again: the new
-	// index takes it in as the extractor gets there (attachments.go).
+	// Text an older extractor version made is extracted again, and so is a
+	// message whose blob the extractor could not read (repaired since, or
+	// still failing and recorded again): the new index takes the text in as
+	// the extractor gets there (attachments.go).
 	if n, err := a.cat.Reextract(ctx, extract.Version); err != nil {
 		return fmt.Errorf("reindex: %w", err)
 	} else if n > 0 {
-		a.log.Info("reindex: attachments extracted by an older extractor are queued again", "messages", n, "version", extract.Version)
+		a.log.Info("reindex: attachments extracted by an older extractor, or whose blob was unreadable, are queued again", "messages", n, "version", extract.Version)
 		a.wakeExtractor()
 	}
 	newDir := filepath.Join(a.dir, indexNewDirName)

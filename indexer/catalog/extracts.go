@@ -208,9 +208,12 @@ func (c *Catalog) ExtractPending(ctx context.Context, id int64) (bool, error) {
 }
 
 // Reextract queues again every message extracted by a version older than
-// version; it returns how many.
+// version, and every message whose blob the extractor could not read (its
+// record is the one row of part -1, reason "unreadable": a reindex after a
+// repair extracts it, as the record's detail says); it returns how many.
 func (c *Catalog) Reextract(ctx context.Context, version int) (int64, error) {
-	res, err := c.db.ExecContext(ctx, `UPDATE extract_state SET version = 0 WHERE version > 0 AND version < ?`, version)
+	res, err := c.db.ExecContext(ctx, `UPDATE extract_state SET version = 0 WHERE version > 0 AND (version < ?
+		OR message_id IN (SELECT message_id FROM attachment_texts WHERE part = -1 AND reason = 'unreadable'))`, version)
 	if err != nil {
 		return 0, err
 	}
