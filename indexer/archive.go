@@ -272,7 +272,12 @@ func Open(dir string, opts *Options) (*Archive, error) {
 			}
 		}()
 		a.writer = newWriter(a)
-		if !a.opts.NoExtract {
+		// No extractor for a store migration: MigrateStore swaps a.store
+		// and closes the old one while nothing else reads it (it holds
+		// commitMu, which the extractor's reads do not take), so an
+		// extraction then would read a closed store and record a healthy
+		// blob as unreadable. The queue is durable: the next open does it.
+		if !a.opts.NoExtract && !a.opts.StoreMigration {
 			a.startExtractor()
 		}
 		// Disposals a crash interrupted are not finished here: the archive

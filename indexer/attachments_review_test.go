@@ -2,7 +2,7 @@ package indexer
 
 import (
 	"context"
-
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -165,5 +165,60 @@ func TestUnreadableBlobReextractedAfterRepair(t *testing.T) {
 	}
 	if c, _ := a.ExtractCounts(ctx); c.Pending != 0 || c.Failed["unreadable"] != 0 || c.Extracted != 1 {
 		t.Fatalf("counts after the repair: %+v", c)
+	}
+}
+
+// A store migration does not extract: it swaps and closes the store under
+// the extractor's reads, which would record healthy blobs as unreadable.
+// The queue waits, whole, for the next open, which extracts it from the new
+// layout.
+func TestStoreMigrationLeavesTheQueue(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, err := Open(dir, &Options{Layout: LayoutFiles, NoExtract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMailbox(t, a, "alice", "INBOX")
+	var items []Item
+	for i := range 40 {
+		raw := withAttachments(fmt.Sprintf("migrating %d", i), "body",
+			[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": fmt.Sprintf("okapi%d", i)}))})
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1), Raw: raw})
+	}
+	ingest(t, a, items...)
+	a.Close()
+
+	a, err = Open(dir, &Options{StoreMigration: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.extractor != nil {
+		t.Error("an extractor runs beside the store migration")
+	}
+	if _, err := a.MigrateStore(ctx, LayoutPack, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.ExtractCounts(ctx)
+	a.Close()
+	if err != nil || c.Pending != len(items) || c.Seen != 0 {
+		t.Fatalf("after the migration: %+v %v (want the whole queue left)", c, err)
+	}
+
+	a, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Pending != 0 || c.Extracted != len(items) || len(c.Failed) != 0 {
+		t.Fatalf("extracted from the new layout: %+v", c)
+	}
+	if got := subjects(find(t, a, "attachment:okapi39", nil)); len(got) != 1 {
+		t.Fatalf("found %v", got)
 	}
 }
