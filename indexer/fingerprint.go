@@ -124,6 +124,9 @@ func collapse(s string) string {
 // New messages get theirs at ingest; reindex and the journal coverage
 // report call this.
 func (a *Archive) BackfillFingerprints(ctx context.Context) (int, error) {
+	if a.opts.ReadOnly {
+		return 0, nil // the writer backfills; a reader counts what it has
+	}
 	pc, err := a.provenance()
 	if err != nil {
 		return 0, err
@@ -228,10 +231,8 @@ func (a *Archive) JournalCoverage(ctx context.Context, in catalog.CoverageInput)
 	if err != nil {
 		return nil, err
 	}
-	if !a.opts.ReadOnly { // a read-only archive counts what it has; the writer backfills
-		if _, err := a.BackfillFingerprints(ctx); err != nil {
-			return nil, err
-		}
+	if _, err := a.BackfillFingerprints(ctx); err != nil {
+		return nil, err
 	}
 	return pc.JournalCoverage(ctx, in)
 }

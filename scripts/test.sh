@@ -34,6 +34,7 @@ go test -run '^$' -fuzz '^FuzzParseHuman$' -fuzztime "$((200000 * scale))x" ./qu
 go test -run '^$' -fuzz '^FuzzParseIMAP$' -fuzztime "$((200000 * scale))x" ./query/
 go test -run '^$' -fuzz '^FuzzNewView$' -fuzztime "$((30000 * scale))x" ./indexer/mime/
 go test -run '^$' -fuzz '^FuzzMbox$' -fuzztime "$((50000 * scale))x" ./indexer/mailfile/
+go test -run '^$' -fuzz '^FuzzUnwrap$' -fuzztime "$((100000 * scale))x" ./journal/
 go test -run '^$' -fuzz '^FuzzParseEMLX$' -fuzztime "$((50000 * scale))x" ./indexer/mailfile/
 go test -run '^$' -fuzz '^FuzzEMLXRoundTrip$' -fuzztime "$((20000 * scale))x" ./indexer/mailfile/
 go test -run '^$' -fuzz '^FuzzParseLabels$' -fuzztime "$((20000 * scale))x" ./indexer/mailfile/

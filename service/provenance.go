@@ -146,3 +146,17 @@ func (s *Service) accountAddresses() map[string][]string {
 func (j *JournalSink) LinkJournalReport(ctx context.Context, report, original [32]byte, parseErr string) error {
 	return j.a.LinkJournalReport(ctx, report, original, parseErr)
 }
+
+// backfillFingerprints fingerprints, once at Run's start and beside the
+// harvest, the messages archived before fingerprints existed (or by an
+// older version), so that their copies link without waiting for the first
+// coverage report. A failure is logged; the report tries again.
+func (s *Service) backfillFingerprints(ctx context.Context) {
+	n, err := s.a.BackfillFingerprints(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Error("fingerprints of older messages", "err", err)
+	case n > 0:
+		s.log.Info("fingerprinted older messages", "messages", n)
+	}
+}

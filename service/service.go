@@ -127,6 +127,11 @@ func (s *Service) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.runRetentionSchedule(ctx) // off by default
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.backfillFingerprints(ctx) // provenance.go: rows from before fingerprints, once
+	}()
 	for _, h := range s.harvesters {
 		wg.Add(1)
 		go func() {
