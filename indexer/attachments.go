@@ -317,22 +317,28 @@ func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extra
 		x.texts = []catalog.AttachmentText{{Part: -1, Status: string(extract.Failed), Reason: "unreadable", Detail: cutDetail(err.Error())}}
 		return x, nil
 	}
+	xl := (*extract.Limits)(nil).WithDefaults()
+	if a.opts.Extract != nil {
+		xl = a.opts.Extract.WithDefaults()
+	}
 	lim := mime.Limits{}
 	if a.opts.Limits != nil {
 		lim = *a.opts.Limits
 	}
+	// Decode only the attachments read below: not a video, not one over
+	// MaxInput (refused unread below). Decoding all of them (KeepData
+	// alone) held every attachment of the message whole at once, a 200 MB
+	// video included, beside the blob (TestExtractorDecodesOnlyWhatItReads).
 	lim.KeepData = true
+	lim.KeepDataIf = func(at mime.Attachment) bool { return wantsExtraction(at, xl.OCR) && at.Size <= xl.MaxInput }
 	m := mime.Parse(raw, &lim)
+	raw = nil //nolint:ineffassign // the parse shares no memory with it: the GC may take it during the extractions
 	enc, _ := textCodec()
 	// One message's attachments together get messageTimeouts times one
 	// attachment's time and messageTextLimits times its text: a message of
 	// a thousand attachments (mime's part limit) must not hold the queue
 	// for hours nor make an index document of gigabytes. What is left when
 	// the budget is spent is recorded as truncated or failed, with why.
-	xl := (*extract.Limits)(nil).WithDefaults()
-	if a.opts.Extract != nil {
-		xl = a.opts.Extract.WithDefaults()
-	}
 	mctx, cancel := context.WithTimeout(ctx, messageTimeouts*xl.Timeout)
 	defer cancel()
 	textLeft := messageTextLimits * xl.MaxText
@@ -345,6 +351,10 @@ func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extra
 		al.MaxText = min(al.MaxText, textLeft)
 		var r extract.Result
 		switch {
+		case at.Size > xl.MaxInput:
+			// Left undecoded by the parse (KeepDataIf above).
+			r = extract.Result{Format: extract.Detect(at.Filename, at.ContentType, nil), Status: extract.Failed,
+				Reason: extract.ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, over the %d-byte limit", at.Size, xl.MaxInput)}
 		case mctx.Err() != nil:
 			r = extract.Result{Format: extract.Detect(at.Filename, at.ContentType, at.Data), Status: extract.Failed,
 				Reason: extract.ReasonTimeout, Detail: "the message's attachments used up its extraction time before this one"}

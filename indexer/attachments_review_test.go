@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"mailvault/indexer/catalog"
 	"mailvault/indexer/extract"
 	"mailvault/indexer/store"
 )
@@ -220,5 +222,65 @@ func TestStoreMigrationLeavesTheQueue(t *testing.T) {
 	}
 	if got := subjects(find(t, a, "attachment:okapi39", nil)); len(got) != 1 {
 		t.Fatalf("found %v", got)
+	}
+}
+
+// The extractor decodes only the attachments it reads: not a video, not
+// one over MaxInput (recorded as too-large without being decoded). Before,
+// the parse decoded every attachment of the message whole (mime KeepData),
+// so a message with a 200 MB video held 200 MB more than its blob.
+func TestExtractorDecodesOnlyWhatItReads(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, NoExtract: true, Extract: &extract.Limits{MaxInput: 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	big := make([]byte, 16<<20)
+	for i := range big {
+		big[i] = byte(i * 7919 >> 3)
+	}
+	raw := withAttachments("large parts", "body",
+		[3]string{"film.mp4", "video/mp4", string(big)},
+		[3]string{"scan.pdf", "application/pdf", "%PDF-1.4\n" + string(big)},
+		[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "harmless okapi"}))})
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw})
+	tasks, err := a.cat.PendingExtracts(ctx, 0, 10)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("%v %v", tasks, err)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	x, err := a.extractOne(ctx, tasks[0])
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("allocated %d MiB extracting a %d MiB blob", (after.TotalAlloc-before.TotalAlloc)>>20, len(raw)>>20)
+	// The blob is read (decompressed and hashed): its size, and a little
+	// for the parse and the zip; not the 32 MiB of the two large parts
+	// (107 MiB allocated before the fix, 43 after).
+	if got, most := after.TotalAlloc-before.TotalAlloc, uint64(len(raw)+16<<20); got > most {
+		t.Errorf("extracting allocated %d MiB, over %d MiB (blob %d MiB)", got>>20, most>>20, len(raw)>>20)
+	}
+	byName := map[string]catalog.AttachmentText{}
+	for _, r := range x.texts {
+		byName[r.Name] = r
+	}
+	if r := byName["scan.pdf"]; r.Status != string(extract.Failed) || r.Reason != extract.ReasonTooLarge || r.Format != "pdf" {
+		t.Errorf("the large PDF: %+v", r)
+	}
+	if r := byName["fine.zip"]; r.Status != string(extract.OK) || r.TextBytes == 0 {
+		t.Errorf("the zip: %+v", r)
+	}
+	if _, ok := byName["film.mp4"]; ok || len(x.texts) != 2 {
+		t.Errorf("looked at %+v", x.texts)
+	}
+	for i, at := range x.m.Attachments {
+		if at.Data != nil {
+			t.Errorf("attachment %d keeps its data in the batch", i)
+		}
 	}
 }

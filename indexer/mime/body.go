@@ -182,12 +182,13 @@ func (p *parser) message(e *entity, quiet bool) {
 	if len(p.m.Attachments) == p.wantAtt {
 		p.attData = bytes.Clone(data)
 	}
-	p.m.Attachments = append(p.m.Attachments, Attachment{
+	a := Attachment{
 		Filename:    p.filename(e),
 		ContentType: e.mediaType,
 		Size:        int64(len(data)),
-		Data:        p.keepData(e),
-	})
+	}
+	a.Data = p.keepData(e, a)
+	p.m.Attachments = append(p.m.Attachments, a)
 	if e.depth >= p.lim.MaxDepth {
 		p.limit("depth > %d in %s", p.lim.MaxDepth, e.where())
 		return
@@ -223,7 +224,7 @@ func (p *parser) leaf(e *entity, quiet bool) {
 		}
 		return
 	}
-	a := Attachment{Filename: name, ContentType: e.mediaType, Data: p.keepData(e)}
+	a := Attachment{Filename: name, ContentType: e.mediaType}
 	if len(p.m.Attachments) == p.wantAtt {
 		data, _ := p.transfer(e, true)
 		p.attData = bytes.Clone(data)
@@ -238,6 +239,7 @@ func (p *parser) leaf(e *entity, quiet bool) {
 	} else {
 		a.Size = p.size(e)
 	}
+	a.Data = p.keepData(e, a)
 	p.m.Attachments = append(p.m.Attachments, a)
 }
 
@@ -360,8 +362,8 @@ func (p *parser) transfer(e *entity, fresh bool) (data []byte, cut bool) {
 // keepData is an attachment's whole decoded content for Limits.KeepData
 // (nil without it): decoded apart from the text extraction and not
 // counted against MaxDecodedBytes, as AttachmentData decodes it.
-func (p *parser) keepData(e *entity) []byte {
-	if !p.lim.KeepData {
+func (p *parser) keepData(e *entity, a Attachment) []byte {
+	if !p.lim.KeepData || p.lim.KeepDataIf != nil && !p.lim.KeepDataIf(a) {
 		return nil
 	}
 	left := p.decodedLeft

@@ -55,6 +55,12 @@ type Limits struct {
 	// whole, not bounded by MaxDecodedBytes (it is at most the size of
 	// the message).
 	KeepData bool
+	// KeepDataIf, with KeepData, fills Data only for the attachments it
+	// returns true for; it sees each as parsed (name, type, size, text),
+	// Data not yet decoded. nil: every attachment. The extractor of
+	// attachment text (indexer, issue 15) decodes only what it will read:
+	// not a message's 200 MB video, nor a PDF over its size limit.
+	KeepDataIf func(Attachment) bool
 }
 
 const (
