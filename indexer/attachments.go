@@ -408,8 +408,13 @@ func (a *Archive) fillAttachmentTexts(ctx context.Context, id int64, m *mime.Mes
 		return nil
 	}
 	_, dec := textCodec()
+	matched := make([]bool, len(m.Attachments))
 	for _, t := range texts {
-		if t.Part < 0 || t.Part >= len(m.Attachments) || len(t.Text) == 0 || m.Attachments[t.Part].Filename != t.Name {
+		if t.Part < 0 || t.Part >= len(m.Attachments) || m.Attachments[t.Part].Filename != t.Name {
+			continue
+		}
+		matched[t.Part] = true
+		if len(t.Text) == 0 {
 			continue
 		}
 		b, err := dec.DecodeAll(t.Text, nil)
@@ -417,6 +422,23 @@ func (a *Archive) fillAttachmentTexts(ctx context.Context, id int64, m *mime.Mes
 			return fmt.Errorf("attachment text of message %d part %d: %w", id, t.Part, err)
 		}
 		m.Attachments[t.Part].Text = string(b)
+	}
+	// An attachment the extractor would read now that the record does not
+	// cover: OCR turned on since (the record has the PDF, not the scan), a
+	// parse that lists the attachments otherwise than when extracted (the
+	// name check above refused a row), or a blob once unreadable (its one
+	// row is part -1). The message is queued again, so that its document
+	// gets the text once the extractor is there; the text recorded meanwhile
+	// is used (TestOCRTurnedOnLaterReachesOldMail).
+	for i, at := range m.Attachments {
+		if !matched[i] && wantsExtraction(at, a.ocr()) {
+			if queued, err := a.cat.RequeueExtract(ctx, id); err != nil {
+				return err
+			} else if queued {
+				a.wakeExtractor()
+			}
+			break
+		}
 	}
 	return nil
 }

@@ -284,3 +284,61 @@ func TestExtractorDecodesOnlyWhatItReads(t *testing.T) {
 		}
 	}
 }
+
+// OCR turned on after mail was archived: a reindex queues every message
+// with an image nobody looked at, also one whose other attachments were
+// extracted already (before, only messages with no record at all were
+// queued: a PDF and a scan together never had the scan read).
+func TestOCRTurnedOnLaterReachesOldMail(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	png := "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x02\x00\x00\x00"
+	a, err := Open(dir, &Options{Layout: testLayout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMailbox(t, a, "alice", "INBOX")
+	both := withAttachments("zip and scan", "body", [3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "harmless okapi"}))},
+		[3]string{"scan.png", "image/png", png})
+	alone := withAttachments("scan alone", "body", [3]string{"scan2.png", "image/png", png})
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: both},
+		Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 2, Raw: alone})
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Seen != 1 {
+		t.Fatalf("OCR off: %+v (want the zip alone looked at)", c)
+	}
+	a.Close()
+
+	a, err = Open(dir, &Options{Layout: testLayout, Extract: &extract.Limits{OCR: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Reindex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range [][]byte{both, alone} {
+		texts, pending, err := a.AttachmentTexts(ctx, store.KeyOf(raw).String())
+		if err != nil || pending {
+			t.Fatal(pending, err)
+		}
+		var names []string
+		for _, x := range texts {
+			names = append(names, x.Name+":"+x.Status+":"+x.Reason)
+		}
+		if want := map[bool]int{true: 2, false: 1}[len(raw) == len(both)]; len(texts) != want {
+			t.Errorf("OCR on, after reindex: %v (want the image looked at)", names)
+		}
+	}
+	// The zip's text stayed searchable throughout.
+	if got := subjects(find(t, a, "attachment:okapi", nil)); len(got) != 1 {
+		t.Fatalf("zip text: %v", got)
+	}
+}

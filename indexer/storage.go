@@ -114,6 +114,7 @@ type statusCatalog interface {
 type extractCatalog interface {
 	PendingExtracts(ctx context.Context, afterID int64, limit int) ([]catalog.ExtractTask, error)
 	EnsureExtract(ctx context.Context, id int64) (bool, error)
+	RequeueExtract(ctx context.Context, id int64) (bool, error)
 	RecordExtracts(ctx context.Context, version int, recs []catalog.ExtractRecord) ([]bool, error)
 	AttachmentTexts(ctx context.Context, id int64) ([]catalog.AttachmentText, error)
 	ExtractPending(ctx context.Context, id int64) (bool, error)

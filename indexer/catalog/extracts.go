@@ -87,6 +87,20 @@ func (c *Catalog) EnsureExtract(ctx context.Context, id int64) (bool, error) {
 	return n > 0, err
 }
 
+// RequeueExtract queues message id's extraction again when it is done (a
+// record that lacks an attachment the extractor now reads: OCR turned on
+// since, or a parse that lists the attachments otherwise); it reports
+// whether it did. A disposed message is not queued.
+func (c *Catalog) RequeueExtract(ctx context.Context, id int64) (bool, error) {
+	res, err := c.db.ExecContext(ctx, `UPDATE extract_state SET version = 0
+		WHERE message_id = ? AND version > 0 AND message_id NOT IN (SELECT message_id FROM disposed)`, id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
 // PendingExtracts returns up to limit messages whose extraction is pending,
 // with id > afterID, by id; disposed messages are left out.
 func (c *Catalog) PendingExtracts(ctx context.Context, afterID int64, limit int) ([]ExtractTask, error) {
