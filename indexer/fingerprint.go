@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"mailvault/indexer/catalog"
 	"mailvault/indexer/mime"
@@ -54,7 +55,13 @@ import (
 // FingerprintVersion is hashed in first and stored beside the
 // fingerprint: a change to what goes in is a new version, and
 // BackfillFingerprints recomputes the rows of an older one.
-const FingerprintVersion = 1
+//
+// Version 2 hashes the collapsed body text in one pass into a hash of its
+// own (collapsedSum), without building the collapsed string: the same
+// input, about 30% less time on the body text over the corpus, the whole
+// fingerprint ~10 µs a message against ~22 µs for the MIME parse ingest
+// does anyway (docs/benchmarks.md).
+const FingerprintVersion = 2
 
 // Fingerprint returns the normalised-content fingerprint of a parsed
 // message (hex sha256), or "" when it has no Message-ID.
@@ -83,7 +90,7 @@ func Fingerprint(m *mime.Message) string {
 	}
 	field(from)
 	field(collapse(m.Subject))
-	field(collapse(m.Text))
+	field(collapsedSum(m.Text))
 	field(strconv.Itoa(len(m.Attachments)))
 	for _, at := range m.Attachments {
 		field(at.Filename)
@@ -114,6 +121,61 @@ func collapse(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// asciiSpace are the ASCII bytes unicode.IsSpace reports.
+var asciiSpace = [128]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
+
+// collapsedSum is the hex sha256 of collapse(s), computed in one pass
+// through a small buffer (the body text can be megabytes).
+func collapsedSum(s string) string {
+	h := sha256.New()
+	var buf [4096]byte
+	n := 0
+	put := func(b ...byte) {
+		if n+len(b) > len(buf) {
+			h.Write(buf[:n])
+			n = 0
+		}
+		n += copy(buf[n:], b)
+	}
+	space, started := false, false
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			if asciiSpace[c] {
+				space = started
+				continue
+			}
+			if space {
+				put(' ')
+				space = false
+			}
+			put(c)
+			started = true
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if unicode.IsSpace(r) {
+			space = started
+			i += size
+			continue
+		}
+		if space {
+			put(' ')
+			space = false
+		}
+		if r == utf8.RuneError && size == 1 {
+			put(0xef, 0xbf, 0xbd) // as collapse's WriteRune writes it
+		} else {
+			put([]byte(s[i : i+size])...)
+		}
+		started = true
+		i += size
+	}
+	h.Write(buf[:n])
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // BackfillFingerprints computes the fingerprint of every message that has

@@ -1,7 +1,9 @@
 package indexer
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"mime/quotedprintable"
@@ -161,6 +163,24 @@ func TestCollapse(t *testing.T) {
 	} {
 		if got := collapse(in); got != want {
 			t.Errorf("collapse(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// collapsedSum is the sha256 of collapse, on generated text with every
+// kind of white space, multi-byte runes and invalid UTF-8.
+func TestCollapsedSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	pieces := []string{" ", "  ", "\r\n", "\t", "\u00a0", "\u2028", "\u0085", "a", "über", "€", "\xff", "\xe2\x82", "x", "\v", "\f"}
+	for i := range 2000 {
+		var b strings.Builder
+		for range r.IntN(3000) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		want := sha256.Sum256([]byte(collapse(s)))
+		if got := collapsedSum(s); got != hex.EncodeToString(want[:]) {
+			t.Fatalf("case %d: collapsedSum(%q) = %s, want sha256(collapse) %x", i, s, got, want)
 		}
 	}
 }
