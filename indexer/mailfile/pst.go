@@ -104,6 +104,11 @@ func ConvertPST(ctx context.Context, path, dir string, timeout time.Duration) (P
 			res.Skipped++
 			return nil
 		}
+		// A file over the message limit is reported by the import; it is
+		// not read into memory here.
+		if fi, err := e.Info(); err != nil || fi.Size() > MaxMessageBytes {
+			return nil
+		}
 		return fixBoundary(p)
 	})
 	if err != nil {
