@@ -219,9 +219,7 @@ func (a *Archive) extractSome(ctx context.Context) (int, error) {
 		}
 		if x != nil {
 			done = append(done, *x)
-			for _, r := range x.texts {
-				textBytes += r.TextBytes
-			}
+			textBytes += x.held()
 		}
 		a.yieldToIngest(ctx, time.Since(begin))
 		if textBytes > extractBatchText {
@@ -277,12 +275,13 @@ func (a *Archive) extractSome(ctx context.Context) (int, error) {
 }
 
 // A batch of the extractor: at most extractBatch messages, and no more
-// once their text passes extractBatchText bytes (what it holds in memory
-// until the record).
-const (
-	extractBatch     = 32
-	extractBatchText = 32 << 20
-)
+// once what their parses and records hold (extracted.held: body, headers
+// and attachments' text) passes extractBatchText bytes: what it holds in
+// memory until the record.
+const extractBatch = 32
+
+// extractBatchText is a var for the tests alone.
+var extractBatchText = 32 << 20
 
 // A message's attachments together: at most messageTimeouts attachment
 // timeouts (60 s by default) and messageTextLimits attachment text limits
@@ -298,6 +297,28 @@ type extracted struct {
 	texts []catalog.AttachmentText
 	m     *mime.Message // its parse with the attachments' text filled in; nil when the blob was unreadable
 	size  int64
+}
+
+// held is about what x holds until the batch is recorded: the parse's
+// text (body, headers, every attachment's) and the compressed rows. The
+// body counts too: mime keeps up to 4 MiB of it a message, so a batch
+// bounded by the attachments' text alone could hold 128 MiB of bodies
+// (TestExtractBatchCountsBodyText).
+func (x *extracted) held() int {
+	n := 0
+	for _, r := range x.texts {
+		n += len(r.Text) + len(r.Detail)
+	}
+	if m := x.m; m != nil {
+		n += len(m.Text)
+		for _, h := range m.Headers {
+			n += len(h.Key) + len(h.Value)
+		}
+		for _, at := range m.Attachments {
+			n += len(at.Text)
+		}
+	}
+	return n
 }
 
 // extractOne extracts message t's attachments; nil when it was disposed of.

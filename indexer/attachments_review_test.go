@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -340,5 +341,48 @@ func TestOCRTurnedOnLaterReachesOldMail(t *testing.T) {
 	// The zip's text stayed searchable throughout.
 	if got := subjects(find(t, a, "attachment:okapi", nil)); len(got) != 1 {
 		t.Fatalf("zip text: %v", got)
+	}
+}
+
+// A batch of the extractor holds its messages' parses until the record:
+// their body text counts against the batch's bound, not the attachments'
+// text alone (before, 32 messages of 4 MiB of body each were 128 MiB held
+// by a batch the bound said was small).
+func TestExtractBatchCountsBodyText(t *testing.T) {
+	defer func(n int) { extractBatchText = n }(extractBatchText)
+	extractBatchText = 1 << 20
+	ctx := context.Background()
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, NoExtract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	var items []Item
+	for i := range 8 {
+		body := strings.Repeat(fmt.Sprintf("word%d ", i), 256<<10/6)
+		raw := withAttachments(fmt.Sprintf("long %d", i), body,
+			[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "okapi"}))})
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1), Raw: raw})
+	}
+	ingest(t, a, items...)
+	n, err := a.extractSome(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 1 || n > 5 {
+		t.Fatalf("one batch took %d messages of 256 KiB of body each, bound 1 MiB", n)
+	}
+	for {
+		k, err := a.extractSome(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 0 {
+			break
+		}
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Pending != 0 || c.Extracted != 8 {
+		t.Fatalf("%+v", c)
 	}
 }
