@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -111,5 +112,47 @@ func TestProvenanceAudited(t *testing.T) {
 		if !got[want] {
 			t.Errorf("audit trail lacks %q: %v", want, got)
 		}
+	}
+}
+
+// The message page of an unwrapped original links to its journal report
+// (for who sees the journal); a message that claimed to be a report and did
+// not parse says so.
+func TestProvenanceReportLinks(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	if _, err := f.archive.EnsureMailbox(ctx, "journal", "Journal", catalog.SourceJournal, 5); err != nil {
+		t.Fatal(err)
+	}
+	original := []byte("From: a@example.org\r\nSubject: wrapped\r\nMessage-ID: <w@example.org>\r\n\r\nbody\r\n")
+	report := []byte("X-MS-Journal-Report:\r\nSubject: wrapped\r\n\r\n(the report)\r\n")
+	bad := []byte("X-MS-Journal-Report:\r\nSubject: broken\r\n\r\nnot a report\r\n")
+	env := &indexer.Envelope{MailFrom: "a@example.org", RcptTo: []string{"x@example.org"}, Recipients: []string{"x@example.org"}, Listener: "smtp", ReceivedAt: time.Now()}
+	if _, err := f.archive.Ingest(ctx, []indexer.Item{
+		{Account: "journal", Mailbox: "Journal", UIDValidity: 5, UID: 1, Raw: original, Envelope: env},
+		{Account: "journal", Mailbox: "Journal", UIDValidity: 5, UID: 2, Raw: report, Envelope: env},
+		{Account: "journal", Mailbox: "Journal", UIDValidity: 5, UID: 3, Raw: bad, Envelope: env},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	key := func(s string) (k [32]byte) { b, _ := hex.DecodeString(s); copy(k[:], b); return k }
+	if err := f.archive.LinkJournalReport(ctx, key(sha(report)), key(sha(original)), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.archive.LinkJournalReport(ctx, key(sha(bad)), [32]byte{}, "journal report: no text/plain report part before the original"); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := f.login(t, "root", "correct horse")
+	_, page, _ := getPage(t, root, f.srv.URL+"/message/"+sha(original))
+	if want := `(unwrapped from <a href="/message/` + sha(report) + `">its journal report</a>)`; !strings.Contains(page, want) {
+		t.Errorf("the original's page lacks %q", want)
+	}
+	_, page, _ = getPage(t, root, f.srv.URL+"/message/"+sha(report))
+	if strings.Contains(page, `id="provenance"`) {
+		t.Error("the journal report's own page has a provenance line: it is the wrapper, not mail")
+	}
+	_, page, _ = getPage(t, root, f.srv.URL+"/message/"+sha(bad))
+	if want := `id="report-error">This message claims to be a journal report and does not parse: journal report: no text/plain report part`; !strings.Contains(page, want) {
+		t.Errorf("the bad report's page lacks %q", want)
 	}
 }
