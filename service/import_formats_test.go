@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"mailvault/indexer"
+	"mailvault/indexer/catalog"
 	"mailvault/indexer/mailfile/psttest"
 )
 
@@ -164,6 +165,16 @@ func TestImportTakeout(t *testing.T) {
 	if sum := runImport(t, a, ImportRequest{Account: "g", Paths: []string{newer}}); sum.Stored != 1 || sum.Linked != 0 || sum.Present != 6 {
 		t.Errorf("newer Takeout %+v, want 1 stored, 6 present", sum)
 	}
+	// A label naming a harvested mailbox of the account: that label is left
+	// out (noted, counted as unreadable), the rest is imported.
+	if _, err := a.EnsureMailbox(context.Background(), "k", "Sent", catalog.SourceIMAP, 7); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Import(context.Background(), a, ImportRequest{Account: "k", Paths: []string{p}}, nil, nil)
+	if err != nil || sum.Imported() != 5 || sum.FileErrors != 1 || len(sum.Notes) != 1 || !strings.Contains(sum.Notes[0], `"Sent"`) {
+		t.Errorf("Takeout with a harvested Sent: %+v, %v", sum, err)
+	}
+
 	// --takeout forces it on an mbox whose first message has no labels.
 	plain := filepath.Join(dir, "plain.mbox")
 	writeTestFile(t, plain, tkFrom+fmtMsg("five")+"\n"+tkMsg("Inbox", "six"))
@@ -196,6 +207,13 @@ func TestImportPST(t *testing.T) {
 	}
 	if sum := runImport(t, a, req); sum.Imported() != 0 || sum.Present != 17 {
 		t.Errorf("re-import %+v, want 17 present", sum)
+	}
+
+	// A PST holding a calendar item only: nothing imported, both said.
+	sum = runImport(t, a, ImportRequest{Account: "ht", Paths: []string{psttest.File(t, "32-bit.pst")}})
+	if sum.Imported() != 0 || sum.FileErrors != 0 || len(sum.Notes) != 2 ||
+		!strings.Contains(sum.Notes[0], "1 of readpst's files are not mail") || !strings.Contains(sum.Notes[1], "found no mail") {
+		t.Errorf("calendar-only PST: %+v", sum)
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.pst")

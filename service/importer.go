@@ -212,7 +212,7 @@ func (imp *importer) pst(ctx context.Context, box mailfile.Mailbox, req ImportRe
 		return &walkError{err}
 	}
 	if res.Skipped > 0 {
-		imp.note(fmt.Sprintf("%s: %d items that are not mail (contacts, calendar, notes) not imported", box.Path, res.Skipped))
+		imp.note(fmt.Sprintf("%s: %d of readpst's files are not mail (contacts, calendar items, notes) and were not imported", box.Path, res.Skipped))
 	}
 	found, err := mailfile.Discover(res.Root, req.Mailbox)
 	if errors.Is(err, mailfile.ErrNoMailbox) {
@@ -235,6 +235,9 @@ func (imp *importer) pst(ctx context.Context, box mailfile.Mailbox, req ImportRe
 	return nil
 }
 
+// errHarvested: an import named a mailbox that IMAP harvest fills.
+var errHarvested = errors.New("not an imported mailbox")
+
 // target is one mailbox an import writes to, with its dedup state.
 type target struct {
 	mb   catalog.Mailbox
@@ -249,7 +252,7 @@ func (imp *importer) target(ctx context.Context, name string) (*target, error) {
 		return nil, err
 	}
 	if mb.Source != catalog.SourceImport {
-		return nil, fmt.Errorf("mailbox %q of account %q is harvested from IMAP; import into another account or --mailbox", name, imp.account)
+		return nil, fmt.Errorf("mailbox %q of account %q is harvested from IMAP; import into another account or --mailbox: %w", name, imp.account, errHarvested)
 	}
 	have, uid, err := imp.a.ImportState(ctx, mb)
 	if err != nil {
@@ -304,13 +307,24 @@ func (imp *importer) mailbox(ctx context.Context, box mailfile.Mailbox, advance 
 			}
 			noted := false
 			for _, name := range names {
-				t := targets[name]
-				if t == nil {
+				t, ok := targets[name]
+				if !ok {
 					var err error
-					if t, err = imp.target(ctx, name); err != nil {
+					t, err = imp.target(ctx, name)
+					if errors.Is(err, errHarvested) {
+						// A Takeout label naming a harvested mailbox: that
+						// label is left out, the rest of the Takeout goes on.
+						imp.note(err.Error() + " (its Takeout occurrences are left out)")
+						imp.mu.Lock()
+						sum.FileErrors++
+						imp.mu.Unlock()
+					} else if err != nil {
 						return err
 					}
 					targets[name] = t
+				}
+				if t == nil {
+					continue
 				}
 				t.seen[k]++
 				if t.seen[k] <= t.have[k] {

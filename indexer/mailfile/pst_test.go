@@ -111,3 +111,58 @@ func TestConvertPSTErrors(t *testing.T) {
 		t.Errorf("ConvertPST without readpst = %v, want ErrNoReadpst naming pst-utils", err)
 	}
 }
+
+// The Enron PST of go-pst's test data (29 MB, 1,737 items): every folder
+// with the item counts readpst -j 0 writes, the subjects of Inbox, an
+// attachment, and two conversions alike. (readpst's default parallel mode
+// wrote 1,709 to 1,736 of them in three runs here: see ConvertPST.)
+func TestConvertPSTEnron(t *testing.T) {
+	psttest.Readpst(t)
+	pst := psttest.File(t, "enron.pst")
+	convert := func() (map[string]int, map[string][]Message) {
+		res, err := ConvertPST(context.Background(), pst, t.TempDir(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found, err := Discover(res.Root, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts, msgs := map[string]int{}, map[string][]Message{}
+		for _, b := range found {
+			m, errs := walkAll(t, b)
+			if len(errs) > 0 {
+				t.Errorf("%s: %v", b.Name, errs)
+			}
+			counts[b.Name], msgs[b.Name] = len(m), m
+		}
+		return counts, msgs
+	}
+	counts, msgs := convert()
+	want := map[string]int{
+		"bailey-s/All documents": 846, "bailey-s/Calendar": 791, "bailey-s/Contacts": 10, "bailey-s/Drafts": 41,
+		"bailey-s/Inbox": 4, "bailey-s/Notes inbox": 10, "bailey-s/Sent": 20, "bailey-s/Sent Items": 15,
+	}
+	if !reflect.DeepEqual(counts, want) {
+		t.Errorf("folders %v\nwant %v", counts, want)
+	}
+	subj := strings.Join(subjects(msgs["bailey-s/Inbox"]), "|")
+	for _, s := range []string{"FW: assignment", "Board Retreat"} {
+		if !strings.Contains(subj, s) {
+			t.Errorf("Inbox subjects %q lack %q", subj, s)
+		}
+	}
+	att := 0
+	for _, m := range msgs["bailey-s/Sent Items"] {
+		if strings.Contains(string(m.Raw), `filename="`) {
+			att++
+		}
+	}
+	if att != 8 {
+		t.Errorf("%d messages of Sent Items have an attachment, want 8", att)
+	}
+	again, msgs2 := convert()
+	if !reflect.DeepEqual(again, counts) || !reflect.DeepEqual(raws(msgs), raws(msgs2)) {
+		t.Errorf("a second conversion differs: %v", again)
+	}
+}
