@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mailvault/indexer/store"
 )
 
 // Two copies of one mail with different bytes (a mailbox's, with delivery
@@ -69,4 +71,34 @@ func TestCopiesAndBackfill(t *testing.T) {
 func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// A disposed message's fingerprint is scrubbed with the rest of its row:
+// its surviving copy elsewhere links to nothing of it, and the backfill
+// does not look for its deleted blob.
+func TestDisposalScrubsFingerprint(t *testing.T) {
+	ctx := context.Background()
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	g := genMessage(rand.New(rand.NewPCG(4, 4)), 1)
+	sent := g.render(delivery{})
+	delivered := g.render(delivery{headers: []string{"Delivered-To: rcpt@example.org"}})
+	mustMailbox(t, a, "alice", "INBOX")
+	mustMailbox(t, a, "bob", "INBOX")
+	ingest(t, a,
+		Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: sent},
+		Item{Account: "bob", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: delivered})
+	if copies, _ := a.Copies(ctx, sha256hex(delivered)); len(copies) != 2 {
+		t.Fatalf("before disposal: %d copies, want 2", len(copies))
+	}
+	if _, err := a.Dispose(ctx, Disposal{Key: store.KeyOf(sent), Reason: "erasure request", Rule: "erasure", Actor: "operator", MayDelete: allow}); err != nil {
+		t.Fatal(err)
+	}
+	copies, err := a.Copies(ctx, sha256hex(delivered))
+	if err != nil || len(copies) != 1 || copies[0].Account != "bob" {
+		t.Errorf("after disposal: copies %+v, %v; want bob's only", copies, err)
+	}
+	if n, err := a.BackfillFingerprints(ctx); err != nil || n != 0 {
+		t.Errorf("BackfillFingerprints after disposal = %d, %v; want 0 (nothing to read)", n, err)
+	}
 }

@@ -81,8 +81,30 @@ func migrateFingerprint(tx *sql.Tx) error {
 	if _, err := tx.Exec(`CREATE INDEX IF NOT EXISTS messages_by_fingerprint ON messages(fingerprint) WHERE fingerprint != ''`); err != nil {
 		return fmt.Errorf("migrate fingerprint: %w", err)
 	}
+	// A disposed message's fingerprint is derived from its content (the
+	// Message-ID, the text): disposal scrubs it with the rest of the row
+	// (tombstones.go scrubs subject, sender, Message-ID), so an erased
+	// message links to nothing, and the version is set past every real
+	// one so that the backfill never looks for its deleted blob. A trigger
+	// on disposed, created here because migrations run after every
+	// schema (disposed is tombstones.go's); rows disposed before it are
+	// scrubbed once.
+	for _, q := range []string{
+		`CREATE TRIGGER IF NOT EXISTS disposed_scrubs_fingerprint AFTER INSERT ON disposed
+		BEGIN UPDATE messages SET fingerprint = '', fingerprint_v = ` + scrubbedVersion + ` WHERE id = NEW.message_id; END`,
+		`UPDATE messages SET fingerprint = '', fingerprint_v = ` + scrubbedVersion + `
+		WHERE id IN (SELECT message_id FROM disposed) AND (fingerprint_v IS NULL OR fingerprint_v != ` + scrubbedVersion + `)`,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			return fmt.Errorf("migrate fingerprint: %w", err)
+		}
+	}
 	return nil
 }
+
+// scrubbedVersion is the fingerprint_v of a disposed message: above any
+// version the function will have.
+const scrubbedVersion = "2147483647"
 
 // FingerprintTask is a message whose fingerprint is missing or old.
 type FingerprintTask struct {
