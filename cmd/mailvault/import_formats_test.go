@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,5 +62,43 @@ func TestImportCommandFormats(t *testing.T) {
 	st = statusOf(t, inProcess, dataH, "ht")
 	if st["Outlook/Sent Messages"].Archived != 11 || st["Outlook/Drafts"].Archived != 6 {
 		t.Errorf("PST status %v", st)
+	}
+}
+
+// Through a running serve, as jobs: a Takeout forced with --takeout (its
+// first message has no labels) and a PST; the request's options reach the
+// daemon, and the mail is searchable there.
+func TestServeImportsTakeoutAndPST(t *testing.T) {
+	psttest.Readpst(t)
+	pst := psttest.File(t, "support.pst")
+	bin := buildMailvault(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	from := "From 1588112345678901234@xxx Wed Apr 01 10:00:00 +0000 2020\n"
+	mbox := filepath.Join(dir, "gmail.mbox")
+	if err := os.WriteFile(mbox, []byte(from+"From: a@example.org\nSubject: nolabels\n\nx\n\n"+
+		from+"X-Gmail-Labels: Inbox,Important\nFrom: a@example.org\nSubject: labelled\n\ny\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, bin, data)
+	r := runBinary(t, bin, 0, "import", "--data", data, "--account", "g", "--takeout", "--json", mbox)
+	if sum := parseImportSummary(t, r); r.code != 0 || !strings.Contains(r.stderr, "runs in the running serve as job") || sum.stored != 2 || sum.linked != 1 {
+		t.Fatalf("Takeout through serve: exit %d %+v\nstderr %s", r.code, sum, r.stderr)
+	}
+	r = runBinary(t, bin, 0, "import", "--data", data, "--account", "ht", "--mailbox", "Outlook", "--json", pst)
+	if sum := parseImportSummary(t, r); r.code != 0 || sum.stored+sum.linked != 17 {
+		t.Fatalf("PST through serve: exit %d %+v\nstderr %s", r.code, sum, r.stderr)
+	}
+	boxes := map[string]int{}
+	waitUntilT(t, "the imports searchable", func() bool {
+		boxes = map[string]int{}
+		for _, h := range searchAll(t, binary(bin), data, "larger:0") {
+			boxes[h.Account+" "+h.Mailbox]++
+		}
+		return len(boxes) == 5
+	})
+	want := map[string]int{"g Archived": 1, "g INBOX": 1, "g Important": 1, "ht Outlook/Drafts": 6, "ht Outlook/Sent Messages": 11}
+	if fmt.Sprint(boxes) != fmt.Sprint(want) {
+		t.Errorf("occurrences by mailbox %v, want %v", boxes, want)
 	}
 }
