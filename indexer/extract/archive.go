@@ -446,13 +446,30 @@ func zipLocalEntries(j *Job, data []byte, limit int) (entries []zipEntry, more b
 	return entries, false, fmt.Errorf("no central directory (truncated?): %d members found from their local headers", len(entries))
 }
 
-// zipClaimedEntries is the number of entries data's end-of-central-
-// directory record claims (ok false when there is none). Detect checks it
-// before archive/zip's NewReader, which reads every entry claimed and
-// present.
+// zipClaimedEntries bounds the entries archive/zip's NewReader would hold
+// for data: the larger of what the end-of-central-directory record claims
+// (ok false when there is none) and the number of central directory
+// signatures anywhere in data. Detect and openPackage check it before
+// NewReader.
+//
+// The claim alone is not a bound (the hostile review of issue 15):
+// NewReader reads every directory header there is, one after the other,
+// and compares their number with the claim modulo 65,536 only (uint16), so
+// 400,000 empty entries claiming 400,000 mod 65,536 = 6,784 passed the
+// check and cost 114 MiB of heap for 19 MB of input (about 300 MB for 64
+// MiB; TestHostileWrappedEntryCount). Each header NewReader reads starts
+// with the signature, so their count bounds it whatever the record says
+// and wherever NewReader starts. Counting costs one pass of bytes.Count
+// over the attachment (milliseconds for 64 MiB); a real package has few
+// signatures besides its entries' (a stored member that is itself a ZIP
+// adds its own, and 4 random bytes match once in 4 billion).
 func zipClaimedEntries(data []byte) (n uint64, ok bool) {
-	n, _, err := zipEnd(data)
-	return n, err == nil
+	claimed, _, err := zipEnd(data)
+	sigs := uint64(bytes.Count(data, []byte(zipCentralSig)))
+	if err != nil {
+		return sigs, false
+	}
+	return max(claimed, sigs), true
 }
 
 func extractZip(j *Job, data []byte) error {

@@ -123,9 +123,9 @@ func Detect(name, contentType string, data []byte) string {
 // a zip.
 func zipKind(data []byte, ct, x string) string {
 	var zr *zip.Reader
-	n, ok := zipClaimedEntries(data)
+	n, _ := zipClaimedEntries(data) // a bound also without an end record
 	err := errors.New("too many entries for an office file")
-	if !ok || n <= maxOfficeEntries {
+	if n <= maxOfficeEntries {
 		zr, err = zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	}
 	if err != nil {

@@ -35,8 +35,9 @@ func docOpenZip(j *Job, data []byte) (*docPackage, error) {
 	}
 	// archive/zip's NewReader holds the whole central directory (a 64 MiB
 	// file of empty entries is 1.4 million of them, ~300 MB): the count the
-	// end record claims is checked first (zipClaimedEntries, archive.go).
-	if n, ok := zipClaimedEntries(data); ok && n > uint64(j.lim.MaxMembers) {
+	// end record claims, or the directory holds, is checked first
+	// (zipClaimedEntries, archive.go).
+	if n, _ := zipClaimedEntries(data); n > uint64(j.lim.MaxMembers) {
 		return nil, fmt.Errorf("package claims %d members: %w", n, ErrMembers)
 	}
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
