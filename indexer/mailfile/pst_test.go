@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"mailvault/indexer/mailfile/psttest"
 )
@@ -104,6 +105,11 @@ func TestConvertPSTErrors(t *testing.T) {
 	t.Logf("bad PST: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "readpst rejected it") {
 		t.Errorf("ConvertPST(bad) = %v, want readpst rejected it", err)
+	}
+	// The timeout bounds readpst (here: a real PST and no time at all).
+	_, err = ConvertPST(context.Background(), psttest.File(t, "enron.pst"), t.TempDir(), time.Nanosecond)
+	if err == nil || !strings.Contains(err.Error(), "readpst did not finish in") || !strings.Contains(err.Error(), "--pst-timeout") {
+		t.Errorf("ConvertPST with a 1ns timeout = %v", err)
 	}
 	t.Setenv("PATH", t.TempDir())
 	_, err = ConvertPST(context.Background(), bad, t.TempDir(), 0)
