@@ -386,3 +386,41 @@ func TestExtractBatchCountsBodyText(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// Failures that say nothing of the attachment (the blob unreadable, the
+// extractor busy, OCR without tesseract) are tried again by a reindex;
+// the others are not (a corrupt file stays corrupt).
+func TestReextractRetriesEnvironmentalFailures(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, NoExtract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	reasons := []string{"unreadable", extract.ReasonBusy, extract.ReasonOCRUnavailable, extract.ReasonCorrupt, extract.ReasonTimeout, extract.ReasonEncrypted}
+	var recs []catalog.ExtractRecord
+	for i, reason := range reasons {
+		raw := withAttachments(fmt.Sprintf("failed %s", reason), "body",
+			[3]string{"x.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "okapi"}))})
+		ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1), Raw: raw})
+		id, err := a.cat.MessageRowID(ctx, store.KeyOf(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, catalog.ExtractRecord{ID: id, Texts: []catalog.AttachmentText{{Part: 0, Name: "x.zip", Status: string(extract.Failed), Reason: reason}}})
+	}
+	if _, err := a.cat.RecordExtracts(ctx, extract.Version, recs); err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.cat.Reextract(ctx, extract.Version)
+	if err != nil || n != 3 {
+		t.Fatalf("re-queued %d (%v), want 3: unreadable, busy, ocr-unavailable", n, err)
+	}
+	for i, r := range recs {
+		pending, _ := a.cat.ExtractPending(ctx, r.ID)
+		if want := i < 3; pending != want {
+			t.Errorf("%s: queued %v, want %v", reasons[i], pending, want)
+		}
+	}
+}

@@ -222,17 +222,26 @@ func (c *Catalog) ExtractPending(ctx context.Context, id int64) (bool, error) {
 }
 
 // Reextract queues again every message extracted by a version older than
-// version, and every message whose blob the extractor could not read (its
-// record is the one row of part -1, reason "unreadable": a reindex after a
-// repair extracts it, as the record's detail says); it returns how many.
+// version, and every message with an attachment that failed for a cause
+// outside it (retryReasons): a reindex after the cause is gone extracts
+// it; it returns how many.
 func (c *Catalog) Reextract(ctx context.Context, version int) (int64, error) {
 	res, err := c.db.ExecContext(ctx, `UPDATE extract_state SET version = 0 WHERE version > 0 AND (version < ?
-		OR message_id IN (SELECT message_id FROM attachment_texts WHERE part = -1 AND reason = 'unreadable'))`, version)
+		OR message_id IN (SELECT message_id FROM attachment_texts WHERE status = 'failed' AND reason IN `+retryReasons+`))`, version)
 	if err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()
 }
+
+// retryReasons are the failures that say nothing of the attachment, so a
+// reindex tries them again: "unreadable" (the blob could not be read: a
+// repair since), "busy" (too many stuck extractions in that process),
+// "ocr-unavailable" (OCR on, tesseract installed since). Not "timeout":
+// it would most likely recur, at up to a minute a message. These are
+// extract's Reason codes (and the indexer's "unreadable"), spelled here
+// because catalog does not import extract.
+const retryReasons = `('unreadable', 'busy', 'ocr-unavailable')`
 
 // ExtractCounts is what status shows of attachment text.
 type ExtractCounts struct {
