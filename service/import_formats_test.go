@@ -209,6 +209,27 @@ func TestImportPST(t *testing.T) {
 		t.Errorf("re-import %+v, want 17 present", sum)
 	}
 
+	// A PST found in a tree: its folders below its relative path.
+	tree := t.TempDir()
+	writeTestFile(t, filepath.Join(tree, "1.eml"), fmtMsg("beside the pst"))
+	if err := os.MkdirAll(filepath.Join(tree, "archive"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(pst, filepath.Join(tree, "archive", "old.pst")); err != nil {
+		t.Fatal(err)
+	}
+	if sum := runImport(t, a, ImportRequest{Account: "tree", Paths: []string{tree}}); sum.Imported() != 18 || sum.FileErrors != 0 {
+		t.Errorf("tree with a PST: %+v", sum)
+	}
+	boxes = map[string]int{}
+	for _, o := range occs(t, a, "tree") {
+		f := strings.Fields(o)
+		boxes[strings.Join(f[:len(f)-3], " ")]++
+	}
+	if !reflect.DeepEqual(boxes, map[string]int{"INBOX": 1, "archive/old/Drafts": 6, "archive/old/Sent Messages": 11}) {
+		t.Errorf("tree with a PST: mailboxes %v", boxes)
+	}
+
 	// A PST holding a calendar item only: nothing imported, both said.
 	sum = runImport(t, a, ImportRequest{Account: "ht", Paths: []string{psttest.File(t, "32-bit.pst")}})
 	if sum.Imported() != 0 || sum.FileErrors != 0 || len(sum.Notes) != 2 ||

@@ -214,7 +214,7 @@ func (imp *importer) pst(ctx context.Context, box mailfile.Mailbox, req ImportRe
 	if res.Skipped > 0 {
 		imp.note(fmt.Sprintf("%s: %d of readpst's files are not mail (contacts, calendar items, notes) and were not imported", box.Path, res.Skipped))
 	}
-	found, err := mailfile.Discover(res.Root, req.Mailbox)
+	found, err := mailfile.Discover(res.Root, box.Name)
 	if errors.Is(err, mailfile.ErrNoMailbox) {
 		imp.note(fmt.Sprintf("%s: readpst found no mail in it", box.Path))
 		return nil

@@ -45,8 +45,9 @@ var helpText = map[string]string{
   - an Outlook .pst or .ost file, converted by readpst (Debian package
     pst-utils, an optional external program; bounded by --pst-timeout) into a
     private temporary directory (as much free space as the PST is needed)
-    and imported as .eml files, its folders as mailboxes; contacts and
-    calendar items are not mail and are left out (noted).
+    and imported as .eml files, its folders as mailboxes (below its path
+    without .pst when found in a tree); contacts and calendar items are not
+    mail and are left out (noted).
 With --mailbox a single mailbox is named NAME, and in a tree (or a Takeout's
 labels, or a PST's folders) NAME prefixes every mailbox.
 

@@ -59,8 +59,11 @@
 //     X-Gmail-Labels header, or every mbox with Options.Takeout, is
 //     KindTakeout; its Name is the override (a prefix), and each Message
 //     names the label mailboxes it belongs in.
-//   - A PST or OST file ("!BDN" magic), given directly: KindPST, which Walk
-//     refuses; ConvertPST turns it into a tree of .eml files (pst.go).
+//   - A PST or OST file ("!BDN" magic): KindPST, which Walk refuses;
+//     ConvertPST turns it into a tree of .eml files (pst.go). Given directly
+//     its Name is the override ("" without one: the PST's folder names as
+//     they are); found in a tree, its relative path without the extension,
+//     which prefixes its folders.
 //   - A single regular file given directly: an mbox if it starts with a "From "
 //     line (after optional blank lines), is named *.mbox, or is empty; its name
 //     is the file base name without ".mbox" (or the override). Otherwise, if its

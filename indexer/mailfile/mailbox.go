@@ -63,7 +63,8 @@ func (k Kind) String() string {
 type Mailbox struct {
 	// Name is the mailbox name, "/"-separated: "INBOX", "Sent",
 	// "Archive/2019"; for mbox the file base name without ".mbox", or the
-	// override.
+	// override. For KindTakeout and KindPST it is the prefix of the
+	// mailboxes inside ("" for none).
 	Name string
 	Path string // the Maildir directory or the file
 	Kind Kind
@@ -156,9 +157,13 @@ func discover(path, override string) ([]Mailbox, error) {
 		}
 		name := override
 		if name == "" {
-			if kind == KindMbox {
+			switch kind {
+			case KindMbox:
 				name = mboxName(filepath.Base(path))
-			} else {
+			case KindPST:
+				// The PST's folders are named as they are; a name given
+				// here prefixes them.
+			default:
 				name = "INBOX"
 			}
 		}
@@ -368,7 +373,15 @@ func (d *discoverer) walk(dir, rel string, isMD, inApple bool, ancestors []os.Fi
 			if fi.Size() == 0 {
 				continue
 			}
-			if k, err := sniffFile(p); err != nil || k != KindMbox {
+			k, err := sniffFile(p)
+			if err == nil && k == KindPST {
+				// A PST in a tree: its folders go below its name.
+				if err := d.add(Mailbox{Name: d.name(join(rel, strings.TrimSuffix(n, filepath.Ext(n)))), Path: p, Kind: KindPST}); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil || k != KindMbox {
 				continue
 			}
 		}
