@@ -67,6 +67,21 @@ func TestExtractorRaces(t *testing.T) {
 			},
 		},
 		{
+			// A flag change while the message is extracted: the index ends
+			// with the text and the new flag.
+			name: "flags",
+			at: func(t *testing.T, a *Archive, _ store.Key, _ []byte) {
+				if _, _, err := a.Reconcile(context.Background(), "alice", "INBOX", 7, map[uint32][]string{1: {`\Flagged`}}); err != nil {
+					t.Error(err)
+				}
+			},
+			check: func(t *testing.T, a *Archive, _ store.Key) {
+				if got := subjects(find(t, a, "attachment:okapi is:flagged", nil)); len(got) != 1 {
+					t.Errorf("text and flag: %v", got)
+				}
+			},
+		},
+		{
 			// Reindex while the extractor works: the new index has the text.
 			name: "reindex",
 			at: func(t *testing.T, a *Archive, _ store.Key, _ []byte) {
