@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,8 @@ import (
 // differs on every run ("--boundary-LibPST-iamunique-185667071_-_-"), so
 // the same PST converted twice would give different bytes and a re-import
 // would store every message again. ConvertPST replaces that number with a
-// fixed one in each .eml it wrote; the converted message is readpst's
+// fixed one in each .eml it wrote (and dates the file by its Date header,
+// for INTERNALDATE); the converted message is readpst's
 // rendering either way (a PST holds no RFC 5322 bytes), now a deterministic
 // one, so re-importing a PST adds nothing.
 
@@ -109,7 +111,7 @@ func ConvertPST(ctx context.Context, path, dir string, timeout time.Duration) (P
 		if fi, err := e.Info(); err != nil || fi.Size() > MaxMessageBytes {
 			return nil
 		}
-		return fixBoundary(p)
+		return settle(p)
 	})
 	if err != nil {
 		return PSTResult{}, fmt.Errorf("import %q: reading readpst's output: %w", path, err)
@@ -123,17 +125,28 @@ func ConvertPST(ctx context.Context, path, dir string, timeout time.Duration) (P
 	return res, nil
 }
 
-// fixBoundary replaces readpst's random boundary number in one file.
-func fixBoundary(p string) error {
+// settle makes one converted message deterministic and dated: readpst's
+// random boundary number is replaced, and the file's mtime (which the
+// import takes as INTERNALDATE, as for Maildir) is set to the message's
+// Date header, which readpst writes from the PST's own times; without one
+// it stays the conversion time.
+func settle(p string) error {
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return err
 	}
-	if !libpstBoundary.Match(b) {
-		return nil
+	if libpstBoundary.Match(b) {
+		b = libpstBoundary.ReplaceAll(b, []byte("boundary-LibPST-iamunique-0_-_-"))
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			return err
+		}
 	}
-	b = libpstBoundary.ReplaceAll(b, []byte("boundary-LibPST-iamunique-0_-_-"))
-	return os.WriteFile(p, b, 0o600)
+	if v, found, _ := headerValue(b, "Date", 200); found {
+		if t, err := mail.ParseDate(strings.TrimSpace(unfold(v))); err == nil {
+			return os.Chtimes(p, t, t)
+		}
+	}
+	return nil
 }
 
 func lastLines(s string, n int) string {

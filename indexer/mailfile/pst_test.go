@@ -1,9 +1,11 @@
 package mailfile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -64,6 +66,17 @@ func TestConvertPST(t *testing.T) {
 	for _, s := range []string{"Desktop exploits suspension notice", "Release 9.2.1", "The truth about latest allegations"} {
 		if !strings.Contains(subj, s) {
 			t.Errorf("Sent Messages subjects %q lack %q", subj, s)
+		}
+	}
+	// INTERNALDATE is the message's date, not the conversion's.
+	for _, m := range a["Sent Messages"] {
+		hm, err := mail.ReadMessage(bytes.NewReader(m.Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := hm.Header.Date()
+		if err != nil || !m.InternalDate.Equal(d) {
+			t.Errorf("%s: InternalDate %v, want its Date %v (%v)", m.Source, m.InternalDate, d, err)
 		}
 	}
 	att := 0
