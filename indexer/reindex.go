@@ -145,7 +145,7 @@ func (a *Archive) Reindex(ctx context.Context, progress func(done, total int)) e
 	if n, err := a.cat.Reextract(ctx, extract.Version); err != nil {
 		return fmt.Errorf("reindex: %w", err)
 	} else if n > 0 {
-		a.log.Info("reindex: attachments extracted by an older extractor, or whose blob was unreadable, are queued again", "messages", n, "version", extract.Version)
+		a.log.Info("reindex: attachments extracted by an older extractor, or failed for a cause outside them, are queued again", "messages", n, "version", extract.Version)
 		a.wakeExtractor()
 	}
 	newDir := filepath.Join(a.dir, indexNewDirName)
