@@ -54,7 +54,9 @@
 //     relative path (the given directory: "INBOX" or the override); an Apple
 //     Mail "X.mbox" directory without an mbox file is one mailbox "X" of all
 //     the .emlx below it, nested X.mbox directories excepted. An .eml that
-//     starts with a "From " line is one message, not an mbox.
+//     starts with a "From " line is one message, not an mbox. InternalDate
+//     is the file's mtime, as for Maildir (an .emlx: its plist's
+//     date-received when there is one); flags come only from .emlx plists.
 //   - A Gmail Takeout mbox (takeout.go): an mbox whose first message has an
 //     X-Gmail-Labels header, or every mbox with Options.Takeout, is
 //     KindTakeout; its Name is the override (a prefix), and each Message
