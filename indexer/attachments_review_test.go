@@ -439,3 +439,51 @@ func TestReextractRetriesEnvironmentalFailures(t *testing.T) {
 		}
 	}
 }
+
+// Close while the extractor holds a batch (extracted, not recorded): the
+// batch stays queued and the next open extracts it; nothing is recorded
+// half.
+func TestCloseDuringExtractBatch(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	raw := withAttachments("closing", "an innocent wombat",
+		[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "harmless okapi"}))})
+	var a *Archive
+	ready := make(chan struct{})
+	hooked := make(chan struct{})
+	var once sync.Once
+	a, err := Open(dir, &Options{Layout: testLayout, extractHook: func(stage string) {
+		<-ready
+		once.Do(func() {
+			a.extractor.cancel() // what Close does first
+			close(hooked)
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMailbox(t, a, "alice", "INBOX")
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw})
+	close(ready)
+	<-hooked
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	a, err = Open(dir, &Options{Layout: testLayout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if c, _ := a.ExtractCounts(ctx); c.Seen != 0 && c.Pending != 0 {
+		t.Fatalf("half recorded: %+v", c)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjects(find(t, a, "attachment:okapi", nil)); len(got) != 1 {
+		t.Fatalf("after reopening: %v", got)
+	}
+}
