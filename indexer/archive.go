@@ -127,6 +127,7 @@ type Archive struct {
 
 	commitMu   sync.Mutex   // serialises Commit
 	lastCommit atomic.Int64 // when the last Commit began (UnixNano): the extractor yields to a busy ingest
+	bulk       atomic.Int32 // bulk jobs running (Bulk): the extractor yields to them
 
 	mu        sync.Mutex
 	mailboxes map[[2]string]catalog.Mailbox
@@ -483,6 +484,7 @@ func (a *Archive) Compact(ctx context.Context) error {
 	if a.writer == nil {
 		return nil
 	}
+	defer a.Bulk()()
 	a.maintMu.Lock()
 	defer a.maintMu.Unlock()
 	// Ingest waits while the writer is replaced.

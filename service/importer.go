@@ -111,6 +111,9 @@ func (s *Service) StartImport(c Caller, req ImportRequest) (JobInfo, error) {
 // messages done and the total.
 func Import(ctx context.Context, a *indexer.Archive, req ImportRequest, progress func(done, total int), note func(string)) (*ImportSummary, error) {
 	start := time.Now()
+	// The attachments' text is extracted when the import is done (the
+	// caller waits for it: cmd/mailvault import), not beside it.
+	defer a.Bulk()()
 	imp := &importer{a: a, account: req.Account, sum: &ImportSummary{}, noteFn: note}
 	defer func() { imp.sum.Seconds = time.Since(start).Seconds() }()
 	// Find every mailbox first, so progress can show a total.
