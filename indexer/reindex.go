@@ -129,6 +129,7 @@ func (a *Archive) Reindex(ctx context.Context, progress func(done, total int)) e
 	if a.writer == nil {
 		return fmt.Errorf("reindex: archive %s is open read-only", a.dir)
 	}
+	defer a.Bulk()()
 	a.maintMu.Lock()
 	defer a.maintMu.Unlock()
 	// A rebuilt index would erase the last trace of mail the catalog lost
