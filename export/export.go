@@ -34,6 +34,11 @@ type Message struct {
 	// index in the parse's list of attachments: the TEXT of those
 	// documents. nil when there is none.
 	AttachmentTexts map[int]string
+	// AttachmentTextsPending: the archive had not extracted the
+	// attachments' text yet when the message was exported; the draft notes
+	// it (an Exclusion), so that TEXT missing for that reason is never
+	// silent.
+	AttachmentTextsPending bool
 	// Provenance is which sources saw the message: "journal", "mailbox" or
 	// "both" (the journal and a mailbox copy linked by content), "" when
 	// unknown. The load files' PROVENANCE.

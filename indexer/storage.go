@@ -122,6 +122,7 @@ type extractCatalog interface {
 	ExtractCounts(ctx context.Context, version int) (catalog.ExtractCounts, error)
 	MessageRowID(ctx context.Context, sha [32]byte) (int64, error)
 	WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error)
+	ExtractPendingOf(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error)
 }
 
 // catalogStore is the whole catalog an Archive holds.

@@ -118,3 +118,61 @@ func TestAttachmentTextScopeSearchStatusExport(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+// An export made while a message's attachments wait for the extractor
+// says so: an exclusion naming the message, not a TEXT silently empty.
+func TestExportNotesPendingAttachmentText(t *testing.T) {
+	ctx := context.Background()
+	a, err := indexer.Open(t.TempDir(), &indexer.Options{NoExtract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	users, err := OpenUsers(a.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { users.Close() })
+	svc := New(a, &Options{Users: users})
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("minutes.txt")
+	w.Write([]byte("the quarterly zebrafish review"))
+	zw.Close()
+	raw := fmt.Appendf(nil, "From: a@example.org\r\nSubject: board pack\r\nMessage-ID: <pending@example.org>\r\nMIME-Version: 1.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nsee the papers\r\n"+
+		"--XX\r\nContent-Type: application/zip; name=papers.zip\r\nContent-Disposition: attachment; filename=papers.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--XX--\r\n",
+		base64.StdEncoding.EncodeToString(zb.Bytes()))
+	plain := []byte("From: c@example.org\r\nSubject: board minutes\r\nMessage-ID: <plain@example.org>\r\n\r\nnothing attached\r\n")
+	if _, err := a.EnsureMailbox(ctx, "alice", "INBOX", catalog.SourceIMAP, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Ingest(ctx, []indexer.Item{{Account: "alice", Mailbox: "INBOX", UIDValidity: 1, UID: 1, Raw: raw},
+		{Account: "alice", Mailbox: "INBOX", UIDValidity: 1, UID: 2, Raw: plain}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "prod")
+	if _, err := svc.Export(ctx, Operator(), ExportRequest{Search: &SearchRequest{Query: "board"}, Dir: dir}, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := export.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("%x", sha256.Sum256(raw))
+	var noted []string
+	for _, x := range m.Exclusions {
+		if strings.Contains(x.Reason, "not yet extracted") {
+			noted = append(noted, x.SHA256)
+		}
+	}
+	if len(noted) != 1 || noted[0] != key {
+		t.Fatalf("pending extraction noted for %v, want only %s: %+v", noted, key, m.Exclusions)
+	}
+	if rep, err := export.Verify(dir); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

@@ -508,6 +508,12 @@ func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts
 		if err != nil {
 			return err
 		}
+		// Which still wait for the extractor: their attachments' TEXT is
+		// missing, and the production says so (export/draft.go).
+		pending, err := e.a.PendingAttachmentText(ctx, keys)
+		if err != nil {
+			return err
+		}
 		for _, h := range hits {
 			m := export.Message{SHA256: h.SHA256, ParseError: h.ParseError}
 			// PROVENANCE: over every copy, as the message page's "seen
@@ -525,6 +531,7 @@ func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts
 				m.Occurrences = append(m.Occurrences, oc)
 			}
 			k, _ := store.ParseKey(h.SHA256)
+			m.AttachmentTextsPending = pending[k]
 			if err := fn(m, withText[k]); err != nil {
 				return err
 			}

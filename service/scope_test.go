@@ -101,6 +101,12 @@ func openScopeArchive(t *testing.T, copies []scopeCopy, keep func(scopeCopy) boo
 	if _, err := a.Ingest(ctx, items); err != nil {
 		t.Fatal(err)
 	}
+	// The attachments' text too: an export made while it is pending says
+	// so (an exclusion), and the tests compare exports made one after
+	// the other.
+	if err := a.WaitExtracts(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

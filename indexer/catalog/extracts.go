@@ -325,3 +325,37 @@ func (c *Catalog) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[
 	}
 	return out, nil
 }
+
+// ExtractPendingOf returns which of keys name messages whose extraction is
+// queued and not done (an export notes that their attachments' TEXT is
+// missing).
+func (c *Catalog) ExtractPendingOf(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
+	out := map[[32]byte]bool{}
+	for start := 0; start < len(keys); start += 500 {
+		chunk := keys[start:min(start+500, len(keys))]
+		args := make([]any, len(chunk))
+		for i, k := range chunk {
+			args[i] = k[:]
+		}
+		rows, err := c.db.QueryContext(ctx, `SELECT m.sha256 FROM extract_state e JOIN messages m ON m.id = e.message_id
+			WHERE e.version = 0 AND m.sha256 IN (?`+repeatComma(len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			var k [32]byte
+			copy(k[:], b)
+			out[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
