@@ -211,7 +211,11 @@ func (a *Archive) extractSome(ctx context.Context) (int, error) {
 	}
 	var done []extracted
 	textBytes := 0
+	batchStart := time.Now()
 	for _, t := range tasks {
+		if len(done) > 0 && time.Since(batchStart) > extractBatchTime {
+			break // recorded now, so that the text is searchable and a Close loses little
+		}
 		begin := time.Now()
 		x, err := a.extractOne(ctx, t)
 		if err != nil {
@@ -282,6 +286,14 @@ const extractBatch = 32
 
 // extractBatchText is a var for the tests alone.
 var extractBatchText = 32 << 20
+
+// extractBatchTime ends a batch once it has run this long (a var for the
+// tests): a batch is recorded, and its text searchable, only at its end,
+// and a Close before that leaves it all to do again. Without it a batch of
+// 32 slow messages (6 attachment timeouts each, 6 minutes with OCR's 60 s)
+// could hold its results for hours; 32 large PDFs at 2 s each, plus the
+// rests a busy ingest asks, held them for minutes.
+var extractBatchTime = 10 * time.Second
 
 // A message's attachments together: at most messageTimeouts attachment
 // timeouts (60 s by default) and messageTextLimits attachment text limits

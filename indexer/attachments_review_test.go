@@ -487,3 +487,32 @@ func TestCloseDuringExtractBatch(t *testing.T) {
 		t.Fatalf("after reopening: %v", got)
 	}
 }
+
+// A batch ends once it has run extractBatchTime: with the bound at a
+// nanosecond, one message a batch.
+func TestExtractBatchEndsInTime(t *testing.T) {
+	defer func(d time.Duration) { extractBatchTime = d }(extractBatchTime)
+	extractBatchTime = time.Nanosecond
+	ctx := context.Background()
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, NoExtract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	var items []Item
+	for i := range 3 {
+		raw := withAttachments(fmt.Sprintf("timed %d", i), "body",
+			[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "okapi"}))})
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1), Raw: raw})
+	}
+	ingest(t, a, items...)
+	for i := range 3 {
+		if n, err := a.extractSome(ctx); err != nil || n != 1 {
+			t.Fatalf("batch %d: %d messages, %v", i, n, err)
+		}
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Pending != 0 || c.Extracted != 3 {
+		t.Fatalf("%+v", c)
+	}
+}
