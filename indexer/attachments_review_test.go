@@ -516,3 +516,49 @@ func TestExtractBatchEndsInTime(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// A message of a thousand attachments (mime's part limit): each looked at
+// and recorded, the message's text within its budget (4 attachment text
+// limits), in bounded time.
+func TestThousandAttachments(t *testing.T) {
+	ctx := context.Background()
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, NoExtract: true, Extract: &extract.Limits{MaxText: 2000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	z := string(zipOf(t, map[string]string{"a.txt": strings.Repeat("okapi ", 100)}))
+	var atts [][3]string
+	for i := range 998 { // with the multipart and the body: 1,000 parts
+		atts = append(atts, [3]string{fmt.Sprintf("part%d.zip", i), "application/zip", z})
+	}
+	raw := withAttachments("thousand", "body", atts...)
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw})
+	begin := time.Now()
+	if n, err := a.extractSome(ctx); err != nil || n != 1 {
+		t.Fatalf("%d %v", n, err)
+	}
+	el := time.Since(begin)
+	texts, _, err := a.AttachmentTexts(ctx, store.KeyOf(raw).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, cut := 0, 0
+	for _, x := range texts {
+		total += len(x.Text)
+		if x.Reason == extract.ReasonText {
+			cut++
+		}
+	}
+	t.Logf("%d attachments recorded in %s, %d bytes of text, %d cut by the message's text budget", len(texts), el.Round(time.Millisecond), total, cut)
+	if len(texts) != len(atts) || total > 4*2000 || cut == 0 {
+		t.Fatalf("%d rows, %d bytes of text (budget %d), %d cut", len(texts), total, 4*2000, cut)
+	}
+	if el > 20*time.Second {
+		t.Fatalf("took %s", el)
+	}
+	if got := subjects(find(t, a, "attachment:okapi", nil)); len(got) != 1 {
+		t.Fatalf("%v", got)
+	}
+}
