@@ -186,6 +186,12 @@ func Unwrap(raw []byte) (r Report, ok bool, err error) {
 			pmt = "text/plain" // RFC 2045's default
 		}
 		cte := strings.ToLower(strings.TrimSpace(p.Header.Get("Content-Transfer-Encoding")))
+		if !claimed && i == 0 && pmt != "text/plain" {
+			// Without the header only a report's exact shape counts, and
+			// it starts with the report text: most journal mail stops
+			// here, without reading its parts.
+			return Report{}, false, nil
+		}
 		switch {
 		case !haveText && !haveOriginal && pmt == "text/plain":
 			b, err := readDecoded(p, cte, maxReportText)
@@ -193,6 +199,11 @@ func Unwrap(raw []byte) (r Report, ok bool, err error) {
 				return fail("report text (part %d): %v", i+1, err)
 			}
 			text, haveText = b, true
+			if !claimed {
+				if err := parseReportText(text, &r); err != nil {
+					return Report{}, false, nil // not a report: the rest is not read
+				}
+			}
 		case !haveOriginal && pmt == "message/rfc822":
 			b, err := readDecoded(p, cte, -1)
 			if err != nil {
@@ -209,8 +220,10 @@ func Unwrap(raw []byte) (r Report, ok bool, err error) {
 	if !haveText {
 		return fail("no text/plain report part before the original")
 	}
-	if err := parseReportText(text, &r); err != nil {
-		return fail("%v", err)
+	if claimed {
+		if err := parseReportText(text, &r); err != nil {
+			return fail("%v", err)
+		}
 	}
 	if !haveOriginal {
 		if tnef {
