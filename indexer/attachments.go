@@ -85,9 +85,10 @@ var textCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
 	if err != nil {
 		panic(err)
 	}
-	// Text is at most extract's MaxText (4 MiB by default) an attachment;
-	// a damaged row cannot make the decoder allocate more than 64 MiB.
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+	// Text is at most extract's MaxText (4 MiB by default) an attachment,
+	// never more than maxAttachmentText; a damaged row cannot make the
+	// decoder allocate more than that.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxAttachmentText))
 	if err != nil {
 		panic(err)
 	}
@@ -333,6 +334,20 @@ func (x *extracted) held() int {
 	return n
 }
 
+// maxAttachmentText is the most text one attachment may record: what the
+// catalog's decoder reads back (textCodec, 64 MiB). More would be recorded
+// and then unreadable, and a message whose recorded text cannot be read
+// cannot be indexed (TestAttachmentTextLimitReadableBack).
+const maxAttachmentText = 64 << 20
+
+// extractLimits is Options.Extract with its defaults, MaxText at most
+// maxAttachmentText.
+func (a *Archive) extractLimits() extract.Limits {
+	xl := a.opts.Extract.WithDefaults() // a nil *Limits gives the defaults
+	xl.MaxText = min(xl.MaxText, maxAttachmentText)
+	return xl
+}
+
 // extractOne extracts message t's attachments; nil when it was disposed of.
 func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extracted, error) {
 	raw, err := a.readBlob(ctx, t.SHA256)
@@ -350,10 +365,7 @@ func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extra
 		x.texts = []catalog.AttachmentText{{Part: -1, Status: string(extract.Failed), Reason: "unreadable", Detail: cutDetail(err.Error())}}
 		return x, nil
 	}
-	xl := (*extract.Limits)(nil).WithDefaults()
-	if a.opts.Extract != nil {
-		xl = a.opts.Extract.WithDefaults()
-	}
+	xl := a.extractLimits()
 	lim := mime.Limits{}
 	if a.opts.Limits != nil {
 		lim = *a.opts.Limits

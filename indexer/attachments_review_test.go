@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -560,5 +561,30 @@ func TestThousandAttachments(t *testing.T) {
 	}
 	if got := subjects(find(t, a, "attachment:okapi", nil)); len(got) != 1 {
 		t.Fatalf("%v", got)
+	}
+}
+
+// The catalog's text decoder refuses more than 64 MiB a row (a damaged row
+// must not make it allocate more): an attachment's text limit above that
+// would record text nothing can read back — and a message whose recorded
+// text cannot be read cannot be indexed (fillAttachmentTexts fails). The
+// extractor's limit is clamped to what can be read back.
+func TestAttachmentTextLimitReadableBack(t *testing.T) {
+	enc, dec := textCodec()
+	big := bytes.Repeat([]byte("okapi wombat "), (maxAttachmentText+1<<20)/13)
+	if _, err := dec.DecodeAll(enc.EncodeAll(big, nil), nil); err == nil {
+		t.Fatalf("the decoder reads %d MiB back: the clamp is not needed", len(big)>>20)
+	}
+	ok := big[:maxAttachmentText]
+	if b, err := dec.DecodeAll(enc.EncodeAll(ok, nil), nil); err != nil || len(b) != len(ok) {
+		t.Fatalf("the clamp's own size does not read back: %v", err)
+	}
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, NoExtract: true, Extract: &extract.Limits{MaxText: 1 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if l := a.extractLimits(); l.MaxText != maxAttachmentText {
+		t.Fatalf("MaxText %d, want it clamped to %d", l.MaxText, maxAttachmentText)
 	}
 }

@@ -183,6 +183,12 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 	if at := cfg.Attachments; at.MaxInputBytes < 0 || at.MaxTextBytes < 0 || at.MaxExpandedBytes < 0 || at.MaxDepth < 0 || at.MaxMembers < 0 {
 		bad("attachments", "limits must not be negative (0 or unset: the default)")
 	}
+	// The catalog reads an attachment's recorded text back with a decoder
+	// bounded at 64 MiB (indexer.maxAttachmentText): more is refused here
+	// rather than clamped without a word.
+	if n := cfg.Attachments.MaxTextBytes; n > 64<<20 {
+		bad("attachments.max_text_bytes", "%d: at most 67108864 (64 MiB; the default is 4 MiB)", n)
+	}
 	// No accounts is archive-only mode: serve serves what was imported.
 	seen := map[string]bool{}
 	var accounts []harvest.Account

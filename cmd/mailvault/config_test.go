@@ -286,7 +286,7 @@ func TestConfigAttachments(t *testing.T) {
 	if o := cfg.archiveOptions(&indexer.Options{}); !o.Extract.OCR || o.Extract.Timeout != ocrTimeout {
 		t.Fatalf("ocr on: %+v (want the OCR timeout)", o.Extract)
 	}
-	for _, bad := range []string{"attachments:\n  timeout: soon\n", "attachments:\n  timeout: -1s\n", "attachments:\n  max_members: -5\n"} {
+	for _, bad := range []string{"attachments:\n  timeout: soon\n", "attachments:\n  timeout: -1s\n", "attachments:\n  max_members: -5\n", "attachments:\n  max_text_bytes: 100000000\n"} {
 		if _, _, err := loadConfig(write(bad)); err == nil || !strings.Contains(err.Error(), "attachments") {
 			t.Errorf("%q: %v", bad, err)
 		}
