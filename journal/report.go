@@ -144,8 +144,14 @@ const (
 // for one that claims to be a report and does not parse (archive it as it
 // is, flagged). It never panics on any input.
 func Unwrap(raw []byte) (r Report, ok bool, err error) {
-	hdr, body, herr := splitHeader(raw)
 	claimed := hasJournalHeader(raw)
+	if !claimed && !containsFold(raw, "message/rfc822") {
+		// Without the header only a report's exact shape counts, and that
+		// has a message/rfc822 part: ordinary journal mail stops here,
+		// its header not even parsed.
+		return Report{}, false, nil
+	}
+	hdr, body, herr := splitHeader(raw)
 	fail := func(format string, a ...any) (Report, bool, error) {
 		if !claimed {
 			return Report{}, false, nil
@@ -431,6 +437,51 @@ func reportAddr(s string, nullOK bool) (string, error) {
 		return "", fmt.Errorf("%q is not an SMTP address", clip(s))
 	}
 	return s, nil
+}
+
+// containsFold reports whether b contains lower, an ASCII lower-case
+// string starting with a letter, in any case, without allocating and in
+// time linear in len(b): the next position of each case of the first byte
+// is found once and reused until passed.
+func containsFold(b []byte, lower string) bool {
+	n := len(lower)
+	last := len(b) - n + 1 // a match starts before last
+	lo, up := lower[0], lower[0]-'a'+'A'
+	nextLo, nextUp := -1, -1
+	for i := 0; i < last; i++ {
+		if nextLo < i {
+			if x := bytes.IndexByte(b[i:last], lo); x < 0 {
+				nextLo = last
+			} else {
+				nextLo = i + x
+			}
+		}
+		if nextUp < i {
+			if x := bytes.IndexByte(b[i:last], up); x < 0 {
+				nextUp = last
+			} else {
+				nextUp = i + x
+			}
+		}
+		if i = min(nextLo, nextUp); i >= last {
+			return false
+		}
+		match := true
+		for k := 1; k < n; k++ {
+			c := b[i+k]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[k] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }
 
 func clip(s string) string {
