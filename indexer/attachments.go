@@ -211,6 +211,7 @@ func (a *Archive) extractSome(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var done []extracted
+	var stop error
 	textBytes := 0
 	batchStart := time.Now()
 	for _, t := range tasks {
@@ -219,6 +220,10 @@ func (a *Archive) extractSome(ctx context.Context) (int, error) {
 		}
 		begin := time.Now()
 		x, err := a.extractOne(ctx, t)
+		if errors.Is(err, errExtractBusy) {
+			stop = err // what is done is recorded; this message and the rest stay queued
+			break
+		}
 		if err != nil {
 			return 0, err // stopping: the batch stays queued
 		}
@@ -276,8 +281,20 @@ func (a *Archive) extractSome(ctx context.Context) (int, error) {
 			a.log.Warn("index queue", "sha256", x.task.SHA256Hex(), "err", err)
 		}
 	}
-	return len(done), nil
+	return len(done), stop
 }
+
+// errExtractBusy stops the extractor when package extract refuses work
+// because earlier extractions are stuck past their deadline (ReasonBusy):
+// a stuck third-party parser does not free itself, so every message after
+// would be refused too, and recording each as failed would drain the
+// whole queue into failures in seconds. The message stays queued, the
+// extractor retries at its next round (a restart frees the stuck ones),
+// and WaitExtracts reports the error (TestExtractorStopsWhenBusy).
+var errExtractBusy = errors.New("attachment extraction refused: earlier extractions are stuck past their deadline (mailvault_extract_abandoned); the queue waits, a restart frees them")
+
+// extractAttachment is extract.Extract (a var for the tests).
+var extractAttachment = extract.Extract
 
 // A batch of the extractor: at most extractBatch messages, and no more
 // once what their parses and records hold (extracted.held: body, headers
@@ -407,7 +424,10 @@ func (a *Archive) extractOne(ctx context.Context, t catalog.ExtractTask) (*extra
 			r = extract.Result{Format: extract.Detect(at.Filename, at.ContentType, at.Data), Status: extract.Failed,
 				Reason: extract.ReasonText, Detail: "the message's attachments used up its text limit before this one"}
 		default:
-			r = extract.Extract(mctx, at.Filename, at.ContentType, at.Data, &al)
+			r = extractAttachment(mctx, at.Filename, at.ContentType, at.Data, &al)
+			if r.Reason == extract.ReasonBusy {
+				return nil, errExtractBusy
+			}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // stopping: it stays queued

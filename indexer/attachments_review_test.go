@@ -3,11 +3,13 @@ package indexer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -586,5 +588,59 @@ func TestAttachmentTextLimitReadableBack(t *testing.T) {
 	defer a.Close()
 	if l := a.extractLimits(); l.MaxText != maxAttachmentText {
 		t.Fatalf("MaxText %d, want it clamped to %d", l.MaxText, maxAttachmentText)
+	}
+}
+
+// When package extract refuses work because earlier extractions are stuck
+// (busy), the extractor stops rather than recording every message after
+// as failed: what was done is recorded, the rest stays queued, WaitExtracts
+// says why, and once extract accepts work again the queue is worked off.
+func TestExtractorStopsWhenBusy(t *testing.T) {
+	ctx := context.Background()
+	defer func(f func(context.Context, string, string, []byte, *extract.Limits) extract.Result) {
+		extractAttachment = f
+	}(extractAttachment)
+	var busy atomic.Bool
+	var calls atomic.Int64
+	orig := extractAttachment
+	extractAttachment = func(ctx context.Context, name, ct string, data []byte, lim *extract.Limits) extract.Result {
+		if calls.Add(1) > 2 && busy.Load() {
+			return extract.Result{Format: "zip", Status: extract.Failed, Reason: extract.ReasonBusy}
+		}
+		return orig(ctx, name, ct, data, lim)
+	}
+	busy.Store(true)
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout, NoExtract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	var items []Item
+	for i := range 6 {
+		raw := withAttachments(fmt.Sprintf("busy %d", i), "body",
+			[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "okapi"}))})
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1), Raw: raw})
+	}
+	ingest(t, a, items...)
+	n, err := a.extractSome(ctx)
+	if !errors.Is(err, errExtractBusy) || n != 2 {
+		t.Fatalf("busy: %d recorded, %v", n, err)
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Pending != 4 || c.Extracted != 2 || len(c.Failed) != 0 {
+		t.Fatalf("busy: %+v (want 2 done, 4 still queued, none failed)", c)
+	}
+	busy.Store(false)
+	for {
+		k, err := a.extractSome(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 0 {
+			break
+		}
+	}
+	if c, _ := a.ExtractCounts(ctx); c.Pending != 0 || c.Extracted != 6 {
+		t.Fatalf("after: %+v", c)
 	}
 }
