@@ -46,8 +46,11 @@ type Config struct {
 	PerRecipient bool
 	// Maildir, when set, delivers the other recipients' mail to Maildirs
 	// under this directory (Postfix's virtual transport, domain
-	// local.test) instead of discarding it.
-	Maildir string
+	// local.test) instead of discarding it; MaildirUsers are the local
+	// parts it knows (virtual(8) refuses regexp maps with substitutions,
+	// so each is listed).
+	Maildir      string
+	MaildirUsers []string
 	// NoJournal turns journaling off (the baseline: local delivery only).
 	NoJournal bool
 }
@@ -159,12 +162,16 @@ default_process_limit = 100
 		os.Chown(c.Maildir, uid, -1)
 		main += fmt.Sprintf(`virtual_mailbox_domains = local.test
 virtual_mailbox_base = %s
-virtual_mailbox_maps = regexp:%s/vmailbox
+virtual_mailbox_maps = texthash:%s/vmailbox
 virtual_uid_maps = static:%d
 virtual_gid_maps = static:%d
 virtual_destination_concurrency_limit = 20
 `, c.Maildir, dir, uid, uid)
-		os.WriteFile(filepath.Join(dir, "vmailbox"), []byte("/^(.*)@local\\.test$/ ${1}/\n"), 0o644)
+		var vm strings.Builder
+		for _, u := range c.MaildirUsers {
+			fmt.Fprintf(&vm, "%s@local.test %s/\n", u, u)
+		}
+		os.WriteFile(filepath.Join(dir, "vmailbox"), []byte(vm.String()), 0o644)
 		other = "virtual:"
 	}
 	transport += "* " + other + "\n"
