@@ -644,3 +644,44 @@ func TestExtractorStopsWhenBusy(t *testing.T) {
 		t.Fatalf("after: %+v", c)
 	}
 }
+
+// The extractor records and indexes a message while a Reindex is in its
+// bulk pass (which read the message before its text existed): the new
+// index has the text all the same (the writer's commits during a Reindex
+// are its delta).
+func TestExtractDuringReindexBulk(t *testing.T) {
+	ctx := context.Background()
+	release := make(chan struct{})
+	var once sync.Once
+	var a *Archive
+	raw := withAttachments("during reindex", "body",
+		[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "harmless okapi"}))})
+	a, err := Open(t.TempDir(), &Options{Layout: testLayout,
+		extractHook: func(string) { <-release },
+		reindexHook: func(stage string) {
+			if stage != stageBulk {
+				return
+			}
+			once.Do(func() { close(release) })
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				if c, _ := a.ExtractCounts(ctx); c.Pending == 0 && c.Extracted == 1 {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			t.Error("the extractor did not record during the bulk pass")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mustMailbox(t, a, "alice", "INBOX")
+	ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: raw})
+	if err := a.Reindex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjects(find(t, a, "attachment:okapi", nil)); len(got) != 1 {
+		t.Fatalf("new index: %v", got)
+	}
+}
