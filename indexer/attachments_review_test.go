@@ -685,3 +685,68 @@ func TestExtractDuringReindexBulk(t *testing.T) {
 		t.Fatalf("new index: %v", got)
 	}
 }
+
+// The extractor reads blobs while messages are disposed of and the pack
+// store compacts the segment that holds them, again and again: no healthy
+// blob is recorded unreadable, every message kept gets its text, none
+// disposed of keeps any.
+func TestExtractWhilePackCompacts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, err := Open(dir, &Options{Layout: LayoutPack, NoExtract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMailbox(t, a, "alice", "INBOX")
+	var items []Item
+	for i := range 60 {
+		raw := withAttachments(fmt.Sprintf("packed %d", i), "body",
+			[3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": fmt.Sprintf("okapi%d %s", i, strings.Repeat("x", 20000))}))})
+		items = append(items, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1), Raw: raw})
+	}
+	ingest(t, a, items...)
+	a.Close()
+
+	a, err = Open(dir, &Options{Layout: LayoutPack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	done := make(chan int)
+	go func() {
+		n := 0
+		for i := 0; i < len(items); i += 2 { // every other message, from the first
+			if _, err := a.Dispose(ctx, Disposal{Key: store.KeyOf(items[i].Raw), Reason: "expired", Rule: "retention:t", Actor: "t",
+				MayDelete: func(context.Context) error { return nil }}); err != nil {
+				t.Error(err)
+			}
+			rep, err := a.CompactStore(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			n += rep.Segments
+		}
+		done <- n
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	err = a.WaitExtracts(wctx, nil)
+	n := <-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitExtracts(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := a.ExtractCounts(ctx)
+	t.Logf("%d segment rewrites while extracting: %+v", n, c)
+	if c.Pending != 0 || c.Extracted != len(items)/2 || len(c.Failed) != 0 {
+		t.Fatalf("%+v, want %d extracted and none failed", c, len(items)/2)
+	}
+	if got := subjects(find(t, a, "attachment:okapi59", nil)); len(got) != 1 {
+		t.Fatalf("a message kept: %v", got)
+	}
+	if got := find(t, a, "attachment:okapi58", nil); len(got) != 0 {
+		t.Fatalf("a message disposed of: %v", got)
+	}
+}
