@@ -101,6 +101,7 @@ type extractor struct {
 	idle    chan struct{} // closed and replaced each time the queue is found empty
 	mu      sync.Mutex
 	lastErr error // of the last round, nil when it went well
+	rounds  int64 // rounds done (WaitExtracts tells a retry's error from the one it saw)
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -122,6 +123,7 @@ func (a *Archive) startExtractor() {
 			}
 			x.mu.Lock()
 			x.lastErr = err
+			x.rounds++
 			x.mu.Unlock()
 			if n > 0 && err == nil {
 				continue
@@ -171,12 +173,23 @@ func (a *Archive) WaitExtracts(ctx context.Context, progress func(done, total in
 	if err != nil || start.Pending == 0 {
 		return err
 	}
+	// A round's error is retried once (the wake below) before it counts:
+	// it may be passing (a busy database, one stuck extraction freed
+	// since), and the extractor would otherwise wait 30 s to retry while
+	// an import reported a failure. The same error after the retry is
+	// returned rather than waited on for ever; the queue stays as it is
+	// (durable) and the next run retries (TestWaitExtractsRetriesOnce).
+	errAt := int64(-1) // the round whose error was seen, -1 when none
 	for {
 		x.mu.Lock()
-		idle, lastErr := x.idle, x.lastErr
+		idle, lastErr, round := x.idle, x.lastErr, x.rounds
 		x.mu.Unlock()
-		if lastErr != nil {
-			// The queue stays as it is (durable): the next run retries.
+		switch {
+		case lastErr == nil:
+			errAt = -1
+		case errAt < 0:
+			errAt = round
+		case round > errAt:
 			return fmt.Errorf("attachment text: %w", lastErr)
 		}
 		a.wakeExtractor()

@@ -750,3 +750,51 @@ func TestExtractWhilePackCompacts(t *testing.T) {
 		t.Fatalf("a message disposed of: %v", got)
 	}
 }
+
+// WaitExtracts retries a round that failed once before it reports the
+// error (a passing failure does not fail an import), and reports one that
+// fails again instead of waiting for ever.
+func TestWaitExtractsRetriesOnce(t *testing.T) {
+	ctx := context.Background()
+	defer func(f func(context.Context, string, string, []byte, *extract.Limits) extract.Result) {
+		extractAttachment = f
+	}(extractAttachment)
+	orig := extractAttachment
+	for _, failures := range []int64{1, 1 << 40} {
+		var calls atomic.Int64
+		extractAttachment = func(ctx context.Context, name, ct string, data []byte, lim *extract.Limits) extract.Result {
+			if calls.Add(1) <= failures {
+				return extract.Result{Format: "zip", Status: extract.Failed, Reason: extract.ReasonBusy}
+			}
+			return orig(ctx, name, ct, data, lim)
+		}
+		dir := t.TempDir()
+		a, err := Open(dir, &Options{Layout: testLayout, NoExtract: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustMailbox(t, a, "alice", "INBOX")
+		ingest(t, a, Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1,
+			Raw: withAttachments("retry", "body", [3]string{"fine.zip", "application/zip", string(zipOf(t, map[string]string{"a.txt": "okapi"}))})})
+		a.Close()
+		a, err = Open(dir, &Options{Layout: testLayout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err = a.WaitExtracts(wctx, nil)
+		cancel()
+		c, _ := a.ExtractCounts(ctx)
+		a.Close()
+		switch failures {
+		case 1:
+			if err != nil || c.Pending != 0 || c.Extracted != 1 {
+				t.Errorf("a passing failure: %v, %+v", err, c)
+			}
+		default:
+			if !errors.Is(err, errExtractBusy) || c.Pending != 1 {
+				t.Errorf("a lasting failure: %v (want the busy error, not a wait), %+v", err, c)
+			}
+		}
+	}
+}
