@@ -163,6 +163,7 @@ socket), whose config is then in force.
 	"search": `QUERY is words and key:value terms, ANDed:
   free words, "exact phrase", prefix*      anywhere: addresses, subject, body, attachments
   from: to: cc: bcc: subject: body:        a word, prefix* or "phrase" in that field
+  rcpt:                                    any recipient: to, cc, bcc and the envelope of journaled copies
   attachment:WORD                          attachment file names and extracted text
   filename:WORD                            attachment file names only
   before:YYYY-MM-DD  after:YYYY-MM-DD      sent before that day / on or after it,
