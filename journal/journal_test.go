@@ -3,8 +3,15 @@ package journal
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -422,4 +429,53 @@ func TestDecodeRecipient(t *testing.T) {
 			t.Errorf("decodeRecipient(%q, %q) = %q, want %q", tc.in, tc.prefix, got, tc.want)
 		}
 	}
+}
+
+// STARTTLS with the configured certificate; the message goes over TLS.
+func TestStartTLS(t *testing.T) {
+	cert := selfSigned(t)
+	sink := &memSink{}
+	addr, _, _ := start(t, sink, Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	defer c.Close()
+	if _, ok := c.TLSConnectionState(); !ok {
+		t.Fatal("no TLS after STARTTLS")
+	}
+	if err := c.SendMail("a@example.org", []string{"b@example.org"}, strings.NewReader(sample)); err != nil {
+		t.Fatalf("send over TLS: %v", err)
+	}
+	if n := len(sink.deliveries()); n != 1 {
+		t.Fatalf("stored %d, want 1", n)
+	}
+	// Without a TLS config, STARTTLS is not offered.
+	addr2, _, _ := start(t, &memSink{}, Options{})
+	c2, err := smtp.Dial(addr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Hello("x"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c2.Extension("STARTTLS"); ok {
+		t.Error("STARTTLS offered without a certificate")
+	}
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "journal.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"journal.test"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,6 +163,21 @@ func TestServeJournalSurvivesSIGKILL(t *testing.T) {
 		}
 		pf.Flush()
 		time.Sleep(500 * time.Millisecond)
+	}
+	// The listener's metrics are on serve's /metrics (the local socket).
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(data, localSocket))
+	}}}
+	resp, err := hc.Get("http://mailvault/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"mailvault_journal_accepted_total ", "mailvault_journal_ack_seconds_bucket", "mailvault_journal_batches_total "} {
+		if !strings.Contains(string(metricsText), want) {
+			t.Errorf("serve's /metrics lacks %s", want)
+		}
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
