@@ -180,7 +180,7 @@ func makeDraft(m Message) *draft {
 	}
 	if m.AttachmentTextsPending {
 		d.note(0, func(string) string {
-			return "the archive had not yet extracted the text of this message's attachments (PDF, Office, archives …): their documents' TEXT is what the MIME parse alone gives, often empty; export again once `mailvault status` shows no messages waiting for extraction"
+			return "the archive had not yet extracted the text of this message's attachments (PDF, Office, archives …): their documents' TEXT is what the MIME parse alone gives, often empty; export again once `mailvault status` shows no messages waiting for extraction (mail archived before attachment text existed is queued by `mailvault reindex`)"
 		})
 	}
 	perr := m.ParseError

@@ -35,9 +35,9 @@ type Message struct {
 	// documents. nil when there is none.
 	AttachmentTexts map[int]string
 	// AttachmentTextsPending: the archive had not extracted the
-	// attachments' text yet when the message was exported; the draft notes
-	// it (an Exclusion), so that TEXT missing for that reason is never
-	// silent.
+	// attachments' text when the message was exported (queued, or archived
+	// before extraction existed); the draft notes it (an Exclusion), so
+	// that TEXT missing for that reason is never silent.
 	AttachmentTextsPending bool
 	// Provenance is which sources saw the message: "journal", "mailbox" or
 	// "both" (the journal and a mailbox copy linked by content), "" when

@@ -614,6 +614,26 @@ func (a *Archive) PendingAttachmentText(ctx context.Context, keys [][32]byte) (m
 	return a.cat.ExtractPendingOf(ctx, keys)
 }
 
+// NeverExtracted reports whether message hex, raw its bytes, has
+// attachments the extractor would read and neither a record nor a queue
+// row: archived before attachment text existed (the first reindex queues
+// it). An export notes such a message, as it notes one still queued.
+func (a *Archive) NeverExtracted(ctx context.Context, hex string, raw []byte) (bool, error) {
+	if !needsExtraction(mime.Parse(raw, a.opts.Limits), a.ocr()) {
+		return false, nil
+	}
+	k, err := store.ParseKey(hex)
+	if err != nil {
+		return false, ErrNoMessage
+	}
+	id, err := a.cat.MessageRowID(ctx, k)
+	if err != nil {
+		return false, err
+	}
+	has, err := a.cat.HasExtractState(ctx, id)
+	return !has, err
+}
+
 // While mail is being ingested, the extractor rests busyRest times as long
 // as each extraction took (at most maxRest), so that it takes at most a
 // twentieth of a core from ingest (with a fifth, an import of mail with an

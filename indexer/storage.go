@@ -123,6 +123,7 @@ type extractCatalog interface {
 	MessageRowID(ctx context.Context, sha [32]byte) (int64, error)
 	WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error)
 	ExtractPendingOf(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error)
+	HasExtractState(ctx context.Context, id int64) (bool, error)
 }
 
 // catalogStore is the whole catalog an Archive holds.

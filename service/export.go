@@ -432,6 +432,11 @@ func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) 
 				if err == nil && r.texts {
 					err = e.attachmentTexts(ctx, &r.m)
 				}
+				if err == nil && !r.texts && !r.m.AttachmentTextsPending {
+					// Archived before attachment text existed: nothing
+					// recorded nor queued, noted like a queued one.
+					r.m.AttachmentTextsPending, err = e.a.NeverExtracted(ctx, r.m.SHA256, raw)
+				}
 				switch {
 				case errors.Is(err, indexer.ErrBlobCorrupt):
 					r.err = fmt.Errorf("message %s: %w: %w", r.m.SHA256, export.ErrCorrupt, err)

@@ -326,6 +326,14 @@ func (c *Catalog) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[
 	return out, nil
 }
 
+// HasExtractState reports whether message id has an extraction row (queued
+// or done); none for a message archived before attachment text existed.
+func (c *Catalog) HasExtractState(ctx context.Context, id int64) (bool, error) {
+	var n int
+	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM extract_state WHERE message_id = ?`, id).Scan(&n)
+	return n > 0, err
+}
+
 // ExtractPendingOf returns which of keys name messages whose extraction is
 // queued and not done (an export notes that their attachments' TEXT is
 // missing).
