@@ -377,11 +377,12 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 	}
 	doc[query.IndexAccount] = keys(accounts)
 	doc[query.IndexMailbox] = keys(mailboxes)
-	if rcpt, hidden := envelopeRecipients(m, places); len(rcpt) > 0 {
+	if rcpt, hidden, terms := envelopeRecipients(m, places); len(rcpt) > 0 {
 		doc[query.IndexRcpt] = rcpt
 		if len(hidden) > 0 {
-			doc[query.IndexBcc] = append(doc[query.IndexBcc].([]string), hidden...)
+			doc[query.IndexBccEnvelope] = hidden
 		}
+		doc[query.IndexEnvelope] = terms
 		for _, r := range rcpt {
 			n += len(r)
 		}
@@ -405,9 +406,11 @@ func buildDoc(m *mime.Message, size int64, places []catalog.Place) (map[string]a
 }
 
 // envelopeRecipients returns the envelope recipients of the message's
-// journaled places (query.IndexRcpt), each once, and those of them that no
-// To, Cc or Bcc header names: the blind copies, which bcc: finds too.
-func envelopeRecipients(m *mime.Message, places []catalog.Place) (all, hidden []string) {
+// journaled places (query.IndexRcpt), each once; those of them that no To,
+// Cc or Bcc header names, the blind copies (query.IndexBccEnvelope); and
+// the per-account terms of both (query.IndexEnvelope), which a caller who
+// does not see every account searches instead.
+func envelopeRecipients(m *mime.Message, places []catalog.Place) (all, hidden, terms []string) {
 	shown := map[string]bool{}
 	for _, list := range [][]mime.Address{m.To, m.Cc, m.Bcc} {
 		for _, a := range list {
@@ -415,9 +418,20 @@ func envelopeRecipients(m *mime.Message, places []catalog.Place) (all, hidden []
 		}
 	}
 	seen := map[string]bool{}
+	seenTerm := map[string]bool{}
+	term := func(t string) {
+		if !seenTerm[t] {
+			seenTerm[t] = true
+			terms = append(terms, t)
+		}
+	}
 	for _, p := range places {
 		for _, r := range p.Recipients {
 			k := strings.ToLower(r)
+			term(query.EnvelopeKey(p.Account, r))
+			if !shown[k] {
+				term(query.EnvelopeBlindKey(p.Account, r))
+			}
 			if seen[k] {
 				continue
 			}
@@ -428,7 +442,7 @@ func envelopeRecipients(m *mime.Message, places []catalog.Place) (all, hidden []
 			}
 		}
 	}
-	return all, hidden
+	return all, hidden, terms
 }
 
 func keys(m map[string]bool) []string {

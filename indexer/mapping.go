@@ -50,7 +50,9 @@ func placeKey(account, mailbox string) string { return query.PlaceKey(account, m
 // terms for range queries, without doc values.
 // 9: rcpt (envelope recipients of journaled copies, rcpt:), and bcc
 // holding the blind envelope recipients too (issue 16).
-const mappingVersion = "9"
+// 10: the blind envelope recipients in bcc_envelope instead of bcc, and
+// envelope (per-account envelope terms, for scoped callers).
+const mappingVersion = "10"
 
 // fieldSender is the first From: address, lower-cased (keyword, doc values:
 // the sender facet). fieldRefs holds the Message-IDs a message refers to
@@ -124,9 +126,11 @@ func newMapping() (mapping.IndexMapping, error) {
 	sender.DocValues = true
 	doc.AddFieldMappingsAt(fieldSender, sender)
 	doc.AddFieldMappingsAt(fieldRefs, kw())
-	doc.AddFieldMappingsAt(query.IndexList, text()) // list: (List-Id)
-	doc.AddFieldMappingsAt(query.IndexRcpt, text()) // rcpt: (envelope recipients)
-	doc.AddFieldMappingsAt(query.IndexFlag, kw())   // is: (flags per place)
+	doc.AddFieldMappingsAt(query.IndexList, text())        // list: (List-Id)
+	doc.AddFieldMappingsAt(query.IndexRcpt, text())        // rcpt: (envelope recipients)
+	doc.AddFieldMappingsAt(query.IndexBccEnvelope, text()) // bcc: (blind envelope recipients)
+	doc.AddFieldMappingsAt(query.IndexEnvelope, kw())      // scoped bcc: and rcpt: (EnvelopeIn)
+	doc.AddFieldMappingsAt(query.IndexFlag, kw())          // is: (flags per place)
 	// No "_all" composite field: queries name their fields, and building it
 	// cost a tenth of all allocations during import.
 	doc.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())

@@ -145,9 +145,43 @@ func TestArchiveEnvelopeSearchScope(t *testing.T) {
 	if _, err := r.svc.Message(context.Background(), alice, res.Hits[0].SHA256); !errors.Is(err, service.ErrNotFound) {
 		t.Errorf("alice reads the journal message: %v, want not found", err)
 	}
+	// Alice's own mailbox holds the same bytes (an import of the journal
+	// copy, say): she finds her copy by its headers, never by the
+	// journal's envelope; a user who sees the journal account does.
+	if _, err := r.a.EnsureMailbox(context.Background(), "alice", "INBOX", "import", 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.a.Ingest(context.Background(), []indexer.Item{{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1, Raw: []byte(memo)}}); err != nil {
+		t.Fatal(err)
+	}
+	auditor := service.Caller{Name: "jo", Role: service.RoleUser, Accounts: []string{"journal"}, Remote: "test"}
+	for _, tc := range []struct {
+		c    service.Caller
+		q    string
+		want uint64
+	}{
+		{alice, "bcc:dave@example.net", 0},
+		{alice, "rcpt:dave@example.net", 0},
+		{alice, "rcpt:bob@example.org", 1}, // the To: header
+		{alice, "merger", 1},
+		{auditor, "bcc:dave@example.net", 1},
+		{auditor, "rcpt:DAVE@example.net", 1},
+		{auditor, "bcc:bob@example.org", 0},
+		{admin, "bcc:dave@example.net", 1},
+		{admin, "bcc:dave", 1}, // word match for who sees every account
+	} {
+		if got := r.search(t, tc.c, tc.q).Total; got != tc.want {
+			t.Errorf("%s's search %q with alice's copy: %d hits, want %d", tc.c.Name, tc.q, got, tc.want)
+		}
+	}
 	h, err := r.svc.Message(context.Background(), admin, res.Hits[0].SHA256)
-	if err != nil || h.Occurrences[0].Envelope == nil {
+	if err != nil || len(h.Occurrences) != 2 {
 		t.Fatalf("admin reads the message: %v %+v", err, h)
+	}
+	for _, o := range h.Occurrences {
+		if (o.Account == "journal") != (o.Envelope != nil) {
+			t.Errorf("occurrence %s/%s envelope %+v", o.Account, o.Mailbox, o.Envelope)
+		}
 	}
 }
 

@@ -54,6 +54,11 @@ const (
 	FieldFilename                // attachment file names only
 	FieldList                    // List-Id: header (list:)
 	FieldRcpt                    // any recipient: To, Cc, Bcc headers and envelope RCPT TO (rcpt:)
+	// FieldBccHeader and FieldRcptHeader are bcc: and rcpt: without the
+	// envelope fields: what the service layer searches, beside EnvelopeIn,
+	// for a caller who does not see every account. No human key.
+	FieldBccHeader
+	FieldRcptHeader
 )
 
 var fieldKeys = [...]string{
@@ -68,6 +73,8 @@ var fieldKeys = [...]string{
 	FieldFilename:   "filename",
 	FieldList:       "list",
 	FieldRcpt:       "rcpt",
+	FieldBccHeader:  "bcc_header",
+	FieldRcptHeader: "rcpt_header",
 }
 
 // String returns the human-syntax key of f ("from", ...); FieldText is "text".
@@ -167,6 +174,17 @@ type Mailbox struct{ Name string }
 // never match through another account's mailbox of the same name.
 type Place struct{ Account, Mailbox string }
 
+// EnvelopeIn matches a message with a journaled copy in one of Accounts
+// whose envelope names Addr as a recipient (Blind: as a recipient no
+// header names), the whole address, case-insensitively. The service layer
+// writes bcc: and rcpt: this way for a caller who does not see every
+// account (IndexEnvelope says why). The human syntax has no key for it.
+type EnvelopeIn struct {
+	Blind    bool
+	Addr     string
+	Accounts []string
+}
+
 // Age compares the sent date (Date: header, to the second) with a time
 // relative to the moment the query is translated (query.Bleve): Newer
 // (newer_than:7d) means sent at or after now minus Count Units, otherwise
@@ -218,6 +236,7 @@ func (Mailbox) node()       {}
 func (Place) node()         {}
 func (Age) node()           {}
 func (FlagIn) node()        {}
+func (EnvelopeIn) node()    {}
 
 func (n And) String() string {
 	if len(n.Nodes) == 0 {
@@ -335,6 +354,15 @@ func (n FlagIn) String() string {
 
 // String is a debug form: the human syntax has no place term.
 func (n Place) String() string { return "place:" + nameValue(n.Account) + "/" + nameValue(n.Mailbox) }
+
+// String is a debug form (the human syntax has no such key).
+func (n EnvelopeIn) String() string {
+	key := "envelope-rcpt:"
+	if n.Blind {
+		key = "envelope-bcc:"
+	}
+	return key + nameValue(n.Addr) + "@[" + strings.Join(n.Accounts, ",") + "]"
+}
 
 func nameValue(s string) string {
 	if bareValue(s) && !strings.ContainsAny(s, "*%") {

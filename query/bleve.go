@@ -93,6 +93,21 @@ func translate(n Node, depth int) (bleveq.Query, error) {
 		q := bleveq.NewTermQuery(PlaceKey(n.Account, n.Mailbox))
 		q.SetField(IndexPlace)
 		return q, nil
+	case EnvelopeIn:
+		if strings.TrimSpace(n.Addr) == "" || len(n.Accounts) == 0 {
+			return bleveq.NewMatchNoneQuery(), nil
+		}
+		qs := make([]bleveq.Query, len(n.Accounts))
+		for i, a := range n.Accounts {
+			k := EnvelopeKey(a, n.Addr)
+			if n.Blind {
+				k = EnvelopeBlindKey(a, n.Addr)
+			}
+			t := bleveq.NewTermQuery(k)
+			t.SetField(IndexEnvelope)
+			qs[i] = t
+		}
+		return disjunction(qs), nil
 	case Flag:
 		// Any occurrence of the message; the indexer writes a scoped
 		// search's flags as FlagIn before translating.
@@ -201,7 +216,12 @@ func fields(f Field) ([]string, error) {
 	case FieldCc:
 		return []string{IndexCc}, nil
 	case FieldBcc:
+		// The header and the blind envelope recipients of journaled copies.
+		return []string{IndexBcc, IndexBccEnvelope}, nil
+	case FieldBccHeader:
 		return []string{IndexBcc}, nil
+	case FieldRcptHeader:
+		return []string{IndexTo, IndexCc, IndexBcc}, nil
 	case FieldSubject:
 		return []string{IndexSubject}, nil
 	case FieldBody:
@@ -214,7 +234,7 @@ func fields(f Field) ([]string, error) {
 		return []string{IndexList}, nil
 	case FieldRcpt:
 		// Every recipient: the headers, and the envelope of journaled
-		// copies (IndexRcpt; its blind recipients are in IndexBcc too).
+		// copies (IndexRcpt holds all of the envelope's).
 		return []string{IndexTo, IndexCc, IndexBcc, IndexRcpt}, nil
 	}
 	return nil, fmt.Errorf("translate: unknown field %d", int(f))

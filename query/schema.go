@@ -21,11 +21,20 @@ const (
 
 	// IndexRcpt holds the envelope recipients (RCPT TO, decoded) of the
 	// message's journaled occurrences, one value per address, analysed like
-	// the address fields. The indexer also adds to IndexBcc those of them
-	// that no To, Cc or Bcc header names (the blind copies). rcpt: searches
-	// IndexRcpt, IndexTo, IndexCc and IndexBcc: every recipient, by header
-	// or by envelope.
-	IndexRcpt = "rcpt"
+	// the address fields; IndexBccEnvelope those of them that no To, Cc or
+	// Bcc header names (the blind copies). bcc: searches IndexBcc and
+	// IndexBccEnvelope; rcpt: IndexTo, IndexCc, IndexBcc and IndexRcpt:
+	// every recipient, by header or by envelope. Neither is a TextFields
+	// field: free words do not search envelopes.
+	IndexRcpt        = "rcpt"
+	IndexBccEnvelope = "bcc_envelope"
+
+	// IndexEnvelope is a keyword field: EnvelopeKey(account, address) for
+	// every envelope recipient of a journaled occurrence in that account,
+	// and EnvelopeBlindKey for the blind ones. A caller who does not see
+	// every account searches envelopes through it (EnvelopeIn), so that an
+	// envelope of a copy in an account they do not see matches nothing.
+	IndexEnvelope = "envelope"
 
 	// IndexSubject is the decoded Subject header; IndexBody is all decoded
 	// body text of the message. Both use TextAnalyzer and term vectors.
@@ -116,6 +125,19 @@ func DayValue(t time.Time) int {
 
 func dayNumber(y int, m time.Month, d int) int {
 	return y*10000 + int(m)*100 + d
+}
+
+// EnvelopeKey is the IndexEnvelope term of an envelope recipient of a
+// journaled copy in account; EnvelopeBlindKey that of a blind one. The
+// address is lower-cased: envelope terms match the whole address,
+// case-insensitively.
+func EnvelopeKey(account, addr string) string {
+	return account + "\x00rcpt\x00" + strings.ToLower(strings.TrimSpace(addr))
+}
+
+// EnvelopeBlindKey: see EnvelopeKey.
+func EnvelopeBlindKey(account, addr string) string {
+	return account + "\x00bcc\x00" + strings.ToLower(strings.TrimSpace(addr))
 }
 
 // PlaceKey is the IndexPlace value of a mailbox of an account.

@@ -141,6 +141,26 @@ func (c Caller) restrict(n query.Node) query.Node {
 				return n
 			}
 			return query.Or{}
+		case query.Text:
+			// Envelopes are indexed per message, whatever account holds the
+			// journaled copy: bcc: and rcpt: search the headers and, by
+			// the whole address, only the envelopes of copies in the
+			// caller's accounts (query.IndexEnvelope).
+			// IMAP keys (substring matches, evaluated per mailbox against
+			// the headers) are left alone.
+			if n.Match == query.MatchSubstring {
+				return n
+			}
+			switch n.Field {
+			case query.FieldBcc, query.FieldRcpt:
+				header := n
+				header.Field = query.FieldBccHeader
+				if n.Field == query.FieldRcpt {
+					header.Field = query.FieldRcptHeader
+				}
+				return query.Or{Nodes: []query.Node{header,
+					query.EnvelopeIn{Blind: n.Field == query.FieldBcc, Addr: n.Value, Accounts: c.Accounts}}}
+			}
 		}
 		return n
 	})
