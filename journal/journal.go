@@ -112,6 +112,7 @@ type Server struct {
 	metrics *metrics
 
 	queue    chan *request
+	stopped  chan struct{} // closed when the committer has returned
 	sessions atomic.Int64
 	inData   sync.WaitGroup
 	closing  atomic.Bool
@@ -164,7 +165,7 @@ func New(sink Sink, opts *Options) *Server {
 		sink = UnwrapReports(sink, l, o.Logger.With("component", "journal"))
 	}
 	return &Server{opts: o, log: o.Logger.With("component", "journal"), sink: sink, metrics: newMetrics(),
-		queue: make(chan *request, o.MaxSessions)}
+		queue: make(chan *request, o.MaxSessions), stopped: make(chan struct{})}
 }
 
 // LoopbackOnly returns the default allow-list.
@@ -189,6 +190,7 @@ func (s *Server) Run(ctx context.Context) error {
 	committed := make(chan struct{})
 	go func() {
 		defer close(committed)
+		defer close(s.stopped)
 		s.commit(commitCtx, uidvalidity, uidnext)
 	}()
 
@@ -505,8 +507,24 @@ var errStopped = errors.New("journal committer stopped")
 // every handed-over message has its answer.
 func (s *Server) submit(d Delivery) error {
 	req := &request{d: d, done: make(chan error, 1)}
-	s.queue <- req
-	return <-req.done
+	select {
+	case s.queue <- req:
+	case <-s.stopped:
+		return errStopped
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-s.stopped:
+		// A request queued after the committer's last drain (a session
+		// that finished DATA as shutdown closed it) is never stored.
+		select {
+		case err := <-req.done:
+			return err
+		default:
+			return errStopped
+		}
+	}
 }
 
 // commit is the committer: it takes every waiting request into one batch,
