@@ -58,7 +58,13 @@ func TestBenchAttachmentImport(t *testing.T) {
 		}
 	}
 	// The corpus, every tenth message wrapped with an attachment.
+	// BENCH_KEEP=DIR writes the corpus there and keeps it (for the CLI
+	// measurement in scripts/bench-attachments.sh).
 	maildir := filepath.Join(t.TempDir(), "maildir")
+	if d := os.Getenv("BENCH_KEEP"); d != "" {
+		maildir = d
+		os.RemoveAll(maildir)
+	}
 	for _, d := range []string{"cur", "new", "tmp"} {
 		os.MkdirAll(filepath.Join(maildir, d), 0o700)
 	}

@@ -11,13 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"mailvault/indexer"
 	"mailvault/indexer/mailfile"
 	"mailvault/service"
 )
 
 func runImport(ctx context.Context, e *env, args []string) error {
 	var data, account, mailbox string
-	var asJSON, takeout, noTakeout bool
+	var asJSON, takeout, noTakeout, noExtract bool
 	var pstTimeout time.Duration
 	fs := newFlags(e, "import", &data)
 	fs.StringVar(&account, "account", "", "account `NAME` the mail belongs to (required)")
@@ -25,6 +26,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&takeout, "takeout", false, "read every mbox as a Gmail Takeout (X-Gmail-Labels), also when its first message has no labels")
 	fs.BoolVar(&noTakeout, "no-takeout", false, "read every mbox as one plain mailbox, even a Gmail Takeout")
 	fs.DurationVar(&pstTimeout, "pst-timeout", mailfile.DefaultPSTTimeout, "time limit `DURATION` for each readpst run converting a PST/OST file")
+	fs.BoolVar(&noExtract, "no-extract", false, "leave the attachments' text extraction queued (serve, or the next import, does it) instead of waiting for it")
 	fs.BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
 	paths, err := parse(fs, args)
 	if err != nil {
@@ -71,7 +73,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		err = jerr
 	} else {
 		limitMemory()
-		svc, closeFn, oerr := openLocal(e, data, false)
+		svc, closeFn, oerr := openLocalWith(e, data, indexer.Options{NoExtract: noExtract})
 		if oerr != nil {
 			return oerr
 		}
@@ -86,7 +88,11 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "mailvault import: %s\n", note)
 		})
 		prog.done()
-		if err == nil {
+		if err == nil && noExtract {
+			if c, cerr := svc.Archive().ExtractCounts(ctx); cerr == nil && c.Pending > 0 {
+				fmt.Fprintf(e.stderr, "mailvault import: attachment text of %d messages left queued (--no-extract): serve or the next import extracts it\n", c.Pending)
+			}
+		} else if err == nil {
 			// The import is done when its mail is searchable in full: the
 			// attachments' text too (the extractor works behind ingest).
 			xp := newProgress(e.stderr, "extracting attachment text (messages)")

@@ -14,7 +14,15 @@ import (
 // running, and the service over it, as the operator would get from serve.
 // Local searches and reads are audited like the web's.
 func openLocal(e *env, data string, readOnly bool) (*service.Service, func(), error) {
-	a, err := indexer.Open(data, &indexer.Options{Logger: e.log, ReadOnly: readOnly})
+	return openLocalWith(e, data, indexer.Options{ReadOnly: readOnly})
+}
+
+// openLocalWith is openLocal with the archive's options o (its Logger is
+// the command's).
+func openLocalWith(e *env, data string, o indexer.Options) (*service.Service, func(), error) {
+	readOnly := o.ReadOnly
+	o.Logger = e.log
+	a, err := indexer.Open(data, &o)
 	if err != nil {
 		return nil, nil, err
 	}
