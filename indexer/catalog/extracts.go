@@ -296,6 +296,21 @@ func (c *Catalog) ExtractCounts(ctx context.Context, version int) (ExtractCounts
 // WithAttachmentText returns which of keys name messages with some
 // attachment text recorded (an export reads the text of those alone).
 func (c *Catalog) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
+	return c.keySet(ctx, `SELECT DISTINCT m.sha256 FROM attachment_texts a JOIN messages m ON m.id = a.message_id
+		WHERE a.text_bytes > 0 AND m.sha256 IN `, keys)
+}
+
+// ExtractPendingOf returns which of keys name messages whose extraction is
+// queued and not done (an export notes that their attachments' TEXT is
+// missing).
+func (c *Catalog) ExtractPendingOf(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
+	return c.keySet(ctx, `SELECT m.sha256 FROM extract_state e JOIN messages m ON m.id = e.message_id
+		WHERE e.version = 0 AND m.sha256 IN `, keys)
+}
+
+// keySet runs q, a query of sha256 values ending in "IN ", with the keys
+// as its list, 500 at a time, and returns the keys it answered.
+func (c *Catalog) keySet(ctx context.Context, q string, keys [][32]byte) (map[[32]byte]bool, error) {
 	out := map[[32]byte]bool{}
 	for start := 0; start < len(keys); start += 500 {
 		chunk := keys[start:min(start+500, len(keys))]
@@ -303,8 +318,7 @@ func (c *Catalog) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[
 		for i, k := range chunk {
 			args[i] = k[:]
 		}
-		rows, err := c.db.QueryContext(ctx, `SELECT DISTINCT m.sha256 FROM attachment_texts a JOIN messages m ON m.id = a.message_id
-			WHERE a.text_bytes > 0 AND m.sha256 IN (?`+repeatComma(len(chunk)-1)+`)`, args...)
+		rows, err := c.db.QueryContext(ctx, q+`(?`+repeatComma(len(chunk)-1)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -332,38 +346,4 @@ func (c *Catalog) HasExtractState(ctx context.Context, id int64) (bool, error) {
 	var n int
 	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM extract_state WHERE message_id = ?`, id).Scan(&n)
 	return n > 0, err
-}
-
-// ExtractPendingOf returns which of keys name messages whose extraction is
-// queued and not done (an export notes that their attachments' TEXT is
-// missing).
-func (c *Catalog) ExtractPendingOf(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
-	out := map[[32]byte]bool{}
-	for start := 0; start < len(keys); start += 500 {
-		chunk := keys[start:min(start+500, len(keys))]
-		args := make([]any, len(chunk))
-		for i, k := range chunk {
-			args[i] = k[:]
-		}
-		rows, err := c.db.QueryContext(ctx, `SELECT m.sha256 FROM extract_state e JOIN messages m ON m.id = e.message_id
-			WHERE e.version = 0 AND m.sha256 IN (?`+repeatComma(len(chunk)-1)+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			var k [32]byte
-			copy(k[:], b)
-			out[k] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
