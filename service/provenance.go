@@ -38,8 +38,6 @@ type Provenance struct {
 	// Copies are the copies in the caller's accounts, this message's and
 	// those of linked messages (the same mail, other bytes).
 	Copies []catalog.Copy `json:"copies"`
-	// Hidden counts copies in accounts the caller may not see.
-	Hidden int `json:"hidden_copies,omitempty"`
 	// ReportError is set for a message that claimed to be a journal report
 	// and did not parse (archived as it came).
 	ReportError string `json:"journal_report_error,omitempty"`
@@ -69,9 +67,12 @@ func (s *Service) provenance(ctx context.Context, c Caller, sha string) (*Proven
 		return nil, err
 	}
 	p := &Provenance{SHA256: sha, Kind: catalog.ProvenanceOf(copies), Copies: []catalog.Copy{}}
+	// Copies in accounts the caller does not see are left out, and not
+	// counted: a count told a To recipient how many others hold the mail,
+	// the Bcc recipients among them (review of issue 16). That the journal
+	// saw it is in Kind, which the design shows everyone.
 	for _, cp := range copies {
 		if !c.Sees(cp.Account) {
-			p.Hidden++
 			continue
 		}
 		if !c.SeesAll() {

@@ -49,7 +49,6 @@ type provenanceView struct {
 	Kind        string
 	Journal     []catalog.Copy // journal copies of other bytes, or of these bytes
 	Mailbox     []catalog.Copy // mailbox copies of other bytes
-	Hidden      int
 	ReportError string
 }
 
@@ -61,7 +60,7 @@ func (u *ui) provenance(c *gin.Context, h *service.Hit) *provenanceView {
 		u.s.log.Warn("provenance", "sha256", h.SHA256, "err", err)
 		return nil
 	}
-	v := &provenanceView{Kind: p.Kind, Hidden: p.Hidden, ReportError: p.ReportError}
+	v := &provenanceView{Kind: p.Kind, ReportError: p.ReportError}
 	for _, cp := range p.Copies {
 		switch {
 		case cp.Journal:
