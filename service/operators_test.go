@@ -75,6 +75,11 @@ func openOpsArchive(t *testing.T, msgs []opsMessage) (*Service, *indexer.Archive
 	if _, err := a.Ingest(ctx, items); err != nil {
 		t.Fatal(err)
 	}
+	// The attachments' text too: the extractor re-indexes what it reads,
+	// and the tests count what is indexed.
+	if err := a.WaitExtracts(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
