@@ -373,6 +373,7 @@ type session struct {
 	c        *smtp.Conn
 	lmtp     bool
 	authUser string
+	authFail int // failed AUTH attempts in this session
 	from     string
 	hasFrom  bool
 	rcpts    []string
@@ -384,6 +385,8 @@ func (ss *session) Logout() error { return nil }
 var (
 	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "mailvault journal is shutting down, try again later"}
+	errTooManyAuthFailures = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "too many authentication failures"}
 	errNeedAuth = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
 		Message: "authentication required"}
 )
@@ -601,6 +604,18 @@ var (
 	_ smtp.AuthSession = (*session)(nil)
 )
 
+// AUTH failures are slowed and limited per session (review of issue 16):
+// each failed attempt is answered after authFailDelay, and the
+// maxAuthFailures-th closes the session with 421, so a client on an allowed
+// network tries a few passwords a second per session instead of as many as
+// bcrypt can check. There is no lockout of the user: a locked-out MTA would
+// stop journaling, which is worse for an archive than a slow guesser the
+// allow-list already confines.
+const (
+	maxAuthFailures = 3
+	authFailDelay   = time.Second
+)
+
 // AuthMechanisms offers PLAIN when users are configured (go-smtp offers
 // AUTH only over TLS unless AllowInsecureAuth).
 func (ss *session) AuthMechanisms() []string {
@@ -619,8 +634,21 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 			return errors.New("identity differs from the user name")
 		}
 		if !ss.s.opts.Users.Check(username, password) {
+			ss.authFail++
 			ss.s.metrics.refused.WithLabelValues("auth").Inc()
-			ss.s.log.Warn("journal authentication failed", "client", ss.c.Conn().RemoteAddr().String(), "user", username)
+			ss.s.log.Warn("journal authentication failed", "client", ss.c.Conn().RemoteAddr().String(), "user", username,
+				"failures", ss.authFail)
+			time.Sleep(authFailDelay)
+			if ss.authFail >= maxAuthFailures {
+				// go-smtp has no way to end a session from AUTH: write the
+				// reply on the connection and close it (the reply go-smtp
+				// then writes fails, and so does its next read).
+				conn := ss.c.Conn()
+				conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				io.WriteString(conn, "421 4.7.0 mailvault journal: too many authentication failures, closing\r\n")
+				conn.Close()
+				return errTooManyAuthFailures
+			}
 			return smtp.ErrAuthFailed
 		}
 		ss.authUser = username

@@ -360,6 +360,47 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// Review (issue 16): AUTH failures were unlimited and immediate, so a
+// client on an allowed network could try passwords at the speed of bcrypt
+// over every session. Each failure now waits authFailDelay, and the
+// maxAuthFailures-th closes the session with 421 (logged, counted); a new
+// session with the right password still works (no lockout of the MTA).
+func TestAuthFailuresLimited(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	users := &Users{hashes: map[string][]byte{"mta": hash}}
+	addr, _, _ := start(t, &memSink{}, Options{Users: users})
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	begin := time.Now()
+	for i := 1; i <= maxAuthFailures; i++ {
+		err := c.Auth(sasl.NewPlainClient("", "mta", fmt.Sprintf("guess%d", i)))
+		want := 535
+		if i == maxAuthFailures {
+			want = 421
+		}
+		if code(err) != want {
+			t.Fatalf("failure %d: %v, want %d", i, err, want)
+		}
+	}
+	if el := time.Since(begin); el < time.Duration(maxAuthFailures)*authFailDelay {
+		t.Errorf("%d failures answered in %v, want each after %v", maxAuthFailures, el, authFailDelay)
+	}
+	if err := c.Noop(); err == nil {
+		t.Errorf("the session is still open after %d authentication failures", maxAuthFailures)
+	}
+	c2, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Auth(sasl.NewPlainClient("", "mta", "s3cret")); err != nil {
+		t.Fatalf("a new session with the right password: %v", err)
+	}
+}
+
 // Shutdown: a message in DATA is stored and acknowledged; after that, a
 // new transaction gets 421.
 func TestShutdownFinishesData(t *testing.T) {
