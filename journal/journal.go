@@ -80,6 +80,11 @@ type Options struct {
 	Allow []*net.IPNet
 	// MaxMessageBytes is the largest message accepted (SIZE; default 64 MiB).
 	MaxMessageBytes int64
+	// MaxInflightBytes bounds the message bytes all sessions together hold
+	// in memory, from DATA until the reply (default 1 GiB, at least
+	// MaxMessageBytes). A message that would pass it gets 452 4.3.1 and is
+	// retried by its sender; see inflight.
+	MaxInflightBytes int64
 	// MaxRecipients per message (default 1000).
 	MaxRecipients int
 	// MaxSessions is the limit on concurrent sessions over both listeners
@@ -114,6 +119,7 @@ type Server struct {
 	queue    chan *request
 	stopped  chan struct{} // closed when the committer has returned
 	sessions atomic.Int64
+	inflight inflight
 	inData   sync.WaitGroup
 	closing  atomic.Bool
 
@@ -143,6 +149,10 @@ func New(sink Sink, opts *Options) *Server {
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 64 << 20
 	}
+	if o.MaxInflightBytes <= 0 {
+		o.MaxInflightBytes = 1 << 30
+	}
+	o.MaxInflightBytes = max(o.MaxInflightBytes, o.MaxMessageBytes)
 	if o.MaxRecipients <= 0 {
 		o.MaxRecipients = 1000
 	}
@@ -165,7 +175,8 @@ func New(sink Sink, opts *Options) *Server {
 		sink = UnwrapReports(sink, l, o.Logger.With("component", "journal"))
 	}
 	return &Server{opts: o, log: o.Logger.With("component", "journal"), sink: sink, metrics: newMetrics(),
-		queue: make(chan *request, o.MaxSessions), stopped: make(chan struct{})}
+		inflight: inflight{max: o.MaxInflightBytes},
+		queue:    make(chan *request, o.MaxSessions), stopped: make(chan struct{})}
 }
 
 // LoopbackOnly returns the default allow-list.
@@ -421,7 +432,15 @@ func (ss *session) Data(r io.Reader) error {
 	s.inData.Add(1)
 	defer s.inData.Done()
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r); err != nil {
+	br := &budgetReader{r: r, b: &s.inflight}
+	defer func() { s.inflight.give(br.held) }() // after the reply: the committer holds raw until then
+	if _, err := buf.ReadFrom(br); err != nil {
+		if errors.Is(err, errInflightFull) {
+			s.metrics.refused.WithLabelValues("memory").Inc()
+			log.Warn("journal message refused for now: the messages in flight hold max_inflight_bytes", "max", s.opts.MaxInflightBytes)
+			return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
+				Message: "too much mail in flight, try again later"}
+		}
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			s.metrics.refused.WithLabelValues("size").Inc()
 			log.Warn("journal message refused: over max_message_bytes", "max", s.opts.MaxMessageBytes)
@@ -451,6 +470,55 @@ func (ss *session) Data(r io.Reader) error {
 	s.metrics.bytes.Add(float64(len(raw)))
 	log.Debug("journal message stored", "bytes", len(raw))
 	return nil
+}
+
+// inflight is the memory budget of the messages in DATA and waiting for
+// their reply (review of issue 16: MaxSessions × MaxMessageBytes, 6.4 GiB
+// by default, plus the buffers' growth, could be held at once by clients
+// of an allowed network). It counts the bytes read; a buffer's growth by
+// doubling can hold up to as much again, so the memory bound is about
+// twice MaxInflightBytes. A session that cannot take more fails at once
+// (452, the sender retries) rather than waiting: sessions waiting for each
+// other's budget would deadlock.
+type inflight struct {
+	mu        sync.Mutex
+	used, max int64
+}
+
+var errInflightFull = errors.New("journal: messages in flight hold the memory budget")
+
+func (b *inflight) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *inflight) give(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+// budgetReader takes budget for every byte it reads; held is what it took.
+type budgetReader struct {
+	r    io.Reader
+	b    *inflight
+	held int64
+}
+
+func (br *budgetReader) Read(p []byte) (int, error) {
+	n, err := br.r.Read(p)
+	if n > 0 {
+		if !br.b.take(int64(n)) {
+			return 0, errInflightFull
+		}
+		br.held += int64(n)
+	}
+	return n, err
 }
 
 // storeReply is the reply to a message the archive could not store: all

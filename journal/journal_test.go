@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"strings"
@@ -398,6 +399,56 @@ func TestAuthFailuresLimited(t *testing.T) {
 	defer c2.Close()
 	if err := c2.Auth(sasl.NewPlainClient("", "mta", "s3cret")); err != nil {
 		t.Fatalf("a new session with the right password: %v", err)
+	}
+}
+
+// Review (issue 16): the bytes all sessions hold are bounded. One session
+// holds 80 KiB in DATA; a second message that would pass the 100 KiB
+// budget gets 452 4.3.1 (retry later), nothing stored; when the first is
+// done its budget is given back and the same message is stored.
+func TestInflightBudget(t *testing.T) {
+	sink := &memSink{}
+	addr, _, _ := start(t, sink, Options{MaxMessageBytes: 100 << 10, MaxInflightBytes: 100 << 10})
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := sample + strings.Repeat("x", 79) + "\r\n"
+	for len(big) < 80<<10 {
+		big += strings.Repeat("y", 78) + "\r\n"
+	}
+	if _, err := io.WriteString(w, big); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)                                                                       // the server reads what was sent
+	second := strings.Replace(sample, "<1@", "<2@", 1) + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 500) // 40 KiB
+	if err := send(addr, "a@example.org", []string{"b@example.org"}, second); code(err) != 452 {
+		t.Fatalf("second message while 80 KiB are in flight: %v, want 452", err)
+	}
+	if n := len(sink.deliveries()); n != 0 {
+		t.Fatalf("%d stored before the first message ended, want 0", n)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("the first message: %v", err)
+	}
+	for i := 0; i < 3; i++ { // the budget is given back every time
+		if err := send(addr, "a@example.org", []string{"b@example.org"}, second); err != nil {
+			t.Fatalf("the second message after the first, try %d: %v", i, err)
+		}
+	}
+	if ds := sink.deliveries(); len(ds) != 4 || ds[0].Raw == nil || len(ds[0].Raw) != len(big) {
+		t.Fatalf("stored %d, want 4 (the first %d bytes)", len(ds), len(big))
 	}
 }
 

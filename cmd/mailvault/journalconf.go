@@ -32,6 +32,9 @@ type journalConfig struct {
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	MaxRecipients   int   `yaml:"max_recipients"`
 	MaxSessions     int   `yaml:"max_sessions"`
+	// MaxInflightBytes: the message bytes all sessions together hold in
+	// memory (default 1 GiB, at least max_message_bytes); over it, 452.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// Timeout of a session's reads and writes (default 5m).
 	Timeout string `yaml:"timeout"`
 	// BatchWindow: how long a batch waits for more messages (default 0:
@@ -52,7 +55,7 @@ func (j journalConfig) check(bad func(at, format string, args ...any)) *journal.
 		return nil
 	}
 	o := &journal.Options{Account: j.Account, MaxMessageBytes: j.MaxMessageBytes, MaxRecipients: j.MaxRecipients,
-		MaxSessions: j.MaxSessions, EncodedPrefix: j.EncodedRecipients}
+		MaxSessions: j.MaxSessions, MaxInflightBytes: j.MaxInflightBytes, EncodedPrefix: j.EncodedRecipients}
 	for _, l := range []struct{ key, v string }{{"smtp_listen", j.SMTPListen}, {"lmtp_listen", j.LMTPListen}} {
 		if l.v == "" {
 			continue
@@ -92,8 +95,8 @@ func (j journalConfig) check(bad func(at, format string, args ...any)) *journal.
 		}
 		o.Allow = append(o.Allow, n)
 	}
-	if j.MaxMessageBytes < 0 || j.MaxRecipients < 0 || j.MaxSessions < 0 {
-		bad("journal", "max_message_bytes, max_recipients and max_sessions must not be negative (0 or unset: the default)")
+	if j.MaxMessageBytes < 0 || j.MaxRecipients < 0 || j.MaxSessions < 0 || j.MaxInflightBytes < 0 {
+		bad("journal", "max_message_bytes, max_recipients, max_sessions and max_inflight_bytes must not be negative (0 or unset: the default)")
 	}
 	for _, d := range []struct {
 		key, v string
