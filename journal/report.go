@@ -237,7 +237,38 @@ func Unwrap(raw []byte) (r Report, ok bool, err error) {
 		}
 		return fail("no message/rfc822 part: the original is not attached")
 	}
+	// The report's envelope (its Bcc list above all) belongs to the message
+	// the report names: attached to another one it would say that message
+	// went to people it never went to (review of issue 16). Exchange
+	// stamps a Message-ID on everything it transports and the report names
+	// it, so an original whose Message-ID is not the report's, or has none,
+	// is a report that does not parse: archived whole and flagged, its
+	// envelope given to no message.
+	switch id := originalMessageID(r.Original); {
+	case id == "":
+		return fail("the report names Message-ID %s, the attached original has none", r.MessageID)
+	case !sameMessageID(id, r.MessageID):
+		return fail("the report names Message-ID %s, the attached original's is %s", r.MessageID, id)
+	}
 	return r, true, nil
+}
+
+// originalMessageID is the Message-ID field of raw's header ("" when the
+// header does not parse or has none).
+func originalMessageID(raw []byte) string {
+	hdr, _, err := splitHeader(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(hdr.Get("Message-Id"))
+}
+
+// sameMessageID compares two Message-IDs without their angle brackets and
+// surrounding space, case-insensitively (as the fingerprint lower-cases
+// them: a relay that changes a Message-ID's case has not made it another).
+func sameMessageID(a, b string) bool {
+	norm := func(s string) string { return strings.Trim(strings.TrimSpace(s), "<>") }
+	return strings.EqualFold(norm(a), norm(b))
 }
 
 // hasJournalHeader reports whether the top-level header block names the

@@ -175,9 +175,10 @@ func TestUnwrapReports(t *testing.T) {
 }
 
 // tnefCarrier is an original whose body is a TNEF attachment (Outlook's
-// rich text sent to the Internet): it is RFC 5322 all the same.
+// rich text sent to the Internet): it is RFC 5322 all the same. Its
+// Message-ID is the one the report names (Unwrap checks it).
 const tnefCarrier = "From: john@contoso.com\r\nTo: alice@contoso.com\r\nSubject: rich\r\n" +
-	"Message-ID: <rich@contoso.com>\r\nMIME-Version: 1.0\r\n" +
+	"Message-ID: <q4-numbers@contoso.com>\r\nMIME-Version: 1.0\r\n" +
 	"Content-Type: multipart/mixed; boundary=\"inner\"\r\n\r\n" +
 	"--inner\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
 	"--inner\r\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
@@ -221,6 +222,13 @@ func TestUnwrapBadReports(t *testing.T) {
 		{"not multipart", []byte("X-MS-Journal-Report:\r\nContent-Type: text/plain\r\n\r\nSender: a@b.c\r\n"), "multipart/mixed"},
 		{"no boundary", []byte("X-MS-Journal-Report:\r\nContent-Type: multipart/mixed\r\n\r\nx"), "no boundary"},
 		{"unclosed multipart", bytes.TrimSuffix(buildReport(reportOpts{header: true, text: fixtureReportText, original: fixtureOriginal}), []byte("--_jr_boundary_--\r\n")), "part 2"},
+		// Review (issue 16): the report's envelope (its Bcc list) is the
+		// envelope of the message it names; attached to another message
+		// it would say that message went to people it never went to.
+		{"original is another message", buildReport(reportOpts{header: true, text: fixtureReportText,
+			original: strings.Replace(fixtureOriginal, "<q4-numbers@contoso.com>", "<other@contoso.com>", 1)}), "the attached original's is <other@contoso.com>"},
+		{"original without Message-ID", buildReport(reportOpts{header: true, text: fixtureReportText,
+			original: strings.Replace(fixtureOriginal, "Message-ID: <q4-numbers@contoso.com>\r\n", "", 1)}), "the attached original has none"},
 		{"unknown encoding of the original", bytes.Replace(buildReport(reportOpts{header: true, text: fixtureReportText, original: fixtureOriginal}),
 			[]byte("Content-Disposition: attachment\r\n"), []byte("Content-Disposition: attachment\r\nContent-Transfer-Encoding: x-uuencode\r\n"), 1), "unknown content-transfer-encoding"},
 	} {
