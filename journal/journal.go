@@ -285,7 +285,11 @@ func (s *Server) newSMTPServer(lmtp, loopback bool) *smtp.Server {
 	srv.Domain = s.opts.Domain
 	srv.TLSConfig = s.opts.TLS
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
-	srv.MaxRecipients = s.opts.MaxRecipients
+	// MaxRecipients is checked in Rcpt, not by go-smtp, which refuses
+	// before the session hears of it: nothing logged or counted (review
+	// of issue 16). go-smtp then does not announce LIMITS RCPTMAX, which
+	// the MTAs that journal (Postfix, Exchange) do not read.
+	srv.MaxRecipients = 0
 	srv.ReadTimeout = s.opts.Timeout
 	srv.WriteTimeout = s.opts.Timeout
 	srv.EnableSMTPUTF8 = true
@@ -388,9 +392,11 @@ type session struct {
 	from     string
 	hasFrom  bool
 	rcpts    []string
+	// rcptsLogged: this transaction's recipients over the limit are logged
+	rcptsLogged bool
 }
 
-func (ss *session) Reset()        { ss.from, ss.hasFrom, ss.rcpts = "", false, nil }
+func (ss *session) Reset()        { ss.from, ss.hasFrom, ss.rcpts, ss.rcptsLogged = "", false, nil, false }
 func (ss *session) Logout() error { return nil }
 
 var (
@@ -412,11 +418,21 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		ss.s.log.Warn("journal MAIL without authentication", "client", ss.c.Conn().RemoteAddr().String())
 		return errNeedAuth
 	}
-	ss.from, ss.hasFrom, ss.rcpts = from, true, nil
+	ss.from, ss.hasFrom, ss.rcpts, ss.rcptsLogged = from, true, nil, false
 	return nil
 }
 
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if len(ss.rcpts) >= ss.s.opts.MaxRecipients {
+		ss.s.metrics.refused.WithLabelValues("recipients").Inc()
+		if !ss.rcptsLogged { // once a transaction: a sender may try thousands
+			ss.rcptsLogged = true
+			ss.s.log.Warn("journal recipient refused for now: over max_recipients; the sender sends the rest in another transaction",
+				"client", ss.c.Conn().RemoteAddr().String(), "mail_from", ss.from, "max", ss.s.opts.MaxRecipients)
+		}
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3},
+			Message: fmt.Sprintf("too many recipients (at most %d a message), send the rest again", ss.s.opts.MaxRecipients)}
+	}
 	ss.rcpts = append(ss.rcpts, to)
 	return nil
 }

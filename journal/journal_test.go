@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -176,18 +178,21 @@ func TestRefusals(t *testing.T) {
 		sinkFail error
 		rcpts    int
 		msg      string
-		want     int // SMTP code of the failure
+		want     int    // SMTP code of the failure
+		log      string // what the log line says (review: every refusal is logged)
 	}{
-		{name: "network", opts: Options{Allow: []*net.IPNet{private}}, rcpts: 1, msg: sample, want: 554},
-		{name: "size", opts: Options{MaxMessageBytes: 100}, rcpts: 1, msg: sample + strings.Repeat("x", 200) + "\r\n", want: 552},
-		{name: "recipients", opts: Options{MaxRecipients: 2}, rcpts: 3, msg: sample, want: 452},
-		{name: "disk full", sinkFail: fmt.Errorf("ingest: write blob: %w", syscall.ENOSPC), rcpts: 1, msg: sample, want: 452},
-		{name: "catalog error", sinkFail: errors.New("ingest: database is locked"), rcpts: 1, msg: sample, want: 451},
+		{name: "network", opts: Options{Allow: []*net.IPNet{private}}, rcpts: 1, msg: sample, want: 554, log: "reason=network"},
+		{name: "size", opts: Options{MaxMessageBytes: 100}, rcpts: 1, msg: sample + strings.Repeat("x", 200) + "\r\n", want: 552, log: "over max_message_bytes"},
+		{name: "recipients", opts: Options{MaxRecipients: 2}, rcpts: 3, msg: sample, want: 452, log: "over max_recipients"},
+		{name: "disk full", sinkFail: fmt.Errorf("ingest: write blob: %w", syscall.ENOSPC), rcpts: 1, msg: sample, want: 452, log: "reply=452"},
+		{name: "catalog error", sinkFail: errors.New("ingest: database is locked"), rcpts: 1, msg: sample, want: 451, log: "reply=451"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := &memSink{fail: tc.sinkFail}
-			addr, _, _ := start(t, sink, tc.opts)
+			var logs syncBuffer
+			tc.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			addr, _, stop := start(t, sink, tc.opts)
 			var to []string
 			for i := range tc.rcpts {
 				to = append(to, fmt.Sprintf("r%d@example.org", i))
@@ -199,8 +204,30 @@ func TestRefusals(t *testing.T) {
 			if n := len(sink.deliveries()); n != 0 {
 				t.Errorf("stored %d deliveries after a refusal, want 0", n)
 			}
+			stop()
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("the log does not say %q:\n%s", tc.log, logs.String())
+			}
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // The allow-list answers before the greeting: the first line a refused
