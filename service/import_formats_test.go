@@ -249,3 +249,28 @@ func TestImportPST(t *testing.T) {
 		t.Errorf("no readpst: %+v, %v", sum, err)
 	}
 }
+
+// Review (issue 16): readpst writes the whole PST out as .eml files before
+// the import reads them, so a large PST needs about its size again (more:
+// attachments come out base64) in the temporary directory, which may be a
+// small tmpfs. A (sparse) 4 TiB PST is refused before readpst starts, with
+// an error naming the space it needs and where, not after filling the disk.
+func TestImportPSTNeedsTempSpace(t *testing.T) {
+	psttest.Readpst(t)
+	a, _ := newArchive(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	huge := filepath.Join(t.TempDir(), "huge.pst")
+	writeTestFile(t, huge, "!BDN"+strings.Repeat("\x00", 4096))
+	if err := os.Truncate(huge, 4<<40); err != nil {
+		t.Skipf("no sparse 4 TiB file here: %v", err)
+	}
+	sum, err := Import(context.Background(), a, ImportRequest{Account: "ht", Paths: []string{huge}}, nil, nil)
+	if err != nil || sum.FileErrors != 1 || len(sum.Notes) != 1 ||
+		!strings.Contains(sum.Notes[0], "free in "+tmp) || !strings.Contains(sum.Notes[0], "TMPDIR") {
+		t.Fatalf("4 TiB PST: %+v, %v; want one file error naming the free space in %s and TMPDIR", sum, err, tmp)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("the refused conversion left %d entries in the temporary directory", len(ents))
+	}
+}

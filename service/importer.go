@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"mailvault/indexer"
@@ -199,6 +200,34 @@ func (imp *importer) note(s string) {
 	}
 }
 
+// pstSpaceFactor is the temporary space a PST conversion is given, in PST
+// sizes: readpst writes every message out before the import reads them,
+// attachments base64 (4/3 of their size) and headers added.
+const pstSpaceFactor = 2
+
+// pstSpace refuses a PST whose conversion would not fit in dir's file
+// system (review of issue 16: the temporary directory may be a small
+// tmpfs, and readpst filling it failed the import only once the disk was
+// full, for everything else on it too). The check is before readpst
+// starts; the space can still run out when other writers share it, and
+// then readpst's error is the import's.
+func pstSpace(pst, dir string) error {
+	fi, err := os.Stat(pst)
+	if err != nil {
+		return err
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("free space of %s: %w", dir, err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if need := fi.Size() * pstSpaceFactor; free < need {
+		return fmt.Errorf("converting it needs about %d MiB of temporary space (%d× the PST), %d MiB are free in %s: set TMPDIR to a directory with room",
+			need>>20, pstSpaceFactor, free>>20, filepath.Dir(dir))
+	}
+	return nil
+}
+
 // pst converts a PST/OST file with readpst into a private temporary
 // directory and imports the folder tree it wrote as loose mailboxes.
 func (imp *importer) pst(ctx context.Context, box mailfile.Mailbox, req ImportRequest, advance func(int)) error {
@@ -207,6 +236,9 @@ func (imp *importer) pst(ctx context.Context, box mailfile.Mailbox, req ImportRe
 		return fmt.Errorf("import %s: %w", box.Path, err)
 	}
 	defer os.RemoveAll(dir)
+	if err := pstSpace(box.Path, dir); err != nil {
+		return &walkError{fmt.Errorf("import %s: %w", box.Path, err)}
+	}
 	res, err := mailfile.ConvertPST(ctx, box.Path, dir, time.Duration(req.PSTTimeoutSeconds)*time.Second)
 	if err != nil {
 		if ctx.Err() != nil {
