@@ -109,6 +109,12 @@ func (s *Service) JournalCoverage(ctx context.Context, c Caller, account string)
 		}
 		return nil, err
 	}
+	if !c.SeesAll() {
+		// Unmapped is over all the journal's mail, an archive-wide figure
+		// (review of issue 16): who does not see every account is not
+		// told it, as she is not told the archive-wide attachment counts.
+		cov.Unmapped = 0
+	}
 	return cov, nil
 }
 

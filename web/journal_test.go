@@ -217,3 +217,37 @@ func TestProvenanceHidesOtherAccountsCopies(t *testing.T) {
 		t.Errorf("admin's provenance: %d %s; want all four copies", code, body)
 	}
 }
+
+// Review (issue 16): the coverage report's unmapped count is over all the
+// journal's mail (mail naming no account's address): an archive-wide
+// figure, like the attachment counts a scoped user is not shown. Ann's
+// report says nothing of it; an admin's counts it.
+func TestCoverageUnmappedIsNotAUsersFigure(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	f.svc.SetAccountAddresses(map[string][]string{"a": {"ann@example.org"}})
+	if _, err := f.archive.EnsureMailbox(ctx, "journal", "Journal", catalog.SourceJournal, 5); err != nil {
+		t.Fatal(err)
+	}
+	var items []indexer.Item
+	for i, to := range []string{"ann@example.org", "stranger@elsewhere.example", "other@elsewhere.example"} {
+		raw := fmt.Appendf(nil, "From: Zed <zed@example.org>\r\nTo: %s\r\nSubject: s%d\r\nDate: Tue, 1 Dec 2026 09:00:00 +0000\r\n"+
+			"Message-ID: <cov%d@example.org>\r\n\r\nhello\r\n", to, i, i)
+		items = append(items, indexer.Item{Account: "journal", Mailbox: "Journal", UIDValidity: 5, UID: uint32(i + 1), Raw: raw,
+			Envelope: &indexer.Envelope{MailFrom: "zed@example.org", RcptTo: []string{to}, Recipients: []string{to},
+				Listener: "smtp", ReceivedAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}})
+	}
+	if _, err := f.archive.Ingest(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	var cov catalog.Coverage
+	code, body := f.get(t, f.admin, "/api/journal/coverage")
+	if code != 200 || json.Unmarshal(body, &cov) != nil || cov.Unmapped != 2 {
+		t.Errorf("admin's coverage: %d %s; want 2 unmapped", code, body)
+	}
+	code, body = f.get(t, f.ann, "/api/journal/coverage")
+	cov = catalog.Coverage{}
+	if code != 200 || json.Unmarshal(body, &cov) != nil || cov.Unmapped != 0 || len(cov.Accounts) != 1 || cov.Accounts[0].JournalOnly != 1 {
+		t.Errorf("ann's coverage: %d %s; want her account's journal-only mail, no unmapped count", code, body)
+	}
+}
