@@ -296,6 +296,9 @@ func FuzzUnwrap(f *testing.F) {
 			if len(r.Original) > len(raw) {
 				t.Fatalf("original %d bytes longer than the report's %d", len(r.Original), len(raw))
 			}
+			if id := originalMessageID(r.Original); id == "" || !sameMessageID(id, r.MessageID) {
+				t.Fatalf("ok with an original whose Message-ID %q is not the report's %q", id, r.MessageID)
+			}
 		}
 		if !ok && r.Original != nil {
 			t.Fatalf("not ok, original %d bytes", len(r.Original))
