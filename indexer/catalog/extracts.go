@@ -308,38 +308,6 @@ func (c *Catalog) ExtractPendingOf(ctx context.Context, keys [][32]byte) (map[[3
 		WHERE e.version = 0 AND m.sha256 IN `, keys)
 }
 
-// keySet runs q, a query of sha256 values ending in "IN ", with the keys
-// as its list, 500 at a time, and returns the keys it answered.
-func (c *Catalog) keySet(ctx context.Context, q string, keys [][32]byte) (map[[32]byte]bool, error) {
-	out := map[[32]byte]bool{}
-	for start := 0; start < len(keys); start += 500 {
-		chunk := keys[start:min(start+500, len(keys))]
-		args := make([]any, len(chunk))
-		for i, k := range chunk {
-			args[i] = k[:]
-		}
-		rows, err := c.db.QueryContext(ctx, q+`(?`+repeatComma(len(chunk)-1)+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			var k [32]byte
-			copy(k[:], b)
-			out[k] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
 // HasExtractState reports whether message id has an extraction row (queued
 // or done); none for a message archived before attachment text existed.
 func (c *Catalog) HasExtractState(ctx context.Context, id int64) (bool, error) {

@@ -345,32 +345,9 @@ func (c *Catalog) Candidates(ctx context.Context, fn func(Candidate) error) erro
 // Disposed reports, of these keys, which are disposed of (their row
 // scrubbed).
 func (c *Catalog) Disposed(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
-	out := map[[32]byte]bool{}
-	for start := 0; start < len(keys); start += 500 {
-		chunk := keys[start:min(start+500, len(keys))]
-		args := make([]any, len(chunk))
-		for i := range chunk {
-			args[i] = chunk[i][:]
-		}
-		in := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
-		rows, err := c.db.QueryContext(ctx, `SELECT sha256 FROM messages WHERE id IN (SELECT message_id FROM disposed) AND sha256 IN (`+in+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("disposed messages: %w", err)
-		}
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			var k [32]byte
-			copy(k[:], b)
-			out[k] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+	out, err := c.keySet(ctx, `SELECT sha256 FROM messages WHERE id IN (SELECT message_id FROM disposed) AND sha256 IN `, keys)
+	if err != nil {
+		return nil, fmt.Errorf("disposed messages: %w", err)
 	}
 	return out, nil
 }
