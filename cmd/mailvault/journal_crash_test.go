@@ -55,28 +55,8 @@ func TestServeJournalSurvivesSIGKILL(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("data_dir: %s\nweb_listen: \"off\"\njournal:\n  lmtp_listen: %s\n", data, lmtp)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start := func() (*exec.Cmd, *bytes.Buffer, <-chan error) {
-		var out bytes.Buffer
-		cmd := exec.Command(bin, "serve", "--config", cfgPath)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start serve: %v", err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		return cmd, &out, done
-	}
-	archived := func() int {
-		st, err := indexer.Status(context.Background(), data)
-		if err != nil {
-			return 0
-		}
-		n := 0
-		for _, s := range st {
-			n += s.Occurrences
-		}
-		return n
-	}
+	start := func() (*exec.Cmd, *bytes.Buffer, <-chan error) { return startServeConfig(t, bin, cfgPath) }
+	archived := func() int { return occurrencesIn(data) }
 
 	cmd, out, done := start()
 	waitListening(t, lmtp, out)

@@ -82,34 +82,14 @@ accounts:
 		}
 		return occurrences, indexed
 	}
-	start := func() (*exec.Cmd, *bytes.Buffer, <-chan error) {
-		var errb bytes.Buffer
-		cmd := exec.Command(bin, "serve", "--config", cfgPath)
-		cmd.Stdout, cmd.Stderr = &errb, &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start serve: %v", err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		return cmd, &errb, done
-	}
+	start := func() (*exec.Cmd, *bytes.Buffer, <-chan error) { return startServeConfig(t, bin, cfgPath) }
 
 	// Kill points: the first at a random moment of startup (login, LIST,
 	// EXAMINE, the index being created); the others when a random number
 	// (300 to 1,200) more messages than at the last kill are archived, so
 	// that they land mid-harvest, with a batch in flight, however fast the
 	// machine. inProcess reads the catalog (WAL) beside the running serve.
-	inProcess := func() int {
-		st, err := indexer.Status(context.Background(), data)
-		if err != nil {
-			return 0
-		}
-		n := 0
-		for _, s := range st {
-			n += s.Occurrences
-		}
-		return n
-	}
+	inProcess := func() int { return occurrencesIn(data) }
 	kills, midway, last := 0, 0, 0
 	for kills < 8 && last < total {
 		cmd, out, done := start()
@@ -196,4 +176,34 @@ accounts:
 	if hits := harvesttest.Search(t, a, harvesttest.Marker("Listsk", 123)); len(hits) != 1 {
 		t.Errorf("search for one message after the kills: %d hits, want 1", len(hits))
 	}
+}
+
+// startServeConfig starts `mailvault serve --config cfgPath` as a child
+// (its output in the buffer, its exit on the channel), for the tests that
+// kill it.
+func startServeConfig(t *testing.T, bin, cfgPath string) (*exec.Cmd, *bytes.Buffer, <-chan error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start serve: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, &out, done
+}
+
+// occurrencesIn counts the occurrences the catalog in data holds, read
+// beside a running serve (WAL); 0 before the catalog exists.
+func occurrencesIn(data string) int {
+	st, err := indexer.Status(context.Background(), data)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range st {
+		n += s.Occurrences
+	}
+	return n
 }
