@@ -65,9 +65,7 @@ const (
 )
 
 // WithDefaults returns the limits with every unset field at its default.
-func (l *Limits) WithDefaults() Limits { return l.withDefaults() }
-
-func (l *Limits) withDefaults() Limits {
+func (l *Limits) WithDefaults() Limits {
 	var o Limits
 	if l != nil {
 		o = *l
@@ -393,7 +391,7 @@ func Abandoned() int64 { return abandoned.Load() }
 // the message gives them, within lim. It never panics and returns by the
 // deadline (or when ctx ends).
 func Extract(ctx context.Context, name, contentType string, data []byte, lim *Limits) Result {
-	l := lim.withDefaults()
+	l := lim.WithDefaults()
 	format := safeDetect(name, contentType, data)
 	if formats[format] == nil {
 		return Result{Format: format, Status: Unsupported}

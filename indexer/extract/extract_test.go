@@ -12,7 +12,7 @@ import (
 // under names Detect never returns, and run through Job.run / Extract's
 // deadline the way a real format is).
 func testJob(lim Limits) *Job {
-	return &Job{ctx: context.Background(), lim: (&lim).withDefaults()}
+	return &Job{ctx: context.Background(), lim: (&lim).WithDefaults()}
 }
 
 func TestPanicIsRecoveredAndReported(t *testing.T) {

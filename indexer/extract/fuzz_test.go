@@ -57,7 +57,7 @@ func fuzzCheck(t *testing.T, name, ct string, data []byte) Result {
 		t.Fatalf("Extract(%q, %q, %d bytes) = %s %s, %d abandoned: an extractor too slow for its input or deaf to its deadline\n%s",
 			name, ct, len(data), r.Status, r.Reason, Abandoned(), buf)
 	}
-	checkResult(t, name, r, fuzzLimits.withDefaults())
+	checkResult(t, name, r, fuzzLimits.WithDefaults())
 	return r
 }
 

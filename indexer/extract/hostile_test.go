@@ -260,7 +260,7 @@ func runHostile(t *testing.T, c hostileCase) {
 	if growth > hostileHeapBound || alloc > hostileAllocBound {
 		t.Errorf("%s: heap grew %d MiB, %d MiB allocated: over %d / %d MiB", c.name, growth>>20, alloc>>20, hostileHeapBound>>20, hostileAllocBound>>20)
 	}
-	checkResult(t, c.name, r, lim.withDefaults())
+	checkResult(t, c.name, r, lim.WithDefaults())
 	if !slices.Contains(c.status, r.Status) || (c.reason != "" && r.Reason != c.reason) {
 		t.Errorf("Extract(%s) = %s %q (%s), want %v %q", c.name, r.Status, r.Reason, r.Detail, c.status, c.reason)
 	}
@@ -342,7 +342,7 @@ func testdataFiles(t testing.TB) map[string][]byte {
 // file and one over MaxInput: no panic, in time, a Result that holds.
 func TestHostileEveryFormat(t *testing.T) {
 	lim := Limits{Timeout: hostileTimeout}
-	l := lim.withDefaults()
+	l := lim.WithDefaults()
 	for p, data := range testdataFiles(t) {
 		name := filepath.Base(p)
 		format := Detect(name, "", data)
@@ -384,7 +384,7 @@ func TestHostileEveryFormat(t *testing.T) {
 			{"over MaxInput", garbage, Limits{Timeout: hostileTimeout, MaxInput: 1000}},
 		} {
 			r := Extract(context.Background(), name, "", in.data, &in.lim)
-			checkResult(t, name+" "+in.what, r, in.lim.withDefaults())
+			checkResult(t, name+" "+in.what, r, in.lim.WithDefaults())
 			if in.what == "over MaxInput" && r.Format == f && (r.Status != Failed || r.Reason != ReasonTooLarge) {
 				t.Errorf("%s over MaxInput: %s %s", name, r.Status, r.Reason)
 			}
