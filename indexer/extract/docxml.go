@@ -214,6 +214,18 @@ func (w *docLineWriter) cell() {
 }
 
 // flush writes the line so far (if it has more than blanks) and a newline.
+// finish ends a part's walk: the walk's error, else the one its callbacks
+// kept (werr), else the flush of the last line.
+func (w *docLineWriter) finish(err, werr error) error {
+	if err == nil {
+		err = werr
+	}
+	if err == nil {
+		err = w.flush()
+	}
+	return err
+}
+
 func (w *docLineWriter) flush() error {
 	line := bytes.TrimSpace(w.buf)
 	w.buf = w.buf[:0]

@@ -138,13 +138,7 @@ func odfText(p *docPackage, part string, masterOnly bool) error {
 			return lw.grow()
 		},
 	}.walk(p, part)
-	if err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = lw.flush()
-	}
-	return err
+	return lw.finish(err, werr)
 }
 
 // odfMimetype is the package's kind by its mimetype member ("odt", "ods",

@@ -140,13 +140,7 @@ func ooxmlWord(p *docPackage, part string) error {
 			return nil
 		},
 	}.walk(p, part)
-	if err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = lw.flush()
-	}
-	return err
+	return lw.finish(err, werr)
 }
 
 func extractXLSX(j *Job, data []byte) error {
@@ -304,13 +298,7 @@ func ooxmlSheet(p *docPackage, member string, sst []string) error {
 			return lw.grow()
 		},
 	}.walk(p, member)
-	if err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = lw.flush()
-	}
-	return err
+	return lw.finish(err, werr)
 }
 
 func extractPPTX(j *Job, data []byte) error {
@@ -398,11 +386,5 @@ func ooxmlDrawing(p *docPackage, part string) error {
 			return nil
 		},
 	}.walk(p, part)
-	if err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = lw.flush()
-	}
-	return err
+	return lw.finish(err, werr)
 }
