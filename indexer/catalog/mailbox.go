@@ -106,7 +106,8 @@ func (c *Catalog) Reconcile(ctx context.Context, mailboxID int64, uidvalidity ui
 }
 
 // ReconcileFlags is Reconcile, and returns the ids of the messages whose
-// flags changed. Their gen is raised in the same transaction, so the
+// flags changed. The changes go through setFlags (flaghistory.go), so each
+// is in the occurrence's flag history, source reconcile. Their gen is raised in the same transaction, so the
 // catalog marks them unindexed until their documents, which hold the flags
 // (is:unread), are indexed again: a crash before that leaves them to
 // CatchUp.
@@ -123,7 +124,8 @@ func (c *Catalog) ReconcileFlags(ctx context.Context, mailboxID int64, uidvalidi
 	}
 	type change struct {
 		id, message int64
-		flags       string
+		have        string
+		flags       []string
 		gone        bool
 	}
 	var changes []change
@@ -139,8 +141,8 @@ func (c *Catalog) ReconcileFlags(ctx context.Context, mailboxID int64, uidvalidi
 		switch {
 		case !present:
 			changes = append(changes, change{id: id, message: msg, gone: true})
-		case strings.Join(now, " ") != have:
-			changes = append(changes, change{id: id, message: msg, flags: strings.Join(now, " ")})
+		case !sameFlags(strings.Fields(have), now):
+			changes = append(changes, change{id: id, message: msg, have: have, flags: now})
 		}
 	}
 	rows.Close()
@@ -157,7 +159,7 @@ func (c *Catalog) ReconcileFlags(ctx context.Context, mailboxID int64, uidvalidi
 			}
 			expunged++
 		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE occurrences SET flags = ? WHERE id = ?`, ch.flags, ch.id)
+			_, err = setFlags(ctx, tx, ch.id, ch.have, ch.flags, FlagSourceReconcile, at)
 			if err == nil && !bumped[ch.message] {
 				bumped[ch.message] = true
 				touched = append(touched, ch.message)

@@ -169,8 +169,8 @@ func (c *Catalog) AddTombstone(ctx context.Context, sha [32]byte, reason, rule, 
 //     nothing indexes the message again.
 //   - occurrences: the rows stay (account, mailbox, UIDVALIDITY, UID are
 //     ledger leaves, and a harvester must not fetch the UID again); their
-//     flags are blanked, since keywords are a person's annotations of the
-//     message.
+//     flags are blanked and their flag history deleted, since keywords
+//     are a person's annotations of the message.
 //
 // It is idempotent (a done tombstone is left as it is).
 func (c *Catalog) FinishTombstone(ctx context.Context, id int64) error {
@@ -202,8 +202,14 @@ func (c *Catalog) FinishTombstone(ctx context.Context, id int64) error {
 		mid, id, now()); err != nil {
 		return fmt.Errorf("finish tombstone %d: %w", id, err)
 	}
+	// Not setFlags: blanking is erasure, not a sighting, and the history
+	// (flaghistory.go) goes with the flags.
 	if _, err := tx.ExecContext(ctx, `UPDATE occurrences SET flags = '' WHERE message_id = ?`, mid); err != nil {
 		return fmt.Errorf("finish tombstone %d: scrub occurrences: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM flag_history WHERE occurrence_id IN
+		(SELECT id FROM occurrences WHERE message_id = ?)`, mid); err != nil {
+		return fmt.Errorf("finish tombstone %d: scrub flag history: %w", id, err)
 	}
 	// The attachments' text is the message's content too (extracts.go).
 	for _, q := range []string{`DELETE FROM attachment_texts WHERE message_id = ?`, `DELETE FROM extract_state WHERE message_id = ?`} {
