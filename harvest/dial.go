@@ -21,17 +21,9 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 	addr := net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port()))
 	o.Dialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 60 * time.Second}
 	if h.acct.tlsMode() != "none" {
-		cfg := &tls.Config{ServerName: h.acct.Host, InsecureSkipVerify: h.acct.InsecureSkipVerify}
-		if h.acct.TLSCAFile != "" {
-			pem, err := os.ReadFile(h.acct.TLSCAFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("account %q: tls_ca_file: %w", h.acct.Name, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, nil, fmt.Errorf("account %q: tls_ca_file %s: no PEM certificates in it", h.acct.Name, h.acct.TLSCAFile)
-			}
-			cfg.RootCAs = pool
+		cfg, err := h.tlsConfig()
+		if err != nil {
+			return nil, nil, err
 		}
 		o.TLSConfig = cfg
 	}
@@ -93,6 +85,23 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 	raw.SetDeadline(time.Time{})
 	tc.setTimeout(h.opts.ReadTimeout)
 	return c, tc, nil
+}
+
+// tlsConfig is the TLS configuration of the account's connections.
+func (h *Harvester) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: h.acct.Host, InsecureSkipVerify: h.acct.InsecureSkipVerify}
+	if h.acct.TLSCAFile != "" {
+		pem, err := os.ReadFile(h.acct.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: tls_ca_file: %w", h.acct.Name, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("account %q: tls_ca_file %s: no PEM certificates in it", h.acct.Name, h.acct.TLSCAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // timeoutConn is the connection under the IMAP client (and TLS). Once a

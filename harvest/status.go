@@ -52,6 +52,9 @@ type Counters struct {
 	Messages int64 // messages fetched and handed to the Sink
 	Bytes    int64 // their bytes
 	Skipped  int64 // messages recorded as skipped
+	// How a sync that had to look at flags and expunges did it (sync.go):
+	// a full UID+FLAGS sweep, CONDSTORE's CHANGEDSINCE, or QRESYNC.
+	Sweeps, ChangedSince, QResyncs int64
 }
 
 // Status returns a copy of the harvester's current state.

@@ -2,6 +2,7 @@ package harvest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -89,7 +90,7 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 	if reconcile && seen && now.modSeq != 0 && last.modSeq == now.modSeq && last.messages == now.messages && last.uidValidity == now.uidValidity {
 		now.reconciled = last.reconciled // CONDSTORE: no flag changed, nothing expunged
 	} else if reconcile {
-		if err := h.reconcile(ctx, cn, mb, sel); err != nil {
+		if err := h.resync(ctx, cn, mb, sel); err != nil {
 			return err
 		}
 		now.reconciled = time.Now()
@@ -102,6 +103,126 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 	ms.State, ms.LastSync = StatePolling, time.Now()
 	h.setMailbox(ms)
 	return nil
+}
+
+// resync brings the archive's flags and expunges of the selected mailbox
+// (just caught up) in line with the server, as cheaply as the server lets
+// it, cheapest first:
+//
+//   - Nothing: HIGHESTMODSEQ is the one the archive is current to and the
+//     server has as many messages as the archive has live (the archive
+//     holds every UID the server has, so equal counts mean equal sets).
+//   - QRESYNC (RFC 7162 section 3.2.5): one EXAMINE with the archive's
+//     modseq answers with the UIDs expunged since (VANISHED) and the
+//     flags changed since. go-imap's client cannot parse VANISHED, so this
+//     runs on a short connection of its own (qresync.go).
+//   - CHANGEDSINCE (RFC 7162 section 3.1.4): UID FETCH 1:* (FLAGS)
+//     (CHANGEDSINCE m) answers with the changed messages only; when the
+//     counts differ, UID SEARCH RETURN (ALL) ALL gives the server's UID
+//     set, compact (RFC 4731), to find the expunged.
+//   - The full UID+FLAGS sweep (reconcile) without CONDSTORE, in a NOMODSEQ
+//     mailbox, with a Sink that is no ChangeSink, at the first sync of an
+//     epoch (no modseq recorded yet), and when the server's HIGHESTMODSEQ
+//     went below the recorded one (a restored server: what changed below
+//     cannot be asked for).
+//
+// The HIGHESTMODSEQ recorded is the one EXAMINE gave before the changes
+// were fetched (or QRESYNC's own): a change made meanwhile is asked for
+// again next time, never missed.
+func (h *Harvester) resync(ctx context.Context, cn *conn, mb string, sel *imap.SelectData) error {
+	cs, ok := h.sink.(ChangeSink)
+	if !ok || sel.HighestModSeq == 0 {
+		return h.reconcile(ctx, cn, mb, sel)
+	}
+	cn.tc.pause()
+	ep, err := cs.Epoch(ctx, h.acct.Name, mb, sel.UIDValidity)
+	cn.tc.resume()
+	if err != nil {
+		return fmt.Errorf("resync %q: %w", mb, err)
+	}
+	if ep.ModSeq == 0 || sel.HighestModSeq < ep.ModSeq {
+		if ep.ModSeq != 0 {
+			h.log.Warn("the server's HIGHESTMODSEQ went back: sweeping the mailbox's flags", "mailbox", mb,
+				"uidvalidity", sel.UIDValidity, "recorded", ep.ModSeq, "server", sel.HighestModSeq)
+		}
+		if err := h.reconcile(ctx, cn, mb, sel); err != nil {
+			return err
+		}
+		return h.changes(ctx, cn, cs, mb, sel.UIDValidity, Changes{ModSeq: sel.HighestModSeq})
+	}
+	if sel.HighestModSeq == ep.ModSeq && int(sel.NumMessages) == ep.Live {
+		return nil
+	}
+	if h.canQResync(cn) {
+		ch, err := h.qresync(ctx, mb, sel.UIDValidity, ep.ModSeq, sel.UIDNext)
+		h.log.Debug("qresync", "mailbox", mb, "uidvalidity", sel.UIDValidity, "since", ep.ModSeq,
+			"changed", len(ch.Flags), "vanished", len(ch.Vanished), "modseq", ch.ModSeq, "err", err)
+		switch {
+		case err == nil:
+			h.count(func(c *Counters) { c.QResyncs++ })
+			return h.changes(ctx, cn, cs, mb, sel.UIDValidity, ch)
+		case errors.Is(err, ErrHostile) || ctx.Err() != nil:
+			return err
+		default:
+			// A second connection refused (a per-user connection limit)
+			// or dropped: CHANGEDSINCE on this one does the same work.
+			h.log.Warn("qresync failed; using CHANGEDSINCE", "mailbox", mb, "err", err)
+		}
+	}
+	ch := Changes{Flags: map[uint32][]string{}, ModSeq: sel.HighestModSeq, Via: ViaChangedSince}
+	if sel.HighestModSeq > ep.ModSeq {
+		err := fetchEach(cn, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}},
+			&imap.FetchOptions{UID: true, Flags: true, ChangedSince: ep.ModSeq},
+			func(buf *imapclient.FetchMessageBuffer) {
+				if buf.UID != 0 {
+					ch.Flags[uint32(buf.UID)] = flagStrings(buf.Flags)
+				}
+			})
+		if err != nil {
+			return fmt.Errorf("fetch changed flags %q: %w", mb, err)
+		}
+	}
+	if int(sel.NumMessages) != ep.Live {
+		var opts *imap.SearchOptions
+		if caps := cn.c.Caps(); caps.Has(imap.CapESearch) || caps.Has(imap.CapIMAP4rev2) {
+			opts = &imap.SearchOptions{ReturnAll: true}
+		}
+		data, err := cn.c.UIDSearch(&imap.SearchCriteria{}, opts).Wait()
+		if err != nil {
+			return fmt.Errorf("list UIDs of %q: %w", mb, err)
+		}
+		set, _ := data.All.(imap.UIDSet)
+		ch.Listed, ch.Present = true, uidRanges(set)
+	}
+	h.count(func(c *Counters) { c.ChangedSince++ })
+	return h.changes(ctx, cn, cs, mb, sel.UIDValidity, ch)
+}
+
+// changes hands ch to the Sink.
+func (h *Harvester) changes(ctx context.Context, cn *conn, cs ChangeSink, mb string, uidvalidity uint32, ch Changes) error {
+	cn.tc.pause()
+	err := cs.Changes(ctx, h.acct.Name, mb, uidvalidity, ch)
+	cn.tc.resume()
+	if err != nil {
+		return fmt.Errorf("record changes of %q: %w", mb, err)
+	}
+	return nil
+}
+
+// uidRanges converts a UID set without "*" (as servers answer) to ranges.
+func uidRanges(set imap.UIDSet) []UIDRange {
+	out := make([]UIDRange, 0, len(set))
+	for _, r := range set {
+		start, stop := uint32(r.Start), uint32(r.Stop)
+		if start > stop {
+			start, stop = stop, start
+		}
+		if start == 0 { // "*": not in an answer; nothing to say about it
+			continue
+		}
+		out = append(out, UIDRange{Start: start, Stop: stop})
+	}
+	return out
 }
 
 // reconcile fetches the UID and flags of every message of the selected
@@ -125,6 +246,7 @@ func (h *Harvester) reconcile(ctx context.Context, cn *conn, mb string, sel *ima
 	if err != nil {
 		return fmt.Errorf("reconcile %q: %w", mb, err)
 	}
+	h.count(func(c *Counters) { c.Sweeps++ })
 	return nil
 }
 

@@ -567,12 +567,58 @@ func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidval
 	a.commitMu.Lock()
 	defer a.commitMu.Unlock()
 	expunged, reflagged, touched, err := a.cat.ReconcileFlags(ctx, mb.ID, uidvalidity, flags)
-	if err != nil || len(touched) == 0 || a.writer == nil {
+	if err != nil {
 		return expunged, reflagged, err
+	}
+	if err := a.reindexTouched(ctx, touched); err != nil {
+		return expunged, reflagged, fmt.Errorf("reconcile: flags recorded, re-indexing left to catch-up: %w", err)
+	}
+	return expunged, reflagged, nil
+}
+
+// EpochModSeq returns the HIGHESTMODSEQ the archive's flags and expunges
+// of a harvested mailbox's epoch are current to (0: never recorded) and how
+// many of its occurrences are live; see catalog.EpochModSeq.
+func (a *Archive) EpochModSeq(ctx context.Context, account, mailbox string, uidvalidity uint32) (uint64, int, error) {
+	mb, err := a.cat.Mailbox(ctx, account, mailbox)
+	if err != nil {
+		return 0, 0, err
+	}
+	return a.cat.EpochModSeq(ctx, mb.ID, uidvalidity)
+}
+
+// Changes records what a partial sync (CONDSTORE, QRESYNC) learned of an
+// epoch, with the HIGHESTMODSEQ it brings the epoch to; see
+// catalog.Changes. Messages whose flags changed are indexed again, as
+// Reconcile does.
+func (a *Archive) Changes(ctx context.Context, account, mailbox string, uidvalidity uint32, ch catalog.EpochChanges) (expunged, reflagged int, err error) {
+	defer a.gen.Add(1)
+	mb, err := a.cat.Mailbox(ctx, account, mailbox)
+	if err != nil {
+		return 0, 0, err
+	}
+	a.commitMu.Lock()
+	defer a.commitMu.Unlock()
+	expunged, reflagged, touched, err := a.cat.Changes(ctx, mb.ID, uidvalidity, ch)
+	if err != nil {
+		return expunged, reflagged, err
+	}
+	if err := a.reindexTouched(ctx, touched); err != nil {
+		return expunged, reflagged, fmt.Errorf("changes: flags recorded, re-indexing left to catch-up: %w", err)
+	}
+	return expunged, reflagged, nil
+}
+
+// reindexTouched hands the messages whose flags changed to the writer; the
+// caller holds commitMu. The catalog has marked them unindexed, so what
+// fails here is left to CatchUp.
+func (a *Archive) reindexTouched(ctx context.Context, touched []int64) error {
+	if len(touched) == 0 || a.writer == nil {
+		return nil
 	}
 	tasks, err := a.cat.IndexTasks(ctx, touched)
 	if err != nil {
-		return expunged, reflagged, fmt.Errorf("reconcile: flags recorded, re-indexing left to catch-up: %w", err)
+		return err
 	}
 	jobs, errs := a.loadJobs(ctx, tasks)
 	for i, j := range jobs {
@@ -586,7 +632,7 @@ func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidval
 			break
 		}
 	}
-	return expunged, reflagged, nil
+	return nil
 }
 
 // MailboxesGone marks the occurrences of mailboxes no longer on the server

@@ -58,6 +58,8 @@ type mailboxCatalog interface {
 	Mailbox(ctx context.Context, account, name string) (catalog.Mailbox, error)
 	OpenEpoch(ctx context.Context, account, accountURL, name string, uidvalidity uint32) (uint32, bool, error)
 	ReconcileFlags(ctx context.Context, mailboxID int64, uidvalidity uint32, flags map[uint32][]string) (int, int, []int64, error)
+	EpochModSeq(ctx context.Context, mailboxID int64, uidvalidity uint32) (uint64, int, error)
+	Changes(ctx context.Context, mailboxID int64, uidvalidity uint32, ch catalog.EpochChanges) (int, int, []int64, error)
 	MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error)
 	Skip(ctx context.Context, account, name string, uidvalidity, uid uint32, reason string) error
 }

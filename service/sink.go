@@ -7,6 +7,7 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/indexer"
+	"mailvault/indexer/catalog"
 )
 
 // Sink is harvest.Sink over the archive: what the harvesters fetch goes
@@ -54,6 +55,24 @@ func (s *Sink) Reconcile(ctx context.Context, account, mailbox string, uidvalidi
 	return err
 }
 
+func (s *Sink) Epoch(ctx context.Context, account, mailbox string, uidvalidity uint32) (harvest.EpochState, error) {
+	modseq, live, err := s.a.EpochModSeq(ctx, account, mailbox, uidvalidity)
+	return harvest.EpochState{ModSeq: modseq, Live: live}, err
+}
+
+func (s *Sink) Changes(ctx context.Context, account, mailbox string, uidvalidity uint32, ch harvest.Changes) error {
+	ranges := func(rs []harvest.UIDRange) []catalog.UIDRange {
+		out := make([]catalog.UIDRange, len(rs))
+		for i, r := range rs {
+			out[i] = catalog.UIDRange{Start: r.Start, Stop: r.Stop}
+		}
+		return out
+	}
+	_, _, err := s.a.Changes(ctx, account, mailbox, uidvalidity, catalog.EpochChanges{
+		Flags: ch.Flags, Vanished: ranges(ch.Vanished), Listed: ch.Listed, Present: ranges(ch.Present), ModSeq: ch.ModSeq, Source: ch.Via})
+	return err
+}
+
 func (s *Sink) Skip(ctx context.Context, account, mailbox string, uidvalidity, uid uint32, reason string) error {
 	return s.a.Skip(ctx, account, mailbox, uidvalidity, uid, reason)
 }
@@ -62,4 +81,4 @@ func (s *Sink) MailboxesGone(ctx context.Context, account string, onServer []str
 	return s.a.MailboxesGone(ctx, account, onServer)
 }
 
-var _ harvest.Sink = (*Sink)(nil)
+var _ harvest.ChangeSink = (*Sink)(nil)
