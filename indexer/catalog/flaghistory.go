@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Flag history: every flag set a server was seen to hold for an
@@ -178,4 +179,126 @@ func sameFlags(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// FlagSighting is one flag set seen for an occurrence.
+type FlagSighting struct {
+	At     time.Time
+	Source string // a FlagSource, or the mailbox's source for the first sighting
+	Flags  []string
+	// Added and Removed are the difference with the sighting before; the
+	// first sighting adds all its flags.
+	Added, Removed []string
+	// Dropped counts the changes between the sighting before and this one
+	// the history did not keep (FlagHistoryCap).
+	Dropped int
+}
+
+// OccurrenceFlags is the flag history of one occurrence, oldest first; the
+// last sighting is the occurrence's flags now.
+type OccurrenceFlags struct {
+	Account     string
+	Mailbox     string
+	UIDValidity uint32
+	UID         uint32
+	Sightings   []FlagSighting
+}
+
+// FlagFirstSeen returns when each flag of the occurrence's latest sighting
+// was first seen in the run of sightings that still holds it: for \Seen
+// set, removed and set again, the second setting. That is "since when has
+// it been so", the question a copy's current flags raise.
+func (o OccurrenceFlags) FlagFirstSeen() map[string]time.Time {
+	out := map[string]time.Time{}
+	if len(o.Sightings) == 0 {
+		return out
+	}
+	for _, f := range o.Sightings[len(o.Sightings)-1].Flags {
+		for i := len(o.Sightings) - 1; i >= 0 && slices.Contains(o.Sightings[i].Flags, f); i-- {
+			out[f] = o.Sightings[i].At
+		}
+	}
+	return out
+}
+
+// FlagHistories returns the flag history of every occurrence of the
+// messages keys, by message, its occurrences in (account, mailbox,
+// uidvalidity, uid) order. An occurrence whose flags never changed has its
+// first sighting only, made from the occurrence row. One read transaction.
+func (c *Catalog) FlagHistories(ctx context.Context, keys [][32]byte) (map[[32]byte][]OccurrenceFlags, error) {
+	tx, err := c.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	out := map[[32]byte][]OccurrenceFlags{}
+	for start := 0; start < len(keys); start += 500 {
+		chunk := keys[start:min(start+500, len(keys))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, SourceIMAP)
+		for _, k := range chunk {
+			args = append(args, k[:])
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT msg.sha256, o.id, a.name, mb.name, o.uidvalidity, o.uid,
+			coalesce(h.flags, o.flags), coalesce(h.seen_at, o.first_seen),
+			coalesce(h.source, CASE mb.source WHEN ?1 THEN 'harvest' ELSE mb.source END), coalesce(h.dropped, 0)
+			FROM messages msg JOIN occurrences o ON o.message_id = msg.id
+			JOIN mailboxes mb ON mb.id = o.mailbox_id JOIN accounts a ON a.id = mb.account_id
+			LEFT JOIN flag_history h ON h.occurrence_id = o.id
+			WHERE msg.sha256 IN (?`+repeatComma(len(chunk)-1)+`)
+			ORDER BY msg.id, a.name, mb.name, o.uidvalidity, o.uid, h.id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("flag histories: %w", err)
+		}
+		lastOcc := int64(-1)
+		for rows.Next() {
+			var b []byte
+			var occ int64
+			var of OccurrenceFlags
+			var s FlagSighting
+			var flags, at string
+			if err := rows.Scan(&b, &occ, &of.Account, &of.Mailbox, &of.UIDValidity, &of.UID,
+				&flags, &at, &s.Source, &s.Dropped); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("flag histories: %w", err)
+			}
+			var k [32]byte
+			copy(k[:], b)
+			s.Flags = strings.Fields(flags)
+			s.At, _ = time.Parse(time.RFC3339Nano, at)
+			list := out[k]
+			if occ != lastOcc {
+				list = append(list, of)
+				lastOcc = occ
+			}
+			cur := &list[len(list)-1]
+			var prev []string
+			if n := len(cur.Sightings); n > 0 {
+				prev = cur.Sightings[n-1].Flags
+			}
+			s.Added, s.Removed = flagDiff(prev, s.Flags)
+			cur.Sightings = append(cur.Sightings, s)
+			out[k] = list
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("flag histories: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// flagDiff returns the flags of now not in before, and of before not in now.
+func flagDiff(before, now []string) (added, removed []string) {
+	for _, f := range now {
+		if !slices.Contains(before, f) {
+			added = append(added, f)
+		}
+	}
+	for _, f := range before {
+		if !slices.Contains(now, f) {
+			removed = append(removed, f)
+		}
+	}
+	return added, removed
 }
