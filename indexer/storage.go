@@ -98,6 +98,7 @@ type lookupCatalog interface {
 	MaxUID(ctx context.Context, mailboxID int64, uidvalidity uint32) (uint32, error)
 	Occurrences(ctx context.Context) ([]catalog.OccurrenceRow, error)
 	Skipped(ctx context.Context) ([]catalog.SkippedRow, error)
+	FlagHistories(ctx context.Context, keys [][32]byte) (map[[32]byte][]catalog.OccurrenceFlags, error)
 }
 
 // statusCatalog is what status and verify read: whole-catalog reports, each
