@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"mailvault/indexer"
 	"mailvault/service"
 )
 
@@ -82,6 +83,7 @@ func (s *Server) routeAPI(g *gin.RouterGroup, local bool) {
 	g.GET("/messages/:id", s.apiMessage)
 	g.GET("/messages/:id/raw", s.apiRaw)
 	g.GET("/messages/:id/attachments", s.apiAttachments)
+	g.GET("/messages/:id/flags", s.apiFlags)
 	g.GET("/messages/:id/provenance", s.apiMessageProvenance)
 	g.GET("/journal/coverage", s.apiJournalCoverage)
 	g.GET("/status", s.apiStatus)
@@ -180,6 +182,22 @@ func (s *Server) apiAttachments(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, at)
+}
+
+// flagsAnswer is the answer of GET /api/messages/:id/flags.
+type flagsAnswer struct {
+	Occurrences []indexer.FlagHistory `json:"occurrences"`
+}
+
+// apiFlags is GET /api/messages/:id/flags: the flag history of each of
+// the message's occurrences the caller may see, oldest sighting first.
+func (s *Server) apiFlags(c *gin.Context) {
+	h, err := s.opts.Archive.FlagHistory(c.Request.Context(), caller(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, flagsAnswer{Occurrences: h})
 }
 
 // apiRaw is GET /api/messages/:id/raw: the message byte-exact.

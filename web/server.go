@@ -25,6 +25,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"mailvault/indexer"
 	"mailvault/service"
 )
 
@@ -36,6 +37,7 @@ type Archive interface {
 	Message(ctx context.Context, c service.Caller, id string) (*service.Hit, error)
 	Raw(ctx context.Context, c service.Caller, id, action string) (*service.Hit, []byte, error)
 	AttachmentTexts(ctx context.Context, c service.Caller, id string) (*service.AttachmentTexts, error)
+	FlagHistory(ctx context.Context, c service.Caller, id string) ([]indexer.FlagHistory, error)
 	Peek(ctx context.Context, c service.Caller, id string) ([]byte, error)
 	Thread(ctx context.Context, c service.Caller, refs []string) ([]service.ThreadEntry, error)
 	Replies(ctx context.Context, c service.Caller, id string, limit int) ([]service.Hit, error)

@@ -493,6 +493,9 @@ type messagePage struct {
 	HasHTML            bool
 	Remote             bool
 	Provenance         *provenanceView // journal.go; nil when it could not be read
+	// FlagHistory is the flag history of each occurrence the user may
+	// see; nil when it could not be read (logged; the page still renders).
+	FlagHistory []indexer.FlagHistory
 }
 
 // thread finds the messages m refers to (References, In-Reply-To) that the
@@ -557,6 +560,11 @@ func (u *ui) message(c *gin.Context) {
 		HasHTML: hasHTML, Remote: c.Query("remote") == "1", Thread: u.thread(c, m), Replies: u.replies(c, m.MessageID)}
 	p.Attachments, p.AttachmentsPending = u.attachments(c, h, m)
 	p.Provenance = u.provenance(c, h)
+	if fh, err := u.s.opts.Archive.FlagHistory(c.Request.Context(), caller(c), h.SHA256); err != nil {
+		u.s.log.Warn("flag history", "sha256", h.SHA256, "err", err)
+	} else {
+		p.FlagHistory = fh
+	}
 	for _, hd := range m.Headers {
 		switch strings.ToLower(hd.Key) {
 		case "from", "to", "cc", "bcc", "date", "subject", "reply-to", "message-id", "in-reply-to", "references":
