@@ -176,6 +176,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 	c := cn.c
 	nextPoll := time.Now().Add(h.acct.PollInterval)
 	var lastUIDNext imap.UID
+	var probe idleProbe // idlecheck.go: does this server's IDLE announce?
 	for {
 		if idle != "" && c.Caps().Has(imap.CapIdle) {
 			sel, err := c.Select(idle, &imap.SelectOptions{ReadOnly: true}).Wait()
@@ -202,17 +203,33 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 					continue
 				}
 			}
+			// A change signalled before IDLE (the EXISTS of the EXAMINE
+			// above) still ends this IDLE at once, but is no announcement:
+			// the probe must not take it for one.
+			stale := false
+			select {
+			case <-cn.changed:
+				stale = true
+				select {
+				case cn.changed <- struct{}{}:
+				default:
+				}
+			default:
+			}
 			cmd, err := c.Idle()
 			if err != nil {
 				return fmt.Errorf("idle %q: %w", idle, err)
 			}
 			h.markIdle(idle)
-			wait := min(h.opts.IdleRestart, time.Until(nextPoll))
+			idleSince := time.Now()
+			wait := probe.limit(min(h.opts.IdleRestart, time.Until(nextPoll)))
 			cn.tc.setTimeout(wait + h.opts.ReadTimeout)
 			timer := time.NewTimer(wait)
 			var werr error
+			announced := false
 			select {
 			case <-cn.changed:
+				announced = !stale
 			case <-timer.C:
 			case <-ctx.Done():
 			case <-c.Closed():
@@ -234,9 +251,19 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 			}
 			changed := cn.expunged.Swap(false)
 			changed = cn.flagged.Swap(false) || changed
+			idled := time.Since(idleSince)
+			before, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), idle, sel.UIDValidity)
+			if err != nil {
+				return err
+			}
 			if err := h.syncMailbox(ctx, cn, idle, changed); err != nil {
 				return err
 			}
+			after, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), idle, sel.UIDValidity)
+			if err != nil {
+				return err
+			}
+			probe.saw(h.log, idle, announced, after > before, idled)
 		} else {
 			cn.tc.setTimeout(time.Until(nextPoll) + h.opts.ReadTimeout)
 			select {

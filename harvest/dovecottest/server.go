@@ -176,6 +176,10 @@ func Start(t testing.TB, opts *Options) *Server {
 	return s
 }
 
+// Address returns Addr, for code shared with other test servers
+// (harvesttest.Server).
+func (s *Server) Address() string { return s.Addr }
+
 // Password returns user's password. Every user has the same one
 // (Options.Password); the method exists so tests do not depend on that.
 func (s *Server) Password(user string) string { return s.password }

@@ -34,11 +34,23 @@ import (
 	"mailvault/query"
 )
 
+// Server is what the kit needs of a test server: *dovecottest.Server and
+// the Cyrus and Courier servers of harvest/chroottest have it.
+type Server interface {
+	// Address is the plain IMAP listener, "127.0.0.1:port".
+	Address() string
+	Password(user string) string
+	// Fetch returns every message of a mailbox as UID → BODY[].
+	Fetch(t testing.TB, user, mailbox string) map[uint32][]byte
+}
+
+var _ Server = (*dovecottest.Server)(nil)
+
 // Account is a harvest.Account for user on srv's plain listener, IDLE on
 // INBOX and polling the other mailboxes every second.
-func Account(t testing.TB, srv *dovecottest.Server, name, user string) harvest.Account {
+func Account(t testing.TB, srv Server, name, user string) harvest.Account {
 	t.Helper()
-	host, port, err := net.SplitHostPort(srv.Addr)
+	host, port, err := net.SplitHostPort(srv.Address())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +137,7 @@ func Occurrences(t testing.TB, a *Archive) []Occ {
 // keyed by the sha256 of the BODY[] the server returns for its UID, and
 // (when blobs) that the stored blob is byte for byte that BODY[]. It
 // returns the server's messages.
-func CheckAgainstServer(t testing.TB, srv *dovecottest.Server, a *Archive, occs []Occ, user, account, mailbox string, uidvalidity uint32, blobs bool) map[uint32][]byte {
+func CheckAgainstServer(t testing.TB, srv Server, a *Archive, occs []Occ, user, account, mailbox string, uidvalidity uint32, blobs bool) map[uint32][]byte {
 	t.Helper()
 	server := srv.Fetch(t, user, mailbox)
 	got := map[uint32]string{}
