@@ -195,15 +195,16 @@ type Copy struct {
 	Report   string `json:"report,omitempty"` // the journal report that carried it (hex), if one did
 }
 
-// Copies returns every copy of the message sha and of the messages linked
-// to it (same fingerprint), journal and mailbox, by message and place.
-// Journal reports themselves are left out.
-func (c *Catalog) Copies(ctx context.Context, sha [32]byte) ([]Copy, error) {
-	rows, err := c.db.QueryContext(ctx, `
+// copiesQuery is Copies' query; its one parameter is the sha256.
+const copiesQuery = `
 		WITH me AS (SELECT id, fingerprint FROM messages WHERE sha256 = ?),
 		grp AS (
 			SELECT id FROM me
-			UNION SELECT m.id FROM messages m, me WHERE me.fingerprint != '' AND m.fingerprint = me.fingerprint)
+			-- m.fingerprint != '' lets SQLite use the partial index
+			-- messages_by_fingerprint (it does not infer it from
+			-- me.fingerprint != ''): without it every call scanned every
+			-- message, and an export of N messages cost N² rows.
+			UNION SELECT m.id FROM messages m, me WHERE me.fingerprint != '' AND m.fingerprint != '' AND m.fingerprint = me.fingerprint)
 		SELECT lower(hex(m.sha256)), a.name, mb.name, e.mailbox_id IS NOT NULL, o.expunged_at != '',
 			(SELECT lower(hex(r.sha256)) FROM journal_reports jr JOIN messages r ON r.id = jr.report_id
 				WHERE jr.original_id = m.id LIMIT 1)
@@ -214,7 +215,13 @@ func (c *Catalog) Copies(ctx context.Context, sha [32]byte) ([]Copy, error) {
 		JOIN accounts a ON a.id = mb.account_id
 		LEFT JOIN envelopes e ON e.mailbox_id = o.mailbox_id AND e.uidvalidity = o.uidvalidity AND e.uid = o.uid
 		WHERE m.id NOT IN (SELECT report_id FROM journal_reports WHERE original_id IS NOT NULL)
-		ORDER BY m.id, a.name, mb.name, o.uidvalidity, o.uid`, sha[:])
+		ORDER BY m.id, a.name, mb.name, o.uidvalidity, o.uid`
+
+// Copies returns every copy of the message sha and of the messages linked
+// to it (same fingerprint), journal and mailbox, by message and place.
+// Journal reports themselves are left out.
+func (c *Catalog) Copies(ctx context.Context, sha [32]byte) ([]Copy, error) {
+	rows, err := c.db.QueryContext(ctx, copiesQuery, sha[:])
 	if err != nil {
 		return nil, fmt.Errorf("copies of %x: %w", sha[:4], err)
 	}
