@@ -72,7 +72,7 @@ func TestFingerprintMigration(t *testing.T) {
 // its plan must never read every message: each table is reached through an
 // index. (The fingerprint branch once scanned messages whole: SQLite does
 // not use the partial index messages_by_fingerprint unless the query says
-// m.fingerprint != '' itself, and an export of 6,046 messages took 70 s.)
+// m.fingerprint != ” itself, and an export of 6,046 messages took 70 s.)
 func TestCopiesQueryUsesIndexes(t *testing.T) {
 	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
 	if err != nil {
