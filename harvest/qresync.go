@@ -606,7 +606,12 @@ func (p *qparser) fetch(q *qconn) {
 // "BODY[HEADER.FIELDS (TO)]<0>").
 func (p *qparser) itemName() string {
 	start := p.i
-	p.xatom()
+	for !p.eof() && atomChar(p.b[p.i]) && p.b[p.i] != '[' {
+		p.i++
+	}
+	if p.i == start {
+		p.fail("want a fetch item")
+	}
 	if p.take('[') {
 		for !p.take(']') {
 			if p.eof() {
