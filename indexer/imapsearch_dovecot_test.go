@@ -47,9 +47,9 @@ type rawIMAP struct {
 	tag int
 }
 
-func dialRawIMAP(t testing.TB, srv *dovecottest.Server, user string) *rawIMAP {
+func dialRawIMAP(t testing.TB, srv harvesttest.Server, user string) *rawIMAP {
 	t.Helper()
-	c, err := net.Dial("tcp", srv.Addr)
+	c, err := net.Dial("tcp", srv.Address())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func (r *rawIMAP) uidSearch(criteria string) ([]uint32, error) {
 
 // imapConformance is the harvested archive and Dovecot, ready for queries.
 type imapConformance struct {
-	srv     *dovecottest.Server
+	srv     harvesttest.Server // Dovecot, or Cyrus and Courier (imapsearch_servers_test.go)
 	a       *harvesttest.Archive
 	raw     *rawIMAP
 	mailbox string
