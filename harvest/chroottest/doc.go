@@ -65,8 +65,10 @@
 //     /etc/courier/imapd environment: IDLE is offered, no CONDSTORE, no
 //     ESEARCH, no LIST-STATUS.
 //   - Without FAM/Gamin, Courier's IDLE does not watch the Maildir: it
-//     looks for new mail every IMAP_IDLE_TIMEOUT?? (see docs/servers.md for
-//     what was measured), so an APPEND is announced late.
+//     looks for new mail every IMAP_IDLE_TIMEOUT (60 s in the package's
+//     /etc/courier/imapd), so an APPEND is announced a minute late; the
+//     harvester notices and checks itself (harvest/idlecheck.go,
+//     docs/servers.md).
 //   - A folder that exists makes CREATE answer a bare NO ("Cannot create
 //     this folder."); the helpers check with STATUS.
 //   - LoadMaildir copies the files into cur/ (tmp/, then rename) and opens
