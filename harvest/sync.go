@@ -40,6 +40,13 @@ func (h *Harvester) pollMailbox(ctx context.Context, cn *conn, mb string) error 
 	h.mu.Lock()
 	last, ok := h.synced[mb]
 	h.mu.Unlock()
+	if ok && last.modSeq == 0 {
+		// EXAMINE said the mailbox has no mod-sequences (NOMODSEQ; Dovecot
+		// after "doveadm mailbox update --uid-validity"), though STATUS may
+		// give a HIGHESTMODSEQ: its flags are swept every FlagSweep, not
+		// on every poll.
+		now.modSeq = 0
+	}
 	if ok && last.same(now) && (now.modSeq != 0 || time.Since(last.reconciled) < h.opts.FlagSweep) {
 		ms := h.mailboxState(mb)
 		ms.Mailbox, ms.State, ms.LastSync = mb, StatePolling, time.Now()
@@ -140,6 +147,8 @@ func (h *Harvester) resync(ctx context.Context, cn *conn, mb string, sel *imap.S
 	if err != nil {
 		return fmt.Errorf("resync %q: %w", mb, err)
 	}
+	h.log.Debug("resync", "mailbox", mb, "uidvalidity", sel.UIDValidity, "recorded", ep.ModSeq, "live", ep.Live,
+		"highestmodseq", sel.HighestModSeq, "messages", sel.NumMessages)
 	if ep.ModSeq == 0 || sel.HighestModSeq < ep.ModSeq {
 		if ep.ModSeq != 0 {
 			h.log.Warn("the server's HIGHESTMODSEQ went back: sweeping the mailbox's flags", "mailbox", mb,
