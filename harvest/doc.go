@@ -34,8 +34,10 @@
 // (Account, Message, Sink), budget.go, status.go, dial.go (TCP, TLS,
 // timeouts), limits.go (what a server may send), auth.go (PLAIN, LOGIN,
 // XOAUTH2), session.go (connections, IDLE, watch), mailboxes.go (LIST,
-// patterns), sync.go (EXAMINE, STATUS polls, reconcile), fetch.go
-// (catch-up, chunks, bodies).
+// patterns), sync.go (EXAMINE, STATUS polls, resync: QRESYNC, CHANGEDSINCE
+// or the full sweep), changes.go (ChangeSink, what a partial resync
+// hands over), qresync.go (QRESYNC on a connection of its own: go-imap
+// cannot parse VANISHED), fetch.go (catch-up, chunks, bodies).
 //
 // Concurrency: Harvester.Run owns its IMAP connection. go-imap's unilateral
 // handlers run on the client's reader goroutine; they only signal (a

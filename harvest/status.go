@@ -55,6 +55,8 @@ type Counters struct {
 	// How a sync that had to look at flags and expunges did it (sync.go):
 	// a full UID+FLAGS sweep, CONDSTORE's CHANGEDSINCE, or QRESYNC.
 	Sweeps, ChangedSince, QResyncs int64
+	// ResyncNanos is the time those took, the Sink's part included.
+	ResyncNanos int64
 }
 
 // Status returns a copy of the harvester's current state.

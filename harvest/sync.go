@@ -97,7 +97,10 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 	if reconcile && seen && now.modSeq != 0 && last.modSeq == now.modSeq && last.messages == now.messages && last.uidValidity == now.uidValidity {
 		now.reconciled = last.reconciled // CONDSTORE: no flag changed, nothing expunged
 	} else if reconcile {
-		if err := h.resync(ctx, cn, mb, sel); err != nil {
+		begin := time.Now()
+		err := h.resync(ctx, cn, mb, sel)
+		h.count(func(c *Counters) { c.ResyncNanos += int64(time.Since(begin)) })
+		if err != nil {
 			return err
 		}
 		now.reconciled = time.Now()
@@ -138,7 +141,9 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 // again next time, never missed.
 func (h *Harvester) resync(ctx context.Context, cn *conn, mb string, sel *imap.SelectData) error {
 	cs, ok := h.sink.(ChangeSink)
-	if !ok || sel.HighestModSeq == 0 {
+	// The capability, not just a HIGHESTMODSEQ in the answer: Dovecot
+	// sends that in EXAMINE even to a client it did not offer CONDSTORE.
+	if !ok || sel.HighestModSeq == 0 || !cn.c.Caps().Has(imap.CapCondStore) {
 		return h.reconcile(ctx, cn, mb, sel)
 	}
 	cn.tc.pause()
