@@ -233,6 +233,7 @@ type provenanceCatalog interface {
 	LinkJournalReport(ctx context.Context, report, original [32]byte, parseErr string) error
 	ReportError(ctx context.Context, sha [32]byte) (string, error)
 	Copies(ctx context.Context, sha [32]byte) ([]catalog.Copy, error)
+	Provenances(ctx context.Context, keys [][32]byte) (map[[32]byte]string, error)
 	JournalCoverage(ctx context.Context, in catalog.CoverageInput) (*catalog.Coverage, error)
 }
 
@@ -259,6 +260,17 @@ func (a *Archive) Copies(ctx context.Context, sha string) ([]catalog.Copy, error
 		return nil, err
 	}
 	return pc.Copies(ctx, k)
+}
+
+// Provenances returns the provenance of each of keys (catalog.Provenance*:
+// which sources saw it, over the copies Copies lists), unscoped; a key
+// with no copies has no entry.
+func (a *Archive) Provenances(ctx context.Context, keys [][32]byte) (map[[32]byte]string, error) {
+	pc, err := a.provenance()
+	if err != nil {
+		return nil, err
+	}
+	return pc.Provenances(ctx, keys)
 }
 
 // LinkJournalReport records that the journal report (its blob key)

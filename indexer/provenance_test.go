@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"mailvault/indexer/catalog"
 	"mailvault/indexer/store"
 )
 
@@ -100,5 +102,88 @@ func TestDisposalScrubsFingerprint(t *testing.T) {
 	}
 	if n, err := a.BackfillFingerprints(ctx); err != nil || n != 0 {
 		t.Errorf("BackfillFingerprints after disposal = %d, %v; want 0 (nothing to read)", n, err)
+	}
+}
+
+// Provenances (one query a batch, for exports) agrees with ProvenanceOf
+// over Copies (a query a message) on a generated archive: mail seen in
+// mailboxes, by the journal, by both under different bytes (linked by
+// fingerprint), journal reports, and keys not archived.
+func TestProvenancesAgreeWithCopies(t *testing.T) {
+	ctx := context.Background()
+	a := openTest(t, t.TempDir())
+	defer a.Close()
+	r := rand.New(rand.NewPCG(11, 17))
+	mustMailbox(t, a, "alice", "INBOX")
+	mustMailbox(t, a, "bob", "Sent")
+	mustMailbox(t, a, "journal", "INBOX")
+	var items []Item
+	var keys [][32]byte
+	uid := map[string]uint32{}
+	add := func(account, mailbox string, raw []byte, journal bool) {
+		uid[account]++
+		it := Item{Account: account, Mailbox: mailbox, UIDValidity: 7, UID: uid[account], Raw: raw}
+		if journal {
+			it.Envelope = &Envelope{MailFrom: "x@example.org", RcptTo: []string{"y@example.org"}, Recipients: []string{"y@example.org"}, Client: "127.0.0.1", Listener: "smtp", ReceivedAt: time.Unix(1e9, 0).UTC()}
+		}
+		items = append(items, it)
+		keys = append(keys, store.KeyOf(raw))
+	}
+	for i := range 300 {
+		g := genMessage(r, i)
+		sent := g.render(delivery{})
+		switch r.IntN(4) {
+		case 0: // a mailbox only
+			add("alice", "INBOX", sent, false)
+		case 1: // the journal only
+			add("journal", "INBOX", sent, true)
+		case 2: // both, with different bytes
+			add("journal", "INBOX", sent, true)
+			add("bob", "Sent", g.render(delivery{headers: []string{"Delivered-To: rcpt@example.org"}}), false)
+		case 3: // both, the same bytes
+			add("journal", "INBOX", sent, true)
+			add("alice", "INBOX", sent, false)
+		}
+	}
+	ingest(t, a, items...)
+	// A few journal copies were reports carrying another journal copy.
+	var journaled []int
+	for i, it := range items {
+		if it.Envelope != nil {
+			journaled = append(journaled, i)
+		}
+	}
+	reports := 0
+	for j := 0; j+1 < len(journaled) && reports < 10; j += 2 {
+		if err := a.LinkJournalReport(ctx, keys[journaled[j]], keys[journaled[j+1]], ""); err != nil {
+			t.Fatal(err)
+		}
+		reports++
+	}
+	if reports < 10 {
+		t.Fatalf("only %d journal reports linked", reports)
+	}
+	keys = append(keys, store.KeyOf([]byte("never archived")))
+	got, err := a.Provenances(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, k := range keys {
+		copies, err := a.Copies(ctx, hex.EncodeToString(k[:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := catalog.ProvenanceOf(copies)
+		if got[k] != want {
+			t.Errorf("%x: Provenances %q, ProvenanceOf(Copies) %q (copies %+v)", k[:4], got[k], want, copies)
+		}
+		kinds[want]++
+	}
+	// The generated archive has every kind, or the test proves little.
+	for _, k := range []string{catalog.ProvenanceJournal, catalog.ProvenanceMailbox, catalog.ProvenanceBoth, ""} {
+		if kinds[k] == 0 {
+			t.Errorf("no message of provenance %q in the generated archive: %v", k, kinds)
+		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 
 	"mailvault/export"
 	"mailvault/indexer"
-	"mailvault/indexer/catalog"
 	"mailvault/indexer/store"
 )
 
@@ -519,15 +518,17 @@ func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts
 		if err != nil {
 			return err
 		}
+		// PROVENANCE: over every copy, as the message page's "seen by"
+		// (provenance.go): which sources, not whose mailboxes. One query
+		// a batch.
+		prov, err := e.a.Provenances(ctx, keys)
+		if err != nil {
+			return err
+		}
 		for _, h := range hits {
 			m := export.Message{SHA256: h.SHA256, ParseError: h.ParseError}
-			// PROVENANCE: over every copy, as the message page's "seen
-			// by" (provenance.go): which sources, not whose mailboxes.
-			copies, err := e.a.Copies(ctx, h.SHA256)
-			if err != nil {
-				return err
-			}
-			m.Provenance = catalog.ProvenanceOf(copies)
+			k, _ := store.ParseKey(h.SHA256)
+			m.Provenance = prov[k]
 			for _, o := range h.Occurrences {
 				oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL}
 				if t, err := time.Parse(time.RFC3339, o.InternalDate); err == nil {
@@ -535,7 +536,6 @@ func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts
 				}
 				m.Occurrences = append(m.Occurrences, oc)
 			}
-			k, _ := store.ParseKey(h.SHA256)
 			m.AttachmentTextsPending = pending[k]
 			if err := fn(m, withText[k]); err != nil {
 				return err

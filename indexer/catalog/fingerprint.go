@@ -239,6 +239,63 @@ func (c *Catalog) Copies(ctx context.Context, sha [32]byte) ([]Copy, error) {
 	return out, rows.Err()
 }
 
+// Provenances returns ProvenanceOf(Copies(k)) for each of keys that is
+// archived, in one query per 500 keys: an export needs the provenance of
+// every message in scope, and a query per message was most of its time.
+// Keys of journal reports themselves get no entry, as Copies gives them
+// no copies.
+func (c *Catalog) Provenances(ctx context.Context, keys [][32]byte) (map[[32]byte]string, error) {
+	out := make(map[[32]byte]string, len(keys))
+	for start := 0; start < len(keys); start += 500 {
+		chunk := keys[start:min(start+500, len(keys))]
+		args := make([]any, len(chunk))
+		for i, k := range chunk {
+			args[i] = k[:]
+		}
+		// The same group as copiesQuery (the message and the messages of
+		// its fingerprint, reports left out), every occurrence a journal
+		// copy when it has an envelope.
+		rows, err := c.db.QueryContext(ctx, `
+			WITH k AS (SELECT id, sha256, fingerprint FROM messages WHERE sha256 IN (?`+repeatComma(len(chunk)-1)+`)),
+			grp(sha, mid) AS (
+				SELECT sha256, id FROM k
+				UNION SELECT k.sha256, m.id FROM k JOIN messages m
+					ON k.fingerprint != '' AND m.fingerprint != '' AND m.fingerprint = k.fingerprint)
+			SELECT grp.sha, MAX(e.mailbox_id IS NOT NULL), MAX(e.mailbox_id IS NULL)
+			FROM grp
+			JOIN occurrences o ON o.message_id = grp.mid
+			LEFT JOIN envelopes e ON e.mailbox_id = o.mailbox_id AND e.uidvalidity = o.uidvalidity AND e.uid = o.uid
+			WHERE grp.mid NOT IN (SELECT report_id FROM journal_reports WHERE original_id IS NOT NULL)
+			GROUP BY grp.sha`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("provenances: %w", err)
+		}
+		for rows.Next() {
+			var b []byte
+			var journal, mailbox bool
+			if err := rows.Scan(&b, &journal, &mailbox); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("provenances: %w", err)
+			}
+			var k [32]byte
+			copy(k[:], b)
+			switch {
+			case journal && mailbox:
+				out[k] = ProvenanceBoth
+			case journal:
+				out[k] = ProvenanceJournal
+			case mailbox:
+				out[k] = ProvenanceMailbox
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("provenances: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // Provenance kinds: which sources saw a message.
 const (
 	ProvenanceJournal = "journal"
