@@ -10,7 +10,7 @@
 // root of its own, made by scripts/server-roots.sh under
 // $MAILVAULT_SERVER_ROOTS (default /var/cache/mailvault/roots/{cyrus,courier}),
 // and runs chrooted into it (Cyrus 3.6.1, Courier-IMAP 5.0.13 with
-// courier-authlib 0.72, Debian bookworm). Without a complete root, or not as
+// courier-authlib 0.71.4, Debian bookworm). Without a complete root, or not as
 // root, a test skips, or fails when CI=true so that CI cannot go green by
 // skipping.
 //
