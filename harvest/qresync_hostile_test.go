@@ -21,9 +21,9 @@ type qrHostile struct {
 
 func (q *qrHostile) hook(s *hsSession, tag, cmd, args string) bool {
 	uids, _, uv := s.srv.state()
-	modseq := 10
+	modseq, exists := 10, len(uids)
 	if q.bumped.Load() {
-		modseq = 11
+		modseq, exists = 11, len(uids)-1 // UID 2 went: the harvester asks QRESYNC
 	}
 	up := strings.ToUpper(args)
 	switch {
@@ -33,11 +33,11 @@ func (q *qrHostile) hook(s *hsSession, tag, cmd, args string) bool {
 		s.printf("* ENABLED QRESYNC\r\n%s OK enabled\r\n", tag)
 	case cmd == "STATUS":
 		s.printf("* STATUS INBOX (MESSAGES %d UIDNEXT %d UIDVALIDITY %d HIGHESTMODSEQ %d)\r\n%s OK done\r\n",
-			len(uids), len(uids)+1, uv, modseq, tag)
+			exists, len(uids)+1, uv, modseq, tag)
 	case (cmd == "EXAMINE" || cmd == "SELECT") && strings.Contains(up, "QRESYNC"):
 		q.qresyncs.Add(1)
 		s.printf("* %d EXISTS\r\n* OK [UIDVALIDITY %d] ok\r\n* OK [UIDNEXT %d] ok\r\n* OK [HIGHESTMODSEQ %d] ok\r\n",
-			len(uids), uv, len(uids)+1, modseq)
+			exists, uv, len(uids)+1, modseq)
 		if q.good.Load() {
 			s.printf("* VANISHED (EARLIER) 2\r\n")
 		} else {
@@ -46,7 +46,7 @@ func (q *qrHostile) hook(s *hsSession, tag, cmd, args string) bool {
 		s.printf("%s OK [READ-ONLY] done\r\n", tag)
 	case cmd == "EXAMINE" || cmd == "SELECT":
 		s.printf("* %d EXISTS\r\n* OK [UIDVALIDITY %d] ok\r\n* OK [UIDNEXT %d] ok\r\n* OK [HIGHESTMODSEQ %d] ok\r\n%s OK [READ-ONLY] done\r\n",
-			len(uids), uv, len(uids)+1, modseq, tag)
+			exists, uv, len(uids)+1, modseq, tag)
 	case cmd == "UID FETCH" && strings.Contains(up, "CHANGEDSINCE"):
 		q.changedSince.Add(1)
 		s.printf("%s OK done\r\n", tag)

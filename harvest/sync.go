@@ -122,14 +122,16 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 //   - Nothing: HIGHESTMODSEQ is the one the archive is current to and the
 //     server has as many messages as the archive has live (the archive
 //     holds every UID the server has, so equal counts mean equal sets).
-//   - QRESYNC (RFC 7162 section 3.2.5): one EXAMINE with the archive's
-//     modseq answers with the UIDs expunged since (VANISHED) and the
-//     flags changed since. go-imap's client cannot parse VANISHED, so this
-//     runs on a short connection of its own (qresync.go).
+//   - QRESYNC (RFC 7162 section 3.2.5), when the counts differ (something
+//     was expunged): one EXAMINE with the archive's modseq answers with
+//     the UIDs expunged since (VANISHED) and the flags changed since.
+//     go-imap's client cannot parse VANISHED, so this runs on a short
+//     connection of its own (qresync.go).
 //   - CHANGEDSINCE (RFC 7162 section 3.1.4): UID FETCH 1:* (FLAGS)
 //     (CHANGEDSINCE m) answers with the changed messages only; when the
-//     counts differ, UID SEARCH RETURN (ALL) ALL gives the server's UID
-//     set, compact (RFC 4731), to find the expunged.
+//     counts differ (and QRESYNC cannot be had), UID SEARCH RETURN (ALL)
+//     ALL gives the server's UID set, compact (RFC 4731), to find the
+//     expunged.
 //   - The full UID+FLAGS sweep (reconcile) without CONDSTORE, in a NOMODSEQ
 //     mailbox, with a Sink that is no ChangeSink, at the first sync of an
 //     epoch (no modseq recorded yet), and when the server's HIGHESTMODSEQ
@@ -167,7 +169,12 @@ func (h *Harvester) resync(ctx context.Context, cn *conn, mb string, sel *imap.S
 	if sel.HighestModSeq == ep.ModSeq && int(sel.NumMessages) == ep.Live {
 		return nil
 	}
-	if h.canQResync(cn) {
+	// QRESYNC only when messages went: its own connection and login cost
+	// ~0.5 s on loopback (docs/benchmarks.md, "Resync"), where CHANGEDSINCE
+	// on this connection answers a flag change in ~0.1 s. For expunges it
+	// is worth it: VANISHED names only what went, where UID SEARCH ALL
+	// grows with every gap in the mailbox's UIDs.
+	if int(sel.NumMessages) != ep.Live && h.canQResync(cn) {
 		ch, err := h.qresync(ctx, mb, sel.UIDValidity, ep.ModSeq, sel.UIDNext)
 		h.log.Debug("qresync", "mailbox", mb, "uidvalidity", sel.UIDValidity, "since", ep.ModSeq,
 			"changed", len(ch.Flags), "vanished", len(ch.Vanished), "modseq", ch.ModSeq, "err", err)

@@ -53,3 +53,5 @@ go test -run '^$' -fuzz '^FuzzTNEF$' -fuzztime "$((50000 * scale))x" ./indexer/e
 go test -run '^$' -fuzz '^FuzzImageSize$' -fuzztime "$((100000 * scale))x" ./indexer/extract/
 # Each execution is a real TCP session (~10/s): few, and little minimising.
 go test -run '^$' -fuzz '^FuzzServerResponses$' -fuzztime "$((300 * scale))x" -fuzzminimizetime 5x ./harvest/
+# The QRESYNC connection's own reader (harvest/qresync.go), no sockets.
+go test -run '^$' -fuzz '^FuzzQResyncResponses$' -fuzztime "$((30000 * scale))x" ./harvest/

@@ -27,6 +27,7 @@ type collector struct {
 
 	state, mailboxes, serverMessages                 *prometheus.Desc
 	logins, failures, messages, bytes, skipped       *prometheus.Desc
+	resyncs, resyncS                                 *prometheus.Desc
 	storeBatches, storeMessages, storeErrors, storeS *prometheus.Desc
 	jobsRunning                                      *prometheus.Desc
 	archived, parseErrors, expunged, skippedMsgs     *prometheus.Desc
@@ -49,17 +50,20 @@ func newCollector(s *Service) *collector {
 		messages:       d("mailvault_harvest_messages_total", "Messages fetched and handed to the archive.", acct...),
 		bytes:          d("mailvault_harvest_bytes_total", "Bytes of the messages fetched.", acct...),
 		skipped:        d("mailvault_harvest_skipped_total", "Messages recorded as skipped (could not be fetched, or over max_message_bytes).", acct...),
-		storeBatches:   d("mailvault_store_batches_total", "Batches of fetched messages stored in the archive."),
-		storeMessages:  d("mailvault_store_messages_total", "Messages stored (blob, catalog, index queue)."),
-		storeErrors:    d("mailvault_store_errors_total", "Batches the archive failed to store (the harvester retries them)."),
-		storeS:         d("mailvault_store_seconds_total", "Time spent storing batches, including waits for the index (back-pressure)."),
-		jobsRunning:    d("mailvault_jobs_running", "Jobs running (imports, verify, reindex), by kind.", "kind"),
-		archived:       d("mailvault_account_archived_messages", "Copies archived per account (occurrences, expunged ones included), as status shows them.", acct...),
-		parseErrors:    d("mailvault_account_parse_errors", "Messages per account that could not be fully parsed (archived byte-exact all the same).", acct...),
-		expunged:       d("mailvault_account_expunged_messages", "Archived copies per account that the server has expunged.", acct...),
-		skippedMsgs:    d("mailvault_account_skipped_messages", "Messages per account recorded as skipped (the server would not deliver them, or over max_message_bytes).", acct...),
-		backlog:        d("mailvault_index_backlog_messages", "Messages the index has not caught up with."),
-		attPending:     d("mailvault_attachments_pending_messages", "Messages whose attachments wait for text extraction."),
+		resyncs: d("mailvault_harvest_resyncs_total", "Syncs of a mailbox's flags and expunges, by how: sweep (every UID's flags), changedsince (CONDSTORE) or qresync.",
+			"account", "way"),
+		resyncS:       d("mailvault_harvest_resync_seconds_total", "Time those syncs took, the archive's part included.", acct...),
+		storeBatches:  d("mailvault_store_batches_total", "Batches of fetched messages stored in the archive."),
+		storeMessages: d("mailvault_store_messages_total", "Messages stored (blob, catalog, index queue)."),
+		storeErrors:   d("mailvault_store_errors_total", "Batches the archive failed to store (the harvester retries them)."),
+		storeS:        d("mailvault_store_seconds_total", "Time spent storing batches, including waits for the index (back-pressure)."),
+		jobsRunning:   d("mailvault_jobs_running", "Jobs running (imports, verify, reindex), by kind.", "kind"),
+		archived:      d("mailvault_account_archived_messages", "Copies archived per account (occurrences, expunged ones included), as status shows them.", acct...),
+		parseErrors:   d("mailvault_account_parse_errors", "Messages per account that could not be fully parsed (archived byte-exact all the same).", acct...),
+		expunged:      d("mailvault_account_expunged_messages", "Archived copies per account that the server has expunged.", acct...),
+		skippedMsgs:   d("mailvault_account_skipped_messages", "Messages per account recorded as skipped (the server would not deliver them, or over max_message_bytes).", acct...),
+		backlog:       d("mailvault_index_backlog_messages", "Messages the index has not caught up with."),
+		attPending:    d("mailvault_attachments_pending_messages", "Messages whose attachments wait for text extraction."),
 		attachments: d("mailvault_attachments", "Attachments looked at by text extraction, by how it ended (ok, truncated, failed) and reason.",
 			"status", "reason"),
 		attAbandoned: d("mailvault_extract_abandoned", "Extractions past their deadline still running (an extractor that does not stop)."),
@@ -72,7 +76,7 @@ func newCollector(s *Service) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.messages,
-		c.bytes, c.skipped, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
+		c.bytes, c.skipped, c.resyncs, c.resyncS, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
 		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors, c.timestamps, c.timestampFailures,
 		c.attPending, c.attachments, c.attAbandoned} {
 		ch <- d
@@ -94,6 +98,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.messages, counter, float64(s.Counters.Messages), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.bytes, counter, float64(s.Counters.Bytes), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.skipped, counter, float64(s.Counters.Skipped), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.resyncs, counter, float64(s.Counters.Sweeps), s.Account, "sweep")
+		ch <- prometheus.MustNewConstMetric(c.resyncs, counter, float64(s.Counters.ChangedSince), s.Account, "changedsince")
+		ch <- prometheus.MustNewConstMetric(c.resyncs, counter, float64(s.Counters.QResyncs), s.Account, "qresync")
+		ch <- prometheus.MustNewConstMetric(c.resyncS, counter, float64(s.Counters.ResyncNanos)/1e9, s.Account)
 	}
 	st := &c.s.sink.stats
 	ch <- prometheus.MustNewConstMetric(c.storeBatches, counter, float64(st.batches.Load()))
