@@ -21,6 +21,16 @@ type Occurrence struct {
 	UID          uint32    `json:"uid"`
 	InternalDate time.Time `json:"internal_date,omitzero"` // when the server received it (DATERECEIVED)
 	URL          string    `json:"url"`                    // RFC 5092 IMAP URL, or mailvault:// for imported mail
+	// Flags are the copy's flags when it was exported, each with since
+	// when the archive saw it so (its flag history): the load files' FLAGS.
+	Flags []FlagSince `json:"flags,omitempty"`
+}
+
+// FlagSince is a flag a copy has, and when the archive first saw it set
+// in the run of sightings that still holds it (zero: unknown).
+type FlagSince struct {
+	Flag  string    `json:"flag"`
+	Since time.Time `json:"since,omitzero"`
 }
 
 // Message is one unique message in scope with its copies in scope.

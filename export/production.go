@@ -47,7 +47,8 @@ const (
 	fNativePath
 	fTextPath
 	fParseError
-	fProvenance // last: the fields before it keep their places for load-file templates made before it
+	fProvenance
+	fFlags // last: the fields before it keep their places for load-file templates made before it
 	nFields
 )
 
@@ -57,7 +58,7 @@ var fieldNames = [nFields]string{
 	"DATESENT", "TIMESENT", "DATERECEIVED", "MESSAGEID", "INREPLYTO", "REFERENCES",
 	"FOLDERPATH", "IMAPURL", "FILENAME", "FILEEXT", "FILESIZE", "DOCTYPE",
 	"MD5HASH", "SHA256HASH", "NATIVEPATH", "TEXTPATH", "PARSEERROR",
-	"PROVENANCE",
+	"PROVENANCE", "FLAGS",
 }
 
 // record is one document's load-file row.
@@ -75,6 +76,22 @@ type family struct {
 }
 
 const multiSep = "; "
+
+// flagsValue is one copy's FLAGS: each flag it had when exported with
+// when the archive first saw it so (Occurrence.Flags), "\Seen
+// 2026-12-01T21:42:05.123Z, \Answered 2026-12-02T08:00:00.000Z". A flag
+// holds no space (an IMAP atom), so ", " and multiSep part them safely.
+func flagsValue(fs []FlagSince) string {
+	parts := make([]string, 0, len(fs))
+	for _, f := range fs {
+		v := f.Flag
+		if !f.Since.IsZero() {
+			v += " " + f.Since.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		}
+		parts = append(parts, v)
+	}
+	return strings.Join(parts, ", ")
+}
 
 // family writes one production family from its draft: numbers its
 // documents (parent first, children right after, depth first), hands
@@ -152,9 +169,10 @@ func (w *writer) family(m Message, d *draft, occs []Occurrence) error {
 		w.exclude(fam, fam.rows[n.doc][fBegDoc], n.reason(natives[n.doc]))
 	}
 	// Family-wide fields, now that the family is known.
-	var custs, folders, urls []string
+	var custs, folders, urls, flags []string
 	seen := map[string]bool{}
 	for _, o := range occs {
+		flags = append(flags, flagsValue(o.Flags))
 		if !seen[o.Account] {
 			seen[o.Account] = true
 			custs = append(custs, o.Account)
@@ -183,6 +201,7 @@ func (w *writer) family(m Message, d *draft, occs []Occurrence) error {
 		r[fAllCustodians] = strings.Join(custs, multiSep)
 		r[fFolderPath] = strings.Join(folders, multiSep)
 		r[fIMAPURL] = strings.Join(urls, multiSep)
+		r[fFlags] = strings.Join(flags, multiSep)
 		if i == 0 {
 			r[fDateReceived] = received
 		}

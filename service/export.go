@@ -525,12 +525,24 @@ func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts
 		if err != nil {
 			return err
 		}
+		// FLAGS: each copy's flags now, with since when (the flag
+		// history). One query a batch; only the copies in scope are
+		// looked up in it.
+		hexes := make([]string, len(hits))
+		for i, h := range hits {
+			hexes[i] = h.SHA256
+		}
+		fhs, err := e.a.FlagHistories(ctx, hexes)
+		if err != nil {
+			return err
+		}
 		for _, h := range hits {
 			m := export.Message{SHA256: h.SHA256, ParseError: h.ParseError}
 			k, _ := store.ParseKey(h.SHA256)
 			m.Provenance = prov[k]
 			for _, o := range h.Occurrences {
-				oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL}
+				oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL,
+					Flags: flagsSince(fhs[h.SHA256], o)}
 				if t, err := time.Parse(time.RFC3339, o.InternalDate); err == nil {
 					oc.InternalDate = t
 				}
@@ -543,6 +555,28 @@ func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts
 		}
 	}
 	return nil
+}
+
+// flagsSince is occurrence o's flags, in their order on the occurrence,
+// each with since when its history says it has been set (zero when the
+// history does not say).
+func flagsSince(hs []indexer.FlagHistory, o indexer.Occurrence) []export.FlagSince {
+	var since map[string]string
+	for _, h := range hs {
+		if h.Account == o.Account && h.Mailbox == o.Mailbox && h.UIDValidity == o.UIDValidity && h.UID == o.UID {
+			since = h.Since
+			break
+		}
+	}
+	out := make([]export.FlagSince, 0, len(o.Flags))
+	for _, f := range o.Flags {
+		fs := export.FlagSince{Flag: f}
+		if at, ok := since[f]; ok {
+			fs.Since, _ = time.Parse(time.RFC3339Nano, at)
+		}
+		out = append(out, fs)
+	}
+	return out
 }
 
 // attachmentTexts reads the text extraction made of m's attachments: the
