@@ -24,7 +24,9 @@
 // Files: catalog.go opens and creates the schema; mailbox.go holds
 // mailboxes, accounts and epochs; ingest.go the write transaction of ingest;
 // index.go the index bookkeeping; lookup.go the read side for searches and
-// pages; report.go whole-catalog reports for status, verify and tests.
+// pages; report.go whole-catalog reports for status, verify and tests;
+// flaghistory.go every flag set seen per occurrence (setFlags is the one
+// write of an occurrence's flags after its insert).
 package catalog
 
 import (
