@@ -106,16 +106,26 @@ func (c *Catalog) Changes(ctx context.Context, mailboxID int64, uidvalidity uint
 		return err
 	}
 	// Expunges first: a UID both vanished and in Flags is gone.
+	//
+	// The VANISHED ranges are merged first: a server may send them
+	// overlapping (a hostile one 2^20 times 1:4294967295), and each range
+	// would otherwise cost a query and a copy of every live id it covers.
+	// Merged, they cover each live occurrence once. Many of them (more
+	// than vanishedQueries) are matched against one scan of the epoch's
+	// live occurrences instead of a query each.
+	vanished := normalize(ch.Vanished)
 	var ids []int64
-	for _, r := range ch.Vanished {
-		more, err := liveIDs(ctx, tx, `SELECT id FROM occurrences WHERE mailbox_id = ? AND uidvalidity = ?
-			AND uid BETWEEN ? AND ? AND expunged_at = '' ORDER BY uid`, mailboxID, uidvalidity, r.Start, r.Stop)
-		if err != nil {
-			return 0, 0, nil, err
+	if len(vanished) <= vanishedQueries {
+		for _, r := range vanished {
+			more, err := liveIDs(ctx, tx, `SELECT id FROM occurrences WHERE mailbox_id = ? AND uidvalidity = ?
+				AND uid BETWEEN ? AND ? AND expunged_at = '' ORDER BY uid`, mailboxID, uidvalidity, r.Start, r.Stop)
+			if err != nil {
+				return 0, 0, nil, err
+			}
+			ids = append(ids, more...)
 		}
-		ids = append(ids, more...)
 	}
-	if ch.Listed {
+	if ch.Listed || len(vanished) > vanishedQueries {
 		present := normalize(ch.Present)
 		rows, err := tx.QueryContext(ctx, `SELECT id, uid FROM occurrences WHERE mailbox_id = ? AND uidvalidity = ?
 			AND expunged_at = '' ORDER BY uid`, mailboxID, uidvalidity)
@@ -129,7 +139,7 @@ func (c *Catalog) Changes(ctx context.Context, mailboxID int64, uidvalidity uint
 				rows.Close()
 				return 0, 0, nil, err
 			}
-			if !inRanges(present, uid) {
+			if (ch.Listed && !inRanges(present, uid)) || (len(vanished) > vanishedQueries && inRanges(vanished, uid)) {
 				ids = append(ids, id)
 			}
 		}
@@ -188,6 +198,10 @@ func (c *Catalog) Changes(ctx context.Context, mailboxID int64, uidvalidity uint
 	}
 	return expunged, reflagged, touched, tx.Commit()
 }
+
+// vanishedQueries is how many (merged) VANISHED ranges Changes looks up
+// one query each; more are matched against one scan of the epoch.
+const vanishedQueries = 256
 
 func liveIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, error) {
 	rows, err := tx.QueryContext(ctx, q, args...)
