@@ -232,3 +232,76 @@ func TestFlagHistoryDisposedAndFirstSeen(t *testing.T) {
 		t.Fatalf("history after disposal = %+v, want one empty sighting", h)
 	}
 }
+
+// BenchmarkReconcileFlagChange: a sweep that finds every one of 5,000
+// occurrences re-flagged (a user marking a folder read), through setFlags
+// (history), against the bare UPDATE the reconcile did before the
+// history, in the same run.
+func BenchmarkReconcileFlagChange(b *testing.B) {
+	ctx := context.Background()
+	const n = 5000
+	setup := func(b *testing.B) (*Catalog, Mailbox) {
+		c, err := Open(filepath.Join(b.TempDir(), "catalog.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		mb, _ := c.EnsureMailbox(ctx, "alice", "INBOX", SourceIMAP, 5)
+		tx, _ := c.Begin(ctx)
+		for uid := uint32(1); uid <= n; uid++ {
+			id, err := tx.InsertMessage(ctx, &Message{SHA256: [32]byte{byte(uid), byte(uid >> 8)}, Size: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tx.InsertOccurrence(ctx, &Occurrence{MailboxID: mb.ID, UIDValidity: 5, UID: uid, MessageID: id, Size: 1})
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		return c, mb
+	}
+	flagsAll := func(f string) map[uint32][]string {
+		m := make(map[uint32][]string, n)
+		for uid := uint32(1); uid <= n; uid++ {
+			m[uid] = []string{f}
+		}
+		return m
+	}
+	sets := []map[uint32][]string{flagsAll(`\Seen`), flagsAll(`\Flagged`)}
+	b.Run("history", func(b *testing.B) {
+		c, mb := setup(b)
+		for i := 0; b.Loop(); i++ {
+			if _, ref, err := c.Reconcile(ctx, mb.ID, 5, sets[i%2]); err != nil || ref != n {
+				b.Fatalf("Reconcile = %d, %v", ref, err)
+			}
+		}
+	})
+	b.Run("bare", func(b *testing.B) {
+		c, mb := setup(b)
+		for i := 0; b.Loop(); i++ {
+			tx, _ := c.db.BeginTx(ctx, nil)
+			rows, _ := tx.QueryContext(ctx, `SELECT id, message_id, uid, flags FROM occurrences WHERE mailbox_id = ? AND uidvalidity = ?`, mb.ID, 5)
+			type ch struct {
+				id, msg int64
+				flags   string
+			}
+			var chs []ch
+			for rows.Next() {
+				var x ch
+				var uid uint32
+				var have string
+				rows.Scan(&x.id, &x.msg, &uid, &have)
+				x.flags = strings.Join(sets[i%2][uid], " ")
+				chs = append(chs, x)
+			}
+			rows.Close()
+			for _, x := range chs {
+				tx.ExecContext(ctx, `UPDATE occurrences SET flags = ? WHERE id = ?`, x.flags, x.id)
+				tx.ExecContext(ctx, `UPDATE messages SET gen = gen + 1 WHERE id = ?`, x.msg)
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
