@@ -26,6 +26,9 @@
 //     100,000 end the session; so does a command not completed within
 //     CommandTimeout. UIDs not asked for, repeated, or at or above UIDNEXT
 //     are never archived; an EXAMINE without UIDVALIDITY archives nothing.
+//     The QRESYNC connection's own reader (qresync.go) has the same line,
+//     nesting and FETCH bounds, and caps VANISHED ranges and flag bytes; a
+//     bad answer records nothing of that resync.
 //     Each such failure is ErrHostile: shown on the account, then backoff.
 //     (Not yet guarded: connections with tls: starttls, whose plaintext
 //     go-imap upgrades internally, out of the guard's sight.)
