@@ -530,9 +530,17 @@ func (p *qparser) code(q *qconn) {
 	}
 }
 
+// capabilities reads a capability list, keeping only the names login
+// asks about: caps live for the connection, and a server may send
+// CAPABILITY responses of distinct names until the command timeout.
 func (p *qparser) capabilities(q *qconn) {
 	for p.take(' ') {
-		q.caps[strings.ToUpper(p.xatom())] = true
+		switch c := strings.ToUpper(p.xatom()); c {
+		case "SASL-IR", "AUTH=PLAIN", "AUTH=XOAUTH2", "LOGINDISABLED":
+			q.caps[c] = true
+		default:
+			q.caps["IMAP"] = true // login sends CAPABILITY while caps is empty
+		}
 	}
 }
 
@@ -627,9 +635,12 @@ func (p *qparser) itemName() string {
 	return string(p.b[start:p.i])
 }
 
-// flagList reads "(" flag *(SP flag) ")".
+// flagList reads "(" flag *(SP flag) ")", each flag as go-imap gives it
+// on the main connection (canonFlag), so that the ways of asking agree. A
+// space after "(" is taken, as go-imap takes it (some servers send one).
 func (p *qparser) flagList(q *qconn) []string {
 	p.xbyte('(')
+	p.take(' ')
 	var out []string
 	for first := true; !p.take(')'); first = false {
 		if !first {
@@ -638,7 +649,7 @@ func (p *qparser) flagList(q *qconn) []string {
 		start := p.i
 		p.take('\\')
 		p.xatom()
-		f := string(p.b[start:p.i])
+		f := canonFlag(string(p.b[start:p.i]))
 		if len(out) >= maxFlagsPerMsg {
 			p.fail("more than %d flags on one message", maxFlagsPerMsg)
 		}
@@ -648,6 +659,27 @@ func (p *qparser) flagList(q *qconn) []string {
 		out = append(out, f)
 	}
 	return out
+}
+
+// canonFlags maps the lower case of the flags go-imap v2 (beta.8,
+// internal.canonicalFlag) writes in a canonical case to that case.
+var canonFlags = func() map[string]string {
+	m := map[string]string{}
+	for _, f := range []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted,
+		imap.FlagDraft, imap.FlagForwarded, imap.FlagMDNSent, imap.FlagJunk, imap.FlagNotJunk,
+		imap.FlagPhishing, imap.FlagImportant} {
+		m[strings.ToLower(string(f))] = string(f)
+	}
+	return m
+}()
+
+// canonFlag returns f as go-imap's client gives it: system flags and
+// well-known keywords in their canonical case, others as sent.
+func canonFlag(f string) string {
+	if c, ok := canonFlags[strings.ToLower(f)]; ok {
+		return c
+	}
+	return f
 }
 
 // skipValue skips one value: a number, atom, NIL, quoted string, literal
