@@ -60,6 +60,10 @@ const (
 // (see above); the resync uses CHANGEDSINCE.
 var errNoQResync = errors.New("qresync not possible here")
 
+// errBye: the server ended the QRESYNC connection with BYE (a refusal, as
+// a greeting or at login, or a shutdown); the resync uses CHANGEDSINCE.
+var errBye = errors.New("qresync: the server said BYE")
+
 // canQResync reports whether the resync may try QRESYNC: the server
 // offers it and the account's connections are ones this file can make.
 func (h *Harvester) canQResync(cn *conn) bool {
@@ -127,6 +131,9 @@ type qconn struct {
 	caps map[string]bool
 	res  qresult
 	stop func() bool
+	// bye: the server said BYE (byeText), the connection is ending.
+	bye     bool
+	byeText string
 }
 
 // qresult is what the responses of a command said (reset per command but
@@ -282,6 +289,9 @@ func (q *qconn) untagged(line []byte) error {
 	p := &qparser{b: line}
 	if err := p.run(func() { p.untagged(q) }); err != nil {
 		return fmt.Errorf("%w: %v", ErrHostile, err)
+	}
+	if q.bye {
+		return fmt.Errorf("%w:%s", errBye, clip([]byte(q.byeText)))
 	}
 	return nil
 }
@@ -471,8 +481,10 @@ func (p *qparser) untagged(q *qconn) {
 		}
 		p.rest()
 	case "BYE":
+		// A refusal or a shutdown (RFC 9051 section 7.1.5), not a broken
+		// protocol: the resync falls back to CHANGEDSINCE.
+		q.bye, q.byeText = true, string(p.b[p.i:])
 		p.rest()
-		p.fail("the server said BYE")
 	case "CAPABILITY":
 		p.capabilities(q)
 	case "ENABLED":

@@ -113,13 +113,14 @@ func FuzzQResyncResponses(f *testing.F) {
 		"* 1 EXISTS\r\n* 1 FETCH (UID 1 X ((((a)))) FLAGS (\\Seen))\r\n",
 		"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n",
 		"* BYE\r\n",
+		"* BYE shutting down\r\n* 1 EXISTS\r\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		q, err := qrParse(data)
-		if err != nil && !errors.Is(err, ErrHostile) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Fatalf("error %v is neither ErrHostile nor a short read", err)
+		if err != nil && !errors.Is(err, ErrHostile) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errBye) {
+			t.Fatalf("error %v is neither ErrHostile, BYE nor a short read", err)
 		}
 		r := q.res
 		if len(r.vanished) > maxVanishedRanges || r.flagBytes > maxFlagBytes || r.fetches > r.exists+extraFetchResponses+1 {

@@ -1,10 +1,16 @@
 package harvest
 
 import (
+	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReviewQResyncCapabilitiesBounded: CAPABILITY responses without end,
@@ -65,5 +71,55 @@ func TestReviewQResyncFlagsCanonical(t *testing.T) {
 	}
 	if fmt.Sprint(q.res.flags) != fmt.Sprint(want) {
 		t.Errorf("flags = %v\nwant    %v", q.res.flags, want)
+	}
+}
+
+// TestReviewQResyncBye: a server that will not take the second connection
+// says so with BYE (RFC 9051 section 7.1.5: one of the three greetings;
+// or at login, past a per-user limit). That is a refusal, not a broken
+// protocol: qresync's error must not be ErrHostile, so that the resync
+// falls back to CHANGEDSINCE on the main connection as the package says.
+// It was ErrHostile, and the account's sync failed at every attempt for as
+// long as the server refused.
+func TestReviewQResyncBye(t *testing.T) {
+	for _, tc := range []struct{ name, script string }{
+		{"greeting", "* BYE Too many connections from your IP address\r\n"},
+		{"login", "* OK [CAPABILITY IMAP4rev1 QRESYNC] hi\r\n\x00* BYE [UNAVAILABLE] too many sessions\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for i, part := range strings.Split(tc.script, "\x00") {
+					if i > 0 {
+						if _, err := r.ReadString('\n'); err != nil {
+							return
+						}
+					}
+					io.WriteString(c, part)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}()
+			port := ln.Addr().(*net.TCPAddr).Port
+			h := New(Account{Name: "a", Host: "127.0.0.1", Port: port, TLS: "none", Username: "u", Password: "p"}, nil, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err = h.qresync(ctx, "INBOX", 5, 10, 3)
+			if err == nil {
+				t.Fatal("qresync after BYE: no error")
+			}
+			if errors.Is(err, ErrHostile) {
+				t.Errorf("BYE is ErrHostile, so the resync does not fall back: %v", err)
+			}
+		})
 	}
 }
