@@ -83,6 +83,16 @@ func setFlags(ctx context.Context, tx *sql.Tx, occ int64, have string, flags []s
 	if sameFlags(strings.Fields(have), flags) {
 		return false, nil
 	}
+	// \Recent is not a state of the message but of an IMAP session (the
+	// first to see it gets it; IMAP4rev2 dropped it): the history leaves it
+	// out, or every message would show it "removed" at its second sync. It
+	// stays in occurrences.flags, which IMAP SEARCH RECENT reads.
+	if sameFlags(withoutRecent(strings.Fields(have)), withoutRecent(flags)) {
+		if _, err := tx.ExecContext(ctx, `UPDATE occurrences SET flags = ? WHERE id = ?`, strings.Join(flags, " "), occ); err != nil {
+			return false, fmt.Errorf("set flags of occurrence %d: %w", occ, err)
+		}
+		return true, nil
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM flag_history WHERE occurrence_id = ?`, occ).Scan(&n); err != nil {
 		return false, fmt.Errorf("flag history of occurrence %d: %w", occ, err)
@@ -90,9 +100,9 @@ func setFlags(ctx context.Context, tx *sql.Tx, occ int64, have string, flags []s
 	if n == 0 {
 		// The first sighting, until now only the occurrence row.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO flag_history(occurrence_id, flags, seen_at, source)
-			SELECT o.id, o.flags, o.first_seen, CASE mb.source WHEN ? THEN ? ELSE mb.source END
+			SELECT o.id, ?, o.first_seen, CASE mb.source WHEN ? THEN ? ELSE mb.source END
 			FROM occurrences o JOIN mailboxes mb ON mb.id = o.mailbox_id WHERE o.id = ?`,
-			SourceIMAP, FlagSourceHarvest, occ); err != nil {
+			strings.Join(withoutRecent(strings.Fields(have)), " "), SourceIMAP, FlagSourceHarvest, occ); err != nil {
 			return false, fmt.Errorf("flag history of occurrence %d: %w", occ, err)
 		}
 		n++
@@ -101,7 +111,7 @@ func setFlags(ctx context.Context, tx *sql.Tx, occ int64, have string, flags []s
 		return false, fmt.Errorf("set flags of occurrence %d: %w", occ, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO flag_history(occurrence_id, flags, seen_at, source) VALUES (?, ?, ?, ?)`,
-		occ, strings.Join(flags, " "), at, source); err != nil {
+		occ, strings.Join(withoutRecent(flags), " "), at, source); err != nil {
 		return false, fmt.Errorf("flag history of occurrence %d: %w", occ, err)
 	}
 	if n+1 > FlagHistoryCap {
@@ -110,6 +120,17 @@ func setFlags(ctx context.Context, tx *sql.Tx, occ int64, have string, flags []s
 		}
 	}
 	return true, nil
+}
+
+// withoutRecent returns flags without \Recent (any case), in a new slice.
+func withoutRecent(flags []string) []string {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if !strings.EqualFold(f, `\Recent`) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // trimFlagHistory drops one row of occ's history, the one the package
@@ -264,7 +285,7 @@ func (c *Catalog) FlagHistories(ctx context.Context, keys [][32]byte) (map[[32]b
 			}
 			var k [32]byte
 			copy(k[:], b)
-			s.Flags = strings.Fields(flags)
+			s.Flags = withoutRecent(strings.Fields(flags))
 			s.At, _ = time.Parse(time.RFC3339Nano, at)
 			list := out[k]
 			if occ != lastOcc {

@@ -122,11 +122,11 @@ func TestFlagHistoryBoundedUnderFlapping(t *testing.T) {
 	ctx := context.Background()
 	for seed := uint64(1); seed <= 4; seed++ {
 		r := rand.New(rand.NewPCG(seed, 0))
-		c, mb, sha := flagFixture(t, []string{`\Recent`})
+		c, mb, sha := flagFixture(t, []string{`$First`})
 		universe := []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `$Label1`}
-		cur := []string{`\Recent`}
+		cur := []string{`$First`}
 		changes := 0
-		firstAppear := map[string]bool{`\Recent`: true}
+		firstAppear := map[string]bool{`$First`: true}
 		for range 300 {
 			next := []string{}
 			for _, f := range universe {
@@ -149,8 +149,8 @@ func TestFlagHistoryBoundedUnderFlapping(t *testing.T) {
 		if len(h) > FlagHistoryCap || historyRows(t, c) > FlagHistoryCap {
 			t.Fatalf("seed %d: %d sightings, %d rows; want at most %d", seed, len(h), historyRows(t, c), FlagHistoryCap)
 		}
-		if strings.Join(h[0].Flags, " ") != `\Recent` || h[0].Source != FlagSourceHarvest {
-			t.Errorf("seed %d: first sighting = %+v, want the harvest's \\Recent", seed, h[0])
+		if strings.Join(h[0].Flags, " ") != `$First` || h[0].Source != FlagSourceHarvest {
+			t.Errorf("seed %d: first sighting = %+v, want the harvest's $First", seed, h[0])
 		}
 		if !sameFlags(h[len(h)-1].Flags, cur) {
 			t.Errorf("seed %d: last sighting %q, want the flags now %q", seed, h[len(h)-1].Flags, cur)
