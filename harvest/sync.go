@@ -212,7 +212,20 @@ func (h *Harvester) resync(ctx context.Context, cn *conn, mb string, sel *imap.S
 		if err != nil {
 			return fmt.Errorf("list UIDs of %q: %w", mb, err)
 		}
-		set, _ := data.All.(imap.UIDSet)
+		// Only a UID set is an answer to trust with expunges: without
+		// RFC 4731's UID marker go-imap hands back a sequence set, and an
+		// empty answer from a mailbox that has messages says nothing.
+		// Reading either as "no UIDs" would mark every live copy
+		// expunged; the sweep asks again, message by message.
+		set, isUID := data.All.(imap.UIDSet)
+		if (data.All != nil && !isUID) || (len(set) == 0 && sel.NumMessages > 0) {
+			h.log.Warn("UID SEARCH ALL gave no UID set for a mailbox with messages: sweeping its flags", "mailbox", mb,
+				"messages", sel.NumMessages, "answer", fmt.Sprintf("%T", data.All))
+			if err := h.reconcile(ctx, cn, mb, sel); err != nil {
+				return err
+			}
+			return h.changes(ctx, cn, cs, mb, sel.UIDValidity, Changes{ModSeq: sel.HighestModSeq})
+		}
 		ch.Listed, ch.Present = true, uidRanges(set)
 	}
 	h.count(func(c *Counters) { c.ChangedSince++ })
