@@ -36,6 +36,12 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 		return nil
 	}
 	log.Info("catching up", "uidvalidity", uidvalidity, "from_uid", next, "messages", len(todo))
+	return h.fetchPending(ctx, cn, mb, uidvalidity, todo)
+}
+
+// fetchPending fetches and stores the messages of todo (in UID order), in
+// chunks, as catchUp describes; gap checks (gaps.go) use it too.
+func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidvalidity uint32, todo []pendingMessage) error {
 	h.progress(mb, len(todo), 0)
 	epoch := fmt.Sprintf("%s/%d", mb, uidvalidity)
 	for i := 0; i < len(todo); {

@@ -59,6 +59,10 @@ type Options struct {
 	Budget *Budget
 	// MaxMessageBytes: a larger message is recorded as skipped (default 256 MiB).
 	MaxMessageBytes int64
+	// GapCheck is how often each mailbox's UIDs are compared with the
+	// archive's, to fetch what is missing below the checkpoint (gaps.go;
+	// default 6 hours, negative: never, but on demand).
+	GapCheck time.Duration
 }
 
 // Harvester harvests one account. Run it with Run; Status may be called from
@@ -81,6 +85,7 @@ type Harvester struct {
 	// synced: per mailbox, what the server said at its last complete sync
 	// (guarded by mu).
 	synced map[string]stamp
+	gaps   gapState // gaps.go
 }
 
 // New returns a Harvester for acct writing to sink.

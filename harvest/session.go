@@ -299,6 +299,9 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 					return err
 				}
 			}
+			if err := h.checkDue(ctx, cn, boxes); err != nil { // gaps.go
+				return err
+			}
 		}
 		nextPoll = time.Now().Add(h.acct.PollInterval)
 	}

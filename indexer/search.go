@@ -147,16 +147,19 @@ const dayFacetSize = 10000 * 366
 
 // Occurrence is where a hit lives.
 type Occurrence struct {
-	Account      string    `json:"account"`
-	Mailbox      string    `json:"mailbox"`
-	UIDValidity  uint32    `json:"uidvalidity"`
-	UID          uint32    `json:"uid"`
-	Flags        []string  `json:"flags"`
-	InternalDate string    `json:"internal_date,omitempty"`
-	Expunged     string    `json:"expunged_at,omitempty"`
-	URL          string    `json:"url"`
-	Imported     bool      `json:"imported,omitempty"`
-	FirstSeen    time.Time `json:"-"`
+	Account      string   `json:"account"`
+	Mailbox      string   `json:"mailbox"`
+	UIDValidity  uint32   `json:"uidvalidity"`
+	UID          uint32   `json:"uid"`
+	Flags        []string `json:"flags"`
+	InternalDate string   `json:"internal_date,omitempty"`
+	Expunged     string   `json:"expunged_at,omitempty"`
+	URL          string   `json:"url"`
+	Imported     bool     `json:"imported,omitempty"`
+	// Stale marks an occurrence of an old epoch: the server renumbered the
+	// mailbox (a new UIDVALIDITY), so URL no longer resolves there.
+	Stale     bool      `json:"stale,omitempty"`
+	FirstSeen time.Time `json:"-"`
 	// Envelope is the SMTP envelope of a journaled copy (nil otherwise):
 	// shown with the occurrence, so only to who may see the occurrence.
 	Envelope *Envelope `json:"envelope,omitempty"`
@@ -466,6 +469,7 @@ func occurrence(o catalog.LocatedOccurrence) Occurrence {
 		Flags: o.Flags, InternalDate: o.InternalDate, Expunged: o.ExpungedAt,
 		URL:      MessageURL(o.AccountURL, o.Account, o.Mailbox, o.UIDValidity, o.UID),
 		Imported: o.Source == catalog.SourceImport,
+		Stale:    o.Stale,
 		Envelope: o.Envelope,
 	}
 }

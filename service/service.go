@@ -86,7 +86,7 @@ func New(a *indexer.Archive, opts *Options) *Service {
 		hopts.Logger = o.Logger
 	}
 	for _, acct := range o.Accounts {
-		s.harvesters = append(s.harvesters, harvest.New(acct, s.sink, &hopts))
+		s.harvesters = append(s.harvesters, harvest.New(acct, gapSink{s.sink, s}, &hopts))
 	}
 	s.jobs = newJobs(s)
 	return s

@@ -9,6 +9,7 @@ import (
 
 	"mailvault/harvest"
 	"mailvault/indexer"
+	"mailvault/indexer/catalog"
 )
 
 // State is where a mailbox stands, as users read it: a harvester's state
@@ -70,6 +71,9 @@ type Status struct {
 	// Ledger is the ledger's state, for those who check the archive
 	// (ledgerapi.go), when it has one.
 	Ledger *LedgerStatus `json:"ledger,omitempty"`
+	// Completeness is the last gap check of each harvested mailbox in
+	// scope (gaps.go).
+	Completeness *Completeness `json:"completeness"`
 }
 
 // Status returns every mailbox c may see, the live harvest state merged in,
@@ -86,6 +90,9 @@ func (s *Service) Status(ctx context.Context, c Caller) (*Status, error) {
 	}
 	out := merge(c, cat, live)
 	out.Harvesting, out.Jobs = running && len(s.harvesters) > 0, s.jobs.list(c)
+	if out.Completeness, err = s.Completeness(ctx, c); err != nil {
+		return nil, err
+	}
 	if c.SeesAll() {
 		if out.Unindexed, err = s.a.CountUnindexed(ctx); err != nil {
 			return nil, err
@@ -119,6 +126,12 @@ func OfflineStatus(ctx context.Context, dir string) (*Status, error) {
 		return nil, err
 	}
 	out.Attachments = attachmentStatus(c)
+	checks, err := indexer.GapChecksOf(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	out.Completeness = &Completeness{Archive: ArchiveIdentity{DataDir: dir}, GeneratedAt: time.Now().UTC(),
+		GeneratedBy: Operator().Name, Mailboxes: append([]catalog.GapCheck{}, checks...), Errors: []string{}}
 	return out, nil
 }
 

@@ -244,6 +244,8 @@ type jobRequest struct {
 	Import *service.ImportRequest       `json:"import,omitempty"`
 	Export *service.ExportRequest       `json:"export,omitempty"`
 	Ledger *service.LedgerVerifyRequest `json:"ledger,omitempty"`
+	// Accounts narrow a check (gap check) to these accounts.
+	Accounts []string `json:"accounts,omitempty"`
 }
 
 // apiStartJob is POST /api/jobs {"kind": "verify"|"reindex"|"import", "import": {...}}.
@@ -262,6 +264,8 @@ func (s *Server) apiStartJob(c *gin.Context, local bool) {
 		j, err = s.opts.Archive.StartVerify(caller(c))
 	case service.JobReindex:
 		j, err = s.opts.Archive.StartReindex(caller(c))
+	case service.JobCheck:
+		j, err = s.opts.Archive.StartCheck(caller(c), req.Accounts)
 	case service.JobImport:
 		if !local {
 			s.fail(c, http.StatusForbidden, "imports read files on the host: start them there with `mailvault import`")

@@ -48,6 +48,7 @@ type Archive interface {
 	StartImport(c service.Caller, req service.ImportRequest) (service.JobInfo, error)
 	StartVerify(c service.Caller) (service.JobInfo, error)
 	StartReindex(c service.Caller) (service.JobInfo, error)
+	StartCheck(c service.Caller, accounts []string) (service.JobInfo, error)
 	StartExport(c service.Caller, req service.ExportRequest) (service.JobInfo, error)
 	CancelJob(c service.Caller, id string) error
 	Ready(ctx context.Context) error

@@ -676,6 +676,8 @@ type statusPage struct {
 	// mail; CoverageNote says why it is missing when it should be there.
 	Coverage     *catalog.Coverage
 	CoverageNote string
+	// Completeness is the last gap check of each mailbox (service/gaps.go).
+	Completeness *service.Completeness
 }
 
 func (u *ui) status(c *gin.Context) {
@@ -721,6 +723,15 @@ func (u *ui) status(c *gin.Context) {
 		p.Problems = append(p.Problems, "ledger: no signing key, so no checkpoint proves the ledger was not rewritten (mailvault key init; ledger.key_file)")
 	}
 	p.Ledger = st.Ledger
+	if cp := st.Completeness; cp != nil && len(cp.Mailboxes) > 0 {
+		p.Completeness = cp
+		for _, m := range cp.Mailboxes {
+			if left := m.Missing - m.Fetched; left > 0 {
+				p.Problems = append(p.Problems, fmt.Sprintf("%s/%s: %d messages on the server are not in the archive (UIDs %s; gap check of %s)",
+					m.Account, m.Mailbox, left, m.MissingUIDs, m.At.Format(time.RFC3339)))
+			}
+		}
+	}
 	p.Coverage, p.CoverageNote = u.coverage(c)
 	sort.Strings(p.Problems)
 	p.Problems = compactStrings(p.Problems)

@@ -113,6 +113,10 @@ type LocatedOccurrence struct {
 	Size         int64
 	FirstSeen    string
 	ExpungedAt   string
+	// Stale: an occurrence of an old epoch of a harvested mailbox (its
+	// UIDVALIDITY is no longer the mailbox's): its imap:// URL no longer
+	// resolves on the server.
+	Stale bool
 	// Envelope is the SMTP envelope of a journaled occurrence
 	// (envelopes.go); nil for every other.
 	Envelope *Envelope
@@ -164,7 +168,7 @@ func (c *Catalog) Locate(ctx context.Context, keys [][32]byte) (map[[32]byte]*Lo
 		chunk := ids[start:min(start+500, len(ids))]
 		in := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
 		rows, err := c.db.QueryContext(ctx, `SELECT o.message_id, a.name, a.url, m.name, m.source, o.uidvalidity, o.uid,
-			o.flags, o.internal_date, o.size, o.first_seen, o.expunged_at,
+			o.flags, o.internal_date, o.size, o.first_seen, o.expunged_at, m.source = 'imap' AND o.uidvalidity != m.uidvalidity,
 			e.mail_from, e.rcpt_to, e.recipients, e.client, e.helo, e.listener, e.auth_user, e.received_at
 			FROM occurrences o JOIN mailboxes m ON m.id = o.mailbox_id JOIN accounts a ON a.id = m.account_id
 			LEFT JOIN envelopes e ON e.mailbox_id = o.mailbox_id AND e.uidvalidity = o.uidvalidity AND e.uid = o.uid
@@ -178,7 +182,7 @@ func (c *Catalog) Locate(ctx context.Context, keys [][32]byte) (map[[32]byte]*Lo
 			var flags string
 			var ev [8]sql.NullString
 			if err := rows.Scan(&id, &o.Account, &o.AccountURL, &o.Mailbox, &o.Source, &o.UIDValidity, &o.UID,
-				&flags, &o.InternalDate, &o.Size, &o.FirstSeen, &o.ExpungedAt,
+				&flags, &o.InternalDate, &o.Size, &o.FirstSeen, &o.ExpungedAt, &o.Stale,
 				&ev[0], &ev[1], &ev[2], &ev[3], &ev[4], &ev[5], &ev[6], &ev[7]); err != nil {
 				rows.Close()
 				return nil, err
