@@ -19,13 +19,20 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	var asJSON bool
 	fs := newFlags(e, "status", &data)
 	fs.StringVar(&cfgPath, "config", "", "read data_dir from this configuration `FILE` (--data wins)")
-	fs.BoolVar(&asJSON, "json", false, "one JSON object per mailbox per line")
+	fs.BoolVar(&asJSON, "json", false, "one JSON object per mailbox per line (with --check: the completeness report as one JSON object)")
+	var check bool
+	var out string
+	fs.BoolVar(&check, "check", false, "run a gap check of the --config accounts now (through serve when it runs) and print the completeness report")
+	fs.StringVar(&out, "out", "", "with --check: also write the report (JSON, with the archive's identity, a timestamp and its audited sha256) to `FILE`")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	data, err := dataDir(fs, data, cfgPath)
 	if err != nil {
 		return err
+	}
+	if check {
+		return runStatusCheck(ctx, e, fs, data, cfgPath, out, asJSON)
 	}
 	var st *service.Status
 	if d, derr := dialDaemon(ctx, data); derr == nil {

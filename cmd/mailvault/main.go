@@ -37,7 +37,7 @@ func init() {
 		{"serve", "[--config FILE]", "harvest the configured IMAP accounts into the archive and serve it (web UI, API); without --config, serve the archive alone", runServe},
 		{"import", "--account NAME [--mailbox NAME] PATH...", "archive mail from Maildir, mbox, .eml/.emlx, Gmail Takeout and PST files", runImport},
 		{"search", "[--account NAME] [--mailbox NAME] [--limit N] [--json] [--imap] QUERY", "search the archive", runSearch},
-		{"status", "[--json] [--config FILE]", "show every archived mailbox: messages, parse errors, indexing, harvest state", runStatus},
+		{"status", "[--json] [--config FILE] [--check [--out FILE]]", "show every archived mailbox: messages, parse errors, indexing, harvest state; --check: a gap check of the configured accounts now, with a completeness report", runStatus},
 		{"verify", "[--json]", "re-hash every blob and check that store, catalog and index agree (online while serve runs)", runVerify},
 		{"reindex", "", "rebuild the search index from the store and catalog (online while serve runs)", runReindex},
 		{"store", "init [--layout pack|files] | migrate --to pack|files [--keep-old] | compact [--json]", "the store of record's layout: create an archive with pack segments, move an archive between one file per blob and pack segments (resumable, every blob verified), reclaim deleted blobs' bytes; serve must be stopped", runStore},
