@@ -5,6 +5,7 @@ package harvest_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -81,5 +82,52 @@ func TestDovecotGapBelowCheckpoint(t *testing.T) {
 	}
 	if len(checks) != 1 || checks[0].Missing != 0 || checks[0].OnServer != 8 || checks[0].Indexed > 8 {
 		t.Errorf("catalog's last check = %+v", checks)
+	}
+}
+
+// TestDovecotOldEpochStale: after a UIDVALIDITY change, a search's
+// occurrences of the old epoch are marked stale (their imap:// URLs no
+// longer resolve), those of the new one are not; a gap check of the new
+// epoch finds nothing missing.
+func TestDovecotOldEpochStale(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	log := dcLogger(t)
+	srv.LoadMaildir(t, "alice", "INBOX", harvesttest.Maildir(t, harvesttest.Messages("stale", 3)))
+	a := harvesttest.OpenArchive(t, t.TempDir())
+	acct := harvesttest.Account(t, srv, "alice", "alice")
+	opts := dcFastBackoff(log)
+	opts.GapCheck = -1
+	h := dcStart(t, context.Background(), acct, service.NewSink(a.Archive), opts)
+	dcWaitFor(t, 15*time.Second, "the first harvest", func() (bool, string) {
+		return dcArchived(t, a, map[string]int{"alice/INBOX": 3})
+	})
+	old := srv.UIDValidity(t, "alice", "INBOX")
+	srv.ChangeUIDValidity(t, "alice", "INBOX", old+1000)
+	dcWaitFor(t, 15*time.Second, "the new epoch", func() (bool, string) {
+		st := harvesttest.Status(t, a)["alice/INBOX"]
+		return st.UIDValidity == old+1000 && st.Occurrences == 6, fmt.Sprintf("%+v", st)
+	})
+	h.stop(t)
+	hits := harvesttest.Search(t, a, "stale")
+	if len(hits) != 3 {
+		t.Fatalf("%d hits, want 3", len(hits))
+	}
+	stale := 0
+	for _, hit := range hits {
+		for _, o := range hit.Occurrences {
+			if o.Stale {
+				stale++
+			}
+			if want := o.UIDValidity == old; o.Stale != want {
+				t.Errorf("occurrence %s stale = %v, want %v", o.URL, o.Stale, want)
+			}
+		}
+	}
+	if stale != 3 {
+		t.Errorf("%d stale occurrences, want 3 (the old epoch's)", stale)
+	}
+	reps, err := harvest.New(acct, service.NewSink(a.Archive), &harvest.Options{Logger: log}).CheckGaps(context.Background())
+	if err != nil || len(reps) != 1 || reps[0].UIDValidity != old+1000 || reps[0].Missing != 0 || reps[0].Archived != 3 {
+		t.Errorf("check after the change = %+v, %v; want the new epoch, 3 archived, none missing", reps, err)
 	}
 }
