@@ -223,7 +223,12 @@ func classifyExport(err error) error {
 // search gave them instead (a few MB): looking them up again is a fifth
 // of a small export's time.
 type exportSource struct {
-	a       *indexer.Archive
+	a *indexer.Archive
+	// texts: the format has documents with text (a production), so the
+	// attachments' extracted text is read, and a message never extracted
+	// (which costs a parse to tell) is noted. mbox and EML carry the raw
+	// message alone.
+	texts   bool
 	entries []scopeEntry
 	hits    func(ctx context.Context, keys [][32]byte) ([]Hit, error)
 }
@@ -243,7 +248,7 @@ type scopeEntry struct {
 // IMAP syntax answers per mailbox and a list of ids is as long as the
 // request, so those are kept whole.
 func (s *Service) exportScope(ctx context.Context, c Caller, req ExportRequest) (*exportSource, error) {
-	out := &exportSource{a: s.a}
+	out := &exportSource{a: s.a, texts: req.Format == export.FormatProduction}
 	inDates := func(h Hit) bool {
 		day := ""
 		if len(h.Date) >= 10 {
@@ -428,10 +433,10 @@ func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) 
 		go func() {
 			for r := range work {
 				raw, err := e.a.Raw(r.m.SHA256)
-				if err == nil && r.texts {
+				if err == nil && e.texts && r.texts {
 					err = e.attachmentTexts(ctx, &r.m)
 				}
-				if err == nil && !r.texts && !r.m.AttachmentTextsPending {
+				if err == nil && e.texts && !r.texts && !r.m.AttachmentTextsPending {
 					// Archived before attachment text existed: nothing
 					// recorded nor queued, noted like a queued one.
 					r.m.AttachmentTextsPending, err = e.a.NeverExtracted(ctx, r.m.SHA256, raw)
