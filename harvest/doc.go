@@ -40,7 +40,9 @@
 // patterns), sync.go (EXAMINE, STATUS polls, resync: QRESYNC, CHANGEDSINCE
 // or the full sweep), changes.go (ChangeSink, what a partial resync
 // hands over), qresync.go (QRESYNC on a connection of its own: go-imap
-// cannot parse VANISHED), fetch.go (catch-up, chunks, bodies).
+// cannot parse VANISHED), fetch.go (catch-up, chunks, bodies), gaps.go
+// (gap checks: the server's UIDs against the archive's, below the
+// checkpoint).
 //
 // Concurrency: Harvester.Run owns its IMAP connection. go-imap's unilateral
 // handlers run on the client's reader goroutine; they only signal (a
