@@ -37,7 +37,9 @@ func runStatusCheck(ctx context.Context, e *env, _ *flag.FlagSet, data, cfgPath,
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		a, err := indexer.Open(data, &indexer.Options{Logger: e.log})
+		// The configuration's archive options, as serve's: what the
+		// check fetches is stored and extracted as serve would.
+		a, err := indexer.Open(data, cfg.archiveOptions(&indexer.Options{Logger: e.log}))
 		if err != nil {
 			return err
 		}
