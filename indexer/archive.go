@@ -70,6 +70,10 @@ type Options struct {
 	// extractHook, when set (tests only), is called by the extractor at
 	// each stage of a batch ("record": extracted, about to be recorded).
 	extractHook func(stage string)
+	// flagsHook, when set (tests only), is called by Reconcile and Changes
+	// once the catalog has recorded the new flags, before the documents
+	// are handed to the writer.
+	flagsHook func()
 	// migrateBatch, when set (tests only), is how many copies MigrateStore
 	// publishes at a time (default 500).
 	migrateBatch int
@@ -612,10 +616,23 @@ func (a *Archive) Changes(ctx context.Context, account, mailbox string, uidvalid
 // reindexTouched hands the messages whose flags changed to the writer; the
 // caller holds commitMu. The catalog has marked them unindexed, so what
 // fails here is left to CatchUp.
+//
+// The caller's cancellation does not stop it: the catalog has committed
+// the new flags, and CatchUp runs only at the next start, so a re-index
+// abandoned here would leave this process searching the old flags (is:read
+// still finding a message the server marked unread) until a restart. A
+// harvester stopped right after a flag change did just that, about one
+// run in six of TestDovecotFlagHistory. The work is bounded (the messages
+// of one change), the writer's back-pressure still holds, and a closing
+// writer still ends it (errWriterClosed).
 func (a *Archive) reindexTouched(ctx context.Context, touched []int64) error {
+	if h := a.opts.flagsHook; h != nil {
+		h()
+	}
 	if len(touched) == 0 || a.writer == nil {
 		return nil
 	}
+	ctx = context.WithoutCancel(ctx)
 	tasks, err := a.cat.IndexTasks(ctx, touched)
 	if err != nil {
 		return err

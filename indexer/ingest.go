@@ -266,6 +266,10 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 			places[ids[i]] = append(ps, pl)
 		}
 	}
+	// Committed: from here the caller's cancellation no longer stops the
+	// documents (see reindexTouched), or a harvest stopped right after its
+	// commit would leave the new copies unsearchable until a restart.
+	ctx = context.WithoutCancel(ctx)
 	for id, i := range touched {
 		var err error
 		task := catalog.IndexTask{ID: id, SHA256: preps[i].key, Gen: 1}
@@ -285,8 +289,8 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 		doc, n := buildDoc(preps[i].msg, int64(len(items[i].Raw)), ps)
 		if err := a.writer.submit(ctx, indexJob{task: task, doc: doc, size: n}); err != nil {
 			// Committed all the same: the catalog marks the message unindexed
-			// and CatchUp indexes it at the next start. Only cancellation
-			// gets here (a closed writer means the archive is closing).
+			// and CatchUp indexes it at the next start. Only a closed writer
+			// gets here: the archive is closing.
 			a.log.Warn("index queue", "sha256", task.SHA256Hex(), "err", err)
 		}
 	}
