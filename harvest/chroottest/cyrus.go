@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailvault/harvest/imaptest"
 )
 
 // StartCyrus starts a private Cyrus IMAP 3.6 in its root and registers a
@@ -148,7 +150,7 @@ func (c *cyrus) createMailbox(s *Server, user string) error {
 		return err
 	}
 	defer cl.Close()
-	if err := ensureMailbox(cl, "user."+user); err != nil {
+	if err := imaptest.EnsureMailbox(cl, "user."+user); err != nil {
 		return err
 	}
 	return cl.Logout().Wait()

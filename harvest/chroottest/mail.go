@@ -5,8 +5,6 @@ package chroottest
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailvault/harvest/imaptest"
 )
 
 // The helpers below change mail the way a user's other mail client would,
@@ -27,65 +27,24 @@ import (
 // Dial returns an IMAP client on Addr, logged in as user; t.Cleanup closes it.
 func (s *Server) Dial(t testing.TB, user string) *imapclient.Client {
 	t.Helper()
-	c, err := s.login(user)
-	if err != nil {
-		t.Fatalf("chroottest: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return s.mail().Dial(t, user)
 }
 
-func (s *Server) login(user string) (*imapclient.Client, error) {
-	c, err := imapclient.DialInsecure(s.Addr, &imapclient.Options{Dialer: &net.Dialer{Timeout: 5 * time.Second}})
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", s.Addr, err)
-	}
-	if err := c.Login(user, s.password).Wait(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("login %q at %s: %w", user, s.Addr, err)
-	}
-	return c, nil
+// mail is the client side shared with dovecottest.
+func (s *Server) mail() imaptest.Mail {
+	return imaptest.Mail{Name: "chroottest", Addr: s.Addr, Password: s.Password}
 }
+
+func (s *Server) login(user string) (*imapclient.Client, error) { return s.mail().Login(user) }
 
 func (s *Server) with(user string, fn func(c *imapclient.Client) error) error {
-	c, err := s.login(user)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := fn(c); err != nil {
-		return err
-	}
-	return c.Logout().Wait()
-}
-
-func ensureMailbox(c *imapclient.Client, mailbox string) error {
-	if strings.EqualFold(mailbox, "INBOX") {
-		return nil
-	}
-	err := c.Create(mailbox, nil).Wait()
-	var imapErr *imap.Error
-	if errors.As(err, &imapErr) && (imapErr.Code == imap.ResponseCodeAlreadyExists ||
-		strings.Contains(strings.ToLower(imapErr.Text), "exists")) {
-		return nil
-	}
-	if err != nil {
-		// Courier answers a bare NO ("Cannot create this folder.") when the
-		// folder exists: ask.
-		if _, serr := c.Status(mailbox, &imap.StatusOptions{NumMessages: true}).Wait(); serr == nil {
-			return nil
-		}
-		return fmt.Errorf("create %q: %w", mailbox, err)
-	}
-	return nil
+	return s.mail().With(user, fn)
 }
 
 // CreateMailbox creates mailbox for user; an existing one is fine.
 func (s *Server) CreateMailbox(t testing.TB, user, mailbox string) {
 	t.Helper()
-	if err := s.with(user, func(c *imapclient.Client) error { return ensureMailbox(c, mailbox) }); err != nil {
-		t.Fatalf("chroottest: %v", err)
-	}
+	s.mail().CreateMailbox(t, user, mailbox)
 }
 
 // Append stores raw in user's mailbox (created if missing) and returns the
@@ -93,40 +52,12 @@ func (s *Server) CreateMailbox(t testing.TB, user, mailbox string) {
 // message with CRLF line ends in BODY[] (see the package doc).
 func (s *Server) Append(t testing.TB, user, mailbox string, raw []byte, flags ...string) uint32 {
 	t.Helper()
-	var uid uint32
-	err := s.with(user, func(c *imapclient.Client) error {
-		if err := ensureMailbox(c, mailbox); err != nil {
-			return err
-		}
-		var err error
-		uid, err = appendMessage(c, mailbox, raw, flags, time.Time{})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("chroottest: %v", err)
-	}
-	return uid
+	return s.mail().Append(t, user, mailbox, crlf(raw), flags)
 }
 
+// appendMessage is imaptest.AppendMessage of raw with CRLF line ends.
 func appendMessage(c *imapclient.Client, mailbox string, raw []byte, flags []string, date time.Time) (uint32, error) {
-	raw = crlf(raw)
-	opts := &imap.AppendOptions{Time: date}
-	for _, f := range flags {
-		opts.Flags = append(opts.Flags, imap.Flag(f))
-	}
-	cmd := c.Append(mailbox, int64(len(raw)), opts)
-	if _, err := cmd.Write(raw); err != nil {
-		cmd.Close()
-		return 0, fmt.Errorf("append to %q: %w", mailbox, err)
-	}
-	if err := cmd.Close(); err != nil {
-		return 0, fmt.Errorf("append to %q: %w", mailbox, err)
-	}
-	data, err := cmd.Wait()
-	if err != nil {
-		return 0, fmt.Errorf("append to %q: %w", mailbox, err)
-	}
-	return uint32(data.UID), nil
+	return imaptest.AppendMessage(c, mailbox, crlf(raw), flags, date)
 }
 
 // crlf turns every LF not preceded by CR into CRLF. Cyrus refuses an APPEND
@@ -156,71 +87,20 @@ func crlf(b []byte) []byte {
 // SetFlags replaces the flags of message uid (UID STORE FLAGS).
 func (s *Server) SetFlags(t testing.TB, user, mailbox string, uid uint32, flags ...string) {
 	t.Helper()
-	err := s.with(user, func(c *imapclient.Client) error {
-		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
-			return fmt.Errorf("select %q: %w", mailbox, err)
-		}
-		store := &imap.StoreFlags{Op: imap.StoreFlagsSet, Flags: []imap.Flag{}}
-		for _, f := range flags {
-			store.Flags = append(store.Flags, imap.Flag(f))
-		}
-		msgs, err := c.Store(imap.UIDSetNum(imap.UID(uid)), store, nil).Collect()
-		if err != nil {
-			return fmt.Errorf("store flags of UID %d in %q: %w", uid, mailbox, err)
-		}
-		if len(msgs) == 0 {
-			return fmt.Errorf("store flags: UID %d in %q: %w", uid, mailbox, errNoSuchMessage)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("chroottest: %v", err)
-	}
+	s.mail().SetFlags(t, user, mailbox, uid, flags)
 }
 
 // Expunge removes message uid from user's mailbox: \Deleted, then UID
 // EXPUNGE where the server has UIDPLUS (both do), of that UID only.
 func (s *Server) Expunge(t testing.TB, user, mailbox string, uid uint32) {
 	t.Helper()
-	err := s.with(user, func(c *imapclient.Client) error {
-		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
-			return fmt.Errorf("select %q: %w", mailbox, err)
-		}
-		set := imap.UIDSetNum(imap.UID(uid))
-		store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
-		if err := c.Store(set, store, nil).Close(); err != nil {
-			return fmt.Errorf("expunge UID %d in %q: %w", uid, mailbox, err)
-		}
-		seqs, err := c.UIDExpunge(set).Collect()
-		if err != nil {
-			return fmt.Errorf("expunge UID %d in %q: %w", uid, mailbox, err)
-		}
-		if len(seqs) == 0 {
-			return fmt.Errorf("expunge: UID %d in %q: %w", uid, mailbox, errNoSuchMessage)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("chroottest: %v", err)
-	}
+	s.mail().Expunge(t, user, mailbox, uid)
 }
 
 // UIDValidity returns the UIDVALIDITY of user's mailbox (STATUS).
 func (s *Server) UIDValidity(t testing.TB, user, mailbox string) uint32 {
 	t.Helper()
-	var v uint32
-	err := s.with(user, func(c *imapclient.Client) error {
-		data, err := c.Status(mailbox, &imap.StatusOptions{UIDValidity: true}).Wait()
-		if err != nil {
-			return fmt.Errorf("status %q: %w", mailbox, err)
-		}
-		v = data.UIDValidity
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("chroottest: %v", err)
-	}
-	return v
+	return s.mail().UIDValidity(t, user, mailbox)
 }
 
 // RenewUIDValidity gives user's mailbox a new UIDVALIDITY the only way the
@@ -311,48 +191,7 @@ func (s *Server) recreate(user, mailbox string) error {
 // read with EXAMINE and BODY.PEEK[].
 func (s *Server) Fetch(t testing.TB, user, mailbox string) map[uint32][]byte {
 	t.Helper()
-	out := map[uint32][]byte{}
-	err := s.with(user, func(c *imapclient.Client) error {
-		sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil {
-			return fmt.Errorf("examine %q: %w", mailbox, err)
-		}
-		if sel.NumMessages == 0 {
-			return nil
-		}
-		fc := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{
-			UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-		})
-		for msg := fc.Next(); msg != nil; msg = fc.Next() {
-			var uid uint32
-			var body []byte
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				switch item := item.(type) {
-				case imapclient.FetchItemDataUID:
-					uid = uint32(item.UID)
-				case imapclient.FetchItemDataBodySection:
-					if body, err = io.ReadAll(item.Literal); err != nil {
-						fc.Close()
-						return fmt.Errorf("fetch %q: %w", mailbox, err)
-					}
-				}
-			}
-			if uid != 0 {
-				out[uid] = body
-			}
-		}
-		if err := fc.Close(); err != nil {
-			return fmt.Errorf("fetch %q: %w", mailbox, err)
-		}
-		if len(out) != int(sel.NumMessages) {
-			return fmt.Errorf("fetch %q: got %d messages, mailbox has %d", mailbox, len(out), sel.NumMessages)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("chroottest: %v", err)
-	}
-	return out
+	return s.mail().Fetch(t, user, mailbox)
 }
 
 // LoadMaildir puts the messages of a Maildir folder (or a directory of
@@ -434,7 +273,7 @@ func maildirFlags(name string) []string {
 func (s *Server) count(user, mailbox string) (uint32, error) {
 	var n uint32
 	err := s.with(user, func(c *imapclient.Client) error {
-		if err := ensureMailbox(c, mailbox); err != nil {
+		if err := imaptest.EnsureMailbox(c, mailbox); err != nil {
 			return err
 		}
 		sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()

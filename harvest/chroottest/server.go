@@ -4,7 +4,6 @@ package chroottest
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailvault/harvest/imaptest"
 )
 
 // Timeouts, generous for a loaded 2-core runner.
@@ -330,16 +331,4 @@ func (s *Server) Running() bool {
 	return s.run != nil
 }
 
-func (s *Server) logTail(n int) string {
-	b, err := os.ReadFile(s.LogFile)
-	if err != nil {
-		return fmt.Sprintf("no log: %v", err)
-	}
-	lines := strings.SplitAfter(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "last lines of " + s.LogFile + ":\n" + strings.Join(lines, "")
-}
-
-var errNoSuchMessage = errors.New("no such message")
+func (s *Server) logTail(n int) string { return imaptest.LogTail(s.LogFile, n) }

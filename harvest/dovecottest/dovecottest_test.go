@@ -19,6 +19,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailvault/harvest/imaptest"
 )
 
 // lineEndingCases are stored once with APPEND and once as Maildir files;
@@ -608,11 +610,11 @@ func BenchmarkLoad(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			mailbox := fmt.Sprintf("append%d", i)
 			err := s.with("alice", func(c *imapclient.Client) error {
-				if err := ensureMailbox(c, mailbox); err != nil {
+				if err := imaptest.EnsureMailbox(c, mailbox); err != nil {
 					return err
 				}
 				for _, raw := range msgs {
-					if _, err := appendMessage(c, mailbox, raw, []string{`\Seen`}, time.Time{}); err != nil {
+					if _, err := imaptest.AppendMessage(c, mailbox, raw, []string{`\Seen`}, time.Time{}); err != nil {
 						return err
 					}
 				}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailvault/harvest/imaptest"
 )
 
 // The helpers below change mail the way a user's other mail client would:
@@ -28,39 +29,17 @@ import (
 // t.Cleanup closes it.
 func (s *Server) Dial(t testing.TB, user string) *imapclient.Client {
 	t.Helper()
-	c, err := s.login(user)
-	if err != nil {
-		t.Fatalf("dovecottest: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return s.mail().Dial(t, user)
 }
 
-func (s *Server) login(user string) (*imapclient.Client, error) {
-	c, err := imapclient.DialInsecure(s.Addr, &imapclient.Options{
-		Dialer: &net.Dialer{Timeout: 5 * time.Second},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", s.Addr, err)
-	}
-	if err := c.Login(user, s.Password(user)).Wait(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("login %q at %s: %w", user, s.Addr, err)
-	}
-	return c, nil
+// mail is the client side shared with chroottest, on the current Addr.
+func (s *Server) mail() imaptest.Mail {
+	return imaptest.Mail{Name: "dovecottest", Addr: s.Addr, Password: s.Password}
 }
 
 // with runs fn on a fresh session of user, then logs out.
 func (s *Server) with(user string, fn func(c *imapclient.Client) error) error {
-	c, err := s.login(user)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := fn(c); err != nil {
-		return err
-	}
-	return c.Logout().Wait()
+	return s.mail().With(user, fn)
 }
 
 // AddUser adds an account with the common password; the server may be
@@ -96,24 +75,7 @@ func (s *Server) AddUser(t testing.TB, name string) {
 // existing mailbox, INBOX included, is fine.
 func (s *Server) CreateMailbox(t testing.TB, user, mailbox string) {
 	t.Helper()
-	if err := s.with(user, func(c *imapclient.Client) error { return ensureMailbox(c, mailbox) }); err != nil {
-		t.Fatalf("dovecottest: %v", err)
-	}
-}
-
-func ensureMailbox(c *imapclient.Client, mailbox string) error {
-	if strings.EqualFold(mailbox, "INBOX") {
-		return nil
-	}
-	err := c.Create(mailbox, nil).Wait()
-	var imapErr *imap.Error
-	if errors.As(err, &imapErr) && imapErr.Code == imap.ResponseCodeAlreadyExists {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("create %q: %w", mailbox, err)
-	}
-	return nil
+	s.mail().CreateMailbox(t, user, mailbox)
 }
 
 // Append stores raw in user's mailbox (created if missing) with APPEND and
@@ -124,113 +86,27 @@ func ensureMailbox(c *imapclient.Client, mailbox string) error {
 // and serves them with CRLF: see the package doc.
 func (s *Server) Append(t testing.TB, user, mailbox string, raw []byte, flags ...string) uint32 {
 	t.Helper()
-	var uid uint32
-	err := s.with(user, func(c *imapclient.Client) error {
-		if err := ensureMailbox(c, mailbox); err != nil {
-			return err
-		}
-		var err error
-		uid, err = appendMessage(c, mailbox, raw, flags, time.Time{})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("dovecottest: %v", err)
-	}
-	return uid
-}
-
-func appendMessage(c *imapclient.Client, mailbox string, raw []byte, flags []string, date time.Time) (uint32, error) {
-	opts := &imap.AppendOptions{Time: date}
-	for _, f := range flags {
-		opts.Flags = append(opts.Flags, imap.Flag(f))
-	}
-	cmd := c.Append(mailbox, int64(len(raw)), opts)
-	if _, err := cmd.Write(raw); err != nil {
-		cmd.Close()
-		return 0, fmt.Errorf("append to %q: %w", mailbox, err)
-	}
-	if err := cmd.Close(); err != nil {
-		return 0, fmt.Errorf("append to %q: %w", mailbox, err)
-	}
-	data, err := cmd.Wait()
-	if err != nil {
-		return 0, fmt.Errorf("append to %q: %w", mailbox, err)
-	}
-	if data.UID == 0 {
-		return 0, fmt.Errorf("append to %q: no APPENDUID in the response (UIDPLUS)", mailbox)
-	}
-	return uint32(data.UID), nil
+	return s.mail().Append(t, user, mailbox, raw, flags)
 }
 
 // SetFlags replaces the flags of message uid in user's mailbox (UID STORE
 // FLAGS). \Recent cannot be set. It fails the test if there is no such UID.
 func (s *Server) SetFlags(t testing.TB, user, mailbox string, uid uint32, flags ...string) {
 	t.Helper()
-	err := s.with(user, func(c *imapclient.Client) error {
-		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
-			return fmt.Errorf("select %q: %w", mailbox, err)
-		}
-		store := &imap.StoreFlags{Op: imap.StoreFlagsSet, Flags: []imap.Flag{}}
-		for _, f := range flags {
-			store.Flags = append(store.Flags, imap.Flag(f))
-		}
-		msgs, err := c.Store(imap.UIDSetNum(imap.UID(uid)), store, nil).Collect()
-		if err != nil {
-			return fmt.Errorf("store flags of UID %d in %q: %w", uid, mailbox, err)
-		}
-		if len(msgs) == 0 {
-			return fmt.Errorf("store flags: no UID %d in %q", uid, mailbox)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("dovecottest: %v", err)
-	}
+	s.mail().SetFlags(t, user, mailbox, uid, flags)
 }
 
 // Expunge removes message uid from user's mailbox (\Deleted, then UID
 // EXPUNGE of that UID only). It fails the test if there is no such UID.
 func (s *Server) Expunge(t testing.TB, user, mailbox string, uid uint32) {
 	t.Helper()
-	err := s.with(user, func(c *imapclient.Client) error {
-		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
-			return fmt.Errorf("select %q: %w", mailbox, err)
-		}
-		set := imap.UIDSetNum(imap.UID(uid))
-		store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
-		if err := c.Store(set, store, nil).Close(); err != nil {
-			return fmt.Errorf("expunge UID %d in %q: %w", uid, mailbox, err)
-		}
-		seqs, err := c.UIDExpunge(set).Collect()
-		if err != nil {
-			return fmt.Errorf("expunge UID %d in %q: %w", uid, mailbox, err)
-		}
-		if len(seqs) == 0 {
-			return fmt.Errorf("expunge: no UID %d in %q", uid, mailbox)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("dovecottest: %v", err)
-	}
+	s.mail().Expunge(t, user, mailbox, uid)
 }
 
 // UIDValidity returns the UIDVALIDITY of user's mailbox (STATUS).
 func (s *Server) UIDValidity(t testing.TB, user, mailbox string) uint32 {
 	t.Helper()
-	var v uint32
-	err := s.with(user, func(c *imapclient.Client) error {
-		data, err := c.Status(mailbox, &imap.StatusOptions{UIDValidity: true}).Wait()
-		if err != nil {
-			return fmt.Errorf("status %q: %w", mailbox, err)
-		}
-		v = data.UIDValidity
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("dovecottest: %v", err)
-	}
-	return v
+	return s.mail().UIDValidity(t, user, mailbox)
 }
 
 // ChangeUIDValidity sets the UIDVALIDITY of user's mailbox to v with
@@ -263,51 +139,7 @@ func (s *Server) Index(t testing.TB, user, mailbox string) {
 // read with EXAMINE and BODY.PEEK[] so no flag changes.
 func (s *Server) Fetch(t testing.TB, user, mailbox string) map[uint32][]byte {
 	t.Helper()
-	out := map[uint32][]byte{}
-	err := s.with(user, func(c *imapclient.Client) error {
-		sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil {
-			return fmt.Errorf("examine %q: %w", mailbox, err)
-		}
-		if sel.NumMessages == 0 {
-			return nil
-		}
-		var all imap.UIDSet
-		all.AddRange(1, 0) // 1:*
-		fc := c.Fetch(all, &imap.FetchOptions{
-			UID:         true,
-			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-		})
-		for msg := fc.Next(); msg != nil; msg = fc.Next() {
-			var uid uint32
-			var body []byte
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				switch item := item.(type) {
-				case imapclient.FetchItemDataUID:
-					uid = uint32(item.UID)
-				case imapclient.FetchItemDataBodySection:
-					if body, err = io.ReadAll(item.Literal); err != nil {
-						fc.Close()
-						return fmt.Errorf("fetch %q: %w", mailbox, err)
-					}
-				}
-			}
-			if uid != 0 {
-				out[uid] = body
-			}
-		}
-		if err := fc.Close(); err != nil {
-			return fmt.Errorf("fetch %q: %w", mailbox, err)
-		}
-		if len(out) != int(sel.NumMessages) {
-			return fmt.Errorf("fetch %q: got %d messages, mailbox has %d", mailbox, len(out), sel.NumMessages)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("dovecottest: %v", err)
-	}
-	return out
+	return s.mail().Fetch(t, user, mailbox)
 }
 
 // LoadMaildir copies the messages of a Maildir folder into user's mailbox
@@ -382,7 +214,7 @@ func (s *Server) LinkFiles(t testing.TB, user, mailbox string, files []string) i
 func (s *Server) loadFiles(user, mailbox string, files []string, link bool) (int, error) {
 	var before uint32
 	err := s.with(user, func(c *imapclient.Client) error {
-		if err := ensureMailbox(c, mailbox); err != nil {
+		if err := imaptest.EnsureMailbox(c, mailbox); err != nil {
 			return err
 		}
 		data, err := c.Status(mailbox, &imap.StatusOptions{NumMessages: true}).Wait()

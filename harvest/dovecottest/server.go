@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailvault/harvest/imaptest"
 )
 
 // debianPackage is what to install when the Dovecot binaries are missing.
@@ -704,17 +706,7 @@ func tailFrom(path string, offset int64) string {
 }
 
 // logTail returns the last n lines of the Dovecot log, for failed tests.
-func (s *Server) logTail(n int) string {
-	b, err := os.ReadFile(s.LogFile)
-	if err != nil {
-		return fmt.Sprintf("no log: %v", err)
-	}
-	lines := strings.SplitAfter(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "last lines of " + s.LogFile + ":\n" + strings.Join(lines, "")
-}
+func (s *Server) logTail(n int) string { return imaptest.LogTail(s.LogFile, n) }
 
 // addUser appends name to the passwd-file and creates its home, owned by
 // the mail user. The file is replaced by rename so the auth process never
