@@ -5,12 +5,14 @@ package chroottest
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // StartCourier starts a private Courier-IMAP 5 (with courier-authlib's
@@ -100,7 +102,26 @@ func (*courier) command(s *Server) *exec.Cmd {
 	return command(s.Root, nil, "/bin/sh", inside+"/run.sh")
 }
 
-func (*courier) ready(*Server) error { return nil }
+// ready waits for authdaemond to answer on its socket: couriertcpd greets
+// before the daemon it runs in the background is up, and a LOGIN in that
+// gap fails ("authdaemon: s_connect() failed"), which made tests on a
+// loaded machine flaky. A socket left by the last run refuses the
+// connection until the new daemon listens on it.
+func (*courier) ready(s *Server) error {
+	sock := filepath.Join(s.Root, "run", "courier", "authdaemon", "socket")
+	deadline := time.Now().Add(startTimeout)
+	for {
+		c, err := net.DialTimeout("unix", sock, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("courier: authdaemond not answering on %s after %v: %w", sock, startTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // maildirFolder is the host path of a Courier Maildir++ folder.
 func (s *Server) maildirFolder(user, mailbox string) string {
