@@ -137,22 +137,7 @@ func imapConformanceSetup(t *testing.T, mailbox string) *imapConformance {
 	if _, err := raw.cmd("SELECT " + mailbox); err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range []struct{ set, flags string }{
-		{"1:*", `-FLAGS (\Seen)`},
-		{imapEvery(n, 3, 0), `+FLAGS (\Seen)`},
-		{imapEvery(n, 5, 1), `+FLAGS (\Answered)`},
-		{imapEvery(n, 7, 2), `+FLAGS (\Flagged)`},
-		{imapEvery(n, 11, 3), `+FLAGS ($Important)`},
-		{imapEvery(n, 13, 4), `+FLAGS (\Draft Project-X)`},
-		{imapEvery(n, 17, 5), `+FLAGS (\Deleted)`},
-	} {
-		if _, err := raw.cmd(fmt.Sprintf("UID STORE %s %s", st.set, st.flags)); err != nil {
-			t.Fatalf("STORE %s %s: %v", st.set, st.flags, err)
-		}
-	}
-	if _, err := raw.cmd("EXAMINE " + mailbox); err != nil {
-		t.Fatal(err)
-	}
+	storeFlagPatterns(t, raw, mailbox, n)
 	a := harvesttest.OpenArchive(t, filepath.Join(t.TempDir(), "data"))
 	acct := harvesttest.Account(t, srv, "alice", "alice")
 	acct.Idle = nil
@@ -472,4 +457,27 @@ func edgeQueries(t testing.TB, c *imapConformance) []string {
 		qs = append(qs, fmt.Sprintf("LARGER %d", size+d), fmt.Sprintf("SMALLER %d", size+d))
 	}
 	return qs
+}
+
+// storeFlagPatterns sets flags and keywords on the selected mailbox's UIDs
+// 1..n by pattern (every third \Seen, every fifth \Answered, …), so that
+// the server and the archive see the same, then EXAMINEs it again.
+func storeFlagPatterns(t *testing.T, raw *rawIMAP, mailbox string, n int) {
+	t.Helper()
+	for _, st := range []struct{ set, flags string }{
+		{"1:*", `-FLAGS (\Seen)`},
+		{imapEvery(n, 3, 0), `+FLAGS (\Seen)`},
+		{imapEvery(n, 5, 1), `+FLAGS (\Answered)`},
+		{imapEvery(n, 7, 2), `+FLAGS (\Flagged)`},
+		{imapEvery(n, 11, 3), `+FLAGS ($Important)`},
+		{imapEvery(n, 13, 4), `+FLAGS (\Draft Project-X)`},
+		{imapEvery(n, 17, 5), `+FLAGS (\Deleted)`},
+	} {
+		if _, err := raw.cmd(fmt.Sprintf("UID STORE %s %s", st.set, st.flags)); err != nil {
+			t.Fatalf("STORE %s %s: %v", st.set, st.flags, err)
+		}
+	}
+	if _, err := raw.cmd("EXAMINE " + mailbox); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -156,22 +156,7 @@ func serverConformanceSetup(t *testing.T, srv *chroottest.Server, folder string)
 		t.Fatal(err)
 	}
 	// UIDs are 1..n on both servers here (an empty, new folder).
-	for _, st := range []struct{ set, flags string }{
-		{"1:*", `-FLAGS (\Seen)`},
-		{imapEvery(n, 3, 0), `+FLAGS (\Seen)`},
-		{imapEvery(n, 5, 1), `+FLAGS (\Answered)`},
-		{imapEvery(n, 7, 2), `+FLAGS (\Flagged)`},
-		{imapEvery(n, 11, 3), `+FLAGS ($Important)`},
-		{imapEvery(n, 13, 4), `+FLAGS (\Draft Project-X)`},
-		{imapEvery(n, 17, 5), `+FLAGS (\Deleted)`},
-	} {
-		if _, err := raw.cmd(fmt.Sprintf("UID STORE %s %s", st.set, st.flags)); err != nil {
-			t.Fatalf("STORE %s %s: %v", st.set, st.flags, err)
-		}
-	}
-	if _, err := raw.cmd("EXAMINE " + mailbox); err != nil {
-		t.Fatal(err)
-	}
+	storeFlagPatterns(t, raw, mailbox, n)
 	a := harvesttest.OpenArchive(t, filepath.Join(t.TempDir(), "data"))
 	acct := harvesttest.Account(t, srv, "alice", "alice")
 	acct.Idle = nil
