@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,35 +267,18 @@ func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	t.Logf("seed %d", seed)
 	const wantKills = 8
-	// The points fall in the first 60 % of the measured apply: the
-	// reference run is timed once, and a machine that gets less busy
-	// meanwhile (CI runs packages in parallel) deletes faster, so points
-	// spread over the whole of it let the apply finish before enough kills
-	// (a CI run: 7 of 9, the 9th ended by itself). Kills later in the apply
-	// come from the random points after these.
-	points := make([]time.Duration, 12)
-	for i := range points {
-		points[i] = 20*time.Millisecond + time.Duration(rng.Int64N(int64(full*6/10-20*time.Millisecond)))
-	}
-	slices.Sort(points)
+	// Each run is killed at a random point in the first third of what is
+	// left, at the rate the last killed run was seen to delete. A single
+	// reference timing is not enough: CI runs packages in parallel, and a
+	// machine that gets less busy meanwhile deletes two or three times
+	// faster than it did when measured, so fixed points let the apply
+	// finish before enough kills (CI: 6 of 7, the 7th ended by itself).
+	rate := perItem
 	interrupted, runs := 0, 0
-	prev := time.Duration(0)
 	doneBefore := 0
-	for runs < 40 {
-		var delay time.Duration
-		if runs < len(points) {
-			delay = points[runs] - prev
-			if runs > 0 {
-				delay += startup // a resumed run starts up again before it deletes
-			}
-			prev = points[runs]
-		} else {
-			// Fewer than wantKills landed while deleting: more, at random
-			// points of what is left.
-			left := time.Duration(len(old)-doneBefore) * perItem
-			delay = startup + 20*time.Millisecond + time.Duration(rng.Int64N(int64(max(left, time.Millisecond))))
-		}
-		delay = max(delay, 20*time.Millisecond)
+	for runs < 40 && interrupted < wantKills {
+		left := time.Duration(len(old)-doneBefore) * rate / 3
+		delay := startup + 20*time.Millisecond + time.Duration(rng.Int64N(int64(max(left, time.Millisecond))))
 		runs++
 		res := runBinary(t, bin, delay, "retention", "apply", "--config", cfg, "--plan", plan.ID)
 		ts := tombstoneStates(t, data)
@@ -317,10 +299,10 @@ func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 			interrupted++
 			t.Logf("run %d killed after %v: %d of %d done, %d pending", runs, delay, done, len(old), pending)
 		}
-		doneBefore = done
-		if interrupted >= wantKills && runs >= len(points) {
-			break
+		if n := done - doneBefore; n > 0 && delay > startup {
+			rate = (delay - startup) / time.Duration(n)
 		}
+		doneBefore = done
 		if done == len(old) {
 			break
 		}
