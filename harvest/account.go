@@ -69,6 +69,10 @@ type Message struct {
 	Flags        []string
 	InternalDate time.Time
 	Raw          []byte // BODY[] exactly as the server sent it
+	// Gmail, on a server with X-GM-EXT-1 (gmail.go), is what it said of
+	// the message. With Raw nil, the message was not downloaded: the
+	// GmailSink holds it already under this X-GM-MSGID.
+	Gmail *Gmail
 }
 
 // Sink is where harvested mail goes (implemented over indexer.Archive).

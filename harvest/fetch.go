@@ -44,6 +44,15 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidvalidity uint32, todo []pendingMessage) error {
 	h.progress(mb, len(todo), 0)
 	epoch := fmt.Sprintf("%s/%d", mb, uidvalidity)
+	// On Gmail, messages the archive knows by X-GM-MSGID are not
+	// downloaded again (gmail.go). The side connection costs a login, so
+	// a catch-up of a few messages (new mail, while watching) goes
+	// without it.
+	var gm *gmailConn
+	if len(todo) >= gmailMinBatch {
+		gm = h.gmailSide(ctx, cn, mb, uidvalidity)
+		defer func() { gm.close() }()
+	}
 	for i := 0; i < len(todo); {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -90,7 +99,7 @@ func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidva
 		if err != nil {
 			return err
 		}
-		err = h.storeChunk(ctx, cn, mb, uidvalidity, chunk, strike, epoch, chunkBytes)
+		err = h.storeChunk(ctx, cn, &gm, mb, uidvalidity, chunk, strike, epoch, chunkBytes)
 		release()
 		if err != nil {
 			return err
@@ -103,9 +112,17 @@ func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidva
 
 // storeChunk fetches the messages of chunk and stores them. reserved is
 // the bytes taken from the Budget for them (their RFC822.SIZEs).
-func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvalidity uint32, chunk []imap.UID, strike, epoch string, reserved int64) error {
+func (h *Harvester) storeChunk(ctx context.Context, cn *conn, gm **gmailConn, mb string, uidvalidity uint32, chunk []imap.UID, strike, epoch string, reserved int64) error {
 	log := h.log.With("mailbox", mb)
-	msgs, oversize, err := h.fetch(cn, mb, uidvalidity, chunk, reserved)
+	known, download, info := h.gmailSplit(ctx, gm, mb, uidvalidity, chunk)
+	var msgs []Message
+	var oversize []imap.UID
+	var err error
+	if len(download) > 0 {
+		msgs, oversize, err = h.fetch(cn, mb, uidvalidity, download, reserved)
+		withGmail(msgs, info)
+	}
+	msgs = append(msgs, known...)
 	if err != nil {
 		// A fetch that stopped reading (a body over a limit) dropped the
 		// connection: keep what came whole before it, in UID order, so
@@ -132,6 +149,7 @@ func (h *Harvester) storeChunk(ctx context.Context, cn *conn, mb string, uidvali
 		if err != nil {
 			return fmt.Errorf("fetch UID %s of %q: %w", imap.UIDSetNum(missing...), mb, err)
 		}
+		withGmail(again, info)
 		msgs, oversize = append(msgs, again...), append(oversize, over...)
 		if gone := missingUIDs(missing, again, over); len(gone) > 0 {
 			log.Info("messages vanished before they could be fetched", "uids", imap.UIDSetNum(gone...).String())
@@ -154,6 +172,9 @@ func (h *Harvester) storeFetched(ctx context.Context, cn *conn, mb string, uidva
 		c.Messages += int64(len(msgs))
 		for _, m := range msgs {
 			c.Bytes += int64(len(m.Raw))
+			if m.Raw == nil {
+				c.GmailKnown++
+			}
 		}
 	})
 	for _, uid := range oversize {

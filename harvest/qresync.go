@@ -134,6 +134,9 @@ type qconn struct {
 	// bye: the server said BYE (byeText), the connection is ending.
 	bye     bool
 	byeText string
+	// gmail: the connection asks for Gmail's X-GM items (gmail.go);
+	// FETCH responses go to res.gmail.
+	gmail bool
 }
 
 // qresult is what the responses of a command said (reset per command but
@@ -149,6 +152,7 @@ type qresult struct {
 	flagBytes     int
 	flags         map[uint32][]string
 	vanished      []UIDRange
+	gmail         map[uint32]*gmailInfo
 }
 
 func (h *Harvester) qdial(ctx context.Context) (*qconn, error) {
@@ -245,7 +249,13 @@ func (q *qconn) command(cmd string) (string, error) {
 	q.tag++
 	tag := "Q" + strconv.Itoa(q.tag)
 	caps := q.caps
-	q.res = qresult{flags: map[uint32][]string{}}
+	// The selected mailbox's size outlives the command that reported it:
+	// a FETCH of its own (gmail.go) is bounded by the EXAMINE's EXISTS.
+	exists, existsSeen := q.res.exists, q.res.existsSeen
+	q.res = qresult{flags: map[uint32][]string{}, exists: exists, existsSeen: existsSeen}
+	if q.gmail {
+		q.res.gmail = map[uint32]*gmailInfo{}
+	}
 	q.caps = caps
 	if _, err := io.WriteString(q.c, tag+" "+cmd+"\r\n"); err != nil {
 		return "", err
@@ -589,11 +599,16 @@ func (p *qparser) fetch(q *qconn) {
 	var uid uint32
 	var flags []string
 	haveFlags := false
+	var gm gmailInfo
 	for first := true; !p.take(')'); first = false {
 		if !first {
 			p.xbyte(' ')
 		}
-		switch name := strings.ToUpper(p.itemName()); name {
+		name := strings.ToUpper(p.itemName())
+		if q.gmail && p.gmailItem(q, name, &gm) {
+			continue
+		}
+		switch name {
 		case "UID":
 			p.xbyte(' ')
 			uid = p.xnz()
@@ -619,6 +634,10 @@ func (p *qparser) fetch(q *qconn) {
 	if haveFlags {
 		slices.Sort(flags)
 		q.res.flags[uid] = flags
+	}
+	if q.gmail {
+		gm.flags = flags
+		q.res.gmail[uid] = &gm
 	}
 }
 

@@ -30,6 +30,9 @@ type Item struct {
 	// transaction, and its recipients indexed (rcpt:, and bcc: for those
 	// no header names).
 	Envelope *Envelope
+	// Gmail, when set, is what Gmail's X-GM-EXT-1 said of a harvested
+	// copy (catalog/gmail.go), recorded with the occurrence.
+	Gmail *catalog.Gmail
 }
 
 // Envelope is the SMTP envelope of a journaled message (the catalog's
@@ -203,6 +206,7 @@ func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
 			},
 			Checkpoint: it.UIDValidity == mbs[i].UIDValidity,
 			Envelope:   it.Envelope,
+			Gmail:      it.Gmail,
 		}
 	}
 	recs, err := a.cat.RecordIngest(ctx, arrivals)

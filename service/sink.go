@@ -37,6 +37,19 @@ func (s *Sink) Store(ctx context.Context, msgs []harvest.Message) error {
 	for i, m := range msgs {
 		items[i] = indexer.Item{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
 			Flags: m.Flags, InternalDate: m.InternalDate, Raw: m.Raw}
+		if g := m.Gmail; g != nil {
+			items[i].Gmail = &catalog.Gmail{MsgID: g.MsgID, ThrID: g.ThrID, Labels: g.Labels}
+			if m.Raw == nil {
+				// Known by X-GM-MSGID and not downloaded (harvest/gmail.go):
+				// the occurrence is of the message the archive holds.
+				raw, err := s.a.GmailRaw(ctx, m.Account, g.MsgID)
+				if err != nil {
+					s.stats.errors.Add(1)
+					return err
+				}
+				items[i].Raw = raw
+			}
+		}
 	}
 	begin := time.Now()
 	_, err := s.a.Ingest(ctx, items)
@@ -48,6 +61,12 @@ func (s *Sink) Store(ctx context.Context, msgs []harvest.Message) error {
 	s.stats.batches.Add(1)
 	s.stats.messages.Add(int64(len(msgs)))
 	return nil
+}
+
+// GmailKnown is harvest.GmailSink's: the X-GM-MSGIDs of account the
+// archive holds.
+func (s *Sink) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]bool, error) {
+	return s.a.GmailKnown(ctx, account, msgids)
 }
 
 func (s *Sink) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) error {
@@ -81,4 +100,7 @@ func (s *Sink) MailboxesGone(ctx context.Context, account string, onServer []str
 	return s.a.MailboxesGone(ctx, account, onServer)
 }
 
-var _ harvest.ChangeSink = (*Sink)(nil)
+var (
+	_ harvest.ChangeSink = (*Sink)(nil)
+	_ harvest.GmailSink  = (*Sink)(nil)
+)

@@ -187,17 +187,26 @@ func (s *Server) apiAttachments(c *gin.Context) {
 // flagsAnswer is the answer of GET /api/messages/:id/flags.
 type flagsAnswer struct {
 	Occurrences []indexer.FlagHistory `json:"occurrences"`
+	// Gmail: X-GM-MSGID, X-GM-THRID and labels per Gmail account, when
+	// the message was harvested from Gmail (harvest/gmail.go).
+	Gmail []service.GmailLabels `json:"gmail"`
 }
 
 // apiFlags is GET /api/messages/:id/flags: the flag history of each of
-// the message's occurrences the caller may see, oldest sighting first.
+// the message's occurrences the caller may see, oldest sighting first,
+// and its Gmail labels in the accounts the caller may see.
 func (s *Server) apiFlags(c *gin.Context) {
 	h, err := s.opts.Archive.FlagHistory(c.Request.Context(), caller(c), c.Param("id"))
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, flagsAnswer{Occurrences: h})
+	g, err := s.opts.Archive.Gmail(c.Request.Context(), caller(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, flagsAnswer{Occurrences: h, Gmail: g})
 }
 
 // apiRaw is GET /api/messages/:id/raw: the message byte-exact.

@@ -38,6 +38,7 @@ type Archive interface {
 	Raw(ctx context.Context, c service.Caller, id, action string) (*service.Hit, []byte, error)
 	AttachmentTexts(ctx context.Context, c service.Caller, id string) (*service.AttachmentTexts, error)
 	FlagHistory(ctx context.Context, c service.Caller, id string) ([]indexer.FlagHistory, error)
+	Gmail(ctx context.Context, c service.Caller, id string) ([]service.GmailLabels, error)
 	Peek(ctx context.Context, c service.Caller, id string) ([]byte, error)
 	Thread(ctx context.Context, c service.Caller, refs []string) ([]service.ThreadEntry, error)
 	Replies(ctx context.Context, c service.Caller, id string, limit int) ([]service.Hit, error)

@@ -496,6 +496,8 @@ type messagePage struct {
 	// FlagHistory is the flag history of each occurrence the user may
 	// see; nil when it could not be read (logged; the page still renders).
 	FlagHistory []indexer.FlagHistory
+	// Gmail is what Gmail said of the message per account (its labels).
+	Gmail []service.GmailLabels
 }
 
 // thread finds the messages m refers to (References, In-Reply-To) that the
@@ -564,6 +566,11 @@ func (u *ui) message(c *gin.Context) {
 		u.s.log.Warn("flag history", "sha256", h.SHA256, "err", err)
 	} else {
 		p.FlagHistory = fh
+	}
+	if g, err := u.s.opts.Archive.Gmail(c.Request.Context(), caller(c), h.SHA256); err != nil {
+		u.s.log.Warn("gmail labels", "sha256", h.SHA256, "err", err)
+	} else {
+		p.Gmail = g
 	}
 	for _, hd := range m.Headers {
 		switch strings.ToLower(hd.Key) {

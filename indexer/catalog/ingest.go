@@ -217,6 +217,9 @@ type Arrival struct {
 	// envelope the mailbox holds already is a retried delivery: recorded
 	// as present.
 	Envelope *Envelope
+	// Gmail, when set, is what Gmail's X-GM-EXT-1 said of the copy
+	// (gmail.go), recorded with the occurrence.
+	Gmail *Gmail
 }
 
 // Recorded is what RecordIngest did with one arrival.
@@ -299,6 +302,11 @@ func (c *Catalog) RecordIngest(ctx context.Context, arrivals []Arrival) ([]Recor
 			// Envelope recipients are indexed (rcpt:, bcc:): a new
 			// envelope in a known place changes the document too.
 			rec.NewPlace = true
+		}
+		if ar.Gmail != nil {
+			if err := tx.recordGmail(ctx, &o, ar.Gmail); err != nil {
+				return nil, err
+			}
 		}
 		if rec.NewPlace && !touched[id] {
 			if err := tx.Touch(ctx, id); err != nil {

@@ -211,8 +211,10 @@ func (c *Catalog) FinishTombstone(ctx context.Context, id int64) error {
 		(SELECT id FROM occurrences WHERE message_id = ?)`, mid); err != nil {
 		return fmt.Errorf("finish tombstone %d: scrub flag history: %w", id, err)
 	}
-	// The attachments' text is the message's content too (extracts.go).
-	for _, q := range []string{`DELETE FROM attachment_texts WHERE message_id = ?`, `DELETE FROM extract_state WHERE message_id = ?`} {
+	// The attachments' text is the message's content too (extracts.go);
+	// Gmail's labels are annotations, like keywords (gmail.go).
+	for _, q := range []string{`DELETE FROM attachment_texts WHERE message_id = ?`, `DELETE FROM extract_state WHERE message_id = ?`,
+		`DELETE FROM gmail_messages WHERE message_id = ?`} {
 		if _, err := tx.ExecContext(ctx, q, mid); err != nil {
 			return fmt.Errorf("finish tombstone %d: scrub attachment text: %w", id, err)
 		}

@@ -1,0 +1,73 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"mailvault/indexer/catalog"
+	"mailvault/indexer/store"
+)
+
+// gmailCatalog is the catalog's side of Gmail's X-GM-EXT-1
+// (catalog/gmail.go), asserted like provenanceCatalog.
+type gmailCatalog interface {
+	GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64][32]byte, error)
+	GmailOf(ctx context.Context, sha [32]byte) (map[string]catalog.Gmail, error)
+}
+
+var _ gmailCatalog = (*catalog.Catalog)(nil)
+
+// errNoGmail: the archive's catalog does not keep Gmail's identities.
+var errNoGmail = errors.New("this catalog does not record Gmail message IDs")
+
+// GmailKnown returns, of Gmail's X-GM-MSGIDs, those whose message the
+// archive holds for account (catalog/gmail.go says why a message seen
+// again under another label is the same message). The harvester records
+// those without downloading them; Store reads their bytes (GmailRaw).
+func (a *Archive) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]bool, error) {
+	gc, ok := a.cat.(gmailCatalog)
+	if !ok {
+		return nil, nil // nothing known: every message is fetched
+	}
+	keys, err := gc.GmailKnown(ctx, account, msgids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint64]bool, len(keys))
+	for id := range keys {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// GmailRaw returns the bytes of the message Gmail calls msgid in account,
+// read (and checked) from the store.
+func (a *Archive) GmailRaw(ctx context.Context, account string, msgid uint64) ([]byte, error) {
+	gc, ok := a.cat.(gmailCatalog)
+	if !ok {
+		return nil, errNoGmail
+	}
+	keys, err := gc.GmailKnown(ctx, account, []uint64{msgid})
+	if err != nil {
+		return nil, err
+	}
+	k, ok := keys[msgid]
+	if !ok {
+		return nil, fmt.Errorf("gmail: X-GM-MSGID %d of %s: %w", msgid, account, ErrNoMessage)
+	}
+	return a.readBlob(ctx, store.Key(k))
+}
+
+// GmailOf returns what Gmail said of the message sha, per account.
+func (a *Archive) GmailOf(ctx context.Context, sha string) (map[string]catalog.Gmail, error) {
+	k, err := store.ParseKey(sha)
+	if err != nil {
+		return nil, ErrNoMessage
+	}
+	gc, ok := a.cat.(gmailCatalog)
+	if !ok {
+		return nil, nil // nothing recorded, as of a message never seen on Gmail
+	}
+	return gc.GmailOf(ctx, k)
+}
