@@ -329,4 +329,3 @@ func decodeMUTF7(s string) string {
 	}
 	return out.String()
 }
-
