@@ -2,7 +2,10 @@
 // account it connects, lists the mailboxes, catches each one up from its
 // checkpoint with UID FETCH, then keeps the mailboxes current — IDLE on the
 // first watched mailbox, STATUS polls for the rest — and reconnects with
-// backoff when anything goes wrong.
+// backoff when anything goes wrong. A server saying "slow down" (too many
+// connections, a bandwidth limit, too busy: throttle.go) gets a longer
+// backoff, or the wait it suggests, and is never taken for a refused login:
+// the account is not parked, and the harvest resumes from the checkpoint.
 //
 // Invariants:
 //   - Nothing lost: a message reaches the Sink before its checkpoint moves
@@ -36,7 +39,8 @@
 // Files, by concern: harvest.go (Options, Harvester, Run), account.go
 // (Account, Message, Sink), budget.go, status.go, dial.go (TCP, TLS,
 // timeouts), limits.go (what a server may send), auth.go (PLAIN, LOGIN,
-// XOAUTH2), session.go (connections, IDLE, watch), mailboxes.go (LIST,
+// XOAUTH2), throttle.go (a server's "slow down", ErrThrottled),
+// session.go (connections, IDLE, watch), mailboxes.go (LIST,
 // patterns), sync.go (EXAMINE, STATUS polls, resync: QRESYNC, CHANGEDSINCE
 // or the full sweep), changes.go (ChangeSink, what a partial resync
 // hands over), qresync.go (QRESYNC on a connection of its own: go-imap

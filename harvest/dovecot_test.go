@@ -48,7 +48,8 @@ import (
 
 // dcFastBackoff makes reconnects quick enough for a test.
 func dcFastBackoff(log *slog.Logger) *harvest.Options {
-	return &harvest.Options{Logger: log, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+	return &harvest.Options{Logger: log, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		ThrottleBackoff: 50 * time.Millisecond}
 }
 
 // dcLogger returns a logger for harvesters whose output is shown only when
@@ -903,7 +904,8 @@ func dcRSS() string {
 // TestDovecotConnectionLimitIsNotALoginFailure: a login refused because the
 // user has too many sessions (Dovecot's mail_max_userip_connections, NO
 // [LIMIT]) is a transient condition, not a wrong password: the harvester
-// backs off and retries, and harvests as soon as a session is free.
+// is throttled (throttle.go), retries, and harvests as soon as a session is
+// free.
 func TestDovecotConnectionLimitIsNotALoginFailure(t *testing.T) {
 	srv := dovecottest.Start(t, &dovecottest.Options{MaxUserIPConnections: 1})
 	log := dcLogger(t)
@@ -911,12 +913,15 @@ func TestDovecotConnectionLimitIsNotALoginFailure(t *testing.T) {
 	other := srv.Dial(t, "alice") // another client holds the one session allowed
 	a := harvesttest.OpenArchive(t, t.TempDir())
 	h := dcStart(t, context.Background(), harvesttest.Account(t, srv, "alice", "alice"), service.NewSink(a.Archive), dcFastBackoff(log))
+	var st harvest.Status
 	dcWaitFor(t, 5*time.Second, "the first refused login", func() (bool, string) {
-		st := h.Status()
+		st = h.Status()
 		return st.Error != "", fmt.Sprintf("%+v", st)
 	})
-	if st := h.Status(); st.State == "error" || strings.Contains(st.Error, harvest.ErrAuth.Error()) {
+	if st.State == "error" || strings.Contains(st.Error, harvest.ErrAuth.Error()) {
 		t.Errorf("too many sessions reported as a refused login (parked for AuthBackoff): state %q, error %q", st.State, st.Error)
+	} else if st.State != harvest.StateThrottled || !strings.Contains(st.Error, "Maximum number of connections from user+IP exceeded") {
+		t.Errorf("too many sessions: state %q, error %q; want throttled with Dovecot's words", st.State, st.Error)
 	}
 	if err := other.Logout().Wait(); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package harvest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -44,6 +45,11 @@ type Options struct {
 	// Backoff bounds between reconnects (defaults 1s and 5m); AuthBackoff is
 	// the wait after a refused login (default 15m).
 	MinBackoff, MaxBackoff, AuthBackoff time.Duration
+	// ThrottleBackoff is the first wait after the server throttled the
+	// account (ErrThrottled; default 1m). It doubles while throttling
+	// repeats, up to MaxBackoff (or itself, if larger); a longer wait the
+	// server suggests is waited instead.
+	ThrottleBackoff time.Duration
 	// StartJitter: the first connection waits a random time up to this
 	// (default 0; serve sets it for many accounts).
 	StartJitter time.Duration
@@ -119,6 +125,9 @@ func New(acct Account, sink Sink, opts *Options) *Harvester {
 	if o.AuthBackoff <= 0 {
 		o.AuthBackoff = 15 * time.Minute
 	}
+	if o.ThrottleBackoff <= 0 {
+		o.ThrottleBackoff = time.Minute
+	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 256 << 20
 	}
@@ -145,6 +154,14 @@ func New(acct Account, sink Sink, opts *Options) *Harvester {
 
 // Run harvests until ctx is done, reconnecting after any failure with
 // exponential backoff and jitter. It returns nil when ctx is cancelled.
+//
+// There are three waits. A refused login or an untrusted certificate parks
+// the account for AuthBackoff. A server's "slow down" (ErrThrottled) waits
+// ThrottleBackoff, doubling while it repeats, or what the server suggests
+// when that is longer: a throttled account is never parked, and retrying
+// sooner would only be throttled again. Any other failure waits MinBackoff,
+// doubling up to MaxBackoff. A session that worked for a while (longer than
+// twice MaxBackoff) starts both doublings over.
 func (h *Harvester) Run(ctx context.Context) error {
 	// Spread the first connections of many accounts over a moment, so that
 	// a process starting with hundreds of them does not knock on the server
@@ -154,36 +171,55 @@ func (h *Harvester) Run(ctx context.Context) error {
 		return nil
 	case <-time.After(rand.N(h.opts.StartJitter + 1)):
 	}
-	backoff := h.opts.MinBackoff
+	backoff, throttled := h.opts.MinBackoff, h.opts.ThrottleBackoff
 	for {
 		start := time.Now()
 		err := h.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		h.count(func(c *Counters) { c.Failures++ })
-		wait := backoff
+		if time.Since(start) > 2*h.opts.MaxBackoff {
+			backoff, throttled = h.opts.MinBackoff, h.opts.ThrottleBackoff // it worked for a while: start over
+		}
+		suggested, isThrottle := throttle(err)
+		var wait time.Duration
 		switch {
 		case errors.Is(err, ErrAuth), errors.Is(err, ErrCertificate):
-			wait = h.opts.AuthBackoff
-			h.setState(StateError, err.Error())
+			h.count(func(c *Counters) { c.Failures++ })
+			wait = jitter(h.opts.AuthBackoff)
+			h.setWaiting(StateError, err.Error(), time.Now().Add(wait))
 			h.log.Error("account parked until its configuration is fixed", "err", err, "retry_in", wait)
-		default:
-			if time.Since(start) > 2*h.opts.MaxBackoff {
-				backoff = h.opts.MinBackoff // it worked for a while: start over
-				wait = backoff
+		case isThrottle:
+			if !errors.Is(err, ErrThrottled) {
+				err = fmt.Errorf("%w: %w", ErrThrottled, err)
 			}
-			h.setState(StateBackingOff, err.Error())
-			h.log.Warn("connection lost; reconnecting", "err", err, "retry_in", wait)
+			h.count(func(c *Counters) { c.Failures++; c.Throttled++ })
+			wait = jitter(throttled)
+			if suggested > wait {
+				// Not less than the server asked for; a little more, so
+				// that accounts told the same do not come back in step.
+				wait = suggested + rand.N(suggested/4+1)
+			}
+			throttled = min(throttled*2, max(h.opts.MaxBackoff, h.opts.ThrottleBackoff))
+			h.setWaiting(StateThrottled, err.Error(), time.Now().Add(wait))
+			h.log.Warn("the server asks to slow down; reconnecting later", "err", err, "retry_in", wait)
+		default:
+			h.count(func(c *Counters) { c.Failures++ })
+			wait = jitter(backoff)
 			backoff = min(backoff*2, h.opts.MaxBackoff)
+			h.setWaiting(StateBackingOff, err.Error(), time.Now().Add(wait))
+			h.log.Warn("connection lost; reconnecting", "err", err, "retry_in", wait)
 		}
-		// Full jitter around the wait so that many accounts of one server
-		// do not reconnect in step.
-		wait = wait/2 + rand.N(wait/2+1)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
 	}
+}
+
+// jitter is a random wait between d/2 and d ("full jitter" around d), so
+// that many accounts of one server do not reconnect in step.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }

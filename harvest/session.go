@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,22 +93,50 @@ func (h *Harvester) connect(ctx context.Context) (*conn, func(), error) {
 		if h.acct.Auth == "xoauth2" {
 			what = "the access token"
 		}
-		if errors.Is(err, ErrAuth) {
-			return nil, nil, fmt.Errorf("account %q: login as %q: %w (check %s)", h.acct.Name, h.acct.Username, err, what)
-		}
-		// Only a refusal of the credentials parks the account. A NO with
-		// another code (LIMIT: too many connections, UNAVAILABLE, ...) is
-		// temporary; a bare NO is what servers without response codes
-		// answer to a wrong password.
-		if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAuthenticationFailed ||
-			ie.Code == imap.ResponseCodeAuthorizationFailed || ie.Code == imap.ResponseCodeExpired ||
-			(ie.Type == imap.StatusResponseTypeNo && ie.Code == "")) {
+		addr := net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port()))
+		switch loginVerdict(err) {
+		case ErrThrottled:
+			return nil, nil, fmt.Errorf("account %q: login at %s: %w: %w", h.acct.Name, addr, ErrThrottled, err)
+		case ErrAuth:
+			if errors.Is(err, ErrAuth) {
+				return nil, nil, fmt.Errorf("account %q: login as %q: %w (check %s)", h.acct.Name, h.acct.Username, err, what)
+			}
 			return nil, nil, fmt.Errorf("account %q: login as %q: %w: %v (check %s)", h.acct.Name, h.acct.Username, ErrAuth, err, what)
 		}
-		return nil, nil, fmt.Errorf("account %q: login at %s: %w", h.acct.Name, net.JoinHostPort(h.acct.Host, strconv.Itoa(h.port())), err)
+		return nil, nil, fmt.Errorf("account %q: login at %s: %w", h.acct.Name, addr, err)
 	}
 	h.count(func(c *Counters) { c.Logins++ })
 	return cn, end, nil
+}
+
+// loginVerdict says what a failed login means: ErrThrottled, ErrAuth (the
+// account is parked) or nil (temporary, like a network failure).
+//
+// A "slow down" (throttle.go) comes first: Gmail answers a LOGIN over its
+// connection limit with "NO [ALERT] Too many simultaneous connections", and
+// a server may say it in a bare NO. Then only a refusal of the credentials
+// parks the account: AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED, or
+// a bare NO, which is what servers without response codes answer to a wrong
+// password. A NO with another code is temporary.
+func loginVerdict(err error) error {
+	if errors.Is(err, ErrAuth) {
+		return ErrAuth
+	}
+	if _, ok := throttle(err); ok {
+		return ErrThrottled
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		switch imap.ResponseCode(strings.ToUpper(string(ie.Code))) {
+		case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
+			return ErrAuth
+		case "":
+			if strings.EqualFold(string(ie.Type), string(imap.StatusResponseTypeNo)) {
+				return ErrAuth
+			}
+		}
+	}
+	return nil
 }
 
 // session is one connection's life: connect, log in, catch every mailbox

@@ -13,7 +13,10 @@ const (
 	StateConnecting State = "connecting"
 	StateHarvesting State = "harvesting"
 	StateBackingOff State = "backing off"
-	StateError      State = "error" // parked: a refused login or an untrusted certificate
+	// StateThrottled: the server said "slow down" (throttle.go); Error has
+	// its words. A longer wait than backing off, never parked.
+	StateThrottled State = "throttled"
+	StateError     State = "error" // parked: a refused login or an untrusted certificate
 )
 
 // Mailbox states, while the account is harvesting.
@@ -38,9 +41,12 @@ type MailboxState struct {
 
 // Status is the state of one account's harvest.
 type Status struct {
-	Account   string
-	State     State // StateConnecting, StateHarvesting, StateBackingOff, StateError
-	Error     string
+	Account string
+	State   State // StateConnecting, StateHarvesting, StateBackingOff, StateThrottled, StateError
+	Error   string
+	// RetryAt is when the harvester connects again, while it waits: backing
+	// off, throttled or parked (zero otherwise).
+	RetryAt   time.Time `json:",omitzero"`
 	Mailboxes map[string]MailboxState
 	Counters  Counters
 }
@@ -49,14 +55,20 @@ type Status struct {
 type Counters struct {
 	Logins   int64 // successful logins (one per connection)
 	Failures int64 // sessions ended by an error (then a reconnect)
-	Messages int64 // messages fetched and handed to the Sink
-	Bytes    int64 // their bytes
-	Skipped  int64 // messages recorded as skipped
+	// Throttled counts those of the Failures that were the server saying
+	// "slow down" (ErrThrottled).
+	Throttled int64
+	Messages  int64 // messages fetched and handed to the Sink
+	Bytes     int64 // their bytes
+	Skipped   int64 // messages recorded as skipped
 	// How a sync that had to look at flags and expunges did it (sync.go):
 	// a full UID+FLAGS sweep, CONDSTORE's CHANGEDSINCE, or QRESYNC.
 	Sweeps, ChangedSince, QResyncs int64
 	// ResyncNanos is the time those took, the Sink's part included.
 	ResyncNanos int64
+	// GmailKnown counts messages recorded by X-GM-MSGID, not downloaded
+	// (gmail.go).
+	GmailKnown int64
 }
 
 // Status returns a copy of the harvester's current state.
@@ -78,8 +90,14 @@ func (h *Harvester) count(f func(c *Counters)) {
 }
 
 func (h *Harvester) setState(state State, errText string) {
+	h.setWaiting(state, errText, time.Time{})
+}
+
+// setWaiting sets the account's state while Run waits to connect again at
+// retryAt.
+func (h *Harvester) setWaiting(state State, errText string, retryAt time.Time) {
 	h.mu.Lock()
-	h.status.State, h.status.Error = state, errText
+	h.status.State, h.status.Error, h.status.RetryAt = state, errText, retryAt
 	h.mu.Unlock()
 }
 

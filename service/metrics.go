@@ -26,7 +26,8 @@ type collector struct {
 	failed atomic.Int64 // scrapes whose Status failed
 
 	state, mailboxes, serverMessages                 *prometheus.Desc
-	logins, failures, messages, bytes, skipped       *prometheus.Desc
+	logins, failures, throttled, messages, bytes     *prometheus.Desc
+	skipped                                          *prometheus.Desc
 	resyncs, resyncS                                 *prometheus.Desc
 	storeBatches, storeMessages, storeErrors, storeS *prometheus.Desc
 	jobsRunning                                      *prometheus.Desc
@@ -47,6 +48,7 @@ func newCollector(s *Service) *collector {
 		serverMessages: d("mailvault_account_server_messages", "Messages on the server, per account, at the last look.", acct...),
 		logins:         d("mailvault_harvest_logins_total", "Successful IMAP logins.", acct...),
 		failures:       d("mailvault_harvest_failures_total", "Sessions ended by an error (each followed by a reconnect).", acct...),
+		throttled:      d("mailvault_harvest_throttled_total", "Sessions ended by the server saying slow down (counted in failures too; each followed by a longer wait).", acct...),
 		messages:       d("mailvault_harvest_messages_total", "Messages fetched and handed to the archive.", acct...),
 		bytes:          d("mailvault_harvest_bytes_total", "Bytes of the messages fetched.", acct...),
 		skipped:        d("mailvault_harvest_skipped_total", "Messages recorded as skipped (could not be fetched, or over max_message_bytes).", acct...),
@@ -75,7 +77,7 @@ func newCollector(s *Service) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.messages,
+	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.throttled, c.messages,
 		c.bytes, c.skipped, c.resyncs, c.resyncS, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
 		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors, c.timestamps, c.timestampFailures,
 		c.attPending, c.attachments, c.attAbandoned} {
@@ -95,6 +97,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.serverMessages, gauge, float64(n), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.logins, counter, float64(s.Counters.Logins), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.failures, counter, float64(s.Counters.Failures), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.throttled, counter, float64(s.Counters.Throttled), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.messages, counter, float64(s.Counters.Messages), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.bytes, counter, float64(s.Counters.Bytes), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.skipped, counter, float64(s.Counters.Skipped), s.Account)
