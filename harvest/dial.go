@@ -42,12 +42,12 @@ func (h *Harvester) dial(ctx context.Context, o *imapclient.Options) (*imapclien
 	case "implicit":
 		tlc := tls.Client(tc, o.TLSConfig)
 		if err = tlc.HandshakeContext(ctx); err == nil {
-			c = imapclient.New(&guardConn{Conn: tlc}, o)
+			c = imapclient.New(&guardConn{Conn: tlc, onBye: h.noteBye}, o)
 		}
 	case "starttls":
 		c, err = imapclient.NewStartTLS(tc, o)
 	case "none":
-		c = imapclient.New(&guardConn{Conn: tc}, o)
+		c = imapclient.New(&guardConn{Conn: tc, onBye: h.noteBye}, o)
 	default:
 		raw.Close()
 		return nil, nil, fmt.Errorf("account %q: tls %q: want implicit, starttls or none", h.acct.Name, h.acct.TLS)

@@ -133,6 +133,10 @@ func (h *Harvester) storeChunk(ctx context.Context, cn *conn, gm **gmailConn, mb
 			if serr := h.storeFetched(ctx, cn, mb, uidvalidity, msgs, oversize); serr != nil {
 				return serr
 			}
+		} else if _, slowDown := throttle(h.withBye(err)); slowDown {
+			// The server throttles the account, not this chunk: no strike,
+			// or a provider that throttles often would get a message
+			// skipped (Run waits ThrottleBackoff before the next try).
 		} else if n := h.strike(strike, 1); len(chunk) > 1 && n >= strikesToSplit {
 			h.mu.Lock()
 			h.splitUntil[epoch] = uint32(chunk[len(chunk)-1])

@@ -92,6 +92,9 @@ type Harvester struct {
 	// (guarded by mu).
 	synced map[string]stamp
 	gaps   gapState // gaps.go
+	// bye is the last BYE line a connection of the session read (guarded
+	// by mu; throttle.go's sessionBye).
+	bye string
 }
 
 // New returns a Harvester for acct writing to sink.
@@ -174,10 +177,14 @@ func (h *Harvester) Run(ctx context.Context) error {
 	backoff, throttled := h.opts.MinBackoff, h.opts.ThrottleBackoff
 	for {
 		start := time.Now()
+		h.mu.Lock()
+		h.bye = ""
+		h.mu.Unlock()
 		err := h.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		err = h.withBye(err)
 		if time.Since(start) > 2*h.opts.MaxBackoff {
 			backoff, throttled = h.opts.MinBackoff, h.opts.ThrottleBackoff // it worked for a while: start over
 		}

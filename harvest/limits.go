@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 )
 
 // Limits on what a server may send, so that a hostile or broken server
@@ -51,7 +52,15 @@ type guardConn struct {
 	depth   int    // of parentheses on the line, outside quoted strings
 	quoted  bool   // in a quoted string
 	escaped bool   // after a backslash in a quoted string
+	// onBye, when set, is given the first maxByeBytes of each "* BYE"
+	// line: go-imap's client drops a BYE's code and text, and a server
+	// that ends a session under load says why there (throttle.go).
+	onBye func(line string)
+	bye   []byte // the BYE line so far; nil when not in one
 }
+
+// maxByeBytes is how much of a BYE line is kept for onBye.
+const maxByeBytes = 512
 
 func (g *guardConn) Read(p []byte) (int, error) {
 	if g.err != nil {
@@ -93,6 +102,14 @@ func (g *guardConn) scan(b []byte) error {
 			g.head = append(g.head, c)
 		}
 		switch {
+		case g.bye != nil:
+			if len(g.bye) < maxByeBytes {
+				g.bye = append(g.bye, c)
+			}
+		case g.line == 6 && g.onBye != nil && strings.EqualFold(string(g.head), "* BYE "):
+			g.bye = append(make([]byte, 0, 64), g.head...)
+		}
+		switch {
 		case g.escaped:
 			g.escaped = false
 		case g.quoted:
@@ -114,6 +131,10 @@ func (g *guardConn) scan(b []byte) error {
 		g.tail = g.tail[:0]
 		switch {
 		case !ok:
+			if g.bye != nil {
+				g.onBye(strings.TrimRight(string(g.bye), "\r\n"))
+				g.bye = nil
+			}
 			g.line, g.depth, g.quoted, g.escaped = 0, 0, false, false
 			g.head = g.head[:0]
 		case body && fetchLine(g.head):

@@ -2,6 +2,7 @@ package harvest
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -126,4 +127,54 @@ func suggestedWait(text string) time.Duration {
 		return 0
 	}
 	return min(time.Duration(ms)*time.Millisecond, maxSuggested)
+}
+
+// noteBye keeps the BYE line a connection read (guardConn.onBye). It runs
+// on the client's reader goroutine.
+func (h *Harvester) noteBye(line string) {
+	h.mu.Lock()
+	h.bye = line
+	h.mu.Unlock()
+}
+
+// withBye returns err, the error that ended a session, with the server's
+// BYE when one came and err is not already the server's answer: go-imap's
+// client drops a BYE's code and text, and its pending command fails with
+// a bare connection error, so a server that ends a session because of
+// load ("* BYE [UNAVAILABLE] Server overloaded") would otherwise look like
+// a network failure and be retried at once.
+func (h *Harvester) withBye(err error) error {
+	h.mu.Lock()
+	line := h.bye
+	h.mu.Unlock()
+	var ie *imap.Error
+	if err == nil || line == "" || errors.As(err, &ie) {
+		return err
+	}
+	bye := parseBye(line)
+	if bye == nil {
+		return err
+	}
+	return fmt.Errorf("%w (the server ended the connection: %v)", bye, err)
+}
+
+// parseBye reads "* BYE [CODE ...] text" into the error go-imap would
+// have made of it.
+func parseBye(line string) *imap.Error {
+	if len(line) < 6 || !strings.EqualFold(line[:6], "* BYE ") {
+		return nil
+	}
+	rest := line[6:]
+	ie := &imap.Error{Type: "BYE"}
+	if strings.HasPrefix(rest, "[") {
+		code, after, found := strings.Cut(rest[1:], "]")
+		if !found {
+			return nil
+		}
+		name, _, _ := strings.Cut(code, " ")
+		ie.Code = imap.ResponseCode(strings.ToUpper(name))
+		rest = strings.TrimPrefix(after, " ")
+	}
+	ie.Text = rest
+	return ie
 }

@@ -435,12 +435,15 @@ func TestThrottledHarvestLosesNothing(t *testing.T) {
 	}
 	w.mu.Unlock()
 
-	// Each throttle counted; the BYE in the middle of a session is a failure
-	// like a lost connection: go-imap drops a BYE's text and code (the
-	// pending command gets io.ErrUnexpectedEOF), so it cannot be told from one.
+	// Each throttle counted, the BYE in the middle of a session too: go-imap
+	// drops a BYE's text and code (the pending command gets
+	// io.ErrUnexpectedEOF), guardConn keeps the line (withBye).
+	if !strings.Contains(seen, "the server ended the connection") {
+		t.Errorf("the BYE in the middle of a session was not seen as throttling:\n%s", seen)
+	}
 	cs := h.Status().Counters
-	if cs.Throttled != 5 || cs.Failures != 6 {
-		t.Errorf("counters: throttled %d, failures %d; want 5, 6", cs.Throttled, cs.Failures)
+	if cs.Throttled != 6 || cs.Failures != 6 {
+		t.Errorf("counters: throttled %d, failures %d; want 6, 6", cs.Throttled, cs.Failures)
 	}
 
 	// The waits: the throttle backoff, doubling up to MaxBackoff, with full
@@ -457,7 +460,7 @@ func TestThrottledHarvestLosesNothing(t *testing.T) {
 		{tooMany, 4 * tb / 2},
 		{tooMany, maxB / 2},
 		{overQ, maxB / 2},
-		{midBye, 0},
+		{midBye, maxB / 2},
 	}
 	if len(p.answered) != len(want) {
 		t.Fatalf("the proxy answered %d times, want %d: %+v", len(p.answered), len(want), p.answered)
@@ -525,5 +528,63 @@ func TestLoginRefusalsAtTheProxy(t *testing.T) {
 		if wait := time.Until(st.RetryAt); wait < 5*time.Minute {
 			t.Errorf("LOGIN answered %q: retry in %v, want the long wait of its kind", tc.reply, wait)
 		}
+	}
+}
+
+// TestThrottledChunkNotSkipped: a server that throttles the same chunk's
+// FETCH again and again (more often than the strikes that split a chunk
+// and skip a message) costs time, never a message.
+func TestThrottledChunkNotSkipped(t *testing.T) {
+	addr := memtest.Start(t)
+	const n = 30
+	rng := rand.New(rand.NewPCG(3, 9))
+	var msgs [][]byte
+	for i := range n {
+		msgs = append(msgs, throttleMail(rng, i))
+		memtest.Append(t, addr, "INBOX", msgs[i])
+	}
+	p := startThrottleProxy(t, addr)
+	var mu sync.Mutex
+	bodies := 0
+	p.answer = func(tag, name, line string) (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if name == "UID FETCH" && strings.Contains(strings.ToUpper(line), "BODY.PEEK[") {
+			switch bodies++; {
+			case bodies <= 3*(strikesToSplit+strikesToSkip) && bodies%3 == 0:
+				return "* BYE [UNAVAILABLE] Server overloaded\r\n", true
+			case bodies <= 3*(strikesToSplit+strikesToSkip):
+				return tag + " NO [OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)\r\n", false
+			}
+		}
+		return "", false
+	}
+	acct := testAccount(p.addr())
+	acct.Mailboxes, acct.Idle, acct.MaxConnections = []string{"INBOX"}, []string{"INBOX"}, 1
+	sink := newMemSink()
+	h := New(acct, sink, &Options{FetchChunk: 10, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, ThrottleBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if got, _ := sink.count(); got == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			got, _ := sink.count()
+			t.Fatalf("%d of %d messages archived; status %+v", got, n, h.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.skipped) != 0 || sink.dupes != 0 {
+		t.Fatalf("skipped %q, %d duplicates: a throttled chunk counted as a failing one", sink.skipped, sink.dupes)
+	}
+	if got := h.Status().Counters.Throttled; got < int64(strikesToSplit+strikesToSkip) {
+		t.Fatalf("throttled %d times, want at least %d (the test throttles more often than the strikes)", got, strikesToSplit+strikesToSkip)
 	}
 }
