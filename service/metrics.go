@@ -27,7 +27,7 @@ type collector struct {
 
 	state, mailboxes, serverMessages                 *prometheus.Desc
 	logins, failures, throttled, messages, bytes     *prometheus.Desc
-	skipped                                          *prometheus.Desc
+	skipped, gmailKnown                              *prometheus.Desc
 	resyncs, resyncS                                 *prometheus.Desc
 	storeBatches, storeMessages, storeErrors, storeS *prometheus.Desc
 	jobsRunning                                      *prometheus.Desc
@@ -51,7 +51,9 @@ func newCollector(s *Service) *collector {
 		throttled:      d("mailvault_harvest_throttled_total", "Sessions ended by the server saying slow down (counted in failures too; each followed by a longer wait).", acct...),
 		messages:       d("mailvault_harvest_messages_total", "Messages fetched and handed to the archive.", acct...),
 		bytes:          d("mailvault_harvest_bytes_total", "Bytes of the messages fetched.", acct...),
-		skipped:        d("mailvault_harvest_skipped_total", "Messages recorded as skipped (could not be fetched, or over max_message_bytes).", acct...),
+		gmailKnown: d("mailvault_harvest_gmail_known_total",
+			"Messages recorded from Gmail by X-GM-MSGID, already archived under another label: not downloaded again.", acct...),
+		skipped: d("mailvault_harvest_skipped_total", "Messages recorded as skipped (could not be fetched, or over max_message_bytes).", acct...),
 		resyncs: d("mailvault_harvest_resyncs_total", "Syncs of a mailbox's flags and expunges, by how: sweep (every UID's flags), changedsince (CONDSTORE) or qresync.",
 			"account", "way"),
 		resyncS:       d("mailvault_harvest_resync_seconds_total", "Time those syncs took, the archive's part included.", acct...),
@@ -78,7 +80,7 @@ func newCollector(s *Service) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.throttled, c.messages,
-		c.bytes, c.skipped, c.resyncs, c.resyncS, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
+		c.bytes, c.skipped, c.gmailKnown, c.resyncs, c.resyncS, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
 		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors, c.timestamps, c.timestampFailures,
 		c.attPending, c.attachments, c.attAbandoned} {
 		ch <- d
@@ -101,6 +103,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.messages, counter, float64(s.Counters.Messages), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.bytes, counter, float64(s.Counters.Bytes), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.skipped, counter, float64(s.Counters.Skipped), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.gmailKnown, counter, float64(s.Counters.GmailKnown), s.Account)
 		ch <- prometheus.MustNewConstMetric(c.resyncs, counter, float64(s.Counters.Sweeps), s.Account, "sweep")
 		ch <- prometheus.MustNewConstMetric(c.resyncs, counter, float64(s.Counters.ChangedSince), s.Account, "changedsince")
 		ch <- prometheus.MustNewConstMetric(c.resyncs, counter, float64(s.Counters.QResyncs), s.Account, "qresync")
