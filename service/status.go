@@ -33,6 +33,9 @@ type MailboxStatus struct {
 	ServerMessages *uint32 `json:"server_messages"` // null when no harvester reports it
 	State          State   `json:"state"`
 	Error          string  `json:"error"`
+	// RetryAt: while the account waits to reconnect (backing off,
+	// throttled by its server, parked), when it tries again.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
 	// While catching up: messages to fetch in this catch-up, fetched so far,
 	// rate (messages per second) and estimated seconds left.
 	ToFetch    int     `json:"to_fetch,omitempty"`
@@ -154,6 +157,10 @@ func merge(c Caller, cat []indexer.MailboxStatus, live []harvest.Status) *Status
 		}
 		if acct, ok := byAccount[ms.Account]; ok {
 			l.State, l.Error = State(acct.State), acct.Error
+			if !acct.RetryAt.IsZero() && acct.State != harvest.StateHarvesting {
+				at := acct.RetryAt.UTC()
+				l.RetryAt = &at
+			}
 			if mb, ok := acct.Mailboxes[ms.Mailbox]; ok {
 				n := mb.ServerMessages
 				l.ServerMessages = &n
@@ -180,8 +187,13 @@ func merge(c Caller, cat []indexer.MailboxStatus, live []harvest.Status) *Status
 		if !c.Sees(acct.Account) || slices.ContainsFunc(out.Mailboxes, func(l MailboxStatus) bool { return l.Account == acct.Account }) {
 			continue
 		}
-		out.Mailboxes = append(out.Mailboxes, MailboxStatus{MailboxStatus: indexer.MailboxStatus{Account: acct.Account, Source: "imap"},
-			State: State(acct.State), Error: acct.Error})
+		l := MailboxStatus{MailboxStatus: indexer.MailboxStatus{Account: acct.Account, Source: "imap"},
+			State: State(acct.State), Error: acct.Error}
+		if !acct.RetryAt.IsZero() && acct.State != harvest.StateHarvesting {
+			at := acct.RetryAt.UTC()
+			l.RetryAt = &at
+		}
+		out.Mailboxes = append(out.Mailboxes, l)
 	}
 	return out
 }
