@@ -10,7 +10,8 @@
 // Invariants:
 //   - Nothing lost: a message reaches the Sink before its checkpoint moves
 //     past it, and the Sink returns only when the message is durable. A crash
-//     re-fetches at most the batch in flight.
+//     re-fetches at most the two chunks in flight (one storing, one
+//     arriving).
 //   - Nothing duplicated: UIDs below the checkpoint are never fetched again;
 //     "UID FETCH n:*" answering with the last message (UID < n) is filtered
 //     out; the Sink ignores an occurrence it already has.

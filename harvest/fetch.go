@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -22,9 +23,9 @@ const (
 // UID at or above next. It first asks for the UIDs and sizes of those
 // messages (UID FETCH next:* (RFC822.SIZE)), then fetches their bodies in
 // chunks of at most FetchChunk messages and FetchBytes bytes, each chunk
-// stored before the next is fetched: a process harvesting many accounts
-// holds at most one chunk per connection in memory, however large the
-// messages. A message over MaxMessageBytes is recorded as skipped without
+// stored while the next is fetched (storer): a process harvesting many
+// accounts holds at most two chunks per connection in memory, however
+// large the messages. A message over MaxMessageBytes is recorded as skipped without
 // being downloaded.
 func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidity, next uint32, uidNext imap.UID) error {
 	log := h.log.With("mailbox", mb)
@@ -41,9 +42,19 @@ func (h *Harvester) catchUp(ctx context.Context, cn *conn, mb string, uidvalidit
 
 // fetchPending fetches and stores the messages of todo (in UID order), in
 // chunks, as catchUp describes; gap checks (gaps.go) use it too.
-func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidvalidity uint32, todo []pendingMessage) error {
+func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidvalidity uint32, todo []pendingMessage) (err error) {
 	h.progress(mb, len(todo), 0)
 	epoch := fmt.Sprintf("%s/%d", mb, uidvalidity)
+	// One chunk is stored while the next is fetched (storer). Whatever
+	// ends the loop, the store in flight is waited for before this
+	// returns: the caller's next step (a sync, a checkpoint read, a
+	// reconnect) must see it durable, or failed.
+	st := &storer{h: h, cn: cn}
+	defer func() {
+		if werr := st.wait(); err == nil {
+			err = werr
+		}
+	}()
 	// On Gmail, messages the archive knows by X-GM-MSGID are not
 	// downloaded again (gmail.go). The side connection costs a login, so
 	// a catch-up of a few messages (new mail, while watching) goes
@@ -58,7 +69,7 @@ func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidva
 			return err
 		}
 		if size := todo[i].size; size > h.opts.MaxMessageBytes {
-			if err := h.skip(ctx, cn, mb, uidvalidity, todo[i].uid, fmt.Sprintf(
+			if err := h.skip(ctx, cn, st, mb, uidvalidity, todo[i].uid, fmt.Sprintf(
 				"message is %d bytes, over the limit of %d (max_message_bytes)", size, h.opts.MaxMessageBytes)); err != nil {
 				return err
 			}
@@ -84,7 +95,7 @@ func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidva
 		}
 		strike := fmt.Sprintf("%s/%d/%d", epoch, len(chunk), chunk[0])
 		if n := h.strike(strike, 0); len(chunk) == 1 && n >= strikesToSkip {
-			if err := h.skip(ctx, cn, mb, uidvalidity, chunk[0], fmt.Sprintf("fetch failed %d times", n)); err != nil {
+			if err := h.skip(ctx, cn, st, mb, uidvalidity, chunk[0], fmt.Sprintf("fetch failed %d times", n)); err != nil {
 				return err
 			}
 			h.strike(strike, -1)
@@ -99,9 +110,12 @@ func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidva
 		if err != nil {
 			return err
 		}
-		err = h.storeChunk(ctx, cn, &gm, mb, uidvalidity, chunk, strike, epoch, chunkBytes)
-		release()
+		// The chunk's bytes stay taken until its store is done.
+		var once sync.Once
+		done := func() { once.Do(release) }
+		err = h.storeChunk(ctx, cn, st, &gm, mb, uidvalidity, chunk, strike, epoch, chunkBytes, done)
 		if err != nil {
+			done()
 			return err
 		}
 		i = end
@@ -112,7 +126,7 @@ func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidva
 
 // storeChunk fetches the messages of chunk and stores them. reserved is
 // the bytes taken from the Budget for them (their RFC822.SIZEs).
-func (h *Harvester) storeChunk(ctx context.Context, cn *conn, gm **gmailConn, mb string, uidvalidity uint32, chunk []imap.UID, strike, epoch string, reserved int64) error {
+func (h *Harvester) storeChunk(ctx context.Context, cn *conn, st *storer, gm **gmailConn, mb string, uidvalidity uint32, chunk []imap.UID, strike, epoch string, reserved int64, release func()) error {
 	log := h.log.With("mailbox", mb)
 	known, download, info := h.gmailSplit(ctx, gm, mb, uidvalidity, chunk)
 	var msgs []Message
@@ -130,7 +144,7 @@ func (h *Harvester) storeChunk(ctx context.Context, cn *conn, gm **gmailConn, mb
 		msgs, oversize = completePrefix(chunk, msgs, oversize)
 		if len(msgs)+len(oversize) > 0 {
 			h.strike(strike, -1)
-			if serr := h.storeFetched(ctx, cn, mb, uidvalidity, msgs, oversize); serr != nil {
+			if serr := h.storeFetched(ctx, cn, st, mb, uidvalidity, msgs, oversize, release); serr != nil {
 				return serr
 			}
 		} else if _, slowDown := throttle(h.withBye(err)); slowDown {
@@ -159,18 +173,19 @@ func (h *Harvester) storeChunk(ctx context.Context, cn *conn, gm **gmailConn, mb
 			log.Info("messages vanished before they could be fetched", "uids", imap.UIDSetNum(gone...).String())
 		}
 	}
-	return h.storeFetched(ctx, cn, mb, uidvalidity, msgs, oversize)
+	return h.storeFetched(ctx, cn, st, mb, uidvalidity, msgs, oversize, release)
 }
 
-// storeFetched stores msgs and records the oversize UIDs as skipped.
-func (h *Harvester) storeFetched(ctx context.Context, cn *conn, mb string, uidvalidity uint32, msgs []Message, oversize []imap.UID) error {
+// storeFetched hands msgs to the storer (stored while the next chunk is
+// fetched; release is called when that store is done) and records the
+// oversize UIDs as skipped.
+func (h *Harvester) storeFetched(ctx context.Context, cn *conn, st *storer, mb string, uidvalidity uint32, msgs []Message, oversize []imap.UID, release func()) error {
 	if len(msgs) > 0 {
-		cn.tc.pause() // the server owes us nothing while the archive works
-		err := h.sink.Store(ctx, msgs)
-		cn.tc.resume()
-		if err != nil {
-			return fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
+		if err := st.start(ctx, mb, msgs, release); err != nil {
+			return err
 		}
+	} else {
+		release()
 	}
 	h.count(func(c *Counters) {
 		c.Messages += int64(len(msgs))
@@ -183,11 +198,59 @@ func (h *Harvester) storeFetched(ctx context.Context, cn *conn, mb string, uidva
 	})
 	for _, uid := range oversize {
 		// RFC822.SIZE said less than the body the server then sent.
-		if err := h.skip(ctx, cn, mb, uidvalidity, uid, fmt.Sprintf(
+		if err := h.skip(ctx, cn, st, mb, uidvalidity, uid, fmt.Sprintf(
 			"message body is over the limit of %d bytes (max_message_bytes)", h.opts.MaxMessageBytes)); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// storer stores one chunk at a time in the background, so that the
+// connection fetches the next chunk meanwhile: the archive's work
+// (hashing, compressing, parsing, the catalog's commit) and the server's
+// overlap instead of taking turns. Stores stay in UID order, one at a
+// time: start waits for the one before, and every other step that moves
+// the checkpoint (skip) or ends the catch-up waits too, so the checkpoint
+// never passes a message not yet durable (invariant 1). A connection thus
+// holds at most two chunks' bodies: the one storing, the one arriving;
+// the Budget counts both until each is stored.
+type storer struct {
+	h    *Harvester
+	cn   *conn
+	done chan error // the store in flight, nil when none
+}
+
+// wait waits for the store in flight and returns its error. The server
+// owes the connection nothing meanwhile (no read timeout).
+func (s *storer) wait() error {
+	if s.done == nil {
+		return nil
+	}
+	s.cn.tc.pause()
+	err := <-s.done
+	s.cn.tc.resume()
+	s.done = nil
+	return err
+}
+
+// start waits for the store in flight, then stores msgs in the
+// background; release is called when that store is done.
+func (s *storer) start(ctx context.Context, mb string, msgs []Message, release func()) error {
+	if err := s.wait(); err != nil {
+		release()
+		return err
+	}
+	done := make(chan error, 1)
+	s.done = done
+	go func() {
+		defer release()
+		if err := s.h.sink.Store(ctx, msgs); err != nil {
+			done <- fmt.Errorf("store %d messages of %q: %w", len(msgs), mb, err)
+			return
+		}
+		done <- nil
+	}()
 	return nil
 }
 
@@ -288,8 +351,12 @@ func (h *Harvester) pending(cn *conn, mb string, next uint32, uidNext imap.UID) 
 }
 
 // skip records that the message uid will not be archived, and why, and
-// moves the mailbox's checkpoint past it.
-func (h *Harvester) skip(ctx context.Context, cn *conn, mb string, uidvalidity uint32, uid imap.UID, reason string) error {
+// moves the mailbox's checkpoint past it, once the store in flight (of
+// lower UIDs) is done.
+func (h *Harvester) skip(ctx context.Context, cn *conn, st *storer, mb string, uidvalidity uint32, uid imap.UID, reason string) error {
+	if err := st.wait(); err != nil {
+		return err
+	}
 	h.log.Error("message not archived; recorded as skipped", "mailbox", mb, "uidvalidity", uidvalidity, "uid", uid, "reason", reason)
 	cn.tc.pause()
 	defer cn.tc.resume()

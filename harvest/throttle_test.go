@@ -171,9 +171,26 @@ func (p *throttleProxy) note(n int, line string) {
 // literalRe finds a literal announced at the end of a client line.
 var literalRe = regexp.MustCompile(`\{([0-9]+)\+?\}\r\n$`)
 
+// script sets what the proxy answers itself (nil: leave as is); the
+// connections read it under mu (the race detector sees no order between
+// a test's writes and a connection the harvester makes later).
+func (p *throttleProxy) script(greet func(int) string, answer func(tag, name, line string) (string, bool)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if greet != nil {
+		p.greet = greet
+	}
+	if answer != nil {
+		p.answer = answer
+	}
+}
+
 func (p *throttleProxy) serve(c net.Conn, n int) {
 	defer c.Close()
-	if bye := p.greet(n); bye != "" {
+	p.mu.Lock()
+	greet, answer := p.greet, p.answer
+	p.mu.Unlock()
+	if bye := greet(n); bye != "" {
 		p.note(n, bye)
 		io.WriteString(c, bye)
 		return
@@ -216,7 +233,7 @@ func (p *throttleProxy) serve(c net.Conn, n int) {
 				name += " " + strings.ToUpper(f[2])
 			}
 		}
-		if reply, end := p.answer(tag, name, line); reply != "" {
+		if reply, end := answer(tag, name, line); reply != "" {
 			p.note(n, reply)
 			wmu.Lock()
 			io.WriteString(c, reply)
@@ -349,13 +366,13 @@ func TestThrottledHarvestLosesNothing(t *testing.T) {
 	p := startThrottleProxy(t, addr)
 	var mu sync.Mutex
 	logins, bodies := 0, 0
-	p.greet = func(conn int) string {
+	p.script(func(conn int) string {
 		if conn == 1 {
 			return greetBye
 		}
 		return ""
-	}
-	p.answer = func(tag, name, line string) (string, bool) {
+	}, nil)
+	p.script(nil, func(tag, name, line string) (string, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -374,7 +391,7 @@ func TestThrottledHarvestLosesNothing(t *testing.T) {
 			}
 		}
 		return "", false
-	}
+	})
 
 	acct := testAccount(p.addr())
 	acct.Mailboxes, acct.Idle, acct.MaxConnections = []string{"INBOX"}, []string{"INBOX"}, 1
@@ -496,12 +513,12 @@ func TestLoginRefusalsAtTheProxy(t *testing.T) {
 		{"NO Too many simultaneous connections. (Failure)", StateThrottled},
 	} {
 		p := startThrottleProxy(t, addr)
-		p.answer = func(tag, name, _ string) (string, bool) {
+		p.script(nil, func(tag, name, _ string) (string, bool) {
 			if name == "LOGIN" || name == "AUTHENTICATE" {
 				return tag + " " + tc.reply + "\r\n", false
 			}
 			return "", false
-		}
+		})
 		h := New(testAccount(p.addr()), newMemSink(), &Options{ThrottleBackoff: time.Hour})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -546,7 +563,7 @@ func TestThrottledChunkNotSkipped(t *testing.T) {
 	p := startThrottleProxy(t, addr)
 	var mu sync.Mutex
 	bodies := 0
-	p.answer = func(tag, name, line string) (string, bool) {
+	p.script(nil, func(tag, name, line string) (string, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if name == "UID FETCH" && strings.Contains(strings.ToUpper(line), "BODY.PEEK[") {
@@ -558,7 +575,7 @@ func TestThrottledChunkNotSkipped(t *testing.T) {
 			}
 		}
 		return "", false
-	}
+	})
 	acct := testAccount(p.addr())
 	acct.Mailboxes, acct.Idle, acct.MaxConnections = []string{"INBOX"}, []string{"INBOX"}, 1
 	sink := newMemSink()
