@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -80,6 +81,37 @@ type gmailInfo struct {
 type gmailConn struct {
 	q  *qconn
 	mb string
+	// own is the label the mailbox stands for (ownLabel), added to each
+	// message's labels when the server leaves it out.
+	own string
+}
+
+// ownLabel is the label whose folder mb is: a user label's folder has
+// the label's name, INBOX and the system folders stand for \Inbox,
+// \Sent, ...; All Mail, Spam and Trash for none. Whether X-GM-LABELS
+// lists the selected folder's own label is not documented (reports
+// differ), so the harvester adds it: every sighting then gives the same
+// labels, whatever folder it was made in.
+func ownLabel(mb string) string {
+	if strings.EqualFold(mb, "INBOX") {
+		return `\Inbox`
+	}
+	for _, root := range []string{"[Gmail]/", "[Google Mail]/"} {
+		if name, ok := strings.CutPrefix(mb, root); ok {
+			switch name {
+			case "Sent Mail":
+				return `\Sent`
+			case "Drafts":
+				return `\Draft`
+			case "Starred":
+				return `\Starred`
+			case "Important":
+				return `\Important`
+			}
+			return ""
+		}
+	}
+	return mb
 }
 
 // gmailSide opens the side connection for mailbox mb (epoch uidvalidity),
@@ -117,7 +149,7 @@ func (h *Harvester) gmailSide(ctx context.Context, cn *conn, mb string, uidvalid
 		return nil
 	}
 	q.gmail = true
-	return &gmailConn{q: q, mb: mb}
+	return &gmailConn{q: q, mb: mb, own: ownLabel(mb)}
 }
 
 func (g *gmailConn) close() {
@@ -133,7 +165,15 @@ func (g *gmailConn) meta(uids []imap.UID) (map[uint32]*gmailInfo, error) {
 		" (UID FLAGS INTERNALDATE RFC822.SIZE X-GM-MSGID X-GM-THRID X-GM-LABELS)"); err != nil {
 		return nil, fmt.Errorf("gmail: UID FETCH X-GM-MSGID of %q: %w", g.mb, err)
 	}
-	return g.q.res.gmail, nil
+	info := g.q.res.gmail
+	if g.own != "" {
+		for _, in := range info {
+			if !slices.Contains(in.Labels, g.own) {
+				in.Labels = append(in.Labels, g.own)
+			}
+		}
+	}
+	return info, nil
 }
 
 // gmailSplit divides chunk into the messages the archive knows by
