@@ -93,8 +93,12 @@ type Harvester struct {
 	synced map[string]stamp
 	gaps   gapState // gaps.go
 	// bye is the last BYE line a connection of the session read (guarded
-	// by mu; throttle.go's sessionBye).
+	// by mu; throttle.go's withBye).
 	bye string
+	// polled: mailboxes of this session whose IDLE connection the server
+	// refused as one too many, polled by the main connection instead
+	// (guarded by mu; session.go's idleWorker).
+	polled map[string]bool
 }
 
 // New returns a Harvester for acct writing to sink.

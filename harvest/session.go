@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net"
 	"slices"
@@ -170,11 +171,16 @@ func (h *Harvester) session(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
+	h.mu.Lock()
+	h.polled = map[string]bool{}
+	h.mu.Unlock()
 	for _, mb := range idles[min(1, len(idles)):] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- h.idleWorker(wctx, mb)
+			if err := h.idleWorker(wctx, mb); !errors.Is(err, errPolled) {
+				errc <- err
+			}
 		}()
 	}
 	idle := ""
@@ -184,9 +190,25 @@ func (h *Harvester) session(ctx context.Context) error {
 	return h.watch(ctx, cn, idle, true, errc)
 }
 
-// idleWorker keeps one more mailbox current over its own connection.
+// errPolled: an IDLE worker's connection was refused as one too many
+// (throttling); its mailbox is polled by the main connection instead.
+var errPolled = errors.New("polled instead")
+
+// idleWorker keeps one more mailbox current over its own connection. When
+// the server refuses that connection as one too many (Gmail's "Too many
+// simultaneous connections", Dovecot's mail_max_userip_connections), the
+// mailbox is polled by the main connection for the rest of the session
+// rather than the whole session ending: the next session tries again.
 func (h *Harvester) idleWorker(ctx context.Context, mb string) error {
 	cn, end, err := h.connect(ctx)
+	if _, throttled := throttle(err); throttled && ctx.Err() == nil {
+		h.mu.Lock()
+		h.polled[mb] = true
+		h.mu.Unlock()
+		h.count(func(c *Counters) { c.Throttled++ })
+		h.log.Warn("a connection to watch a mailbox was refused as one too many; polling it instead", "mailbox", mb, "err", err)
+		return errPolled
+	}
 	if err != nil {
 		return err
 	}
@@ -320,8 +342,11 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 				return err
 			}
 			h.forget(boxes)
+			h.mu.Lock()
+			polled := maps.Clone(h.polled)
+			h.mu.Unlock()
 			for _, mb := range boxes {
-				if slices.Contains(idles, mb) {
+				if slices.Contains(idles, mb) && !polled[mb] {
 					continue
 				}
 				if err := h.pollMailbox(ctx, cn, mb); err != nil {

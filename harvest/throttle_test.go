@@ -125,6 +125,14 @@ type throttleProxy struct {
 	mu       sync.Mutex
 	accepted []time.Time // when each connection came
 	answered []proxyAnswer
+	open     int // connections open now
+}
+
+// openConns is how many connections are open now.
+func (p *throttleProxy) openConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open
 }
 
 // proxyAnswer is one answer the proxy gave itself.
@@ -189,7 +197,13 @@ func (p *throttleProxy) serve(c net.Conn, n int) {
 	defer c.Close()
 	p.mu.Lock()
 	greet, answer := p.greet, p.answer
+	p.open++
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.open--
+		p.mu.Unlock()
+	}()
 	if bye := greet(n); bye != "" {
 		p.note(n, bye)
 		io.WriteString(c, bye)
@@ -603,5 +617,37 @@ func TestThrottledChunkNotSkipped(t *testing.T) {
 	}
 	if got := h.Status().Counters.Throttled; got < int64(strikesToSplit+strikesToSkip) {
 		t.Fatalf("throttled %d times, want at least %d (the test throttles more often than the strikes)", got, strikesToSplit+strikesToSkip)
+	}
+}
+
+// TestThrottledIdleConnectionPolled: a server that allows one connection
+// at a time (Gmail's and Dovecot's per-user limits, scripted) refuses the
+// second mailbox's IDLE connection; that mailbox is polled on the main
+// connection instead, and the session goes on: mail arriving there is
+// archived, and the session never ends because of it.
+func TestThrottledIdleConnectionPolled(t *testing.T) {
+	addr := memtest.Start(t)
+	memtest.Append(t, addr, "INBOX", mail(1))
+	memtest.Append(t, addr, "Archive", mail(2))
+	p := startThrottleProxy(t, addr)
+	p.script(nil, func(tag, name, _ string) (string, bool) {
+		if (name == "LOGIN" || name == "AUTHENTICATE") && p.openConns() > 1 {
+			return tag + " NO [ALERT] Too many simultaneous connections. (Failure)\r\n", false
+		}
+		return "", false
+	})
+	acct := testAccount(p.addr()) // IDLE on INBOX and Archive, two connections
+	sink := newMemSink()
+	h := New(acct, sink, &Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, ThrottleBackoff: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "both mailboxes archived", func() bool { n, _ := sink.count(); return n == 2 })
+	memtest.Append(t, addr, "Archive", mail(3))
+	waitFor(t, "the new message in the polled mailbox", func() bool { n, _ := sink.count(); return n == 3 })
+	st := h.Status()
+	if st.Counters.Failures != 0 || st.Counters.Throttled < 1 || st.State != StateHarvesting {
+		t.Fatalf("state %s, %d failures, %d throttled: want the session kept, the refusal counted", st.State, st.Counters.Failures, st.Counters.Throttled)
 	}
 }
