@@ -35,11 +35,17 @@ import (
 //   - A report is anchored in the audit trail: its SHA-256 (over the report
 //     with the digest field empty) is audited as gap-check-report, and the
 //     ledger, when there is one, holds every audit entry. The kept file
-//     (`--out`) can then be shown unaltered: hash it the same way and find
-//     the entry (`mailvault audit`, `mailvault ledger prove`).
+//     (`--out`) can then be shown unaltered: hash it the same way, find
+//     the entry (`mailvault audit`), and `mailvault ledger verify` checks
+//     the trail against the ledger (there is no per-entry proof command).
 //   - Messages found missing are audited too (gap-found, by "harvester"),
 //     beside the log line and the metric: the record that they were
 //     missing and when outlives the last-check row.
+//   - A report is scoped like Status: a user gets the rows of their
+//     accounts only, and an archive identity without the data directory
+//     and the ledger's figures. Those are archive-wide (the ledger grows
+//     with every account's mail), which Status keeps from users too
+//     (Ledger, Unindexed, jobs).
 
 // Audit actions of gap checks.
 const (
@@ -101,7 +107,8 @@ func gapCheck(r harvest.GapReport) catalog.GapCheck {
 		ExpungedPresent: r.ExpungedPresent, Error: r.Error}
 }
 
-// ArchiveIdentity names the archive a report is of.
+// ArchiveIdentity names the archive a report is of. A caller who does not
+// see every account gets Host only (see the decisions above).
 type ArchiveIdentity struct {
 	DataDir string `json:"data_dir"`
 	Host    string `json:"host"`
@@ -243,7 +250,7 @@ func (s *Service) completeness(ctx context.Context, c Caller, keep func(account 
 	if err != nil && !errors.Is(err, indexer.ErrNoGapChecks) {
 		return nil, err
 	}
-	rep := &Completeness{Archive: s.identity(), GeneratedAt: time.Now().UTC(), GeneratedBy: c.Name,
+	rep := &Completeness{Archive: s.identity(c), GeneratedAt: time.Now().UTC(), GeneratedBy: c.Name,
 		Mailboxes: []catalog.GapCheck{}, Errors: []string{}}
 	for _, g := range checks {
 		if c.Sees(g.Account) && keep(g.Account) {
@@ -253,9 +260,13 @@ func (s *Service) completeness(ctx context.Context, c Caller, keep func(account 
 	return rep, nil
 }
 
-func (s *Service) identity() ArchiveIdentity {
-	id := ArchiveIdentity{DataDir: s.a.Dir()}
+func (s *Service) identity(c Caller) ArchiveIdentity {
+	var id ArchiveIdentity
 	id.Host, _ = os.Hostname()
+	if !c.SeesAll() {
+		return id
+	}
+	id.DataDir = s.a.Dir()
 	if l := s.opts.Ledger; l != nil {
 		if st, err := l.status(); err == nil {
 			id.LedgerOrigin, id.LedgerLeaves, id.CheckpointRoot = st.Origin, st.Leaves, st.CheckpointRoot

@@ -35,6 +35,7 @@ type collector struct {
 	backlog, scrapeErrors                            *prometheus.Desc
 	attPending, attachments, attAbandoned            *prometheus.Desc
 	timestamps, timestampFailures                    *prometheus.Desc
+	gapChecks, gapFound, gapFetched, gapMissing      *prometheus.Desc
 }
 
 func newCollector(s *Service) *collector {
@@ -75,6 +76,12 @@ func newCollector(s *Service) *collector {
 		timestamps:   d("mailvault_ledger_timestamps_total", "Ledger checkpoints timestamped by the TSA (ledger.tsa_url)."),
 		timestampFailures: d("mailvault_ledger_timestamp_failures_total",
 			"TSA requests that failed or were refused (the checkpoint is kept; the next one tries again)."),
+		gapChecks: d("mailvault_gap_checks_total", "Gap checks of a mailbox (periodic and on demand) since serve started.", acct...),
+		gapFound: d("mailvault_gap_found_total",
+			"Messages gap checks found on the server below the checkpoint and not in the archive.", acct...),
+		gapFetched: d("mailvault_gap_fetched_total", "Of those, messages the checks fetched into the archive.", acct...),
+		gapMissing: d("mailvault_gap_missing_messages",
+			"Messages still missing from the archive at each mailbox's last gap check (found and not fetched), summed per account.", acct...),
 	}
 }
 
@@ -82,14 +89,14 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.mailboxes, c.serverMessages, c.logins, c.failures, c.throttled, c.messages,
 		c.bytes, c.skipped, c.gmailKnown, c.resyncs, c.resyncS, c.storeBatches, c.storeMessages, c.storeErrors, c.storeS, c.jobsRunning,
 		c.archived, c.parseErrors, c.expunged, c.skippedMsgs, c.backlog, c.scrapeErrors, c.timestamps, c.timestampFailures,
-		c.attPending, c.attachments, c.attAbandoned} {
+		c.attPending, c.attachments, c.attAbandoned, c.gapChecks, c.gapFound, c.gapFetched, c.gapMissing} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
-	for _, s := range c.s.Harvesters() {
+	for i, s := range c.s.Harvesters() {
 		n := 0
 		for _, m := range s.Mailboxes {
 			n += int(m.ServerMessages)
@@ -108,6 +115,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.resyncs, counter, float64(s.Counters.ChangedSince), s.Account, "changedsince")
 		ch <- prometheus.MustNewConstMetric(c.resyncs, counter, float64(s.Counters.QResyncs), s.Account, "qresync")
 		ch <- prometheus.MustNewConstMetric(c.resyncS, counter, float64(s.Counters.ResyncNanos)/1e9, s.Account)
+		// Harvesters returns the harvesters' states in their order.
+		g := c.s.harvesters[i].GapCounters()
+		ch <- prometheus.MustNewConstMetric(c.gapChecks, counter, float64(g.Checks), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.gapFound, counter, float64(g.Missing), s.Account)
+		ch <- prometheus.MustNewConstMetric(c.gapFetched, counter, float64(g.Fetched), s.Account)
 	}
 	st := &c.s.sink.stats
 	ch <- prometheus.MustNewConstMetric(c.storeBatches, counter, float64(st.batches.Load()))
@@ -140,6 +152,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.parseErrors, gauge, float64(x.parse), a)
 			ch <- prometheus.MustNewConstMetric(c.expunged, gauge, float64(x.expunged), a)
 			ch <- prometheus.MustNewConstMetric(c.skippedMsgs, gauge, float64(x.skipped), a)
+		}
+		// The last check of each mailbox, from the catalog: an account
+		// with no mailbox checked yet has no series.
+		if cp := st.Completeness; cp != nil {
+			missing := map[string]int{}
+			for _, m := range cp.Mailboxes {
+				missing[m.Account] += m.Missing - m.Fetched
+			}
+			for a, n := range missing {
+				ch <- prometheus.MustNewConstMetric(c.gapMissing, gauge, float64(n), a)
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.backlog, gauge, float64(st.Unindexed))
 		if at := st.Attachments; at != nil {

@@ -37,6 +37,11 @@ type config struct {
 	// MaxMessageBytes: a message larger than this is recorded as skipped
 	// without being downloaded (0: the harvester's default, 256 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// GapCheck is how often serve compares each harvested mailbox's UIDs
+	// on the server with the archive (harvest/gaps.go): a Go duration of
+	// at least 1s, like 6h; "0" or "off": never, but on demand (`status
+	// --check`); unset: the harvester's default, 6 hours.
+	GapCheck string `yaml:"gap_check"`
 	// Ledger: the signing key, checkpoint cadence and copy (ledger.go).
 	Ledger   ledgerConfig    `yaml:"ledger"`
 	Accounts []accountConfig `yaml:"accounts"`
@@ -54,6 +59,9 @@ type config struct {
 	retention *service.RetentionConfig
 	// journal is Journal checked by loadConfig (nil: no listener).
 	journal *journal.Options
+	// gapCheck is GapCheck parsed by loadConfig, as harvest.Options.GapCheck
+	// takes it (0: the default, negative: off).
+	gapCheck time.Duration
 }
 
 // attachmentsConfig is the attachments: section. Every limit is per
@@ -100,6 +108,9 @@ func (c *config) harvestOptions(o *harvest.Options) *harvest.Options {
 	}
 	if c.MaxMessageBytes > 0 {
 		o.MaxMessageBytes = c.MaxMessageBytes
+	}
+	if c.gapCheck != 0 {
+		o.GapCheck = c.gapCheck
 	}
 	return o
 }
@@ -174,6 +185,20 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 	}
 	if cfg.MaxMessageBytes < 0 {
 		bad("max_message_bytes", "must not be negative (0 or unset: 256 MiB)")
+	}
+	// A gap check lists every UID of every mailbox: more often than every
+	// second is never meant; the checks run between polls, so the period
+	// is in effect at least poll_interval.
+	if g := cfg.GapCheck; g != "" {
+		d, err := time.ParseDuration(g)
+		switch {
+		case g == "off" || err == nil && d == 0:
+			cfg.gapCheck = -1
+		case err != nil || d < time.Second:
+			bad("gap_check", "%q: want a duration of at least 1s, like 6h, or off", g)
+		default:
+			cfg.gapCheck = d
+		}
 	}
 	if t := cfg.Attachments.Timeout; t != "" {
 		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
