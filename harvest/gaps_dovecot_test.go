@@ -88,7 +88,18 @@ func TestDovecotGapBelowCheckpoint(t *testing.T) {
 // TestDovecotOldEpochStale: after a UIDVALIDITY change, a search's
 // occurrences of the old epoch are marked stale (their imap:// URLs no
 // longer resolve), those of the new one are not; a gap check of the new
-// epoch finds nothing missing.
+// epoch finds nothing missing. Once the harvester has seen the new
+// UIDVALIDITY, the catalog's current epoch stays the new one.
+//
+// In about one run of three the current epoch was the old one again after
+// the stop. Dovecot was not at fault: every EXAMINE after the change
+// answered the new UIDVALIDITY (the change came during an IDLE, and Dovecot
+// did not end that session). The harvester was: after the sync that
+// followed the IDLE, watch read the checkpoint with the UIDVALIDITY of its
+// EXAMINE from before the IDLE, and Checkpoint opened the old epoch again
+// at UID 1. The run failed when the harvester was stopped between that sync
+// and the next one. TestUIDValidityChangeDuringIdle is the same case, every
+// time.
 func TestDovecotOldEpochStale(t *testing.T) {
 	srv := dovecottest.Start(t, nil)
 	log := dcLogger(t)
@@ -108,13 +119,8 @@ func TestDovecotOldEpochStale(t *testing.T) {
 		return st.UIDValidity == old+1000 && st.Occurrences == 6, fmt.Sprintf("%+v", st)
 	})
 	h.stop(t)
-	// The catalog's current epoch after the harvester stopped: in about
-	// one run of three it was the old one again (the harvester saw the old
-	// UIDVALIDITY once more after the change; not investigated yet), so
-	// the mark is checked against the catalog, not against the change.
-	current := harvesttest.Status(t, a)["alice/INBOX"].UIDValidity
-	if current != old+1000 {
-		t.Logf("current epoch after stop is %d, not %d", current, old+1000)
+	if st := harvesttest.Status(t, a)["alice/INBOX"]; st.UIDValidity != old+1000 || st.UIDNext != 4 {
+		t.Errorf("current epoch after stop: uidvalidity %d, uidnext %d; want %d, 4", st.UIDValidity, st.UIDNext, old+1000)
 	}
 	hits := harvesttest.Search(t, a, "stale")
 	if len(hits) != 3 {
@@ -126,16 +132,16 @@ func TestDovecotOldEpochStale(t *testing.T) {
 			if o.Stale {
 				stale++
 			}
-			if want := o.UIDValidity != current; o.Stale != want {
+			if want := o.UIDValidity == old; o.Stale != want {
 				t.Errorf("occurrence %s stale = %v, want %v", o.URL, o.Stale, want)
 			}
 		}
 	}
 	if stale != 3 {
-		t.Errorf("%d stale occurrences, want 3 (the other epoch's)", stale)
+		t.Errorf("%d stale occurrences, want 3 (the old epoch's)", stale)
 	}
 	reps, err := harvest.New(acct, service.NewSink(a.Archive), &harvest.Options{Logger: log}).CheckGaps(context.Background())
-	if err != nil || len(reps) != 1 || reps[0].Missing != 0 || reps[0].Archived != 3 {
+	if err != nil || len(reps) != 1 || reps[0].UIDValidity != old+1000 || reps[0].Missing != 0 || reps[0].Archived != 3 {
 		t.Errorf("check after the change = %+v, %v; want the new epoch, 3 archived, none missing", reps, err)
 	}
 }

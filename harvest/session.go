@@ -157,7 +157,7 @@ func (h *Harvester) session(ctx context.Context) error {
 		return err
 	}
 	for _, mb := range boxes {
-		if err := h.syncMailbox(ctx, cn, mb, true); err != nil {
+		if _, err := h.syncMailbox(ctx, cn, mb, true); err != nil {
 			return err
 		}
 	}
@@ -213,7 +213,7 @@ func (h *Harvester) idleWorker(ctx context.Context, mb string) error {
 		return err
 	}
 	defer end()
-	if err := h.syncMailbox(ctx, cn, mb, true); err != nil {
+	if _, err := h.syncMailbox(ctx, cn, mb, true); err != nil {
 		return err
 	}
 	return h.watch(ctx, cn, mb, false, nil)
@@ -248,7 +248,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 					return err
 				}
 				if uint32(sel.UIDNext) > next {
-					if err := h.syncMailbox(ctx, cn, idle, false); err != nil {
+					if _, err := h.syncMailbox(ctx, cn, idle, false); err != nil {
 						return err
 					}
 					continue
@@ -303,18 +303,16 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 			changed := cn.expunged.Swap(false)
 			changed = cn.flagged.Swap(false) || changed
 			idled := time.Since(idleSince)
-			before, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), idle, sel.UIDValidity)
+			res, err := h.syncMailbox(ctx, cn, idle, changed)
 			if err != nil {
 				return err
 			}
-			if err := h.syncMailbox(ctx, cn, idle, changed); err != nil {
-				return err
-			}
-			after, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), idle, sel.UIDValidity)
-			if err != nil {
-				return err
-			}
-			probe.saw(h.log, idle, announced, after > before, idled)
+			// New mail, for the probe, is what this sync archived in the
+			// epoch the IDLE was on. sel is out of date once the sync has
+			// EXAMINEd again: a checkpoint read with its UIDVALIDITY would
+			// open the old epoch again after a renumbering the server did
+			// not announce (syncMailbox). A renumbering is no new mail.
+			probe.saw(h.log, idle, announced, res.grew && res.uidValidity == sel.UIDValidity, idled)
 		} else {
 			cn.tc.setTimeout(time.Until(nextPoll) + h.opts.ReadTimeout)
 			select {
@@ -330,7 +328,7 @@ func (h *Harvester) watch(ctx context.Context, cn *conn, idle string, main bool,
 			continue
 		}
 		if idle != "" {
-			if err := h.syncMailbox(ctx, cn, idle, true); err != nil {
+			if _, err := h.syncMailbox(ctx, cn, idle, true); err != nil {
 				return err
 			}
 		}

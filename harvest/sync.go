@@ -53,7 +53,16 @@ func (h *Harvester) pollMailbox(ctx context.Context, cn *conn, mb string) error 
 		h.setMailbox(ms)
 		return nil
 	}
-	return h.syncMailbox(ctx, cn, mb, true)
+	_, err = h.syncMailbox(ctx, cn, mb, true)
+	return err
+}
+
+// syncResult is what one syncMailbox found: the UIDVALIDITY its EXAMINE
+// answered, and whether the catch-up moved that epoch's checkpoint (mail
+// archived, or skipped).
+type syncResult struct {
+	uidValidity uint32
+	grew        bool
 }
 
 // syncMailbox catches mailbox mb up from its checkpoint: EXAMINE (with
@@ -64,28 +73,41 @@ func (h *Harvester) pollMailbox(ctx context.Context, cn *conn, mb string) error 
 // expunged and records flag changes; with CONDSTORE that is skipped when
 // HIGHESTMODSEQ and the message count say nothing changed since the last
 // time.
-func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconcile bool) error {
+//
+// Sink.Checkpoint opens the epoch it is given: another UIDVALIDITY than the
+// catalog's current one starts that epoch again, at UID 1. So every
+// Checkpoint here names the UIDVALIDITY of this call's own EXAMINE, and a
+// caller that wants to know what the sync archived asks the result, not
+// the Sink with a UIDVALIDITY from an earlier selection: after a
+// renumbering that would take the mailbox back to its old epoch.
+func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconcile bool) (syncResult, error) {
 	c := cn.c
 	condstore := c.Caps().Has(imap.CapCondStore)
 	sel, err := c.Select(mb, &imap.SelectOptions{ReadOnly: true, CondStore: condstore}).Wait()
 	if err != nil {
-		return fmt.Errorf("examine %q: %w", mb, err)
+		return syncResult{}, fmt.Errorf("examine %q: %w", mb, err)
 	}
 	if sel.UIDValidity == 0 {
 		// RFC 9051 section 7.1: a server must send one. Without it there
 		// is no epoch to file the mail under (invariant 6).
-		return fmt.Errorf("examine %q: %w: no UIDVALIDITY in the answer", mb, ErrHostile)
+		return syncResult{}, fmt.Errorf("examine %q: %w: no UIDVALIDITY in the answer", mb, ErrHostile)
 	}
+	res := syncResult{uidValidity: sel.UIDValidity}
 	next, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), mb, sel.UIDValidity)
 	if err != nil {
-		return err
+		return res, err
 	}
 	ms := MailboxState{Mailbox: mb, UIDValidity: sel.UIDValidity, ServerMessages: sel.NumMessages, State: StateCatchingUp}
 	h.setMailbox(ms)
 	if sel.NumMessages > 0 && (sel.UIDNext == 0 || uint32(sel.UIDNext) > next) {
 		if err := h.catchUp(ctx, cn, mb, sel.UIDValidity, next, sel.UIDNext); err != nil {
-			return err
+			return res, err
 		}
+		after, err := h.sink.Checkpoint(ctx, h.acct.Name, h.acct.URL(), mb, sel.UIDValidity)
+		if err != nil {
+			return res, err
+		}
+		res.grew = after > next
 	}
 	// The stamp records a state whose flags and expunges the archive has
 	// seen, so it moves only with a reconcile (or when CONDSTORE shows
@@ -101,7 +123,7 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 		err := h.resync(ctx, cn, mb, sel)
 		h.count(func(c *Counters) { c.ResyncNanos += int64(time.Since(begin)) })
 		if err != nil {
-			return err
+			return res, err
 		}
 		now.reconciled = time.Now()
 	}
@@ -112,7 +134,7 @@ func (h *Harvester) syncMailbox(ctx context.Context, cn *conn, mb string, reconc
 	}
 	ms.State, ms.LastSync = StatePolling, time.Now()
 	h.setMailbox(ms)
-	return nil
+	return res, nil
 }
 
 // resync brings the archive's flags and expunges of the selected mailbox
