@@ -115,6 +115,9 @@ func (h *Harvester) fetchPending(ctx context.Context, cn *conn, mb string, uidva
 		done := func() { once.Do(release) }
 		err = h.storeChunk(ctx, cn, st, &gm, mb, uidvalidity, chunk, strike, epoch, chunkBytes, done)
 		if err != nil {
+			// What came whole before a failure may be storing with
+			// these bytes: they are given back when it is done.
+			st.wait()
 			done()
 			return err
 		}

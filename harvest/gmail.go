@@ -34,6 +34,16 @@ import (
 //     records the occurrence of the message it has. Only the others are
 //     downloaded. Google documents the ID as the message's, in every
 //     folder; an archive that did not trust it would simply download.
+//   - A server that lies about X-GM-MSGID (gives a UID the ID of another
+//     message) gets that other message recorded at the UID, its bytes not
+//     compared with the server's. The harm stays in the account:
+//     GmailKnown answers only with messages this account's server
+//     delivered before, so the server can make its occurrences name
+//     content it sent earlier (which it could send again anyway), never
+//     another account's, and the content itself is untouched.
+//   - A known message whose bytes the archive cannot give (a blob corrupt
+//     or gone) fails its chunk's store: nothing is acknowledged, and the
+//     Sink no longer counts it as known, so the next try downloads it.
 //   - X-GM-LABELS is recorded with the message (the catalog's
 //     gmail_messages), as of its latest sighting, and shown with it: the
 //     labels are the message's mailboxes in Gmail's own terms, system
@@ -60,7 +70,8 @@ type Gmail struct {
 type GmailSink interface {
 	Sink
 	// GmailKnown returns, of msgids, those whose message the archive
-	// holds for account.
+	// holds for account. One whose bytes a Store could not read must not
+	// be returned again, or that Store fails for ever.
 	GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]bool, error)
 }
 
@@ -161,6 +172,7 @@ func (g *gmailConn) close() {
 
 // meta asks for the X-GM items of uids.
 func (g *gmailConn) meta(uids []imap.UID) (map[uint32]*gmailInfo, error) {
+	g.q.gmailAsked = len(uids)
 	if _, err := g.q.command("UID FETCH " + imap.UIDSetNum(uids...).String() +
 		" (UID FLAGS INTERNALDATE RFC822.SIZE X-GM-MSGID X-GM-THRID X-GM-LABELS)"); err != nil {
 		return nil, fmt.Errorf("gmail: UID FETCH X-GM-MSGID of %q: %w", g.mb, err)
@@ -227,9 +239,14 @@ func withGmail(msgs []Message, info map[uint32]*gmailInfo) {
 	}
 }
 
-// maxLabelBytes bounds the label names one FETCH answer may hold, like
-// maxFlagBytes for flags.
-const maxLabelBytes = 32 << 20
+// maxLabelBytes bounds the memory the labels of one FETCH answer may
+// hold, like maxFlagBytes for flags. Each label counts labelOverhead
+// besides its name: a server sending labels of one byte would otherwise
+// hold some 15 times what is counted.
+const (
+	maxLabelBytes = 32 << 20
+	labelOverhead = 16 // a string header
+)
 
 // gmailItem reads the X-GM items and INTERNALDATE of one FETCH response
 // into in; name is the item's name, upper case. It reports whether name
@@ -253,7 +270,7 @@ func (p *qparser) gmailItem(q *qconn, name string, in *gmailInfo) bool {
 			if len(in.Labels) >= maxFlagsPerMsg {
 				p.fail("more than %d labels on one message", maxFlagsPerMsg)
 			}
-			if q.res.flagBytes += len(l); q.res.flagBytes > maxLabelBytes {
+			if q.res.flagBytes += len(l) + labelOverhead; q.res.flagBytes > maxLabelBytes {
 				p.fail("more than %d bytes of labels", maxLabelBytes)
 			}
 			in.Labels = append(in.Labels, decodeMUTF7(l))

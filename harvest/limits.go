@@ -1,10 +1,12 @@
 package harvest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 )
 
 // Limits on what a server may send, so that a hostile or broken server
@@ -54,9 +56,14 @@ type guardConn struct {
 	escaped bool   // after a backslash in a quoted string
 	// onBye, when set, is given the first maxByeBytes of each "* BYE"
 	// line: go-imap's client drops a BYE's code and text, and a server
-	// that ends a session under load says why there (throttle.go).
-	onBye func(line string)
-	bye   []byte // the BYE line so far; nil when not in one
+	// that ends a session under load says why there (throttle.go). Once
+	// the client has sent LOGOUT, a BYE is the answer to it, not the
+	// server's reason for ending the session, and is not given: the
+	// session's end logs its other connections out, and their "* BYE
+	// Logging out" must not stand for the BYE that ended it.
+	onBye      func(line string)
+	bye        []byte      // the BYE line so far; nil when not in one
+	loggingOut atomic.Bool // the client sent LOGOUT (Write, any goroutine)
 }
 
 // maxByeBytes is how much of a BYE line is kept for onBye.
@@ -73,6 +80,28 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		return 0, gerr
 	}
 	return n, err
+}
+
+// Write notes a LOGOUT command (see onBye). go-imap writes each command
+// line in one Write.
+func (g *guardConn) Write(p []byte) (int, error) {
+	if g.onBye != nil && !g.loggingOut.Load() && isLogout(p) {
+		g.loggingOut.Store(true)
+	}
+	return g.Conn.Write(p)
+}
+
+// isLogout reports whether p ends with a command line "<tag> LOGOUT".
+func isLogout(p []byte) bool {
+	line, ok := bytes.CutSuffix(p, []byte("\r\n"))
+	if !ok {
+		return false
+	}
+	if i := bytes.LastIndex(line, []byte("\r\n")); i >= 0 {
+		line = line[i+2:]
+	}
+	tag, cmd, ok := bytes.Cut(line, []byte(" "))
+	return ok && len(tag) > 0 && bytes.EqualFold(cmd, []byte("LOGOUT"))
 }
 
 // scan follows b through lines and literals.
@@ -106,7 +135,7 @@ func (g *guardConn) scan(b []byte) error {
 			if len(g.bye) < maxByeBytes {
 				g.bye = append(g.bye, c)
 			}
-		case g.line == 6 && g.onBye != nil && strings.EqualFold(string(g.head), "* BYE "):
+		case g.line == 6 && g.onBye != nil && strings.EqualFold(string(g.head), "* BYE ") && !g.loggingOut.Load():
 			g.bye = append(make([]byte, 0, 64), g.head...)
 		}
 		switch {

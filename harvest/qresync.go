@@ -135,8 +135,11 @@ type qconn struct {
 	bye     bool
 	byeText string
 	// gmail: the connection asks for Gmail's X-GM items (gmail.go);
-	// FETCH responses go to res.gmail.
-	gmail bool
+	// FETCH responses go to res.gmail. gmailAsked is how many UIDs the
+	// command asked for: its FETCH responses are bounded by that, plus
+	// extraFetchResponses, not by the EXISTS the server chose.
+	gmail      bool
+	gmailAsked int
 }
 
 // qresult is what the responses of a command said (reset per command but
@@ -594,6 +597,9 @@ func (p *qparser) fetch(q *qconn) {
 	}
 	if q.res.fetches++; q.res.fetches > q.res.exists+extraFetchResponses {
 		p.fail("more than %d FETCH responses for a mailbox of %d messages", q.res.exists+extraFetchResponses, q.res.exists)
+	}
+	if q.gmail && q.gmailAsked > 0 && q.res.fetches > q.gmailAsked+extraFetchResponses {
+		p.fail("more than %d FETCH responses to a FETCH of %d UIDs", q.gmailAsked+extraFetchResponses, q.gmailAsked)
 	}
 	p.xbyte('(')
 	var uid uint32

@@ -142,20 +142,23 @@ func (h *Harvester) noteBye(line string) {
 // client drops a BYE's code and text, and its pending command fails with
 // a bare connection error, so a server that ends a session because of
 // load ("* BYE [UNAVAILABLE] Server overloaded") would otherwise look like
-// a network failure and be retried at once.
+// a network failure and be retried at once. A refused login or
+// certificate is left as it is (a server may say BYE after refusing a
+// password: the account is still parked), and err stays in the chain of
+// what is returned (errors.Is ErrHostile still holds).
 func (h *Harvester) withBye(err error) error {
 	h.mu.Lock()
 	line := h.bye
 	h.mu.Unlock()
 	var ie *imap.Error
-	if err == nil || line == "" || errors.As(err, &ie) {
+	if err == nil || line == "" || errors.As(err, &ie) || errors.Is(err, ErrAuth) || errors.Is(err, ErrCertificate) {
 		return err
 	}
 	bye := parseBye(line)
 	if bye == nil {
 		return err
 	}
-	return fmt.Errorf("%w (the server ended the connection: %v)", bye, err)
+	return fmt.Errorf("%w (the server ended the connection: %w)", bye, err)
 }
 
 // parseBye reads "* BYE [CODE ...] text" into the error go-imap would

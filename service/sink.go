@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +18,19 @@ import (
 type Sink struct {
 	a     *indexer.Archive
 	stats sinkStats
+	// unreadable: the Gmail messages (account, X-GM-MSGID) whose bytes
+	// GmailRaw could not give (a blob corrupt or gone, a tombstone since
+	// GmailKnown). GmailKnown leaves them out from then on, so that the
+	// harvester downloads them: the store that failed moved no
+	// checkpoint, and the next one must not fail the same way for ever.
+	// Kept in memory only: after a restart one store fails once more.
+	mu         sync.Mutex
+	unreadable map[gmailKey]bool
+}
+
+type gmailKey struct {
+	account string
+	msgid   uint64
 }
 
 // sinkStats count what the harvesters asked the archive to do, for metrics.
@@ -44,8 +59,16 @@ func (s *Sink) Store(ctx context.Context, msgs []harvest.Message) error {
 				// the occurrence is of the message the archive holds.
 				raw, err := s.a.GmailRaw(ctx, m.Account, g.MsgID)
 				if err != nil {
+					if ctx.Err() == nil {
+						s.mu.Lock()
+						if s.unreadable == nil {
+							s.unreadable = map[gmailKey]bool{}
+						}
+						s.unreadable[gmailKey{m.Account, g.MsgID}] = true
+						s.mu.Unlock()
+					}
 					s.stats.errors.Add(1)
-					return err
+					return fmt.Errorf("gmail: X-GM-MSGID %d, %s UID %d: %w (it will be downloaded)", g.MsgID, m.Mailbox, m.UID, err)
 				}
 				items[i].Raw = raw
 			}
@@ -64,9 +87,20 @@ func (s *Sink) Store(ctx context.Context, msgs []harvest.Message) error {
 }
 
 // GmailKnown is harvest.GmailSink's: the X-GM-MSGIDs of account the
-// archive holds.
+// archive holds, but those whose bytes could not be read (unreadable).
 func (s *Sink) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]bool, error) {
-	return s.a.GmailKnown(ctx, account, msgids)
+	known, err := s.a.GmailKnown(ctx, account, msgids)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range known {
+		if s.unreadable[gmailKey{account, id}] {
+			delete(known, id)
+		}
+	}
+	return known, nil
 }
 
 func (s *Sink) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) error {
