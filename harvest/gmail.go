@@ -28,15 +28,17 @@ import (
 //     Before a chunk's bodies are fetched, a connection of its own (the
 //     QRESYNC connection's reader, qresync.go: go-imap's client cannot
 //     parse these items) asks for each UID's X-GM-MSGID, X-GM-THRID,
-//     X-GM-LABELS, FLAGS and INTERNALDATE. A message whose X-GM-MSGID the
-//     archive already holds in this account (GmailSink.GmailKnown) is
-//     handed to the Sink without its bytes (Message.Raw nil): the Sink
+//     X-GM-LABELS, FLAGS, INTERNALDATE and RFC822.SIZE. A message whose
+//     X-GM-MSGID the archive already holds in this account
+//     (GmailSink.GmailKnown), with the same size, is handed to the Sink
+//     without its bytes (Message.Raw nil): the Sink
 //     records the occurrence of the message it has. Only the others are
 //     downloaded. Google documents the ID as the message's, in every
 //     folder; an archive that did not trust it would simply download.
 //   - A server that lies about X-GM-MSGID (gives a UID the ID of another
-//     message) gets that other message recorded at the UID, its bytes not
-//     compared with the server's. The harm stays in the account:
+//     message of the same size: another size is downloaded) gets that
+//     other message recorded at the UID, its bytes not compared with the
+//     server's. The harm stays in the account:
 //     GmailKnown answers only with messages this account's server
 //     delivered before, so the server can make its occurrences name
 //     content it sent earlier (which it could send again anyway), never
@@ -70,9 +72,10 @@ type Gmail struct {
 type GmailSink interface {
 	Sink
 	// GmailKnown returns, of msgids, those whose message the archive
-	// holds for account. One whose bytes a Store could not read must not
-	// be returned again, or that Store fails for ever.
-	GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]bool, error)
+	// holds for account, with the message's size in bytes (checked
+	// against the server's RFC822.SIZE). One whose bytes a Store could
+	// not read must not be returned again, or that Store fails for ever.
+	GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]int64, error)
 }
 
 // gmailMinBatch is the fewest messages a catch-up must have to open the
@@ -206,11 +209,14 @@ func (h *Harvester) gmailSplit(ctx context.Context, gp **gmailConn, mb string, u
 				ids = append(ids, in.MsgID)
 			}
 		}
-		var have map[uint64]bool
+		var have map[uint64]int64
 		if have, err = h.sink.(GmailSink).GmailKnown(ctx, h.acct.Name, ids); err == nil {
 			for _, u := range chunk {
 				in := info[uint32(u)]
-				if in == nil || in.MsgID == 0 || !have[in.MsgID] {
+				// Known only when the sizes agree too: a server that gave
+				// another message's X-GM-MSGID (a bug, or a lie) is caught
+				// by its RFC822.SIZE unless the sizes happen to be equal.
+				if size, ok := have[in.msgID()]; in == nil || !ok || in.size <= 0 || in.size != size {
 					fetch = append(fetch, u)
 					continue
 				}
@@ -227,6 +233,14 @@ func (h *Harvester) gmailSplit(ctx context.Context, gp **gmailConn, mb string, u
 	g.close()
 	*gp = nil
 	return nil, chunk, nil
+}
+
+// msgID is in's X-GM-MSGID, 0 for none (no answer for the UID).
+func (in *gmailInfo) msgID() uint64 {
+	if in == nil {
+		return 0
+	}
+	return in.MsgID
 }
 
 // withGmail attaches what the side connection said to fetched messages.

@@ -690,7 +690,7 @@ func (p *qparser) flagList(q *qconn) []string {
 		if len(out) >= maxFlagsPerMsg {
 			p.fail("more than %d flags on one message", maxFlagsPerMsg)
 		}
-		if q.res.flagBytes += len(f); q.res.flagBytes > maxFlagBytes {
+		if q.res.flagBytes += len(f) + labelOverhead; q.res.flagBytes > maxFlagBytes { // a string header each, as for labels
 			p.fail("more than %d bytes of flags", maxFlagBytes)
 		}
 		out = append(out, f)

@@ -12,7 +12,7 @@ import (
 // gmailCatalog is the catalog's side of Gmail's X-GM-EXT-1
 // (catalog/gmail.go), asserted like provenanceCatalog.
 type gmailCatalog interface {
-	GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64][32]byte, error)
+	GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]catalog.GmailMessage, error)
 	GmailOf(ctx context.Context, sha [32]byte) (map[string]catalog.Gmail, error)
 }
 
@@ -25,7 +25,10 @@ var errNoGmail = errors.New("this catalog does not record Gmail message IDs")
 // archive holds for account (catalog/gmail.go says why a message seen
 // again under another label is the same message). The harvester records
 // those without downloading them; Store reads their bytes (GmailRaw).
-func (a *Archive) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]bool, error) {
+//
+// Each comes with its size: the harvester takes a message as known only
+// when the server's RFC822.SIZE agrees.
+func (a *Archive) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]int64, error) {
 	gc, ok := a.cat.(gmailCatalog)
 	if !ok {
 		return nil, nil // nothing known: every message is fetched
@@ -34,9 +37,9 @@ func (a *Archive) GmailKnown(ctx context.Context, account string, msgids []uint6
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[uint64]bool, len(keys))
-	for id := range keys {
-		out[id] = true
+	out := make(map[uint64]int64, len(keys))
+	for id, m := range keys {
+		out[id] = m.Size
 	}
 	return out, nil
 }
@@ -56,7 +59,7 @@ func (a *Archive) GmailRaw(ctx context.Context, account string, msgid uint64) ([
 	if !ok {
 		return nil, fmt.Errorf("gmail: X-GM-MSGID %d of %s: %w", msgid, account, ErrNoMessage)
 	}
-	return a.readBlob(ctx, store.Key(k))
+	return a.readBlob(ctx, store.Key(k.SHA256))
 }
 
 // GmailOf returns what Gmail said of the message sha, per account.

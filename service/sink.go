@@ -88,7 +88,7 @@ func (s *Sink) Store(ctx context.Context, msgs []harvest.Message) error {
 
 // GmailKnown is harvest.GmailSink's: the X-GM-MSGIDs of account the
 // archive holds, but those whose bytes could not be read (unreadable).
-func (s *Sink) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]bool, error) {
+func (s *Sink) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]int64, error) {
 	known, err := s.a.GmailKnown(ctx, account, msgids)
 	if err != nil {
 		return nil, err

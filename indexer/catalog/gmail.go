@@ -69,11 +69,17 @@ func (t *Tx) recordGmail(ctx context.Context, o *Occurrence, g *Gmail) error {
 	return nil
 }
 
+// GmailMessage is the message the archive holds under an X-GM-MSGID.
+type GmailMessage struct {
+	SHA256 [32]byte
+	Size   int64 // its bytes, to check against the server's RFC822.SIZE
+}
+
 // GmailKnown returns, of msgids, those the archive holds the content of
-// for account, each with its message's SHA-256. A message with a
-// tombstone is not known: its blob is being, or has been, deleted.
-func (c *Catalog) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64][32]byte, error) {
-	out := map[uint64][32]byte{}
+// for account, each with its message. A message with a tombstone is not
+// known: its blob is being, or has been, deleted.
+func (c *Catalog) GmailKnown(ctx context.Context, account string, msgids []uint64) (map[uint64]GmailMessage, error) {
+	out := map[uint64]GmailMessage{}
 	for start := 0; start < len(msgids); start += 500 {
 		chunk := msgids[start:min(start+500, len(msgids))]
 		args := []any{account}
@@ -81,7 +87,7 @@ func (c *Catalog) GmailKnown(ctx context.Context, account string, msgids []uint6
 			args = append(args, int64(id))
 		}
 		rows, err := c.db.QueryContext(ctx, `
-			SELECT g.msgid, m.sha256 FROM gmail_messages g JOIN messages m ON m.id = g.message_id
+			SELECT g.msgid, m.sha256, m.size FROM gmail_messages g JOIN messages m ON m.id = g.message_id
 			WHERE g.account_id = (SELECT id FROM accounts WHERE name = ?) AND g.msgid IN (?`+repeatComma(len(chunk)-1)+`)
 			AND NOT EXISTS (SELECT 1 FROM disposed d WHERE d.message_id = m.id)
 			AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.sha256 = lower(hex(m.sha256)))`, args...)
@@ -89,14 +95,14 @@ func (c *Catalog) GmailKnown(ctx context.Context, account string, msgids []uint6
 			return nil, fmt.Errorf("gmail known: %w", err)
 		}
 		for rows.Next() {
-			var id int64
+			var id, size int64
 			var sha []byte
-			if err := rows.Scan(&id, &sha); err != nil {
+			if err := rows.Scan(&id, &sha, &size); err != nil {
 				rows.Close()
 				return nil, err
 			}
 			if len(sha) == 32 {
-				out[uint64(id)] = [32]byte(sha)
+				out[uint64(id)] = GmailMessage{SHA256: [32]byte(sha), Size: size}
 			}
 		}
 		if err := rows.Close(); err != nil {

@@ -71,7 +71,7 @@ func TestGmailRecordKnownAndDisposed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(known) != 2 || known[big] != sha || known[99] != other {
+	if len(known) != 2 || known[big].SHA256 != sha || known[99].SHA256 != other || known[big].Size != 1 {
 		t.Fatalf("alice knows %v; want %d (and 99), not bob's 5 nor 1", known, big)
 	}
 	if k, _ := c.GmailKnown(ctx, "carol", []uint64{big}); len(k) != 0 {
@@ -84,7 +84,7 @@ func TestGmailRecordKnownAndDisposed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k, _ := c.GmailKnown(ctx, "alice", []uint64{big, 99}); len(k) != 1 || k[99] != other {
+	if k, _ := c.GmailKnown(ctx, "alice", []uint64{big, 99}); len(k) != 1 || k[99].SHA256 != other {
 		t.Fatalf("with a pending tombstone alice knows %v; want only 99", k)
 	}
 	if err := c.FinishTombstone(ctx, ts.ID); err != nil {

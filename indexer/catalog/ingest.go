@@ -254,6 +254,13 @@ func (c *Catalog) RecordIngest(ctx context.Context, arrivals []Arrival) ([]Recor
 		if err != nil {
 			return nil, err
 		}
+		if ar.Checkpoint && o.UID+1 > uidnext[o.MailboxID] {
+			// Present or new, the copy is durable now: the checkpoint may
+			// pass it. (Present copies moved nothing before, so a
+			// checkpoint that was ever behind its copies stayed there and
+			// the mailbox was fetched again at every sync.)
+			uidnext[o.MailboxID] = o.UID + 1
+		}
 		if exists {
 			rec.Outcome = RecordedPresent
 			continue
@@ -313,9 +320,6 @@ func (c *Catalog) RecordIngest(ctx context.Context, arrivals []Arrival) ([]Recor
 				return nil, fmt.Errorf("touch message %d: %w", id, err)
 			}
 			touched[id] = true
-		}
-		if ar.Checkpoint && o.UID+1 > uidnext[o.MailboxID] {
-			uidnext[o.MailboxID] = o.UID + 1
 		}
 	}
 	for mbID, next := range uidnext {
