@@ -174,8 +174,13 @@ func TestSeedChanges(t *testing.T) {
 			// A server whose IDLE only polls (Courier without FAM) is found
 			// out by the first mail (the harvester's 15 s learning check,
 			// harvest/idlecheck.go); from the second on, its 2 s check.
+			// A first mail that the harvester finds in the moment an IDLE
+			// restarts (an IDLE shorter than idleMinJudged, or the check
+			// before IDLE) is not judged, and then the second mail is the
+			// first judged one (about one run in five, on Courier): the
+			// third is always within the 2 s check.
 			for i, l := range latencies {
-				if limit := map[bool]time.Duration{true: 20 * time.Second, false: 5 * time.Second}[i == 0]; l > limit {
+				if limit := map[bool]time.Duration{true: 20 * time.Second, false: 5 * time.Second}[i < 2]; l > limit {
 					t.Errorf("%s: append %d searchable after %v, want < %v", kind, i+1, l.Round(time.Millisecond), limit)
 				}
 			}
