@@ -55,3 +55,5 @@ go test -run '^$' -fuzz '^FuzzImageSize$' -fuzztime "$((100000 * scale))x" ./ind
 go test -run '^$' -fuzz '^FuzzServerResponses$' -fuzztime "$((300 * scale))x" -fuzzminimizetime 5x ./harvest/
 # The QRESYNC connection's own reader (harvest/qresync.go), no sockets.
 go test -run '^$' -fuzz '^FuzzQResyncResponses$' -fuzztime "$((30000 * scale))x" ./harvest/
+# The Gmail side connection's X-GM items (harvest/gmail.go), no sockets.
+go test -run '^$' -fuzz '^FuzzGmailFetch$' -fuzztime "$((30000 * scale))x" ./harvest/
