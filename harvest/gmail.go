@@ -313,17 +313,7 @@ func (p *qparser) astring() string {
 	case '"':
 		return p.quoted()
 	case '{':
-		p.i++
-		n := p.xnumber(maxLineBytes)
-		p.xbyte('}')
-		p.xbyte('\r')
-		p.xbyte('\n')
-		if uint64(len(p.b)-p.i) < n {
-			p.fail("a literal longer than the response")
-		}
-		s := string(p.b[p.i : p.i+int(n)])
-		p.i += int(n)
-		return s
+		return string(p.literal())
 	}
 	start := p.i
 	p.take('\\')

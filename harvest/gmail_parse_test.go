@@ -1,11 +1,9 @@
 package harvest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -17,24 +15,8 @@ import (
 
 // gmParse reads data's responses as the Gmail side connection does.
 func gmParse(data []byte) (*qconn, error) {
-	q := &qconn{caps: map[string]bool{}, gmail: true,
-		res: qresult{flags: map[uint32][]string{}, gmail: map[uint32]*gmailInfo{}}}
-	r := bufio.NewReader(bytes.NewReader(data))
-	for {
-		line, err := readResponse(r)
-		if err == io.EOF {
-			return q, nil
-		}
-		if err != nil {
-			return q, err
-		}
-		if line[0] != '*' {
-			continue
-		}
-		if err := q.untagged(line); err != nil {
-			return q, err
-		}
-	}
+	return parseResponses(&qconn{caps: map[string]bool{}, gmail: true,
+		res: qresult{flags: map[uint32][]string{}, gmail: map[uint32]*gmailInfo{}}}, data)
 }
 
 // TestGmailParse reads FETCH answers in the forms Google's documentation

@@ -753,18 +753,26 @@ func (p *qparser) skipValue() {
 			}
 		}
 	case c == '{':
-		p.i++
-		n := p.xnumber(maxLineBytes)
-		p.xbyte('}')
-		p.xbyte('\r')
-		p.xbyte('\n')
-		if uint64(len(p.b)-p.i) < n {
-			p.fail("a literal longer than the response")
-		}
-		p.i += int(n)
+		p.literal()
 	default:
 		p.itemName() // an atom, perhaps with a section ("BODY[]")
 	}
+}
+
+// literal reads "{n}" CRLF and the n bytes readResponse put after it,
+// and returns them (a slice of the response, not a copy).
+func (p *qparser) literal() []byte {
+	p.xbyte('{')
+	n := p.xnumber(maxLineBytes)
+	p.xbyte('}')
+	p.xbyte('\r')
+	p.xbyte('\n')
+	if uint64(len(p.b)-p.i) < n {
+		p.fail("a literal longer than the response")
+	}
+	b := p.b[p.i : p.i+int(n)]
+	p.i += int(n)
+	return b
 }
 
 // quotable reports whether s can be sent as a quoted string here:

@@ -15,7 +15,12 @@ import (
 // qrParse reads every response of data as the QRESYNC connection would,
 // stopping at the first error.
 func qrParse(data []byte) (*qconn, error) {
-	q := &qconn{caps: map[string]bool{}, res: qresult{flags: map[uint32][]string{}}}
+	return parseResponses(&qconn{caps: map[string]bool{}, res: qresult{flags: map[uint32][]string{}}}, data)
+}
+
+// parseResponses reads every response of data into q, stopping at the
+// first error.
+func parseResponses(q *qconn, data []byte) (*qconn, error) {
 	r := bufio.NewReader(bytes.NewReader(data))
 	for {
 		line, err := readResponse(r)
