@@ -736,22 +736,7 @@ func (p *qparser) skipValue() {
 		}
 		p.depth--
 	case c == '"':
-		p.i++
-		for {
-			switch {
-			case p.eof():
-				p.fail("an unterminated quoted string")
-			case p.take('\\'):
-				if p.eof() {
-					p.fail("an unterminated quoted string")
-				}
-				p.i++
-			case p.take('"'):
-				return
-			default:
-				p.i++
-			}
-		}
+		p.quoted()
 	case c == '{':
 		p.literal()
 	default:
