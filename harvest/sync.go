@@ -68,7 +68,7 @@ type syncResult struct {
 // syncMailbox catches mailbox mb up from its checkpoint: EXAMINE (with
 // CONDSTORE when the server has it), compare UIDVALIDITY, list the UIDs at
 // or above the checkpoint, then UID FETCH them in chunks, each chunk stored
-// before the next is fetched. With reconcile it then fetches every
+// while the next is fetched (fetch.go). With reconcile it then fetches every
 // message's flags and hands them to the Sink, which marks vanished UIDs
 // expunged and records flag changes; with CONDSTORE that is skipped when
 // HIGHESTMODSEQ and the message count say nothing changed since the last
