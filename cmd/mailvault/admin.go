@@ -65,6 +65,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		if l.Error != "" {
 			state += ": " + l.Error
 		}
+		if l.RetryAt != nil {
+			state += fmt.Sprintf(" (retries at %s)", l.RetryAt.Local().Format("15:04:05"))
+		}
 		if l.Skipped > 0 {
 			state += fmt.Sprintf(" (%d skipped: the server would not deliver them, or over max_message_bytes)", l.Skipped)
 		}
