@@ -121,7 +121,9 @@ func hbServerMailvault(t *testing.T, srv harvesttest.Server, total int) (secs, c
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	start := time.Now()
-	a, err := indexer.Open(dir, nil)
+	// MAILVAULT_BENCH_LAYOUT=pack: the store in pack segments instead of
+	// one file per blob (the default).
+	a, err := indexer.Open(dir, &indexer.Options{Layout: os.Getenv("MAILVAULT_BENCH_LAYOUT")})
 	if err != nil {
 		t.Fatal(err)
 	}
