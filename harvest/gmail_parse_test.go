@@ -137,11 +137,20 @@ func FuzzGmailFetch(f *testing.F) {
 	f.Add([]byte("* 1 EXISTS\r\n* 1 FETCH (UID 1 X-GM-LABELS ({3}\r\nabc))\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		q, _ := gmParse(data)
+		// What the server sent, its quoted strings' escapes undone ("\\x"
+		// is x): a label that is not modified UTF-7 is kept as sent.
+		var sent []byte
+		for i := 0; i < len(data); i++ {
+			if data[i] == '\\' && i+1 < len(data) {
+				i++
+			}
+			sent = append(sent, data[i])
+		}
 		n := 0
 		for _, in := range q.res.gmail {
 			for _, l := range in.Labels {
 				n += len(l)
-				if !utf8.ValidString(l) && !bytes.Contains(data, []byte(l)) {
+				if !utf8.ValidString(l) && !bytes.Contains(data, []byte(l)) && !bytes.Contains(sent, []byte(l)) {
 					t.Fatalf("label %q neither decoded nor as sent", l)
 				}
 			}
