@@ -24,7 +24,7 @@ var errNoGmail = errors.New("this catalog does not record Gmail message IDs")
 // GmailKnown returns, of Gmail's X-GM-MSGIDs, those whose message the
 // archive holds for account (catalog/gmail.go says why a message seen
 // again under another label is the same message). The harvester records
-// those without downloading them; Store reads their bytes (GmailRaw).
+// those without downloading them; Store reads their bytes (GmailRaws).
 //
 // Each comes with its size: the harvester takes a message as known only
 // when the server's RFC822.SIZE agrees.
@@ -44,22 +44,32 @@ func (a *Archive) GmailKnown(ctx context.Context, account string, msgids []uint6
 	return out, nil
 }
 
-// GmailRaw returns the bytes of the message Gmail calls msgid in account,
-// read (and checked) from the store.
-func (a *Archive) GmailRaw(ctx context.Context, account string, msgid uint64) ([]byte, error) {
+// GmailRaws returns the bytes of the messages Gmail calls msgids in
+// account, read (and checked) from the store, with one catalog look-up for
+// them all. An ID the archive no longer holds, or whose blob cannot be
+// read, is in failed with why; err is for the look-up itself.
+func (a *Archive) GmailRaws(ctx context.Context, account string, msgids []uint64) (raws map[uint64][]byte, failed map[uint64]error, err error) {
 	gc, ok := a.cat.(gmailCatalog)
 	if !ok {
-		return nil, errNoGmail
+		return nil, nil, errNoGmail
 	}
-	keys, err := gc.GmailKnown(ctx, account, []uint64{msgid})
+	keys, err := gc.GmailKnown(ctx, account, msgids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	k, ok := keys[msgid]
-	if !ok {
-		return nil, fmt.Errorf("gmail: X-GM-MSGID %d of %s: %w", msgid, account, ErrNoMessage)
+	raws, failed = map[uint64][]byte{}, map[uint64]error{}
+	for _, id := range msgids {
+		k, ok := keys[id]
+		if !ok {
+			failed[id] = fmt.Errorf("gmail: X-GM-MSGID %d of %s: %w", id, account, ErrNoMessage)
+			continue
+		}
+		if raws[id], err = a.readBlob(ctx, store.Key(k.SHA256)); err != nil {
+			delete(raws, id)
+			failed[id] = err
+		}
 	}
-	return a.readBlob(ctx, store.Key(k.SHA256))
+	return raws, failed, nil
 }
 
 // GmailOf returns what Gmail said of the message sha, per account.

@@ -49,29 +49,44 @@ func (s *Sink) Checkpoint(ctx context.Context, account, accountURL, mailbox stri
 
 func (s *Sink) Store(ctx context.Context, msgs []harvest.Message) error {
 	items := make([]indexer.Item, len(msgs))
+	known := map[string][]uint64{} // per account, the X-GM-MSGIDs not downloaded
 	for i, m := range msgs {
 		items[i] = indexer.Item{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
 			Flags: m.Flags, InternalDate: m.InternalDate, Raw: m.Raw}
 		if g := m.Gmail; g != nil {
 			items[i].Gmail = &catalog.Gmail{MsgID: g.MsgID, ThrID: g.ThrID, Labels: g.Labels}
 			if m.Raw == nil {
-				// Known by X-GM-MSGID and not downloaded (harvest/gmail.go):
-				// the occurrence is of the message the archive holds.
-				raw, err := s.a.GmailRaw(ctx, m.Account, g.MsgID)
-				if err != nil {
-					if ctx.Err() == nil {
-						s.mu.Lock()
-						if s.unreadable == nil {
-							s.unreadable = map[gmailKey]bool{}
-						}
-						s.unreadable[gmailKey{m.Account, g.MsgID}] = true
-						s.mu.Unlock()
-					}
-					s.stats.errors.Add(1)
-					return fmt.Errorf("gmail: X-GM-MSGID %d, %s UID %d: %w (it will be downloaded)", g.MsgID, m.Mailbox, m.UID, err)
-				}
-				items[i].Raw = raw
+				known[m.Account] = append(known[m.Account], g.MsgID)
 			}
+		}
+	}
+	// Known by X-GM-MSGID and not downloaded (harvest/gmail.go): the
+	// occurrences are of the messages the archive holds, read in one
+	// look-up per account.
+	for acct, ids := range known {
+		raws, failed, err := s.a.GmailRaws(ctx, acct, ids)
+		if err == nil && len(failed) > 0 && ctx.Err() == nil {
+			s.mu.Lock()
+			if s.unreadable == nil {
+				s.unreadable = map[gmailKey]bool{}
+			}
+			for id := range failed {
+				s.unreadable[gmailKey{acct, id}] = true
+			}
+			s.mu.Unlock()
+		}
+		for i, m := range msgs {
+			if m.Account != acct || m.Raw != nil || m.Gmail == nil {
+				continue
+			}
+			if ferr := failed[m.Gmail.MsgID]; err == nil && ferr != nil {
+				err = fmt.Errorf("gmail: X-GM-MSGID %d, %s UID %d: %w (it will be downloaded)", m.Gmail.MsgID, m.Mailbox, m.UID, ferr)
+			}
+			items[i].Raw = raws[m.Gmail.MsgID]
+		}
+		if err != nil {
+			s.stats.errors.Add(1)
+			return err
 		}
 	}
 	begin := time.Now()
