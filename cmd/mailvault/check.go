@@ -39,22 +39,16 @@ func runStatusCheck(ctx context.Context, e *env, _ *flag.FlagSet, data, cfgPath,
 		}
 		// The configuration's archive options, as serve's: what the
 		// check fetches is stored and extracted as serve would.
-		a, err := indexer.Open(data, cfg.archiveOptions(&indexer.Options{Logger: e.log}))
+		svc, closeFn, err := openLocalService(e, data, *cfg.archiveOptions(&indexer.Options{}),
+			service.Options{Accounts: accounts, Harvest: cfg.harvestOptions(nil)})
 		if err != nil {
 			return err
 		}
-		defer a.Close()
-		users, err := service.OpenUsers(data)
-		if err != nil {
-			return err
-		}
-		defer users.Close()
-		svc := service.New(a, &service.Options{Accounts: accounts, Users: users, Logger: e.log,
-			Harvest: cfg.harvestOptions(nil)})
+		defer closeFn()
 		if rep, err = svc.CheckGaps(ctx, service.Operator(), nil); err != nil {
 			return cliError(err)
 		}
-		if err := a.Flush(ctx); err != nil {
+		if err := svc.Archive().Flush(ctx); err != nil {
 			return err
 		}
 	}

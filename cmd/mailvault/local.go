@@ -20,6 +20,13 @@ func openLocal(e *env, data string, readOnly bool) (*service.Service, func(), er
 // openLocalWith is openLocal with the archive's options o (its Logger is
 // the command's).
 func openLocalWith(e *env, data string, o indexer.Options) (*service.Service, func(), error) {
+	return openLocalService(e, data, o, service.Options{})
+}
+
+// openLocalService is openLocalWith with the service's options so (its
+// Logger, Users and Ledger are the command's): a check of the configured
+// accounts passes them and their harvest options.
+func openLocalService(e *env, data string, o indexer.Options, so service.Options) (*service.Service, func(), error) {
 	readOnly := o.ReadOnly
 	o.Logger = e.log
 	a, err := indexer.Open(data, &o)
@@ -45,8 +52,8 @@ func openLocalWith(e *env, data string, o indexer.Options) (*service.Service, fu
 		}
 		e.log.Warn("ledger not opened", "err", err)
 	}
-	opts := &service.Options{Logger: e.log, Users: users, Ledger: lg}
-	return service.New(a, opts), func() {
+	so.Logger, so.Users, so.Ledger = e.log, users, lg
+	return service.New(a, &so), func() {
 		if lg != nil {
 			if err := lg.Settle(context.Background()); err != nil {
 				e.log.Error("ledger", "err", err)
