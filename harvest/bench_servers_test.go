@@ -168,31 +168,7 @@ func hbServerMbsync(t *testing.T, srv *chroottest.Server, mbsync string, total i
 		t.Fatal(err)
 	}
 	host, port, _ := strings.Cut(srv.Addr, ":")
-	conf := fmt.Sprintf(`IMAPAccount bench
-Host %s
-Port %s
-User %s
-Pass %s
-SSLType None
-AuthMechs LOGIN PLAIN
-
-IMAPStore bench-far
-Account bench
-
-MaildirStore bench-near
-Path %s/
-Inbox %s/INBOX
-SubFolders Verbatim
-
-Channel bench
-Far :bench-far:
-Near :bench-near:
-Patterns *
-Create Near
-Sync Pull
-SyncState *
-CopyArrivalDate yes
-`, host, port, hbBenchUser, srv.Password(hbBenchUser), mail, mail)
+	conf := hbMbsyncRC(host, port, srv.Password(hbBenchUser), "SSLType None", mail)
 	rc := filepath.Join(dir, "mbsyncrc")
 	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

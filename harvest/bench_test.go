@@ -547,32 +547,7 @@ func hbColdMbsync(t *testing.T, srv *dovecottest.Server, mbsync, port string, ru
 		t.Fatal(err)
 	}
 	rc := filepath.Join(dir, "mbsyncrc")
-	conf := fmt.Sprintf(`IMAPAccount bench
-Host 127.0.0.1
-Port %s
-User %s
-Pass %s
-SSLType IMAPS
-CertificateFile %s
-AuthMechs LOGIN PLAIN
-
-IMAPStore bench-far
-Account bench
-
-MaildirStore bench-near
-Path %s/
-Inbox %s/INBOX
-SubFolders Verbatim
-
-Channel bench
-Far :bench-far:
-Near :bench-near:
-Patterns *
-Create Near
-Sync Pull
-SyncState *
-CopyArrivalDate yes
-`, port, hbBenchUser, srv.Password(hbBenchUser), srv.CAFile, mail, mail)
+	conf := hbMbsyncRC("127.0.0.1", port, srv.Password(hbBenchUser), "SSLType IMAPS\nCertificateFile "+srv.CAFile, mail)
 	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -1402,4 +1377,35 @@ func hbAppendOne(srv *dovecottest.Server, user string) error {
 		return fmt.Errorf("append for %s: %w", user, err)
 	}
 	return c.Logout().Wait()
+}
+
+// hbMbsyncRC is an mbsyncrc pulling every folder of hbBenchUser at
+// host:port into the Maildir mail; ssl is its SSLType (and certificate)
+// lines.
+func hbMbsyncRC(host, port, pass, ssl, mail string) string {
+	return fmt.Sprintf(`IMAPAccount bench
+Host %s
+Port %s
+User %s
+Pass %s
+%s
+AuthMechs LOGIN PLAIN
+
+IMAPStore bench-far
+Account bench
+
+MaildirStore bench-near
+Path %s/
+Inbox %s/INBOX
+SubFolders Verbatim
+
+Channel bench
+Far :bench-far:
+Near :bench-near:
+Patterns *
+Create Near
+Sync Pull
+SyncState *
+CopyArrivalDate yes
+`, host, port, hbBenchUser, pass, ssl, mail, mail)
 }
