@@ -46,6 +46,11 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	// mailvault patch: whether the selected mailbox is read-only (EXAMINE,
+	// or a session that set SelectOptions.ReadOnly in Select), so that
+	// CLOSE removes nothing there, as RFC 9051 section 6.4.1 says.
+	readOnly bool
 }
 
 func newConn(c net.Conn, server *Server) *Conn {

@@ -83,6 +83,13 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		cmdName = "SELECT"
 		code = "READ-WRITE"
 	}
+	// mailvault patch: a session may make any select read-only by setting
+	// options.ReadOnly in Select (an archive's view is read-only whichever
+	// command opened it); the OK then says so, and CLOSE expunges nothing.
+	c.readOnly = readOnly || options.ReadOnly
+	if c.readOnly {
+		code = "READ-ONLY"
+	}
 	return c.writeStatusResp(tag, &imap.StatusResponse{
 		Type: imap.StatusResponseTypeOK,
 		Code: code,
@@ -99,7 +106,7 @@ func (c *Conn) handleUnselect(dec *imapwire.Decoder, expunge bool) error {
 		return err
 	}
 
-	if expunge {
+	if expunge && !c.readOnly { // mailvault patch: CLOSE of a read-only mailbox removes nothing
 		w := &ExpungeWriter{}
 		if err := c.session.Expunge(w, nil); err != nil {
 			return err
