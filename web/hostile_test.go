@@ -93,8 +93,8 @@ func TestHostileLoginFlood(t *testing.T) {
 	for i := range 300 {
 		codes[postLogin(t, c, f.srv.URL, fmt.Sprintf("user%d", i), "guess").StatusCode]++
 	}
-	if codes[401] > loginBurst+2 || codes[429] < 250 {
-		t.Errorf("300 names from one address: %v; want at most %d checked (401), the rest 429", codes, loginBurst+2)
+	if codes[401] > service.LoginBurst+2 || codes[429] < 250 {
+		t.Errorf("300 names from one address: %v; want at most %d checked (401), the rest 429", codes, service.LoginBurst+2)
 	}
 	if d := time.Since(begin); d > 10*time.Second {
 		t.Errorf("300 refused logins took %v: they cost bcrypt work", d)
@@ -103,7 +103,7 @@ func TestHostileLoginFlood(t *testing.T) {
 	for i := range 40 {
 		postLogin(t, clientFrom(fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250)), f.srv.URL, fmt.Sprintf("n%d", i), "guess")
 	}
-	if n := f.srvGuard().size(); n > 3*guardMax {
+	if n := f.srvGuard().Size(); n > 3*service.GuardMax {
 		t.Errorf("login guard holds %d entries", n)
 	}
 	if grown := int64(heapInUse()) - int64(heapBefore); grown > 64<<20 {
@@ -113,13 +113,13 @@ func TestHostileLoginFlood(t *testing.T) {
 	if dbAfter-dbBefore > 4<<20 {
 		t.Errorf("users.db grew by %d bytes", dbAfter-dbBefore)
 	}
-	if rows := auditCount(t, f) - rowsBefore; rows > auditBurst+40+5 {
-		t.Errorf("%d audit rows for the flood; want at most %d from one address (plus one per other address)", rows, auditBurst)
+	if rows := auditCount(t, f) - rowsBefore; rows > service.AuditBurst+40+5 {
+		t.Errorf("%d audit rows for the flood; want at most %d from one address (plus one per other address)", rows, service.AuditBurst)
 	}
 }
 
 // srvGuard is the fixture server's login guard.
-func (f *apiFixture) srvGuard() *loginGuard { return f.server.guard }
+func (f *apiFixture) srvGuard() *service.LoginGuard { return f.server.guard }
 
 func fileSize(t *testing.T, path string) int64 {
 	st, err := os.Stat(path)
@@ -136,9 +136,9 @@ func fileSize(t *testing.T, path string) int64 {
 func TestHostileLockout(t *testing.T) {
 	f := newAPIFixture(t)
 	attacker := clientFrom("127.0.0.1")
-	for i := range loginFailures + 2 {
+	for i := range service.LoginFailures + 2 {
 		resp := postLogin(t, attacker, f.srv.URL, "root", "wrong", "X-Forwarded-For", fmt.Sprintf("10.0.0.%d", i))
-		if i >= loginFailures && resp.StatusCode != http.StatusTooManyRequests {
+		if i >= service.LoginFailures && resp.StatusCode != http.StatusTooManyRequests {
 			t.Fatalf("failure %d with a rotating X-Forwarded-For: %d, want 429", i+1, resp.StatusCode)
 		}
 	}
@@ -154,6 +154,29 @@ func TestHostileLockout(t *testing.T) {
 		if strings.HasPrefix(e.Remote, "10.") {
 			t.Errorf("audit trail records the forged address %s", e.Remote)
 		}
+	}
+}
+
+// TestHostileSharedGuard: a guard passed in Options is the one the web
+// uses, so a lockout earned at another front door (here: failures recorded
+// straight into the guard, as the IMAP server would) holds at the web's
+// login too, and the web's failures are seen by the other door.
+func TestHostileSharedGuard(t *testing.T) {
+	g := service.NewLoginGuard()
+	f := newAPIFixtureWith(t, func(o *Options) { o.Guard = g })
+	now := time.Now()
+	for range service.LoginFailures {
+		g.Failed("127.0.0.1", "root", now)
+	}
+	if resp := postLogin(t, clientFrom("127.0.0.1"), f.srv.URL, "root", "correct horse"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("right password for a name locked through the shared guard: %d, want 429", resp.StatusCode)
+	}
+	c := clientFrom("127.0.0.2")
+	for range service.LoginFailures {
+		postLogin(t, c, f.srv.URL, "ann", "wrong")
+	}
+	if ok, why, _ := g.Allow("127.0.0.2", "ann", time.Now()); ok {
+		t.Errorf("after %d failed web logins the shared guard allows the pair (%q), want it locked", service.LoginFailures, why)
 	}
 }
 
@@ -253,8 +276,8 @@ func TestHostileAudit(t *testing.T) {
 	for range 300 {
 		f.get(t, "mvt_"+strings.Repeat("0", 64), "/api/whoami")
 	}
-	if rows := auditCount(t, f) - before; rows > auditBurst+1 {
-		t.Errorf("300 bad tokens added %d audit rows, want at most %d", rows, auditBurst+1)
+	if rows := auditCount(t, f) - before; rows > service.AuditBurst+1 {
+		t.Errorf("300 bad tokens added %d audit rows, want at most %d", rows, service.AuditBurst+1)
 	}
 	// The trail breaks: reads are refused, not served unrecorded.
 	f.users.Close()

@@ -92,6 +92,12 @@ type Options struct {
 	Hosts []string
 	// Loopback says the web listener is on a loopback address (see Hosts).
 	Loopback bool
+	// Guard is the process's login guard (lockouts, check and audit
+	// budgets), shared with the other front doors that check passwords so
+	// that they all apply the same lockout. Nil: the server makes its own
+	// (service.NewLoginGuard), which is right only if nothing else in the
+	// process checks passwords.
+	Guard *service.LoginGuard
 }
 
 // Server is the HTTP handler.
@@ -100,13 +106,16 @@ type Server struct {
 	log    *slog.Logger
 	engine *gin.Engine
 	local  *gin.Engine
-	guard  *loginGuard
+	guard  *service.LoginGuard
 }
 
 // New returns a Server.
 func New(opts Options) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{opts: opts, log: opts.Logger, guard: newLoginGuard()}
+	s := &Server{opts: opts, log: opts.Logger, guard: opts.Guard}
+	if s.guard == nil {
+		s.guard = service.NewLoginGuard()
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -365,10 +374,10 @@ func loopbackHost(host string) bool {
 }
 
 // auditUnauthenticated records a refused login or a bad token, within the
-// address's audit budget (loginGuard): past it the row is counted and the
+// address's audit budget (service.LoginGuard): past it the row is counted and the
 // count goes into the address's next row.
 func (s *Server) auditUnauthenticated(c *gin.Context, who service.Caller, action, detail string) {
-	ok, suppressed := s.guard.auditAllowed(who.Remote, time.Now())
+	ok, suppressed := s.guard.AuditAllowed(who.Remote, time.Now())
 	if !ok {
 		return
 	}

@@ -44,7 +44,7 @@ const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-acti
 type ui struct {
 	s      *Server
 	pages  map[string]*template.Template
-	guard  *loginGuard
+	guard  *service.LoginGuard
 	policy *bluemonday.Policy
 }
 
@@ -184,18 +184,18 @@ func (u *ui) login(c *gin.Context) {
 	data.Name = name
 	addr, now := c.ClientIP(), time.Now()
 	who := service.Caller{Name: name, Remote: addr}
-	if ok, why, retry := u.guard.allow(addr, name, now); !ok {
+	if ok, why, retry := u.guard.Allow(addr, name, now); !ok {
 		u.s.auditUnauthenticated(c, who, "login-refused", why)
 		c.Header("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
 		data.Error = fmt.Sprintf("Refused: %s. Try again in %v.", why, retry.Round(time.Second))
 		u.render(c, http.StatusTooManyRequests, "login", data)
 		return
 	}
-	u.guard.bcrypt <- struct{}{}
-	usr, err := u.s.opts.Users.Login(c.Request.Context(), name, pw)
-	<-u.guard.bcrypt
+	var usr *service.User
+	var err error
+	u.guard.Check(func() { usr, err = u.s.opts.Users.Login(c.Request.Context(), name, pw) })
 	if err != nil {
-		u.guard.failed(addr, name, now)
+		u.guard.Failed(addr, name, now)
 		u.s.auditUnauthenticated(c, who, "login-failed", "")
 		data.Error = "Wrong user name or password."
 		if !errors.Is(err, service.ErrBadLogin) {
@@ -205,7 +205,7 @@ func (u *ui) login(c *gin.Context) {
 		u.render(c, http.StatusUnauthorized, "login", data)
 		return
 	}
-	u.guard.succeeded(addr, name)
+	u.guard.Succeeded(addr, name)
 	if err := u.s.opts.Archive.Audit(c.Request.Context(), usr.Caller(addr), "login", ""); err != nil {
 		data.Error = "Login failed: the audit trail cannot be written (logged)."
 		u.render(c, http.StatusInternalServerError, "login", data)

@@ -153,12 +153,12 @@ func TestUIPages(t *testing.T) {
 func TestUILoginRateLimit(t *testing.T) {
 	f := newAPIFixture(t)
 	codes := []int{}
-	for range loginFailures + 1 {
+	for range service.LoginFailures + 1 {
 		_, resp := f.login(t, "ann", "wrong password")
 		codes = append(codes, resp.StatusCode)
 	}
 	if codes[0] != 401 || codes[len(codes)-1] != 429 {
-		t.Errorf("login failures answered %v; want 401 then 429 after %d", codes, loginFailures)
+		t.Errorf("login failures answered %v; want 401 then 429 after %d", codes, service.LoginFailures)
 	}
 	// Locked out even with the right password, for the window.
 	if _, resp := f.login(t, "ann", "correct horse"); resp.StatusCode != 429 {
