@@ -141,9 +141,11 @@ type Archive struct {
 
 	// gen counts the catalog writes made through this Archive; the IMAP
 	// SEARCH occurrence cache is valid while it is unchanged.
-	gen    atomic.Int64
-	occMu  sync.Mutex
-	occMap map[occKey]*occEntry
+	gen atomic.Int64
+	// folderGens: the generation of each folder's last change (folder.go).
+	folderGens folderGens
+	occMu      sync.Mutex
+	occMap     map[occKey]*occEntry
 }
 
 // Open opens the archive in dir, creating it when it does not exist (unless
@@ -451,6 +453,7 @@ func (a *Archive) EnsureMailbox(ctx context.Context, account, name, source strin
 	if err := checkAccountName(account); err != nil {
 		return catalog.Mailbox{}, err
 	}
+	defer a.touch(account, name)
 	defer a.gen.Add(1)
 	mb, err := a.cat.EnsureMailbox(ctx, account, name, source, uidvalidity)
 	if err != nil {
@@ -542,6 +545,7 @@ func (a *Archive) OpenEpoch(ctx context.Context, account, accountURL, mailbox st
 	if err := checkAccountName(account); err != nil {
 		return 0, false, err
 	}
+	defer a.touch(account, mailbox)
 	defer a.gen.Add(1)
 	next, fresh, err := a.cat.OpenEpoch(ctx, account, accountURL, mailbox, uidvalidity)
 	if err != nil {
@@ -561,6 +565,7 @@ func (a *Archive) OpenEpoch(ctx context.Context, account, accountURL, mailbox st
 // re-indexes a thousand messages). Until the writer commits them, the
 // catalog marks them unindexed, so a crash leaves them to CatchUp.
 func (a *Archive) Reconcile(ctx context.Context, account, mailbox string, uidvalidity uint32, flags map[uint32][]string) (expunged, reflagged int, err error) {
+	defer a.touch(account, mailbox)
 	defer a.gen.Add(1)
 	mb, err := a.cat.Mailbox(ctx, account, mailbox)
 	if err != nil {
@@ -596,6 +601,7 @@ func (a *Archive) EpochModSeq(ctx context.Context, account, mailbox string, uidv
 // catalog.Changes. Messages whose flags changed are indexed again, as
 // Reconcile does.
 func (a *Archive) Changes(ctx context.Context, account, mailbox string, uidvalidity uint32, ch catalog.EpochChanges) (expunged, reflagged int, err error) {
+	defer a.touch(account, mailbox)
 	defer a.gen.Add(1)
 	mb, err := a.cat.Mailbox(ctx, account, mailbox)
 	if err != nil {
@@ -655,6 +661,7 @@ func (a *Archive) reindexTouched(ctx context.Context, touched []int64) error {
 // MailboxesGone marks the occurrences of mailboxes no longer on the server
 // expunged; see catalog.MailboxesGone.
 func (a *Archive) MailboxesGone(ctx context.Context, account string, onServer []string) (map[string]int, error) {
+	defer a.touch(account, "")
 	defer a.gen.Add(1)
 	return a.cat.MailboxesGone(ctx, account, onServer)
 }

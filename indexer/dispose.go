@@ -197,7 +197,8 @@ func (a *Archive) finishLocked(ctx context.Context, t Tombstone) error {
 	} else if n > 0 {
 		return fmt.Errorf("dispose %s (tombstone %d): %d %w", t.SHA256, t.ID, n, ErrNewCopies)
 	}
-	defer a.gen.Add(1) // the IMAP SEARCH occurrence cache holds flags
+	defer a.touch("", "") // every folder the message was in
+	defer a.gen.Add(1)    // the IMAP SEARCH occurrence cache holds flags
 	if err := a.Flush(ctx); err != nil {
 		return fmt.Errorf("dispose %s: flush the index: %w", t.SHA256, err)
 	}

@@ -174,6 +174,11 @@ func (a *Archive) Prepare(ctx context.Context, items []Item) (*Prepared, error) 
 // run concurrently with each other; call them in the order the batches were
 // prepared.
 func (a *Archive) Commit(ctx context.Context, p *Prepared) ([]Result, error) {
+	defer func() {
+		for _, it := range p.items {
+			a.touch(it.Account, it.Mailbox)
+		}
+	}()
 	defer a.gen.Add(1)
 	// Commits are serialised (harvesters of many accounts call Ingest
 	// concurrently): a message's index documents must reach the writer in the

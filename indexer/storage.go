@@ -91,6 +91,7 @@ type indexCatalog interface {
 type lookupCatalog interface {
 	Locate(ctx context.Context, keys [][32]byte) (map[[32]byte]*catalog.Located, error)
 	MailboxOccurrences(ctx context.Context, mailboxID int64, uidvalidity uint32, withExpunged bool) ([]catalog.MailboxOccurrence, error)
+	FolderMessages(ctx context.Context, mailboxID int64, uidvalidity uint32) ([]catalog.FolderMessage, error)
 	Accounts(ctx context.Context) ([]string, error)
 	AllMailboxes(ctx context.Context) ([]catalog.Place, error)
 	ByMessageID(ctx context.Context, ids []string) (map[string][]string, error)
