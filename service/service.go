@@ -62,6 +62,11 @@ type Service struct {
 
 	imapMu   sync.Mutex
 	imapLast *imapAnswer // searchIMAP's last whole answer (search.go)
+
+	// guard is the login guard of every front door that checks passwords
+	// (the IMAP view's ViewLogin; serve gives the web the same one through
+	// LoginGuard), so that failures count once whichever door they use.
+	guard *LoginGuard
 }
 
 // New returns a Service over the open archive a. The archive stays the
@@ -77,7 +82,7 @@ func New(a *indexer.Archive, opts *Options) *Service {
 	if o.ReadyLag <= 0 {
 		o.ReadyLag = 5000
 	}
-	s := &Service{a: a, opts: o, log: o.Logger, sink: NewSink(a)}
+	s := &Service{a: a, opts: o, log: o.Logger, sink: NewSink(a), guard: NewLoginGuard()}
 	hopts := harvest.Options{}
 	if o.Harvest != nil {
 		hopts = *o.Harvest
