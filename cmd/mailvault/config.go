@@ -54,6 +54,9 @@ type config struct {
 	// Journal: the SMTP/LMTP journal listener (journalconf.go; absent:
 	// none).
 	Journal journalConfig `yaml:"journal"`
+	// IMAP: the read-only IMAP view of the archive (imapconf.go; absent:
+	// none).
+	IMAP imapConfig `yaml:"imap"`
 
 	// retention is Retention checked and parsed by loadConfig.
 	retention *service.RetentionConfig
@@ -173,6 +176,7 @@ func loadConfig(path string) (*config, []harvest.Account, error) {
 			bad("web_listen", "%q: want host:port, like 127.0.0.1:8080, or off", cfg.WebListen)
 		}
 	}
+	cfg.IMAP.check(bad)
 	if (cfg.WebTLSCert == "") != (cfg.WebTLSKey == "") {
 		bad("web_tls_cert", "web_tls_cert and web_tls_key go together")
 	}

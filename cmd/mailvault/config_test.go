@@ -173,7 +173,7 @@ func TestExampleConfigKeys(t *testing.T) {
 	}
 	// The keys the loader knows, from the yaml tags.
 	known := map[string]bool{}
-	for _, v := range []any{config{}, accountConfig{}, retentionConfig{}, policyConfig{}, ledgerConfig{}, attachmentsConfig{}, journalConfig{}} {
+	for _, v := range []any{config{}, accountConfig{}, retentionConfig{}, policyConfig{}, ledgerConfig{}, attachmentsConfig{}, journalConfig{}, imapConfig{}} {
 		ty := reflect.TypeOf(v)
 		for i := range ty.NumField() {
 			if tag, _, _ := strings.Cut(ty.Field(i).Tag.Get("yaml"), ","); tag != "" {

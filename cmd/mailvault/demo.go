@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"mime/quotedprintable"
+	"net"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -117,6 +118,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		}()
 	}
 	cfg := &config{DataDir: data, WebListen: listen}
+	// The archive over IMAP too, read-only, on a free loopback port (plain
+	// IMAP: loopback only, as serve allows it).
+	imapAddr, err := freeLoopbackPort()
+	if err != nil {
+		return err
+	}
+	cfg.IMAP.Listen = imapAddr
 	// The demo signs its ledger's checkpoints with a key of its own, beside
 	// (not in) its data directory, made the first time.
 	cfg.Ledger.KeyFile = filepath.Clean(data) + ".ledger.key"
@@ -132,10 +140,22 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	return serveArchive(ctx, cfg, accounts, log, func(webAddr string) {
 		fmt.Fprintf(e.stdout, "\nmailvault demo: http://%s/\n  log in as %s / %s (admin: every account)\n  or as alice / %s (a user: only account alice)\n"+
-			"  IMAP server (in process): 127.0.0.1:%d, users alice, bob, carol\n  a new message arrives every %v; Ctrl-C stops (data in %s)\n"+
+			"  IMAP server (in process): 127.0.0.1:%d, users alice, bob, carol\n"+
+			"  the archive over IMAP, read-only: %s, the same users (mbsync, Thunderbird; docs/imap.md)\n"+
+			"  a new message arrives every %v; Ctrl-C stops (data in %s)\n"+
 			"  the other way in, while this runs: mailvault import --data %s --account NAME ~/Maildir\n\n",
-			webAddr, demoAdmin, demoPassword, demoPassword, addr.Port, every, data, data)
+			webAddr, demoAdmin, demoPassword, demoPassword, addr.Port, imapAddr, every, data, data)
 	})
+}
+
+// freeLoopbackPort returns 127.0.0.1:PORT with a port free a moment ago.
+func freeLoopbackPort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // freshDemoDir empties dir when it is a demo directory from an earlier run,

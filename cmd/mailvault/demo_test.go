@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"mailvault/indexer"
 )
 
@@ -88,6 +90,32 @@ func TestDemo(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "Invoice #") || !regexp.MustCompile(`imap://(alice|bob|carol)@127.0.0.1:[0-9]+/[A-Za-z]+;UIDVALIDITY=[0-9]+/;UID=[0-9]+`).Match(body) {
 		t.Errorf("demo search page: %d\n%s", resp.StatusCode, body)
+	}
+
+	// The archive over IMAP: alice sees her folders only, read-only.
+	m := regexp.MustCompile(`the archive over IMAP, read-only: (127\.0\.0\.1:[0-9]+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no IMAP view address printed: %q", out.String())
+	}
+	ic, err := imapclient.DialInsecure(m[1], nil)
+	if err != nil {
+		t.Fatalf("IMAP view: %v", err)
+	}
+	defer ic.Close()
+	if err := ic.Login("alice", "demo-password").Wait(); err != nil {
+		t.Fatalf("IMAP view login: %v", err)
+	}
+	boxes, err := ic.List("", "*", nil).Collect()
+	if err != nil || len(boxes) < 2 {
+		t.Fatalf("IMAP view LIST: %v, %d folders", err, len(boxes))
+	}
+	for _, b := range boxes {
+		if b.Mailbox != "alice" && !strings.HasPrefix(b.Mailbox, "alice/") {
+			t.Errorf("alice sees %s over IMAP", b.Mailbox)
+		}
+	}
+	if sel, err := ic.Select("alice/INBOX", nil).Wait(); err != nil || sel.NumMessages == 0 {
+		t.Errorf("IMAP view SELECT alice/INBOX: %v", err)
 	}
 
 	// A directory that is not the demo's is left alone.

@@ -34,7 +34,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"demo", "[--listen ADDRESS] [--every 5s]", "try mailvault with nothing to configure: an IMAP server, mail arriving, the web UI", runDemo},
-		{"serve", "[--config FILE]", "harvest the configured IMAP accounts into the archive and serve it (web UI, API); without --config, serve the archive alone", runServe},
+		{"serve", "[--config FILE]", "harvest the configured IMAP accounts into the archive and serve it (web UI, API, and the read-only IMAP view with an imap: section); without --config, serve the archive alone", runServe},
 		{"import", "--account NAME [--mailbox NAME] PATH...", "archive mail from Maildir, mbox, .eml/.emlx, Gmail Takeout and PST files", runImport},
 		{"search", "[--account NAME] [--mailbox NAME] [--limit N] [--json] [--imap] QUERY", "search the archive", runSearch},
 		{"status", "[--json] [--config FILE] [--check [--out FILE]]", "show every archived mailbox: messages, parse errors, indexing, harvest state; --check: a gap check of the configured accounts now, with a completeness report", runStatus},
@@ -53,7 +53,7 @@ func init() {
 		{"erase", "SHA256 --reason R [--config FILE] [--json]", "delete one message for a legal erasure request (refused under a hold or in WORM mode), leaving its tombstone", runErase},
 		{"journal", "coverage [--account A] [--config FILE] [--json]", "per account, the mail only the journal saw, only the mailbox holds, and both (journal and mailbox linked by Message-ID and normalised content)", runJournal},
 		{"audit", "[--user U] [--action A] [--since T] [--until T] [--limit N] [--before ID] [--json|--csv]", "read the audit trail: who did what, when, from where (filtered, newest first)", runAudit},
-		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... [--expires D] | tokens [NAME] | revoke ID | list | audit", "manage who may use the web UI and API, their API tokens, and read the audit trail", runUser},
+		{"user", "add|passwd|remove|token NAME [--role R] [--account A]... [--expires D] | tokens [NAME] | revoke ID | list | audit", "manage who may use the web UI, the API and the IMAP view, their API tokens, and read the audit trail", runUser},
 	}
 }
 

@@ -117,6 +117,13 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	if err != nil {
 		return err
 	}
+	imapSrv, imapLn, err := imapView(&cfg.IMAP, svc, log)
+	if err != nil {
+		return err
+	}
+	if imapLn != nil {
+		defer imapLn.Close()
+	}
 	metrics := svc.MetricsHandlerWith(jsrv.Collectors()...)
 	var webLn, metricsLn net.Listener
 	loopback := false
@@ -136,7 +143,7 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 			webLn = tls.NewListener(webLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		}
 	}
-	srv, err := web.New(web.Options{Archive: svc, Users: users, DataDir: data, Metrics: metrics, Logger: log,
+	srv, err := web.New(web.Options{Archive: svc, Users: users, Guard: svc.LoginGuard(), DataDir: data, Metrics: metrics, Logger: log,
 		TrustedProxies: cfg.WebTrustedProxies, Hosts: cfg.WebHosts, Loopback: loopback})
 	if err != nil {
 		return err
@@ -195,6 +202,15 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 		if onWeb != nil {
 			onWeb(addr)
 		}
+	}
+	if imapSrv != nil {
+		g.Go(func() error {
+			if err := imapSrv.Run(gctx, imapLn, cfg.IMAP.TLS == "implicit"); err != nil {
+				return fmt.Errorf("imap.listen: %w", err)
+			}
+			return nil
+		})
+		log.Info("IMAP view listening (read-only)", "addr", imapLn.Addr().String(), "tls", cmp.Or(cfg.IMAP.TLS, "none"))
 	}
 	if metricsLn != nil {
 		mux := http.NewServeMux()
