@@ -145,6 +145,8 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 			if err != nil {
 				return ss.serviceError("fetch", err)
 			}
+			ss.s.metrics.fetched.Inc()
+			ss.s.metrics.bytes.Add(float64(len(raw)))
 		}
 		rw := w.CreateMessage(uint32(i + 1))
 		if options.UID {

@@ -36,6 +36,7 @@ func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria
 	if err != nil {
 		return nil, ss.serviceError("search", err)
 	}
+	ss.s.metrics.searches.Inc()
 	data := &imap.SearchData{}
 	var nums []uint32
 	if kind == imapserver.NumKindUID {

@@ -58,9 +58,10 @@ const ExpungedKeyword = "$Expunged"
 
 // Server is the IMAP view.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	imap *imapserver.Server
+	opts    Options
+	log     *slog.Logger
+	imap    *imapserver.Server
+	metrics *metrics
 
 	mu     sync.Mutex
 	conns  int
@@ -82,7 +83,7 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{opts: opts, log: log.With("component", "imapview"), byAddr: map[string]int{}}
+	s := &Server{opts: opts, log: log.With("component", "imapview"), byAddr: map[string]int{}, metrics: newMetrics()}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
 		Caps: imap.CapSet{
@@ -173,10 +174,13 @@ func (s *Server) admit(addr string) string {
 	defer s.mu.Unlock()
 	switch {
 	case s.conns >= s.opts.MaxConns:
+		s.metrics.refused.WithLabelValues("connections").Inc()
 		return "too many connections"
 	case s.byAddr[addr] >= s.opts.MaxConnsPerAddr:
+		s.metrics.refused.WithLabelValues("address").Inc()
 		return "too many connections from this address"
 	}
+	s.metrics.conns.Inc()
 	s.conns++
 	s.byAddr[addr]++
 	return ""
@@ -186,6 +190,7 @@ func (s *Server) release(addr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conns--
+	s.metrics.conns.Dec()
 	if s.byAddr[addr]--; s.byAddr[addr] <= 0 {
 		delete(s.byAddr, addr)
 	}

@@ -96,15 +96,18 @@ func (ss *session) Login(username, password string) error {
 	c, err := ss.s.opts.Archive.ViewLogin(ctx, username, password, ss.remote)
 	if err != nil {
 		if r, ok := errors.AsType[*service.LoginRefused](err); ok {
+			ss.s.metrics.logins.WithLabelValues("refused").Inc()
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 				Text: "refused: " + r.Error()}
 		}
 		if errors.Is(err, service.ErrBadLogin) {
+			ss.s.metrics.logins.WithLabelValues("failed").Inc()
 			return imapserver.ErrAuthFailed
 		}
 		return ss.serviceError("login", err)
 	}
 	ss.caller = &c
+	ss.s.metrics.logins.WithLabelValues("ok").Inc()
 	ss.s.log.Info("imap login", "user", c.Name, "remote", ss.remote)
 	return nil
 }

@@ -124,7 +124,7 @@ func serveArchive(ctx context.Context, cfg *config, accounts []harvest.Account, 
 	if imapLn != nil {
 		defer imapLn.Close()
 	}
-	metrics := svc.MetricsHandlerWith(jsrv.Collectors()...)
+	metrics := svc.MetricsHandlerWith(append(jsrv.Collectors(), imapSrv.Collectors()...)...)
 	var webLn, metricsLn net.Listener
 	loopback := false
 	if cfg.WebListen != "off" {
