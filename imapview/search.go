@@ -32,7 +32,7 @@ func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria
 	}
 	ctx, cancel := ss.ctx()
 	defer cancel()
-	uids, err := ss.s.opts.Archive.ViewSearch(ctx, *ss.caller, sel.f, n, text)
+	uids, err := ss.s.opts.Archive.ViewSearch(ctx, *ss.caller, sel.f, n, readable(text))
 	if err != nil {
 		return nil, ss.serviceError("search", err)
 	}
@@ -188,6 +188,29 @@ func uidKey(uids imap.UIDSet) string {
 }
 
 func imapDate(t time.Time) string { return t.Format("2-Jan-2006") }
+
+// readable is criteria text as the audit trail shows it: each literal
+// (only literal writes them; no atom of the text holds "{") as a quoted
+// Go string.
+func readable(text string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(text, "{")
+		if i < 0 {
+			b.WriteString(text)
+			return b.String()
+		}
+		j := strings.Index(text[i:], "}\r\n")
+		n, err := strconv.Atoi(text[i+1 : i+max(j, 1)])
+		if j < 0 || err != nil || i+j+3+n > len(text) {
+			b.WriteString(text)
+			return b.String()
+		}
+		b.WriteString(text[:i])
+		b.WriteString(strconv.Quote(text[i+j+3 : i+j+3+n]))
+		text = text[i+j+3+n:]
+	}
+}
 
 // literal is s as an IMAP literal, which carries any bytes.
 func literal(s string) string { return "{" + strconv.Itoa(len(s)) + "}\r\n" + s }

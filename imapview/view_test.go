@@ -369,6 +369,9 @@ func TestSearchMatchesTranslator(t *testing.T) {
 			viewRows++
 		}
 	}
+	if rows := strings.Join(f.audits(t, "search"), "\n"); !strings.Contains(rows, `alice imap alice/INBOX;UIDVALIDITY=7: SUBJECT "current 3"`) {
+		t.Errorf("the audit rows do not show the criteria readably:\n%s", rows)
+	}
 	if viewRows != 9 {
 		t.Errorf("%d search audit rows of the view, want 9", viewRows)
 	}
