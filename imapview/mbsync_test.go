@@ -78,10 +78,6 @@ type corpusMessage struct {
 // returns them by UID.
 func loadCorpusFolder(t testing.TB, a *indexer.Archive, account, mailbox string, uv uint32, dir string) map[uint32]corpusMessage {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := a.EnsureMailbox(ctx, account, mailbox, "imap", uv); err != nil {
-		t.Fatal(err)
-	}
 	var files []string
 	for _, sub := range []string{"cur", "new"} {
 		es, err := os.ReadDir(filepath.Join(dir, sub))
@@ -97,6 +93,18 @@ func loadCorpusFolder(t testing.TB, a *indexer.Archive, account, mailbox string,
 	slices.Sort(files)
 	if len(files) == 0 {
 		t.Fatalf("no message files in %s", dir)
+	}
+	return loadFiles(t, a, account, mailbox, uv, files)
+}
+
+// loadFiles ingests message files into account's mailbox with UIDVALIDITY
+// uv, UIDs 1, 2, ... in the order given; the INTERNALDATE is the file's
+// mtime and the flags come from its Maildir info.
+func loadFiles(t testing.TB, a *indexer.Archive, account, mailbox string, uv uint32, files []string) map[uint32]corpusMessage {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := a.EnsureMailbox(ctx, account, mailbox, "imap", uv); err != nil {
+		t.Fatal(err)
 	}
 	out := map[uint32]corpusMessage{}
 	var items []indexer.Item
