@@ -248,7 +248,7 @@ func (ss *session) List(w *imapserver.ListWriter, ref string, patterns []string,
 		return ss.serviceError("list", err)
 	}
 	for _, name := range t.names {
-		if !slices.ContainsFunc(patterns, func(p string) bool { return imapserver.MatchList(name, delim, ref, p) }) {
+		if !slices.ContainsFunc(patterns, func(p string) bool { return matchList(name, ref, p) }) {
 			continue
 		}
 		data := &imap.ListData{Mailbox: name, Delim: delim}
