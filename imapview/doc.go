@@ -64,4 +64,9 @@
 //   - Limits: go-imap's own (50 KiB commands, 4 KiB literals outside
 //     APPEND, 30 s to send a command before login, 35 min idle), plus
 //     MaxConns connections in all and MaxConnsPerAddr from one address.
+//     A stored message is whatever a sender mailed: BODYSTRUCTURE and
+//     BODY[part] descend at most maxMIMEDepth (20) levels of multiparts
+//     and messages and describe at most maxMIMEParts (1000) parts, the
+//     bounds indexing uses; a part at the limit is described as one
+//     application/octet-stream part (fetch.go).
 package imapview

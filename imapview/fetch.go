@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 
 	"mailvault/service"
@@ -205,6 +206,9 @@ func bodySection(raw []byte, bs *imap.FetchItemBodySection) (b []byte) {
 	if bs.Specifier == imap.PartSpecifierNone && len(bs.Part) == 0 {
 		return partial(raw, bs.Partial)
 	}
+	if len(bs.Part) > maxMIMEDepth {
+		return nil // deeper than BODYSTRUCTURE describes (and each level costs a pass over the rest)
+	}
 	defer func() {
 		if recover() != nil {
 			b = nil
@@ -214,6 +218,9 @@ func bodySection(raw []byte, bs *imap.FetchItemBodySection) (b []byte) {
 }
 
 func binarySection(raw []byte, bs *imap.FetchItemBinarySection) (b []byte) {
+	if len(bs.Part) > maxMIMEDepth {
+		return nil
+	}
 	defer func() {
 		if recover() != nil {
 			b = nil
@@ -223,6 +230,9 @@ func binarySection(raw []byte, bs *imap.FetchItemBinarySection) (b []byte) {
 }
 
 func binarySectionSize(raw []byte, bs *imap.FetchItemBinarySectionSize) (n uint32) {
+	if len(bs.Part) > maxMIMEDepth {
+		return 0
+	}
 	defer func() {
 		if recover() != nil {
 			n = 0
@@ -280,7 +290,136 @@ func bodyStructure(raw []byte) (bs imap.BodyStructure) {
 			bs = plainStructure(raw)
 		}
 	}()
-	return imapserver.ExtractBodyStructure(bytes.NewReader(raw))
+	br := bufio.NewReader(bytes.NewReader(raw))
+	h, _ := textproto.ReadHeader(br)
+	parts := 0
+	return structureOf(h, br, 0, &parts)
+}
+
+// The bounds of a BODYSTRUCTURE, the same as indexing's (indexer/mime's
+// default Limits): a stored message is whatever a sender mailed, and
+// go-imap's extractor (imapserver.ExtractBodyStructure) has none. It reads
+// every single part whole into memory and keeps it while it describes
+// what is inside, so a message/rfc822 nested in a message/rfc822 ... cost
+// memory quadratic in the depth (155 MB for a 64 KB message 2,000 levels
+// deep; a 1 MB one would need tens of GB), and each multipart level adds
+// a reader every byte below it passes through (1 s of CPU for a 114 KB
+// message 2,000 levels deep). Thunderbird asks every message's
+// BODYSTRUCTURE, so one such mail would take the server down for everyone.
+const (
+	// maxMIMEDepth is the deepest nesting of multiparts and messages that
+	// BODYSTRUCTURE and BODY[part] descend into. A part at that depth is
+	// described as one application/octet-stream part of its size, not
+	// looked into; its bytes are still in BODY[] and its parent's sections.
+	maxMIMEDepth = 20
+	// maxMIMEParts is the number of parts BODYSTRUCTURE describes: a
+	// multipart's parts past it are left out, and a multipart or message
+	// reached when it is spent is described as one part, as above.
+	maxMIMEParts = 1000
+)
+
+// structureOf is imapserver's extractBodyStructure with those bounds, and
+// counting a part's size and lines as it streams past instead of reading
+// it into memory. What it answers for a message within the bounds is the
+// same (TestHostileDeepMIME compares them).
+func structureOf(rawHeader textproto.Header, r io.Reader, depth int, parts *int) imap.BodyStructure {
+	*parts++
+	header := gomessage.Header{Header: rawHeader}
+	mediaType, typeParams, _ := header.ContentType()
+	primaryType, subType, _ := strings.Cut(mediaType, "/")
+	nested := primaryType == "multipart" || mediaType == "message/rfc822" || mediaType == "message/global"
+	if nested && (depth >= maxMIMEDepth || *parts >= maxMIMEParts) {
+		primaryType, subType, typeParams, nested = "application", "octet-stream", nil, false
+	}
+
+	if primaryType == "multipart" {
+		bs := &imap.BodyStructureMultiPart{Subtype: subType}
+		mr := textproto.NewMultipartReader(r, typeParams["boundary"])
+		for *parts < maxMIMEParts {
+			part, _ := mr.NextPart()
+			if part == nil {
+				break
+			}
+			bs.Children = append(bs.Children, structureOf(part.Header, part, depth+1, parts))
+		}
+		bs.Extended = &imap.BodyStructureMultiPartExt{
+			Params:      typeParams,
+			Disposition: getContentDisposition(header),
+			Language:    getContentLanguage(header),
+			Location:    header.Get("Content-Location"),
+		}
+		return bs
+	}
+
+	body := &countingReader{r: r}
+	bs := &imap.BodyStructureSinglePart{
+		Type:        primaryType,
+		Subtype:     subType,
+		Params:      typeParams,
+		ID:          header.Get("Content-Id"),
+		Description: header.Get("Content-Description"),
+		Encoding:    header.Get("Content-Transfer-Encoding"),
+	}
+	if nested { // message/rfc822 or message/global, within the depth
+		br := bufio.NewReader(body)
+		childHeader, _ := textproto.ReadHeader(br)
+		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
+			Envelope:      imapserver.ExtractEnvelope(childHeader),
+			BodyStructure: structureOf(childHeader, br, depth+1, parts),
+		}
+	}
+	io.Copy(io.Discard, body) // what the description did not read
+	bs.Size = uint32(body.n)
+	if bs.MessageRFC822 != nil {
+		bs.MessageRFC822.NumLines = body.lines
+	}
+	if primaryType == "text" {
+		bs.Text = &imap.BodyStructureText{NumLines: body.lines}
+	}
+	bs.Extended = &imap.BodyStructureSinglePartExt{
+		Disposition: getContentDisposition(header),
+		Language:    getContentLanguage(header),
+		Location:    header.Get("Content-Location"),
+	}
+	return bs
+}
+
+// countingReader counts the bytes and lines read through it.
+type countingReader struct {
+	r        io.Reader
+	n, lines int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.lines += int64(bytes.Count(p[:n], []byte("\n")))
+	return n, err
+}
+
+// getContentDisposition and getContentLanguage are imapserver's.
+func getContentDisposition(header gomessage.Header) *imap.BodyStructureDisposition {
+	disp, dispParams, _ := header.ContentDisposition()
+	if disp == "" {
+		return nil
+	}
+	return &imap.BodyStructureDisposition{
+		Value:  disp,
+		Params: dispParams,
+	}
+}
+
+func getContentLanguage(header gomessage.Header) []string {
+	v := header.Get("Content-Language")
+	if v == "" {
+		return nil
+	}
+	// TODO: handle CFWS
+	l := strings.Split(v, ",")
+	for i, lang := range l {
+		l[i] = strings.TrimSpace(lang)
+	}
+	return l
 }
 
 func plainStructure(raw []byte) imap.BodyStructure {
