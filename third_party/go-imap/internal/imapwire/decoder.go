@@ -413,6 +413,12 @@ func (dec *Decoder) ExpectAString(ptr *string) bool {
 	if dec.Literal(ptr) {
 		return true
 	}
+	if dec.err != nil {
+		// mailvault patch: a literal refused by CheckBufferedLiteralFunc
+		// (too big) ends here; reading on waited for bytes the client,
+		// told NO, never sends.
+		return false
+	}
 	// We cannot do dec.Atom(ptr) here because sometimes mailbox names are unquoted,
 	// and they can contain special characters like `]`.
 	return dec.Expect(dec.Func(ptr, isAStringChar), "ASTRING-CHAR")
@@ -578,7 +584,7 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	if dec.CheckBufferedLiteralFunc != nil {
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
 			lit.cancel()
-			return false
+			return dec.returnErr(err) // mailvault patch: keep the refusal (NO [TOOBIG]) as the error
 		}
 	}
 	var sb strings.Builder
