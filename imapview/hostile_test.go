@@ -8,10 +8,12 @@ package imapview
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -224,4 +226,83 @@ func part30() []int {
 		p[i] = 1
 	}
 	return p
+}
+
+// TestHostileSearchExpansion: a sequence set and $Expunged were written
+// into the criteria text UID by UID, so SEARCH 1:* repeated 1,000 times
+// made 268 MB of text in a folder of 2,000 messages (13 GB for 100,000).
+// The text must grow with the command, not with the folder, and the
+// answer stay exact for the session's messages.
+func TestHostileSearchExpansion(t *testing.T) {
+	big := &selected{}
+	for i := 0; i < 100_000; i++ {
+		m := indexer.FolderMessage{UID: uint32(2*i + 1)}
+		if i%2 == 0 {
+			m.Expunged = "2024-01-01T00:00:00Z"
+		}
+		big.msgs = append(big.msgs, m)
+	}
+	all := imap.SeqSet{{Start: 1, Stop: 0}}
+	var text string
+	var err error
+	n, took := allocated(func() {
+		text, err = big.criteriaText(&imap.SearchCriteria{SeqNum: slices.Repeat([]imap.SeqSet{all}, 1000)})
+	})
+	if err != nil || len(text) > 20<<10 || n > 16<<20 {
+		t.Errorf("SEARCH 1:* x1000 in 100,000 messages: %d bytes of text (%.40q...), %v; %d MB allocated in %v", len(text), text, err, n>>20, took)
+	}
+	for _, tc := range []struct {
+		set  imap.SeqSet
+		want string
+	}{
+		{imap.SeqSetNum(2, 3, 4), "UID 3:7"},
+		{imap.SeqSet{{Start: 99_999, Stop: 0}, {Start: 1, Stop: 1}}, "UID 1,199997:199999"},
+		{imap.SeqSet{{Start: 200_000, Stop: 300_000}}, "NOT ALL"},
+		{imap.SeqSet{{Start: 200_000, Stop: 0}}, "UID 199999"}, // RFC 9051: 200000:* is *:200000
+	} {
+		if got, err := big.criteriaText(&imap.SearchCriteria{SeqNum: []imap.SeqSet{tc.set}}); got != tc.want || err != nil {
+			t.Errorf("criteriaText(%v) = %q, %v, want %q", tc.set, got, err, tc.want)
+		}
+	}
+	// $Expunged every other message: 50,000 UIDs that no range joins. Once
+	// is fine; 2,500 times is refused, without writing it 2,500 times.
+	if text, err := big.criteriaText(&imap.SearchCriteria{Flag: []imap.Flag{ExpungedKeyword}}); err != nil || !strings.HasPrefix(text, "UID 1,5,9,") {
+		t.Errorf("KEYWORD $Expunged: %.40q..., %v", text, err)
+	}
+	n, took = allocated(func() {
+		_, err = big.criteriaText(&imap.SearchCriteria{Flag: slices.Repeat([]imap.Flag{ExpungedKeyword}, 2500)})
+	})
+	if !errors.Is(err, errSearchTooLarge) || n > 16<<20 {
+		t.Errorf("KEYWORD $Expunged x2500: %v, %d MB allocated in %v; want errSearchTooLarge, a few MB", err, n>>20, took)
+	}
+
+	// Over the wire, in alice/INBOX (UIDs 10 to 50): a message archived
+	// after the SELECT below the highest UID (UID 25, a gap filled) is not
+	// the session's, and no answer names it, by UID or by number.
+	f := newFixture(t)
+	s := dialRaw(t, f.addr)
+	s.login("alice", "alice-password-1")
+	s.cmd("SELECT alice/INBOX")
+	if _, err := f.a.Ingest(context.Background(), []indexer.Item{{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 25, Raw: msg(25, "gap", "filled later")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.a.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cmd, want string }{
+		{"UID SEARCH 2:4", "* SEARCH 20 30 40"},
+		{"SEARCH 2:4", "* SEARCH 2 3 4"},
+		{"UID SEARCH NOT 2:4", "* SEARCH 10 50"},
+		{"UID SEARCH ALL", "* SEARCH 10 20 30 40 50"},
+		{"UID SEARCH " + strings.TrimSpace(strings.Repeat("1:* ", 5000)), "* SEARCH 10 20 30 40 50"},
+	} {
+		un, ans := s.cmd("%s", tc.cmd)
+		if !strings.HasPrefix(ans, "OK") || len(un) == 0 || strings.TrimSpace(un[0]) != tc.want {
+			t.Errorf("%.40s: %q %s, want %q", tc.cmd, un, ans, tc.want)
+		}
+	}
+	// A search refused as too large says so.
+	if _, ans := s.cmd("SEARCH %s", strings.TrimSpace(strings.Repeat("KEYWORD $Expunged ", 2500))); !strings.HasPrefix(ans, "OK") && !strings.HasPrefix(ans, "NO [LIMIT]") {
+		t.Errorf("KEYWORD $Expunged x2500 answered %q", ans)
+	}
 }

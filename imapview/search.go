@@ -1,6 +1,7 @@
 package imapview
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -22,7 +23,10 @@ import (
 // (the copies the server has expunged, as a UID set).
 func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := ss.sel
-	text, err := sel.criteriaText(criteria, 0)
+	text, err := sel.criteriaText(criteria)
+	if errors.Is(err, errSearchTooLarge) {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: err.Error()}
+	}
 	if err != nil {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Text: err.Error()}
 	}
@@ -37,24 +41,32 @@ func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria
 		return nil, ss.serviceError("search", err)
 	}
 	ss.s.metrics.searches.Inc()
+	// The answer names the session's messages only, by UID as by sequence
+	// number: the criteria name the session's sequence numbers as ranges
+	// of its UIDs (seqKey), and a UID the session does not have (archived
+	// since its last poll, or below the highest UID it has: a gap filled
+	// later) may fall in one.
 	data := &imap.SearchData{}
 	var nums []uint32
+	var uidSet imap.UIDSet
+	var seqSet imap.SeqSet
+	for _, u := range uids {
+		i := sort.Search(len(sel.msgs), func(i int) bool { return sel.msgs[i].UID >= u })
+		if i == len(sel.msgs) || sel.msgs[i].UID != u {
+			continue
+		}
+		if kind == imapserver.NumKindUID {
+			uidSet.AddNum(imap.UID(u))
+			nums = append(nums, u)
+		} else {
+			seqSet.AddNum(uint32(i + 1))
+			nums = append(nums, uint32(i+1))
+		}
+	}
 	if kind == imapserver.NumKindUID {
-		var set imap.UIDSet
-		for _, u := range uids {
-			set.AddNum(imap.UID(u))
-		}
-		data.All, nums = set, uids
+		data.All = uidSet
 	} else {
-		var set imap.SeqSet
-		for _, u := range uids {
-			i := sort.Search(len(sel.msgs), func(i int) bool { return sel.msgs[i].UID >= u })
-			if i < len(sel.msgs) && sel.msgs[i].UID == u {
-				set.AddNum(uint32(i + 1))
-				nums = append(nums, uint32(i+1))
-			}
-		}
-		data.All = set
+		data.All = seqSet
 	}
 	if len(nums) > 0 {
 		data.Min, data.Max = nums[0], nums[len(nums)-1]
@@ -69,19 +81,51 @@ func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria
 // 0.6 s of CPU). query.ParseIMAP refuses deeper trees than this anyway.
 const maxCriteriaDepth = 100
 
+// maxCriteriaText bounds the size of the criteria text. The command is
+// at most 50 KiB, but two keys stand for UIDs of the session's messages:
+// a sequence set, and the keyword $Expunged. Written UID by UID, SEARCH
+// 1:* repeated 1,000 times in a folder of 2,000 messages made 268 MB of
+// text (5.7 s; a folder of 100,000 would need 13 GB). A sequence set is
+// now written as ranges of UIDs (seqKey), so its text grows with the
+// command, not with the folder; $Expunged, which can only be written as
+// the expunged copies' UIDs, is written once per search (criteria.flagKey)
+// and may be used once (criteria.budget): repeated, it is refused by this
+// bound.
+const maxCriteriaText = 256 << 10
+
+var errSearchTooLarge = errors.New("the search is too large once its sequence numbers and $Expunged are written as UIDs: send fewer keys")
+
+// criteria is one SEARCH being written as text.
+type criteria struct {
+	sel      *selected
+	expunged [2]string // the keys for $Expunged and its negation, once written
+}
+
+// budget is the most text the criteria may make: maxCriteriaText, plus
+// one use of each $Expunged key, however many copies there are.
+func (w *criteria) budget() int {
+	return maxCriteriaText + len(w.expunged[0]) + len(w.expunged[1])
+}
+
 // criteriaText writes criteria as IMAP SEARCH text for query.ParseIMAP.
-func (sel *selected) criteriaText(c *imap.SearchCriteria, depth int) (string, error) {
+func (sel *selected) criteriaText(c *imap.SearchCriteria) (string, error) {
+	return (&criteria{sel: sel}).text(c, 0)
+}
+
+func (w *criteria) text(c *imap.SearchCriteria, depth int) (string, error) {
 	if depth > maxCriteriaDepth {
 		return "", fmt.Errorf("search criteria nested more than %d deep", maxCriteriaDepth)
 	}
+	sel := w.sel
 	var keys []string
-	add := func(k ...string) { keys = append(keys, strings.Join(k, " ")) }
+	size := 0
+	add := func(k ...string) {
+		key := strings.Join(k, " ") // one k: no copy (the $Expunged keys are shared)
+		size += len(key) + 1
+		keys = append(keys, key)
+	}
 	for _, set := range c.SeqNum {
-		var uids imap.UIDSet
-		for _, i := range sel.resolve(set) {
-			uids.AddNum(imap.UID(sel.msgs[i].UID))
-		}
-		add(uidKey(uids))
+		add(sel.seqKey(set))
 	}
 	for _, set := range c.UID {
 		if imap.IsSearchRes(set) {
@@ -118,10 +162,10 @@ func (sel *selected) criteriaText(c *imap.SearchCriteria, depth int) (string, er
 		add("TEXT", literal(v))
 	}
 	for _, f := range c.Flag {
-		add(sel.flagKey(f, false))
+		add(w.flagKey(f, false))
 	}
 	for _, f := range c.NotFlag {
-		add(sel.flagKey(f, true))
+		add(w.flagKey(f, true))
 	}
 	if c.Larger > 0 {
 		add("LARGER", strconv.FormatInt(c.Larger, 10))
@@ -129,19 +173,22 @@ func (sel *selected) criteriaText(c *imap.SearchCriteria, depth int) (string, er
 	if c.Smaller > 0 {
 		add("SMALLER", strconv.FormatInt(c.Smaller, 10))
 	}
+	if size > w.budget() {
+		return "", errSearchTooLarge
+	}
 	for i := range c.Not {
-		sub, err := sel.criteriaText(&c.Not[i], depth+1)
+		sub, err := w.text(&c.Not[i], depth+1)
 		if err != nil {
 			return "", err
 		}
 		add("NOT", "("+sub+")")
 	}
 	for i := range c.Or {
-		a, err := sel.criteriaText(&c.Or[i][0], depth+1)
+		a, err := w.text(&c.Or[i][0], depth+1)
 		if err != nil {
 			return "", err
 		}
-		b, err := sel.criteriaText(&c.Or[i][1], depth+1)
+		b, err := w.text(&c.Or[i][1], depth+1)
 		if err != nil {
 			return "", err
 		}
@@ -150,26 +197,61 @@ func (sel *selected) criteriaText(c *imap.SearchCriteria, depth int) (string, er
 	if c.ModSeq != nil {
 		return "", fmt.Errorf("MODSEQ needs CONDSTORE, which this server does not offer")
 	}
+	if size > w.budget() {
+		return "", errSearchTooLarge
+	}
 	if len(keys) == 0 {
 		return "ALL", nil
 	}
 	return strings.Join(keys, " "), nil
 }
 
+// seqKey is the key for a set of the session's sequence numbers: each
+// range i:j as the UID range msgs[i].UID:msgs[j].UID, one step per range
+// whatever the folder's size. Among the session's messages, which are in
+// UID order, that UID range holds exactly messages i to j; a UID in it
+// that the session does not have is left out of the answer by Search.
+func (sel *selected) seqKey(set imap.SeqSet) string {
+	var uids imap.UIDSet
+	n := uint32(len(sel.msgs))
+	if n == 0 || imap.IsSearchRes(set) {
+		return uidKey(uids) // "$" (SEARCHRES) is not offered
+	}
+	for _, r := range set {
+		lo, hi := orderRange(r.Start, r.Stop, n)
+		if lo > n {
+			continue // numbers beyond the highest name nothing
+		}
+		uids.AddRange(imap.UID(sel.msgs[lo-1].UID), imap.UID(sel.msgs[min(hi, n)-1].UID))
+	}
+	return uidKey(uids)
+}
+
 // flagKey is the key for a flag (not: its negation). $Expunged is not a
-// stored flag: it is the set of copies the server has expunged.
-func (sel *selected) flagKey(f imap.Flag, not bool) string {
+// stored flag: it is the set of copies the server has expunged, written
+// as UID ranges of runs of them (as seqKey), once per search.
+func (w *criteria) flagKey(f imap.Flag, not bool) string {
 	if strings.EqualFold(string(f), ExpungedKeyword) {
-		var uids imap.UIDSet
-		for _, m := range sel.msgs {
-			if m.Expunged != "" {
-				uids.AddNum(imap.UID(m.UID))
+		if w.expunged[0] == "" {
+			var uids imap.UIDSet
+			msgs := w.sel.msgs
+			for i := 0; i < len(msgs); i++ {
+				if msgs[i].Expunged == "" {
+					continue
+				}
+				j := i
+				for j+1 < len(msgs) && msgs[j+1].Expunged != "" {
+					j++
+				}
+				uids.AddRange(imap.UID(msgs[i].UID), imap.UID(msgs[j].UID))
+				i = j
 			}
+			w.expunged = [2]string{uidKey(uids), "NOT (" + uidKey(uids) + ")"}
 		}
 		if not {
-			return "NOT (" + uidKey(uids) + ")"
+			return w.expunged[1]
 		}
-		return uidKey(uids)
+		return w.expunged[0]
 	}
 	system := map[string]string{`\seen`: "SEEN", `\answered`: "ANSWERED", `\flagged`: "FLAGGED",
 		`\deleted`: "DELETED", `\draft`: "DRAFT", `\recent`: "RECENT"}
