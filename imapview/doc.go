@@ -55,7 +55,8 @@
 //     service.LoginGuard, shared with the web in serve), every SELECT or
 //     EXAMINE, every SEARCH, and every FETCH that reads message content
 //     (one row per command, naming the folder and the UIDs) are in the
-//     audit trail, written before anything is answered.
+//     audit trail, written before anything is answered (a FETCH whose UIDs
+//     do not fit one audit row gets as many rows as they need).
 //   - IDLE and NOOP: a session checks every PollInterval (1 s) whether its
 //     folder's mailbox changed (Archive.ViewGeneration: a per-mailbox
 //     generation kept in memory, so an idle session costs no read) and,

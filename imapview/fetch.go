@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,13 +106,36 @@ func sectionName(spec imap.PartSpecifier, part []int, fields, notFields []string
 	if spec != imap.PartSpecifierNone {
 		s := string(spec)
 		if len(fields) > 0 {
-			s += ".FIELDS (" + strings.Join(fields, " ") + ")"
+			s += ".FIELDS (" + fieldList(fields) + ")"
 		} else if len(notFields) > 0 {
-			s += ".FIELDS.NOT (" + strings.Join(notFields, " ") + ")"
+			s += ".FIELDS.NOT (" + fieldList(notFields) + ")"
 		}
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, ".")
+}
+
+// fieldList is a HEADER.FIELDS list for the audit trail. A field name is
+// the client's (a quoted string or a literal: any bytes), so one that is
+// not a plain field name is written quoted: `X) UID 1:*` must not read as
+// part of the row's own words.
+func fieldList(fields []string) string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		plain := f != ""
+		for _, c := range []byte(f) {
+			if c <= ' ' || c >= 0x7f || strings.IndexByte(`()[]{}"\:`, c) >= 0 {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			out[i] = f
+		} else {
+			out[i] = strconv.Quote(f)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // Fetch answers FETCH from the catalog (UID, FLAGS, INTERNALDATE,

@@ -306,3 +306,51 @@ func TestHostileSearchExpansion(t *testing.T) {
 		t.Errorf("KEYWORD $Expunged x2500 answered %q", ans)
 	}
 }
+
+// TestHostileFetchAuditComplete: the audit row of a FETCH is cut at the
+// trail's row size, so FETCH 1:* of 600 messages whose UIDs are not
+// consecutive left a row that named neither all the UIDs read nor what
+// was read. Every UID read and the items must be in the trail, readable.
+func TestHostileFetchAuditComplete(t *testing.T) {
+	f := newFixture(t)
+	uids := f.addFolder(t, "alice", "Sparse", 1, 600, func(i int) []byte { return msg(2000+i, "sparse", "x") })
+	s := dialRaw(t, f.addr)
+	s.login("alice", "alice-password-1")
+	s.cmd("SELECT alice/Sparse")
+	if un, ans := s.cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject)])"); !strings.HasPrefix(ans, "OK") || len(un) < 600 {
+		t.Fatalf("FETCH 1:*: %d lines, %s", len(un), ans)
+	}
+	read := map[uint32]bool{}
+	for _, r := range f.audits(t, "imap-fetch") {
+		if !strings.HasPrefix(r, "alice alice/Sparse;UIDVALIDITY=1 UID ") {
+			continue
+		}
+		if strings.Contains(r, "…[") || !strings.HasSuffix(r, " BODY[HEADER.FIELDS (Subject)]") {
+			t.Errorf("audit row cut or without the items: ...%s", r[max(0, len(r)-120):])
+		}
+		for _, rg := range strings.Split(strings.Fields(r)[3], ",") {
+			var lo, hi uint32
+			if n, _ := fmt.Sscanf(rg, "%d:%d", &lo, &hi); n == 1 {
+				hi = lo
+			} else if n != 2 {
+				t.Fatalf("audit row %.80q...: range %q", r, rg)
+			}
+			for u := lo; u <= hi; u++ {
+				read[u] = true
+			}
+		}
+	}
+	for _, u := range uids {
+		if !read[u] {
+			t.Fatalf("UID %d was read, and no audit row names it (%d of %d named)", u, len(read), len(uids))
+		}
+	}
+
+	// A field name is the client's bytes: it cannot pass for the row's
+	// own words.
+	s.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (\"X)] UID 1:* BODY[\")])")
+	rows := f.audits(t, "imap-fetch")
+	if r := rows[0]; !strings.HasSuffix(r, `UID 1 BODY[HEADER.FIELDS ("X)] UID 1:* BODY[")]`) {
+		t.Errorf("audit row of a FETCH of a strange field name: %q", r)
+	}
+}

@@ -23,7 +23,8 @@ import (
 // denied). What is audited: opening a folder ("imap-select"), every SEARCH
 // ("search", with the folder and the criteria), and every FETCH that reads
 // message content ("imap-fetch", one row per command naming the folder,
-// the UIDs and what was read), before anything is sent. Reads of flags,
+// the UIDs and what was read, or more when its UIDs do not fit one row),
+// before anything is sent. Reads of flags,
 // sizes and dates of a folder already opened are not audited again: the
 // select was.
 
@@ -75,11 +76,50 @@ func (s *Service) viewMessages(ctx context.Context, c Caller, f indexer.FolderEp
 // uids (an IMAP sequence set of UIDs, as text) of folder f; what says what
 // ("BODY[]", "ENVELOPE" ...). A FETCH is served only after this returned
 // nil: the audit trail fails closed.
+//
+// The row is "folder UID set what". An audit row holds maxAuditText
+// bytes, and the UID set of a FETCH of many messages whose UIDs are not
+// consecutive is longer (FETCH 1:* of 300 such messages): cut, the row
+// named neither all the UIDs read nor what was read, so that a user could
+// read a folder's content with a row that did not say which. A set that
+// does not fit is written over as many rows as it needs, each with the
+// folder, its part of the set, "(i of n)" and what.
 func (s *Service) ViewFetch(ctx context.Context, c Caller, f indexer.FolderEpoch, uids, what string) error {
 	if !c.Sees(f.Account) {
 		return s.denied(ctx, c, "imap-fetch", folderText(f), errorf(ErrNotFound, "no such folder"))
 	}
-	return s.audit(ctx, c, "imap-fetch", fmt.Sprintf("%s UID %s %s", folderText(f), uids, what))
+	head := folderText(f) + " UID "
+	room := max(200, maxAuditText-len(head)-len(" (99999 of 99999) ")-len(what))
+	parts := splitUIDSet(uids, room)
+	for i, part := range parts {
+		detail := head + part + " " + what
+		if len(parts) > 1 {
+			detail = fmt.Sprintf("%s%s (%d of %d) %s", head, part, i+1, len(parts), what)
+		}
+		if err := s.audit(ctx, c, "imap-fetch", detail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitUIDSet cuts a UID set's text ("1:3,7,9") at commas into parts of
+// at most room bytes (a single range longer than room, which no UID set
+// has, is a part of its own).
+func splitUIDSet(set string, room int) []string {
+	var parts []string
+	for len(set) > room {
+		cut := strings.LastIndexByte(set[:room+1], ',')
+		if cut <= 0 {
+			cut = strings.IndexByte(set, ',')
+			if cut < 0 {
+				break
+			}
+		}
+		parts = append(parts, set[:cut])
+		set = set[cut+1:]
+	}
+	return append(parts, set)
 }
 
 // ViewRaw returns the bytes of message sha of folder f, verified against
