@@ -57,6 +57,12 @@
 //     (one row per command, naming the folder and the UIDs) are in the
 //     audit trail, written before anything is answered (a FETCH whose UIDs
 //     do not fit one audit row gets as many rows as they need).
+//   - A login lasts while its user does: before each command that reads
+//     (and before an idle session re-reads its folder) the session takes
+//     its user as they are now (Archive.ViewRecheck). A user removed, a
+//     token revoked, or the open folder's account withdrawn ends it with
+//     BYE; changed accounts apply at once. A password change does not end
+//     a session logged in with the old one (no password is kept).
 //   - IDLE and NOOP: a session checks every PollInterval (1 s) whether its
 //     folder's mailbox changed (Archive.ViewGeneration: a per-mailbox
 //     generation kept in memory, so an idle session costs no read) and,

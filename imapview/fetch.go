@@ -147,6 +147,9 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 	content, what := readsContent(options)
 	ctx, cancel := ss.ctx()
 	defer cancel()
+	if err := ss.recheck(ctx); err != nil {
+		return err
+	}
 	if content && len(idx) > 0 {
 		var uids imap.UIDSet
 		for _, i := range idx {

@@ -23,6 +23,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"mailvault/indexer"
+	"mailvault/service"
 )
 
 // allocated returns what f allocated in the whole process (the server
@@ -352,5 +353,114 @@ func TestHostileFetchAuditComplete(t *testing.T) {
 	rows := f.audits(t, "imap-fetch")
 	if r := rows[0]; !strings.HasSuffix(r, `UID 1 BODY[HEADER.FIELDS ("X)] UID 1:* BODY[")]`) {
 		t.Errorf("audit row of a FETCH of a strange field name: %q", r)
+	}
+}
+
+// until sends a command and returns every line up to its tagged answer,
+// or up to the end of the connection (ended false then).
+func (s *rawSession) until(cmd string) (lines []string, ended bool) {
+	s.no++
+	tag := fmt.Sprintf("t%d", s.no)
+	fmt.Fprintf(s.c, "%s %s\r\n", tag, cmd)
+	for {
+		s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, err := s.r.ReadString('\n')
+		if err != nil {
+			return lines, false
+		}
+		l = strings.TrimRight(l, "\r\n")
+		lines = append(lines, l)
+		if strings.HasPrefix(l, tag+" ") {
+			return lines, true
+		}
+	}
+}
+
+// TestHostileLoginRevoked: a session kept its LOGIN's rights for as long
+// as the client kept it open (NOOP, IDLE: for good), so a user removed,
+// or whose token was revoked, read on. The next command that reads must
+// end the session, before anything of the mail is sent.
+func TestHostileLoginRevoked(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	noContent := func(what string, lines []string) {
+		t.Helper()
+		for _, l := range lines {
+			if strings.Contains(l, "FETCH") && strings.HasPrefix(l, "* ") || strings.HasPrefix(l, "* LIST") || strings.HasPrefix(l, "* SEARCH") {
+				t.Errorf("%s: %q was sent", what, l)
+			}
+		}
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "* BYE") }) {
+			t.Errorf("%s: %q, want BYE", what, lines)
+		}
+	}
+
+	// Removed while a folder is open: FETCH, SEARCH and LIST get nothing.
+	for _, cmd := range []string{"FETCH 1 BODY.PEEK[]", "UID SEARCH ALL", `LIST "" *`} {
+		s := dialRaw(t, f.addr)
+		s.login("alice", "alice-password-1")
+		s.cmd("SELECT alice/INBOX")
+		if err := f.u.Remove(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		lines, _ := s.until(cmd)
+		noContent("after the user was removed: "+cmd, lines)
+		if err := f.u.Add(ctx, service.User{Name: "alice", Role: service.RoleUser, Accounts: []string{"alice"}}, "alice-password-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A token revoked.
+	tok, info, err := f.u.NewToken(ctx, "alice", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := dialRaw(t, f.addr)
+	s.login("alice", tok)
+	if _, err := f.u.RevokeToken(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	lines, _ := s.until(`LIST "" *`)
+	noContent("after the token was revoked", lines)
+
+	// The accounts changed: the open folder's account is withdrawn, and a
+	// session with none open lists the new account's folders.
+	open, idle := dialRaw(t, f.addr), dialRaw(t, f.addr)
+	open.login("alice", "alice-password-1")
+	open.cmd("SELECT alice/INBOX")
+	idle.login("alice", "alice-password-1")
+	if err := f.u.Remove(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.u.Add(ctx, service.User{Name: "alice", Role: service.RoleUser, Accounts: []string{"bob"}}, "alice-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	lines, _ = open.until("FETCH 1:* (FLAGS ENVELOPE)")
+	noContent("after alice's account was withdrawn", lines)
+	if un, _ := idle.cmd(`LIST "" *`); !slices.ContainsFunc(un, func(l string) bool { return strings.Contains(l, `"bob/INBOX"`) }) ||
+		slices.ContainsFunc(un, func(l string) bool { return strings.Contains(l, `"alice/INBOX"`) }) {
+		t.Errorf("LIST after alice's accounts became bob: %q", un)
+	}
+
+	// IDLE: the change that would be announced ends the session instead.
+	if err := f.u.Add(ctx, service.User{Name: "carol", Role: service.RoleUser, Accounts: []string{"alice"}}, "carol-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	s = dialRaw(t, f.addr)
+	s.login("carol", "carol-password-1")
+	s.cmd("SELECT alice/INBOX")
+	fmt.Fprintf(s.c, "i IDLE\r\n")
+	if l := s.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	if err := f.u.Remove(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Ingest(ctx, []indexer.Item{{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 70, Raw: msg(70, "new", "while idle")}}); err != nil {
+		t.Fatal(err)
+	}
+	s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, err := s.r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "* BYE") {
+		t.Errorf("IDLE of a removed user, new mail: %q %v, want BYE", l, err)
 	}
 }

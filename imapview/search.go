@@ -36,6 +36,9 @@ func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria
 	}
 	ctx, cancel := ss.ctx()
 	defer cancel()
+	if err := ss.recheck(ctx); err != nil {
+		return nil, err
+	}
 	uids, err := ss.s.opts.Archive.ViewSearch(ctx, *ss.caller, sel.f, n, readable(text))
 	if err != nil {
 		return nil, ss.serviceError("search", err)

@@ -23,6 +23,7 @@ import (
 // filters nothing itself.
 type Archive interface {
 	ViewLogin(ctx context.Context, name, secret, remote string) (service.Caller, error)
+	ViewRecheck(ctx context.Context, c service.Caller, token string) (service.Caller, error)
 	ViewFolders(ctx context.Context, c service.Caller) ([]indexer.FolderEpoch, error)
 	ViewSelect(ctx context.Context, c service.Caller, f indexer.FolderEpoch) ([]indexer.FolderMessage, error)
 	ViewMessages(ctx context.Context, c service.Caller, f indexer.FolderEpoch) ([]indexer.FolderMessage, error)

@@ -19,8 +19,10 @@ import (
 // connection's own goroutine, one at a time, so it needs no lock.
 type session struct {
 	s      *Server
+	conn   *imapserver.Conn
 	remote string
 	caller *service.Caller // nil until LOGIN
+	token  string          // the API token the session logged in with, if it did
 	sel    *selected
 }
 
@@ -37,7 +39,7 @@ type selected struct {
 const cmdTimeout = 2 * time.Minute
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	return &session{s: s, remote: "imap " + hostOf(c.NetConn().RemoteAddr())}, nil, nil
+	return &session{s: s, conn: c, remote: "imap " + hostOf(c.NetConn().RemoteAddr())}, nil, nil
 }
 
 func (ss *session) ctx() (context.Context, context.CancelFunc) {
@@ -60,6 +62,9 @@ var (
 // it may know (not found, a bad search) in words, anything else as a server
 // fault, logged here.
 func (ss *session) serviceError(op string, err error) error {
+	if ie, ok := errors.AsType[*imap.Error](err); ok {
+		return ie // already an answer (recheck's)
+	}
 	switch {
 	case errors.Is(err, service.ErrNotFound):
 		return errNoFolder
@@ -107,13 +112,50 @@ func (ss *session) Login(username, password string) error {
 		return ss.serviceError("login", err)
 	}
 	ss.caller = &c
+	if strings.HasPrefix(password, "mvt_") { // as ViewLogin tells a token
+		ss.token = password
+	}
 	ss.s.metrics.logins.WithLabelValues("ok").Inc()
 	ss.s.log.Info("imap login", "user", c.Name, "remote", ss.remote)
 	return nil
 }
 
+// errLoginGone answers a command of a session whose user was removed, or
+// whose token was revoked, since it logged in (the connection is closed).
+var errLoginGone = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed,
+	Text: "this login is no longer valid"}
+
+// recheck takes the session's user as it is now (Archive.ViewRecheck),
+// before a command reads: a user removed, or a token revoked, since LOGIN
+// ends the session with BYE, and a user whose accounts changed sees the
+// new ones. Without it a session kept open by IDLE or NOOP read on for
+// good with the rights it had at LOGIN.
+func (ss *session) recheck(ctx context.Context) error {
+	c, err := ss.s.opts.Archive.ViewRecheck(ctx, *ss.caller, ss.token)
+	if errors.Is(err, service.ErrBadLogin) {
+		ss.s.log.Info("imap session ended: the user was removed or the token revoked", "user", ss.caller.Name, "remote", ss.remote)
+		ss.conn.Bye("this login is no longer valid (user removed or token revoked)")
+		return errLoginGone
+	}
+	if err != nil {
+		return ss.serviceError("recheck", err)
+	}
+	if ss.sel != nil && !c.Sees(ss.sel.f.Account) {
+		// The open folder's account is no longer the user's: the session
+		// has it selected, and go-imap knows no way back but LOGOUT.
+		ss.s.log.Info("imap session ended: the open folder's account was withdrawn", "user", c.Name, "remote", ss.remote)
+		ss.conn.Bye("this folder is no longer yours to read")
+		return errLoginGone
+	}
+	ss.caller = &c
+	return nil
+}
+
 // tree lists the caller's folders now.
 func (ss *session) tree(ctx context.Context) (*tree, error) {
+	if err := ss.recheck(ctx); err != nil {
+		return nil, err
+	}
 	eps, err := ss.s.opts.Archive.ViewFolders(ctx, *ss.caller)
 	if err != nil {
 		return nil, err
@@ -374,6 +416,9 @@ func (ss *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error 
 	}
 	ctx, cancel := ss.ctx()
 	defer cancel()
+	if err := ss.recheck(ctx); err != nil {
+		return err
+	}
 	now, err := ss.s.opts.Archive.ViewMessages(ctx, *ss.caller, sel.f)
 	if err != nil {
 		return ss.serviceError("poll", err)

@@ -245,6 +245,39 @@ func (s *Service) ViewLogin(ctx context.Context, name, secret, remote string) (C
 	return c, nil
 }
 
+// ViewRecheck returns the caller that c, logged in with ViewLogin, is
+// now: the user as the users table has them (role and accounts as they are
+// now), or ErrBadLogin when the user has been removed since, or when
+// token, the API token c logged in with ("" for a password), has been
+// revoked or has expired. An IMAP session lasts as long as its client
+// keeps it (IDLE, NOOP), and the web checks its session at every request:
+// so that removing a user or revoking a token ends their IMAP reading too,
+// the view calls this before each command that reads. A password change
+// does not end an IMAP session logged in with the old password (the web's
+// sessions end; the view does not keep passwords to check them again).
+func (s *Service) ViewRecheck(ctx context.Context, c Caller, token string) (Caller, error) {
+	if s.opts.Users == nil {
+		return Caller{}, errNoAuditStore
+	}
+	var u *User
+	var err error
+	if token != "" {
+		u, err = s.opts.Users.TokenUser(ctx, token)
+		if err == nil && u.Name != c.Name {
+			err = ErrBadLogin
+		}
+	} else {
+		u, err = s.opts.Users.Get(ctx, c.Name)
+		if errors.Is(err, ErrNoUser) {
+			err = ErrBadLogin
+		}
+	}
+	if err != nil {
+		return Caller{}, err
+	}
+	return u.Caller(c.Remote), nil
+}
+
 // auditUnauthenticated records a refused or failed login within the
 // address's audit budget (LoginGuard.AuditAllowed); past it the row is
 // counted and the count goes into the address's next row.
