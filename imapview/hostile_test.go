@@ -464,3 +464,27 @@ func TestHostileLoginRevoked(t *testing.T) {
 		t.Errorf("IDLE of a removed user, new mail: %q %v, want BYE", l, err)
 	}
 }
+
+// TestHostileFetchManySections: every section of a FETCH is a pass over
+// the message, so 3,000 BINARY.SIZE[2] (what 50 KiB holds) cost 17 s of
+// CPU per 1 MB message for a few bytes of answer. Past maxFetchSections a
+// FETCH is refused; within it, it is answered.
+func TestHostileFetchManySections(t *testing.T) {
+	f := newFixture(t)
+	att := bytes.Repeat([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkwYWJjZGVmZ2hpamtsbW5vcHFy\r\n"), 4000) // 276 KB
+	raw := []byte("From: a@example.org\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nhi\r\n" +
+		"--zz\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" + string(att) + "--zz--\r\n")
+	f.addFolder(t, "alice", "Att", 1, 1, func(int) []byte { return raw })
+	s := dialRaw(t, f.addr)
+	s.login("alice", "alice-password-1")
+	s.cmd("SELECT alice/Att")
+	var ans string
+	n, took := allocated(func() { _, ans = s.cmd("FETCH 1 (%s)", strings.TrimSpace(strings.Repeat("BINARY.SIZE[2] ", 3000))) })
+	if !strings.HasPrefix(ans, "NO [LIMIT]") || n > 64<<20 {
+		t.Errorf("FETCH 1 (BINARY.SIZE[2] x3000): %q, %d MB allocated in %v; want NO [LIMIT] at once", ans, n>>20, took)
+	}
+	un, ans := s.cmd("FETCH 1 (%s)", strings.TrimSpace(strings.Repeat("BINARY.SIZE[2] ", maxFetchSections)))
+	if want := fmt.Sprintf("BINARY.SIZE[2] %d", 4000*51); !strings.HasPrefix(ans, "OK") || len(un) != 1 || !strings.Contains(un[0], want) {
+		t.Errorf("FETCH 1 (BINARY.SIZE[2] x%d): %.100q %s, want OK with %s", maxFetchSections, un, ans, want)
+	}
+}
