@@ -149,8 +149,8 @@ func fieldList(fields []string) string {
 const maxFetchSections = 64
 
 // Fetch answers FETCH from the catalog (UID, FLAGS, INTERNALDATE,
-// RFC822.SIZE) and, for content items, from the stored bytes, after one
-// audit row for the command.
+// RFC822.SIZE) and, for content items, from the stored bytes, after the
+// command's audit row (rows, for a long UID set: Archive.ViewFetch).
 func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	if n := len(options.BodySection) + len(options.BinarySection) + len(options.BinarySectionSize); n > maxFetchSections {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,

@@ -124,8 +124,11 @@ func splitUIDSet(set string, room int) []string {
 
 // ViewRaw returns the bytes of message sha of folder f, verified against
 // their sha256 by the store. The FETCH it serves was audited with
-// ViewFetch; a message that is not in f, or in a folder c may not see,
-// answers ErrNotFound.
+// ViewFetch. A folder c may not see answers ErrNotFound, and so does a
+// message removed from the archive (retention, erasure). That sha is a
+// message of f is not checked here (it would cost a catalog read per
+// message): the view passes only the shas of f's own list, as ViewSelect
+// and ViewMessages returned it.
 func (s *Service) ViewRaw(ctx context.Context, c Caller, f indexer.FolderEpoch, sha [32]byte) ([]byte, error) {
 	if !c.Sees(f.Account) {
 		return nil, errorf(ErrNotFound, "no such folder")
@@ -203,7 +206,9 @@ func (e *LoginRefused) Error() string {
 // protocol with passwords (IMAP), under the same LoginGuard rules as the
 // web's login form. Every outcome is audited: "login" (with detail
 // "imap"), "login-failed", "login-refused" (the refusals within the
-// address's audit budget, as the web does). remote names the door and the
+// address's audit budget, as the web does), except a name or secret too
+// long to be one (256, 1024 bytes), refused at once, counted nowhere and
+// not audited, as the web's form does. remote names the door and the
 // address ("imap 192.0.2.1").
 func (s *Service) ViewLogin(ctx context.Context, name, secret, remote string) (Caller, error) {
 	if s.opts.Users == nil {
