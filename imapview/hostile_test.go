@@ -488,3 +488,32 @@ func TestHostileFetchManySections(t *testing.T) {
 		t.Errorf("FETCH 1 (BINARY.SIZE[2] x%d): %.100q %s, want OK with %s", maxFetchSections, un, ans, want)
 	}
 }
+
+// TestHostileStoredFlags: a stored flag is whatever its source had, and
+// go-imap, given one it cannot write ("a]b", or "Ärger", whose second
+// byte is 0x84), stopped the FLAGS line of SELECT half-way and put the NO
+// on the same line: the folder could not be opened and the client lost
+// the thread. Such flags are not shown; the others are.
+func TestHostileStoredFlags(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.a.EnsureMailbox(ctx, "alice", "Odd", "imap", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Ingest(ctx, []indexer.Item{{Account: "alice", Mailbox: "Odd", UIDValidity: 1, UID: 1,
+		Flags: []string{"a]b", "Ärger", "(x", `\Seen`, "$Fine", "Wichtig-é"}, InternalDate: time.Now(), Raw: msg(1, "odd", "flags")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := dialRaw(t, f.addr)
+	s.login("alice", "alice-password-1")
+	un, ans := s.cmd("SELECT alice/Odd")
+	if !strings.HasPrefix(ans, "OK") || !slices.Contains(un, `* FLAGS (\Seen \Answered \Flagged \Deleted \Draft $Expunged $Fine Wichtig-é)`) {
+		t.Errorf("SELECT of a folder with unwritable flags: %q %s", un, ans)
+	}
+	if un, ans := s.cmd("FETCH 1 FLAGS"); !strings.HasPrefix(ans, "OK") || len(un) != 1 || un[0] != `* 1 FETCH (FLAGS (\Seen $Fine Wichtig-é))` {
+		t.Errorf("FETCH FLAGS: %q %s", un, ans)
+	}
+}

@@ -211,7 +211,7 @@ func folderFlags(msgs []indexer.FolderMessage) []imap.Flag {
 	}
 	for _, m := range msgs {
 		for _, f := range strings.Fields(m.Flags) {
-			if fl := imap.Flag(f); !seen[fl] && !strings.HasPrefix(f, `\`) {
+			if fl := imap.Flag(f); !seen[fl] && !strings.HasPrefix(f, `\`) && writableFlag(f) {
 				seen[fl] = true
 				flags = append(flags, fl)
 			}
@@ -234,7 +234,7 @@ func flagsOf(m indexer.FolderMessage) []imap.Flag {
 	fields := strings.Fields(m.Flags)
 	out := make([]imap.Flag, 0, len(fields)+1)
 	for _, f := range fields {
-		if strings.EqualFold(f, `\Recent`) {
+		if strings.EqualFold(f, `\Recent`) || !writableFlag(f) {
 			continue
 		}
 		out = append(out, imap.Flag(f))
@@ -243,6 +243,27 @@ func flagsOf(m indexer.FolderMessage) []imap.Flag {
 		out = append(out, ExpungedKeyword)
 	}
 	return out
+}
+
+// writableFlag says whether go-imap can send flag f: a leading backslash
+// and then atom characters (its imapwire.IsAtomChar: none of ( ) { % * "
+// ] or a backslash, no space or control character, the bytes 0x80 to
+// 0x9f counting as controls). A stored flag is
+// whatever its source had (a harvested server, a Maildir's
+// dovecot-keywords file), and go-imap, given one it cannot write, stopped
+// the FLAGS line half-way and put the command's NO on the same line: the
+// folder could not be selected and the client lost the thread. Such a
+// flag is not shown.
+func writableFlag(f string) bool {
+	for i := 0; i < len(f); i++ {
+		c := f[i]
+		switch {
+		case c == '\\' && i == 0:
+		case c <= ' ' || c == 0x7f || c >= 0x80 && c <= 0x9f || strings.IndexByte(`(){%*"\]`, c) >= 0:
+			return false
+		}
+	}
+	return f != ""
 }
 
 func hasFlag(flags []imap.Flag, f imap.Flag) bool {
