@@ -315,11 +315,49 @@ func envelope(raw []byte) (env *imap.Envelope) {
 			env = &imap.Envelope{}
 		}
 	}()
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	h, err := readHeader(bufio.NewReader(bytes.NewReader(raw)))
 	if err != nil {
 		return &imap.Envelope{}
 	}
 	return imapserver.ExtractEnvelope(h)
+}
+
+// maxHeaderBytes is how much of a header block ENVELOPE and BODYSTRUCTURE
+// parse, as indexing does (indexer/mime's MaxHeaderBytes): go-message's
+// reader keeps every field, and a 5.8 MB header cost 494 MB of allocation.
+const maxHeaderBytes = 256 << 10
+
+// readHeader reads a header block from br up to its blank line, whole, and
+// parses at most its first maxHeaderBytes (cut at a line end): the fields
+// past that are left out, and the reader is past the block either way. The
+// headers of a multipart's parts are read by go-message itself, without
+// this bound.
+func readHeader(br *bufio.Reader) (textproto.Header, error) {
+	var kept []byte
+	continued := false // the last read ended inside a line
+	full := false      // a line did not fit: keep nothing after it
+	for {
+		line, err := br.ReadSlice('\n')
+		if !full && len(kept)+len(line) <= maxHeaderBytes {
+			kept = append(kept, line...)
+		} else {
+			full = true
+		}
+		if err == bufio.ErrBufferFull {
+			// A line longer than the reader's buffer: read on past it.
+			continued = true
+			continue
+		}
+		blank := !continued && (string(line) == "\n" || string(line) == "\r\n")
+		continued = false
+		if err != nil || blank {
+			break
+		}
+	}
+	if !bytes.HasSuffix(kept, []byte("\n\n")) && !bytes.HasSuffix(kept, []byte("\n\r\n")) {
+		kept = append(kept, "\r\n"...) // a cut or unterminated block still ends
+	}
+	return textproto.ReadHeader(bufio.NewReader(bytes.NewReader(kept)))
 }
 
 // bodyStructure is BODYSTRUCTURE from raw; a message go-message cannot
@@ -332,7 +370,7 @@ func bodyStructure(raw []byte) (bs imap.BodyStructure) {
 		}
 	}()
 	br := bufio.NewReader(bytes.NewReader(raw))
-	h, _ := textproto.ReadHeader(br)
+	h, _ := readHeader(br)
 	parts := 0
 	return structureOf(h, br, 0, &parts)
 }
@@ -403,7 +441,7 @@ func structureOf(rawHeader textproto.Header, r io.Reader, depth int, parts *int)
 	}
 	if nested { // message/rfc822 or message/global, within the depth
 		br := bufio.NewReader(body)
-		childHeader, _ := textproto.ReadHeader(br)
+		childHeader, _ := readHeader(br)
 		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 			Envelope:      imapserver.ExtractEnvelope(childHeader),
 			BodyStructure: structureOf(childHeader, br, depth+1, parts),

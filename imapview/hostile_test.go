@@ -6,10 +6,12 @@ package imapview
 // refusal; each failed before the fix that comes with it.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -515,5 +517,36 @@ func TestHostileStoredFlags(t *testing.T) {
 	}
 	if un, ans := s.cmd("FETCH 1 FLAGS"); !strings.HasPrefix(ans, "OK") || len(un) != 1 || un[0] != `* 1 FETCH (FLAGS (\Seen $Fine Wichtig-é))` {
 		t.Errorf("FETCH FLAGS: %q %s", un, ans)
+	}
+}
+
+// TestReadHeaderBounded: ENVELOPE's header parse keeps at most
+// maxHeaderBytes of a huge header, reads past the whole block (the body
+// starts where it should), and is not fooled by a long line whose rest is
+// a bare CRLF.
+func TestReadHeaderBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Subject: first\r\nX-Long: " + strings.Repeat("a", 5000) + "\r\n")
+	for i := 0; b.Len() < 6<<20; i++ {
+		fmt.Fprintf(&b, "X-Filler-%d: %s\r\n", i, strings.Repeat("f", 60))
+	}
+	b.WriteString("From: late@example.org\r\n\r\nthe body\r\n")
+	br := bufio.NewReader(strings.NewReader(b.String()))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h, err := readHeader(br)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Get("Subject") != "first" || h.Get("From") != "" {
+		t.Errorf("Subject %q, From %q: want the first field kept, the one past 256 KiB left out", h.Get("Subject"), h.Get("From"))
+	}
+	if rest, _ := io.ReadAll(br); string(rest) != "the body\r\n" {
+		t.Errorf("after the header the reader is at %q", clip(string(rest), 40))
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("a 6 MB header allocated %d MB to parse", got>>20)
 	}
 }

@@ -713,7 +713,10 @@ func TestImapHostile(t *testing.T) {
 
 	t.Run("conns-per-addr", func(t *testing.T) {
 		// MaxConnsPerAddr defaults to 32: connections 33 to 40 from
-		// 127.0.0.1 are greeted with BYE [UNAVAILABLE].
+		// 127.0.0.1 are greeted with BYE [UNAVAILABLE]. A server of its
+		// own: the earlier subtests' connections may not be released yet
+		// (the server closes its side after its next read).
+		f := newImaplibFixture(t)
 		var conns []*ilWire
 		for i := 1; i <= 40; i++ {
 			w, g := ilDial(t, f.addr)
