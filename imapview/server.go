@@ -46,6 +46,10 @@ type Options struct {
 	// PollInterval is how often a selected session looks for changes while
 	// it idles (default 1 s).
 	PollInterval time.Duration
+	// RecheckInterval is how often at most a session checks its user again
+	// before a command that reads (session.recheck; default 1 s; negative:
+	// before every such command).
+	RecheckInterval time.Duration
 	// MaxConns bounds the connections open at once (default 256), and
 	// MaxConnsPerAddr those from one address (default 32). Past either, a
 	// connection is greeted with BYE and closed.
@@ -73,6 +77,9 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
+	}
+	if opts.RecheckInterval == 0 {
+		opts.RecheckInterval = time.Second
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 256

@@ -93,7 +93,10 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.svc = service.New(a, &service.Options{Users: u})
-	srv := New(Options{Archive: f.svc, InsecureAuth: true, PollInterval: 50 * time.Millisecond,
+	// RecheckInterval -1: every command checks its user (the hostile
+	// tests remove one and expect the very next command to end the
+	// session); TestRecheckInterval tests the default.
+	srv := New(Options{Archive: f.svc, InsecureAuth: true, PollInterval: 50 * time.Millisecond, RecheckInterval: -1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -461,5 +464,55 @@ func TestIdleAnnouncesNewMail(t *testing.T) {
 	msgs, err := c.Fetch(imap.UIDSetNum(60), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
 	if err != nil || len(msgs) != 1 || string(msgs[0].FindBodySection(&imap.FetchItemBodySection{Peek: true})) != string(raw) {
 		t.Fatalf("fetch of the new message: %v, %d", err, len(msgs))
+	}
+}
+
+// TestRecheckInterval: with the default RecheckInterval (1 s) a session
+// whose user is removed is ended by its first command that reads after at
+// most about a second.
+func TestRecheckInterval(t *testing.T) {
+	f := newFixture(t)
+	srv := New(Options{Archive: f.svc, InsecureAuth: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	s := dialRaw(t, ln.Addr().String())
+	if _, ok := s.cmd(`LOGIN alice alice-password-1`); !strings.HasPrefix(ok, "OK") {
+		t.Fatalf("login: %s", ok)
+	}
+	s.cmd(`SELECT alice/INBOX`)
+	if err := f.u.Remove(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	for i := 0; ; i++ {
+		// Sent by hand: after the BYE the server closes the connection.
+		fmt.Fprintf(s.c, "r%d FETCH 1 BODY.PEEK[]\r\n", i)
+		ended := false
+		for {
+			s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			l, err := s.r.ReadString('\n')
+			if err != nil || strings.HasPrefix(l, "* BYE") {
+				ended = true
+				break
+			}
+			if strings.HasPrefix(l, fmt.Sprintf("r%d ", i)) {
+				ended = !strings.HasPrefix(l, fmt.Sprintf("r%d OK", i))
+				break
+			}
+		}
+		if ended {
+			break
+		}
+		if time.Since(removed) > 3*time.Second {
+			t.Fatal("a removed user still reads 3 s after the removal")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d := time.Since(removed); d > 2*time.Second {
+		t.Errorf("the session ended %v after the removal, want within about a second", d)
 	}
 }

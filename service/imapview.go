@@ -96,7 +96,7 @@ func (s *Service) ViewFetch(ctx context.Context, c Caller, f indexer.FolderEpoch
 		if len(parts) > 1 {
 			detail = fmt.Sprintf("%s%s (%d of %d) %s", head, part, i+1, len(parts), what)
 		}
-		if err := s.audit(ctx, c, "imap-fetch", detail); err != nil {
+		if err := s.auditRead(ctx, c, "imap-fetch", detail); err != nil {
 			return err
 		}
 	}

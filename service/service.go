@@ -186,6 +186,19 @@ func (s *Service) audit(ctx context.Context, c Caller, action, detail string) er
 	return nil
 }
 
+// auditRead is audit for the reads that come in bulk (Users.AuditRead).
+func (s *Service) auditRead(ctx context.Context, c Caller, action, detail string) error {
+	if s.opts.Users == nil {
+		s.log.Error("audit trail: no audit store; refusing the request", "user", c.Name, "action", action)
+		return errNoAuditStore
+	}
+	if err := s.opts.Users.AuditRead(ctx, AuditEntry{User: c.Name, Action: action, Detail: auditText(detail), Remote: c.Remote}); err != nil {
+		s.log.Error("audit trail: cannot record; refusing the request", "user", c.Name, "action", action, "err", err)
+		return fmt.Errorf("the audit trail cannot be written, so nothing is served (logged): %w", err)
+	}
+	return nil
+}
+
 // Audit records an action that happens outside the service's own methods
 // (a login at a front door, a user added). It fails closed like the rest.
 func (s *Service) Audit(ctx context.Context, c Caller, action, detail string) error {
