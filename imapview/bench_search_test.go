@@ -15,7 +15,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailvault/harvest/dovecottest"
-	"mailvault/indexer"
 	"mailvault/indexer/mailfile/corpustest"
 	"mailvault/service"
 )
@@ -37,16 +36,7 @@ func TestBenchSearch(t *testing.T) {
 		all = append(all, f.Files...)
 	}
 	slices.Sort(all)
-	a, err := indexer.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	u, err := service.OpenUsers(a.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
+	a, u := openArchive(t, t.TempDir())
 	if err := u.Add(ctx, service.User{Name: "big", Role: service.RoleUser, Accounts: []string{"big"}}, benchPass); err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,6 @@ import (
 	"time"
 
 	"mailvault/harvest/dovecottest"
-	"mailvault/indexer"
 	"mailvault/indexer/mailfile/corpustest"
 	"mailvault/service"
 )
@@ -134,16 +133,7 @@ func TestBenchMbsync(t *testing.T) {
 		}
 		t.Cleanup(func() { os.RemoveAll(archiveDir) })
 	}
-	a, err := indexer.Open(archiveDir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	u, err := service.OpenUsers(a.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
+	a, u := openArchive(t, archiveDir)
 	for _, acct := range []string{"carol", "big"} {
 		if err := u.Add(ctx, service.User{Name: acct, Role: service.RoleUser, Accounts: []string{acct}}, benchPass); err != nil {
 			t.Fatal(err)

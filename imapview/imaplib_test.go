@@ -197,16 +197,7 @@ type ilFixture struct {
 func newImaplibFixture(t *testing.T) *ilFixture {
 	t.Helper()
 	ctx := context.Background()
-	a, err := indexer.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	u, err := service.OpenUsers(a.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
+	a, u := openArchive(t, t.TempDir())
 	const pass = "carol-password-1"
 	if err := u.Add(ctx, service.User{Name: "carol", Role: service.RoleUser, Accounts: []string{"carol"}}, pass); err != nil {
 		t.Fatal(err)

@@ -365,16 +365,7 @@ func TestMbsyncPullsByteExact(t *testing.T) {
 	mbsync := mbsyncPath(t)
 	root := corpustest.Maildir(t)
 	ctx := context.Background()
-	a, err := indexer.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	u, err := service.OpenUsers(a.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
+	a, u := openArchive(t, t.TempDir())
 	const carolPass, lynPass = "carol-password-1", "lyn-password-1"
 	if err := u.Add(ctx, service.User{Name: "carol", Role: service.RoleUser, Accounts: []string{"carol"}}, carolPass); err != nil {
 		t.Fatal(err)

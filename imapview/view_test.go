@@ -34,10 +34,11 @@ func msg(i int, subject, body string) []byte {
 	return fmt.Appendf(nil, "From: Sender %d <s%d@example.org>\r\nTo: r@example.org\r\nSubject: %s\r\nDate: Mon, 2 Jan 2023 10:%02d:00 +0100\r\nMessage-ID: <m%d@example.org>\r\n\r\n%s\r\n", i, i, subject, i%60, i, body)
 }
 
-func newFixture(t *testing.T) *fixture {
+// openArchive opens a new archive in dir and its user store, both closed
+// when the test ends.
+func openArchive(t testing.TB, dir string) (*indexer.Archive, *service.Users) {
 	t.Helper()
-	ctx := context.Background()
-	a, err := indexer.Open(t.TempDir(), nil)
+	a, err := indexer.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +48,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { u.Close() })
+	return a, u
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	a, u := openArchive(t, t.TempDir())
 	if err := u.Add(ctx, service.User{Name: "alice", Role: service.RoleUser, Accounts: []string{"alice"}}, "alice-password-1"); err != nil {
 		t.Fatal(err)
 	}

@@ -175,24 +175,25 @@ func (s *Service) Ready(ctx context.Context) error {
 // must not go ahead, and a service without a user store has no trail to
 // write to (errNoAuditStore).
 func (s *Service) audit(ctx context.Context, c Caller, action, detail string) error {
-	if s.opts.Users == nil {
-		s.log.Error("audit trail: no audit store; refusing the request", "user", c.Name, "action", action)
-		return errNoAuditStore
-	}
-	if err := s.opts.Users.Audit(ctx, AuditEntry{User: c.Name, Action: action, Detail: auditText(detail), Remote: c.Remote}); err != nil {
-		s.log.Error("audit trail: cannot record; refusing the request", "user", c.Name, "action", action, "err", err)
-		return fmt.Errorf("the audit trail cannot be written, so nothing is served (logged): %w", err)
-	}
-	return nil
+	return s.record(ctx, c, action, detail, false)
 }
 
 // auditRead is audit for the reads that come in bulk (Users.AuditRead).
 func (s *Service) auditRead(ctx context.Context, c Caller, action, detail string) error {
+	return s.record(ctx, c, action, detail, true)
+}
+
+func (s *Service) record(ctx context.Context, c Caller, action, detail string, bulkRead bool) error {
 	if s.opts.Users == nil {
 		s.log.Error("audit trail: no audit store; refusing the request", "user", c.Name, "action", action)
 		return errNoAuditStore
 	}
-	if err := s.opts.Users.AuditRead(ctx, AuditEntry{User: c.Name, Action: action, Detail: auditText(detail), Remote: c.Remote}); err != nil {
+	e := AuditEntry{User: c.Name, Action: action, Detail: auditText(detail), Remote: c.Remote}
+	write := s.opts.Users.Audit
+	if bulkRead {
+		write = s.opts.Users.AuditRead
+	}
+	if err := write(ctx, e); err != nil {
 		s.log.Error("audit trail: cannot record; refusing the request", "user", c.Name, "action", action, "err", err)
 		return fmt.Errorf("the audit trail cannot be written, so nothing is served (logged): %w", err)
 	}
