@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 export MAILVAULT_CORPUS="${MAILVAULT_CORPUS:-$HOME/.cache/mailvault/corpus}"
 ./scripts/fetch-corpus.sh >/dev/null
 
-echo "== third_party/go-imap is upstream plus our one patch"
+echo "== third_party/go-imap is upstream plus our patch (mailvault.patch)"
 ./scripts/check-go-imap.sh
 
 echo "== gofmt, go vet"
