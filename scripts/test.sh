@@ -43,6 +43,7 @@ go test -run '^$' -fuzz '^FuzzSafeNext$' -fuzztime "$((20000 * scale))x" ./web/
 go test -run '^$' -fuzz '^FuzzDecodeCursor$' -fuzztime "$((20000 * scale))x" ./web/
 go test -run '^$' -fuzz '^FuzzLoadFileValues$' -fuzztime "$((50000 * scale))x" ./export/
 go test -run '^$' -fuzz '^FuzzRecord$' -fuzztime "$((50000 * scale))x" ./indexer/pack/
+go test -run '^$' -fuzz '^FuzzStoredMessage$' -fuzztime "$((20000 * scale))x" ./imapview/
 # Attachment text: any bytes under any name and type through Extract (every
 # extractor), the ZIP and TNEF readers, and the image header reader of the
 # OCR extra (FuzzImageSize). Minimising a large seed runs
