@@ -172,9 +172,7 @@ func (s *Service) ViewSearch(ctx context.Context, c Caller, f indexer.FolderEpoc
 // folderText names a folder in the audit trail the way the message URLs
 // do: account, mailbox, UIDVALIDITY.
 func folderText(f indexer.FolderEpoch) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s/%s;UIDVALIDITY=%d", f.Account, f.Mailbox, f.UIDValidity)
-	return b.String()
+	return fmt.Sprintf("%s/%s;UIDVALIDITY=%d", f.Account, f.Mailbox, f.UIDValidity)
 }
 
 // LoginGuard is the service's login guard, for a front door that checks
@@ -227,10 +225,7 @@ func (s *Service) ViewLogin(ctx context.Context, name, secret, remote string) (C
 	var u *User
 	var err error
 	if strings.HasPrefix(secret, "mvt_") {
-		u, err = s.opts.Users.TokenUser(ctx, secret)
-		if err == nil && u.Name != name {
-			u, err = nil, ErrBadLogin // a token is its own user's only
-		}
+		u, err = s.tokenOf(ctx, name, secret)
 	} else {
 		s.guard.Check(func() { u, err = s.opts.Users.Login(ctx, name, secret) })
 	}
@@ -267,10 +262,7 @@ func (s *Service) ViewRecheck(ctx context.Context, c Caller, token string) (Call
 	var u *User
 	var err error
 	if token != "" {
-		u, err = s.opts.Users.TokenUser(ctx, token)
-		if err == nil && u.Name != c.Name {
-			err = ErrBadLogin
-		}
+		u, err = s.tokenOf(ctx, c.Name, token)
 	} else {
 		u, err = s.opts.Users.Get(ctx, c.Name)
 		if errors.Is(err, ErrNoUser) {
@@ -283,16 +275,23 @@ func (s *Service) ViewRecheck(ctx context.Context, c Caller, token string) (Call
 	return u.Caller(c.Remote), nil
 }
 
+// tokenOf is the user of an API token given as the password of name: a
+// token is its own user's only (ErrBadLogin otherwise).
+func (s *Service) tokenOf(ctx context.Context, name, token string) (*User, error) {
+	u, err := s.opts.Users.TokenUser(ctx, token)
+	if err == nil && u.Name != name {
+		return nil, ErrBadLogin
+	}
+	return u, err
+}
+
 // auditUnauthenticated records a refused or failed login within the
 // address's audit budget (LoginGuard.AuditAllowed); past it the row is
 // counted and the count goes into the address's next row.
 func (s *Service) auditUnauthenticated(ctx context.Context, who Caller, action, detail string) {
-	ok, suppressed := s.guard.AuditAllowed(strings.TrimPrefix(who.Remote, "imap "), time.Now())
+	detail, ok := s.guard.AuditDetail(strings.TrimPrefix(who.Remote, "imap "), detail, time.Now())
 	if !ok {
 		return
-	}
-	if suppressed > 0 {
-		detail = strings.TrimSpace(fmt.Sprintf("%s (%d more from this address not recorded one by one)", detail, suppressed))
 	}
 	if err := s.audit(ctx, who, action, detail); err != nil {
 		s.log.Error("audit of an unauthenticated request", "action", action, "err", err)

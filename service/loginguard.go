@@ -1,6 +1,8 @@
 package service
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -180,6 +182,18 @@ func (g *LoginGuard) AuditAllowed(addr string, now time.Time) (ok bool, suppress
 	}
 	suppressed, b.suppressed = b.suppressed, 0
 	return true, suppressed
+}
+
+// AuditDetail is AuditAllowed for a front door about to write the row of
+// an unauthenticated failure with detail: ok false means the row is not
+// written (past the budget, counted); otherwise the detail to write, with
+// the count of the rows suppressed since the last one.
+func (g *LoginGuard) AuditDetail(addr, detail string, now time.Time) (string, bool) {
+	ok, suppressed := g.AuditAllowed(addr, now)
+	if ok && suppressed > 0 {
+		detail = strings.TrimSpace(fmt.Sprintf("%s (%d more from this address not recorded one by one)", detail, suppressed))
+	}
+	return detail, ok
 }
 
 // Size is the number of entries held, for tests.

@@ -377,12 +377,9 @@ func loopbackHost(host string) bool {
 // address's audit budget (service.LoginGuard): past it the row is counted and the
 // count goes into the address's next row.
 func (s *Server) auditUnauthenticated(c *gin.Context, who service.Caller, action, detail string) {
-	ok, suppressed := s.guard.AuditAllowed(who.Remote, time.Now())
+	detail, ok := s.guard.AuditDetail(who.Remote, detail, time.Now())
 	if !ok {
 		return
-	}
-	if suppressed > 0 {
-		detail = strings.TrimSpace(fmt.Sprintf("%s (%d more from this address not recorded one by one)", detail, suppressed))
 	}
 	s.opts.Archive.Audit(c.Request.Context(), who, action, detail)
 }
