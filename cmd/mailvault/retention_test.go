@@ -299,7 +299,12 @@ func TestRetentionApplySurvivesSIGKILL(t *testing.T) {
 			interrupted++
 			t.Logf("run %d killed after %v: %d of %d done, %d pending", runs, delay, done, len(old), pending)
 		}
-		if n := done - doneBefore; n > 0 && delay > startup {
+		// A run that deleted only a few (killed just after its start-up,
+		// which under load takes longer than measured) says little about
+		// the rate: one such run made it 89 ms a message against 9 for
+		// the run before, and the next run, given a window of seconds,
+		// finished by itself (CI: 7 of 8 kills).
+		if n := done - doneBefore; n >= 10 && delay > startup {
 			rate = (delay - startup) / time.Duration(n)
 		}
 		doneBefore = done
