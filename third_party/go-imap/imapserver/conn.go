@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -51,19 +52,63 @@ type Conn struct {
 	// or a session that set SelectOptions.ReadOnly in Select), so that
 	// CLOSE removes nothing there, as RFC 9051 section 6.4.1 says.
 	readOnly bool
+
+	// mailvault patch: cork (under encMutex) holds the answers to FETCH in
+	// bw while the client's next command is already buffered (a client that
+	// pipelines, as mbsync does one FETCH per message): they go out with
+	// the next answers in as few writes as fit, instead of two writes per
+	// command. unflushed says corked bytes wait in bw; the reader flushes
+	// them before it waits for the client (flushingReader), so that nothing
+	// the client might wait for stays behind.
+	cork      bool
+	unflushed atomic.Bool
+}
+
+// corked is the encoders' Corked (called under encMutex).
+func (c *Conn) corked() bool {
+	if c.cork {
+		c.unflushed.Store(true)
+	}
+	return c.cork
+}
+
+// setCork corks or uncorks the answers. What waits in bw goes out with the
+// next answer written uncorked, or before the reader waits for the client.
+func (c *Conn) setCork(on bool) {
+	c.encMutex.Lock()
+	c.cork = on
+	c.encMutex.Unlock()
+}
+
+// flushingReader reads for the Conn's bufio.Reader: before it waits for the
+// client, it sends what cork holds back.
+type flushingReader struct {
+	r io.Reader
+	c *Conn
+}
+
+func (fr flushingReader) Read(p []byte) (int, error) {
+	if fr.c.unflushed.Load() && fr.c.encMutex.TryLock() {
+		// A writer that holds encMutex is not corked (only the command
+		// being read corks, and it is not writing), so it flushes itself.
+		if fr.c.unflushed.Swap(false) {
+			fr.c.bw.Flush()
+		}
+		fr.c.encMutex.Unlock()
+	}
+	return fr.r.Read(p)
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
-	br := bufio.NewReader(rw)
-	bw := bufio.NewWriter(rw)
-	return &Conn{
+	conn := &Conn{
 		conn:    c,
 		server:  server,
-		br:      br,
-		bw:      bw,
+		bw:      bufio.NewWriter(rw),
 		enabled: make(imap.CapSet),
 	}
+	conn.br = bufio.NewReader(flushingReader{rw, conn}) // mailvault patch
+	return conn
 }
 
 // NetConn returns the underlying connection that is wrapped by the IMAP
@@ -268,6 +313,11 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		sendOK = false
 	case "FETCH", "UID FETCH":
 		err = c.handleFetch(dec, numKind)
+		// mailvault patch: the tagged answer too waits for the next
+		// command's when that is buffered (handleFetch corks after the
+		// command's CRLF; DiscardLine below reads nothing then); nothing
+		// else is corked.
+		defer c.setCork(false)
 	case "EXPUNGE":
 		err = c.handleExpunge(dec)
 	case "UID EXPUNGE":
@@ -324,6 +374,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Type: imap.StatusResponseTypeOK,
 			Text: fmt.Sprintf("%v completed", name),
 		}
+	}
+	if name == "FETCH" || name == "UID FETCH" {
+		c.setCork(c.br.Buffered() > 0) // mailvault patch
 	}
 	return c.writeStatusResp(tag, resp)
 }
@@ -502,6 +555,7 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 
 	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
 	wireEnc.QuotedUTF8 = quotedUTF8
+	wireEnc.Corked = conn.corked // mailvault patch
 
 	conn.encMutex.Lock() // released by responseEncoder.end
 	conn.setWriteTimeout(respWriteTimeout)

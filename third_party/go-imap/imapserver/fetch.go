@@ -87,6 +87,10 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		options.UID = true
 	}
 
+	// mailvault patch: with the client's next command already here, the
+	// answer can wait in bw for the next one's (Conn.cork).
+	c.setCork(c.br.Buffered() > 0)
+
 	w := &FetchWriter{conn: c, options: writerOptions}
 	if err := c.session.Fetch(w, numSet, &options); err != nil {
 		return err

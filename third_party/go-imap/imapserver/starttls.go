@@ -67,7 +67,7 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	c.mutex.Unlock()
 
 	rw := c.server.options.wrapReadWriter(tlsConn)
-	c.br.Reset(rw)
+	c.br.Reset(flushingReader{rw, c}) // mailvault patch
 	c.bw.Reset(rw)
 
 	return nil

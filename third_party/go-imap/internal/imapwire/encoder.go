@@ -28,6 +28,9 @@ type Encoder struct {
 	// LiteralPlus enables non-synchronizing literals for all payloads. This
 	// requires LITERAL+. This is only meaningful for clients.
 	LiteralPlus bool
+	// mailvault patch: Corked, when set and true, makes CRLF leave what it
+	// wrote in the buffered writer. This is only meaningful for servers.
+	Corked func() bool
 	// NewContinuationRequest creates a new continuation request. This is only
 	// meaningful for clients.
 	NewContinuationRequest func() *ContinuationRequest
@@ -68,6 +71,11 @@ func (enc *Encoder) CRLF() error {
 	enc.writeString("\r\n")
 	if enc.err != nil {
 		return enc.err
+	}
+	// mailvault patch: unless the writer is corked (Corked: the server has
+	// the client's next command already and will answer it first).
+	if enc.Corked != nil && enc.Corked() {
+		return nil
 	}
 	return enc.w.Flush()
 }
