@@ -48,7 +48,9 @@ func (s *Service) ViewSelect(ctx context.Context, c Caller, f indexer.FolderEpoc
 	if err != nil {
 		return nil, s.denied(ctx, c, "imap-select", folderText(f), err)
 	}
-	if err := s.audit(ctx, c, "imap-select", folderText(f)); err != nil {
+	// Through the bulk-read journal, as FETCH: a client selects and
+	// searches folder after folder (Users.AuditRead, auditjournal.go).
+	if err := s.auditRead(ctx, c, "imap-select", folderText(f)); err != nil {
 		return nil, err
 	}
 	return msgs, nil
@@ -152,7 +154,7 @@ func (s *Service) ViewSearch(ctx context.Context, c Caller, f indexer.FolderEpoc
 	if !c.Sees(f.Account) {
 		return nil, s.denied(ctx, c, "search", folderText(f), errorf(ErrNotFound, "no such folder"))
 	}
-	if err := s.audit(ctx, c, "search", fmt.Sprintf("imap %s: %s", folderText(f), criteria)); err != nil {
+	if err := s.auditRead(ctx, c, "search", fmt.Sprintf("imap %s: %s", folderText(f), criteria)); err != nil {
 		return nil, err
 	}
 	r, err := s.a.SearchIMAP(ctx, f.Account, f.Mailbox, c.restrict(n), &indexer.IMAPSearchOptions{

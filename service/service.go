@@ -178,7 +178,8 @@ func (s *Service) audit(ctx context.Context, c Caller, action, detail string) er
 	return s.record(ctx, c, action, detail, false)
 }
 
-// auditRead is audit for the reads that come in bulk (Users.AuditRead).
+// auditRead is audit for the reads that come in bulk (Users.AuditRead):
+// the IMAP view's SELECT, SEARCH and FETCH, one row per command.
 func (s *Service) auditRead(ctx context.Context, c Caller, action, detail string) error {
 	return s.record(ctx, c, action, detail, true)
 }

@@ -2,13 +2,16 @@ package service
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -51,6 +54,11 @@ type Users struct {
 	// reads writes the audit rows of bulk reads (AuditRead); nil: they go
 	// through db like any other row.
 	reads *readAudit
+	// journal records them first (auditjournal.go); nil when another
+	// process holds it: they go through reads.
+	journal *auditJournal
+	// logins skips the bcrypt check of a login that passed it lately.
+	logins *loginCache
 }
 
 // readAudit is a second handle on users.db for the audit rows of bulk
@@ -80,7 +88,9 @@ const readAuditSync = time.Second
 // transaction as the change: a change that cannot be audited is not made
 // (fail closed), and none is audited that was not made. The view shares
 // the store's database: close the store, not the view.
-func (s *Users) As(c Caller) *Users { return &Users{db: s.db, log: s.log, by: &c, reads: s.reads} }
+func (s *Users) As(c Caller) *Users {
+	return &Users{db: s.db, log: s.log, by: &c, reads: s.reads, journal: s.journal, logins: s.logins}
+}
 
 // change runs f in one transaction and, for a store made by As, adds the
 // audit row of action (detail computed after f, which may fill it in).
@@ -239,14 +249,23 @@ func OpenUsers(dir string) (*Users, error) {
 		reads.Close()
 		return nil, fmt.Errorf("users: the ledger: %w", err)
 	}
-	return &Users{db: db, log: log, reads: &readAudit{db: reads}}, nil
+	u := &Users{db: db, log: log, reads: &readAudit{db: reads}, logins: newLoginCache()}
+	if u.journal, err = openAuditJournal(context.Background(), dir, reads, log); err != nil {
+		u.Close()
+		return nil, fmt.Errorf("users: the bulk-read audit journal: %w", err)
+	}
+	return u, nil
 }
 
 // AuditRead records a read of mail that comes in bulk (the IMAP view's
-// FETCH, one row per command) like Audit, through the read handle: written
-// before the read is answered, synced within readAuditSync (readAudit
-// says why).
+// FETCH, one row per command) like Audit, in the bulk-read journal
+// (auditjournal.go says why and what it keeps), or, when another process
+// holds the journal, through the read handle: written before the read is
+// answered, synced within readAuditSync (readAudit says why).
 func (s *Users) AuditRead(ctx context.Context, e AuditEntry) error {
+	if j := s.journal; j != nil {
+		return j.add(ctx, cleanAudit(e))
+	}
 	r := s.reads
 	if r == nil {
 		return s.Audit(ctx, e)
@@ -284,6 +303,11 @@ func (r *readAudit) close() error {
 
 // Close closes the store.
 func (s *Users) Close() error {
+	if s.journal != nil {
+		if err := s.journal.close(); err != nil {
+			slog.Error("users: closing the bulk-read audit journal", "err", err)
+		}
+	}
 	if s.reads != nil {
 		s.reads.close()
 	}
@@ -460,10 +484,105 @@ func (s *Users) Login(ctx context.Context, name, password string) (*User, error)
 	if err != nil {
 		return nil, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
-		return nil, ErrBadLogin
+	if !s.logins.seen(name, password, hash) {
+		if checkPassword([]byte(hash), []byte(password)) != nil {
+			return nil, ErrBadLogin
+		}
+		s.logins.add(name, password, hash)
 	}
 	return s.Get(ctx, name)
+}
+
+// checkPassword is bcrypt's check (a variable for the tests that count it).
+var checkPassword = bcrypt.CompareHashAndPassword
+
+// loginCache remembers, for loginCacheTTL, the logins whose bcrypt check
+// passed, so that the same name, password and stored hash again skip it.
+//
+// Decision. A bcrypt check of cost 12 is about a quarter of a second of
+// CPU, once per connection: a mail client opens several connections to the
+// IMAP view and reconnects all day, and a script that pulls mail logs in
+// per run (about 0.25 s of the 1.6 s the view took for mbsync's pull of
+// the corpus). Dovecot has the same cache (auth_cache_size, off unless
+// set; auth_cache_ttl, one hour by default). What it keeps:
+//   - only logins that passed: a wrong password always costs the full
+//     check, so guessing is no faster and the cache's size is not an
+//     attacker's to grow (at most loginCacheMax entries, dropped when full);
+//   - an HMAC-SHA256, under a key made at random when the store is opened
+//     and never written anywhere, of the name, the password and the stored
+//     bcrypt hash: a password change, or the user removed, misses (the
+//     hash is read from users.db at every login, as before), and another
+//     process's store has its own cache;
+//   - the lockout (LoginGuard) is applied before the check either way.
+//
+// What it costs: someone who can read this process's memory can test
+// guesses against the cached entries at HMAC speed instead of bcrypt's,
+// for loginCacheTTL; such a reader sees the passwords of the logins as
+// they happen too.
+type loginCache struct {
+	mu  sync.Mutex
+	key [32]byte
+	m   map[[32]byte]time.Time
+}
+
+const (
+	loginCacheTTL = 15 * time.Minute
+	loginCacheMax = 4096
+)
+
+func newLoginCache() *loginCache {
+	c := &loginCache{m: map[[32]byte]time.Time{}}
+	rand.Read(c.key[:])
+	return c
+}
+
+func (c *loginCache) sum(name, password, hash string) [32]byte {
+	mac := hmac.New(sha256.New, c.key[:])
+	for _, s := range []string{name, password, hash} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		mac.Write(n[:])
+		mac.Write([]byte(s))
+	}
+	var out [32]byte
+	mac.Sum(out[:0])
+	return out
+}
+
+func (c *loginCache) seen(name, password, hash string) bool {
+	if c == nil {
+		return false
+	}
+	k := c.sum(name, password, hash)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	exp, ok := c.m[k]
+	if ok && time.Now().After(exp) {
+		delete(c.m, k)
+		return false
+	}
+	return ok
+}
+
+func (c *loginCache) add(name, password, hash string) {
+	if c == nil {
+		return
+	}
+	k := c.sum(name, password, hash)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= loginCacheMax {
+		for k, exp := range c.m {
+			if now.After(exp) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= loginCacheMax {
+			clear(c.m)
+		}
+	}
+	c.m[k] = now.Add(loginCacheTTL)
 }
 
 // dummyHash is a bcrypt hash of cost 12 that no password matches.
@@ -634,6 +753,9 @@ type AuditEntry struct {
 // writer appends it, not a follower of the table: a row inserted into the
 // table by anything else has no leaf, and `ledger verify` names it.
 func (s *Users) Audit(ctx context.Context, e AuditEntry) error {
+	if err := s.flushReads(ctx); err != nil {
+		return err
+	}
 	id, e, err := insertAudit(ctx, s.db, e)
 	if err != nil {
 		return err
@@ -660,20 +782,43 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// insertAudit inserts e, bounded and cleaned, and returns its id and the
-// entry as stored.
-func insertAudit(ctx context.Context, db execer, e AuditEntry) (int64, AuditEntry, error) {
+// flushReads moves the bulk-read rows the journal holds into the table, so
+// that a row written or read after them sees them in order.
+func (s *Users) flushReads(ctx context.Context) error {
+	if s.journal == nil {
+		return nil
+	}
+	return s.journal.flush(ctx)
+}
+
+// cleanAudit is e bounded and cleaned, with its time.
+func cleanAudit(e AuditEntry) AuditEntry {
 	if e.At == "" {
 		e.At = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	e.User, e.Action, e.Detail, e.Remote = auditText(e.User), auditText(e.Action), auditText(e.Detail), auditText(e.Remote)
-	res, err := db.ExecContext(ctx, `INSERT INTO audit(at, user, action, detail, remote) VALUES (?,?,?,?,?)`,
+	return e
+}
+
+// insertAudit inserts e, bounded and cleaned, and returns its id and the
+// entry as stored.
+func insertAudit(ctx context.Context, db execer, e AuditEntry) (int64, AuditEntry, error) {
+	e = cleanAudit(e)
+	id, err := insertCleanAudit(ctx, db, e)
+	return id, e, err
+}
+
+const insertAuditSQL = `INSERT INTO audit(at, user, action, detail, remote) VALUES (?,?,?,?,?)`
+
+// insertCleanAudit inserts e as it is (cleanAudit has made it) and returns
+// its id.
+func insertCleanAudit(ctx context.Context, db execer, e AuditEntry) (int64, error) {
+	res, err := db.ExecContext(ctx, insertAuditSQL,
 		e.At, e.User, e.Action, e.Detail, e.Remote)
 	if err != nil {
-		return 0, e, err
+		return 0, err
 	}
-	id, err := res.LastInsertId()
-	return id, e, err
+	return res.LastInsertId()
 }
 
 // AuditTrail returns the last n audit entries, oldest first.
@@ -694,6 +839,9 @@ func (s *Users) AuditTrail(ctx context.Context, n int) ([]AuditEntry, error) {
 // pads it to a fixed width that sorts as text, the filter's bounds are
 // written the same way.
 func (s *Users) AuditQuery(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	if err := s.flushReads(ctx); err != nil {
+		return nil, err
+	}
 	where, args := []string{"1"}, []any{}
 	if f.User != "" {
 		where, args = append(where, "user = ?"), append(args, f.User)
