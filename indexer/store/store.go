@@ -114,6 +114,13 @@ type Store struct {
 	// pid and the open time. Every other temporary file is a crashed writer's.
 	token string
 
+	// dirFD is a descriptor of dir, opened at the first read (readFile,
+	// read_linux.go).
+	dirFD struct {
+		once sync.Once
+		fd   int
+	}
+
 	// unsynced is set when a Commit failed part way: some renames may not be
 	// durable, so the next Commit syncs even if it has nothing of its own
 	// (its batch may rely on a blob that an earlier, failed batch renamed).
@@ -170,6 +177,7 @@ func (s *Store) SweepTemps(ctx context.Context) { s.sweepTemps(ctx) }
 // Close releases the codec resources.
 func (s *Store) Close() error {
 	s.dec.Close()
+	s.closeDir()
 	return s.enc.Close()
 }
 
@@ -442,7 +450,7 @@ func WriteFileDurable(path string, b []byte, mode os.FileMode) error {
 // them: the archive hashes every blob it reads (one sha256 per read, for
 // whatever store is behind its seam), and Verify does here.
 func (s *Store) Get(_ context.Context, k Key) ([]byte, error) {
-	data, err := os.ReadFile(s.Path(k))
+	data, err := s.readFile(k)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read blob %s: %w", k, ErrNotFound)
 	}
