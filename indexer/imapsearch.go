@@ -645,10 +645,11 @@ func (e *imapEval) prefilter() error {
 	for j, i := range order {
 		ids[j] = e.occs[i].MessageID
 	}
-	err := e.a.sigs.scan(ids, func(j int, slot []byte) {
+	sha := func(j int) [32]byte { return e.occs[order[j]].SHA256 }
+	err := e.a.sigs.scan(ids, sha, func(j int, slot []byte) {
 		i := order[j]
 		w, bit := i>>6, uint64(1)<<(i&63)
-		if slot == nil || !slotValid(slot, e.occs[i].SHA256) {
+		if slot == nil {
 			e.unknown[w] |= bit
 			e.plan.Unknown++
 			for k := range e.maybe {
