@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -54,23 +53,22 @@ type Conn struct {
 	readOnly bool
 
 	// mailvault patch: cork (under encMutex) holds the answers to FETCH in
-	// bw while the client's next command is already buffered (a client that
-	// pipelines, as mbsync does one FETCH per message): they go out with
-	// the next answers in as few writes as fit, instead of two writes per
-	// command. unflushed says corked bytes wait in bw; the reader flushes
-	// them before it waits for the client (flushingReader), so that nothing
-	// the client might wait for stays behind.
-	cork      bool
-	unflushed atomic.Bool
+	// bw while the client's next command is already buffered (a client
+	// that pipelines, as mbsync does one FETCH per message): they go out
+	// with the next answers in writes of up to bwSize, instead of a write
+	// per command and one per 4 KiB of a message. The reader sends what
+	// waits in bw before it waits for the client (flushingReader), so that
+	// nothing the client might wait for stays behind.
+	cork bool
+	// mailvault patch: bw (under encMutex) is taken from bwFree by the
+	// first answer after the connection was idle and given back, empty,
+	// when the reader waits for the client: an idle connection holds no
+	// write buffer. wr is what bw writes to.
+	wr io.Writer
 }
 
 // corked is the encoders' Corked (called under encMutex).
-func (c *Conn) corked() bool {
-	if c.cork {
-		c.unflushed.Store(true)
-	}
-	return c.cork
-}
+func (c *Conn) corked() bool { return c.cork }
 
 // setCork corks or uncorks the answers. What waits in bw goes out with the
 // next answer written uncorked, or before the reader waits for the client.
@@ -80,20 +78,62 @@ func (c *Conn) setCork(on bool) {
 	c.encMutex.Unlock()
 }
 
+// bwSize is the write buffer of a connection that is answering: a whole
+// message of average size fits, and a corked run goes out in 64 KiB
+// writes.
+const bwSize = 64 << 10
+
+// bwFree keeps a few write buffers for the next connection that answers;
+// beyond that they are left to the GC.
+var bwFree = make(chan *bufio.Writer, 16)
+
+// writer returns bw, taking one if the connection has none (under encMutex).
+func (c *Conn) writer() *bufio.Writer {
+	if c.bw == nil {
+		select {
+		case c.bw = <-bwFree:
+			c.bw.Reset(c.wr)
+		default:
+			c.bw = bufio.NewWriterSize(c.wr, bwSize)
+		}
+	}
+	return c.bw
+}
+
+// release sends what bw holds and gives it back (under encMutex), within
+// the write timeout of an answer.
+func (c *Conn) release() {
+	if c.bw == nil {
+		return
+	}
+	if c.bw.Buffered() > 0 {
+		c.setWriteTimeout(respWriteTimeout)
+		err := c.bw.Flush()
+		c.setWriteTimeout(0)
+		if err != nil {
+			return
+		}
+	}
+	c.bw.Reset(nil)
+	select {
+	case bwFree <- c.bw:
+	default:
+	}
+	c.bw = nil
+}
+
 // flushingReader reads for the Conn's bufio.Reader: before it waits for the
-// client, it sends what cork holds back.
+// client, it sends what cork holds back, and gives bw back.
 type flushingReader struct {
 	r io.Reader
 	c *Conn
 }
 
 func (fr flushingReader) Read(p []byte) (int, error) {
-	if fr.c.unflushed.Load() && fr.c.encMutex.TryLock() {
+	if fr.c.encMutex.TryLock() {
 		// A writer that holds encMutex is not corked (only the command
 		// being read corks, and it is not writing), so it flushes itself.
-		if fr.c.unflushed.Swap(false) {
-			fr.c.bw.Flush()
-		}
+		fr.c.release()
 		fr.c.encMutex.Unlock()
 	}
 	return fr.r.Read(p)
@@ -104,7 +144,7 @@ func newConn(c net.Conn, server *Server) *Conn {
 	conn := &Conn{
 		conn:    c,
 		server:  server,
-		bw:      bufio.NewWriter(rw),
+		wr:      rw,
 		enabled: make(imap.CapSet),
 	}
 	conn.br = bufio.NewReader(flushingReader{rw, conn}) // mailvault patch
@@ -553,11 +593,11 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	quotedUTF8 := conn.enabled.Has(imap.CapIMAP4rev2) || conn.enabled.Has(imap.CapUTF8Accept)
 	conn.mutex.Unlock()
 
-	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
-	wireEnc.QuotedUTF8 = quotedUTF8
-	wireEnc.Corked = conn.corked // mailvault patch
-
+	// mailvault patch: bw is taken under encMutex (Conn.writer).
 	conn.encMutex.Lock() // released by responseEncoder.end
+	wireEnc := imapwire.NewEncoder(conn.writer(), imapwire.ConnSideServer)
+	wireEnc.QuotedUTF8 = quotedUTF8
+	wireEnc.Corked = conn.corked
 	conn.setWriteTimeout(respWriteTimeout)
 	return &responseEncoder{
 		Encoder: wireEnc,

@@ -67,8 +67,12 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	c.mutex.Unlock()
 
 	rw := c.server.options.wrapReadWriter(tlsConn)
-	c.br.Reset(flushingReader{rw, c}) // mailvault patch
-	c.bw.Reset(rw)
+	// mailvault patch: the reader flushes; the next answer takes a write
+	// buffer onto rw.
+	// (encMutex is held: enc).
+	c.br.Reset(flushingReader{rw, c})
+	c.release()
+	c.wr = rw
 
 	return nil
 }
