@@ -90,6 +90,9 @@ type Archive struct {
 	// blobs (writable archives only).
 	stopSweep context.CancelFunc
 	sweeping  sync.WaitGroup
+	// completer fills IMAP SEARCH header columns in the background
+	// (imapcolumns.go); Close stops it.
+	completer columnCompleter
 	store     blobStore    // the store of record (default: package store)
 	cat       catalogStore // the catalog (default: package catalog, SQLite)
 	// idx is the live index. Searches and the writer use it under
@@ -399,6 +402,7 @@ func (a *Archive) lockDir() error {
 // Close flushes pending index work and closes everything. Messages ingested but
 // not yet indexed when Close is interrupted are indexed at the next CatchUp.
 func (a *Archive) Close() error {
+	a.completer.stop()
 	a.stopExtractor()
 	a.maintMu.Lock() // wait for a running CatchUp, Reindex or Compact
 	defer a.maintMu.Unlock()

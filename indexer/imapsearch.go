@@ -89,6 +89,7 @@ type IMAPPlan struct {
 	Prefiltered   int           // content keys with a usable signature pass (0: all scanned)
 	RuledOut      int           // (message, key) tests the signatures answered false without a read
 	Unknown       int           // messages without a usable signature (verified when reached)
+	ColumnHits    int           // (message, key) tests a header column answered without a view (imapcolumns.go)
 	Took          time.Duration // wall time
 }
 
@@ -128,7 +129,7 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 		return nil, err
 	}
 	occs := entry.occs
-	ev := &imapEval{a: a, ctx: ctx, opts: o, account: account, mailbox: mb.Name, occs: occs, epoch: -1}
+	ev := &imapEval{a: a, ctx: ctx, opts: o, account: account, mailbox: mb.Name, occs: occs, cols: &entry.cols, epoch: -1}
 	ev.countKeys(n)
 	ev.plan.Messages = len(occs)
 	for i := range occs {
@@ -228,8 +229,10 @@ func (a *Archive) SearchIMAP(ctx context.Context, account, mailbox string, n que
 		res.Plan.Verified += ps[p].ev.plan.Verified
 		res.Plan.CacheHits += ps[p].ev.plan.CacheHits
 		res.Plan.RuledOut += ps[p].ev.plan.RuledOut
+		res.Plan.ColumnHits += ps[p].ev.plan.ColumnHits
 	}
 	res.Plan.Took = time.Since(begin)
+	a.completeColumns(entry, ev.shared.columns)
 	return res, nil
 }
 
@@ -240,6 +243,8 @@ type imapShared struct {
 	mu       sync.Mutex
 	index    map[query.Node]map[string]bool
 	verified atomic.Int64
+	needleOf []int     // e.needle's answers in the first compile, in call order (forks read them)
+	columns  []*column // the header columns the first compile used
 }
 
 // fork returns an evaluator for another range of the same search: the
@@ -248,7 +253,7 @@ type imapShared struct {
 // it); compile registers the needles in the same order, so needle k is
 // the same key in every evaluator.
 func (e *imapEval) fork() *imapEval {
-	return &imapEval{a: e.a, ctx: e.ctx, opts: e.opts, account: e.account, mailbox: e.mailbox, occs: e.occs,
+	return &imapEval{a: e.a, ctx: e.ctx, opts: e.opts, account: e.account, mailbox: e.mailbox, occs: e.occs, cols: e.cols,
 		maxUID: e.maxUID, live: e.live, shared: e.shared, maybe: e.maybe, unknown: e.unknown, epoch: e.epoch, forked: true}
 }
 
@@ -260,6 +265,7 @@ type imapEval struct {
 	account string
 	mailbox string
 	occs    []catalog.MailboxOccurrence
+	cols    *columns // the header columns of occs' cache entry (imapcolumns.go)
 	maxUID  uint32
 	live    uint32
 	seq     uint32                         // sequence number of the occurrence being evaluated (0: expunged)
@@ -463,27 +469,48 @@ func (e *imapEval) compile(n query.Node) (pred, error) {
 			return func(oc *catalog.MailboxOccurrence) (bool, error) { return e.indexed(n, oc) }, nil
 		}
 		needle := mime.Fold(n.Value)
-		k := e.needle(needle, textRegions(n.Field)...)
+		var col *column // header fields only (imapcolumns.go)
+		key, ok := columnKey(n.Field)
+		if ok {
+			col = e.column(key, needle)
+		}
+		k := e.needle(needle, col.complete(), textRegions(n.Field)...)
 		return func(oc *catalog.MailboxOccurrence) (bool, error) {
 			if e.ruledOut(k) {
 				return false, nil
 			}
+			if m, known := col.match(e.at, needle); known {
+				e.plan.ColumnHits++
+				return m, nil
+			}
 			v, err := e.view(oc)
 			if err != nil {
 				return false, err
+			}
+			if col != nil {
+				col.keep(e.at, joinedValues(v, key))
 			}
 			return textMatch(v, n.Field, needle), nil
 		}, nil
 	case query.Header:
 		needle := mime.Fold(n.Value)
-		k := e.needle(needle, regionHeader)
+		key := "h:" + n.Name
+		col := e.column(key, needle)
+		k := e.needle(needle, col.complete(), regionHeader)
 		return func(oc *catalog.MailboxOccurrence) (bool, error) {
 			if e.ruledOut(k) {
 				return false, nil
 			}
+			if m, known := col.match(e.at, needle); known {
+				e.plan.ColumnHits++
+				return m, nil
+			}
 			v, err := e.view(oc)
 			if err != nil {
 				return false, err
+			}
+			if col != nil {
+				col.keep(e.at, joinedValues(v, key))
 			}
 			for _, h := range v.Headers {
 				if strings.EqualFold(h.Key, n.Name) && strings.Contains(h.Value, needle) {
@@ -595,8 +622,9 @@ func textRegions(f query.Field) []sigRegion {
 }
 
 // needle registers a content key's folded needle with the prefilter and
-// returns its number, or -1 when the prefilter cannot narrow it.
-func (e *imapEval) needle(folded string, regions ...sigRegion) int {
+// returns its number, or -1 when the prefilter cannot narrow it or is not
+// needed (complete: the key's column answers every message).
+func (e *imapEval) needle(folded string, complete bool, regions ...sigRegion) int {
 	if e.opts.NoPrefilter || e.a.sigs == nil {
 		return -1
 	}
@@ -604,12 +632,19 @@ func (e *imapEval) needle(folded string, regions ...sigRegion) int {
 		return -1
 	}
 	if e.forked {
-		// The same order as the first evaluator's compile.
+		// What the first evaluator's compile decided, in its order.
 		e.nforked++
-		return e.nforked - 1
+		return e.shared.needleOf[e.nforked-1]
 	}
-	e.needles = append(e.needles, newSigNeedle(folded, regions...))
-	return len(e.needles) - 1
+	// A key whose column knows every message does not need the pass
+	// (imapcolumns.go): reading the column is cheaper than the signatures.
+	k := -1
+	if !complete {
+		e.needles = append(e.needles, newSigNeedle(folded, regions...))
+		k = len(e.needles) - 1
+	}
+	e.shared.needleOf = append(e.shared.needleOf, k)
+	return k
 }
 
 // ruledOut reports whether the prefilter says the occurrence being
@@ -833,6 +868,7 @@ type occKey struct {
 type occEntry struct {
 	gen  int64
 	occs []catalog.MailboxOccurrence
+	cols columns
 }
 
 // occCacheMailboxes bounds the mailboxes whose occurrences the IMAP SEARCH

@@ -170,9 +170,9 @@ func printIMAPSearch(e *env, res *service.SearchResult, asJSON, explain bool) er
 		fmt.Fprintf(e.stderr, "query: %s\n", res.Query)
 		for _, r := range res.Mailboxes {
 			p := r.Plan
-			fmt.Fprintf(e.stderr, "%s/%s (UIDVALIDITY %d): %d messages; keys: %d from the catalog (UID, flags, dates, size), %d from the index, %d verified on decoded content (%d narrowed by the prefilter: %d message tests ruled out, %d messages without a signature); %d messages decoded (%d from the cache); %d matches in %s\n",
+			fmt.Fprintf(e.stderr, "%s/%s (UIDVALIDITY %d): %d messages; keys: %d from the catalog (UID, flags, dates, size), %d from the index, %d verified on decoded content (%d narrowed by the prefilter: %d message tests ruled out, %d messages without a signature; %d message tests answered from header columns); %d messages decoded (%d from the cache); %d matches in %s\n",
 				r.Account, r.Mailbox, r.UIDValidity, p.Messages, p.OccurrenceKey, p.IndexKeys, p.ContentKeys,
-				p.Prefiltered, p.RuledOut, p.Unknown, p.Verified, p.CacheHits, len(r.UIDs), p.Took.Round(time.Microsecond))
+				p.Prefiltered, p.RuledOut, p.Unknown, p.ColumnHits, p.Verified, p.CacheHits, len(r.UIDs), p.Took.Round(time.Microsecond))
 		}
 	}
 	if !asJSON {

@@ -127,6 +127,17 @@ var viewWordDecoder = &mime.WordDecoder{CharsetReader: viewCharsetReader}
 // NewView builds the View of raw. It never fails: what cannot be decoded
 // is searched as it is.
 func NewView(raw []byte) *View {
+	return newView(raw, true)
+}
+
+// NewHeaderView is NewView without the body: Headers, Addresses, Subjects
+// and HeaderText as NewView has them, Body and PartHeaders empty (IMAP
+// SEARCH's header columns read only those).
+func NewHeaderView(raw []byte) *View {
+	return newView(raw, false)
+}
+
+func newView(raw []byte, body bool) *View {
 	v := &View{}
 	// Line ends as Dovecot has them on disk by default (mail_save_crlf=no):
 	// LF. A server sends CRLF and the archive keeps those bytes; Dovecot
@@ -136,11 +147,13 @@ func NewView(raw []byte) *View {
 	if bytes.Contains(raw, []byte("\r\n")) {
 		raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
 	}
-	var text, body, partHeaders strings.Builder
+	var text, bodyText, partHeaders strings.Builder
 	br := bufio.NewReader(bytes.NewReader(raw))
 	hdr, err := textproto.ReadHeader(br)
 	if err != nil && hdr.Len() == 0 {
-		v.Body = Fold(string(raw))
+		if body {
+			v.Body = Fold(string(raw))
+		}
 		v.Size = len(v.Body)
 		return v
 	}
@@ -160,8 +173,10 @@ func NewView(raw []byte) *View {
 			v.Subjects = append(v.Subjects, foldHeader(viewDecode(compressLWSP(strings.TrimLeft(rawVal, " \t")))))
 		}
 	}
-	walkText(hdr, br, 0, &body, &partHeaders)
-	v.Body = body.String()
+	if body {
+		walkText(hdr, br, 0, &bodyText, &partHeaders)
+	}
+	v.Body = bodyText.String()
 	v.HeaderText = text.String()
 	v.PartHeaders = partHeaders.String()
 	v.Size = len(v.HeaderText) + len(v.Body) + len(v.PartHeaders) + 64*len(v.Headers)

@@ -1,6 +1,7 @@
 package mime
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -167,6 +168,13 @@ func FuzzNewView(f *testing.F) {
 			if !utf8.ValidString(s) {
 				t.Fatalf("view text %q is not UTF-8", s)
 			}
+		}
+		// The header-only view (IMAP SEARCH's header columns) has the
+		// same header fields, addresses, subjects and header text.
+		h := NewHeaderView(raw)
+		if !slices.Equal(h.Headers, v.Headers) || !slices.Equal(h.Addresses, v.Addresses) ||
+			!slices.Equal(h.Subjects, v.Subjects) || h.HeaderText != v.HeaderText || h.Body != "" || h.PartHeaders != "" {
+			t.Fatalf("NewHeaderView differs from NewView's header: %+v against %+v", h, v)
 		}
 	})
 }
