@@ -4,17 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"log/slog"
-	"math/big"
-	mrand "math/rand/v2"
+	"math/rand/v2"
 	"net"
 	"regexp"
 	"strconv"
@@ -23,6 +16,7 @@ import (
 	"time"
 
 	"mailvault/indexer"
+	"mailvault/internal/testcert"
 	"mailvault/service"
 )
 
@@ -36,7 +30,7 @@ import (
 
 // corkFixture is an archive with n messages of random sizes in alice/INBOX
 // (UIDs 1..n), served plain with STARTTLS offered.
-func corkFixture(t *testing.T, rng *mrand.Rand, n int) (addr string, raws map[uint32][]byte) {
+func corkFixture(t *testing.T, rng *rand.Rand, n int) (addr string, raws map[uint32][]byte, u *service.Users) {
 	t.Helper()
 	ctx := context.Background()
 	a, u := openArchive(t, t.TempDir())
@@ -66,30 +60,10 @@ func corkFixture(t *testing.T, rng *mrand.Rand, n int) (addr string, raws map[ui
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Options{Archive: service.New(a, &service.Options{Users: u}), InsecureAuth: true, TLS: selfSigned(t),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), raws
-}
-
-func selfSigned(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	cert, _ := testcert.New(t, "127.0.0.1")
+	addr = serveView(t, Options{Archive: service.New(a, &service.Options{Users: u}), InsecureAuth: true,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	return addr, raws, u
 }
 
 // rawIMAP is a client that writes commands as given and reads answers
@@ -156,9 +130,9 @@ func (c *rawIMAP) until(tag string, bodies map[uint32][][]byte) string {
 func TestPipelinedFetchCorked(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	rng := mrand.New(mrand.NewPCG(seed, 1))
+	rng := rand.New(rand.NewPCG(seed, 1))
 	const n = 30
-	addr, raws := corkFixture(t, rng, n)
+	addr, raws, _ := corkFixture(t, rng, n)
 	for _, starttls := range []bool{false, true} {
 		t.Run(fmt.Sprintf("starttls=%v", starttls), func(t *testing.T) {
 			nc, err := net.Dial("tcp", addr)
@@ -244,5 +218,94 @@ func TestPipelinedFetchCorked(t *testing.T) {
 				t.Fatalf("LOGOUT: %q", line)
 			}
 		})
+	}
+}
+
+// TestFetchResetFreesConnection: a client that resets its connection while
+// the view is writing a message to it (a failed literal write) ends that
+// connection: its slot is free again for the next one. (Before the fix the
+// FETCH's writer kept the connection's write lock, the next write waited
+// for it forever, and MaxConnsPerAddr such resets locked the address out.)
+func TestFetchResetFreesConnection(t *testing.T) {
+	ctx := context.Background()
+	a, u := openArchive(t, t.TempDir())
+	if err := u.Add(ctx, service.User{Name: "alice", Role: service.RoleUser, Accounts: []string{"alice"}}, "alice-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.EnsureMailbox(ctx, "alice", "INBOX", "imap", 7); err != nil {
+		t.Fatal(err)
+	}
+	// Bigger than what loopback buffers take while the client reads nothing.
+	big := msg(1, "big", strings.Repeat("a line of a big message, to fill the socket\r\n", 16<<20/46))
+	if _, err := a.Ingest(ctx, []indexer.Item{{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1,
+		InternalDate: time.Date(2023, 1, 2, 11, 0, 0, 0, time.UTC), Raw: big}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveView(t, Options{Archive: service.New(a, &service.Options{Users: u}), InsecureAuth: true, MaxConnsPerAddr: 1})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+	c := &rawIMAP{t: t, conn: nc, r: bufio.NewReader(nc)}
+	c.answer()
+	c.send("l1 LOGIN alice alice-password-1\r\nl2 SELECT alice/INBOX\r\n")
+	if line := c.until("l2", nil); !strings.HasPrefix(line, "l2 OK") {
+		t.Fatalf("SELECT: %q", line)
+	}
+	c.send("f1 UID FETCH 1 (BODY.PEEK[])\r\n")
+	time.Sleep(500 * time.Millisecond) // the view is blocked writing
+	nc.(*net.TCPConn).SetLinger(0)
+	nc.Close() // a reset: the view's write fails
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc2, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc2.SetReadDeadline(time.Now().Add(5 * time.Second))
+		greeting, err := bufio.NewReader(nc2).ReadString('\n')
+		nc2.Close()
+		if err == nil && strings.HasPrefix(greeting, "* OK") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the address is still refused 10 s after the reset: %q, %v", greeting, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestByeWhileCorked: a session ended in the middle of a pipelined run (its
+// user removed) still sends its BYE, and the answers before it.
+func TestByeWhileCorked(t *testing.T) {
+	addr, _, u := corkFixture(t, rand.New(rand.NewPCG(1, 2)), 3)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &rawIMAP{t: t, conn: nc, r: bufio.NewReader(nc)}
+	c.answer()
+	c.send("l1 LOGIN alice alice-password-1\r\nl2 SELECT alice/INBOX\r\n")
+	if line := c.until("l2", nil); !strings.HasPrefix(line, "l2 OK") {
+		t.Fatalf("SELECT: %q", line)
+	}
+	if err := u.Remove(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the default re-check interval
+	c.send("b1 UID FETCH 1 (BODY.PEEK[])\r\nb2 UID FETCH 2 (BODY.PEEK[])\r\nb3 NOOP\r\n")
+	for {
+		line, _ := c.answer()
+		if strings.HasPrefix(line, "* BYE") {
+			return
+		}
+		if strings.HasPrefix(line, "b3 ") {
+			t.Fatalf("the session went on after its user was removed: %q", line)
+		}
 	}
 }

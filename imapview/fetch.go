@@ -212,12 +212,14 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 		for _, bs := range options.BodySection {
 			b := bodySection(raw, bs)
 			if err := writeAll(rw.WriteBodySection(bs, int64(len(b))), b); err != nil {
+				rw.Close() // it holds the connection's writer lock
 				return err
 			}
 		}
 		for _, bs := range options.BinarySection {
 			b := binarySection(raw, bs)
 			if err := writeAll(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
+				rw.Close()
 				return err
 			}
 		}

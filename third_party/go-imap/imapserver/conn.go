@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -52,30 +53,37 @@ type Conn struct {
 	// CLOSE removes nothing there, as RFC 9051 section 6.4.1 says.
 	readOnly bool
 
-	// mailvault patch: cork (under encMutex) holds the answers to FETCH in
+	// mailvault patch: cork holds the answers to FETCH in
 	// bw while the client's next command is already buffered (a client
 	// that pipelines, as mbsync does one FETCH per message): they go out
 	// with the next answers in writes of up to bwSize, instead of a write
 	// per command and one per 4 KiB of a message. The reader sends what
 	// waits in bw before it waits for the client (flushingReader), so that
 	// nothing the client might wait for stays behind.
-	cork bool
-	// mailvault patch: bw (under encMutex) is taken from bwFree by the
-	// first answer after the connection was idle and given back, empty,
-	// when the reader waits for the client: an idle connection holds no
-	// write buffer. wr is what bw writes to.
+	cork atomic.Bool // set and cleared by the reader, read by encoders
+	// mailvault patch: bw (under encMutex) is taken from bwFree by an
+	// answer and given back, empty, when an answer ends uncorked or the
+	// reader waits for the client: an idle connection holds no write
+	// buffer. wr is what bw writes to.
 	wr io.Writer
 }
 
 // corked is the encoders' Corked (called under encMutex).
-func (c *Conn) corked() bool { return c.cork }
+func (c *Conn) corked() bool { return c.cork.Load() }
 
 // setCork corks or uncorks the answers. What waits in bw goes out with the
 // next answer written uncorked, or before the reader waits for the client.
-func (c *Conn) setCork(on bool) {
-	c.encMutex.Lock()
-	c.cork = on
-	c.encMutex.Unlock()
+// It takes no lock: it runs where the reader may hold encMutex (a FETCH
+// writer left open by an error or a panic).
+func (c *Conn) setCork(on bool) { c.cork.Store(on) }
+
+// sendHeld sends what bw holds, if no writer holds encMutex (when the
+// connection ends; best effort).
+func (c *Conn) sendHeld() {
+	if c.encMutex.TryLock() {
+		c.release()
+		c.encMutex.Unlock()
+	}
 }
 
 // bwSize is the write buffer of a connection that is answering: a whole
@@ -164,6 +172,7 @@ func (c *Conn) NetConn() net.Conn {
 
 // Bye terminates the IMAP connection.
 func (c *Conn) Bye(text string) error {
+	c.setCork(false) // mailvault patch: the BYE and what waits before it go out
 	respErr := c.writeStatusResp("", &imap.StatusResponse{
 		Type: imap.StatusResponseTypeBye,
 		Text: text,
@@ -190,6 +199,8 @@ func (c *Conn) serve() {
 
 		c.conn.Close()
 	}()
+	// mailvault patch: answers corked before a fatal error go out first.
+	defer c.sendHeld()
 
 	c.server.mutex.Lock()
 	c.server.conns[c] = struct{}{}
@@ -610,6 +621,12 @@ func (enc *responseEncoder) end() {
 		panic("imapserver: responseEncoder.end called twice")
 	}
 	enc.Encoder = nil
+	// mailvault patch: an answer that went out gives the write buffer
+	// back (an IDLE push from another goroutine, then nothing for
+	// minutes); a corked one keeps it for the next.
+	if !enc.conn.corked() {
+		enc.conn.release()
+	}
 	enc.conn.setWriteTimeout(0)
 	enc.conn.encMutex.Unlock()
 }
