@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -291,15 +290,7 @@ func newImaplibFixture(t *testing.T) *ilFixture {
 	}
 
 	f.svc = service.New(a, &service.Options{Users: u})
-	srv := New(Options{Archive: f.svc, InsecureAuth: true, PollInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	f.addr = ln.Addr().String()
+	f.addr = serveView(t, Options{Archive: f.svc, InsecureAuth: true, PollInterval: 50 * time.Millisecond})
 	return f
 }
 

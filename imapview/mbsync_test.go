@@ -165,8 +165,17 @@ func maildirFlags(name string) []string {
 // startView serves svc on a loopback port and returns its address.
 func startView(t testing.TB, svc *service.Service) string {
 	t.Helper()
-	srv := New(Options{Archive: svc, InsecureAuth: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return serveView(t, Options{Archive: svc, InsecureAuth: true})
+}
+
+// serveView serves opts (logging nowhere unless it says) on a loopback
+// port until the test ends, and returns the address.
+func serveView(t testing.TB, opts Options) string {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv := New(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -104,15 +102,7 @@ func newFixture(t *testing.T) *fixture {
 	// RecheckInterval -1: every command checks its user (the hostile
 	// tests remove one and expect the very next command to end the
 	// session); TestRecheckInterval tests the default.
-	srv := New(Options{Archive: f.svc, InsecureAuth: true, PollInterval: 50 * time.Millisecond, RecheckInterval: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	f.addr = ln.Addr().String()
+	f.addr = serveView(t, Options{Archive: f.svc, InsecureAuth: true, PollInterval: 50 * time.Millisecond, RecheckInterval: -1})
 	return f
 }
 
@@ -480,14 +470,7 @@ func TestIdleAnnouncesNewMail(t *testing.T) {
 // most about a second.
 func TestRecheckInterval(t *testing.T) {
 	f := newFixture(t)
-	srv := New(Options{Archive: f.svc, InsecureAuth: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	s := dialRaw(t, ln.Addr().String())
+	s := dialRaw(t, serveView(t, Options{Archive: f.svc, InsecureAuth: true}))
 	if _, ok := s.cmd(`LOGIN alice alice-password-1`); !strings.HasPrefix(ok, "OK") {
 		t.Fatalf("login: %s", ok)
 	}

@@ -1,20 +1,16 @@
 package journal
 
 import (
+	"mailvault/internal/testcert"
+
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -552,7 +548,7 @@ func TestDecodeRecipient(t *testing.T) {
 
 // STARTTLS with the configured certificate; the message goes over TLS.
 func TestStartTLS(t *testing.T) {
-	cert := selfSigned(t)
+	cert, _ := testcert.New(t, "journal.test")
 	sink := &memSink{}
 	addr, _, _ := start(t, sink, Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
@@ -582,19 +578,4 @@ func TestStartTLS(t *testing.T) {
 	if ok, _ := c2.Extension("STARTTLS"); ok {
 		t.Error("STARTTLS offered without a certificate")
 	}
-}
-
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "journal.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"journal.test"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
