@@ -270,7 +270,7 @@ func (a *Archive) completeColumns(entry *occEntry, cols []*column) {
 // ctx ends.
 func (a *Archive) fillColumns(ctx context.Context, entry *occEntry, todo []*column) {
 	for i := range entry.occs {
-		if ctx.Err() != nil || a.gen.Load() != entry.gen {
+		if ctx.Err() != nil || a.gen.Load() != entry.gen || entry.dropped.Load() {
 			return
 		}
 		var need []*column

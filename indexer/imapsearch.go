@@ -854,6 +854,9 @@ func (a *Archive) DropViewCache() {
 	clear(a.views.items)
 	a.views.size = 0
 	a.occMu.Lock()
+	for _, e := range a.occMap {
+		e.dropped.Store(true)
+	}
 	clear(a.occMap)
 	a.occMu.Unlock()
 }
@@ -866,9 +869,10 @@ type occKey struct {
 }
 
 type occEntry struct {
-	gen  int64
-	occs []catalog.MailboxOccurrence
-	cols columns
+	gen     int64
+	occs    []catalog.MailboxOccurrence
+	cols    columns
+	dropped atomic.Bool // out of the cache: its columns are not filled further
 }
 
 // occCacheMailboxes bounds the mailboxes whose occurrences the IMAP SEARCH
@@ -895,12 +899,10 @@ func (a *Archive) mailboxOccurrences(ctx context.Context, mb catalog.Mailbox, wi
 	e = &occEntry{gen: gen, occs: occs}
 	a.occMu.Lock()
 	for k, old := range a.occMap {
-		if old.gen != gen {
-			delete(a.occMap, k) // stale: a write came since
+		if old.gen != gen || len(a.occMap) >= occCacheMailboxes || k == key {
+			old.dropped.Store(true) // stale (a write came since), or room
+			delete(a.occMap, k)
 		}
-	}
-	if len(a.occMap) >= occCacheMailboxes {
-		clear(a.occMap)
 	}
 	a.occMap[key] = e
 	a.occMu.Unlock()
