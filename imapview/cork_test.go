@@ -32,6 +32,29 @@ import (
 // (UIDs 1..n), served plain with STARTTLS offered.
 func corkFixture(t *testing.T, rng *rand.Rand, n int) (addr string, raws map[uint32][]byte, u *service.Users) {
 	t.Helper()
+	raws = map[uint32][]byte{}
+	var msgs [][]byte
+	sizes := []int{10, 300, 4000, 4096, 5000, 70_000, 200_000}
+	for uid := uint32(1); uid <= uint32(n); uid++ {
+		size := sizes[rng.IntN(len(sizes))] + rng.IntN(100)
+		var body strings.Builder
+		for body.Len() < size {
+			fmt.Fprintf(&body, "line %d of message %d %x\r\n", body.Len(), uid, rng.Uint64())
+		}
+		raws[uid] = msg(int(uid), fmt.Sprintf("cork %d", uid), body.String())
+		msgs = append(msgs, raws[uid])
+	}
+	a, u := aliceInbox(t, msgs...)
+	cert, _ := testcert.New(t, "127.0.0.1")
+	addr = serveView(t, Options{Archive: service.New(a, &service.Options{Users: u}), InsecureAuth: true,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	return addr, raws, u
+}
+
+// aliceInbox is an archive whose alice/INBOX (UIDVALIDITY 7) holds msgs
+// as UIDs 1..n, with user alice (password alice-password-1) for it.
+func aliceInbox(t *testing.T, msgs ...[]byte) (*indexer.Archive, *service.Users) {
+	t.Helper()
 	ctx := context.Background()
 	a, u := openArchive(t, t.TempDir())
 	if err := u.Add(ctx, service.User{Name: "alice", Role: service.RoleUser, Accounts: []string{"alice"}}, "alice-password-1"); err != nil {
@@ -40,19 +63,10 @@ func corkFixture(t *testing.T, rng *rand.Rand, n int) (addr string, raws map[uin
 	if _, err := a.EnsureMailbox(ctx, "alice", "INBOX", "imap", 7); err != nil {
 		t.Fatal(err)
 	}
-	raws = map[uint32][]byte{}
 	var items []indexer.Item
-	sizes := []int{10, 300, 4000, 4096, 5000, 70_000, 200_000}
-	for uid := uint32(1); uid <= uint32(n); uid++ {
-		size := sizes[rng.IntN(len(sizes))] + rng.IntN(100)
-		var body strings.Builder
-		for body.Len() < size {
-			fmt.Fprintf(&body, "line %d of message %d %x\r\n", body.Len(), uid, rng.Uint64())
-		}
-		raw := msg(int(uid), fmt.Sprintf("cork %d", uid), body.String())
-		raws[uid] = raw
-		items = append(items, indexer.Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uid,
-			InternalDate: time.Date(2023, 1, 2, 11, 0, int(uid), 0, time.UTC), Raw: raw})
+	for i, raw := range msgs {
+		items = append(items, indexer.Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1),
+			InternalDate: time.Date(2023, 1, 2, 11, 0, i%60, 0, time.UTC), Raw: raw})
 	}
 	if _, err := a.Ingest(ctx, items); err != nil {
 		t.Fatal(err)
@@ -60,10 +74,7 @@ func corkFixture(t *testing.T, rng *rand.Rand, n int) (addr string, raws map[uin
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := testcert.New(t, "127.0.0.1")
-	addr = serveView(t, Options{Archive: service.New(a, &service.Options{Users: u}), InsecureAuth: true,
-		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
-	return addr, raws, u
+	return a, u
 }
 
 // rawIMAP is a client that writes commands as given and reads answers
@@ -227,23 +238,8 @@ func TestPipelinedFetchCorked(t *testing.T) {
 // FETCH's writer kept the connection's write lock, the next write waited
 // for it forever, and MaxConnsPerAddr such resets locked the address out.)
 func TestFetchResetFreesConnection(t *testing.T) {
-	ctx := context.Background()
-	a, u := openArchive(t, t.TempDir())
-	if err := u.Add(ctx, service.User{Name: "alice", Role: service.RoleUser, Accounts: []string{"alice"}}, "alice-password-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.EnsureMailbox(ctx, "alice", "INBOX", "imap", 7); err != nil {
-		t.Fatal(err)
-	}
 	// Bigger than what loopback buffers take while the client reads nothing.
-	big := msg(1, "big", strings.Repeat("a line of a big message, to fill the socket\r\n", 16<<20/46))
-	if _, err := a.Ingest(ctx, []indexer.Item{{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: 1,
-		InternalDate: time.Date(2023, 1, 2, 11, 0, 0, 0, time.UTC), Raw: big}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a, u := aliceInbox(t, msg(1, "big", strings.Repeat("a line of a big message, to fill the socket\r\n", 16<<20/46)))
 	addr := serveView(t, Options{Archive: service.New(a, &service.Options{Users: u}), InsecureAuth: true, MaxConnsPerAddr: 1})
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -59,7 +59,7 @@ func TestLoginCache(t *testing.T) {
 	// Bounded: past loginCacheMax entries the cache is emptied, not grown.
 	c := newLoginCache()
 	for i := 0; i < 3*loginCacheMax; i++ {
-		c.add("u", string(rune(i)), "h")
+		c.add(c.sum("u", string(rune(i)), "h"))
 	}
 	if len(c.m) > loginCacheMax {
 		t.Fatalf("%d entries, bound %d", len(c.m), loginCacheMax)

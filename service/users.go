@@ -484,11 +484,11 @@ func (s *Users) Login(ctx context.Context, name, password string) (*User, error)
 	if err != nil {
 		return nil, err
 	}
-	if !s.logins.seen(name, password, hash) {
+	if k, ok := s.logins.seen(name, password, hash); !ok {
 		if checkPassword([]byte(hash), []byte(password)) != nil {
 			return nil, ErrBadLogin
 		}
-		s.logins.add(name, password, hash)
+		s.logins.add(k)
 	}
 	return s.Get(ctx, name)
 }
@@ -549,9 +549,11 @@ func (c *loginCache) sum(name, password, hash string) [32]byte {
 	return out
 }
 
-func (c *loginCache) seen(name, password, hash string) bool {
+// seen reports whether the login is remembered, and its entry's key for
+// add.
+func (c *loginCache) seen(name, password, hash string) ([32]byte, bool) {
 	if c == nil {
-		return false
+		return [32]byte{}, false
 	}
 	k := c.sum(name, password, hash)
 	c.mu.Lock()
@@ -559,16 +561,16 @@ func (c *loginCache) seen(name, password, hash string) bool {
 	exp, ok := c.m[k]
 	if ok && time.Now().After(exp) {
 		delete(c.m, k)
-		return false
+		return k, false
 	}
-	return ok
+	return k, ok
 }
 
-func (c *loginCache) add(name, password, hash string) {
+// add remembers the login of key k (seen's).
+func (c *loginCache) add(k [32]byte) {
 	if c == nil {
 		return
 	}
-	k := c.sum(name, password, hash)
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -134,6 +134,24 @@ func NewView(raw []byte) *View {
 // and HeaderText as NewView has them, Body and PartHeaders empty (IMAP
 // SEARCH's header columns read only those).
 func NewHeaderView(raw []byte) *View {
+	// Only the top-level header is read: cut after its blank line (LF or
+	// CRLF ends), before newView normalises line ends over the whole body.
+	for i := bytes.IndexByte(raw, '\n'); i >= 0; {
+		rest := raw[i+1:]
+		if len(rest) > 0 && rest[0] == '\n' {
+			raw = raw[:i+2]
+			break
+		}
+		if len(rest) > 1 && rest[0] == '\r' && rest[1] == '\n' {
+			raw = raw[:i+3]
+			break
+		}
+		j := bytes.IndexByte(rest, '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
 	return newView(raw, false)
 }
 
