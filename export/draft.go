@@ -178,7 +178,7 @@ func makeDraft(m Message) *draft {
 			return "the message exceeds the MIME parser's limits (parts, depth or size): parts beyond them get no document (they stay in the native); see PARSEERROR"
 		})
 	}
-	if m.AttachmentTextsPending {
+	if m.AttachmentTextsPending || m.Unextracted != nil && m.Unextracted(pm) {
 		d.note(0, func(string) string {
 			return "the archive had not yet extracted the text of this message's attachments (PDF, Office, archives …): their documents' TEXT is what the MIME parse alone gives, often empty; export again once `mailvault status` shows no messages waiting for extraction (mail archived before attachment text existed is queued by `mailvault reindex`)"
 		})

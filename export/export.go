@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"mailvault/indexer/mime"
 )
 
 // ErrCorrupt is wrapped by a Source's error for a message whose bytes fail
@@ -49,6 +51,12 @@ type Message struct {
 	// before extraction existed); the draft notes it (an Exclusion), so
 	// that TEXT missing for that reason is never silent.
 	AttachmentTextsPending bool
+	// Unextracted, when not nil, says the archive holds no extraction
+	// record or queue row for the message (archived before attachment text
+	// existed) and reports whether a parse of it has attachments the
+	// extractor would read: the draft asks it of its own parse and, if so,
+	// notes the message as it notes AttachmentTextsPending.
+	Unextracted func(*mime.Message) bool
 	// Provenance is which sources saw the message: "journal", "mailbox" or
 	// "both" (the journal and a mailbox copy linked by content), "" when
 	// unknown. The load files' PROVENANCE.

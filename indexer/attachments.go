@@ -591,10 +591,13 @@ func ExtractCountsOf(ctx context.Context, dir string) (catalog.ExtractCounts, er
 	return c, err
 }
 
-// WithAttachmentText returns which of keys name messages with attachment
-// text recorded.
-func (a *Archive) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
-	return a.cat.WithAttachmentText(ctx, keys)
+// ExtractOf is where a message stands with the extractor.
+type ExtractOf = catalog.ExtractOf
+
+// ExtractStates returns where each of keys stands with the extractor
+// (an export reads a batch at a time: which have text to read, which wait).
+func (a *Archive) ExtractStates(ctx context.Context, keys [][32]byte) (map[[32]byte]ExtractOf, error) {
+	return a.cat.ExtractStates(ctx, keys)
 }
 
 // Bulk marks a bulk job (an import, a compaction, a reindex) running until
@@ -608,31 +611,12 @@ func (a *Archive) Bulk() (done func()) {
 	return func() { once.Do(func() { a.bulk.Add(-1) }) }
 }
 
-// PendingAttachmentText returns which of keys name messages whose
-// attachments still wait for the extractor.
-func (a *Archive) PendingAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
-	return a.cat.ExtractPendingOf(ctx, keys)
-}
-
-// NeverExtracted reports whether message hex, raw its bytes, has
-// attachments the extractor would read and neither a record nor a queue
-// row: archived before attachment text existed (the first reindex queues
-// it). An export notes such a message, as it notes one still queued.
-func (a *Archive) NeverExtracted(ctx context.Context, hex string, raw []byte) (bool, error) {
-	if !needsExtraction(mime.Parse(raw, a.opts.Limits), a.ocr()) {
-		return false, nil
-	}
-	k, err := store.ParseKey(hex)
-	if err != nil {
-		return false, ErrNoMessage
-	}
-	id, err := a.cat.MessageRowID(ctx, k)
-	if err != nil {
-		return false, err
-	}
-	has, err := a.cat.HasExtractState(ctx, id)
-	return !has, err
-}
+// WantsExtraction reports whether pm, a parse of a message, has
+// attachments the extractor would read. An export asks it of a message
+// archived before attachment text existed (no extraction row: its first
+// reindex queues it), from the parse the export makes anyway, and notes
+// such a message as it notes one still queued.
+func (a *Archive) WantsExtraction(pm *mime.Message) bool { return needsExtraction(pm, a.ocr()) }
 
 // While mail is being ingested, the extractor rests busyRest times as long
 // as each extraction took (at most maxRest), so that it takes at most a

@@ -125,9 +125,7 @@ type extractCatalog interface {
 	Reextract(ctx context.Context, version int) (int64, error)
 	ExtractCounts(ctx context.Context, version int) (catalog.ExtractCounts, error)
 	MessageRowID(ctx context.Context, sha [32]byte) (int64, error)
-	WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error)
-	ExtractPendingOf(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error)
-	HasExtractState(ctx context.Context, id int64) (bool, error)
+	ExtractStates(ctx context.Context, keys [][32]byte) (map[[32]byte]catalog.ExtractOf, error)
 }
 
 // catalogStore is the whole catalog an Archive holds.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -176,6 +177,18 @@ func TestBenchExport(t *testing.T) {
 			}
 			return res.Manifest.Counts.Messages, nil
 		}}
+	}
+	// BENCH_CPUPROFILE profiles the steps alone (not the import before).
+	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	secs, cpus := map[string][]float64{}, map[string][]float64{}
 	for run := 1; run <= runs; run++ {

@@ -224,13 +224,13 @@ func classifyExport(err error) error {
 // of a small export's time.
 type exportSource struct {
 	a *indexer.Archive
-	// texts: the format has documents with text (a production), so the
-	// attachments' extracted text is read, and a message never extracted
-	// (which costs a parse to tell) is noted. mbox and EML carry the raw
-	// message alone.
-	texts   bool
-	entries []scopeEntry
-	hits    func(ctx context.Context, keys [][32]byte) ([]Hit, error)
+	// production: the format has documents with text and the load files'
+	// fields, so the attachments' extracted text, the provenance and the
+	// flag histories are read, and a message never extracted is noted.
+	// mbox and EML carry the raw message alone.
+	production bool
+	entries    []scopeEntry
+	hits       func(ctx context.Context, keys [][32]byte) ([]Hit, error)
 }
 
 // exportKeepHits is the largest scope whose hits are kept whole (a
@@ -248,7 +248,7 @@ type scopeEntry struct {
 // IMAP syntax answers per mailbox and a list of ids is as long as the
 // request, so those are kept whole.
 func (s *Service) exportScope(ctx context.Context, c Caller, req ExportRequest) (*exportSource, error) {
-	out := &exportSource{a: s.a, texts: req.Format == export.FormatProduction}
+	out := &exportSource{a: s.a, production: req.Format == export.FormatProduction}
 	inDates := func(h Hit) bool {
 		day := ""
 		if len(h.Date) >= 10 {
@@ -433,13 +433,8 @@ func (e *exportSource) Each(ctx context.Context, fn func(export.Message) error) 
 		go func() {
 			for r := range work {
 				raw, err := e.a.Raw(r.m.SHA256)
-				if err == nil && e.texts && r.texts {
+				if err == nil && r.texts {
 					err = e.attachmentTexts(ctx, &r.m)
-				}
-				if err == nil && e.texts && !r.texts && !r.m.AttachmentTextsPending {
-					// Archived before attachment text existed: nothing
-					// recorded nor queued, noted like a queued one.
-					r.m.AttachmentTextsPending, err = e.a.NeverExtracted(ctx, r.m.SHA256, raw)
 				}
 				switch {
 				case errors.Is(err, indexer.ErrBlobCorrupt):
@@ -511,50 +506,61 @@ func (e *exportSource) list(ctx context.Context, fn func(m export.Message, texts
 		if len(hits) != len(keys) {
 			return fmt.Errorf("%d of %d messages in scope left the archive (or the caller's scope) while it was exported: export again", len(keys)-len(hits), len(keys))
 		}
-		// Which have attachment text (one query a batch; the text itself
-		// is read beside the blob, for those alone).
-		withText, err := e.a.WithAttachmentText(ctx, keys)
-		if err != nil {
-			return err
-		}
-		// Which still wait for the extractor: their attachments' TEXT is
-		// missing, and the production says so (export/draft.go).
-		pending, err := e.a.PendingAttachmentText(ctx, keys)
-		if err != nil {
-			return err
-		}
-		// PROVENANCE: over every copy, as the message page's "seen by"
-		// (provenance.go): which sources, not whose mailboxes. One query
-		// a batch.
-		prov, err := e.a.Provenances(ctx, keys)
-		if err != nil {
-			return err
-		}
-		// FLAGS: each copy's flags now, with since when (the flag
-		// history). One query a batch; only the copies in scope are
-		// looked up in it.
-		hexes := make([]string, len(hits))
-		for i, h := range hits {
-			hexes[i] = h.SHA256
-		}
-		fhs, err := e.a.FlagHistories(ctx, hexes)
-		if err != nil {
-			return err
+		var (
+			states map[[32]byte]indexer.ExtractOf
+			prov   map[[32]byte]string
+			fhs    map[string][]indexer.FlagHistory
+		)
+		if e.production {
+			// Which have attachment text (the text itself is read beside
+			// the blob, for those alone), which still wait for the
+			// extractor, which were archived before it existed: one
+			// query a batch. Those waiting miss their attachments' TEXT,
+			// and the production says so (export/draft.go).
+			if states, err = e.a.ExtractStates(ctx, keys); err != nil {
+				return err
+			}
+			// PROVENANCE: over every copy, as the message page's "seen
+			// by" (provenance.go): which sources, not whose mailboxes.
+			// One query a batch.
+			if prov, err = e.a.Provenances(ctx, keys); err != nil {
+				return err
+			}
+			// FLAGS: each copy's flags now, with since when (the flag
+			// history). One query a batch; only the copies in scope are
+			// looked up in it.
+			hexes := make([]string, len(hits))
+			for i, h := range hits {
+				hexes[i] = h.SHA256
+			}
+			if fhs, err = e.a.FlagHistories(ctx, hexes); err != nil {
+				return err
+			}
 		}
 		for _, h := range hits {
 			m := export.Message{SHA256: h.SHA256, ParseError: h.ParseError}
 			k, _ := store.ParseKey(h.SHA256)
 			m.Provenance = prov[k]
 			for _, o := range h.Occurrences {
-				oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL,
-					Flags: flagsSince(fhs[h.SHA256], o)}
+				oc := export.Occurrence{Account: o.Account, Mailbox: o.Mailbox, UIDValidity: o.UIDValidity, UID: o.UID, URL: o.URL}
+				if e.production {
+					oc.Flags = flagsSince(fhs[h.SHA256], o)
+				}
 				if t, err := time.Parse(time.RFC3339, o.InternalDate); err == nil {
 					oc.InternalDate = t
 				}
 				m.Occurrences = append(m.Occurrences, oc)
 			}
-			m.AttachmentTextsPending = pending[k]
-			if err := fn(m, withText[k]); err != nil {
+			st := states[k]
+			m.AttachmentTextsPending = st.Queued
+			if e.production && !st.Tracked {
+				// Archived before attachment text existed: nothing
+				// recorded nor queued. The draft's own parse tells
+				// whether it has attachments the extractor would read;
+				// such a message is noted like a queued one.
+				m.Unextracted = e.a.WantsExtraction
+			}
+			if err := fn(m, st.HasText); err != nil {
 				return err
 			}
 		}

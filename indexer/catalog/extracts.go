@@ -293,25 +293,54 @@ func (c *Catalog) ExtractCounts(ctx context.Context, version int) (ExtractCounts
 	return out, rows.Err()
 }
 
-// WithAttachmentText returns which of keys name messages with some
-// attachment text recorded (an export reads the text of those alone).
-func (c *Catalog) WithAttachmentText(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
-	return c.keySet(ctx, `SELECT DISTINCT m.sha256 FROM attachment_texts a JOIN messages m ON m.id = a.message_id
-		WHERE a.text_bytes > 0 AND m.sha256 IN `, keys)
+// ExtractOf is where a message stands with the extractor (an export reads
+// it a batch at a time: ExtractStates).
+type ExtractOf struct {
+	// Tracked: the message has an extraction row, queued or done; false
+	// for one archived before attachment text existed.
+	Tracked bool
+	// Queued: the row waits for the extractor.
+	Queued bool
+	// HasText: some attachment text is recorded (an export reads the text
+	// of those messages alone).
+	HasText bool
 }
 
-// ExtractPendingOf returns which of keys name messages whose extraction is
-// queued and not done (an export notes that their attachments' TEXT is
-// missing).
-func (c *Catalog) ExtractPendingOf(ctx context.Context, keys [][32]byte) (map[[32]byte]bool, error) {
-	return c.keySet(ctx, `SELECT m.sha256 FROM extract_state e JOIN messages m ON m.id = e.message_id
-		WHERE e.version = 0 AND m.sha256 IN `, keys)
-}
-
-// HasExtractState reports whether message id has an extraction row (queued
-// or done); none for a message archived before attachment text existed.
-func (c *Catalog) HasExtractState(ctx context.Context, id int64) (bool, error) {
-	var n int
-	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM extract_state WHERE message_id = ?`, id).Scan(&n)
-	return n > 0, err
+// ExtractStates returns where each of keys stands with the extractor, in
+// one query a chunk of keys; keys the catalog does not hold are absent.
+func (c *Catalog) ExtractStates(ctx context.Context, keys [][32]byte) (map[[32]byte]ExtractOf, error) {
+	out := make(map[[32]byte]ExtractOf, len(keys))
+	for start := 0; start < len(keys); start += 500 {
+		chunk := keys[start:min(start+500, len(keys))]
+		args := make([]any, len(chunk))
+		for i, k := range chunk {
+			args[i] = k[:]
+		}
+		rows, err := c.db.QueryContext(ctx, `SELECT m.sha256, e.version,
+			EXISTS (SELECT 1 FROM attachment_texts a WHERE a.message_id = m.id AND a.text_bytes > 0)
+			FROM messages m LEFT JOIN extract_state e ON e.message_id = m.id
+			WHERE m.sha256 IN (?`+repeatComma(len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var b []byte
+			var version sql.NullInt64
+			var x ExtractOf
+			if err := rows.Scan(&b, &version, &x.HasText); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			x.Tracked = version.Valid
+			x.Queued = version.Valid && version.Int64 == 0
+			var k [32]byte
+			copy(k[:], b)
+			out[k] = x
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
