@@ -176,6 +176,26 @@ func FuzzNewView(f *testing.F) {
 			!slices.Equal(h.Subjects, v.Subjects) || h.HeaderText != v.HeaderText || h.Body != "" || h.PartHeaders != "" {
 			t.Fatalf("NewHeaderView differs from NewView's header: %+v against %+v", h, v)
 		}
+		// The fields view keeps exactly the accepted fields' entries of
+		// the header view, in order: here the first field's name (in
+		// another case) and Subject.
+		first := ""
+		if len(v.Headers) > 0 {
+			first = strings.ToUpper(v.Headers[0].Key)
+		}
+		want := func(k string) bool { return strings.EqualFold(k, first) || strings.EqualFold(k, "subject") }
+		keep := func(hs []Header) []Header {
+			return slices.DeleteFunc(slices.Clone(hs), func(h Header) bool { return !want(h.Key) })
+		}
+		fv := NewHeaderFieldsView(raw, want)
+		var subjects []string
+		if len(keep(v.Headers)) > 0 && slices.ContainsFunc(v.Headers, func(h Header) bool { return strings.EqualFold(h.Key, "subject") }) {
+			subjects = v.Subjects
+		}
+		if !slices.Equal(fv.Headers, keep(v.Headers)) || !slices.Equal(fv.Addresses, keep(v.Addresses)) ||
+			!slices.Equal(fv.Subjects, subjects) || fv.HeaderText != "" || fv.Body != "" {
+			t.Fatalf("NewHeaderFieldsView(%q or Subject) differs from the view's fields: %+v against %+v", first, fv, v)
+		}
 	})
 }
 
