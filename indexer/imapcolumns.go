@@ -277,13 +277,9 @@ func (a *Archive) completeColumns(entry *occEntry, cols []*column) {
 func (a *Archive) fillColumns(ctx context.Context, entry *occEntry, todo []*column) {
 	want := func(field string) bool {
 		for _, c := range todo {
-			k := c.key
-			switch {
-			case k == "subject":
-			case strings.HasPrefix(k, "h:"):
-				k = k[2:]
-			}
-			if strings.EqualFold(field, k) {
+			// A key is a field's name ("from", "subject") or "h:" and
+			// the name (HEADER).
+			if strings.EqualFold(field, strings.TrimPrefix(c.key, "h:")) {
 				return true
 			}
 		}
