@@ -321,7 +321,7 @@ func envelope(raw []byte) (env *imap.Envelope) {
 	if err != nil {
 		return &imap.Envelope{}
 	}
-	return imapserver.ExtractEnvelope(h)
+	return extractEnvelope(h)
 }
 
 // maxHeaderBytes is how much of a header block ENVELOPE and BODYSTRUCTURE
@@ -445,7 +445,7 @@ func structureOf(rawHeader textproto.Header, r io.Reader, depth int, parts *int)
 		br := bufio.NewReader(body)
 		childHeader, _ := readHeader(br)
 		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(childHeader),
+			Envelope:      extractEnvelope(childHeader),
 			BodyStructure: structureOf(childHeader, br, depth+1, parts),
 		}
 	}

@@ -507,3 +507,42 @@ func TestRecheckInterval(t *testing.T) {
 		t.Errorf("the session ended %v after the removal, want within about a second", d)
 	}
 }
+
+// TestInvalidModifiedUTF7Names: a mailbox argument that is not valid
+// modified UTF-7 (RFC 3501 section 5.1.3) names no folder. go-imap answered
+// such a name NO [SERVERBUG] (imaptest's "atoms" test); a LIST pattern now
+// matches nothing, as in Dovecot, and SELECT, EXAMINE and STATUS answer NO
+// [NONEXISTENT]. A valid name with "&-" still works.
+func TestInvalidModifiedUTF7Names(t *testing.T) {
+	f := newFixture(t)
+	s := dialRaw(t, f.addr)
+	if _, tagged := s.cmd("LOGIN alice alice-password-1"); !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("login: %s", tagged)
+	}
+	for _, pattern := range []string{`&`, `"a&Jjo"`, `"&'"`, `"alice/&*"`, `"&Jjo!"`} {
+		untagged, tagged := s.cmd("LIST \"\" %s", pattern)
+		if !strings.HasPrefix(tagged, "OK") || len(untagged) != 0 {
+			t.Errorf("LIST \"\" %s: %q %q, want OK and no folder", pattern, untagged, tagged)
+		}
+	}
+	for _, cmd := range []string{`SELECT "&'"`, `EXAMINE &`, `STATUS "&" (MESSAGES)`, `SELECT "alice/&Jjo"`} {
+		if _, tagged := s.cmd("%s", cmd); !strings.HasPrefix(tagged, "NO [NONEXISTENT]") {
+			t.Errorf("%s: %q, want NO [NONEXISTENT]", cmd, tagged)
+		}
+	}
+	if _, tagged := s.cmd(`CREATE "&'"`); !strings.HasPrefix(tagged, "NO [CANNOT]") {
+		t.Errorf("CREATE: %q, want NO [CANNOT]", tagged)
+	}
+	// Valid modified UTF-7 with "&": "&-" is "&". No folder has it, and
+	// the answers are the ordinary ones.
+	if untagged, tagged := s.cmd(`LIST "" "alice/*"`); !strings.HasPrefix(tagged, "OK") || len(untagged) == 0 {
+		t.Errorf(`LIST "" "alice/*": %q %q`, untagged, tagged)
+	}
+	if _, tagged := s.cmd(`SELECT "alice/AT&-T"`); !strings.HasPrefix(tagged, "NO [NONEXISTENT] no such folder") {
+		t.Errorf(`SELECT "alice/AT&-T": %q`, tagged)
+	}
+	// The session is still usable.
+	if _, tagged := s.cmd("SELECT alice/INBOX"); !strings.HasPrefix(tagged, "OK") {
+		t.Errorf("SELECT alice/INBOX: %q", tagged)
+	}
+}

@@ -100,6 +100,10 @@ type Address struct {
 	Name    string
 	Mailbox string
 	Host    string
+	// Route is the source route of an obsolete route address (RFC 5322
+	// obs-route, "<@relay.example:user@host>" has "@relay.example"), the
+	// address's "adl"; empty for NIL. mailvault patch.
+	Route string
 }
 
 // Addr returns the e-mail address in the form "foo@example.org".

@@ -81,7 +81,10 @@ func (criteria *SearchCriteria) And(other *SearchCriteria) {
 	if criteria.Larger == 0 || other.Larger > criteria.Larger {
 		criteria.Larger = other.Larger
 	}
-	if criteria.Smaller == 0 || other.Smaller < criteria.Smaller {
+	// mailvault patch: a criteria without SMALLER (0) must not reset one that
+	// has it; upstream's test took 0 as the smallest, so "SMALLER 500 SINCE d"
+	// lost its size bound (imaptest's search-size).
+	if other.Smaller != 0 && (criteria.Smaller == 0 || other.Smaller < criteria.Smaller) {
 		criteria.Smaller = other.Smaller
 	}
 

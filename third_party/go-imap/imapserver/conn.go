@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
+	"github.com/emersion/go-imap/v2/internal/utf7"
 )
 
 const (
@@ -32,6 +33,20 @@ var internalServerErrorResp = &imap.StatusResponse{
 	Type: imap.StatusResponseTypeNo,
 	Code: imap.ResponseCodeServerBug,
 	Text: "Internal server error",
+}
+
+// invalidMailboxNameResp answers a command whose mailbox argument is not
+// valid modified UTF-7 (RFC 3501 section 5.1.3). mailvault patch.
+func invalidMailboxNameResp(command string) *imap.StatusResponse {
+	code := imap.ResponseCodeNonExistent
+	if command == "CREATE" || command == "RENAME" {
+		code = imap.ResponseCodeCannot
+	}
+	return &imap.StatusResponse{
+		Type: imap.StatusResponseTypeNo,
+		Code: code,
+		Text: "Mailbox name is not valid modified UTF-7",
+	}
 }
 
 // A Conn represents an IMAP connection to the server.
@@ -415,6 +430,11 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	)
 	if errors.As(err, &imapErr) {
 		resp = (*imap.StatusResponse)(imapErr)
+	} else if errors.Is(err, utf7.ErrInvalidUTF7) {
+		// mailvault patch: a mailbox argument that is not valid modified
+		// UTF-7 was answered NO [SERVERBUG]; it is the client's doing, and
+		// no mailbox has that name.
+		resp = invalidMailboxNameResp(name)
 	} else if errors.As(err, &decErr) {
 		resp = &imap.StatusResponse{
 			Type: imap.StatusResponseTypeBad,

@@ -569,7 +569,9 @@ func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
 		addr := l[i]
 		enc.Special('(')
 		writeNString(enc, mime.QEncoding.Encode("utf-8", addr.Name))
-		enc.SP().NIL().SP()
+		enc.SP()
+		writeNString(enc, addr.Route) // mailvault patch: was always NIL
+		enc.SP()
 		writeNString(enc, addr.Mailbox)
 		enc.SP()
 		writeNString(enc, addr.Host)

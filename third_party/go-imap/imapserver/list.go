@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -206,7 +207,15 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 			return "", dec.Err()
 		}
 	}
-	return utf7.Decode(mailbox)
+	// mailvault patch: a pattern that is not valid modified UTF-7 names no
+	// mailbox, so LIST answers OK with nothing, as Dovecot does, instead of
+	// failing the command as an internal error. Names never hold NUL, so the
+	// pattern, kept with a NUL in front, matches none.
+	name, err := utf7.Decode(mailbox)
+	if errors.Is(err, utf7.ErrInvalidUTF7) {
+		return "\x00" + mailbox, nil
+	}
+	return name, err
 }
 
 func isListChar(ch byte) bool {

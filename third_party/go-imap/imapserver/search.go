@@ -300,6 +300,13 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		case "LARGER":
 			criteria.And(&imap.SearchCriteria{Larger: n})
 		case "SMALLER":
+			if n == 0 {
+				// mailvault patch: Smaller 0 means "no bound", so
+				// "SMALLER 0", which no message matches, is said as
+				// NOT ALL (a NOT of the empty criteria).
+				criteria.Not = append(criteria.Not, imap.SearchCriteria{})
+				break
+			}
 			criteria.And(&imap.SearchCriteria{Smaller: n})
 		}
 	case "NOT":
