@@ -3,6 +3,8 @@ package mime
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,6 +48,25 @@ func FuzzParse(f *testing.F) {
 			if len(m.Problems) > maxProblems+1 {
 				t.Errorf("Parse(%q): %d problems", raw, len(m.Problems))
 			}
+		}
+		// Limits.Fields decodes a subset of the header: the same fields
+		// decoded the same way as by a full parse, and the envelope fields
+		// they fill equal.
+		full := Parse(raw, nil)
+		fromDate := func(name string) bool { return strings.EqualFold(name, "From") || strings.EqualFold(name, "Date") }
+		some := Parse(raw, &Limits{Fields: fromDate})
+		var want []Header
+		for _, h := range full.Headers {
+			if fromDate(h.Key) {
+				want = append(want, h)
+			}
+		}
+		if !slices.Equal(some.Headers, want) || !slices.Equal(some.From, full.From) || !some.Date.Equal(full.Date) {
+			t.Errorf("Parse(%q) with Fields From, Date: headers %q from %v date %v; full parse: %q %v %v",
+				raw, some.Headers, some.From, some.Date, want, full.From, full.Date)
+		}
+		if some.Subject != "" || len(some.To) != 0 || some.MessageID != "" {
+			t.Errorf("Parse(%q) with Fields From, Date filled other fields: %q %v %q", raw, some.Subject, some.To, some.MessageID)
 		}
 	})
 }

@@ -333,6 +333,9 @@ func (p *parser) envelope(e *entity) {
 	m.Headers = make([]Header, 0, len(e.fields))
 	var haveSubject, haveDate, haveID bool
 	for _, f := range e.fields {
+		if p.lim.Fields != nil && !p.lim.Fields(f.name) {
+			continue
+		}
 		text := p.hdrText(unfold(f.value))
 		v := p.decodeHeader(text, f.name)
 		m.Headers = append(m.Headers, Header{Key: f.name, Value: v})

@@ -61,6 +61,12 @@ type Limits struct {
 	// attachment text (indexer, issue 15) decodes only what it will read:
 	// not a message's 200 MB video, nor a PDF over its size limit.
 	KeepDataIf func(Attachment) bool
+	// Fields, when set, limits the decoding of the message's own header
+	// to the fields it returns true for (by name as written): the other
+	// fields are not in Message.Headers and fill none of Message's fields.
+	// An mbox export wants From and Date alone; decoding every field
+	// was most of its parse.
+	Fields func(name string) bool
 }
 
 const (
