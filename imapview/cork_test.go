@@ -55,6 +55,12 @@ func corkFixture(t *testing.T, rng *rand.Rand, n int) (addr string, raws map[uin
 // as UIDs 1..n, with user alice (password alice-password-1) for it.
 func aliceInbox(t *testing.T, msgs ...[]byte) (*indexer.Archive, *service.Users) {
 	t.Helper()
+	return aliceInboxAt(t, func(i int) time.Time { return time.Date(2023, 1, 2, 11, 0, i%60, 0, time.UTC) }, msgs...)
+}
+
+// aliceInboxAt is aliceInbox with message i's INTERNALDATE internal(i).
+func aliceInboxAt(t *testing.T, internal func(i int) time.Time, msgs ...[]byte) (*indexer.Archive, *service.Users) {
+	t.Helper()
 	ctx := context.Background()
 	a, u := openArchive(t, t.TempDir())
 	if err := u.Add(ctx, service.User{Name: "alice", Role: service.RoleUser, Accounts: []string{"alice"}}, "alice-password-1"); err != nil {
@@ -66,7 +72,7 @@ func aliceInbox(t *testing.T, msgs ...[]byte) (*indexer.Archive, *service.Users)
 	var items []indexer.Item
 	for i, raw := range msgs {
 		items = append(items, indexer.Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1),
-			InternalDate: time.Date(2023, 1, 2, 11, 0, i%60, 0, time.UTC), Raw: raw})
+			InternalDate: internal(i), Raw: raw})
 	}
 	if _, err := a.Ingest(ctx, items); err != nil {
 		t.Fatal(err)

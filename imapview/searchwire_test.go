@@ -2,7 +2,6 @@ package imapview
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -15,7 +14,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"mailvault/harvest/dovecottest"
-	"mailvault/indexer"
 	"mailvault/service"
 )
 
@@ -36,7 +34,6 @@ import (
 func TestSearchWireMatchesDovecot(t *testing.T) {
 	seed, nq := envInt("MAILVAULT_SEARCHWIRE_SEED", 18), envInt("MAILVAULT_SEARCHWIRE_N", 600)
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
-	ctx := context.Background()
 	const n = 40
 	type msgInfo struct {
 		size           int
@@ -59,24 +56,7 @@ func TestSearchWireMatchesDovecot(t *testing.T) {
 		infos = append(infos, msgInfo{size: len(raw), internal: internal, sent: sent})
 	}
 
-	a, u := openArchive(t, t.TempDir())
-	if err := u.Add(ctx, service.User{Name: "alice", Role: service.RoleUser, Accounts: []string{"alice"}}, "alice-password-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.EnsureMailbox(ctx, "alice", "INBOX", "imap", 7); err != nil {
-		t.Fatal(err)
-	}
-	var items []indexer.Item
-	for i, raw := range raws {
-		items = append(items, indexer.Item{Account: "alice", Mailbox: "INBOX", UIDValidity: 7, UID: uint32(i + 1),
-			InternalDate: infos[i].internal, Raw: raw})
-	}
-	if _, err := a.Ingest(ctx, items); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a, u := aliceInboxAt(t, func(i int) time.Time { return infos[i].internal }, raws...)
 	view := serveView(t, Options{Archive: service.New(a, &service.Options{Users: u}), InsecureAuth: true})
 
 	dc := dovecottest.Start(t, &dovecottest.Options{Users: []string{"alice"}, Password: "alice-password-1"})
