@@ -45,28 +45,41 @@ func extractEnvelope(h textproto.Header) *imap.Envelope {
 // 3.4, with the obsolete forms of section 4.4) into ENVELOPE's addresses.
 //
 // The list is split at the commas, colons and semicolons that stand outside
-// quoted strings, comments and angle brackets: a colon opens a group (what
-// came before it is the group's name), a semicolon closes it, a comma ends an
-// address. Each address is then parsed alone by net/mail (go-message's parser,
-// which decodes encoded words in any charset go-message knows), its source
-// route, if any, taken out first. A group left open at the end of the field
-// is closed, as Dovecot does. Empty list elements (obs-addr-list's and
-// obs-group-list's ",,") are skipped: RFC 5322 section 4.4 makes them
-// nothing. Dovecot answers one in the middle of a list with a placeholder
-// address (MISSING_MAILBOX@MISSING_DOMAIN), which names no one.
+// quoted strings, comments, angle brackets and domain literals ("[IPv6:…]"):
+// a colon opens a group (what came before it is the group's name), a
+// semicolon closes it, a comma ends an address. Each address is then parsed
+// alone by net/mail (go-message's parser, which decodes encoded words in any
+// charset go-message knows), its source route, if any, taken out first. A
+// group left open at the end of the field is closed, as Dovecot does. A group
+// without a name (": a@x;") gets no markers, its members kept: a start
+// marker with no name would read as an end marker. Empty list elements
+// (obs-addr-list's and obs-group-list's ",,") are skipped: RFC 5322 section
+// 4.4 makes them nothing. Dovecot answers one in the middle of a list with a
+// placeholder address (MISSING_MAILBOX@MISSING_DOMAIN), which names no one.
 func envelopeAddresses(v string) []imap.Address {
+	const (
+		noGroup = iota
+		inGroup
+		inUnnamedGroup
+	)
 	var (
-		out          []imap.Address
-		start        int
-		quoted       bool
-		comment      int // nesting depth
-		angle, group bool
+		out            []imap.Address
+		start          int
+		lt             = -1 // where the item's angle-addr begins
+		quoted         bool
+		comment        int // nesting depth
+		angle, literal bool
+		group          = noGroup
 	)
 	end := func(i int) {
-		if a, ok := envelopeAddress(v[start:i]); ok {
+		at := -1
+		if lt >= 0 {
+			at = lt - start
+		}
+		if a, ok := envelopeAddress(v[start:i], at); ok {
 			out = append(out, a)
 		}
-		start = i + 1
+		start, lt = i+1, -1
 	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -93,45 +106,74 @@ func envelopeAddresses(v string) []imap.Address {
 			if c == '>' {
 				angle = false
 			}
+		case literal:
+			if c == '\\' {
+				i++
+			} else if c == ']' {
+				literal = false
+			}
 		case c == '<':
 			angle = true
+			if lt < 0 {
+				lt = i
+			}
+		case c == '[':
+			literal = true
 		case c == ',':
 			end(i)
-		case c == ':' && !group:
-			out = append(out, imap.Address{Mailbox: groupName(v[start:i])})
-			group, start = true, i+1
-		case c == ';' && group:
+		case c == ':' && group == noGroup:
+			if name := groupName(v[start:i]); name != "" {
+				out = append(out, imap.Address{Mailbox: name})
+				group = inGroup
+			} else {
+				group = inUnnamedGroup
+			}
+			start, lt = i+1, -1
+		case c == ';' && group != noGroup:
 			end(i)
-			out = append(out, imap.Address{})
-			group = false
+			if group == inGroup {
+				out = append(out, imap.Address{})
+			}
+			group = noGroup
 		}
 	}
 	end(len(v))
-	if group {
+	if group == inGroup {
 		out = append(out, imap.Address{})
 	}
 	return out
 }
 
-// envelopeAddress parses one mailbox (name-addr or addr-spec) of a list.
-func envelopeAddress(s string) (imap.Address, bool) {
-	s = strings.TrimSpace(s)
-	if s == "" {
+// envelopeAddress parses one mailbox (name-addr or addr-spec) of a list; lt
+// is where its angle-addr's "<" is in s (outside quotes and comments), or -1.
+func envelopeAddress(s string, lt int) (imap.Address, bool) {
+	if strings.TrimSpace(s) == "" {
 		return imap.Address{}, false
 	}
 	var route string
 	// obs-angle-addr: "<" obs-route addr-spec ">", obs-route being
-	// "@a.example,@b.example:". net/mail knows no routes.
-	if lt := strings.IndexByte(s, '<'); lt >= 0 {
-		rest := strings.TrimLeft(s[lt+1:], " \t")
-		if strings.HasPrefix(rest, "@") {
-			if colon := strings.IndexByte(rest, ':'); colon > 0 {
-				route = strings.Join(strings.Fields(rest[:colon]), "")
+	// "@a.example,@b.example:" (comments and spaces allowed between).
+	// net/mail knows no routes.
+	if lt >= 0 {
+		rest := s[lt+1:]
+		if r := strings.TrimLeft(stripComments(rest), " \t"); strings.HasPrefix(r, "@") {
+			if colon := indexOutsideComments(rest, ':'); colon > 0 && colon < indexOutsideComments(rest, '>') {
+				route = strings.Join(strings.Fields(stripComments(rest[:colon])), "")
 				s = s[:lt+1] + rest[colon+1:]
 			}
 		}
 	}
-	a, err := mail.ParseAddress(s)
+	// A domain literal ("u@[IPv6:2001:db8::1]") is kept as written; net/mail
+	// takes only a bare IP address between the brackets, so it parses a
+	// stand-in domain instead.
+	var literal string
+	if i := strings.LastIndex(s, "@["); i >= 0 {
+		if j := strings.IndexByte(s[i:], ']'); j > 0 {
+			literal = s[i+1 : i+j+1]
+			s = s[:i+1] + literalStandIn + s[i+j+1:]
+		}
+	}
+	a, err := mail.ParseAddress(strings.TrimSpace(s))
 	if err != nil {
 		return imap.Address{}, false
 	}
@@ -139,7 +181,63 @@ func envelopeAddress(s string) (imap.Address, bool) {
 	if at < 0 {
 		return imap.Address{}, false
 	}
-	return imap.Address{Name: a.Name, Route: route, Mailbox: a.Address[:at], Host: a.Address[at+1:]}, true
+	host := a.Address[at+1:]
+	if literal != "" && host == literalStandIn {
+		host = literal
+	}
+	return imap.Address{Name: a.Name, Route: route, Mailbox: a.Address[:at], Host: host}, true
+}
+
+const literalStandIn = "domain-literal.invalid"
+
+// indexOutsideComments is the index of the first c in s outside comments,
+// or -1. (A route holds no quoted strings.)
+func indexOutsideComments(s string, c byte) int {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			if depth > 0 {
+				i++
+			}
+		case '(':
+			depth++
+		case ')':
+			if depth > 0 {
+				depth--
+			}
+		case c:
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// stripComments is s without its comments (each replaced by a space).
+func stripComments(s string) string {
+	if strings.IndexByte(s, '(') < 0 {
+		return s
+	}
+	var b strings.Builder
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && depth > 0:
+			i++
+		case c == '(':
+			if depth == 0 {
+				b.WriteByte(' ')
+			}
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // groupName is a group's display name (a phrase of atoms, quoted strings

@@ -45,7 +45,7 @@ func (g *envGen) addrSpec() string {
 	if g.rng.IntN(8) == 0 {
 		local = g.pick(`"john doe"`, `"a,b"`, `"semi;colon"`)
 	}
-	return local + "@" + g.pick("example.org", "mail.example.com", "EXAMPLE.NET", "sub.d-1.example")
+	return local + "@" + g.pick("example.org", "mail.example.com", "EXAMPLE.NET", "sub.d-1.example", "[192.0.2.1]", "[IPv6:2001:db8::1]")
 }
 
 func (g *envGen) name() string {
@@ -53,7 +53,7 @@ func (g *envGen) name() string {
 	case 0:
 		return g.pick("Anna", "Jim Morris", "Dr Who")
 	case 1:
-		return g.pick(`"Berg, Anna"`, `"Team: Sales"`, `"a;b"`, `"quote \"inner\""`, `"Müller"`)
+		return g.pick(`"Berg, Anna"`, `"Team: Sales"`, `"a;b"`, `"quote \"inner\""`, `"Müller"`, `"<@foo:bar"`)
 	case 2:
 		return g.pick("=?UTF-8?Q?J=C3=BCrgen_Gro=C3=9F?=", "=?ISO-8859-1?Q?Andr=E9?= Pirard", "=?UTF-8?B?5pel5pys?=")
 	case 3:
@@ -70,7 +70,7 @@ func (g *envGen) mailbox() string {
 	case 1:
 		return g.addrSpec() + " (" + g.pick("Real Name", "Jim", "nested (comment) here") + ")"
 	case 2:
-		return g.name() + " <@" + g.pick("relay.example", "a.example,@b.example", "r1.example, @r2.example") + ":" + g.addrSpec() + ">"
+		return g.name() + " <@" + g.pick("relay.example", "a.example,@b.example", "r1.example, @r2.example", "c.example(a comment)") + ":" + g.addrSpec() + ">"
 	default:
 		n := g.name()
 		if n == "" {
@@ -352,6 +352,11 @@ func TestEnvelopeAddressesMalformed(t *testing.T) {
 		{`"unterminated <a@example.org>`, nil},
 		{"", nil},
 		{",,,", nil},
+		{"b@x.example, a@[IPv6:2001:db8::1], c@y.example", []imap.Address{{Mailbox: "b", Host: "x.example"}, {Mailbox: "a", Host: "[IPv6:2001:db8::1]"}, {Mailbox: "c", Host: "y.example"}}},
+		{`"<@foo:bar" <u@h.example>`, []imap.Address{{Name: "<@foo:bar", Mailbox: "u", Host: "h.example"}}},
+		{"<@a.example(x):u@h.example>", []imap.Address{{Route: "@a.example", Mailbox: "u", Host: "h.example"}}},
+		{": a@b.example;", []imap.Address{{Mailbox: "a", Host: "b.example"}}}, // no name, no markers
+		{`"": a@b.example;, (c) :;`, []imap.Address{{Mailbox: "a", Host: "b.example"}}},
 		{"g: a@example.org, , ;", []imap.Address{{Mailbox: "g"}, {Mailbox: "a", Host: "example.org"}, {}}},
 		{`"The (not a comment)" (a comment) =?UTF-8?Q?x?=:;`, []imap.Address{{Mailbox: "The (not a comment) =?UTF-8?Q?x?="}, {}}},
 	} {
@@ -377,4 +382,43 @@ func FuzzEnvelopeAddresses(f *testing.F) {
 			t.Fatalf("%v for %d bytes", d, len(s))
 		}
 	})
+}
+
+// TestEnvelopeEightBitGroupName: a group name is sent as written, and one
+// in raw 8-bit that is not UTF-8 (Latin-1 "Équipe") goes as a literal, also
+// to a client that enabled UTF8=ACCEPT: a quoted string may then carry
+// 8-bit only as valid UTF-8 (RFC 9051, RFC 6855). A valid UTF-8 name is
+// quoted for that client.
+func TestEnvelopeEightBitGroupName(t *testing.T) {
+	raw := []byte("From: a@example.org\r\nTo: \xc9quipe: b@example.org;\r\nCc: \xc3\x89quipe: c@example.org;\r\nSubject: x\r\n\r\nbody\r\n")
+	a, u := aliceInbox(t, raw)
+	addr := serveView(t, Options{Archive: service.New(a, &service.Options{Users: u}), InsecureAuth: true})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &rawIMAP{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c.answer()
+	c.send("a LOGIN alice alice-password-1\r\nb ENABLE UTF8=ACCEPT\r\nc SELECT alice/INBOX\r\nd FETCH 1 (ENVELOPE)\r\n")
+	var fetch string
+	var lits [][]byte
+	for {
+		line, l := c.answer()
+		if strings.HasPrefix(line, "* ") && strings.Contains(line, " FETCH ") {
+			fetch, lits = line, l
+		}
+		if strings.HasPrefix(line, "b ") && !strings.HasPrefix(line, "b OK") {
+			t.Fatalf("ENABLE: %q", line)
+		}
+		if strings.HasPrefix(line, "d ") {
+			break
+		}
+	}
+	if !slices.ContainsFunc(lits, func(b []byte) bool { return string(b) == "\xc9quipe" }) || strings.Contains(fetch, "\"\xc9quipe\"") {
+		t.Errorf("the Latin-1 group name is not a literal: %q, literals %q", fetch, lits)
+	}
+	if !strings.Contains(fetch, "(NIL NIL \"\xc3\x89quipe\" NIL)") {
+		t.Errorf("the UTF-8 group name is not quoted for a UTF8=ACCEPT client: %q", fetch)
+	}
 }

@@ -541,6 +541,58 @@ func TestInvalidModifiedUTF7Names(t *testing.T) {
 	if _, tagged := s.cmd(`SELECT "alice/AT&-T"`); !strings.HasPrefix(tagged, "NO [NONEXISTENT] no such folder") {
 		t.Errorf(`SELECT "alice/AT&-T": %q`, tagged)
 	}
+	// Bytes that are not UTF-8 are not modified UTF-7 either.
+	for _, cmd := range []string{"SELECT \"\xff\"", "STATUS \"a\xc9\" (MESSAGES)"} {
+		if _, tagged := s.cmd("%s", cmd); !strings.HasPrefix(tagged, "NO [NONEXISTENT]") {
+			t.Errorf("%q: %q, want NO [NONEXISTENT]", cmd, tagged)
+		}
+	}
+	// A reference that does not decode matches nothing either, as Dovecot
+	// answers it, for LIST and LSUB alike.
+	for _, cmd := range []string{`LIST "&" "*"`, `LSUB "&" "*"`, "LIST \"\xff\" *", `LIST "alice/&Jjo" "%"`} {
+		if untagged, tagged := s.cmd("%s", cmd); !strings.HasPrefix(tagged, "OK") || len(untagged) != 0 {
+			t.Errorf("%q: %q %q, want OK and no folder", cmd, untagged, tagged)
+		}
+	}
+	// The same names sent as literals; the command after each must be
+	// answered (the literal's CRLF once made the refusal eat the session).
+	for _, name := range []string{"&", "\xff", "&Jjo"} {
+		for _, lit := range []string{fmt.Sprintf("{%d+}\r\n%s", len(name), name), fmt.Sprintf("{%d}\r\n", len(name))} {
+			fmt.Fprintf(s.c, "L1 SELECT %s", lit)
+			if !strings.Contains(lit, "+") {
+				if l := s.line(); !strings.HasPrefix(l, "+") {
+					t.Fatalf("SELECT %q: %q, want a continuation", lit, l)
+				}
+				s.c.Write([]byte(name))
+			}
+			fmt.Fprintf(s.c, "\r\nL2 NOOP\r\n")
+			var got []string
+			for {
+				l := s.line()
+				got = append(got, l)
+				if strings.HasPrefix(l, "L2 ") {
+					break
+				}
+			}
+			if len(got) != 2 || !strings.HasPrefix(got[0], "L1 NO [NONEXISTENT]") || !strings.HasPrefix(got[1], "L2 OK") {
+				t.Errorf("SELECT %q then NOOP: %q", lit, got)
+			}
+		}
+	}
+	// A command refused before its non-synchronizing literal: the literal
+	// and the rest of the command are skipped, not run as commands.
+	fmt.Fprintf(s.c, "A1 APPEND \"&\" {9+}\r\nX1 NOOP\r\n\r\nA2 NOOP\r\n")
+	var got []string
+	for {
+		l := s.line()
+		got = append(got, l)
+		if strings.HasPrefix(l, "A2 ") {
+			break
+		}
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "A1 NO") || !strings.HasPrefix(got[1], "A2 OK") {
+		t.Errorf("APPEND with a refused name and a LITERAL+ literal holding a command: %q", got)
+	}
 	// The session is still usable.
 	if _, tagged := s.cmd("SELECT alice/INBOX"); !strings.HasPrefix(tagged, "OK") {
 		t.Errorf("SELECT alice/INBOX: %q", tagged)

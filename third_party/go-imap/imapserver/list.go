@@ -28,8 +28,14 @@ func (c *Conn) handleList(dec *imapwire.Decoder) error {
 }
 
 func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
-	var ref string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&ref) || !dec.ExpectSP() {
+	if !dec.ExpectSP() {
+		return dec.Err()
+	}
+	ref, err := readListReference(dec) // mailvault patch
+	if err != nil {
+		return err
+	}
+	if !dec.ExpectSP() {
 		return dec.Err()
 	}
 	pattern, err := readListMailbox(dec)
@@ -150,7 +156,11 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 		return "", nil, nil, dec.Err()
 	}
 
-	if !dec.ExpectMailbox(&ref) || !dec.ExpectSP() {
+	ref, err = readListReference(dec) // mailvault patch
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if !dec.ExpectSP() {
 		return "", nil, nil, dec.Err()
 	}
 
@@ -211,9 +221,30 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 	// mailbox, so LIST answers OK with nothing, as Dovecot does, instead of
 	// failing the command as an internal error. Names never hold NUL, so the
 	// pattern, kept with a NUL in front, matches none.
-	name, err := utf7.Decode(mailbox)
+	return decodeListName(mailbox)
+}
+
+// readListReference reads the reference name of LIST and LSUB. Like a
+// pattern, one that is not valid modified UTF-7 names no mailbox, so the
+// command answers OK with nothing (mailvault patch; it was
+// ExpectMailbox, whose error answered NO).
+func readListReference(dec *imapwire.Decoder) (string, error) {
+	var ref string
+	if !dec.ExpectAString(&ref) {
+		return "", dec.Err()
+	}
+	if strings.EqualFold(ref, "INBOX") {
+		return "INBOX", nil
+	}
+	return decodeListName(ref)
+}
+
+// decodeListName decodes a LIST or LSUB pattern or reference name.
+// mailvault patch.
+func decodeListName(s string) (string, error) {
+	name, err := utf7.Decode(s)
 	if errors.Is(err, utf7.ErrInvalidUTF7) {
-		return "\x00" + mailbox, nil
+		return "\x00" + s, nil
 	}
 	return name, err
 }

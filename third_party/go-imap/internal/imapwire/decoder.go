@@ -267,9 +267,46 @@ func (dec *Decoder) DiscardLine() {
 	if dec.crlf {
 		return
 	}
-	var text string
-	dec.Text(&text)
-	dec.CRLF()
+	for {
+		var text string
+		dec.Text(&text)
+		if !dec.CRLF() {
+			return
+		}
+		// mailvault patch: a command refused before it read its
+		// non-synchronizing literal ("APPEND x {9+}" with a bad name) is
+		// followed by the literal's bytes and the rest of the command,
+		// which the client sent without waiting. They are this command's,
+		// not commands: skip them, up to LITERAL-'s 4,096 bytes (RFC 7888;
+		// a bigger one cannot be skipped safely, and the session goes wrong
+		// as it did before).
+		n, ok := trailingNonSyncLiteral(text)
+		if !ok || n > 4096 {
+			return
+		}
+		for ; n > 0; n-- {
+			if _, ok := dec.readByte(); !ok {
+				return
+			}
+		}
+	}
+}
+
+// trailingNonSyncLiteral reports whether line ends with a non-synchronizing
+// literal's announcement "{n+}", and its n. mailvault patch.
+func trailingNonSyncLiteral(line string) (int64, bool) {
+	if !strings.HasSuffix(line, "+}") {
+		return 0, false
+	}
+	open := strings.LastIndexByte(line, '{')
+	if open < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(line[open+1:len(line)-2], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
 }
 
 func (dec *Decoder) DiscardValue() bool {
@@ -587,6 +624,13 @@ func (dec *Decoder) Literal(ptr *string) bool {
 			return dec.returnErr(err) // mailvault patch: keep the refusal (NO [TOOBIG]) as the error
 		}
 	}
+	// mailvault patch: once the literal is read, the CRLF before it no
+	// longer ends the command. Left set, it made DiscardLine after a refused
+	// literal argument ("SELECT {1+}\r\n&") discard nothing, and the
+	// command's real CRLF was then read as an empty command, which ends the
+	// session. (A literal refused above is never read: the line did end
+	// there, and the flag stays.)
+	dec.crlf = false
 	var sb strings.Builder
 	_, err := io.Copy(&sb, lit)
 	if err == nil {

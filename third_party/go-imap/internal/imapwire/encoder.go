@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/utf7"
@@ -117,6 +118,12 @@ func (enc *Encoder) String(s string) *Encoder {
 
 func (enc *Encoder) validQuoted(s string) bool {
 	if len(s) > 4096 {
+		return false
+	}
+	// mailvault patch: a quoted string may carry 8-bit only as valid
+	// UTF-8 (RFC 9051, RFC 6855); other bytes (a raw Latin-1 header
+	// value) go as a literal, which carries any octet.
+	if enc.QuotedUTF8 && !utf8.ValidString(s) {
 		return false
 	}
 

@@ -15,7 +15,10 @@ var ErrInvalidUTF7 = errors.New("utf7: invalid UTF-7")
 // Note, raw UTF-8 is accepted.
 func Decode(src string) (string, error) {
 	if !utf8.ValidString(src) {
-		return "", errors.New("invalid UTF-8")
+		// mailvault patch: was errors.New("invalid UTF-8"), which servers
+		// could not tell from their own failures (NO [SERVERBUG]); a name
+		// that is not UTF-8 is not valid modified UTF-7 either.
+		return "", ErrInvalidUTF7
 	}
 
 	var sb strings.Builder
