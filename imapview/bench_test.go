@@ -78,6 +78,7 @@ import (
 	"time"
 
 	"mailvault/harvest/dovecottest"
+	"mailvault/indexer"
 	"mailvault/indexer/mailfile/corpustest"
 	"mailvault/service"
 )
@@ -132,6 +133,16 @@ func TestBenchMbsync(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(archiveDir) })
+	}
+	// MAILVAULT_BENCH_LAYOUT=pack: the store in pack segments instead of
+	// one file per blob (indexer.LayoutPack), to measure what the layout
+	// does to a pull.
+	if layout := os.Getenv("MAILVAULT_BENCH_LAYOUT"); layout != "" {
+		pa, err := indexer.Open(archiveDir, &indexer.Options{Layout: layout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pa.Close()
 	}
 	a, u := openArchive(t, archiveDir)
 	for _, acct := range []string{"carol", "big"} {
