@@ -44,6 +44,9 @@ func (a *Archive) Select(ctx context.Context, q query.Node, opts *SearchOptions)
 // lookup each).
 const scanBatch = 512
 
+// scanLookahead is how many batches Each looks up at once.
+const scanLookahead = 2
+
 // Each calls fn with the selection's hits, a batch at a time, in no
 // particular order; a hit lists its occurrences in scope, as Search's do.
 // The index is read from one snapshot.
@@ -66,17 +69,48 @@ func (s *Selection) Each(ctx context.Context, fn func([]Hit) error) error {
 		}
 		defer sr.Close()
 		sctx := &search.SearchContext{DocumentMatchPool: search.NewDocumentMatchPool(sr.DocumentMatchPoolSize(), 0), IndexReader: r}
+		// The catalog lookup of a batch, not the scan, is most of the
+		// time (0.14 s of an export scope of the corpus's 6,046 messages,
+		// on one connection at a time). So scanLookahead batches are
+		// looked up at once, on connections of their own (the catalog has
+		// four), while fn takes the oldest: fn still sees one batch at a
+		// time, in scan order, and memory stays a few batches.
+		type lookup struct {
+			done chan struct{}
+			hits []Hit
+			err  error
+		}
+		var inflight []*lookup
+		defer func() { // an error returns early: let the lookups end first
+			for _, l := range inflight {
+				<-l.done
+			}
+		}()
+		deliver := func() error {
+			l := inflight[0]
+			inflight = inflight[1:]
+			<-l.done
+			if l.err != nil {
+				return l.err
+			}
+			return fn(l.hits)
+		}
 		keys := make([][32]byte, 0, scanBatch)
 		flush := func() error {
 			if len(keys) == 0 {
 				return nil
 			}
-			hits, err := s.Hits(ctx, keys)
-			keys = keys[:0]
-			if err != nil {
-				return err
+			l := &lookup{done: make(chan struct{})}
+			go func(keys [][32]byte) {
+				defer close(l.done)
+				l.hits, l.err = s.Hits(ctx, keys)
+			}(keys)
+			inflight = append(inflight, l)
+			keys = make([][32]byte, 0, scanBatch)
+			if len(inflight) < scanLookahead {
+				return nil
 			}
-			return fn(hits)
+			return deliver()
 		}
 		for {
 			if err := ctx.Err(); err != nil {
@@ -104,7 +138,15 @@ func (s *Selection) Each(ctx context.Context, fn func([]Hit) error) error {
 				}
 			}
 		}
-		return flush()
+		if err := flush(); err != nil {
+			return err
+		}
+		for len(inflight) > 0 {
+			if err := deliver(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -112,8 +113,24 @@ func TestSelectionMatchesSearch(t *testing.T) {
 			if !slices.Equal(render(again), got) {
 				t.Fatalf("%q %+v: Hits of the streamed keys differ", q, o)
 			}
-			if q == "larger:0" && len(o.Accounts) == 0 && len(o.Mailboxes) == 0 && (len(got) != n || batches < 3) {
-				t.Fatalf("larger:0: %d hits in %d batches, want %d in at least 3", len(got), batches, n)
+			if q == "larger:0" && len(o.Accounts) == 0 && len(o.Mailboxes) == 0 {
+				if len(got) != n || batches < 3 {
+					t.Fatalf("larger:0: %d hits in %d batches, want %d in at least 3", len(got), batches, n)
+				}
+				// fn's error ends Each at once, with the lookups ahead of it
+				// (scanLookahead) waited for, and fn is not called again.
+				stop := errors.New("stop")
+				calls := 0
+				if err := sel.Each(ctx, func([]Hit) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+					t.Fatalf("Each with fn failing: %v after %d calls, want stop after 1", err, calls)
+				}
+				// A cancelled context ends it too.
+				cctx, cancel := context.WithCancel(ctx)
+				calls = 0
+				err := sel.Each(cctx, func([]Hit) error { calls++; cancel(); return nil })
+				if !errors.Is(err, context.Canceled) || calls > scanLookahead {
+					t.Fatalf("Each with the context cancelled in fn: %v after %d calls", err, calls)
+				}
 			}
 		}
 	}
