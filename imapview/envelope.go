@@ -215,15 +215,25 @@ func indexOutsideComments(s string, c byte) int {
 	return -1
 }
 
-// stripComments is s without its comments (each replaced by a space).
+// stripComments is s without its comments, each replaced by a space;
+// quoted strings are kept as they are, parentheses in them included.
 func stripComments(s string) string {
 	if strings.IndexByte(s, '(') < 0 {
 		return s
 	}
 	var b strings.Builder
-	depth := 0
+	depth, quoted := 0, false
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
+		c := s[i]
+		switch {
+		case depth == 0 && quoted:
+			b.WriteByte(c)
+			if c == '\\' && i+1 < len(s) {
+				i++
+				b.WriteByte(s[i])
+			} else if c == '"' {
+				quoted = false
+			}
 		case c == '\\' && depth > 0:
 			i++
 		case c == '(':
@@ -234,6 +244,7 @@ func stripComments(s string) string {
 		case c == ')' && depth > 0:
 			depth--
 		case depth == 0:
+			quoted = c == '"'
 			b.WriteByte(c)
 		}
 	}
@@ -256,6 +267,7 @@ func groupName(phrase string) string {
 		space = false
 		b.WriteByte(c)
 	}
+	phrase = stripComments(phrase)
 	for i := 0; i < len(phrase); i++ {
 		switch c := phrase[i]; c {
 		case ' ', '\t', '\r', '\n':
@@ -267,19 +279,6 @@ func groupName(phrase string) string {
 				}
 				word(phrase[i])
 			}
-		case '(':
-			for depth := 1; depth > 0 && i+1 < len(phrase); {
-				i++
-				switch phrase[i] {
-				case '\\':
-					i++
-				case '(':
-					depth++
-				case ')':
-					depth--
-				}
-			}
-			space = true
 		default:
 			word(c)
 		}
