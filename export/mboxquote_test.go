@@ -9,12 +9,7 @@ import (
 // as the reference mboxrdQuote must equal.
 func mboxrdQuoteLines(raw []byte) []byte {
 	var out []byte
-	for rest := raw; len(rest) > 0; {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line = rest[:i+1]
-		}
-		rest = rest[len(line):]
+	for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
 		if bytes.HasPrefix(bytes.TrimLeft(line, ">"), []byte("From ")) {
 			out = append(out, '>')
 		}
@@ -38,12 +33,7 @@ func FuzzMboxrdQuote(f *testing.F) {
 			t.Fatalf("mboxrdQuote(%q) = %q, want %q", raw, got, want)
 		}
 		var back []byte
-		for rest := got; len(rest) > 0; {
-			line := rest
-			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-				line = rest[:i+1]
-			}
-			rest = rest[len(line):]
+		for _, line := range bytes.SplitAfter(got, []byte("\n")) {
 			if bytes.HasPrefix(line, []byte(">")) && bytes.HasPrefix(bytes.TrimLeft(line, ">"), []byte("From ")) {
 				line = line[1:]
 			}

@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
@@ -26,18 +25,23 @@ import (
 // are what Dovecot answers (imapview/envelope_test.go compares the two). An
 // address that still cannot be parsed is left out alone, the rest of its
 // field kept.
+//
+// The other fields are read as go-imap's ExtractEnvelope reads them; that
+// function is not called, since it would parse every address list once
+// more only for this to throw the result away.
 func extractEnvelope(h textproto.Header) *imap.Envelope {
-	env := imapserver.ExtractEnvelope(h)
 	mh := mail.Header{Header: message.Header{Header: h}}
-	for _, f := range []struct {
-		key string
-		to  *[]imap.Address
-	}{
-		{"From", &env.From}, {"Sender", &env.Sender}, {"Reply-To", &env.ReplyTo},
-		{"To", &env.To}, {"Cc", &env.Cc}, {"Bcc", &env.Bcc},
-	} {
-		*f.to = envelopeAddresses(mh.Get(f.key))
-	}
+	env := &imap.Envelope{}
+	env.Date, _ = mh.Date()
+	env.Subject, _ = mh.Subject()
+	env.InReplyTo, _ = mh.MsgIDList("In-Reply-To")
+	env.MessageID, _ = mh.MessageID()
+	env.From = envelopeAddresses(mh.Get("From"))
+	env.Sender = envelopeAddresses(mh.Get("Sender"))
+	env.ReplyTo = envelopeAddresses(mh.Get("Reply-To"))
+	env.To = envelopeAddresses(mh.Get("To"))
+	env.Cc = envelopeAddresses(mh.Get("Cc"))
+	env.Bcc = envelopeAddresses(mh.Get("Bcc"))
 	return env
 }
 

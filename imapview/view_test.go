@@ -259,6 +259,18 @@ func (s *rawSession) line() string {
 	return strings.TrimRight(l, "\r\n")
 }
 
+// readUntil reads lines up to and including the tagged answer of tag.
+func (s *rawSession) readUntil(tag string) []string {
+	var lines []string
+	for {
+		l := s.line()
+		lines = append(lines, l)
+		if strings.HasPrefix(l, tag+" ") {
+			return lines
+		}
+	}
+}
+
 // cmd sends a command and returns its untagged lines and the tagged answer.
 func (s *rawSession) cmd(format string, args ...any) (untagged []string, tagged string) {
 	s.no++
@@ -566,14 +578,7 @@ func TestInvalidModifiedUTF7Names(t *testing.T) {
 				s.c.Write([]byte(name))
 			}
 			fmt.Fprintf(s.c, "\r\nL2 NOOP\r\n")
-			var got []string
-			for {
-				l := s.line()
-				got = append(got, l)
-				if strings.HasPrefix(l, "L2 ") {
-					break
-				}
-			}
+			got := s.readUntil("L2")
 			if len(got) != 2 || !strings.HasPrefix(got[0], "L1 NO [NONEXISTENT]") || !strings.HasPrefix(got[1], "L2 OK") {
 				t.Errorf("SELECT %q then NOOP: %q", lit, got)
 			}
@@ -582,15 +587,7 @@ func TestInvalidModifiedUTF7Names(t *testing.T) {
 	// A command refused before its non-synchronizing literal: the literal
 	// and the rest of the command are skipped, not run as commands.
 	fmt.Fprintf(s.c, "A1 APPEND \"&\" {9+}\r\nX1 NOOP\r\n\r\nA2 NOOP\r\n")
-	var got []string
-	for {
-		l := s.line()
-		got = append(got, l)
-		if strings.HasPrefix(l, "A2 ") {
-			break
-		}
-	}
-	if len(got) != 2 || !strings.HasPrefix(got[0], "A1 NO") || !strings.HasPrefix(got[1], "A2 OK") {
+	if got := s.readUntil("A2"); len(got) != 2 || !strings.HasPrefix(got[0], "A1 NO") || !strings.HasPrefix(got[1], "A2 OK") {
 		t.Errorf("APPEND with a refused name and a LITERAL+ literal holding a command: %q", got)
 	}
 	// The session is still usable.
